@@ -1,0 +1,2 @@
+//! wolfpack: a high-availability cluster service.
+pub mod disk;
