@@ -1,2 +1,5 @@
 //! wolfpack: a high-availability cluster service.
+pub mod core;
 pub mod disk;
+pub mod prng;
+pub mod sim;
