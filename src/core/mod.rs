@@ -164,6 +164,12 @@ pub struct Status {
     pub epoch: u64,
     pub members: u64,
     pub quorum_owner: bool,
+    /// Local clock time until which the quorum lease is held (0 = not held).
+    pub quorum_valid_until_ms: u64,
+    /// Local clock time until which the membership lease is held (0 = never held).
+    pub lease_valid_until_ms: u64,
+    /// In a regroup round (or joining one).
+    pub regrouping: bool,
     pub online_groups: u64,
     pub database_version: u64,
     pub dropped: DropCounters,

@@ -71,6 +71,14 @@ impl Quorum {
         }
     }
 
+    /// The tick until which this node owns the quorum (0 if it does not).
+    pub fn valid_until_tick(&self) -> u64 {
+        match self.state {
+            State::Owner { valid_until_tick, .. } => valid_until_tick,
+            _ => 0,
+        }
+    }
+
     /// True while this node owns the quorum by its own clock.
     pub fn owned(&self, now_ticks: u64) -> bool {
         matches!(self.state, State::Owner { valid_until_tick, .. } if now_ticks < valid_until_tick)
