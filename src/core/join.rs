@@ -51,6 +51,18 @@ impl Node {
             if stabilized {
                 self.member_heard();
             }
+            // A joiner that acknowledged this epoch's install but missed its Stabilize.
+            let acked = match self.regroup.as_ref().map(|round| &round.phase) {
+                Some(super::regroup::Phase::Acked { install, .. })
+                    if install.epoch == epoch && members & bit(self.me()) != 0 && stabilized =>
+                {
+                    Some(install.clone())
+                }
+                _ => None,
+            };
+            if let Some(install) = acked {
+                self.stabilize(install);
+            }
             return;
         }
         if (self.members | self.basis_members) & bit(from) == 0 {
@@ -84,6 +96,21 @@ impl Node {
     }
 
     pub(super) fn on_join_request(&mut self, from: u8) {
+        if matches!(self.role, Role::Searching { .. }) && from < self.me() {
+            // Bully-style deferral: the lowest searching node forms, the others join it, so
+            // that concurrent quorum challenges (which all but one lose) stay rare.
+            self.member_heard();
+            return;
+        }
+        if self.role == Role::Member && self.stabilized && self.members & bit(from) != 0 {
+            // A member asking to join has left (fenced, lease lost, restarted): regroup, so
+            // it is judged lost and re-added as a joiner.
+            self.joiners_waiting |= bit(from);
+            if self.regroup.is_none() {
+                self.start_regroup();
+            }
+            return;
+        }
         let leader = ids(self.members).next();
         if self.role != Role::Member || !self.stabilized || leader != Some(self.me()) {
             return;
@@ -155,7 +182,10 @@ impl Node {
 
     pub(super) fn abort_forming(&mut self) {
         self.quorum.release();
-        let wait = self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
+        // Back off longer than a challenge lasts, so the winner's challenge can complete.
+        let wait = self.timeouts.lease_expiry_observed_ticks
+            + self.timeouts.form_wait_ticks
+            + self.prng.below(2 * self.timeouts.form_wait_ticks.max(1));
         self.role = Role::Searching { since_tick: self.now_ticks, form_wait_ticks: wait };
     }
 

@@ -207,7 +207,11 @@ impl Node {
             self.leave("regroup did not stabilize");
             return;
         }
-        if now >= round.started_tick + self.timeouts.regroup_round_ticks {
+        // A joiner that acknowledged an install waits longer: the Stabilize may come late
+        // (or a heartbeat of the new epoch stands in for it).
+        let acked_joiner = self.role != Role::Member && matches!(round.phase, Phase::Acked { .. });
+        let round_ticks = self.timeouts.regroup_round_ticks * if acked_joiner { 3 } else { 1 };
+        if now >= round.started_tick + round_ticks {
             if self.role == Role::Member {
                 self.start_regroup();
             } else {
@@ -224,9 +228,25 @@ impl Node {
             }
             self.send_all(participants, &Body::RegroupStatus(status));
         }
+        self.retransmit_install();
         if self.coordinator() == Some(self.me()) {
             self.coordinate();
         }
+    }
+
+    /// Cleanup 1 under loss: the coordinator resends its install to members yet to acknowledge
+    /// (a member acknowledges a duplicate again).
+    fn retransmit_install(&mut self) {
+        let now = self.now_ticks;
+        let interval = self.timeouts.heartbeat_interval_ticks;
+        let Some(round) = self.regroup.as_mut() else { return };
+        let Phase::AwaitAcks { install, acks } = &round.phase else { return };
+        if now < round.last_status_sent_tick + interval {
+            return;
+        }
+        round.last_status_sent_tick = now;
+        let (install, missing) = (install.clone(), install.members & !*acks);
+        self.send_all(missing, &Body::Install(install));
     }
 
     /// Coordinator: closing and pruning once the statuses are in.
@@ -350,7 +370,10 @@ impl Node {
             return;
         }
         self.acked_epoch = self.acked_epoch.max(install.epoch);
-        self.basis_members = install.members;
+        if self.role == Role::Member {
+            // Cleanup 1: from now on our survival is judged against the new membership.
+            self.basis_members = install.members;
+        }
         self.round_max_seen = self.round_max_seen.max(install.round);
         self.send(from, &Body::InstallAck { round: install.round, epoch: install.epoch });
         if let Some(round) = self.regroup.as_mut() {

@@ -42,6 +42,8 @@ pub struct Cluster {
     pub report: Report,
     link_down_since: BTreeMap<(u8, u8), u64>,
     timeouts: Timeouts,
+    /// Print every event (WOLFPACK_SIM_TRACE=1), for debugging one seed.
+    pub trace: bool,
 }
 
 impl Cluster {
@@ -74,6 +76,7 @@ impl Cluster {
             report: Report::default(),
             link_down_since: BTreeMap::new(),
             timeouts: Timeouts::new(&Timing::default()),
+            trace: std::env::var_os("WOLFPACK_SIM_TRACE").is_some(),
             nodes,
             params,
         };
@@ -261,6 +264,9 @@ impl Cluster {
     }
 
     fn on_event(&mut self, id: u8, event: Event) {
+        if self.trace {
+            println!("tick={} node={id} {event:?}", self.tick);
+        }
         let incarnation = self.nodes[usize::from(id - 1)].incarnation;
         match event {
             Event::Stabilized { epoch, members } => {
@@ -317,6 +323,9 @@ impl Cluster {
 
     /// Applies a fault now (and records it for the report).
     pub fn start_fault(&mut self, fault: Fault) {
+        if self.trace {
+            println!("tick={} fault {:?} until {}", self.tick, fault.kind, fault.end_tick);
+        }
         self.report.count_fault(&fault.kind);
         self.apply_fault(&fault.kind, true);
         self.faults.push(fault);

@@ -135,6 +135,12 @@ pub fn run(params: Params) -> (Report, Cluster) {
                 description: format!("no convergence within {} ticks after faults healed", cluster.params.converge_ticks_max),
             };
             cluster.checker.violations.push(violation);
+            if cluster.trace {
+                for sim_node in &cluster.nodes {
+                    let status = sim_node.node.as_ref().map(|node| node.status());
+                    println!("paused={} online={:#b} {status:?}", sim_node.paused, sim_node.online);
+                }
+            }
             break;
         }
         if !cluster.checker.violations.is_empty() {
