@@ -237,6 +237,7 @@ impl Node {
         let epoch_seen = self.form_snapshot.values().map(|seen| seen.3).max().unwrap_or(0);
         let epoch = epoch_seen.max(self.quorum.owner_epoch_seen).max(self.acked_epoch).max(self.epoch) + 1;
         let me = self.me();
+        self.became_member();
         self.role = Role::Member;
         self.stabilized = true;
         self.epoch = epoch;
@@ -248,6 +249,12 @@ impl Node {
             self.database.put("cluster/formed_by", &[me]);
         }
         self.emit(Event::Stabilized { epoch, members: bit(me) });
+    }
+
+    /// Entering a membership: write a member slot at once (the lease starts with it).
+    pub(super) fn became_member(&mut self) {
+        self.member_since_tick = self.now_ticks;
+        self.last_renew_tick = None;
     }
 
     /// Leaves the membership: stops every resource first, then stops renewing as a member.

@@ -101,7 +101,12 @@ impl Node {
             return;
         }
         self.stop_all_groups();
-        if self.role == Role::Member && self.stabilized && self.own_lease.valid_until_tick != 0 {
+        // A new member gets its lease with its first member write; it leaves only once a lease
+        // it held lapsed, or when no member write succeeded for a whole hold period.
+        let member_ticks = self.now_ticks.saturating_sub(self.member_since_tick);
+        let lapsed = self.own_lease.valid_until_tick > self.member_since_tick
+            || member_ticks >= self.timeouts.lease_hold_ticks;
+        if self.role == Role::Member && self.stabilized && lapsed {
             self.leave("membership lease expired");
         }
     }

@@ -81,6 +81,8 @@ pub struct Node {
     pub(super) online: u64,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
+    /// When this node last became a member (formed or stabilized from outside).
+    pub(super) member_since_tick: u64,
 }
 
 impl Node {
@@ -130,6 +132,7 @@ impl Node {
             online: 0,
             last_heartbeat_tick: 0,
             last_renew_tick: None,
+            member_since_tick: 0,
             config,
         }
     }

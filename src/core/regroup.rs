@@ -438,6 +438,7 @@ impl Node {
         if !was_member {
             // The joiner receives the cluster database as it stands.
             self.database.install(install.database_version, install.database.clone());
+            self.became_member();
         }
         self.role = Role::Member;
         self.stabilized = true;
