@@ -31,7 +31,7 @@ impl Node {
         }
         let silence = self.timeouts.peer_silence_ticks;
         for peer in ids(self.members & !bit(self.me())) {
-            if self.peers.alive(peer, now, silence) || self.peers.reported_silent & bit(peer) != 0 {
+            if self.peers.alive_or_fresh(peer, now, silence) || self.peers.reported_silent & bit(peer) != 0 {
                 continue;
             }
             self.peers.reported_silent |= bit(peer);
@@ -157,6 +157,8 @@ impl Node {
                 let lost = self.quorum.outcome.is_some_and(|outcome| !outcome.won);
                 if lost {
                     self.abort_forming();
+                } else {
+                    self.complete_forming();
                 }
             }
             Role::Member => {}
@@ -166,6 +168,7 @@ impl Node {
     fn begin_forming(&mut self) {
         self.role = Role::Forming;
         self.quorum.outcome = None;
+        self.form_pending_epoch = None;
         self.form_snapshot.clear();
         self.form_second_pass = false;
         self.read_all_slots(false);
@@ -182,6 +185,7 @@ impl Node {
 
     pub(super) fn abort_forming(&mut self) {
         self.quorum.release();
+        self.form_pending_epoch = None;
         // Back off longer than a challenge lasts, so the winner's challenge can complete.
         let wait = self.timeouts.lease_expiry_observed_ticks
             + self.timeouts.form_wait_ticks
@@ -236,6 +240,23 @@ impl Node {
         }
         let epoch_seen = self.form_snapshot.values().map(|seen| seen.3).max().unwrap_or(0);
         let epoch = epoch_seen.max(self.quorum.owner_epoch_seen).max(self.acked_epoch).max(self.epoch) + 1;
+        // Make the epoch durable in our slot before stabilizing it (see `OwnLease`).
+        self.acked_epoch = epoch;
+        self.form_pending_epoch = Some(epoch);
+        self.last_renew_tick = None;
+    }
+
+    /// Completes a form once its epoch is durable (still owning the quorum).
+    fn complete_forming(&mut self) {
+        let Some(epoch) = self.form_pending_epoch else { return };
+        if self.own_lease.durable_epoch < epoch {
+            return;
+        }
+        self.form_pending_epoch = None;
+        if !self.quorum.owned(self.now_ticks) {
+            self.abort_forming();
+            return;
+        }
         let me = self.me();
         self.became_member();
         self.role = Role::Member;

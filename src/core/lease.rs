@@ -26,6 +26,13 @@ pub(crate) struct OwnLease {
     pub mailbox_read_in_flight: bool,
     pub ack_read_in_flight: bool,
     pub ack_write_in_flight: bool,
+    /// Highest epoch written in our slot: an epoch is stabilized (by its coordinator, or by a
+    /// forming node) only once durable, so a later former reading the slots never reuses it.
+    pub durable_epoch: u64,
+    /// Our slot as the previous run left it has been read (epoch and sequence carried on, so
+    /// a restart never writes a lower epoch or an old sequence).
+    pub slot_loaded: bool,
+    pub slot_read_in_flight: bool,
     /// Highest fence request acknowledged; `None` until read from disk at start.
     pub last_acked_request: Option<u64>,
 }
@@ -115,7 +122,11 @@ impl Node {
     pub(super) fn renew_leases(&mut self) {
         let me = self.me();
         let geometry = self.config.geometry.clone();
-        if !self.own_lease.slot_write_in_flight {
+        if !self.own_lease.slot_loaded && !self.own_lease.slot_read_in_flight {
+            self.own_lease.slot_read_in_flight = true;
+            self.disk_read(Purpose::OwnSlotRead, geometry.node_slot_offset(me));
+        }
+        if self.own_lease.slot_loaded && !self.own_lease.slot_write_in_flight {
             let member = self.role == Role::Member;
             self.own_lease.slot_sequence += 1;
             let hold_ms = self.timeouts.lease_hold_ticks * super::timeout::TICK_MS;
@@ -126,14 +137,15 @@ impl Node {
                     node_id: me,
                     state: if member { NodeState::Member } else { NodeState::Joining },
                     incarnation: self.config.incarnation,
-                    epoch: self.epoch,
+                    epoch: self.acked_epoch,
                     members: self.members,
                     realtime_ms: self.now_ticks * super::timeout::TICK_MS,
                     lease_valid_ms: if member { hold_ms as u32 } else { 0 },
                 },
             };
             self.own_lease.slot_write_in_flight = true;
-            let purpose = Purpose::OwnSlotWrite { issue_tick: self.now_ticks, member };
+            let epoch = self.acked_epoch;
+            let purpose = Purpose::OwnSlotWrite { issue_tick: self.now_ticks, member, epoch };
             self.disk_write(purpose, geometry.node_slot_offset(me), &slot);
         }
         if self.own_lease.last_acked_request.is_none() && !self.own_lease.ack_read_in_flight {
@@ -177,8 +189,11 @@ impl Node {
         }
     }
 
-    pub(super) fn on_own_slot_written(&mut self, ok: bool, issue_tick: u64, member: bool) {
+    pub(super) fn on_own_slot_written(&mut self, ok: bool, issue_tick: u64, member: bool, epoch: u64) {
         self.own_lease.slot_write_in_flight = false;
+        if ok {
+            self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(epoch);
+        }
         // Only a member write that is still wanted extends the lease: a node that left while
         // the write was in flight must not be revived by it.
         if ok && member && self.role == Role::Member {
@@ -189,6 +204,23 @@ impl Node {
                 self.outputs.push_back(super::Output::ArmDeadman { stop_resources_at_ms });
             }
         }
+    }
+
+    pub(super) fn on_own_slot_read(&mut self, block: Option<&[u8; BLOCK_SIZE]>) {
+        self.own_lease.slot_read_in_flight = false;
+        let Some(block) = block else { return };
+        match disk_records::decode::<NodeSlot>(&block[..]) {
+            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
+                self.own_lease.slot_sequence = self.own_lease.slot_sequence.max(sealed.sequence);
+                self.acked_epoch = self.acked_epoch.max(sealed.record.epoch);
+                self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(sealed.record.epoch);
+            }
+            Ok(_) => {}
+            // Torn by a crash mid-write: the previous run's epoch is lost from our slot, but
+            // it was also in every member's slot and in the quorum record.
+            Err(_) => self.dropped.disk_records_invalid += 1,
+        }
+        self.own_lease.slot_loaded = true;
     }
 
     pub(super) fn on_own_ack_read(&mut self, block: Option<&[u8; BLOCK_SIZE]>) {

@@ -15,6 +15,8 @@ pub(crate) struct Peers {
     pub incarnations: Vec<u64>,
     /// Peers already reported silent (so the event fires once per silence).
     pub reported_silent: u64,
+    /// When each peer last became a member (start of its silence window).
+    window_start_ticks: Vec<u64>,
 }
 
 impl Peers {
@@ -24,6 +26,7 @@ impl Peers {
             last_heard_ticks: networks.iter().map(|count| vec![None; usize::from(*count)]).collect(),
             incarnations: vec![0; networks.len()],
             reported_silent: 0,
+            window_start_ticks: vec![0; networks.len()],
         }
     }
 
@@ -34,12 +37,17 @@ impl Peers {
         self.reported_silent &= !bit(peer);
     }
 
-    /// Pretends `peer` was just heard on every network (a fresh member gets a full window).
+    /// A fresh member gets a full silence window before it can be reported silent (without
+    /// pretending it was heard: regroup statuses report only what was really heard).
     pub fn grant_window(&mut self, peer: u8, now_ticks: u64) {
-        for slot in self.last_heard_ticks[usize::from(peer - 1)].iter_mut() {
-            *slot = Some(now_ticks);
-        }
+        self.window_start_ticks[usize::from(peer - 1)] = now_ticks;
         self.reported_silent &= !bit(peer);
+    }
+
+    /// True while `peer` is heard, or its window as a fresh member is not over.
+    pub fn alive_or_fresh(&self, peer: u8, now_ticks: u64, silence_ticks: u64) -> bool {
+        let fresh = now_ticks.saturating_sub(self.window_start_ticks[usize::from(peer - 1)]) < silence_ticks;
+        fresh || self.alive(peer, now_ticks, silence_ticks)
     }
 
     /// True while `peer` was heard on at least one network within `silence_ticks`.

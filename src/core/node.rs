@@ -31,8 +31,9 @@ pub(crate) enum Role {
 /// Why a disk operation was issued (op id → purpose).
 #[derive(Clone, Debug)]
 pub(crate) enum Purpose {
-    OwnSlotWrite { issue_tick: u64, member: bool },
+    OwnSlotWrite { issue_tick: u64, member: bool, epoch: u64 },
     OwnMailboxRead,
+    OwnSlotRead,
     OwnAckRead,
     OwnAckWrite { request: u64 },
     QuorumRead { issue_tick: u64 },
@@ -77,6 +78,8 @@ pub struct Node {
     pub(super) form_snapshot: BTreeMap<u8, (u64, u64, bool, u64)>,
     pub(super) form_reads_left: u32,
     pub(super) form_second_pass: bool,
+    /// A formed epoch waiting for the own slot write that makes it durable.
+    pub(super) form_pending_epoch: Option<u64>,
     pub(super) quorum: Quorum,
     pub(super) online: u64,
     pub(super) last_heartbeat_tick: u64,
@@ -128,6 +131,7 @@ impl Node {
             form_snapshot: BTreeMap::new(),
             form_reads_left: 0,
             form_second_pass: false,
+            form_pending_epoch: None,
             quorum,
             online: 0,
             last_heartbeat_tick: 0,
@@ -311,8 +315,11 @@ impl Node {
             return;
         };
         match purpose {
-            Purpose::OwnSlotWrite { issue_tick, member } => self.on_own_slot_written(block.is_some(), issue_tick, member),
+            Purpose::OwnSlotWrite { issue_tick, member, epoch } => {
+                self.on_own_slot_written(block.is_some(), issue_tick, member, epoch)
+            }
             Purpose::OwnMailboxRead => self.on_own_mailbox(block),
+            Purpose::OwnSlotRead => self.on_own_slot_read(block),
             Purpose::OwnAckRead => self.on_own_ack_read(block),
             Purpose::OwnAckWrite { request } => self.on_own_ack_written(block.is_some(), request),
             Purpose::QuorumRead { issue_tick } => self.on_quorum_read(block, issue_tick),

@@ -88,7 +88,7 @@ impl Quorum {
     pub fn on_interval(&mut self, want: bool, now_ticks: u64) -> (Option<QuorumIo>, bool) {
         if let State::Owner { valid_until_tick, .. } = self.state {
             if !want || now_ticks >= valid_until_tick {
-                self.state = State::Idle;
+                self.release();
                 return (None, true);
             }
         }

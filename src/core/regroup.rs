@@ -146,10 +146,27 @@ impl Node {
         self.begin_round(round, self.joiners_waiting, self.basis_members);
     }
 
-    /// The coordinator of the current round: the lowest continuing member with a status.
+    /// The membership the round is judged against: that of the most recent view among the
+    /// statuses (highest acknowledged epoch).
+    fn round_basis(round: &Round) -> Option<u64> {
+        round
+            .statuses
+            .values()
+            .filter(|status| status.previous_members != 0)
+            .max_by_key(|status| status.acked_epoch)
+            .map(|status| status.previous_members)
+    }
+
+    /// The coordinator of the current round: the lowest member of the round's basis that
+    /// sent a status as a member.
     fn coordinator(&self) -> Option<u8> {
         let round = self.regroup.as_ref()?;
-        round.statuses.iter().find(|(_, status)| status.previous_members != 0).map(|(id, _)| *id)
+        let basis = Self::round_basis(round)?;
+        round
+            .statuses
+            .iter()
+            .find(|(id, status)| status.previous_members != 0 && basis & bit(**id) != 0)
+            .map(|(id, _)| *id)
     }
 
     pub(super) fn on_status(&mut self, from: u8, status: RegroupStatus) {
@@ -229,6 +246,10 @@ impl Node {
             self.send_all(participants, &Body::RegroupStatus(status));
         }
         self.retransmit_install();
+        self.finish_install();
+        if self.regroup.is_none() {
+            return;
+        }
         if self.coordinator() == Some(self.me()) {
             self.coordinate();
         }
@@ -260,14 +281,12 @@ impl Node {
             Phase::Closing => {}
             _ => return,
         }
-        // The basis: the previous membership of the most recent view among the statuses.
-        let basis = round
-            .statuses
-            .values()
-            .filter(|status| status.previous_members != 0)
-            .max_by_key(|status| status.acked_epoch)
-            .map(|status| status.previous_members)
-            .unwrap_or(self.basis_members);
+        let basis = Self::round_basis(round).unwrap_or(self.basis_members);
+        if basis & bit(self.me()) == 0 {
+            // A newer view excludes us: we are not a member any more.
+            self.leave("excluded from the membership (newer view in regroup)");
+            return;
+        }
         let continuing: u64 = round
             .statuses
             .iter()
@@ -342,11 +361,10 @@ impl Node {
         self.acked_epoch = epoch;
         self.basis_members = survivors;
         self.send_all(survivors, &Body::Install(install.clone()));
-        if survivors == bit(self.me()) {
-            self.stabilize(install);
-        } else if let Some(round) = self.regroup.as_mut() {
+        if let Some(round) = self.regroup.as_mut() {
             round.phase = Phase::AwaitAcks { install, acks: bit(self.config.node_id) };
         }
+        self.finish_install();
     }
 
     pub(super) fn on_install(&mut self, from: u8, install: Install) {
@@ -396,11 +414,25 @@ impl Node {
             return;
         }
         *acks |= bit(from);
-        if *acks == install.members {
-            let install = install.clone();
-            self.send_all(install.members, &Body::Stabilize { round: install.round, epoch: install.epoch });
-            self.stabilize(install);
+        self.finish_install();
+    }
+
+    /// Cleanup 2, coordinator: every acknowledgement in and the epoch durable in our slot.
+    fn finish_install(&mut self) {
+        let Some(round) = self.regroup.as_ref() else { return };
+        let Phase::AwaitAcks { install, acks } = &round.phase else { return };
+        if *acks != install.members {
+            return;
         }
+        if self.own_lease.durable_epoch < install.epoch {
+            if !self.own_lease.slot_write_in_flight {
+                self.last_renew_tick = None;
+            }
+            return;
+        }
+        let install = install.clone();
+        self.send_all(install.members, &Body::Stabilize { round: install.round, epoch: install.epoch });
+        self.stabilize(install);
     }
 
     pub(super) fn on_stabilize(&mut self, from: u8, round_number: u64, epoch: u64) {
