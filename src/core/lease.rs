@@ -255,6 +255,11 @@ impl Node {
         if !for_me || request.sequence <= last_acked || self.own_lease.ack_write_in_flight {
             return;
         }
+        // A survivor fences only nodes outside its membership, so a request from an epoch not
+        // newer than the one we are a member of is stale (written before we rejoined): ignore.
+        if self.stabilized && request.record.requester_epoch <= self.epoch {
+            return;
+        }
         // Fenced: stop everything first, then say so.
         match self.role {
             Role::Member => self.leave("fenced by a survivor"),
