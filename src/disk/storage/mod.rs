@@ -74,6 +74,16 @@ pub trait Storage: Send {
     fn flush(&mut self) -> Result<(), StorageError>;
 }
 
+/// Lets callers `expect_err` on `open` and derive Debug for structs that own a storage.
+impl fmt::Debug for dyn Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage")
+            .field("io", &self.io())
+            .field("size_bytes", &self.size_bytes())
+            .finish()
+    }
+}
+
 /// The direction of a checked access, for error messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
