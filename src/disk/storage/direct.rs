@@ -46,7 +46,9 @@ impl DirectStorage {
             .map_err(|source| direct_open_error(path, source))?;
         if kind == FileKind::BlockDevice {
             let logical_sector_bytes = logical_sector_size(&file, path)?;
-            if logical_sector_bytes == 0 || BLOCK_SIZE as u64 % logical_sector_bytes != 0 {
+            if logical_sector_bytes == 0
+                || !(BLOCK_SIZE as u64).is_multiple_of(logical_sector_bytes)
+            {
                 return Err(StorageError::SectorSize {
                     path: path.to_path_buf(),
                     logical_sector_bytes,

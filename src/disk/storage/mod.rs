@@ -368,7 +368,7 @@ fn open_error(path: &Path, operation: &'static str, source: io::Error) -> Storag
 }
 
 fn check_size(path: &Path, size_bytes: u64) -> Result<(), StorageError> {
-    if size_bytes % BLOCK_SIZE_BYTES != 0 {
+    if !size_bytes.is_multiple_of(BLOCK_SIZE_BYTES) {
         return Err(StorageError::SizeNotBlockMultiple {
             path: path.to_path_buf(),
             size_bytes,
@@ -420,7 +420,7 @@ fn check_access(
     offset_bytes: u64,
     length_bytes: usize,
 ) -> Result<(), StorageError> {
-    if offset_bytes % BLOCK_SIZE_BYTES != 0 || length_bytes % BLOCK_SIZE != 0 {
+    if !offset_bytes.is_multiple_of(BLOCK_SIZE_BYTES) || !length_bytes.is_multiple_of(BLOCK_SIZE) {
         return Err(StorageError::Unaligned {
             path: path.to_path_buf(),
             operation,
