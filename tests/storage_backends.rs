@@ -496,6 +496,15 @@ fn a_loop_device_defaults_to_direct_and_works() {
         "",
         "loop device left attached"
     );
+
+    // A failing test must not leave its device attached either: the guard detaches on unwind.
+    let unwound = std::panic::catch_unwind(|| {
+        let _device = LoopDevice::attach(&backing.path);
+        panic!("deliberate failure while a loop device is attached (expected in this test)");
+    });
+    assert!(unwound.is_err());
+    let attached = loop_devices_of(&backing.path);
+    assert_eq!(attached, "", "loop device left attached after a panic");
     assert!(
         fs::read(&backing.path).expect("read backing") == expected,
         "backing file bytes"

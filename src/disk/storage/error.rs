@@ -180,7 +180,6 @@ fn describe(error: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn errors_print_one_line_with_path_operation_and_offset() {
