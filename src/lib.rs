@@ -1,2 +1,6 @@
-//! wolfpack: a high-availability cluster service.
+//! wolfpack: a high-availability cluster service. One binary per node keeps a membership,
+//! arbitrates quorum on a shared disk, replicates a cluster database and fails over resources.
+//!
+//! See ARCHITECTURE.md for the code map and its invariants.
+pub mod cli;
 pub mod disk;

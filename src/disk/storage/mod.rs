@@ -30,7 +30,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 /// Every offset and length given to a Storage must be a multiple of BLOCK_SIZE (4096 bytes).
-pub const BLOCK_SIZE: usize = 4096;
+pub use disklayout::BLOCK_SIZE;
 
 const BLOCK_SIZE_BYTES: u64 = BLOCK_SIZE as u64;
 
