@@ -104,7 +104,13 @@ pub(crate) fn show_magic(magic: &[u8; 4]) -> String {
     if magic.iter().all(|byte| byte.is_ascii_graphic()) {
         format!("{:?}", String::from_utf8_lossy(magic))
     } else {
-        format!("0x{}", magic.iter().map(|byte| format!("{byte:02x}")).collect::<String>())
+        format!(
+            "0x{}",
+            magic
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+        )
     }
 }
 
@@ -122,7 +128,10 @@ pub enum EncodeError {
 
 impl EncodeError {
     pub(crate) fn field(field: &'static str, problem: impl Into<String>) -> EncodeError {
-        EncodeError::InvalidField { field, problem: problem.into() }
+        EncodeError::InvalidField {
+            field,
+            problem: problem.into(),
+        }
     }
 }
 

@@ -32,7 +32,10 @@ pub struct FenceAck {
 fn check_node(field: &'static str, node_id: u8) -> Result<(), EncodeError> {
     match crate::is_node_id(node_id) {
         true => Ok(()),
-        false => Err(EncodeError::field(field, format!("{node_id} is not in 1..=64"))),
+        false => Err(EncodeError::field(
+            field,
+            format!("{node_id} is not in 1..=64"),
+        )),
     }
 }
 
@@ -41,7 +44,11 @@ fn read_node(reader: &mut Reader<'_>, field: &'static str) -> Result<u8, DecodeE
     let node_id = reader.u8(field)?;
     match crate::is_node_id(node_id) {
         true => Ok(node_id),
-        false => Err(DecodeError::InvalidField { offset, field, problem: "not in 1..=64" }),
+        false => Err(DecodeError::InvalidField {
+            offset,
+            field,
+            problem: "not in 1..=64",
+        }),
     }
 }
 
@@ -72,7 +79,12 @@ impl Record for FenceRequest {
         let target_incarnation = reader.u64("target_incarnation")?;
         let requester_epoch = reader.u64("requester_epoch")?;
         reader.finish()?;
-        Ok(FenceRequest { target, target_incarnation, requester, requester_epoch })
+        Ok(FenceRequest {
+            target,
+            target_incarnation,
+            requester,
+            requester_epoch,
+        })
     }
 }
 
@@ -100,12 +112,23 @@ impl Record for FenceAck {
         let resources_stopped = match reader.u8("stopped")? {
             0 => false,
             1 => true,
-            _ => return Err(DecodeError::InvalidField { offset: 33, field: "stopped", problem: "neither 0 nor 1" }),
+            _ => {
+                return Err(DecodeError::InvalidField {
+                    offset: 33,
+                    field: "stopped",
+                    problem: "neither 0 nor 1",
+                })
+            }
         };
         reader.reserved(6)?;
         let incarnation = reader.u64("incarnation")?;
         let acknowledged_request = reader.u64("acked_request")?;
         reader.finish()?;
-        Ok(FenceAck { node_id, incarnation, acknowledged_request, resources_stopped })
+        Ok(FenceAck {
+            node_id,
+            incarnation,
+            acknowledged_request,
+            resources_stopped,
+        })
     }
 }

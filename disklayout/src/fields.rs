@@ -26,7 +26,11 @@ impl<'a> Reader<'a> {
         self.body.len() - self.at
     }
 
-    pub(crate) fn bytes(&mut self, count: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(
+        &mut self,
+        count: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < count {
             return Err(self.invalid(field, "runs past the end of the body"));
         }
@@ -56,17 +60,27 @@ impl<'a> Reader<'a> {
         let start = self.offset();
         let bytes = self.bytes(count, "reserved")?;
         match bytes.iter().position(|&byte| byte != 0) {
-            Some(index) => Err(DecodeError::NonZeroReserved { offset: start + index }),
+            Some(index) => Err(DecodeError::NonZeroReserved {
+                offset: start + index,
+            }),
             None => Ok(()),
         }
     }
 
     /// Reads a zero-padded UTF-8 string field of `size` bytes holding 1..size-1 bytes of text.
-    pub(crate) fn string(&mut self, size: usize, field: &'static str) -> Result<String, DecodeError> {
+    pub(crate) fn string(
+        &mut self,
+        size: usize,
+        field: &'static str,
+    ) -> Result<String, DecodeError> {
         let start = self.offset();
         let bytes = self.bytes(size, field)?;
         let length = bytes.iter().position(|&byte| byte == 0).unwrap_or(size);
-        let problem = |problem| DecodeError::InvalidField { offset: start, field, problem };
+        let problem = |problem| DecodeError::InvalidField {
+            offset: start,
+            field,
+            problem,
+        };
         if length == 0 {
             return Err(problem("is empty"));
         }
@@ -83,12 +97,20 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn invalid(&self, field: &'static str, problem: &'static str) -> DecodeError {
-        DecodeError::InvalidField { offset: self.offset(), field, problem }
+        DecodeError::InvalidField {
+            offset: self.offset(),
+            field,
+            problem,
+        }
     }
 
     /// Fails unless the whole body was read: a fixed-size body has no room for surprises.
     pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        assert_eq!(self.remaining(), 0, "fixed-size bodies are checked for length before decoding");
+        assert_eq!(
+            self.remaining(),
+            0,
+            "fixed-size bodies are checked for length before decoding"
+        );
         Ok(())
     }
 }
@@ -141,17 +163,28 @@ impl<'a> Writer<'a> {
     }
 
     pub(crate) fn finish(&self) {
-        assert_eq!(self.at, self.body.len(), "a body is written to its last byte");
+        assert_eq!(
+            self.at,
+            self.body.len(),
+            "a body is written to its last byte"
+        );
     }
 }
 
 /// Checks a string before it is encoded into a zero-padded field of `size` bytes.
-pub(crate) fn check_string(text: &str, size: usize, field: &'static str) -> Result<(), EncodeError> {
+pub(crate) fn check_string(
+    text: &str,
+    size: usize,
+    field: &'static str,
+) -> Result<(), EncodeError> {
     if text.is_empty() {
         return Err(EncodeError::field(field, "must not be empty"));
     }
     if text.len() >= size {
-        return Err(EncodeError::field(field, format!("is {} bytes; at most {} allowed", text.len(), size - 1)));
+        return Err(EncodeError::field(
+            field,
+            format!("is {} bytes; at most {} allowed", text.len(), size - 1),
+        ));
     }
     if text.as_bytes().contains(&0) {
         return Err(EncodeError::field(field, "must not contain a zero byte"));

@@ -21,7 +21,11 @@ pub struct Region {
 impl Region {
     /// The offset of the region's block `index`; asserts that the index is inside the region.
     pub fn block_offset(&self, index: u64) -> u64 {
-        assert!(index < self.blocks, "block {index} outside a region of {}", self.blocks);
+        assert!(
+            index < self.blocks,
+            "block {index} outside a region of {}",
+            self.blocks
+        );
         self.offset_bytes + index * BLOCK_BYTES
     }
 
@@ -95,13 +99,19 @@ impl Geometry {
     /// The layout FORMAT.md §2 gives for a disk of `size_bytes` with `resource_lease_slots`.
     pub fn for_disk(size_bytes: u64, resource_lease_slots: u32) -> Result<Geometry, GeometryError> {
         let total_blocks = size_bytes / BLOCK_BYTES;
-        let fixed_blocks = 1 + PER_NODE_BLOCKS + 1 + 3 * PER_NODE_BLOCKS + resource_lease_slots as u64;
-        let size_bytes_min = (fixed_blocks + 2 * CHECKPOINT_BLOCKS_MIN + LOG_BLOCKS_MIN) * BLOCK_BYTES;
+        let fixed_blocks =
+            1 + PER_NODE_BLOCKS + 1 + 3 * PER_NODE_BLOCKS + resource_lease_slots as u64;
+        let size_bytes_min =
+            (fixed_blocks + 2 * CHECKPOINT_BLOCKS_MIN + LOG_BLOCKS_MIN) * BLOCK_BYTES;
         if size_bytes < size_bytes_min {
-            return Err(GeometryError::TooSmall { size_bytes, size_bytes_min });
+            return Err(GeometryError::TooSmall {
+                size_bytes,
+                size_bytes_min,
+            });
         }
         let spare_blocks = total_blocks - fixed_blocks;
-        let checkpoint_blocks = (spare_blocks / 8).clamp(CHECKPOINT_BLOCKS_MIN, CHECKPOINT_BLOCKS_MAX);
+        let checkpoint_blocks =
+            (spare_blocks / 8).clamp(CHECKPOINT_BLOCKS_MIN, CHECKPOINT_BLOCKS_MAX);
         let log_blocks = (spare_blocks - 2 * checkpoint_blocks).min(LOG_BLOCKS_MAX);
         let sizes = [
             PER_NODE_BLOCKS,
@@ -116,7 +126,10 @@ impl Geometry {
         ];
         let mut offset_bytes = BLOCK_BYTES;
         let regions = sizes.map(|blocks| {
-            let region = Region { offset_bytes, blocks };
+            let region = Region {
+                offset_bytes,
+                blocks,
+            };
             offset_bytes = region.end_bytes();
             region
         });
@@ -148,10 +161,11 @@ impl Geometry {
             if !blocks_ok {
                 return problem("a region has a block count its kind does not allow");
             }
-            expected_offset_bytes = match region.offset_bytes.checked_add(region.blocks * BLOCK_BYTES) {
-                Some(end) => end,
-                None => return problem("a region ends past the largest offset"),
-            };
+            expected_offset_bytes =
+                match region.offset_bytes.checked_add(region.blocks * BLOCK_BYTES) {
+                    Some(end) => end,
+                    None => return problem("a region ends past the largest offset"),
+                };
         }
         if expected_offset_bytes > size_bytes {
             return problem("the regions end past the disk size");
@@ -161,7 +175,10 @@ impl Geometry {
 
     /// The region of `kind`.
     pub fn region(&self, kind: RegionKind) -> Region {
-        let index = RegionKind::ALL.iter().position(|&each| each == kind).expect("ALL lists every kind");
+        let index = RegionKind::ALL
+            .iter()
+            .position(|&each| each == kind)
+            .expect("ALL lists every kind");
         self.regions[index]
     }
 
@@ -171,7 +188,10 @@ impl Geometry {
     }
 
     fn per_node_offset(&self, kind: RegionKind, node_id: u8) -> u64 {
-        assert!(crate::is_node_id(node_id), "node id {node_id} out of 1..=64");
+        assert!(
+            crate::is_node_id(node_id),
+            "node id {node_id} out of 1..=64"
+        );
         self.region(kind).block_offset(node_id as u64 - 1)
     }
 
@@ -207,7 +227,8 @@ impl Geometry {
 
     /// The block holding resource lease slot `index`.
     pub fn resource_lease_offset(&self, index: u32) -> u64 {
-        self.region(RegionKind::ResourceLeases).block_offset(index as u64)
+        self.region(RegionKind::ResourceLeases)
+            .block_offset(index as u64)
     }
 
     /// The checkpoint slot `slot` (0 for A, 1 for B).

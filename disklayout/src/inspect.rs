@@ -6,8 +6,9 @@
 //! position of its block, a checkpoint payload matches its CRC.
 use crate::geometry::RegionKind;
 use crate::{
-    decode, replay_log, Block, CheckpointHeader, DecodeError, FenceAck, FenceRequest, LogBlock, LogReplay,
-    NodeEntry, NodeSlot, QuorumLease, Record, ResourceLease, Sealed, Superblock, BLOCK_SIZE,
+    decode, replay_log, Block, CheckpointHeader, DecodeError, FenceAck, FenceRequest, LogBlock,
+    LogReplay, NodeEntry, NodeSlot, QuorumLease, Record, ResourceLease, Sealed, Superblock,
+    BLOCK_SIZE,
 };
 
 /// A decoded record of any type.
@@ -73,7 +74,9 @@ pub struct Inspection {
 impl Inspection {
     /// The reports of the blocks that are bad or unreadable.
     pub fn problems(&self) -> impl Iterator<Item = &BlockReport> {
-        self.blocks.iter().filter(|block| matches!(block.outcome, Outcome::Bad(_) | Outcome::Unreadable(_)))
+        self.blocks
+            .iter()
+            .filter(|block| matches!(block.outcome, Outcome::Bad(_) | Outcome::Unreadable(_)))
     }
 }
 
@@ -98,15 +101,22 @@ pub enum InspectError {
 impl std::fmt::Display for InspectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            InspectError::Unreadable(error) => write!(f, "cannot read the superblock at offset 0: {error}"),
-            InspectError::NotFormatted => write!(f, "not a wolfpack disk: block 0 is empty (never formatted)"),
+            InspectError::Unreadable(error) => {
+                write!(f, "cannot read the superblock at offset 0: {error}")
+            }
+            InspectError::NotFormatted => {
+                write!(f, "not a wolfpack disk: block 0 is empty (never formatted)")
+            }
             InspectError::BadSuperblock(DecodeError::WrongMagic { found, .. }) => write!(
                 f,
                 "not a wolfpack disk: offset 0 holds magic {} instead of \"WPSB\"",
                 crate::error::show_magic(found)
             ),
             InspectError::BadSuperblock(error) => write!(f, "bad superblock at offset 0: {error}"),
-            InspectError::Truncated { formatted_bytes, size_bytes } => write!(
+            InspectError::Truncated {
+                formatted_bytes,
+                size_bytes,
+            } => write!(
                 f,
                 "truncated: formatted for {formatted_bytes} bytes but only {size_bytes} are there"
             ),
@@ -123,7 +133,10 @@ pub type ReadBlock<'a> = dyn FnMut(u64, &mut Block) -> Result<(), String> + 'a;
 pub fn inspect(size_bytes: u64, read: &mut ReadBlock<'_>) -> Result<Inspection, InspectError> {
     let mut block = Box::new([0u8; BLOCK_SIZE]);
     if size_bytes < BLOCK_SIZE as u64 {
-        return Err(InspectError::Truncated { formatted_bytes: BLOCK_SIZE as u64, size_bytes });
+        return Err(InspectError::Truncated {
+            formatted_bytes: BLOCK_SIZE as u64,
+            size_bytes,
+        });
     }
     read(0, &mut block).map_err(InspectError::Unreadable)?;
     let superblock = match decode::<Superblock>(&block[..]) {
@@ -133,9 +146,16 @@ pub fn inspect(size_bytes: u64, read: &mut ReadBlock<'_>) -> Result<Inspection, 
     };
     let formatted_bytes = superblock.record.disk_size_bytes;
     if formatted_bytes > size_bytes {
-        return Err(InspectError::Truncated { formatted_bytes, size_bytes });
+        return Err(InspectError::Truncated {
+            formatted_bytes,
+            size_bytes,
+        });
     }
-    let mut walker = Walker { cluster_id: superblock.cluster_id, blocks: Vec::new(), empty_blocks: [0; 9] };
+    let mut walker = Walker {
+        cluster_id: superblock.cluster_id,
+        blocks: Vec::new(),
+        empty_blocks: [0; 9],
+    };
     let geometry = superblock.record.geometry;
     let mut log_ring = Vec::new();
     let mut newest_checkpoint: Option<Sealed<CheckpointHeader>> = None;
@@ -147,7 +167,12 @@ pub fn inspect(size_bytes: u64, read: &mut ReadBlock<'_>) -> Result<Inspection, 
         };
         for index in 0..blocks {
             let offset_bytes = region.block_offset(index);
-            let place = Place { kind: *kind, region_number, index, offset_bytes };
+            let place = Place {
+                kind: *kind,
+                region_number,
+                index,
+                offset_bytes,
+            };
             if let Err(error) = read(offset_bytes, &mut block) {
                 walker.push(place, Outcome::Unreadable(error));
                 if *kind == RegionKind::Log {
@@ -156,19 +181,33 @@ pub fn inspect(size_bytes: u64, read: &mut ReadBlock<'_>) -> Result<Inspection, 
                 continue;
             }
             match kind {
-                RegionKind::NodeTable => walker.per_node(place, &block, AnyRecord::NodeEntry, |r: &NodeEntry| r.node_id),
-                RegionKind::Quorum => walker.plain(place, &block, AnyRecord::QuorumLease),
-                RegionKind::NodeSlots => walker.per_node(place, &block, AnyRecord::NodeSlot, |r: &NodeSlot| r.node_id),
-                RegionKind::FenceRequests => {
-                    walker.per_node(place, &block, AnyRecord::FenceRequest, |r: &FenceRequest| r.target)
+                RegionKind::NodeTable => {
+                    walker.per_node(place, &block, AnyRecord::NodeEntry, |r: &NodeEntry| {
+                        r.node_id
+                    })
                 }
-                RegionKind::FenceAcks => walker.per_node(place, &block, AnyRecord::FenceAck, |r: &FenceAck| r.node_id),
+                RegionKind::Quorum => walker.plain(place, &block, AnyRecord::QuorumLease),
+                RegionKind::NodeSlots => {
+                    walker.per_node(place, &block, AnyRecord::NodeSlot, |r: &NodeSlot| r.node_id)
+                }
+                RegionKind::FenceRequests => walker.per_node(
+                    place,
+                    &block,
+                    AnyRecord::FenceRequest,
+                    |r: &FenceRequest| r.target,
+                ),
+                RegionKind::FenceAcks => {
+                    walker.per_node(place, &block, AnyRecord::FenceAck, |r: &FenceAck| r.node_id)
+                }
                 RegionKind::ResourceLeases => walker.plain(place, &block, AnyRecord::ResourceLease),
                 RegionKind::CheckpointA | RegionKind::CheckpointB => {
                     let slot = (*kind == RegionKind::CheckpointB) as usize;
                     let region = geometry.checkpoint_region(slot);
                     if let Some(header) = walker.checkpoint(place, &block, region, read) {
-                        if newest_checkpoint.as_ref().is_none_or(|newest| header.sequence > newest.sequence) {
+                        if newest_checkpoint
+                            .as_ref()
+                            .is_none_or(|newest| header.sequence > newest.sequence)
+                        {
                             newest_checkpoint = Some(header);
                         }
                     }
@@ -179,7 +218,12 @@ pub fn inspect(size_bytes: u64, read: &mut ReadBlock<'_>) -> Result<Inspection, 
     }
     let start = newest_checkpoint.map_or(0, |checkpoint| checkpoint.record.log_position);
     let log = replay_log(&log_ring, start, superblock.cluster_id);
-    Ok(Inspection { superblock, blocks: walker.blocks, empty_blocks: walker.empty_blocks, log })
+    Ok(Inspection {
+        superblock,
+        blocks: walker.blocks,
+        empty_blocks: walker.empty_blocks,
+        log,
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -202,19 +246,28 @@ impl Walker {
             self.empty_blocks[place.region_number] += 1;
             return;
         }
-        let report =
-            BlockReport { region: place.kind.name(), index: place.index, offset_bytes: place.offset_bytes, outcome };
+        let report = BlockReport {
+            region: place.kind.name(),
+            index: place.index,
+            offset_bytes: place.offset_bytes,
+            outcome,
+        };
         self.blocks.push(report);
     }
 
     fn stale(&self, cluster_id: u64) -> Outcome {
-        Outcome::Bad(format!("stale: cluster id {cluster_id:#018x} is not this disk's {:#018x}", self.cluster_id))
+        Outcome::Bad(format!(
+            "stale: cluster id {cluster_id:#018x} is not this disk's {:#018x}",
+            self.cluster_id
+        ))
     }
 
     /// Decodes a record and checks its cluster id; `Err` holds the outcome to report.
     fn decode<R: Record>(&self, block: &Block) -> Result<Option<Sealed<R>>, Outcome> {
         match decode::<R>(&block[..]) {
-            Ok(Some(sealed)) if sealed.cluster_id != self.cluster_id => Err(self.stale(sealed.cluster_id)),
+            Ok(Some(sealed)) if sealed.cluster_id != self.cluster_id => {
+                Err(self.stale(sealed.cluster_id))
+            }
             Ok(decoded) => Ok(decoded),
             Err(error) => Err(Outcome::Bad(error.to_string())),
         }
@@ -237,11 +290,13 @@ impl Walker {
         node_of: fn(&R) -> u8,
     ) {
         let outcome = match self.decode::<R>(block) {
-            Ok(Some(sealed)) if node_of(&sealed.record) as u64 != place.index + 1 => Outcome::Bad(format!(
-                "names node {} but sits in the block of node {}",
-                node_of(&sealed.record),
-                place.index + 1
-            )),
+            Ok(Some(sealed)) if node_of(&sealed.record) as u64 != place.index + 1 => {
+                Outcome::Bad(format!(
+                    "names node {} but sits in the block of node {}",
+                    node_of(&sealed.record),
+                    place.index + 1
+                ))
+            }
             Ok(Some(sealed)) => Outcome::Valid(wrap(sealed)),
             Ok(None) => Outcome::Empty,
             Err(outcome) => outcome,
@@ -269,7 +324,10 @@ impl Walker {
         };
         let capacity_bytes = (region.blocks - 1) * BLOCK_SIZE as u64;
         if header.record.payload_bytes > capacity_bytes {
-            let problem = format!("payload of {} bytes exceeds the slot's {capacity_bytes}", header.record.payload_bytes);
+            let problem = format!(
+                "payload of {} bytes exceeds the slot's {capacity_bytes}",
+                header.record.payload_bytes
+            );
             self.push(place, Outcome::Bad(problem));
             return None;
         }
@@ -279,7 +337,10 @@ impl Walker {
         let mut index = 1;
         while remaining > 0 {
             if let Err(error) = read(region.block_offset(index), &mut payload_block) {
-                self.push(place, Outcome::Unreadable(format!("payload block {index}: {error}")));
+                self.push(
+                    place,
+                    Outcome::Unreadable(format!("payload block {index}: {error}")),
+                );
                 return None;
             }
             let take = remaining.min(BLOCK_SIZE);
@@ -308,12 +369,16 @@ impl Walker {
     ) -> Result<Option<Sealed<LogBlock>>, DecodeError> {
         let decoded = decode::<LogBlock>(&block[..]);
         let outcome = match &decoded {
-            Ok(Some(sealed)) if sealed.cluster_id != self.cluster_id => self.stale(sealed.cluster_id),
-            Ok(Some(sealed)) if sealed.sequence % ring_blocks != place.index => Outcome::Bad(format!(
-                "holds log position {} which belongs in block {}",
-                sealed.sequence,
-                sealed.sequence % ring_blocks
-            )),
+            Ok(Some(sealed)) if sealed.cluster_id != self.cluster_id => {
+                self.stale(sealed.cluster_id)
+            }
+            Ok(Some(sealed)) if sealed.sequence % ring_blocks != place.index => {
+                Outcome::Bad(format!(
+                    "holds log position {} which belongs in block {}",
+                    sealed.sequence,
+                    sealed.sequence % ring_blocks
+                ))
+            }
             Ok(Some(sealed)) => Outcome::Valid(AnyRecord::LogBlock(sealed.clone())),
             Ok(None) => Outcome::Empty,
             Err(error) => Outcome::Bad(error.to_string()),

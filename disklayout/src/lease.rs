@@ -39,7 +39,10 @@ impl Lease {
     fn validate(&self) -> Result<(), EncodeError> {
         for (field, node_id) in [("owner", self.owner), ("challenger", self.challenger)] {
             if node_id != 0 && !crate::is_node_id(node_id) {
-                return Err(EncodeError::field(field, format!("{node_id} is neither 0 nor in 1..=64")));
+                return Err(EncodeError::field(
+                    field,
+                    format!("{node_id} is neither 0 nor in 1..=64"),
+                ));
             }
         }
         check_string(&self.name, LEASE_NAME_BYTES_MAX, "name")
@@ -63,7 +66,11 @@ impl Lease {
         let challenger = reader.u8("challenger")?;
         for (offset, field, node_id) in [(32, "owner", owner), (33, "challenger", challenger)] {
             if node_id != 0 && !crate::is_node_id(node_id) {
-                return Err(DecodeError::InvalidField { offset, field, problem: "neither 0 nor in 1..=64" });
+                return Err(DecodeError::InvalidField {
+                    offset,
+                    field,
+                    problem: "neither 0 nor in 1..=64",
+                });
             }
         }
         reader.reserved(6)?;
@@ -72,7 +79,14 @@ impl Lease {
         let challenger_incarnation = reader.u64("challenger_incarnation")?;
         let name = reader.string(LEASE_NAME_BYTES_MAX, "name")?;
         reader.finish()?;
-        Ok(Lease { owner, owner_incarnation, owner_epoch, challenger, challenger_incarnation, name })
+        Ok(Lease {
+            owner,
+            owner_incarnation,
+            owner_epoch,
+            challenger,
+            challenger_incarnation,
+            name,
+        })
     }
 }
 
@@ -83,7 +97,10 @@ impl Record for QuorumLease {
     fn validate(&self) -> Result<(), EncodeError> {
         self.0.validate()?;
         if self.0.name != QUORUM_LEASE_NAME {
-            return Err(EncodeError::field("name", "the quorum lease is named \"quorum\""));
+            return Err(EncodeError::field(
+                "name",
+                "the quorum lease is named \"quorum\"",
+            ));
         }
         Ok(())
     }
@@ -95,7 +112,11 @@ impl Record for QuorumLease {
     fn decode_body(body: &[u8]) -> Result<QuorumLease, DecodeError> {
         let lease = Lease::decode_body(body)?;
         if lease.name != QUORUM_LEASE_NAME {
-            return Err(DecodeError::InvalidField { offset: 64, field: "name", problem: "is not \"quorum\"" });
+            return Err(DecodeError::InvalidField {
+                offset: 64,
+                field: "name",
+                problem: "is not \"quorum\"",
+            });
         }
         Ok(QuorumLease(lease))
     }

@@ -36,24 +36,41 @@ impl Record for LogBlock {
     const BODY_BYTES: Option<usize> = None;
 
     fn body_bytes(&self) -> usize {
-        let updates: usize = self.updates.iter().map(|update| UPDATE_FIXED_BYTES + update.payload.len()).sum();
+        let updates: usize = self
+            .updates
+            .iter()
+            .map(|update| UPDATE_FIXED_BYTES + update.payload.len())
+            .sum();
         BLOCK_FIXED_BYTES + updates
     }
 
     fn validate(&self) -> Result<(), EncodeError> {
         if self.updates.is_empty() {
-            return Err(EncodeError::field("count", "a log block holds at least one update"));
+            return Err(EncodeError::field(
+                "count",
+                "a log block holds at least one update",
+            ));
         }
         if self.updates.len() > u16::MAX as usize {
-            return Err(EncodeError::field("count", "more updates than a u16 counts"));
+            return Err(EncodeError::field(
+                "count",
+                "more updates than a u16 counts",
+            ));
         }
-        if self.updates.iter().any(|update| !crate::is_node_id(update.origin)) {
+        if self
+            .updates
+            .iter()
+            .any(|update| !crate::is_node_id(update.origin))
+        {
             return Err(EncodeError::field("origin", "not in 1..=64"));
         }
         if self.body_bytes() > BODY_BYTES_MAX {
             return Err(EncodeError::field(
                 "updates",
-                format!("{} body bytes do not fit in a block ({BODY_BYTES_MAX} at most)", self.body_bytes()),
+                format!(
+                    "{} body bytes do not fit in a block ({BODY_BYTES_MAX} at most)",
+                    self.body_bytes()
+                ),
             ));
         }
         Ok(())
@@ -80,7 +97,11 @@ impl Record for LogBlock {
         let count_at = reader.offset();
         let count = reader.u16("count")?;
         if count == 0 {
-            return Err(DecodeError::InvalidField { offset: count_at, field: "count", problem: "is 0" });
+            return Err(DecodeError::InvalidField {
+                offset: count_at,
+                field: "count",
+                problem: "is 0",
+            });
         }
         reader.reserved(6)?;
         let mut updates = Vec::with_capacity(count as usize);
@@ -89,12 +110,20 @@ impl Record for LogBlock {
             let origin_at = reader.offset();
             let origin = reader.u8("origin")?;
             if !crate::is_node_id(origin) {
-                return Err(DecodeError::InvalidField { offset: origin_at, field: "origin", problem: "not in 1..=64" });
+                return Err(DecodeError::InvalidField {
+                    offset: origin_at,
+                    field: "origin",
+                    problem: "not in 1..=64",
+                });
             }
             reader.reserved(1)?;
             let length = reader.u16("length")? as usize;
             let payload = reader.bytes(length, "payload")?.to_vec();
-            updates.push(LogUpdate { sequence, origin, payload });
+            updates.push(LogUpdate {
+                sequence,
+                origin,
+                payload,
+            });
         }
         if reader.remaining() != 0 {
             return Err(reader.invalid("updates", "do not fill the body exactly"));
@@ -167,18 +196,30 @@ pub fn replay_log(
             break LogEnd::OtherCluster;
         }
         if block.sequence < position {
-            break LogEnd::OlderPosition { found: block.sequence };
+            break LogEnd::OlderPosition {
+                found: block.sequence,
+            };
         }
         if block.sequence != position {
-            break LogEnd::UnexpectedPosition { found: block.sequence };
+            break LogEnd::UnexpectedPosition {
+                found: block.sequence,
+            };
         }
         for update in &block.record.updates {
-            let keep = updates.iter().position(|kept| kept.sequence >= update.sequence).unwrap_or(updates.len());
+            let keep = updates
+                .iter()
+                .position(|kept| kept.sequence >= update.sequence)
+                .unwrap_or(updates.len());
             discarded += updates.len() - keep;
             updates.truncate(keep);
             updates.push(update.clone());
         }
         position += 1;
     };
-    LogReplay { updates, next_position: position, end, discarded }
+    LogReplay {
+        updates,
+        next_position: position,
+        end,
+        discarded,
+    }
 }

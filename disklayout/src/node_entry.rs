@@ -27,14 +27,23 @@ impl Record for NodeEntry {
 
     fn validate(&self) -> Result<(), EncodeError> {
         if !crate::is_node_id(self.node_id) {
-            return Err(EncodeError::field("node_id", format!("{} is not in 1..=64", self.node_id)));
+            return Err(EncodeError::field(
+                "node_id",
+                format!("{} is not in 1..=64", self.node_id),
+            ));
         }
         check_string(&self.name, NODE_NAME_BYTES_MAX, "name")?;
         if self.addresses.is_empty() || self.addresses.len() > ADDRESSES_MAX {
-            return Err(EncodeError::field("addresses", format!("a node has 1 to {ADDRESSES_MAX}")));
+            return Err(EncodeError::field(
+                "addresses",
+                format!("a node has 1 to {ADDRESSES_MAX}"),
+            ));
         }
         if self.addresses.iter().any(|address| address.port() == 0) {
-            return Err(EncodeError::field("addresses", "port 0 is not a port to listen on"));
+            return Err(EncodeError::field(
+                "addresses",
+                "port 0 is not a port to listen on",
+            ));
         }
         Ok(())
     }
@@ -72,11 +81,19 @@ impl Record for NodeEntry {
         let mut reader = Reader::new(body);
         let node_id = reader.u8("node_id")?;
         if !crate::is_node_id(node_id) {
-            return Err(DecodeError::InvalidField { offset: 32, field: "node_id", problem: "not in 1..=64" });
+            return Err(DecodeError::InvalidField {
+                offset: 32,
+                field: "node_id",
+                problem: "not in 1..=64",
+            });
         }
         let count = reader.u8("address_count")? as usize;
         if count == 0 || count > ADDRESSES_MAX {
-            return Err(DecodeError::InvalidField { offset: 33, field: "address_count", problem: "not in 1..=8" });
+            return Err(DecodeError::InvalidField {
+                offset: 33,
+                field: "address_count",
+                problem: "not in 1..=8",
+            });
         }
         reader.reserved(6)?;
         let name = reader.string(NODE_NAME_BYTES_MAX, "name")?;
@@ -86,7 +103,11 @@ impl Record for NodeEntry {
         }
         reader.reserved((ADDRESSES_MAX - count) * ADDRESS_ENTRY_BYTES)?;
         reader.finish()?;
-        Ok(NodeEntry { node_id, name, addresses })
+        Ok(NodeEntry {
+            node_id,
+            name,
+            addresses,
+        })
     }
 }
 
@@ -97,7 +118,11 @@ fn decode_address(reader: &mut Reader<'_>) -> Result<SocketAddr, DecodeError> {
     let port_at = reader.offset();
     let port = reader.u16("port")?;
     if port == 0 {
-        return Err(DecodeError::InvalidField { offset: port_at, field: "port", problem: "is 0" });
+        return Err(DecodeError::InvalidField {
+            offset: port_at,
+            field: "port",
+            problem: "is 0",
+        });
     }
     let scope_at = reader.offset();
     let scope_id = reader.u32("scope_id")?;
@@ -114,7 +139,12 @@ fn decode_address(reader: &mut Reader<'_>) -> Result<SocketAddr, DecodeError> {
         6 => {
             let mut octets = [0u8; 16];
             octets.copy_from_slice(reader.bytes(16, "address")?);
-            Ok(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(octets), port, 0, scope_id)))
+            Ok(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(octets),
+                port,
+                0,
+                scope_id,
+            )))
         }
         _ => Err(DecodeError::InvalidField {
             offset: family_at,

@@ -74,7 +74,10 @@ impl Record for NodeSlot {
 
     fn validate(&self) -> Result<(), EncodeError> {
         if !crate::is_node_id(self.node_id) {
-            return Err(EncodeError::field("node_id", format!("{} is not in 1..=64", self.node_id)));
+            return Err(EncodeError::field(
+                "node_id",
+                format!("{} is not in 1..=64", self.node_id),
+            ));
         }
         Ok(())
     }
@@ -96,10 +99,17 @@ impl Record for NodeSlot {
         let mut reader = Reader::new(body);
         let node_id = reader.u8("node_id")?;
         if !crate::is_node_id(node_id) {
-            return Err(DecodeError::InvalidField { offset: 32, field: "node_id", problem: "not in 1..=64" });
+            return Err(DecodeError::InvalidField {
+                offset: 32,
+                field: "node_id",
+                problem: "not in 1..=64",
+            });
         }
-        let state = NodeState::from_code(reader.u8("state")?)
-            .ok_or(DecodeError::InvalidField { offset: 33, field: "state", problem: "not a known state" })?;
+        let state = NodeState::from_code(reader.u8("state")?).ok_or(DecodeError::InvalidField {
+            offset: 33,
+            field: "state",
+            problem: "not a known state",
+        })?;
         reader.reserved(2)?;
         let lease_valid_ms = reader.u32("lease_ms")?;
         let slot = NodeSlot {

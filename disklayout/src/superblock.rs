@@ -45,10 +45,16 @@ impl Timing {
             return fail("lease_renew_interval_ms", "must be more than 0");
         }
         if self.lease_expiry_ms as u64 <= 2 * self.lease_renew_interval_ms as u64 {
-            return fail("lease_expiry_ms", "must exceed twice the lease renewal interval");
+            return fail(
+                "lease_expiry_ms",
+                "must exceed twice the lease renewal interval",
+            );
         }
         if self.fence_timeout_ms == 0 || self.fence_timeout_ms >= self.lease_expiry_ms {
-            return fail("fence_timeout_ms", "must be more than 0 and less than the lease expiry");
+            return fail(
+                "fence_timeout_ms",
+                "must be more than 0 and less than the lease expiry",
+            );
         }
         if self.clock_drift_ppm_max >= 100_000 {
             return fail("clock_drift_ppm_max", "must be below 100000 (10%)");
@@ -116,7 +122,10 @@ impl Record for Superblock {
         }
         reader.reserved(4)?;
         let region_table_at = reader.offset();
-        let mut regions = [Region { offset_bytes: 0, blocks: 0 }; 9];
+        let mut regions = [Region {
+            offset_bytes: 0,
+            blocks: 0,
+        }; 9];
         for region in regions.iter_mut() {
             region.offset_bytes = reader.u64("region_offset")?;
             region.blocks = reader.u64("region_blocks")?;
@@ -146,6 +155,11 @@ impl Record for Superblock {
         }
         reader.reserved(12)?;
         reader.finish()?;
-        Ok(Superblock { cluster_name, disk_size_bytes, geometry, timing })
+        Ok(Superblock {
+            cluster_name,
+            disk_size_bytes,
+            geometry,
+            timing,
+        })
     }
 }

@@ -16,14 +16,24 @@ fn encoded<R: Record>(sealed: &Sealed<R>) -> Box<Block> {
 fn check_codec<R: Record + PartialEq + std::fmt::Debug + Clone>(sealed: Sealed<R>, bit: usize) {
     let block = encoded(&sealed);
     if R::BODY_BYTES.is_some_and(|bytes| bytes + HEADER_SIZE <= ATOMIC_SECTOR_SIZE) {
-        assert!(block[ATOMIC_SECTOR_SIZE..].iter().all(|&byte| byte == 0), "control records fit one sector");
+        assert!(
+            block[ATOMIC_SECTOR_SIZE..].iter().all(|&byte| byte == 0),
+            "control records fit one sector"
+        );
     }
     let decoded = decode::<R>(&block[..]).expect("valid").expect("not empty");
     assert_eq!(decoded, sealed);
-    assert_eq!(encoded(&decoded)[..], block[..], "re-encoding gives the same bytes");
+    assert_eq!(
+        encoded(&decoded)[..],
+        block[..],
+        "re-encoding gives the same bytes"
+    );
     let mut flipped = block.clone();
     flipped[bit / 8] ^= 1 << (bit % 8);
-    assert!(decode::<R>(&flipped[..]).is_err(), "a flipped bit {bit} went unnoticed");
+    assert!(
+        decode::<R>(&flipped[..]).is_err(),
+        "a flipped bit {bit} went unnoticed"
+    );
 }
 
 const BITS: usize = BLOCK_SIZE * 8;
@@ -116,44 +126,131 @@ fn empty_block_decodes_as_empty_and_torn_header_is_an_error() {
 
 #[test]
 fn newer_layout_version_is_named() {
-    let sealed = Sealed { cluster_id: 9, sequence: 1, record: FenceAck { node_id: 1, incarnation: 1, acknowledged_request: 1, resources_stopped: true } };
+    let sealed = Sealed {
+        cluster_id: 9,
+        sequence: 1,
+        record: FenceAck {
+            node_id: 1,
+            incarnation: 1,
+            acknowledged_request: 1,
+            resources_stopped: true,
+        },
+    };
     let mut block = encoded(&sealed);
     block[4] = 2;
-    assert_eq!(decode::<FenceAck>(&block[..]), Err(DecodeError::UnsupportedVersion { found: 2, supported: 1 }));
+    assert_eq!(
+        decode::<FenceAck>(&block[..]),
+        Err(DecodeError::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        })
+    );
 }
 
 #[test]
 fn wrong_type_is_named() {
-    let sealed = Sealed { cluster_id: 9, sequence: 1, record: FenceAck { node_id: 1, incarnation: 1, acknowledged_request: 1, resources_stopped: false } };
+    let sealed = Sealed {
+        cluster_id: 9,
+        sequence: 1,
+        record: FenceAck {
+            node_id: 1,
+            incarnation: 1,
+            acknowledged_request: 1,
+            resources_stopped: false,
+        },
+    };
     let block = encoded(&sealed);
     assert_eq!(
         decode::<FenceRequest>(&block[..]),
-        Err(DecodeError::WrongMagic { found: *b"WPFA", expected: *b"WPFR" })
+        Err(DecodeError::WrongMagic {
+            found: *b"WPFA",
+            expected: *b"WPFR"
+        })
     );
 }
 
 #[test]
 fn invalid_records_are_refused_before_writing() {
     let mut block = Box::new([7u8; BLOCK_SIZE]);
-    let bad = Sealed { cluster_id: 1, sequence: 1, record: NodeEntry { node_id: 65, name: "n".into(), addresses: vec![] } };
+    let bad = Sealed {
+        cluster_id: 1,
+        sequence: 1,
+        record: NodeEntry {
+            node_id: 65,
+            name: "n".into(),
+            addresses: vec![],
+        },
+    };
     assert!(encode(&bad, &mut block).is_err());
-    assert!(block.iter().all(|&byte| byte == 7), "nothing written on error");
-    let long = Sealed { cluster_id: 1, sequence: 1, record: ResourceLease(Lease {
-        owner: 0, owner_incarnation: 0, owner_epoch: 0, challenger: 0, challenger_incarnation: 0, name: "x".repeat(48) }) };
+    assert!(
+        block.iter().all(|&byte| byte == 7),
+        "nothing written on error"
+    );
+    let long = Sealed {
+        cluster_id: 1,
+        sequence: 1,
+        record: ResourceLease(Lease {
+            owner: 0,
+            owner_incarnation: 0,
+            owner_epoch: 0,
+            challenger: 0,
+            challenger_incarnation: 0,
+            name: "x".repeat(48),
+        }),
+    };
     assert!(encode(&long, &mut block).is_err());
-    let big = LogBlock { epoch: 1, updates: vec![LogUpdate { sequence: 1, origin: 1, payload: vec![0; LOG_BODY_BYTES_MAX + 1] }] };
-    assert!(encode(&Sealed { cluster_id: 1, sequence: 0, record: big }, &mut block).is_err());
-    let full = LogBlock { epoch: 1, updates: vec![LogUpdate { sequence: 1, origin: 1, payload: vec![5; LOG_BODY_BYTES_MAX] }] };
-    assert!(encode(&Sealed { cluster_id: 1, sequence: 0, record: full }, &mut block).is_ok());
+    let big = LogBlock {
+        epoch: 1,
+        updates: vec![LogUpdate {
+            sequence: 1,
+            origin: 1,
+            payload: vec![0; LOG_BODY_BYTES_MAX + 1],
+        }],
+    };
+    assert!(encode(
+        &Sealed {
+            cluster_id: 1,
+            sequence: 0,
+            record: big
+        },
+        &mut block
+    )
+    .is_err());
+    let full = LogBlock {
+        epoch: 1,
+        updates: vec![LogUpdate {
+            sequence: 1,
+            origin: 1,
+            payload: vec![5; LOG_BODY_BYTES_MAX],
+        }],
+    };
+    assert!(encode(
+        &Sealed {
+            cluster_id: 1,
+            sequence: 0,
+            record: full
+        },
+        &mut block
+    )
+    .is_ok());
 }
 
 #[test]
 fn geometry_rejects_small_disks_and_caps_large_ones() {
-    assert!(matches!(Geometry::for_disk(100 * 4096, 256), Err(GeometryError::TooSmall { .. })));
+    assert!(matches!(
+        Geometry::for_disk(100 * 4096, 256),
+        Err(GeometryError::TooSmall { .. })
+    ));
     let large = Geometry::for_disk(1 << 40, 256).expect("a terabyte fits");
     assert_eq!(large.log_blocks(), 32768);
-    assert!(large.end_bytes() < 300 << 20, "formatting a large disk zeroes a bounded area");
+    assert!(
+        large.end_bytes() < 300 << 20,
+        "formatting a large disk zeroes a bounded area"
+    );
     let default = Geometry::for_disk(64 << 20, 256).expect("fits");
     default.validate(64 << 20).expect("valid");
-    assert!(default.validate(1 << 20).is_err(), "regions past the disk end are refused");
+    assert!(
+        default.validate(1 << 20).is_err(),
+        "regions past the disk end are refused"
+    );
 }

@@ -7,13 +7,25 @@ type Ring = Vec<Result<Option<Sealed<LogBlock>>, DecodeError>>;
 fn block(position: u64, sequences: &[(u64, u8)]) -> Result<Option<Sealed<LogBlock>>, DecodeError> {
     let updates = sequences
         .iter()
-        .map(|&(sequence, origin)| LogUpdate { sequence, origin, payload: vec![origin] })
+        .map(|&(sequence, origin)| LogUpdate {
+            sequence,
+            origin,
+            payload: vec![origin],
+        })
         .collect();
-    Ok(Some(Sealed { cluster_id: 5, sequence: position, record: LogBlock { epoch: 1, updates } }))
+    Ok(Some(Sealed {
+        cluster_id: 5,
+        sequence: position,
+        record: LogBlock { epoch: 1, updates },
+    }))
 }
 
 fn sequences(replay: &LogReplay) -> Vec<(u64, u8)> {
-    replay.updates.iter().map(|update| (update.sequence, update.origin)).collect()
+    replay
+        .updates
+        .iter()
+        .map(|update| (update.sequence, update.origin))
+        .collect()
 }
 
 #[test]
@@ -55,14 +67,26 @@ fn a_torn_block_ends_the_log() {
 fn another_cluster_ends_the_log() {
     let mut ring: Ring = vec![Ok(None); 2];
     ring[0] = block(0, &[(1, 1)]);
-    ring[1] = Ok(Some(Sealed { cluster_id: 6, sequence: 1, record: LogBlock { epoch: 1, updates: vec![
-        LogUpdate { sequence: 2, origin: 1, payload: vec![] }] } }));
+    ring[1] = Ok(Some(Sealed {
+        cluster_id: 6,
+        sequence: 1,
+        record: LogBlock {
+            epoch: 1,
+            updates: vec![LogUpdate {
+                sequence: 2,
+                origin: 1,
+                payload: vec![],
+            }],
+        },
+    }));
     assert_eq!(replay_log(&ring, 0, 5).end, LogEnd::OtherCluster);
 }
 
 #[test]
 fn a_full_ring_is_exhausted() {
-    let ring: Ring = (0..3).map(|position| block(position, &[(position + 1, 1)])).collect();
+    let ring: Ring = (0..3)
+        .map(|position| block(position, &[(position + 1, 1)]))
+        .collect();
     let replay = replay_log(&ring, 0, 5);
     assert_eq!(replay.end, LogEnd::RingExhausted);
     assert_eq!(replay.next_position, 3);

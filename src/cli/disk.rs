@@ -65,7 +65,9 @@ fn the_path(matches: &getopts::Matches, command: &str) -> Result<String, UsageEr
     match matches.free.as_slice() {
         [path] => Ok(path.clone()),
         [] => Err(UsageError(format!("{command}: missing PATH"))),
-        [_, extra, ..] => Err(UsageError(format!("{command}: unexpected argument '{extra}'"))),
+        [_, extra, ..] => Err(UsageError(format!(
+            "{command}: unexpected argument '{extra}'"
+        ))),
     }
 }
 
@@ -74,7 +76,9 @@ fn disk_io_flag(matches: &getopts::Matches) -> Result<Option<DiskIo>, UsageError
         None => Ok(None),
         Some(text) => match DiskIo::parse(&text) {
             Some(io) => Ok(Some(io)),
-            None => Err(UsageError(format!("--disk-io '{text}' is neither mmap nor direct"))),
+            None => Err(UsageError(format!(
+                "--disk-io '{text}' is neither mmap nor direct"
+            ))),
         },
     }
 }
@@ -100,16 +104,31 @@ fn format(words: &[&str]) -> Result<i32, CommandError> {
     let path = the_path(&matches, "disk format")?;
     let io = disk_io_flag(&matches)?;
     let cluster_name = matches.opt_str("cluster-name").unwrap_or_default();
-    if cluster_name.is_empty() || cluster_name.len() >= disklayout::CLUSTER_NAME_BYTES_MAX || cluster_name.contains('\0') {
+    if cluster_name.is_empty()
+        || cluster_name.len() >= disklayout::CLUSTER_NAME_BYTES_MAX
+        || cluster_name.contains('\0')
+    {
         return Err(UsageError("--cluster-name must be 1 to 63 bytes".into()).into());
     }
-    let nodes = matches.opt_strs("node").iter().map(|spec| parse::node_spec(spec)).collect::<Result<Vec<_>, _>>()?;
+    let nodes = matches
+        .opt_strs("node")
+        .iter()
+        .map(|spec| parse::node_spec(spec))
+        .collect::<Result<Vec<_>, _>>()?;
     if nodes.is_empty() {
-        return Err(UsageError("disk format: missing required flag '--node' (one per node)".into()).into());
+        return Err(UsageError(
+            "disk format: missing required flag '--node' (one per node)".into(),
+        )
+        .into());
     }
     for (index, node) in nodes.iter().enumerate() {
-        if nodes[..index].iter().any(|earlier| earlier.node_id == node.node_id) {
-            return Err(UsageError(format!("--node: node id {} is given twice", node.node_id)).into());
+        if nodes[..index]
+            .iter()
+            .any(|earlier| earlier.node_id == node.node_id)
+        {
+            return Err(
+                UsageError(format!("--node: node id {} is given twice", node.node_id)).into(),
+            );
         }
     }
     let timing = timing_flags(&matches)?;
@@ -126,7 +145,9 @@ fn format(words: &[&str]) -> Result<i32, CommandError> {
     }
 
     let existing_size = existing_size_bytes(Path::new(&path), io)?;
-    let size_bytes = requested_size.or(existing_size.filter(|&size| size > 0)).unwrap_or(DEFAULT_SIZE_BYTES);
+    let size_bytes = requested_size
+        .or(existing_size.filter(|&size| size > 0))
+        .unwrap_or(DEFAULT_SIZE_BYTES);
     let geometry = Geometry::for_disk(size_bytes - size_bytes % BLOCK_SIZE as u64, resource_leases)
         .map_err(|error| UsageError(format!("--size: {error}")))?;
     let mut disk = storage::create(Path::new(&path), size_bytes, io).map_err(failed)?;
@@ -139,8 +160,14 @@ fn format(words: &[&str]) -> Result<i32, CommandError> {
         refuse_existing_data(&mut *disk, &path)?;
     }
     let cluster_id = random_cluster_id().map_err(failed)?;
-    let superblock = Superblock { cluster_name: cluster_name.clone(), disk_size_bytes, geometry, timing };
-    let blocks = format_blocks(cluster_id, &superblock, &nodes).map_err(|error| UsageError(error.to_string()))?;
+    let superblock = Superblock {
+        cluster_name: cluster_name.clone(),
+        disk_size_bytes,
+        geometry,
+        timing,
+    };
+    let blocks = format_blocks(cluster_id, &superblock, &nodes)
+        .map_err(|error| UsageError(error.to_string()))?;
     zero_layout(&mut *disk, geometry.end_bytes()).map_err(failed)?;
     for (offset_bytes, block) in blocks.iter().filter(|(offset_bytes, _)| *offset_bytes != 0) {
         disk.write_at(*offset_bytes, &block[..]).map_err(failed)?;
@@ -176,7 +203,10 @@ fn timing_flags(matches: &getopts::Matches) -> Result<Timing, UsageError> {
     let mut timing = Timing::default();
     let fields: [(&str, &mut u32); 5] = [
         ("heartbeat-interval-ms", &mut timing.heartbeat_interval_ms),
-        ("lease-renew-interval-ms", &mut timing.lease_renew_interval_ms),
+        (
+            "lease-renew-interval-ms",
+            &mut timing.lease_renew_interval_ms,
+        ),
         ("lease-expiry-ms", &mut timing.lease_expiry_ms),
         ("fence-timeout-ms", &mut timing.fence_timeout_ms),
         ("clock-drift-ppm-max", &mut timing.clock_drift_ppm_max),
@@ -207,9 +237,13 @@ fn refuse_existing_data(disk: &mut dyn Storage, path: &str) -> Result<(), Comman
         Err(disklayout::DecodeError::UnsupportedVersion { found, .. }) => {
             format!("{path} holds a wolfpack disk of layout version {found}")
         }
-        Err(_) => format!("{path} is not empty: block 0 holds data that is not a wolfpack superblock"),
+        Err(_) => {
+            format!("{path} is not empty: block 0 holds data that is not a wolfpack superblock")
+        }
     };
-    Err(CommandError::Failed(format!("{found}; refusing to overwrite it without --force")))
+    Err(CommandError::Failed(format!(
+        "{found}; refusing to overwrite it without --force"
+    )))
 }
 
 fn zero_layout(disk: &mut dyn Storage, end_bytes: u64) -> Result<(), storage::StorageError> {
@@ -227,9 +261,12 @@ fn zero_layout(disk: &mut dyn Storage, end_bytes: u64) -> Result<(), storage::St
 fn random_cluster_id() -> Result<u64, String> {
     use std::io::Read;
     let mut bytes = [0u8; 8];
-    let mut source = std::fs::File::open("/dev/urandom").map_err(|error| format!("cannot open /dev/urandom: {error}"))?;
+    let mut source = std::fs::File::open("/dev/urandom")
+        .map_err(|error| format!("cannot open /dev/urandom: {error}"))?;
     loop {
-        source.read_exact(&mut bytes).map_err(|error| format!("cannot read /dev/urandom: {error}"))?;
+        source
+            .read_exact(&mut bytes)
+            .map_err(|error| format!("cannot read /dev/urandom: {error}"))?;
         let id = u64::from_le_bytes(bytes);
         if id != 0 {
             return Ok(id);
@@ -237,15 +274,20 @@ fn random_cluster_id() -> Result<u64, String> {
     }
 }
 
-fn open_and_inspect(matches: &getopts::Matches, command: &str) -> Result<(String, DiskIo, Inspection), CommandError> {
+fn open_and_inspect(
+    matches: &getopts::Matches,
+    command: &str,
+) -> Result<(String, DiskIo, Inspection), CommandError> {
     let path = the_path(matches, command)?;
     let io = disk_io_flag(matches)?;
     let mut disk = storage::open(Path::new(&path), io, Access::ReadOnly).map_err(failed)?;
     let size_bytes = disk.size_bytes();
     let mut read = |offset_bytes: u64, block: &mut disklayout::Block| {
-        disk.read_at(offset_bytes, &mut block[..]).map_err(|error| error.to_string())
+        disk.read_at(offset_bytes, &mut block[..])
+            .map_err(|error| error.to_string())
     };
-    let inspection = inspect(size_bytes, &mut read).map_err(|error| failed(format!("{path}: {error}")))?;
+    let inspection =
+        inspect(size_bytes, &mut read).map_err(|error| failed(format!("{path}: {error}")))?;
     Ok((path, disk.io(), inspection))
 }
 
@@ -259,7 +301,11 @@ fn dump(words: &[&str]) -> Result<i32, CommandError> {
         true => println!("{}", dump::json(&path, io, &inspection).render()),
         false => print!("{}", dump::text(&path, io, &inspection)),
     }
-    Ok(if inspection.problems().next().is_some() { EXIT_FAILURE } else { EXIT_OK })
+    Ok(if inspection.problems().next().is_some() {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }
 
 fn check(words: &[&str]) -> Result<i32, CommandError> {
@@ -273,5 +319,9 @@ fn check(words: &[&str]) -> Result<i32, CommandError> {
     }
     let valid = inspection.blocks.len() - problems.len();
     println!("{path}: {valid} valid records, {} bad", problems.len());
-    Ok(if problems.is_empty() { EXIT_OK } else { EXIT_FAILURE })
+    Ok(if problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    })
 }

@@ -12,12 +12,19 @@ pub fn problem_line(report: &BlockReport) -> String {
         Outcome::Unreadable(message) => format!("unreadable: {message}"),
         Outcome::Empty | Outcome::Valid(_) => String::from("fine"),
     };
-    format!("BAD {}[{}] @{}: {message}", report.region, report.index, report.offset_bytes)
+    format!(
+        "BAD {}[{}] @{}: {message}",
+        report.region, report.index, report.offset_bytes
+    )
 }
 
 pub fn text(path: &str, io: DiskIo, inspection: &Inspection) -> String {
     let mut out = String::new();
-    let Sealed { cluster_id, sequence, record: superblock } = &inspection.superblock;
+    let Sealed {
+        cluster_id,
+        sequence,
+        record: superblock,
+    } = &inspection.superblock;
     let timing = &superblock.timing;
     let _ = writeln!(out, "disk {path} ({} backend)", io.name());
     let _ = writeln!(
@@ -50,7 +57,14 @@ pub fn text(path: &str, io: DiskIo, inspection: &Inspection) -> String {
     for report in &inspection.blocks {
         match &report.outcome {
             Outcome::Valid(record) => {
-                let _ = writeln!(out, "{}[{}] @{}: {}", report.region, report.index, report.offset_bytes, describe(record));
+                let _ = writeln!(
+                    out,
+                    "{}[{}] @{}: {}",
+                    report.region,
+                    report.index,
+                    report.offset_bytes,
+                    describe(record)
+                );
             }
             _ => {
                 let _ = writeln!(out, "{}", problem_line(report));
@@ -63,7 +77,8 @@ pub fn text(path: &str, io: DiskIo, inspection: &Inspection) -> String {
         "log replay: {} updates{}, next position {}, ended by {}{}",
         log.updates.len(),
         match (log.updates.first(), log.updates.last()) {
-            (Some(first), Some(last)) => format!(" (sequences {}..={})", first.sequence, last.sequence),
+            (Some(first), Some(last)) =>
+                format!(" (sequences {}..={})", first.sequence, last.sequence),
             _ => String::new(),
         },
         log.next_position,
@@ -141,16 +156,25 @@ fn describe(record: &AnyRecord) -> String {
 fn describe_lease(lease: &disklayout::Lease) -> String {
     let owner = match lease.owner {
         0 => String::from("no owner"),
-        node => format!("owner node {node} (incarnation {}, epoch {})", lease.owner_incarnation, lease.owner_epoch),
+        node => format!(
+            "owner node {node} (incarnation {}, epoch {})",
+            lease.owner_incarnation, lease.owner_epoch
+        ),
     };
     match lease.challenger {
         0 => owner,
-        node => format!("{owner}, challenged by node {node} (incarnation {})", lease.challenger_incarnation),
+        node => format!(
+            "{owner}, challenged by node {node} (incarnation {})",
+            lease.challenger_incarnation
+        ),
     }
 }
 
 fn members(bitmap: u64) -> String {
-    let ids: Vec<String> = (0..64).filter(|bit| bitmap & (1 << bit) != 0).map(|bit| (bit + 1).to_string()).collect();
+    let ids: Vec<String> = (0..64)
+        .filter(|bit| bitmap & (1 << bit) != 0)
+        .map(|bit| (bit + 1).to_string())
+        .collect();
     format!("{{{}}}", ids.join(","))
 }
 
@@ -158,8 +182,12 @@ fn log_end(end: &LogEnd) -> String {
     match end {
         LogEnd::Empty => String::from("an empty block"),
         LogEnd::Invalid(error) => format!("an invalid block ({error})"),
-        LogEnd::OlderPosition { found } => format!("a block of the previous lap (position {found})"),
-        LogEnd::UnexpectedPosition { found } => format!("a block with an unexpected position {found}"),
+        LogEnd::OlderPosition { found } => {
+            format!("a block of the previous lap (position {found})")
+        }
+        LogEnd::UnexpectedPosition { found } => {
+            format!("a block with an unexpected position {found}")
+        }
         LogEnd::OtherCluster => String::from("a block of another cluster id"),
         LogEnd::RingExhausted => String::from("the end of the ring"),
     }
@@ -170,7 +198,12 @@ pub fn json(path: &str, io: DiskIo, inspection: &Inspection) -> Json {
     let empty = RegionKind::ALL
         .iter()
         .zip(inspection.empty_blocks.iter())
-        .map(|(kind, count)| Json::Object(vec![("region", Json::text(kind.name())), ("empty_blocks", Json::Number(*count))]))
+        .map(|(kind, count)| {
+            Json::Object(vec![
+                ("region", Json::text(kind.name())),
+                ("empty_blocks", Json::Number(*count)),
+            ])
+        })
         .collect();
     let log = &inspection.log;
     let updates = log
@@ -199,7 +232,10 @@ pub fn json(path: &str, io: DiskIo, inspection: &Inspection) -> Json {
                 ("discarded", Json::Number(log.discarded as u64)),
             ]),
         ),
-        ("bad_records", Json::Number(inspection.problems().count() as u64)),
+        (
+            "bad_records",
+            Json::Number(inspection.problems().count() as u64),
+        ),
     ])
 }
 
@@ -219,15 +255,36 @@ fn superblock_json(sealed: &Sealed<Superblock>) -> Json {
         .collect();
     Json::Object(vec![
         ("cluster_name", Json::text(superblock.cluster_name.clone())),
-        ("cluster_id", Json::text(format!("{:#018x}", sealed.cluster_id))),
+        (
+            "cluster_id",
+            Json::text(format!("{:#018x}", sealed.cluster_id)),
+        ),
         ("sequence", Json::Number(sealed.sequence)),
-        ("layout_version", Json::Number(disklayout::LAYOUT_VERSION as u64)),
+        (
+            "layout_version",
+            Json::Number(disklayout::LAYOUT_VERSION as u64),
+        ),
         ("disk_size_bytes", Json::Number(superblock.disk_size_bytes)),
-        ("heartbeat_interval_ms", Json::Number(timing.heartbeat_interval_ms as u64)),
-        ("lease_renew_interval_ms", Json::Number(timing.lease_renew_interval_ms as u64)),
-        ("lease_expiry_ms", Json::Number(timing.lease_expiry_ms as u64)),
-        ("fence_timeout_ms", Json::Number(timing.fence_timeout_ms as u64)),
-        ("clock_drift_ppm_max", Json::Number(timing.clock_drift_ppm_max as u64)),
+        (
+            "heartbeat_interval_ms",
+            Json::Number(timing.heartbeat_interval_ms as u64),
+        ),
+        (
+            "lease_renew_interval_ms",
+            Json::Number(timing.lease_renew_interval_ms as u64),
+        ),
+        (
+            "lease_expiry_ms",
+            Json::Number(timing.lease_expiry_ms as u64),
+        ),
+        (
+            "fence_timeout_ms",
+            Json::Number(timing.fence_timeout_ms as u64),
+        ),
+        (
+            "clock_drift_ppm_max",
+            Json::Number(timing.clock_drift_ppm_max as u64),
+        ),
         ("regions", Json::Array(regions)),
     ])
 }
@@ -267,7 +324,10 @@ fn record_json(record: &AnyRecord) -> Json {
             ("owner_incarnation", number(lease.owner_incarnation)),
             ("owner_epoch", number(lease.owner_epoch)),
             ("challenger", number(lease.challenger as u64)),
-            ("challenger_incarnation", number(lease.challenger_incarnation)),
+            (
+                "challenger_incarnation",
+                number(lease.challenger_incarnation),
+            ),
         ])
     };
     match record {
@@ -275,7 +335,17 @@ fn record_json(record: &AnyRecord) -> Json {
             ("sequence", number(entry.sequence)),
             ("node_id", number(entry.record.node_id as u64)),
             ("name", Json::text(entry.record.name.clone())),
-            ("addresses", Json::Array(entry.record.addresses.iter().map(|a| Json::text(a.to_string())).collect())),
+            (
+                "addresses",
+                Json::Array(
+                    entry
+                        .record
+                        .addresses
+                        .iter()
+                        .map(|a| Json::text(a.to_string()))
+                        .collect(),
+                ),
+            ),
         ]),
         AnyRecord::QuorumLease(lease) => lease_json(lease.sequence, &lease.record.0),
         AnyRecord::ResourceLease(lease) => lease_json(lease.sequence, &lease.record.0),
@@ -292,7 +362,10 @@ fn record_json(record: &AnyRecord) -> Json {
         AnyRecord::FenceRequest(request) => Json::Object(vec![
             ("request", number(request.sequence)),
             ("target", number(request.record.target as u64)),
-            ("target_incarnation", number(request.record.target_incarnation)),
+            (
+                "target_incarnation",
+                number(request.record.target_incarnation),
+            ),
             ("requester", number(request.record.requester as u64)),
             ("requester_epoch", number(request.record.requester_epoch)),
         ]),
@@ -300,8 +373,14 @@ fn record_json(record: &AnyRecord) -> Json {
             ("ack", number(ack.sequence)),
             ("node_id", number(ack.record.node_id as u64)),
             ("incarnation", number(ack.record.incarnation)),
-            ("acknowledged_request", number(ack.record.acknowledged_request)),
-            ("resources_stopped", Json::Bool(ack.record.resources_stopped)),
+            (
+                "acknowledged_request",
+                number(ack.record.acknowledged_request),
+            ),
+            (
+                "resources_stopped",
+                Json::Bool(ack.record.resources_stopped),
+            ),
         ]),
         AnyRecord::Checkpoint(header) => Json::Object(vec![
             ("generation", number(header.sequence)),

@@ -82,8 +82,14 @@ mod tests {
     fn renders_nested_values_with_escapes() {
         let value = Json::Object(vec![
             ("name", Json::text("a\"b\\c\n\u{1}")),
-            ("list", Json::Array(vec![Json::Number(1), Json::Bool(false)])),
+            (
+                "list",
+                Json::Array(vec![Json::Number(1), Json::Bool(false)]),
+            ),
         ]);
-        assert_eq!(value.render(), r#"{"name":"a\"b\\c\n\u0001","list":[1,false]}"#);
+        assert_eq!(
+            value.render(),
+            r#"{"name":"a\"b\\c\n\u0001","list":[1,false]}"#
+        );
     }
 }

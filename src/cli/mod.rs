@@ -74,7 +74,9 @@ pub fn run(args: &[String]) -> i32 {
             return EXIT_OK;
         }
         Some("disk") => disk::run(&words[1..]),
-        Some(other) => Err(CommandError::Usage(UsageError(format!("unknown command '{other}'")))),
+        Some(other) => Err(CommandError::Usage(UsageError(format!(
+            "unknown command '{other}'"
+        )))),
     };
     match outcome {
         Ok(code) => code,
@@ -90,14 +92,26 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 /// Parses `words` with `options`, turning getopts' errors into one line that names the flag.
-fn parse_flags(options: &getopts::Options, words: &[&str], command: &str) -> Result<getopts::Matches, UsageError> {
+fn parse_flags(
+    options: &getopts::Options,
+    words: &[&str],
+    command: &str,
+) -> Result<getopts::Matches, UsageError> {
     options.parse(words).map_err(|error| {
         let text = match error {
             getopts::Fail::UnrecognizedOption(flag) => format!("unknown flag '{}'", dashed(&flag)),
-            getopts::Fail::ArgumentMissing(flag) => format!("flag '{}' needs a value", dashed(&flag)),
-            getopts::Fail::OptionMissing(flag) => format!("missing required flag '{}'", dashed(&flag)),
-            getopts::Fail::OptionDuplicated(flag) => format!("flag '{}' is given twice", dashed(&flag)),
-            getopts::Fail::UnexpectedArgument(flag) => format!("flag '{}' takes no value", dashed(&flag)),
+            getopts::Fail::ArgumentMissing(flag) => {
+                format!("flag '{}' needs a value", dashed(&flag))
+            }
+            getopts::Fail::OptionMissing(flag) => {
+                format!("missing required flag '{}'", dashed(&flag))
+            }
+            getopts::Fail::OptionDuplicated(flag) => {
+                format!("flag '{}' is given twice", dashed(&flag))
+            }
+            getopts::Fail::UnexpectedArgument(flag) => {
+                format!("flag '{}' takes no value", dashed(&flag))
+            }
         };
         UsageError(format!("{command}: {text}"))
     })

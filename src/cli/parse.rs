@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 
 /// Parses a size in bytes with an optional binary suffix: `67108864`, `64M`, `1G`, `512K`.
 pub fn size_bytes(flag: &str, text: &str) -> Result<u64, UsageError> {
-    let fail = || UsageError(format!("--{flag} '{text}' is not a size (e.g. 67108864, 64M, 1G)"));
+    let fail = || {
+        UsageError(format!(
+            "--{flag} '{text}' is not a size (e.g. 67108864, 64M, 1G)"
+        ))
+    };
     let (digits, multiplier) = match text.char_indices().last() {
         Some((at, 'K' | 'k')) => (&text[..at], 1u64 << 10),
         Some((at, 'M' | 'm')) => (&text[..at], 1 << 20),
@@ -19,12 +23,17 @@ pub fn size_bytes(flag: &str, text: &str) -> Result<u64, UsageError> {
 
 /// Parses an unsigned number for `flag`.
 pub fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, UsageError> {
-    text.parse().map_err(|_| UsageError(format!("--{flag} '{text}' is not a whole number in range")))
+    text.parse()
+        .map_err(|_| UsageError(format!("--{flag} '{text}' is not a whole number in range")))
 }
 
 /// Parses `ID=NAME@ADDR:PORT[,ADDR:PORT...]`: a node id, its name, and one address per network.
 pub fn node_spec(text: &str) -> Result<NodeEntry, UsageError> {
-    let fail = |why: &str| UsageError(format!("--node '{text}': {why} (expected ID=NAME@ADDR:PORT[,ADDR:PORT...])"));
+    let fail = |why: &str| {
+        UsageError(format!(
+            "--node '{text}': {why} (expected ID=NAME@ADDR:PORT[,ADDR:PORT...])"
+        ))
+    };
     let (id, rest) = text.split_once('=').ok_or_else(|| fail("no '='"))?;
     let (name, addresses) = rest.split_once('@').ok_or_else(|| fail("no '@'"))?;
     let node_id: u8 = id.parse().map_err(|_| fail("the id is not a number"))?;
@@ -36,7 +45,11 @@ pub fn node_spec(text: &str) -> Result<NodeEntry, UsageError> {
     }
     let addresses: Vec<SocketAddr> = addresses
         .split(',')
-        .map(|address| address.parse().map_err(|_| fail(&format!("'{address}' is not ADDR:PORT"))))
+        .map(|address| {
+            address
+                .parse()
+                .map_err(|_| fail(&format!("'{address}' is not ADDR:PORT")))
+        })
         .collect::<Result<_, _>>()?;
     if addresses.len() > ADDRESSES_MAX {
         return Err(fail("at most 8 addresses (networks)"));
@@ -44,7 +57,11 @@ pub fn node_spec(text: &str) -> Result<NodeEntry, UsageError> {
     if addresses.iter().any(|address| address.port() == 0) {
         return Err(fail("port 0 cannot be listened on"));
     }
-    Ok(NodeEntry { node_id, name: name.to_string(), addresses })
+    Ok(NodeEntry {
+        node_id,
+        name: name.to_string(),
+        addresses,
+    })
 }
 
 #[cfg(test)]
