@@ -45,6 +45,10 @@ impl Record for NodeEntry {
                 "port 0 is not a port to listen on",
             ));
         }
+        // The address entry has no field for it, so encoding would silently drop it.
+        if self.addresses.iter().any(|address| matches!(address, SocketAddr::V6(v6) if v6.flowinfo() != 0)) {
+            return Err(EncodeError::field("addresses", "an IPv6 flow label cannot be stored"));
+        }
         Ok(())
     }
 
