@@ -97,7 +97,10 @@ pub fn encode<R: Record>(sealed: &Sealed<R>, block: &mut Block) -> Result<(), En
 }
 
 /// Decodes a block: `Ok(None)` for an empty (all-zero) block, the record when it is valid, and
-/// otherwise the first problem found, in the order FORMAT.md §3 lists the header's fields.
+/// otherwise the first problem found. The order: block size, empty or torn, magic, version (a
+/// newer layout may define the rest differently), body length, CRC, then the reserved bytes and
+/// padding (a flipped bit there already fails the CRC; these catch a writer that set them), then
+/// the body's fields.
 pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError> {
     if block.len() != BLOCK_SIZE {
         return Err(DecodeError::WrongBlockSize {

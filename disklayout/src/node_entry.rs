@@ -46,8 +46,15 @@ impl Record for NodeEntry {
             ));
         }
         // The address entry has no field for it, so encoding would silently drop it.
-        if self.addresses.iter().any(|address| matches!(address, SocketAddr::V6(v6) if v6.flowinfo() != 0)) {
-            return Err(EncodeError::field("addresses", "an IPv6 flow label cannot be stored"));
+        if self
+            .addresses
+            .iter()
+            .any(|address| matches!(address, SocketAddr::V6(v6) if v6.flowinfo() != 0))
+        {
+            return Err(EncodeError::field(
+                "addresses",
+                "an IPv6 flow label cannot be stored",
+            ));
         }
         Ok(())
     }

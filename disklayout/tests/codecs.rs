@@ -259,11 +259,24 @@ fn geometry_rejects_small_disks_and_caps_large_ones() {
 /// encoded without losing it; encode must refuse it rather than write a different address.
 #[test]
 fn ipv6_flow_label_is_refused_not_silently_dropped() {
-    let with_flow_label = std::net::SocketAddrV6::new("2001:db8::3".parse().expect("an address"), 7400, 5, 0);
-    let entry = NodeEntry { node_id: 3, name: "gamma".into(), addresses: vec![with_flow_label.into()] };
+    let with_flow_label =
+        std::net::SocketAddrV6::new("2001:db8::3".parse().expect("an address"), 7400, 5, 0);
+    let entry = NodeEntry {
+        node_id: 3,
+        name: "gamma".into(),
+        addresses: vec![with_flow_label.into()],
+    };
     let mut block = Box::new([0u8; BLOCK_SIZE]);
     assert!(
-        encode(&Sealed { cluster_id: 1, sequence: 1, record: entry }, &mut block).is_err(),
+        encode(
+            &Sealed {
+                cluster_id: 1,
+                sequence: 1,
+                record: entry
+            },
+            &mut block
+        )
+        .is_err(),
         "the flow label would be lost: decoding gives back flow label 0"
     );
 }
