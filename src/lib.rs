@@ -2,6 +2,7 @@
 //! arbitrates quorum on a shared disk, replicates a cluster database and fails over resources.
 //!
 //! See ARCHITECTURE.md for the code map and its invariants.
+pub mod admin;
 pub mod cli;
 pub mod disk;
 pub mod node;
