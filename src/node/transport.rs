@@ -243,7 +243,7 @@ mod tests {
         let _holder = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("hold");
         let own = entry(1, vec![SocketAddr::from(([127, 0, 0, 1], port))]);
         let poll = Poll::new().expect("poll");
-        let error = Transport::bind(&own, &[own.clone()], poll.registry(), 0)
+        let error = Transport::bind(&own, std::slice::from_ref(&own), poll.registry(), 0)
             .err()
             .expect("in use");
         assert_eq!(
