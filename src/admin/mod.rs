@@ -15,3 +15,8 @@ pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests;
+
+/// Where `wolfpack node` listens and `wolfpack ctl` connects unless told otherwise.
+pub const DEFAULT_SOCKET_PATH: &str = "/run/wolfpack/admin.sock";
+/// Overrides the default socket path for `ctl` (one node per shell in a testbed).
+pub const SOCKET_ENVIRONMENT_VARIABLE: &str = "WOLFPACK_SOCKET";

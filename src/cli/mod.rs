@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success; 1 the command ran and failed (an unreadable or bad disk, a refused
 //! format); 2 a usage error (a wrong or missing flag), reported in one line that names it.
+mod ctl;
 mod disk;
 mod dump;
 mod json;
@@ -26,6 +27,7 @@ Commands:
   disk format PATH ...   write a fresh shared disk (see 'wolfpack disk --help')
   disk dump PATH         print every region and record of a shared disk
   disk check PATH        check every record; exit 1 when any is bad
+  ctl COMMAND            ask a running node (see 'wolfpack ctl --help')
 
 Flags:
   -h, --help             print this help
@@ -74,6 +76,7 @@ pub fn run(args: &[String]) -> i32 {
             return EXIT_OK;
         }
         Some("disk") => disk::run(&words[1..]),
+        Some("ctl") => ctl::run(&words[1..]),
         Some(other) => Err(CommandError::Usage(UsageError(format!(
             "unknown command '{other}'"
         )))),
