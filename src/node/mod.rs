@@ -2,4 +2,5 @@
 //! `core::Node` from a mio event loop: UDP sockets per network, timers, signals, the disk worker
 //! thread and the resource monitor.
 pub mod disk_worker;
+pub mod startup;
 pub mod transport;
