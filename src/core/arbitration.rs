@@ -1,6 +1,6 @@
 //! Node glue for the quorum machine (`quorum.rs`) and the per-interval disk schedule.
 
-use super::disk_records::{self, Lease, BLOCK_SIZE};
+use super::disk_records::{self, QuorumLease, Sealed, BLOCK_SIZE};
 use super::node::{Node, Purpose, Role};
 use super::quorum::QuorumIo;
 use super::{bit, ids, Event};
@@ -43,6 +43,11 @@ impl Node {
             None => {}
             Some(QuorumIo::Read) => self.disk_read(Purpose::QuorumRead { issue_tick: self.now_ticks }, offset),
             Some(QuorumIo::Write(sealed)) => {
+                let sealed = Sealed {
+                    cluster_id: sealed.cluster_id,
+                    sequence: sealed.sequence,
+                    record: QuorumLease(sealed.record),
+                };
                 self.disk_write(Purpose::QuorumWrite { issue_tick: self.now_ticks }, offset, &sealed)
             }
         }
@@ -53,8 +58,12 @@ impl Node {
             self.quorum.on_read_error();
             return;
         };
-        let record = match disk_records::decode::<Lease>(&block[..]) {
-            Ok(record) => Ok(record),
+        let record = match disk_records::decode::<QuorumLease>(&block[..]) {
+            Ok(record) => Ok(record.map(|sealed| Sealed {
+                cluster_id: sealed.cluster_id,
+                sequence: sealed.sequence,
+                record: sealed.record.0,
+            })),
             Err(_) => {
                 self.dropped.disk_records_invalid += 1;
                 Err(())

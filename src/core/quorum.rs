@@ -10,7 +10,7 @@
 //!
 //! This is a pure state machine: it returns the disk I/O to issue; `Node` performs it.
 
-use super::disk_records::{Lease, Sealed};
+use super::disk_records::{Lease, Sealed, QUORUM_LEASE_NAME};
 
 /// I/O the quorum machine wants issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,7 +157,7 @@ impl Quorum {
                         owner_epoch: epoch,
                         challenger: 0,
                         challenger_incarnation: 0,
-                        name: "quorum".to_string(),
+                        name: QUORUM_LEASE_NAME.to_string(),
                     },
                 };
                 self.state = State::Claiming { written: claim.clone() };
@@ -209,7 +209,7 @@ impl Quorum {
                     owner_epoch: self.owner_epoch_seen,
                     challenger: 0,
                     challenger_incarnation: 0,
-                    name: "quorum".to_string(),
+                    name: QUORUM_LEASE_NAME.to_string(),
                 },
             ),
         };

@@ -1,1 +1,2 @@
 //! Shared-disk storage.
+pub mod storage;

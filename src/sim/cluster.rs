@@ -16,6 +16,9 @@ use crate::core::timeout::{Timeouts, TICK_MS};
 use crate::core::{bit, ids, Config, DiskError, Event, Input, Node, Output};
 use crate::prng::Prng;
 
+/// Size of the simulated shared disk.
+const SIM_DISK_SIZE_BYTES: u64 = 64 << 20;
+
 pub struct SimNode {
     pub node: Option<Node>,
     pub incarnation: u64,
@@ -96,7 +99,7 @@ impl Cluster {
             incarnation,
             networks: self.params.networks.clone(),
             timing: Timing::default(),
-            geometry: Geometry { nodes_max: 64 },
+            geometry: Geometry::for_disk(SIM_DISK_SIZE_BYTES, 0).expect("the simulated disk is large enough"),
             mutation: self.params.mutation,
         }
     }

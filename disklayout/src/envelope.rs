@@ -1,0 +1,187 @@
+//! The 32-byte record header shared by every record, and the generic encode/decode (FORMAT.md §3).
+use crate::error::{DecodeError, EncodeError};
+use crate::{Block, BLOCK_SIZE, BODY_BYTES_MAX, HEADER_SIZE, LAYOUT_VERSION};
+use byteorder::{ByteOrder, LittleEndian};
+
+const MAGIC_AT: usize = 0;
+const VERSION_AT: usize = 4;
+const RESERVED_AT: usize = 6;
+const CLUSTER_ID_AT: usize = 8;
+const SEQUENCE_AT: usize = 16;
+const BODY_LENGTH_AT: usize = 24;
+const CRC_AT: usize = 28;
+
+/// One record type of the format: its magic and how its body is laid out.
+pub trait Record: Sized {
+    /// The four ASCII letters that start every block of this type.
+    const MAGIC: [u8; 4];
+    /// The body length of every record of this type, or `None` when it varies (the log block).
+    const BODY_BYTES: Option<usize>;
+    /// The body length of this record.
+    fn body_bytes(&self) -> usize {
+        Self::BODY_BYTES.expect("variable-length records override body_bytes")
+    }
+    /// Checks every field before anything is written.
+    fn validate(&self) -> Result<(), EncodeError>;
+    /// Writes the body; `body` is exactly `body_bytes()` long and the record is valid.
+    fn encode_body(&self, body: &mut [u8]);
+    /// Reads a body whose length has been checked against `BODY_BYTES`.
+    fn decode_body(body: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// A record with the header fields that every record carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed<R> {
+    /// The id of the cluster the disk was formatted for.
+    pub cluster_id: u64,
+    /// The record's generation; its meaning depends on the type (FORMAT.md §3).
+    pub sequence: u64,
+    /// The record itself.
+    pub record: R,
+}
+
+/// The header fields of any record, readable without knowing its type (for dumps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The record type's magic.
+    pub magic: [u8; 4],
+    /// The layout version.
+    pub version: u16,
+    /// The id of the cluster the disk was formatted for.
+    pub cluster_id: u64,
+    /// The record's generation.
+    pub sequence: u64,
+    /// The body's length in bytes.
+    pub body_bytes: u32,
+}
+
+impl Header {
+    /// Reads the header of a block without checking anything but its size.
+    pub fn peek(block: &[u8]) -> Option<Header> {
+        if block.len() < HEADER_SIZE {
+            return None;
+        }
+        let mut magic = [0; 4];
+        magic.copy_from_slice(&block[MAGIC_AT..MAGIC_AT + 4]);
+        Some(Header {
+            magic,
+            version: LittleEndian::read_u16(&block[VERSION_AT..]),
+            cluster_id: LittleEndian::read_u64(&block[CLUSTER_ID_AT..]),
+            sequence: LittleEndian::read_u64(&block[SEQUENCE_AT..]),
+            body_bytes: LittleEndian::read_u32(&block[BODY_LENGTH_AT..]),
+        })
+    }
+}
+
+/// Encodes `sealed` into `block`, zeroing every byte after the body. Nothing is written when the
+/// record is invalid.
+pub fn encode<R: Record>(sealed: &Sealed<R>, block: &mut Block) -> Result<(), EncodeError> {
+    sealed.record.validate()?;
+    let body_bytes = sealed.record.body_bytes();
+    assert!(body_bytes <= BODY_BYTES_MAX, "validate bounds every body");
+    if let Some(fixed) = R::BODY_BYTES {
+        assert_eq!(body_bytes, fixed);
+    }
+    block.fill(0);
+    block[MAGIC_AT..MAGIC_AT + 4].copy_from_slice(&R::MAGIC);
+    LittleEndian::write_u16(&mut block[VERSION_AT..], LAYOUT_VERSION);
+    LittleEndian::write_u64(&mut block[CLUSTER_ID_AT..], sealed.cluster_id);
+    LittleEndian::write_u64(&mut block[SEQUENCE_AT..], sealed.sequence);
+    LittleEndian::write_u32(&mut block[BODY_LENGTH_AT..], body_bytes as u32);
+    sealed
+        .record
+        .encode_body(&mut block[HEADER_SIZE..HEADER_SIZE + body_bytes]);
+    let crc = record_crc(block, body_bytes);
+    LittleEndian::write_u32(&mut block[CRC_AT..], crc);
+    Ok(())
+}
+
+/// Decodes a block: `Ok(None)` for an empty (all-zero) block, the record when it is valid, and
+/// otherwise the first problem found. The order: block size, empty or torn, magic, version (a
+/// newer layout may define the rest differently), body length, CRC, then the reserved bytes and
+/// padding (a flipped bit there already fails the CRC; these catch a writer that set them), then
+/// the body's fields.
+pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError> {
+    if block.len() != BLOCK_SIZE {
+        return Err(DecodeError::WrongBlockSize {
+            length: block.len(),
+        });
+    }
+    if is_zero(&block[..HEADER_SIZE]) {
+        return match is_zero(block) {
+            true => Ok(None),
+            false => Err(DecodeError::Torn),
+        };
+    }
+    let header = Header::peek(block).expect("a block is longer than a header");
+    if header.magic != R::MAGIC {
+        return Err(DecodeError::WrongMagic {
+            found: header.magic,
+            expected: R::MAGIC,
+        });
+    }
+    if header.version != LAYOUT_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            found: header.version,
+            supported: LAYOUT_VERSION,
+        });
+    }
+    let body_bytes = header.body_bytes as usize;
+    let allowed = R::BODY_BYTES.unwrap_or(BODY_BYTES_MAX);
+    let length_ok = match R::BODY_BYTES {
+        Some(fixed) => body_bytes == fixed,
+        None => body_bytes <= BODY_BYTES_MAX,
+    };
+    if !length_ok {
+        return Err(DecodeError::BodyLength {
+            found: header.body_bytes,
+            allowed: allowed as u32,
+        });
+    }
+    let stored = LittleEndian::read_u32(&block[CRC_AT..]);
+    let computed = record_crc(block, body_bytes);
+    if stored != computed {
+        return Err(DecodeError::Checksum { stored, computed });
+    }
+    if let Some(index) = block[RESERVED_AT..RESERVED_AT + 2]
+        .iter()
+        .position(|&byte| byte != 0)
+    {
+        return Err(DecodeError::NonZeroReserved {
+            offset: RESERVED_AT + index,
+        });
+    }
+    let padding_start = HEADER_SIZE + body_bytes;
+    if !is_zero(&block[padding_start..]) {
+        let index = block[padding_start..]
+            .iter()
+            .position(|&byte| byte != 0)
+            .unwrap_or(0);
+        return Err(DecodeError::NonZeroPadding {
+            offset: padding_start + index,
+        });
+    }
+    let record = R::decode_body(&block[HEADER_SIZE..padding_start])?;
+    Ok(Some(Sealed {
+        cluster_id: header.cluster_id,
+        sequence: header.sequence,
+        record,
+    }))
+}
+
+/// CRC-32 of header bytes 0..28 followed by the body.
+fn record_crc(block: &[u8], body_bytes: usize) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&block[..CRC_AT]);
+    hasher.update(&block[HEADER_SIZE..HEADER_SIZE + body_bytes]);
+    hasher.finalize()
+}
+
+/// Whether every byte is zero; ORs whole words because the padding scan is on the heartbeat path.
+fn is_zero(bytes: &[u8]) -> bool {
+    let (words, tail) = bytes.split_at(bytes.len() - bytes.len() % 8);
+    let words_or = words
+        .chunks_exact(8)
+        .fold(0u64, |acc, word| acc | LittleEndian::read_u64(word));
+    words_or == 0 && tail.iter().all(|&byte| byte == 0)
+}

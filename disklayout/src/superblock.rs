@@ -1,0 +1,165 @@
+//! The superblock (FORMAT.md §4): the cluster's identity, geometry and shared timing.
+use crate::error::{DecodeError, EncodeError};
+use crate::fields::{check_string, Reader, Writer};
+use crate::geometry::{Geometry, Region};
+use crate::Record;
+
+/// The cluster name field's size; the name itself is at most one byte less.
+pub const CLUSTER_NAME_BYTES_MAX: usize = 64;
+
+/// The timing parameters every node must share; they live on the disk so nodes cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// How often a node heartbeats on every network and on its disk slot.
+    pub heartbeat_interval_ms: u32,
+    /// How often a node renews its lease (its slot; the quorum lease if it owns it).
+    pub lease_renew_interval_ms: u32,
+    /// How long after its last renewal a lease still counts as held.
+    pub lease_expiry_ms: u32,
+    /// How long the resource monitor waits for its daemon before stopping every resource.
+    pub fence_timeout_ms: u32,
+    /// The largest clock-rate difference between two nodes the timing argument tolerates.
+    pub clock_drift_ppm_max: u32,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            heartbeat_interval_ms: 50,
+            lease_renew_interval_ms: 100,
+            lease_expiry_ms: 1000,
+            fence_timeout_ms: 500,
+            clock_drift_ppm_max: 1000,
+        }
+    }
+}
+
+impl Timing {
+    /// Checks the relations FORMAT.md §4 requires; the error names the field at fault.
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        let fail = |field, problem: &str| Err(EncodeError::field(field, problem));
+        if self.heartbeat_interval_ms == 0 {
+            return fail("heartbeat_interval_ms", "must be more than 0");
+        }
+        if self.lease_renew_interval_ms == 0 {
+            return fail("lease_renew_interval_ms", "must be more than 0");
+        }
+        if self.lease_expiry_ms as u64 <= 2 * self.lease_renew_interval_ms as u64 {
+            return fail(
+                "lease_expiry_ms",
+                "must exceed twice the lease renewal interval",
+            );
+        }
+        if self.fence_timeout_ms == 0 || self.fence_timeout_ms >= self.lease_expiry_ms {
+            return fail(
+                "fence_timeout_ms",
+                "must be more than 0 and less than the lease expiry",
+            );
+        }
+        if self.clock_drift_ppm_max >= 100_000 {
+            return fail("clock_drift_ppm_max", "must be below 100000 (10%)");
+        }
+        Ok(())
+    }
+}
+
+/// Block 0 of the disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Superblock {
+    /// A name for people; not used for identity (the header's cluster id is).
+    pub cluster_name: String,
+    /// The size in bytes the disk was formatted for.
+    pub disk_size_bytes: u64,
+    /// Where each region lies.
+    pub geometry: Geometry,
+    /// The shared timing parameters.
+    pub timing: Timing,
+}
+
+impl Record for Superblock {
+    const MAGIC: [u8; 4] = *b"WPSB";
+    const BODY_BYTES: Option<usize> = Some(256);
+
+    fn validate(&self) -> Result<(), EncodeError> {
+        check_string(&self.cluster_name, CLUSTER_NAME_BYTES_MAX, "cluster_name")?;
+        self.timing.validate()?;
+        self.geometry
+            .validate(self.disk_size_bytes)
+            .map_err(|error| EncodeError::field("geometry", error.to_string()))
+    }
+
+    fn encode_body(&self, body: &mut [u8]) {
+        let mut writer = Writer::new(body);
+        writer.string(&self.cluster_name, CLUSTER_NAME_BYTES_MAX);
+        writer.u64(self.disk_size_bytes);
+        writer.u32(crate::BLOCK_SIZE as u32);
+        writer.reserved(4);
+        for region in &self.geometry.regions {
+            writer.u64(region.offset_bytes);
+            writer.u64(region.blocks);
+        }
+        let timing = &self.timing;
+        writer.u32(timing.heartbeat_interval_ms);
+        writer.u32(timing.lease_renew_interval_ms);
+        writer.u32(timing.lease_expiry_ms);
+        writer.u32(timing.fence_timeout_ms);
+        writer.u32(timing.clock_drift_ppm_max);
+        writer.reserved(12);
+        writer.finish();
+    }
+
+    fn decode_body(body: &[u8]) -> Result<Superblock, DecodeError> {
+        let mut reader = Reader::new(body);
+        let cluster_name = reader.string(CLUSTER_NAME_BYTES_MAX, "cluster_name")?;
+        let disk_size_bytes = reader.u64("disk_size")?;
+        let block_size_at = reader.offset();
+        if reader.u32("block_size")? != crate::BLOCK_SIZE as u32 {
+            return Err(DecodeError::InvalidField {
+                offset: block_size_at,
+                field: "block_size",
+                problem: "is not 4096",
+            });
+        }
+        reader.reserved(4)?;
+        let region_table_at = reader.offset();
+        let mut regions = [Region {
+            offset_bytes: 0,
+            blocks: 0,
+        }; 9];
+        for region in regions.iter_mut() {
+            region.offset_bytes = reader.u64("region_offset")?;
+            region.blocks = reader.u64("region_blocks")?;
+        }
+        let geometry = Geometry { regions };
+        if geometry.validate(disk_size_bytes).is_err() {
+            return Err(DecodeError::InvalidField {
+                offset: region_table_at,
+                field: "region_table",
+                problem: "regions overlap, leave gaps, have wrong sizes or pass the disk size",
+            });
+        }
+        let timing_at = reader.offset();
+        let timing = Timing {
+            heartbeat_interval_ms: reader.u32("heartbeat_interval_ms")?,
+            lease_renew_interval_ms: reader.u32("lease_renew_interval_ms")?,
+            lease_expiry_ms: reader.u32("lease_expiry_ms")?,
+            fence_timeout_ms: reader.u32("fence_timeout_ms")?,
+            clock_drift_ppm_max: reader.u32("clock_drift_ppm_max")?,
+        };
+        if timing.validate().is_err() {
+            return Err(DecodeError::InvalidField {
+                offset: timing_at,
+                field: "timing",
+                problem: "timing parameters break the relations FORMAT.md section 4 requires",
+            });
+        }
+        reader.reserved(12)?;
+        reader.finish()?;
+        Ok(Superblock {
+            cluster_name,
+            disk_size_bytes,
+            geometry,
+            timing,
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! Log replay: positions, wrap, end conditions and the duplicate-sequence rule.
+use disklayout::*;
+use proptest::prelude::*;
+
+type Ring = Vec<Result<Option<Sealed<LogBlock>>, DecodeError>>;
+
+fn block(position: u64, sequences: &[(u64, u8)]) -> Result<Option<Sealed<LogBlock>>, DecodeError> {
+    let updates = sequences
+        .iter()
+        .map(|&(sequence, origin)| LogUpdate {
+            sequence,
+            origin,
+            payload: vec![origin],
+        })
+        .collect();
+    Ok(Some(Sealed {
+        cluster_id: 5,
+        sequence: position,
+        record: LogBlock { epoch: 1, updates },
+    }))
+}
+
+fn sequences(replay: &LogReplay) -> Vec<(u64, u8)> {
+    replay
+        .updates
+        .iter()
+        .map(|update| (update.sequence, update.origin))
+        .collect()
+}
+
+#[test]
+fn replays_in_position_order_across_the_wrap() {
+    let mut ring: Ring = vec![Ok(None); 4];
+    ring[2] = block(6, &[(10, 1)]);
+    ring[3] = block(7, &[(11, 1), (12, 2)]);
+    ring[0] = block(8, &[(13, 1)]);
+    ring[1] = block(5, &[(9, 1)]);
+    let replay = replay_log(&ring, 6, 5);
+    assert_eq!(sequences(&replay), vec![(10, 1), (11, 1), (12, 2), (13, 1)]);
+    assert_eq!(replay.next_position, 9);
+    assert_eq!(replay.end, LogEnd::OlderPosition { found: 5 });
+}
+
+#[test]
+fn later_duplicate_wins_and_discards_what_followed_the_first() {
+    let mut ring: Ring = vec![Ok(None); 8];
+    ring[0] = block(0, &[(1, 1), (2, 1), (3, 2)]);
+    ring[1] = block(1, &[(2, 3), (3, 3)]);
+    let replay = replay_log(&ring, 0, 5);
+    assert_eq!(sequences(&replay), vec![(1, 1), (2, 3), (3, 3)]);
+    assert_eq!(replay.discarded, 2);
+    assert_eq!(replay.end, LogEnd::Empty);
+}
+
+#[test]
+fn a_torn_block_ends_the_log() {
+    let mut ring: Ring = vec![Ok(None); 4];
+    ring[0] = block(0, &[(1, 1)]);
+    ring[1] = Err(DecodeError::Torn);
+    ring[2] = block(2, &[(2, 1)]);
+    let replay = replay_log(&ring, 0, 5);
+    assert_eq!(sequences(&replay), vec![(1, 1)]);
+    assert_eq!(replay.end, LogEnd::Invalid(DecodeError::Torn));
+}
+
+#[test]
+fn another_cluster_ends_the_log() {
+    let mut ring: Ring = vec![Ok(None); 2];
+    ring[0] = block(0, &[(1, 1)]);
+    ring[1] = Ok(Some(Sealed {
+        cluster_id: 6,
+        sequence: 1,
+        record: LogBlock {
+            epoch: 1,
+            updates: vec![LogUpdate {
+                sequence: 2,
+                origin: 1,
+                payload: vec![],
+            }],
+        },
+    }));
+    assert_eq!(replay_log(&ring, 0, 5).end, LogEnd::OtherCluster);
+}
+
+#[test]
+fn a_full_ring_is_exhausted() {
+    let ring: Ring = (0..3)
+        .map(|position| block(position, &[(position + 1, 1)]))
+        .collect();
+    let replay = replay_log(&ring, 0, 5);
+    assert_eq!(replay.end, LogEnd::RingExhausted);
+    assert_eq!(replay.next_position, 3);
+}
+
+proptest! {
+    /// Replay never panics and what it keeps is strictly increasing in sequence.
+    #[test]
+    fn replay_keeps_an_increasing_sequence(blocks in proptest::collection::vec(
+        proptest::option::of((0u64..12, proptest::collection::vec((0u64..20, 1u8..4), 1..4))), 1..10),
+        start in 0u64..12)
+    {
+        let ring: Ring = blocks.iter().map(|entry| match entry {
+            None => Ok(None),
+            Some((position, updates)) => block(*position, updates),
+        }).collect();
+        let replay = replay_log(&ring, start, 5);
+        prop_assert!(replay.updates.windows(2).all(|pair| pair[0].sequence < pair[1].sequence));
+        prop_assert!(replay.next_position >= start);
+        prop_assert!(replay.next_position - start <= ring.len() as u64);
+    }
+}

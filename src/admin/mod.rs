@@ -1,0 +1,22 @@
+//! The admin socket: how `wolfpack ctl` talks to a running node.
+//!
+//! Protocol (one connection per command): the client sends one request line, the command's words
+//! joined by tabs; the server answers with a status line, `ok` or `error MESSAGE`, then the body,
+//! and closes the connection. A streaming command (`events --follow`) keeps sending body lines
+//! until the client hangs up.
+//!
+//! **Invariant:** the socket file has mode 0600 and every connection's peer is checked with
+//! SO_PEERCRED: only root or the daemon's own user is served.
+pub mod client;
+pub mod server;
+
+/// The longest request line accepted; a longer one is refused, not buffered without bound.
+pub const REQUEST_BYTES_MAX: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests;
+
+/// Where `wolfpack node` listens and `wolfpack ctl` connects unless told otherwise.
+pub const DEFAULT_SOCKET_PATH: &str = "/run/wolfpack/admin.sock";
+/// Overrides the default socket path for `ctl` (one node per shell in a testbed).
+pub const SOCKET_ENVIRONMENT_VARIABLE: &str = "WOLFPACK_SOCKET";

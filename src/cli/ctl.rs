@@ -1,0 +1,96 @@
+//! `wolfpack ctl`: asks a running node something through its admin socket and prints the answer.
+//!
+//! The node renders answers (text or JSON) itself, so ctl stays a thin client; it checks only the
+//! command's name and arity, so a typo is named without contacting the node.
+use super::{parse_flags, CommandError, UsageError, EXIT_OK};
+use crate::admin::{client, DEFAULT_SOCKET_PATH, SOCKET_ENVIRONMENT_VARIABLE};
+use std::path::PathBuf;
+
+pub const CTL_HELP: &str = "\
+Usage: wolfpack ctl [--socket PATH] COMMAND [ARGS] [--json]
+
+Commands:
+  status              membership, epoch, quorum owner, lease, links, GUM sequence, clock skew
+  nodes               every configured node and its state
+  events [--follow]   the cluster event log; --follow keeps printing new events
+  metrics             counters in Prometheus text format
+  get KEY             a key of the cluster database
+  update KEY VALUE    set a key; returns once the update is committed cluster-wide
+
+Flags:
+  --socket PATH       the node's admin socket (default: $WOLFPACK_SOCKET, else /run/wolfpack/admin.sock)
+  --json              answer in JSON
+  --follow            (events) keep the connection open and print events as they happen
+";
+
+/// Each command and how many operands it takes.
+const COMMANDS: [(&str, usize); 6] = [
+    ("status", 0),
+    ("nodes", 0),
+    ("events", 0),
+    ("metrics", 0),
+    ("get", 1),
+    ("update", 2),
+];
+
+pub fn run(words: &[&str]) -> Result<i32, CommandError> {
+    if matches!(words.first(), Some(&"-h") | Some(&"--help") | Some(&"help")) {
+        print!("{CTL_HELP}");
+        return Ok(EXIT_OK);
+    }
+    let mut options = getopts::Options::new();
+    options.optopt("", "socket", "", "PATH");
+    options.optflag("", "json", "");
+    options.optflag("", "follow", "");
+    let matches = parse_flags(&options, words, "ctl")?;
+    let Some((command, operands)) = matches.free.split_first() else {
+        return Err(UsageError(
+            "ctl: missing command (status, nodes, events, metrics, get, update)".into(),
+        )
+        .into());
+    };
+    let Some(&(_, arity)) = COMMANDS.iter().find(|(name, _)| name == command) else {
+        return Err(UsageError(format!("ctl: unknown command '{command}'")).into());
+    };
+    if operands.len() != arity {
+        let expected = match arity {
+            0 => String::from("no operands"),
+            1 => String::from("one operand (KEY)"),
+            _ => String::from("two operands (KEY VALUE)"),
+        };
+        return Err(UsageError(format!(
+            "ctl {command}: takes {expected}, got {}",
+            operands.len()
+        ))
+        .into());
+    }
+    let follow = matches.opt_present("follow");
+    if follow && command != "events" {
+        return Err(
+            UsageError(format!("ctl {command}: flag '--follow' is for events only")).into(),
+        );
+    }
+    let socket = matches
+        .opt_str("socket")
+        .or_else(|| std::env::var(SOCKET_ENVIRONMENT_VARIABLE).ok())
+        .unwrap_or_else(|| DEFAULT_SOCKET_PATH.to_string());
+    let mut request: Vec<&str> = vec![command.as_str()];
+    request.extend(operands.iter().map(String::as_str));
+    if matches.opt_present("json") {
+        request.push("--json");
+    }
+    if follow {
+        request.push("--follow");
+    }
+    let timeout = if follow {
+        None
+    } else {
+        Some(client::ANSWER_TIMEOUT)
+    };
+    client::request(&PathBuf::from(&socket), &request, timeout, |line| {
+        println!("{line}");
+        true
+    })
+    .map_err(|error| CommandError::Failed(error.to_string()))?;
+    Ok(EXIT_OK)
+}
