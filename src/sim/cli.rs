@@ -92,6 +92,7 @@ pub fn sweep(
     let mut outcome = SweepOutcome::default();
     let mut faults: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut garbage, mut converge_max, mut steps) = (0u64, 0u64, 0u64);
+    let (mut datagrams_dropped, mut blocks_rejected) = (0u64, 0u64);
     for seed in seeds {
         let params = Params::from_seed(seed, nodes, mutation);
         let node_count = params.node_count;
@@ -101,6 +102,8 @@ pub fn sweep(
             *faults.entry(kind).or_insert(0) += count;
         }
         garbage += report.garbage_injected;
+        datagrams_dropped += report.messages_dropped_by_nodes;
+        blocks_rejected += report.disk_records_rejected;
         steps += report.steps;
         converge_max = converge_max.max(report.converge_ticks.unwrap_or(0));
         if verbose {
@@ -131,6 +134,7 @@ pub fn sweep(
         println!("seeds/s={:.1} steps={steps} converge_ticks_max_seen={converge_max}", outcome.seeds as f64 / seconds);
         let kinds: Vec<String> = faults.iter().map(|(kind, count)| format!("{kind}={count}")).collect();
         println!("faults: {} garbage-datagrams={garbage}", kinds.join(" "));
+        println!("dropped by nodes: datagrams={datagrams_dropped} disk-blocks={blocks_rejected}");
     }
     println!("seeds={} violations={}", outcome.seeds, outcome.violations);
     outcome

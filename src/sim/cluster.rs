@@ -120,6 +120,9 @@ impl Cluster {
 
     pub fn crash(&mut self, id: u8) {
         let index = usize::from(id - 1);
+        if let Some(node) = self.nodes[index].node.as_ref() {
+            self.report.add_dropped(&node.status().dropped);
+        }
         let sim_node = &mut self.nodes[index];
         sim_node.node = None;
         sim_node.online = 0;
@@ -253,6 +256,7 @@ impl Cluster {
                 self.disk.submit(op, self.tick, &mut self.prng);
             }
             Output::Resource { group, online } => {
+                self.fold_digest(&format!("{id} group {group} online={online}"));
                 if online {
                     self.nodes[index].online |= bit(group);
                 } else {
@@ -266,7 +270,17 @@ impl Cluster {
         }
     }
 
+    fn fold_digest(&mut self, text: &str) {
+        let mut hash = if self.report.digest == 0 { 0xcbf2_9ce4_8422_2325 } else { self.report.digest };
+        for byte in self.tick.to_le_bytes().iter().chain(text.as_bytes()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.report.digest = hash;
+    }
+
     fn on_event(&mut self, id: u8, event: Event) {
+        self.fold_digest(&format!("{id} {event:?}"));
         if self.trace {
             println!("tick={} node={id} {event:?}", self.tick);
         }

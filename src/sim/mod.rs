@@ -91,9 +91,19 @@ pub struct Report {
     pub converge_ticks: Option<u64>,
     pub violations: Vec<Violation>,
     pub messages_dropped_by_nodes: u64,
+    /// Disk blocks the nodes rejected (torn or corrupt: failed CRC or checks).
+    pub disk_records_rejected: u64,
+    /// FNV-1a over every event and resource change, in order: equal digests, equal runs.
+    pub digest: u64,
 }
 
 impl Report {
+    /// Adds one node instance's drop counters (at its crash, or at the end of the run).
+    pub fn add_dropped(&mut self, dropped: &crate::core::DropCounters) {
+        self.messages_dropped_by_nodes += dropped.undecodable + dropped.unknown_node + dropped.stale + dropped.unexpected;
+        self.disk_records_rejected += dropped.disk_records_invalid;
+    }
+
     pub fn count_fault(&mut self, kind: &FaultKind) {
         let name = match kind {
             FaultKind::Partition { .. } => "partition",
@@ -151,8 +161,7 @@ pub fn run(params: Params) -> (Report, Cluster) {
     report.violations = cluster.checker.violations.clone();
     for sim_node in &cluster.nodes {
         if let Some(node) = sim_node.node.as_ref() {
-            let dropped = node.status().dropped;
-            report.messages_dropped_by_nodes += dropped.undecodable + dropped.unknown_node + dropped.stale + dropped.unexpected;
+            report.add_dropped(&node.status().dropped);
         }
     }
     (report, cluster)
