@@ -69,7 +69,7 @@ impl Node {
                 Err(())
             }
         };
-        let (io, lost) = self.quorum.on_read(record, issue_tick, self.now_ticks, self.epoch);
+        let (io, lost) = self.quorum.on_read(record, issue_tick, self.now_ticks, self.acked_epoch);
         if lost {
             self.emit(Event::QuorumOwner { owned: false });
         }

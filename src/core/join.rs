@@ -249,7 +249,10 @@ impl Node {
     /// Completes a form once its epoch is durable (still owning the quorum).
     fn complete_forming(&mut self) {
         let Some(epoch) = self.form_pending_epoch else { return };
-        if self.own_lease.durable_epoch < epoch {
+        if !self.epoch_durable(epoch) {
+            if !self.own_lease.slot_write_in_flight {
+                self.last_renew_tick = None;
+            }
             return;
         }
         self.form_pending_epoch = None;
@@ -275,6 +278,7 @@ impl Node {
     /// Entering a membership: write a member slot at once (the lease starts with it).
     pub(super) fn became_member(&mut self) {
         self.member_since_tick = self.now_ticks;
+        self.own_lease.start_pending = None;
         self.last_renew_tick = None;
     }
 
@@ -282,6 +286,9 @@ impl Node {
     pub(super) fn leave(&mut self, reason: &'static str) {
         self.stop_all_groups();
         self.quorum.release();
+        // Every membership starts a new lease, through the mailbox check.
+        self.own_lease.valid_until_tick = 0;
+        self.own_lease.start_pending = None;
         let wait = self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
         self.role = Role::Searching { since_tick: self.now_ticks, form_wait_ticks: wait };
         self.stabilized = false;

@@ -14,7 +14,6 @@
 
 use super::disk_records::{self, FenceAck, FenceRequest, NodeSlot, NodeState, Sealed, BLOCK_SIZE};
 use super::node::{Node, Purpose, Role};
-use super::{bit, Event};
 
 /// This node's own lease and mailbox state.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +25,8 @@ pub(crate) struct OwnLease {
     pub mailbox_read_in_flight: bool,
     pub ack_read_in_flight: bool,
     pub ack_write_in_flight: bool,
+    /// A new lease's first member write (issue tick, completion tick), waiting for the mailbox.
+    pub start_pending: Option<(u64, u64)>,
     /// Highest epoch written in our slot: an epoch is stabilized (by its coordinator, or by a
     /// forming node) only once durable, so a later former reading the slots never reuses it.
     pub durable_epoch: u64,
@@ -43,65 +44,7 @@ impl OwnLease {
     }
 }
 
-/// What a slot read showed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SlotSeen {
-    Unreadable,
-    Value { incarnation: u64, sequence: u64 },
-}
-
-/// The fence request we sent a peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fence {
-    NotSent,
-    InFlight,
-    Sent { request: u64 },
-}
-
-/// Observation of one peer that may still hold groups.
-#[derive(Clone, Debug)]
-pub(crate) struct Observation {
-    pub target_incarnation: u64,
-    pub seen: Option<SlotSeen>,
-    pub unchanged_since_tick: u64,
-    pub confirmed: bool,
-    pub partitioned_reported: bool,
-    pub slot_read_in_flight: bool,
-    pub ack_read_in_flight: bool,
-    pub fence: Fence,
-}
-
 impl Node {
-    /// Starts observing `peer` (idempotent).
-    pub(super) fn observe(&mut self, peer: u8) {
-        assert_ne!(peer, self.me());
-        let target_incarnation = self.peers.incarnations[usize::from(peer - 1)];
-        self.observations.entry(peer).or_insert(Observation {
-            target_incarnation,
-            seen: None,
-            unchanged_since_tick: 0,
-            confirmed: false,
-            partitioned_reported: false,
-            slot_read_in_flight: false,
-            ack_read_in_flight: false,
-            fence: Fence::NotSent,
-        });
-    }
-
-    /// True once `peer` is confirmed to hold nothing.
-    pub(super) fn confirmed_stopped(&self, peer: u8) -> bool {
-        self.observations.get(&peer).is_some_and(|observation| observation.confirmed)
-    }
-
-    fn confirm(&mut self, peer: u8) {
-        if let Some(observation) = self.observations.get_mut(&peer) {
-            if !observation.confirmed {
-                observation.confirmed = true;
-                self.emit(Event::PeerStopped { peer });
-            }
-        }
-    }
-
     /// First thing on every tick: an expired lease stops every group, and ends membership.
     pub(super) fn enforce_own_lease(&mut self) {
         if self.own_lease.valid(self.now_ticks) {
@@ -154,38 +97,12 @@ impl Node {
         }
         if self.own_lease.last_acked_request.is_some() && !self.own_lease.mailbox_read_in_flight {
             self.own_lease.mailbox_read_in_flight = true;
-            self.disk_read(Purpose::OwnMailboxRead, geometry.fence_request_offset(me));
+            let purpose = Purpose::OwnMailboxRead { issue_tick: self.now_ticks };
+            self.disk_read(purpose, geometry.fence_request_offset(me));
         }
         let peers: Vec<u8> = self.observations.keys().copied().collect();
         for peer in peers {
             self.renew_observation(peer);
-        }
-    }
-
-    fn renew_observation(&mut self, peer: u8) {
-        let geometry = self.config.geometry.clone();
-        let may_fence = self.role == Role::Member && self.stabilized && self.members & bit(peer) == 0;
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
-        if observation.confirmed {
-            return;
-        }
-        let read_slot = !observation.slot_read_in_flight;
-        let fence_now = may_fence && observation.fence == Fence::NotSent && observation.target_incarnation != 0;
-        let read_ack = matches!(observation.fence, Fence::Sent { .. }) && !observation.ack_read_in_flight;
-        observation.slot_read_in_flight |= read_slot;
-        observation.ack_read_in_flight |= read_ack;
-        if fence_now {
-            observation.fence = Fence::InFlight;
-        }
-        if read_slot {
-            let purpose = Purpose::PeerSlotRead { peer, issue_tick: self.now_ticks };
-            self.disk_read(purpose, geometry.node_slot_offset(peer));
-        }
-        if fence_now {
-            self.disk_read(Purpose::PeerMailboxRead { peer }, geometry.fence_request_offset(peer));
-        }
-        if read_ack {
-            self.disk_read(Purpose::PeerAckRead { peer }, geometry.fence_ack_offset(peer));
         }
     }
 
@@ -194,15 +111,39 @@ impl Node {
         if ok {
             self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(epoch);
         }
-        // Only a member write that is still wanted extends the lease: a node that left while
-        // the write was in flight must not be revived by it.
-        if ok && member && self.role == Role::Member {
-            let until = issue_tick + self.timeouts.lease_hold_ticks;
-            if until > self.own_lease.valid_until_tick {
-                self.own_lease.valid_until_tick = until;
-                let stop_resources_at_ms = until * super::timeout::TICK_MS;
-                self.outputs.push_back(super::Output::ArmDeadman { stop_resources_at_ms });
+        // Only a member write that is still wanted counts: a node that left while the write
+        // was in flight must not be revived by it.
+        if !(ok && member && self.role == Role::Member) {
+            return;
+        }
+        if issue_tick < self.own_lease.valid_until_tick {
+            // Issued while the lease was valid: the chain of renewals goes on.
+            self.extend_lease(issue_tick);
+        } else {
+            // A new lease: it starts only after a mailbox read issued from now on shows no
+            // fence request for us (see `observe.rs` for why).
+            self.own_lease.start_pending = Some((issue_tick, self.now_ticks));
+            if !self.own_lease.mailbox_read_in_flight && self.own_lease.last_acked_request.is_some() {
+                self.own_lease.mailbox_read_in_flight = true;
+                let purpose = Purpose::OwnMailboxRead { issue_tick: self.now_ticks };
+                let offset = self.config.geometry.fence_request_offset(self.me());
+                self.disk_read(purpose, offset);
             }
+        }
+    }
+
+    /// True once `epoch` is written in our slot and, if we own the quorum, in its record.
+    pub(super) fn epoch_durable(&self, epoch: u64) -> bool {
+        let quorum_copy = !self.quorum.owned(self.now_ticks) || self.quorum.durable_owner_epoch >= epoch;
+        self.own_lease.durable_epoch >= epoch && quorum_copy
+    }
+
+    fn extend_lease(&mut self, write_issue_tick: u64) {
+        let until = write_issue_tick + self.timeouts.lease_hold_ticks;
+        if until > self.own_lease.valid_until_tick {
+            self.own_lease.valid_until_tick = until;
+            let stop_resources_at_ms = until * super::timeout::TICK_MS;
+            self.outputs.push_back(super::Output::ArmDeadman { stop_resources_at_ms });
         }
     }
 
@@ -237,12 +178,15 @@ impl Node {
         self.own_lease.last_acked_request = Some(acked);
     }
 
-    pub(super) fn on_own_mailbox(&mut self, block: Option<&[u8; BLOCK_SIZE]>) {
+    pub(super) fn on_own_mailbox(&mut self, block: Option<&[u8; BLOCK_SIZE]>, issue_tick: u64) {
         self.own_lease.mailbox_read_in_flight = false;
         let Some(block) = block else { return };
         let request = match disk_records::decode::<FenceRequest>(&block[..]) {
             Ok(Some(sealed)) => sealed,
-            Ok(None) => return,
+            Ok(None) => {
+                self.start_pending_lease(issue_tick);
+                return;
+            }
             Err(_) => {
                 self.dropped.disk_records_invalid += 1;
                 return;
@@ -252,12 +196,17 @@ impl Node {
         let for_me = request.cluster_id == self.config.cluster_id
             && request.record.target == self.me()
             && request.record.target_incarnation == self.config.incarnation;
-        if !for_me || request.sequence <= last_acked || self.own_lease.ack_write_in_flight {
+        if !for_me || request.sequence <= last_acked {
+            self.start_pending_lease(issue_tick);
             return;
         }
         // A survivor fences only nodes outside its membership, so a request from an epoch not
         // newer than the one we are a member of is stale (written before we rejoined): ignore.
         if self.stabilized && request.record.requester_epoch <= self.epoch {
+            self.start_pending_lease(issue_tick);
+            return;
+        }
+        if self.own_lease.ack_write_in_flight {
             return;
         }
         // Fenced: stop everything first, then say so.
@@ -282,113 +231,22 @@ impl Node {
         self.disk_write(Purpose::OwnAckWrite { request: request.sequence }, offset, &ack);
     }
 
+    /// A mailbox read issued after the new lease's first write completed found no request
+    /// to obey: the lease starts, from that write's issue.
+    fn start_pending_lease(&mut self, read_issue_tick: u64) {
+        let Some((write_issue_tick, write_done_tick)) = self.own_lease.start_pending else { return };
+        if read_issue_tick < write_done_tick || self.role != Role::Member {
+            return;
+        }
+        self.own_lease.start_pending = None;
+        self.extend_lease(write_issue_tick);
+    }
+
     pub(super) fn on_own_ack_written(&mut self, ok: bool, request: u64) {
         self.own_lease.ack_write_in_flight = false;
         if ok {
             let last = self.own_lease.last_acked_request.unwrap_or(0);
             self.own_lease.last_acked_request = Some(last.max(request));
-        }
-    }
-
-    pub(super) fn on_peer_slot(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>, issue_tick: u64) {
-        let now = self.now_ticks;
-        let expiry = self.timeouts.lease_expiry_observed_ticks;
-        let cluster_id = self.config.cluster_id;
-        let silent = !self.peers.alive(peer, now, self.timeouts.peer_silence_ticks);
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
-        observation.slot_read_in_flight = false;
-        let Some(block) = block else { return };
-        if observation.confirmed {
-            return;
-        }
-        let seen = match disk_records::decode::<NodeSlot>(&block[..]) {
-            Ok(None) => None,
-            Ok(Some(sealed)) if sealed.cluster_id != cluster_id => None,
-            Ok(Some(sealed)) if sealed.record.node_id != peer => Some(SlotSeen::Unreadable),
-            Ok(Some(sealed)) => {
-                if observation.target_incarnation == 0 {
-                    observation.target_incarnation = sealed.record.incarnation;
-                }
-                let other_run = sealed.record.incarnation != observation.target_incarnation;
-                if other_run || sealed.record.state != NodeState::Member {
-                    None
-                } else {
-                    Some(SlotSeen::Value { incarnation: sealed.record.incarnation, sequence: sealed.sequence })
-                }
-            }
-            Err(_) => Some(SlotSeen::Unreadable),
-        };
-        let Some(seen) = seen else {
-            // Empty, stale, another run, or not a member: holds nothing.
-            self.confirm(peer);
-            return;
-        };
-        if observation.seen != Some(seen) {
-            let changed_again = observation.seen.is_some();
-            observation.seen = Some(seen);
-            observation.unchanged_since_tick = now;
-            if changed_again && silent && !observation.partitioned_reported {
-                observation.partitioned_reported = true;
-                self.emit(Event::PeerPartitioned { peer });
-            }
-            if seen == SlotSeen::Unreadable {
-                self.dropped.disk_records_invalid += 1;
-            }
-        } else if issue_tick >= observation.unchanged_since_tick + expiry {
-            self.confirm(peer);
-        }
-    }
-
-    pub(super) fn on_peer_mailbox(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some(observation) = self.observations.get(&peer) else { return };
-        let target_incarnation = observation.target_incarnation;
-        let Some(block) = block else {
-            if let Some(observation) = self.observations.get_mut(&peer) {
-                observation.fence = Fence::NotSent;
-            }
-            return;
-        };
-        let previous = match disk_records::decode::<FenceRequest>(&block[..]) {
-            Ok(Some(sealed)) => sealed.sequence,
-            _ => 0,
-        };
-        let request = Sealed {
-            cluster_id: self.config.cluster_id,
-            sequence: previous + 1,
-            record: FenceRequest {
-                target: peer,
-                target_incarnation,
-                requester: self.me(),
-                requester_epoch: self.epoch,
-            },
-        };
-        let offset = self.config.geometry.fence_request_offset(peer);
-        self.disk_write(Purpose::FenceRequestWrite { peer, request: previous + 1 }, offset, &request);
-    }
-
-    pub(super) fn on_fence_written(&mut self, peer: u8, request: u64, ok: bool) {
-        if let Some(observation) = self.observations.get_mut(&peer) {
-            observation.fence = if ok { Fence::Sent { request } } else { Fence::NotSent };
-        }
-    }
-
-    pub(super) fn on_peer_ack(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let cluster_id = self.config.cluster_id;
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
-        observation.ack_read_in_flight = false;
-        let (Some(block), Fence::Sent { request }) = (block, observation.fence) else { return };
-        let acknowledged = match disk_records::decode::<FenceAck>(&block[..]) {
-            Ok(Some(sealed)) => {
-                sealed.cluster_id == cluster_id
-                    && sealed.record.node_id == peer
-                    && sealed.record.incarnation == observation.target_incarnation
-                    && sealed.record.acknowledged_request >= request
-                    && sealed.record.resources_stopped
-            }
-            _ => false,
-        };
-        if acknowledged {
-            self.confirm(peer);
         }
     }
 }

@@ -30,6 +30,7 @@ mod lease;
 mod membership;
 pub mod message;
 mod node;
+mod observe;
 mod quorum;
 mod regroup;
 pub mod timeout;

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::database::{Database, VersionedMap};
 use super::disk_records::{self, Sealed, BLOCK_SIZE};
-use super::lease::{Observation, OwnLease};
+use super::lease::OwnLease;
+use super::observe::Observation;
 use super::membership::Peers;
 use super::message::{Body, GroupAssignment, Message};
 use super::quorum::{Identity, Quorum};
@@ -32,7 +33,7 @@ pub(crate) enum Role {
 #[derive(Clone, Debug)]
 pub(crate) enum Purpose {
     OwnSlotWrite { issue_tick: u64, member: bool, epoch: u64 },
-    OwnMailboxRead,
+    OwnMailboxRead { issue_tick: u64 },
     OwnSlotRead,
     OwnAckRead,
     OwnAckWrite { request: u64 },
@@ -241,7 +242,17 @@ impl Node {
         if now_ticks < self.now_ticks {
             return;
         }
+        let jumped = self.start_tick.is_some() && now_ticks > self.now_ticks + self.timeouts.peer_silence_ticks;
         self.now_ticks = now_ticks;
+        if jumped && self.regroup.is_some() {
+            // We were stopped (paused, starved) longer than peers wait for us: whatever the
+            // round decided went on without us; its late messages must not be acted upon.
+            if self.role == Role::Member {
+                self.leave("stalled during a regroup");
+            } else {
+                self.regroup = None;
+            }
+        }
         if self.start_tick.is_none() {
             self.start(now_ticks);
         }
@@ -318,7 +329,7 @@ impl Node {
             Purpose::OwnSlotWrite { issue_tick, member, epoch } => {
                 self.on_own_slot_written(block.is_some(), issue_tick, member, epoch)
             }
-            Purpose::OwnMailboxRead => self.on_own_mailbox(block),
+            Purpose::OwnMailboxRead { issue_tick } => self.on_own_mailbox(block, issue_tick),
             Purpose::OwnSlotRead => self.on_own_slot_read(block),
             Purpose::OwnAckRead => self.on_own_ack_read(block),
             Purpose::OwnAckWrite { request } => self.on_own_ack_written(block.is_some(), request),

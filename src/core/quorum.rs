@@ -56,6 +56,9 @@ pub(crate) struct Quorum {
     pub owner_epoch_seen: u64,
     /// Ownership was given up while a write was in flight: that write must not revive it.
     released_during_io: bool,
+    /// Highest `owner_epoch` this node wrote successfully as owner (a second durable copy of
+    /// its epoch, beside its slot: a torn slot alone cannot make a later former reuse it).
+    pub durable_owner_epoch: u64,
 }
 
 impl Quorum {
@@ -68,6 +71,7 @@ impl Quorum {
             outcome: None,
             owner_epoch_seen: 0,
             released_during_io: false,
+            durable_owner_epoch: 0,
         }
     }
 
@@ -238,6 +242,7 @@ impl Quorum {
             }
             State::Claiming { written } => {
                 if ok {
+                    self.durable_owner_epoch = self.durable_owner_epoch.max(written.record.owner_epoch);
                     let valid_until_tick = issue_tick + self.identity.hold_ticks;
                     self.state = State::Owner { valid_until_tick, written };
                     self.outcome = Some(Outcome { won: true, tick: now_ticks });
@@ -248,6 +253,9 @@ impl Quorum {
                 }
             }
             State::Owner { valid_until_tick, written } => {
+                if ok {
+                    self.durable_owner_epoch = self.durable_owner_epoch.max(written.record.owner_epoch);
+                }
                 let valid_until_tick = if ok {
                     valid_until_tick.max(issue_tick + self.identity.hold_ticks)
                 } else {

@@ -424,7 +424,7 @@ impl Node {
         if *acks != install.members {
             return;
         }
-        if self.own_lease.durable_epoch < install.epoch {
+        if !self.epoch_durable(install.epoch) {
             if !self.own_lease.slot_write_in_flight {
                 self.last_renew_tick = None;
             }
