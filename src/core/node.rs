@@ -87,6 +87,8 @@ pub struct Node {
     pub(super) last_renew_tick: Option<u64>,
     /// When this node last became a member (formed or stabilized from outside).
     pub(super) member_since_tick: u64,
+    /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
+    pub(super) stalled_at_tick: Option<u64>,
 }
 
 impl Node {
@@ -103,6 +105,7 @@ impl Node {
             cluster_id: config.cluster_id,
             hold_ticks: timeouts.lease_hold_ticks,
             expiry_observed_ticks: timeouts.lease_expiry_observed_ticks,
+            read_age_ticks_max: super::timeout::DISK_IO_LATENCY_MAX_MS / TICK_MS + 1,
         });
         Node {
             peers: Peers::new(&config.networks),
@@ -138,6 +141,7 @@ impl Node {
             last_heartbeat_tick: 0,
             last_renew_tick: None,
             member_since_tick: 0,
+            stalled_at_tick: None,
             config,
         }
     }
@@ -147,7 +151,9 @@ impl Node {
         match input {
             Input::Tick { now_ms } => self.on_tick(now_ms / TICK_MS),
             Input::Message { network, payload } => {
-                if self.start_tick.is_some() {
+                if self.stalled_at_tick == Some(self.now_ticks) {
+                    self.dropped.stale += 1;
+                } else if self.start_tick.is_some() {
                     self.on_message(network, payload);
                 }
             }
@@ -244,6 +250,11 @@ impl Node {
         }
         let jumped = self.start_tick.is_some() && now_ticks > self.now_ticks + self.timeouts.peer_silence_ticks;
         self.now_ticks = now_ticks;
+        if jumped {
+            // Datagrams queued while we were stopped are older than our silence window: they
+            // would make long-gone peers look alive. Drop what arrives before the next tick.
+            self.stalled_at_tick = Some(now_ticks);
+        }
         if jumped && self.regroup.is_some() {
             // We were stopped (paused, starved) longer than peers wait for us: whatever the
             // round decided went on without us; its late messages must not be acted upon.

@@ -44,6 +44,8 @@ pub(crate) struct Identity {
     pub cluster_id: u64,
     pub hold_ticks: u64,
     pub expiry_observed_ticks: u64,
+    /// A read older than this when we act on it is stale (we were stalled): read again.
+    pub read_age_ticks_max: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -132,6 +134,11 @@ impl Quorum {
             return (None, false);
         }
         let me = self.identity;
+        if now_ticks > issue_tick + me.read_age_ticks_max {
+            // What the record was then says nothing about now: a claim or a defense based on
+            // it could overwrite a newer owner. Read again at the next interval.
+            return (None, false);
+        }
         if let Ok(Some(sealed)) = &record {
             self.owner_epoch_seen = self.owner_epoch_seen.max(sealed.record.owner_epoch);
         }
@@ -292,7 +299,14 @@ mod tests {
     use super::*;
 
     fn identity(node_id: u8) -> Identity {
-        Identity { node_id, incarnation: 1, cluster_id: 7, hold_ticks: 78, expiry_observed_ticks: 101 }
+        Identity {
+            node_id,
+            incarnation: 1,
+            cluster_id: 7,
+            hold_ticks: 78,
+            expiry_observed_ticks: 101,
+            read_age_ticks_max: 10,
+        }
     }
 
     fn written(io: Option<QuorumIo>) -> Sealed<Lease> {

@@ -341,7 +341,9 @@ impl Node {
     fn propose(&mut self, survivors: u64, basis: u64) {
         let Some(round) = self.regroup.as_ref() else { return };
         let epoch_floor = round.statuses.values().map(|status| status.epoch.max(status.acked_epoch)).max().unwrap_or(0);
-        let epoch = epoch_floor.max(self.acked_epoch).max(self.epoch) + 1;
+        // The quorum record carries the owner's epoch: after a tie won by challenge, the lost
+        // side's last epoch is there even if none of its members is heard.
+        let epoch = epoch_floor.max(self.acked_epoch).max(self.epoch).max(self.quorum.owner_epoch_seen) + 1;
         let mut online_by_node = vec![0u64; 64];
         for (id, status) in &round.statuses {
             online_by_node[usize::from(*id - 1)] = status.online_groups;
@@ -486,6 +488,8 @@ impl Node {
             self.observations.remove(&member);
         }
         self.emit(Event::Stabilized { epoch: install.epoch, members: install.members });
+        // The table changed: give up at once any group now assigned elsewhere.
+        self.evaluate_groups();
     }
 }
 

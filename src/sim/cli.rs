@@ -4,10 +4,14 @@
 //! (seeds per second, faults injected by kind), and last, exactly `seeds=N violations=V`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::{run, Params};
 use crate::core::Mutation;
+
+/// The seed being run, for the panic hook.
+static CURRENT_SEED: AtomicU64 = AtomicU64::new(0);
 
 /// Runs the command; returns the exit status (0 clean, 1 violations, 2 usage).
 pub fn run_simulate(args: &[String]) -> i32 {
@@ -90,10 +94,25 @@ pub fn sweep(
 ) -> SweepOutcome {
     let started = Instant::now();
     let mut outcome = SweepOutcome::default();
+    // A core assertion aborts the process (panic = "abort" in release): say which seed first.
+    let reproduce_suffix = format!(
+        "{}{}",
+        nodes.map(|count| format!(" --nodes {count}")).unwrap_or_default(),
+        mutation_name.map(|name| format!(" --mutate {name}")).unwrap_or_default()
+    );
+    let default_hook = std::sync::Arc::new(std::panic::take_hook());
+    let hook_for_panics = default_hook.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let seed = CURRENT_SEED.load(Ordering::SeqCst);
+        println!("seed={seed} panicked: {info}");
+        println!("  reproduce: wolfpack simulate --seed {seed}{reproduce_suffix}");
+        hook_for_panics(info);
+    }));
     let mut faults: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut garbage, mut converge_max, mut steps) = (0u64, 0u64, 0u64);
     let (mut datagrams_dropped, mut blocks_rejected) = (0u64, 0u64);
     for seed in seeds {
+        CURRENT_SEED.store(seed, Ordering::SeqCst);
         let params = Params::from_seed(seed, nodes, mutation);
         let node_count = params.node_count;
         let (report, _) = run(params);
@@ -137,5 +156,7 @@ pub fn sweep(
         println!("dropped by nodes: datagrams={datagrams_dropped} disk-blocks={blocks_rejected}");
     }
     println!("seeds={} violations={}", outcome.seeds, outcome.violations);
+    drop(std::panic::take_hook());
+    let _ = default_hook;
     outcome
 }

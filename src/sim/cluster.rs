@@ -233,6 +233,14 @@ impl Cluster {
             outputs.push(output);
         }
         let status = node.status();
+        if self.trace && self.nodes[index].quorum_valid_until_ms != status.quorum_valid_until_ms {
+            println!(
+                "tick={} node={id} local_ms={} quorum_valid_until_ms={}",
+                self.tick,
+                self.local_ms(id),
+                status.quorum_valid_until_ms
+            );
+        }
         self.nodes[index].quorum_valid_until_ms = status.quorum_valid_until_ms;
         for output in outputs {
             self.route(id, output);
