@@ -22,7 +22,10 @@ fn node(node_id: u8) -> Node {
 }
 
 fn deliver(node: &mut Node, network: u8, message: &Message) {
-    node.step(Input::Message { network, payload: &message.encode() });
+    node.step(Input::Message {
+        network,
+        payload: &message.encode(),
+    });
     while node.poll_output().is_some() {}
 }
 
@@ -31,7 +34,12 @@ fn random_and_mangled_datagrams_are_counted_and_change_nothing() {
     let mut node = node(1);
     let before = node.status();
     let mut prng = Prng::new(9);
-    let valid = Message { from: 2, incarnation: 1, body: Body::Halt { round: 3 } }.encode();
+    let valid = Message {
+        from: 2,
+        incarnation: 1,
+        body: Body::Halt { round: 3 },
+    }
+    .encode();
     for round in 0..5000u64 {
         let payload: Vec<u8> = if round % 2 == 0 {
             (0..prng.below(80)).map(|_| prng.next_u64() as u8).collect()
@@ -41,7 +49,10 @@ fn random_and_mangled_datagrams_are_counted_and_change_nothing() {
             mangled[index] ^= 1 + prng.below(255) as u8;
             mangled
         };
-        node.step(Input::Message { network: prng.below(3) as u8, payload: &payload });
+        node.step(Input::Message {
+            network: prng.below(3) as u8,
+            payload: &payload,
+        });
         while node.poll_output().is_some() {}
     }
     let after = node.status();
@@ -56,7 +67,12 @@ fn unknown_nodes_wrong_networks_and_stale_incarnations_are_dropped() {
     let heartbeat = |from, incarnation| Message {
         from,
         incarnation,
-        body: Body::Heartbeat { epoch: 1, members: 0b11, stabilized: true, quorum_owner: false },
+        body: Body::Heartbeat {
+            epoch: 1,
+            members: 0b11,
+            stabilized: true,
+            quorum_owner: false,
+        },
     };
     deliver(&mut node, 0, &heartbeat(9, 1)); // not configured
     deliver(&mut node, 0, &heartbeat(1, 1)); // ourselves
@@ -71,8 +87,24 @@ fn unknown_nodes_wrong_networks_and_stale_incarnations_are_dropped() {
 fn protocol_messages_out_of_sequence_are_dropped() {
     let mut node = node(1);
     // A Stabilize and an InstallAck with no install or round: impossible sequences.
-    deliver(&mut node, 0, &Message { from: 2, incarnation: 1, body: Body::Stabilize { round: 4, epoch: 9 } });
-    deliver(&mut node, 0, &Message { from: 2, incarnation: 1, body: Body::InstallAck { round: 4, epoch: 9 } });
+    deliver(
+        &mut node,
+        0,
+        &Message {
+            from: 2,
+            incarnation: 1,
+            body: Body::Stabilize { round: 4, epoch: 9 },
+        },
+    );
+    deliver(
+        &mut node,
+        0,
+        &Message {
+            from: 2,
+            incarnation: 1,
+            body: Body::InstallAck { round: 4, epoch: 9 },
+        },
+    );
     let status = node.status();
     assert_eq!(status.dropped.stale, 2);
     assert!(!status.stabilized);

@@ -9,7 +9,10 @@ const SEEDS_TO_CATCH_MAX: u64 = 40;
 fn first_caught(mutation: Mutation) -> Option<(u64, String)> {
     (1..=SEEDS_TO_CATCH_MAX).find_map(|seed| {
         let (report, _) = run(Params::from_seed(seed, None, mutation));
-        report.violations.first().map(|violation| (seed, violation.description.clone()))
+        report
+            .violations
+            .first()
+            .map(|violation| (seed, violation.description.clone()))
     })
 }
 
@@ -22,13 +25,23 @@ fn no_majority_rule_is_caught() {
 #[test]
 fn no_lease_wait_is_caught() {
     let caught = first_caught(Mutation::NoLeaseWait);
-    assert!(caught.as_ref().is_some_and(|(_, text)| text.contains("online on nodes")), "{caught:?}");
+    assert!(
+        caught
+            .as_ref()
+            .is_some_and(|(_, text)| text.contains("online on nodes")),
+        "{caught:?}"
+    );
 }
 
 #[test]
 fn no_prune_is_caught() {
     let caught = first_caught(Mutation::NoPrune);
-    assert!(caught.as_ref().is_some_and(|(_, text)| text.contains("decided with link")), "{caught:?}");
+    assert!(
+        caught
+            .as_ref()
+            .is_some_and(|(_, text)| text.contains("decided with link")),
+        "{caught:?}"
+    );
 }
 
 #[test]
@@ -41,6 +54,10 @@ fn stale_epoch_is_caught() {
 fn the_unmutated_rules_pass_the_same_seeds() {
     for seed in 1..=SEEDS_TO_CATCH_MAX {
         let (report, _) = run(Params::from_seed(seed, None, Mutation::None));
-        assert!(report.violations.is_empty(), "seed {seed}: {:?}", report.violations);
+        assert!(
+            report.violations.is_empty(),
+            "seed {seed}: {:?}",
+            report.violations
+        );
     }
 }

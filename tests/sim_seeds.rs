@@ -10,7 +10,10 @@ fn three_hundred_seeds_run_without_violations_and_converge() {
     for seed in 1..=300u64 {
         let (report, _) = run(Params::from_seed(seed, None, Mutation::None));
         if let Some(violation) = report.violations.first() {
-            failing.push(format!("seed {seed}: {} (wolfpack simulate --seed {seed})", violation.description));
+            failing.push(format!(
+                "seed {seed}: {} (wolfpack simulate --seed {seed})",
+                violation.description
+            ));
         }
         if report.converge_ticks.is_some() {
             converged += 1;
@@ -47,6 +50,9 @@ fn faults_of_every_kind_are_injected_and_bad_input_is_dropped() {
     assert_eq!(kinds.len(), 5, "{kinds:?}");
     assert!(dropped > 0, "garbage datagrams were dropped and counted");
     assert!(rejected > 0, "torn blocks were rejected by their CRC");
-    assert!(partitioned > 0, "a silent peer beating on disk was seen as partitioned");
+    assert!(
+        partitioned > 0,
+        "a silent peer beating on disk was seen as partitioned"
+    );
     let _ = deadman;
 }

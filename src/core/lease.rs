@@ -78,7 +78,11 @@ impl Node {
                 sequence: self.own_lease.slot_sequence,
                 record: NodeSlot {
                     node_id: me,
-                    state: if member { NodeState::Member } else { NodeState::Joining },
+                    state: if member {
+                        NodeState::Member
+                    } else {
+                        NodeState::Joining
+                    },
                     incarnation: self.config.incarnation,
                     epoch: self.acked_epoch,
                     members: self.members,
@@ -88,7 +92,11 @@ impl Node {
             };
             self.own_lease.slot_write_in_flight = true;
             let epoch = self.acked_epoch;
-            let purpose = Purpose::OwnSlotWrite { issue_tick: self.now_ticks, member, epoch };
+            let purpose = Purpose::OwnSlotWrite {
+                issue_tick: self.now_ticks,
+                member,
+                epoch,
+            };
             self.disk_write(purpose, geometry.node_slot_offset(me), &slot);
         }
         if self.own_lease.last_acked_request.is_none() && !self.own_lease.ack_read_in_flight {
@@ -97,7 +105,9 @@ impl Node {
         }
         if self.own_lease.last_acked_request.is_some() && !self.own_lease.mailbox_read_in_flight {
             self.own_lease.mailbox_read_in_flight = true;
-            let purpose = Purpose::OwnMailboxRead { issue_tick: self.now_ticks };
+            let purpose = Purpose::OwnMailboxRead {
+                issue_tick: self.now_ticks,
+            };
             self.disk_read(purpose, geometry.fence_request_offset(me));
         }
         let peers: Vec<u8> = self.observations.keys().copied().collect();
@@ -106,7 +116,13 @@ impl Node {
         }
     }
 
-    pub(super) fn on_own_slot_written(&mut self, ok: bool, issue_tick: u64, member: bool, epoch: u64) {
+    pub(super) fn on_own_slot_written(
+        &mut self,
+        ok: bool,
+        issue_tick: u64,
+        member: bool,
+        epoch: u64,
+    ) {
         self.own_lease.slot_write_in_flight = false;
         if ok {
             self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(epoch);
@@ -123,9 +139,12 @@ impl Node {
             // A new lease: it starts only after a mailbox read issued from now on shows no
             // fence request for us (see `observe.rs` for why).
             self.own_lease.start_pending = Some((issue_tick, self.now_ticks));
-            if !self.own_lease.mailbox_read_in_flight && self.own_lease.last_acked_request.is_some() {
+            if !self.own_lease.mailbox_read_in_flight && self.own_lease.last_acked_request.is_some()
+            {
                 self.own_lease.mailbox_read_in_flight = true;
-                let purpose = Purpose::OwnMailboxRead { issue_tick: self.now_ticks };
+                let purpose = Purpose::OwnMailboxRead {
+                    issue_tick: self.now_ticks,
+                };
                 let offset = self.config.geometry.fence_request_offset(self.me());
                 self.disk_read(purpose, offset);
             }
@@ -134,7 +153,8 @@ impl Node {
 
     /// True once `epoch` is written in our slot and, if we own the quorum, in its record.
     pub(super) fn epoch_durable(&self, epoch: u64) -> bool {
-        let quorum_copy = !self.quorum.owned(self.now_ticks) || self.quorum.durable_owner_epoch >= epoch;
+        let quorum_copy =
+            !self.quorum.owned(self.now_ticks) || self.quorum.durable_owner_epoch >= epoch;
         self.own_lease.durable_epoch >= epoch && quorum_copy
     }
 
@@ -143,7 +163,9 @@ impl Node {
         if until > self.own_lease.valid_until_tick {
             self.own_lease.valid_until_tick = until;
             let stop_resources_at_ms = until * super::timeout::TICK_MS;
-            self.outputs.push_back(super::Output::ArmDeadman { stop_resources_at_ms });
+            self.outputs.push_back(super::Output::ArmDeadman {
+                stop_resources_at_ms,
+            });
         }
     }
 
@@ -154,7 +176,8 @@ impl Node {
             Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
                 self.own_lease.slot_sequence = self.own_lease.slot_sequence.max(sealed.sequence);
                 self.acked_epoch = self.acked_epoch.max(sealed.record.epoch);
-                self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(sealed.record.epoch);
+                self.own_lease.durable_epoch =
+                    self.own_lease.durable_epoch.max(sealed.record.epoch);
             }
             Ok(_) => {}
             // Torn by a crash mid-write: the previous run's epoch is lost from our slot, but
@@ -168,7 +191,9 @@ impl Node {
         self.own_lease.ack_read_in_flight = false;
         let Some(block) = block else { return };
         let acked = match disk_records::decode::<FenceAck>(&block[..]) {
-            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => sealed.record.acknowledged_request,
+            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
+                sealed.record.acknowledged_request
+            }
             Ok(_) => 0,
             Err(_) => {
                 self.dropped.disk_records_invalid += 1;
@@ -228,13 +253,21 @@ impl Node {
         };
         self.own_lease.ack_write_in_flight = true;
         let offset = self.config.geometry.fence_ack_offset(self.me());
-        self.disk_write(Purpose::OwnAckWrite { request: request.sequence }, offset, &ack);
+        self.disk_write(
+            Purpose::OwnAckWrite {
+                request: request.sequence,
+            },
+            offset,
+            &ack,
+        );
     }
 
     /// A mailbox read issued after the new lease's first write completed found no request
     /// to obey: the lease starts, from that write's issue.
     fn start_pending_lease(&mut self, read_issue_tick: u64) {
-        let Some((write_issue_tick, write_done_tick)) = self.own_lease.start_pending else { return };
+        let Some((write_issue_tick, write_done_tick)) = self.own_lease.start_pending else {
+            return;
+        };
         if read_issue_tick < write_done_tick || self.role != Role::Member {
             return;
         }

@@ -36,7 +36,10 @@ pub(crate) enum Fence {
     NotSent,
     InFlight,
     /// Landed at `landed_tick` (our clock).
-    Sent { request: u64, landed_tick: u64 },
+    Sent {
+        request: u64,
+        landed_tick: u64,
+    },
 }
 
 /// Observation of one peer that may still hold groups.
@@ -71,7 +74,9 @@ impl Node {
 
     /// True once `peer` is confirmed to hold nothing.
     pub(super) fn confirmed_stopped(&self, peer: u8) -> bool {
-        self.observations.get(&peer).is_some_and(|observation| observation.confirmed)
+        self.observations
+            .get(&peer)
+            .is_some_and(|observation| observation.confirmed)
     }
 
     fn confirm(&mut self, peer: u8) {
@@ -86,37 +91,60 @@ impl Node {
     /// Every renew interval, for each observed peer: read its slot, fence it, read its ack.
     pub(super) fn renew_observation(&mut self, peer: u8) {
         let geometry = self.config.geometry;
-        let may_fence = self.role == Role::Member && self.stabilized && self.members & bit(peer) == 0;
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
+        let may_fence =
+            self.role == Role::Member && self.stabilized && self.members & bit(peer) == 0;
+        let Some(observation) = self.observations.get_mut(&peer) else {
+            return;
+        };
         if observation.confirmed {
             return;
         }
         let read_slot = !observation.slot_read_in_flight;
-        let fence_now = may_fence && observation.fence == Fence::NotSent && observation.target_incarnation != 0;
-        let read_ack = matches!(observation.fence, Fence::Sent { .. }) && !observation.ack_read_in_flight;
+        let fence_now =
+            may_fence && observation.fence == Fence::NotSent && observation.target_incarnation != 0;
+        let read_ack =
+            matches!(observation.fence, Fence::Sent { .. }) && !observation.ack_read_in_flight;
         observation.slot_read_in_flight |= read_slot;
         observation.ack_read_in_flight |= read_ack;
         if fence_now {
             observation.fence = Fence::InFlight;
         }
         if read_slot {
-            let purpose = Purpose::PeerSlotRead { peer, issue_tick: self.now_ticks };
+            let purpose = Purpose::PeerSlotRead {
+                peer,
+                issue_tick: self.now_ticks,
+            };
             self.disk_read(purpose, geometry.node_slot_offset(peer));
         }
         if fence_now {
-            self.disk_read(Purpose::PeerMailboxRead { peer }, geometry.fence_request_offset(peer));
+            self.disk_read(
+                Purpose::PeerMailboxRead { peer },
+                geometry.fence_request_offset(peer),
+            );
         }
         if read_ack {
-            self.disk_read(Purpose::PeerAckRead { peer }, geometry.fence_ack_offset(peer));
+            self.disk_read(
+                Purpose::PeerAckRead { peer },
+                geometry.fence_ack_offset(peer),
+            );
         }
     }
 
-    pub(super) fn on_peer_slot(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>, issue_tick: u64) {
+    pub(super) fn on_peer_slot(
+        &mut self,
+        peer: u8,
+        block: Option<&[u8; BLOCK_SIZE]>,
+        issue_tick: u64,
+    ) {
         let now = self.now_ticks;
         let expiry = self.timeouts.lease_expiry_observed_ticks;
         let cluster_id = self.config.cluster_id;
-        let silent = !self.peers.alive(peer, now, self.timeouts.peer_silence_ticks);
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
+        let silent = !self
+            .peers
+            .alive(peer, now, self.timeouts.peer_silence_ticks);
+        let Some(observation) = self.observations.get_mut(&peer) else {
+            return;
+        };
         observation.slot_read_in_flight = false;
         let Some(block) = block else { return };
         if observation.confirmed {
@@ -128,14 +156,22 @@ impl Node {
             Ok(Some(sealed)) if sealed.record.node_id != peer => SlotSeen::Unreadable,
             Ok(Some(sealed)) => {
                 let (incarnation, sequence) = (sealed.record.incarnation, sealed.sequence);
-                if observation.target_incarnation != 0 && incarnation > observation.target_incarnation {
+                if observation.target_incarnation != 0
+                    && incarnation > observation.target_incarnation
+                {
                     // A newer run of the node started: the observed run is gone.
                     self.confirm(peer);
                     return;
                 }
                 match sealed.record.state {
-                    NodeState::Member => SlotSeen::Member { incarnation, sequence },
-                    _ => SlotSeen::NotMember { incarnation, sequence },
+                    NodeState::Member => SlotSeen::Member {
+                        incarnation,
+                        sequence,
+                    },
+                    _ => SlotSeen::NotMember {
+                        incarnation,
+                        sequence,
+                    },
                 }
             }
             Err(_) => SlotSeen::Unreadable,
@@ -143,7 +179,9 @@ impl Node {
         if seen == SlotSeen::Unreadable {
             self.dropped.disk_records_invalid += 1;
         }
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
+        let Some(observation) = self.observations.get_mut(&peer) else {
+            return;
+        };
         // Confirmations by what the slot shows count only from a read issued after our fence
         // request landed (see the module docs); unfenceable peers count from the start.
         let window_start = match observation.fence {
@@ -166,11 +204,14 @@ impl Node {
         if partitioned {
             self.emit(Event::PeerPartitioned { peer });
         }
-        let Some(window_start) = window_start else { return };
+        let Some(window_start) = window_start else {
+            return;
+        };
         if issue_tick < window_start {
             return;
         }
-        let not_member = matches!(seen, SlotSeen::NotMember { .. } | SlotSeen::Empty) && window_start > 0;
+        let not_member =
+            matches!(seen, SlotSeen::NotMember { .. } | SlotSeen::Empty) && window_start > 0;
         let expired = !changed && issue_tick >= unchanged_since_tick.max(window_start) + expiry;
         if not_member || expired {
             self.confirm(peer);
@@ -178,7 +219,9 @@ impl Node {
     }
 
     pub(super) fn on_peer_mailbox(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some(observation) = self.observations.get(&peer) else { return };
+        let Some(observation) = self.observations.get(&peer) else {
+            return;
+        };
         let target_incarnation = observation.target_incarnation;
         let Some(block) = block else {
             if let Some(observation) = self.observations.get_mut(&peer) {
@@ -193,24 +236,47 @@ impl Node {
         let request = Sealed {
             cluster_id: self.config.cluster_id,
             sequence: previous + 1,
-            record: FenceRequest { target: peer, target_incarnation, requester: self.me(), requester_epoch: self.epoch },
+            record: FenceRequest {
+                target: peer,
+                target_incarnation,
+                requester: self.me(),
+                requester_epoch: self.epoch,
+            },
         };
         let offset = self.config.geometry.fence_request_offset(peer);
-        self.disk_write(Purpose::FenceRequestWrite { peer, request: previous + 1 }, offset, &request);
+        self.disk_write(
+            Purpose::FenceRequestWrite {
+                peer,
+                request: previous + 1,
+            },
+            offset,
+            &request,
+        );
     }
 
     pub(super) fn on_fence_written(&mut self, peer: u8, request: u64, ok: bool) {
         let now = self.now_ticks;
         if let Some(observation) = self.observations.get_mut(&peer) {
-            observation.fence = if ok { Fence::Sent { request, landed_tick: now } } else { Fence::NotSent };
+            observation.fence = if ok {
+                Fence::Sent {
+                    request,
+                    landed_tick: now,
+                }
+            } else {
+                Fence::NotSent
+            };
         }
     }
 
     pub(super) fn on_peer_ack(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
         let cluster_id = self.config.cluster_id;
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
+        let Some(observation) = self.observations.get_mut(&peer) else {
+            return;
+        };
         observation.ack_read_in_flight = false;
-        let (Some(block), Fence::Sent { request, .. }) = (block, observation.fence) else { return };
+        let (Some(block), Fence::Sent { request, .. }) = (block, observation.fence) else {
+            return;
+        };
         let acknowledged = match disk_records::decode::<FenceAck>(&block[..]) {
             Ok(Some(sealed)) => {
                 sealed.cluster_id == cluster_id
