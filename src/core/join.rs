@@ -169,7 +169,7 @@ impl Node {
                 form_wait_ticks,
             } => {
                 let started = self.start_tick.unwrap_or(0);
-                if (now - started) % self.timeouts.join_retry_ticks == 0 {
+                if (now - started).is_multiple_of(self.timeouts.join_retry_ticks) {
                     let everyone = self.configured() & !bit(self.me());
                     self.send_all(everyone, &Body::JoinRequest);
                 }

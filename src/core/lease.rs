@@ -64,7 +64,7 @@ impl Node {
     /// Every renew interval: own slot, own mailbox, observed peers.
     pub(super) fn renew_leases(&mut self) {
         let me = self.me();
-        let geometry = self.config.geometry.clone();
+        let geometry = self.config.geometry;
         if !self.own_lease.slot_loaded && !self.own_lease.slot_read_in_flight {
             self.own_lease.slot_read_in_flight = true;
             self.disk_read(Purpose::OwnSlotRead, geometry.node_slot_offset(me));
