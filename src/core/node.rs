@@ -95,6 +95,8 @@ pub struct Node {
     pub(super) table: Vec<GroupAssignment>,
     pub(super) regroup: Option<Round>,
     pub(super) regroup_started_tick: u64,
+    /// This regroup's survival hangs on the quorum: challenge until it ends.
+    pub(super) regroup_needs_quorum: bool,
     pub(super) round_max_seen: u64,
     /// Joiners waiting for the next round (sponsor only).
     pub(super) joiners_waiting: u64,
@@ -164,6 +166,7 @@ impl Node {
             ],
             regroup: None,
             regroup_started_tick: 0,
+            regroup_needs_quorum: false,
             round_max_seen: 0,
             joiners_waiting: 0,
             quorum_owner_seen_tick: None,

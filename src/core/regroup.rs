@@ -135,6 +135,7 @@ impl Node {
     pub(super) fn begin_round(&mut self, round: u64, joiners: u64, participants: u64) {
         if self.regroup.is_none() && self.role == Role::Member {
             self.regroup_started_tick = self.now_ticks;
+            self.regroup_needs_quorum = false;
         }
         self.round_max_seen = self.round_max_seen.max(round);
         let joiners = if self.role == Role::Member {
@@ -360,7 +361,7 @@ impl Node {
                 .statuses
                 .iter()
                 .any(|(id, status)| survivors & bit(*id) != 0 && status.quorum_owner);
-        let started_tick = round.started_tick;
+        let regroup_started_tick = self.regroup_started_tick;
         let verdict = if self.config.mutation == Mutation::NoMajorityRule {
             Survival::Survives
         } else {
@@ -372,11 +373,14 @@ impl Node {
                 let lost = self
                     .quorum
                     .outcome
-                    .is_some_and(|outcome| !outcome.won && outcome.tick >= started_tick);
+                    .is_some_and(|outcome| !outcome.won && outcome.tick >= regroup_started_tick);
                 if lost {
                     self.halt(survivors);
                 } else if let Some(round) = self.regroup.as_mut() {
                     round.phase = Phase::Closing;
+                    // The challenge outlasts a round (it takes a lease expiry): keep it going
+                    // across rounds until this regroup ends.
+                    self.regroup_needs_quorum = true;
                 }
             }
             Survival::Dies => self.halt(survivors),
