@@ -26,6 +26,12 @@ impl Node {
     /// Every renew interval: leases, then the quorum record.
     pub(super) fn renew_tick(&mut self) {
         self.renew_leases();
+    }
+
+    /// Every renew interval, half an interval after the slot: the slot and the quorum record
+    /// (the two durable copies of the epoch) are never in flight together, so one crash tears
+    /// at most one of them.
+    pub(super) fn quorum_tick(&mut self) {
         let want = self.wants_quorum();
         let (io, lapsed) = self.quorum.on_interval(want, self.now_ticks);
         if lapsed {

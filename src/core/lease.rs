@@ -34,6 +34,9 @@ pub(crate) struct OwnLease {
     /// a restart never writes a lower epoch or an old sequence).
     pub slot_loaded: bool,
     pub slot_read_in_flight: bool,
+    pub start_reads_left: u32,
+    /// All start reads so far succeeded (starts true; reset after each attempt).
+    pub start_reads_ok: bool,
     /// Highest fence request acknowledged; `None` until read from disk at start.
     pub last_acked_request: Option<u64>,
 }
@@ -66,8 +69,12 @@ impl Node {
         let me = self.me();
         let geometry = self.config.geometry;
         if !self.own_lease.slot_loaded && !self.own_lease.slot_read_in_flight {
+            // Before our first write: the epochs the previous run left in our slot and in the
+            // quorum record (either may be torn by its crash; one crash tears at most one).
             self.own_lease.slot_read_in_flight = true;
+            self.own_lease.start_reads_left = 2;
             self.disk_read(Purpose::OwnSlotRead, geometry.node_slot_offset(me));
+            self.disk_read(Purpose::StartQuorumRead, geometry.quorum_offset());
         }
         if self.own_lease.slot_loaded && !self.own_lease.slot_write_in_flight {
             let member = self.role == Role::Member;
@@ -169,9 +176,33 @@ impl Node {
         }
     }
 
+    pub(super) fn on_start_quorum_read(&mut self, block: Option<&[u8; BLOCK_SIZE]>) {
+        if let Some(block) = block {
+            if let Ok(Some(sealed)) = disk_records::decode::<disk_records::QuorumLease>(&block[..]) {
+                if sealed.cluster_id == self.config.cluster_id && sealed.record.0.owner == self.me() {
+                    self.acked_epoch = self.acked_epoch.max(sealed.record.0.owner_epoch);
+                }
+            }
+        }
+        self.start_read_done(block.is_some());
+    }
+
+    /// Both start reads done (a failed one is retried at the next interval).
+    fn start_read_done(&mut self, ok: bool) {
+        self.own_lease.start_reads_left -= 1;
+        self.own_lease.start_reads_ok &= ok;
+        if self.own_lease.start_reads_left == 0 {
+            self.own_lease.slot_read_in_flight = false;
+            self.own_lease.slot_loaded = self.own_lease.start_reads_ok;
+            self.own_lease.start_reads_ok = true;
+        }
+    }
+
     pub(super) fn on_own_slot_read(&mut self, block: Option<&[u8; BLOCK_SIZE]>) {
-        self.own_lease.slot_read_in_flight = false;
-        let Some(block) = block else { return };
+        let Some(block) = block else {
+            self.start_read_done(false);
+            return;
+        };
         match disk_records::decode::<NodeSlot>(&block[..]) {
             Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
                 self.own_lease.slot_sequence = self.own_lease.slot_sequence.max(sealed.sequence);
@@ -184,7 +215,7 @@ impl Node {
             // it was also in every member's slot and in the quorum record.
             Err(_) => self.dropped.disk_records_invalid += 1,
         }
-        self.own_lease.slot_loaded = true;
+        self.start_read_done(true);
     }
 
     pub(super) fn on_own_ack_read(&mut self, block: Option<&[u8; BLOCK_SIZE]>) {

@@ -44,6 +44,7 @@ pub(crate) enum Purpose {
         issue_tick: u64,
     },
     OwnSlotRead,
+    StartQuorumRead,
     OwnAckRead,
     OwnAckWrite {
         request: u64,
@@ -115,6 +116,7 @@ pub struct Node {
     pub(super) online: u64,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
+    pub(super) last_quorum_tick: Option<u64>,
     /// When this node last became a member (formed or stabilized from outside).
     pub(super) member_since_tick: u64,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
@@ -173,7 +175,7 @@ impl Node {
             database: VersionedMap::default(),
             op_next: 1,
             pending: BTreeMap::new(),
-            own_lease: OwnLease::default(),
+            own_lease: OwnLease { start_reads_ok: true, ..OwnLease::default() },
             observations: BTreeMap::new(),
             form_snapshot: BTreeMap::new(),
             form_reads_left: 0,
@@ -183,6 +185,7 @@ impl Node {
             online: 0,
             last_heartbeat_tick: 0,
             last_renew_tick: None,
+            last_quorum_tick: None,
             member_since_tick: 0,
             stalled_at_tick: None,
             config,
@@ -342,6 +345,16 @@ impl Node {
             self.last_renew_tick = Some(now_ticks);
             self.renew_tick();
         }
+        let half_interval = self.timeouts.lease_renew_interval_ticks / 2;
+        let quorum_due = match (self.last_quorum_tick, self.last_renew_tick) {
+            (Some(last), _) => now_ticks >= last + self.timeouts.lease_renew_interval_ticks,
+            (None, Some(renewed)) => now_ticks >= renewed + half_interval,
+            (None, None) => false,
+        };
+        if quorum_due {
+            self.last_quorum_tick = Some(now_ticks);
+            self.quorum_tick();
+        }
         self.evaluate_groups();
     }
 
@@ -421,6 +434,7 @@ impl Node {
             } => self.on_own_slot_written(block.is_some(), issue_tick, member, epoch),
             Purpose::OwnMailboxRead { issue_tick } => self.on_own_mailbox(block, issue_tick),
             Purpose::OwnSlotRead => self.on_own_slot_read(block),
+            Purpose::StartQuorumRead => self.on_start_quorum_read(block),
             Purpose::OwnAckRead => self.on_own_ack_read(block),
             Purpose::OwnAckWrite { request } => self.on_own_ack_written(block.is_some(), request),
             Purpose::QuorumRead { issue_tick } => self.on_quorum_read(block, issue_tick),
