@@ -178,8 +178,10 @@ impl Node {
 
     pub(super) fn on_start_quorum_read(&mut self, block: Option<&[u8; BLOCK_SIZE]>) {
         if let Some(block) = block {
-            if let Ok(Some(sealed)) = disk_records::decode::<disk_records::QuorumLease>(&block[..]) {
-                if sealed.cluster_id == self.config.cluster_id && sealed.record.0.owner == self.me() {
+            if let Ok(Some(sealed)) = disk_records::decode::<disk_records::QuorumLease>(&block[..])
+            {
+                if sealed.cluster_id == self.config.cluster_id && sealed.record.0.owner == self.me()
+                {
                     self.acked_epoch = self.acked_epoch.max(sealed.record.0.owner_epoch);
                 }
             }

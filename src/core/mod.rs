@@ -25,6 +25,8 @@ mod arbitration;
 pub mod database;
 pub mod disk_records;
 mod groups;
+mod input;
+mod install;
 mod join;
 mod lease;
 mod membership;
@@ -33,6 +35,7 @@ mod node;
 mod observe;
 mod quorum;
 mod regroup;
+mod survival;
 pub mod timeout;
 
 pub use node::Node;
