@@ -146,7 +146,7 @@ impl Node {
         }
         if !self.epoch_durable(install.epoch) {
             if !self.own_lease.slot_write_in_flight {
-                self.last_renew_tick = None;
+                self.own_lease.slot_write_due = true;
             }
             return;
         }

@@ -289,7 +289,7 @@ impl Node {
         // Make the epoch durable in our slot before stabilizing it (see `OwnLease`).
         self.acked_epoch = epoch;
         self.form_pending_epoch = Some(epoch);
-        self.last_renew_tick = None;
+        self.own_lease.slot_write_due = true;
     }
 
     /// Completes a form once its epoch is durable (still owning the quorum).
@@ -299,7 +299,7 @@ impl Node {
         };
         if !self.epoch_durable(epoch) {
             if !self.own_lease.slot_write_in_flight {
-                self.last_renew_tick = None;
+                self.own_lease.slot_write_due = true;
             }
             return;
         }

@@ -34,6 +34,8 @@ pub(crate) struct OwnLease {
     /// a restart never writes a lower epoch or an old sequence).
     pub slot_loaded: bool,
     pub slot_read_in_flight: bool,
+    /// A slot write is due (every renew interval), waiting for the disk to be ours.
+    pub slot_write_due: bool,
     pub start_reads_left: u32,
     /// All start reads so far succeeded (starts true; reset after each attempt).
     pub start_reads_ok: bool,
@@ -76,36 +78,8 @@ impl Node {
             self.disk_read(Purpose::OwnSlotRead, geometry.node_slot_offset(me));
             self.disk_read(Purpose::StartQuorumRead, geometry.quorum_offset());
         }
-        if self.own_lease.slot_loaded && !self.own_lease.slot_write_in_flight {
-            let member = self.role == Role::Member;
-            self.own_lease.slot_sequence += 1;
-            let hold_ms = self.timeouts.lease_hold_ticks * super::timeout::TICK_MS;
-            let slot = Sealed {
-                cluster_id: self.config.cluster_id,
-                sequence: self.own_lease.slot_sequence,
-                record: NodeSlot {
-                    node_id: me,
-                    state: if member {
-                        NodeState::Member
-                    } else {
-                        NodeState::Joining
-                    },
-                    incarnation: self.config.incarnation,
-                    epoch: self.acked_epoch,
-                    members: self.members,
-                    realtime_ms: self.now_ticks * super::timeout::TICK_MS,
-                    lease_valid_ms: if member { hold_ms as u32 } else { 0 },
-                },
-            };
-            self.own_lease.slot_write_in_flight = true;
-            let epoch = self.acked_epoch;
-            let purpose = Purpose::OwnSlotWrite {
-                issue_tick: self.now_ticks,
-                member,
-                epoch,
-            };
-            self.disk_write(purpose, geometry.node_slot_offset(me), &slot);
-        }
+        self.own_lease.slot_write_due = true;
+        self.try_write_own_slot();
         if self.own_lease.last_acked_request.is_none() && !self.own_lease.ack_read_in_flight {
             self.own_lease.ack_read_in_flight = true;
             self.disk_read(Purpose::OwnAckRead, geometry.fence_ack_offset(me));
@@ -121,6 +95,46 @@ impl Node {
         for peer in peers {
             self.renew_observation(peer);
         }
+    }
+
+    /// Writes our slot when due, never while a quorum record I/O is in flight: the slot and the
+    /// record are the two durable copies of our epoch, and one crash tears at most one of them.
+    pub(super) fn try_write_own_slot(&mut self) {
+        let idle = !self.own_lease.slot_write_in_flight && !self.quorum.io_in_flight();
+        if !(self.own_lease.slot_loaded && self.own_lease.slot_write_due && idle) {
+            return;
+        }
+        self.own_lease.slot_write_due = false;
+        let me = self.me();
+        let geometry = self.config.geometry;
+        let member = self.role == Role::Member;
+        self.own_lease.slot_sequence += 1;
+        let hold_ms = self.timeouts.lease_hold_ticks * super::timeout::TICK_MS;
+        let slot = Sealed {
+            cluster_id: self.config.cluster_id,
+            sequence: self.own_lease.slot_sequence,
+            record: NodeSlot {
+                node_id: me,
+                state: if member {
+                    NodeState::Member
+                } else {
+                    NodeState::Joining
+                },
+                incarnation: self.config.incarnation,
+                epoch: self.acked_epoch,
+                members: self.members,
+                realtime_ms: self.now_ticks * super::timeout::TICK_MS,
+                lease_valid_ms: if member { hold_ms as u32 } else { 0 },
+            },
+        };
+        self.own_lease.slot_write_in_flight = true;
+        let epoch = self.acked_epoch;
+        let purpose = Purpose::OwnSlotWrite {
+            issue_tick: self.now_ticks,
+            member,
+            epoch,
+        };
+        self.disk_write(purpose, geometry.node_slot_offset(me), &slot);
     }
 
     pub(super) fn on_own_slot_written(

@@ -354,10 +354,11 @@ impl Node {
             (None, Some(renewed)) => now_ticks >= renewed + half_interval,
             (None, None) => false,
         };
-        if quorum_due {
+        if quorum_due && !self.own_lease.slot_write_in_flight {
             self.last_quorum_tick = Some(now_ticks);
             self.quorum_tick();
         }
+        self.try_write_own_slot();
         self.evaluate_groups();
     }
 

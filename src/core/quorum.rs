@@ -85,6 +85,11 @@ impl Quorum {
         }
     }
 
+    /// True while a read or write of the quorum record is in flight.
+    pub fn io_in_flight(&self) -> bool {
+        self.io_in_flight
+    }
+
     /// The tick until which this node owns the quorum (0 if it does not).
     pub fn valid_until_tick(&self) -> u64 {
         match self.state {
