@@ -46,6 +46,7 @@ impl Node {
             round: install.round,
             epoch,
             members: survivors,
+            basis,
             round_started_ms,
         });
         self.acked_epoch = epoch;

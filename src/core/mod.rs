@@ -165,6 +165,8 @@ pub enum Event {
         round: u64,
         epoch: u64,
         members: u64,
+        /// The previous membership the survival was judged against.
+        basis: u64,
         round_started_ms: u64,
     },
     /// A member went silent on every network.

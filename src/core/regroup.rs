@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use super::message::{Body, Install, RegroupStatus};
 use super::node::{Node, Role};
-use super::survival::{judge, prune, Survival};
+use super::survival::{judge_all, prune, Survival};
 use super::{bit, ids, Mutation};
 
 /// Where a round stands.
@@ -70,8 +70,9 @@ impl Node {
         RegroupStatus {
             round,
             epoch: if member { self.epoch } else { 0 },
+            members: if member { self.members } else { 0 },
             acked_epoch: self.acked_epoch,
-            previous_members: if member { self.basis_members } else { 0 },
+            acked_members: if member { self.basis_members } else { 0 },
             heard: self.heard(),
             joiners,
             online_groups: self.online,
@@ -114,26 +115,36 @@ impl Node {
         self.begin_round(round, self.joiners_waiting, self.basis_members);
     }
 
-    /// The membership the round is judged against: that of the most recent view among the
-    /// statuses (highest acknowledged epoch).
-    fn round_basis(round: &Round) -> Option<u64> {
-        round
+    /// The views the round must satisfy: the newest stabilized membership among the
+    /// statuses, plus every newer acknowledged (possibly stabilized elsewhere) membership.
+    fn round_views(round: &Round) -> Vec<u64> {
+        let newest = round
             .statuses
             .values()
-            .filter(|status| status.previous_members != 0)
-            .max_by_key(|status| status.acked_epoch)
-            .map(|status| status.previous_members)
+            .filter(|status| status.members != 0)
+            .max_by_key(|status| status.epoch);
+        let Some(newest) = newest else {
+            return Vec::new();
+        };
+        let mut views = vec![newest.members];
+        for status in round.statuses.values() {
+            let newer = status.acked_epoch > newest.epoch && status.acked_members != 0;
+            if newer && !views.contains(&status.acked_members) {
+                views.push(status.acked_members);
+            }
+        }
+        views
     }
 
-    /// The coordinator of the current round: the lowest member of the round's basis that
-    /// sent a status as a member.
+    /// The coordinator of the current round: the lowest node that sent a status as a member
+    /// of one of the round's views.
     fn coordinator(&self) -> Option<u8> {
         let round = self.regroup.as_ref()?;
-        let basis = Self::round_basis(round)?;
+        let in_views = Self::round_views(round).iter().fold(0, |set, view| set | view);
         round
             .statuses
             .iter()
-            .find(|(id, status)| status.previous_members != 0 && basis & bit(**id) != 0)
+            .find(|(id, status)| status.members != 0 && in_views & bit(**id) != 0)
             .map(|(id, _)| *id)
     }
 
@@ -146,7 +157,7 @@ impl Node {
                 return;
             }
         }
-        let sender_is_member = status.previous_members != 0;
+        let sender_is_member = status.members != 0;
         if self.role != Role::Member {
             // Searching or forming: only an invitation (a member's round listing us) matters.
             if !(sender_is_member && status.joiners & bit(self.me()) != 0) {
@@ -164,7 +175,7 @@ impl Node {
                 self.begin_round(
                     status.round,
                     status.joiners,
-                    status.previous_members | status.joiners,
+                    status.members | status.acked_members | status.joiners,
                 );
             }
         } else {
@@ -185,7 +196,7 @@ impl Node {
                 self.begin_round(
                     status.round,
                     joiners,
-                    self.basis_members | status.previous_members,
+                    self.basis_members | self.members | status.members | status.acked_members,
                 );
             }
         }
@@ -258,21 +269,23 @@ impl Node {
             Phase::Closing => {}
             _ => return,
         }
-        let basis = Self::round_basis(round).unwrap_or(self.basis_members);
-        if basis & bit(self.me()) == 0 {
-            // A newer view excludes us: we are not a member any more.
+        let views = Self::round_views(round);
+        let in_views = views.iter().fold(0, |set, view| set | view);
+        if in_views & bit(self.me()) == 0 {
+            // Newer views exclude us: we are not a member any more.
             self.leave("excluded from the membership (newer view in regroup)");
             return;
         }
+        let basis = views[0];
         let continuing: u64 = round
             .statuses
             .iter()
-            .filter(|(id, status)| status.previous_members != 0 && basis & bit(**id) != 0)
+            .filter(|(id, status)| status.members != 0 && in_views & bit(**id) != 0)
             .fold(0, |set, (id, _)| set | bit(*id));
         let joiners: u64 = round
             .statuses
             .iter()
-            .filter(|(id, status)| status.previous_members == 0 && round.joiners & bit(**id) != 0)
+            .filter(|(id, status)| status.members == 0 && round.joiners & bit(**id) != 0)
             .fold(0, |set, (id, _)| set | bit(*id));
         let heard: BTreeMap<u8, u64> = round
             .statuses
@@ -294,7 +307,7 @@ impl Node {
         let verdict = if self.config.mutation == Mutation::NoMajorityRule {
             Survival::Survives
         } else {
-            judge(basis, survivors & continuing, quorum_held)
+            judge_all(&views, survivors & continuing, quorum_held)
         };
         match verdict {
             Survival::Survives => self.propose(survivors, basis),

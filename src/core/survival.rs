@@ -31,6 +31,22 @@ pub(crate) fn judge(previous: u64, continuing: u64, quorum_held: bool) -> Surviv
     }
 }
 
+/// The rule for every view a round must satisfy (its newest stabilized membership and every
+/// newer acknowledged one): survives only if it survives against each. Any two survivor sets
+/// judged this way intersect in every view, so two partitions cannot both go on.
+pub(crate) fn judge_all(views: &[u64], survivors: u64, quorum_held: bool) -> Survival {
+    assert!(!views.is_empty());
+    let mut verdict = Survival::Survives;
+    for view in views {
+        match judge(*view, survivors & view, quorum_held) {
+            Survival::Dies => return Survival::Dies,
+            Survival::NeedsQuorum => verdict = Survival::NeedsQuorum,
+            Survival::Survives => {}
+        }
+    }
+    verdict
+}
+
 /// A fully connected set containing `coordinator`: candidates are added in order (continuing
 /// members first, then joiners, each ascending) when heard both ways by everyone already in.
 pub(crate) fn prune(coordinator: u8, heard: &BTreeMap<u8, u64>, members_first: u64) -> u64 {
@@ -67,6 +83,15 @@ mod tests {
         assert_eq!(judge(0b1111, 0b0011, true), Survival::Survives);
         assert_eq!(judge(0b111, 0b001, true), Survival::Dies);
         assert_eq!(judge(0b1, 0b1, false), Survival::Survives);
+    }
+
+    #[test]
+    fn every_view_must_be_satisfied() {
+        // Stabilized {1..4}, acknowledged {1,2,3}: {1,2,3} survives both, {3,4} neither.
+        let views = [0b1111, 0b0111];
+        assert_eq!(judge_all(&views, 0b0111, false), Survival::Survives);
+        assert_eq!(judge_all(&views, 0b1100, false), Survival::Dies);
+        assert_eq!(judge_all(&views, 0b0011, false), Survival::NeedsQuorum);
     }
 
     #[test]
