@@ -159,16 +159,10 @@ impl Node {
         } else {
             // A new lease: it starts only after a mailbox read issued from now on shows no
             // fence request for us (see `observe.rs` for why).
-            self.own_lease.start_pending = Some((issue_tick, self.now_ticks));
-            if !self.own_lease.mailbox_read_in_flight && self.own_lease.last_acked_request.is_some()
-            {
-                self.own_lease.mailbox_read_in_flight = true;
-                let purpose = Purpose::OwnMailboxRead {
-                    issue_tick: self.now_ticks,
-                };
-                let offset = self.config.geometry.fence_request_offset(self.me());
-                self.disk_read(purpose, offset);
+            if self.own_lease.start_pending.is_none() {
+                self.own_lease.start_pending = Some((issue_tick, self.now_ticks));
             }
+            self.read_own_mailbox_now();
         }
     }
 
@@ -315,11 +309,28 @@ impl Node {
         let Some((write_issue_tick, write_done_tick)) = self.own_lease.start_pending else {
             return;
         };
-        if read_issue_tick < write_done_tick || self.role != Role::Member {
+        if self.role != Role::Member {
+            return;
+        }
+        if read_issue_tick < write_done_tick {
+            // This read may predate a fence request that landed before our write: read again.
+            self.read_own_mailbox_now();
             return;
         }
         self.own_lease.start_pending = None;
         self.extend_lease(write_issue_tick);
+    }
+
+    fn read_own_mailbox_now(&mut self) {
+        if self.own_lease.mailbox_read_in_flight || self.own_lease.last_acked_request.is_none() {
+            return;
+        }
+        self.own_lease.mailbox_read_in_flight = true;
+        let purpose = Purpose::OwnMailboxRead {
+            issue_tick: self.now_ticks,
+        };
+        let offset = self.config.geometry.fence_request_offset(self.me());
+        self.disk_read(purpose, offset);
     }
 
     pub(super) fn on_own_ack_written(&mut self, ok: bool, request: u64) {
