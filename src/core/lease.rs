@@ -254,7 +254,10 @@ impl Node {
                 return;
             }
             Err(_) => {
+                // Torn by a requester that crashed mid-write: no request stands (the next
+                // requester rewrites the block).
                 self.dropped.disk_records_invalid += 1;
+                self.start_pending_lease(issue_tick);
                 return;
             }
         };
