@@ -191,10 +191,22 @@ impl Node {
                 self.dropped.unexpected += 1;
                 return;
             }
+            if current.is_none() && sender_is_member && status.epoch < self.epoch && !stale_accepted {
+                // Sent before our last stabilization (a late duplicate of a finished round),
+                // or by a member behind us, which our heartbeats will bring forward.
+                self.dropped.stale += 1;
+                return;
+            }
             if current.is_none() || status.round > current.unwrap_or(0) {
                 let joiners = self.joiners_waiting | status.joiners;
+                // A fresh regroup in our epoch: join it, with a round number no one used yet.
+                let round = if current.is_none() {
+                    status.round.max(self.round_max_seen + 1)
+                } else {
+                    status.round
+                };
                 self.begin_round(
-                    status.round,
+                    round,
                     joiners,
                     self.basis_members | self.members | status.members | status.acked_members,
                 );
