@@ -274,7 +274,11 @@ impl Node {
             return;
         };
         let now = self.now_ticks;
-        let all_in = ids(round.participants).all(|id| round.statuses.contains_key(&id));
+        // Close early only once every participant's status is in and every status reports
+        // hearing every other sender (a joiner's first status predates hearing the members).
+        let senders = round.statuses.keys().fold(0u64, |set, id| set | bit(*id));
+        let all_in = ids(round.participants).all(|id| round.statuses.contains_key(&id))
+            && round.statuses.values().all(|status| status.heard & senders == senders);
         let activate_over = now >= round.started_tick + self.timeouts.regroup_activate_ticks;
         match round.phase {
             Phase::Activate if all_in || activate_over => {}
