@@ -26,6 +26,7 @@ impl Node {
             .max(self.acked_epoch)
             .max(self.epoch)
             .max(self.quorum.owner_epoch_seen)
+            .max(self.epoch_seen_on_disk)
             + 1;
         let mut online_by_node = vec![0u64; 64];
         for (id, status) in &round.statuses {

@@ -119,6 +119,9 @@ pub struct Node {
     pub(super) last_quorum_tick: Option<u64>,
     /// When this node last became a member (formed or stabilized from outside).
     pub(super) member_since_tick: u64,
+    /// Highest epoch read in any node's slot: a new epoch is chosen above it (the quorum
+    /// record copy of a lost owner's epoch may be torn by its crash; its slot is not).
+    pub(super) epoch_seen_on_disk: u64,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
     pub(super) stalled_at_tick: Option<u64>,
 }
@@ -191,6 +194,7 @@ impl Node {
             last_quorum_tick: None,
             member_since_tick: 0,
             stalled_at_tick: None,
+            epoch_seen_on_disk: 0,
             config,
         }
     }

@@ -155,6 +155,7 @@ impl Node {
             Ok(Some(sealed)) if sealed.cluster_id != cluster_id => SlotSeen::Empty,
             Ok(Some(sealed)) if sealed.record.node_id != peer => SlotSeen::Unreadable,
             Ok(Some(sealed)) => {
+                self.epoch_seen_on_disk = self.epoch_seen_on_disk.max(sealed.record.epoch);
                 let (incarnation, sequence) = (sealed.record.incarnation, sealed.sequence);
                 if observation.target_incarnation != 0
                     && incarnation > observation.target_incarnation
