@@ -99,13 +99,6 @@ impl Node {
             self.basis_members = install.members;
         }
         self.round_max_seen = self.round_max_seen.max(install.round);
-        self.send(
-            from,
-            &Body::InstallAck {
-                round: install.round,
-                epoch: install.epoch,
-            },
-        );
         if let Some(round) = self.regroup.as_mut() {
             round.round = round.round.max(install.round);
             round.phase = Phase::Acked {
@@ -113,6 +106,26 @@ impl Node {
                 coordinator: from,
             };
         }
+        self.acknowledge_when_durable();
+    }
+
+    /// Cleanup 1, member side: acknowledge once the new epoch is in our slot, so that when the
+    /// coordinator stabilizes, every member's slot holds the epoch (one torn slot cannot make
+    /// a later former reuse it). A retransmitted install is acknowledged again.
+    pub(super) fn acknowledge_when_durable(&mut self) {
+        let Some(Phase::Acked {
+            install,
+            coordinator,
+        }) = self.regroup.as_ref().map(|round| &round.phase)
+        else {
+            return;
+        };
+        let (round, epoch, coordinator) = (install.round, install.epoch, *coordinator);
+        if self.own_lease.durable_epoch < epoch {
+            self.own_lease.slot_write_due = true;
+            return;
+        }
+        self.send(coordinator, &Body::InstallAck { round, epoch });
     }
 
     pub(super) fn on_install_ack(&mut self, from: u8, round_number: u64, epoch: u64) {

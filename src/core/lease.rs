@@ -147,6 +147,7 @@ impl Node {
         self.own_lease.slot_write_in_flight = false;
         if ok {
             self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(epoch);
+            self.acknowledge_when_durable();
         }
         // Only a member write that is still wanted counts: a node that left while the write
         // was in flight must not be revived by it.
