@@ -140,7 +140,9 @@ impl Node {
     /// of one of the round's views.
     fn coordinator(&self) -> Option<u8> {
         let round = self.regroup.as_ref()?;
-        let in_views = Self::round_views(round).iter().fold(0, |set, view| set | view);
+        let in_views = Self::round_views(round)
+            .iter()
+            .fold(0, |set, view| set | view);
         round
             .statuses
             .iter()
@@ -191,7 +193,8 @@ impl Node {
                 self.dropped.unexpected += 1;
                 return;
             }
-            if current.is_none() && sender_is_member && status.epoch < self.epoch && !stale_accepted {
+            if current.is_none() && sender_is_member && status.epoch < self.epoch && !stale_accepted
+            {
                 // Sent before our last stabilization (a late duplicate of a finished round),
                 // or by a member behind us, which our heartbeats will bring forward.
                 self.dropped.stale += 1;
@@ -278,7 +281,10 @@ impl Node {
         // hearing every other sender (a joiner's first status predates hearing the members).
         let senders = round.statuses.keys().fold(0u64, |set, id| set | bit(*id));
         let all_in = ids(round.participants).all(|id| round.statuses.contains_key(&id))
-            && round.statuses.values().all(|status| status.heard & senders == senders);
+            && round
+                .statuses
+                .values()
+                .all(|status| status.heard & senders == senders);
         let activate_over = now >= round.started_tick + self.timeouts.regroup_activate_ticks;
         match round.phase {
             Phase::Activate if all_in || activate_over => {}

@@ -393,11 +393,13 @@ impl Cluster {
         self.checker.check_instant(self.tick, &owners, &online);
     }
 
-    /// True when every node runs, stabilized in one epoch with everyone, and every group is
-    /// online on exactly one node.
+    /// True when every node runs, stabilized in one epoch with everyone, with the same
+    /// database version (joiners received the database), and every group is online on
+    /// exactly one node.
     pub fn converged(&self) -> bool {
         let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
         let mut epoch = None;
+        let mut database_version = None;
         let mut online = 0u64;
         for sim_node in &self.nodes {
             let Some(node) = sim_node.node.as_ref() else {
@@ -408,6 +410,9 @@ impl Cluster {
                 return false;
             }
             if *epoch.get_or_insert(status.epoch) != status.epoch {
+                return false;
+            }
+            if *database_version.get_or_insert(status.database_version) != status.database_version {
                 return false;
             }
             if online & sim_node.online != 0 {
