@@ -90,7 +90,11 @@ impl Node {
                 self.on_fence_written(peer, request, block.is_some())
             }
             Purpose::PeerAckRead { peer } => self.on_peer_ack(peer, block),
-            Purpose::FormSlotRead { peer, second } => self.on_form_slot(peer, second, block),
+            Purpose::FormSlotRead {
+                peer,
+                second,
+                attempt,
+            } => self.on_form_slot(peer, second, attempt, block),
         }
     }
 

@@ -191,6 +191,7 @@ impl Node {
 
     fn begin_forming(&mut self) {
         self.role = Role::Forming;
+        self.form_attempt += 1;
         self.quorum.outcome = None;
         self.form_pending_epoch = None;
         self.form_snapshot.clear();
@@ -203,7 +204,15 @@ impl Node {
         for peer in ids(self.configured()) {
             self.form_reads_left += 1;
             let offset = self.config.geometry.node_slot_offset(peer);
-            self.disk_read(Purpose::FormSlotRead { peer, second }, offset);
+            let attempt = self.form_attempt;
+            self.disk_read(
+                Purpose::FormSlotRead {
+                    peer,
+                    second,
+                    attempt,
+                },
+                offset,
+            );
         }
     }
 
@@ -232,9 +241,12 @@ impl Node {
         &mut self,
         peer: u8,
         second: bool,
+        attempt: u64,
         block: Option<&[u8; disk_records::BLOCK_SIZE]>,
     ) {
-        if self.role != Role::Forming || second != self.form_second_pass {
+        // Reads of an earlier (aborted) attempt or pass are not counted.
+        let current = attempt == self.form_attempt && second == self.form_second_pass;
+        if self.role != Role::Forming || !current {
             return;
         }
         let seen = match block.map(|block| disk_records::decode::<NodeSlot>(&block[..])) {

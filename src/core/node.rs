@@ -72,6 +72,7 @@ pub(crate) enum Purpose {
     FormSlotRead {
         peer: u8,
         second: bool,
+        attempt: u64,
     },
 }
 
@@ -110,6 +111,7 @@ pub struct Node {
     pub(super) form_snapshot: BTreeMap<u8, (u64, u64, bool, u64)>,
     pub(super) form_reads_left: u32,
     pub(super) form_second_pass: bool,
+    pub(super) form_attempt: u64,
     /// A formed epoch waiting for the own slot write that makes it durable.
     pub(super) form_pending_epoch: Option<u64>,
     pub(super) quorum: Quorum,
@@ -186,6 +188,7 @@ impl Node {
             form_snapshot: BTreeMap::new(),
             form_reads_left: 0,
             form_second_pass: false,
+            form_attempt: 0,
             form_pending_epoch: None,
             quorum,
             online: 0,
