@@ -3,8 +3,8 @@
 use wolfpack::core::Mutation;
 use wolfpack::sim::{run, Params};
 
-/// Every mutation must be caught within this many seeds (observed: within 10).
-const SEEDS_TO_CATCH_MAX: u64 = 40;
+/// Every mutation must be caught within this many seeds (observed: seed 1, 23, 20 and 1).
+const SEEDS_TO_CATCH_MAX: u64 = 60;
 
 fn first_caught(mutation: Mutation) -> Option<(u64, String)> {
     (1..=SEEDS_TO_CATCH_MAX).find_map(|seed| {
