@@ -6,6 +6,7 @@
 mod disk;
 mod dump;
 mod json;
+mod keygen;
 mod parse;
 
 use std::fmt;
@@ -26,6 +27,7 @@ Commands:
   disk format PATH ...   write a fresh shared disk (see 'wolfpack disk --help')
   disk dump PATH         print every region and record of a shared disk
   disk check PATH        check every record; exit 1 when any is bad
+  keygen FILE [--force]  write a fresh cluster key, mode 0600 (see 'wolfpack keygen --help')
 
 Flags:
   -h, --help             print this help
@@ -74,6 +76,7 @@ pub fn run(args: &[String]) -> i32 {
             return EXIT_OK;
         }
         Some("disk") => disk::run(&words[1..]),
+        Some("keygen") => keygen::run(&words[1..]),
         Some(other) => Err(CommandError::Usage(UsageError(format!(
             "unknown command '{other}'"
         )))),

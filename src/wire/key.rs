@@ -154,7 +154,13 @@ impl ClusterKey {
                 mode,
             });
         }
-        // One byte more than a key file has, so an overlong file is seen as such.
+        if metadata.len() != KEY_FILE_BYTES as u64 {
+            return Err(KeyError::Malformed {
+                path: path.to_path_buf(),
+                why: format!("it is {} bytes long, not {KEY_FILE_BYTES}", metadata.len()),
+            });
+        }
+        // One byte more than a key file has, so a file that grew since the stat is seen as such.
         let mut contents = Vec::with_capacity(KEY_FILE_BYTES + 1);
         file.take(KEY_FILE_BYTES as u64 + 1)
             .read_to_end(&mut contents)
