@@ -26,4 +26,4 @@ pub use frame::{
 pub use key::{ClusterKey, KeyError, KEY_BYTES, KEY_FILE_BYTES};
 pub use open::Opener;
 pub use replay::REPLAY_WINDOW_DEPTH;
-pub use seal::Sealer;
+pub use seal::{seal_crafted, Sealer};
