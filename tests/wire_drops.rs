@@ -71,6 +71,10 @@ fn every_reason_is_counted_under_its_own_label() {
     for (datagram, reason) in &cases {
         assert_eq!(opener.open(datagram).err(), Some(*reason), "{reason}");
     }
+    assert_eq!(
+        opener.open_on(1, &good).err(),
+        Some(DropReason::WrongNetwork)
+    );
     assert_eq!(opener.accepted(), 0);
     assert_eq!(
         opener.incarnation_of(1),
@@ -78,7 +82,7 @@ fn every_reason_is_counted_under_its_own_label() {
         "no drop touched replay state"
     );
 
-    assert!(opener.open(&good).is_ok());
+    assert!(opener.open_on(0, &good).is_ok());
     assert_eq!(opener.open(&good).err(), Some(DropReason::Replayed));
     assert!(opener.open(&seal(&mut newer, ME)).is_ok());
     let older = seal(&mut sealer, ME);
@@ -109,6 +113,7 @@ fn every_reason_is_counted_under_its_own_label() {
             ("bad_mac", 2),
             ("other_cluster", 1),
             ("not_for_me", 1),
+            ("wrong_network", 1),
             ("unknown_sender", 3),
             ("stale_incarnation", 1),
             ("replayed", 1),

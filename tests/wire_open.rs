@@ -97,7 +97,7 @@ proptest! {
         }
         sealer.seal(kind, receiver, network, &payload, &mut datagram);
         let mut opener = Opener::new(&key(), CLUSTER, ME);
-        let frame = opener.open(&datagram).expect("authentic");
+        let frame = opener.open_on(network, &datagram).expect("authentic");
         prop_assert_eq!(frame.header.kind, kind);
         prop_assert_eq!(frame.header.cluster_id, CLUSTER);
         prop_assert_eq!(frame.header.sender, sender);

@@ -24,6 +24,9 @@ pub enum DropReason {
     OtherCluster,
     /// Addressed to another node.
     NotForMe,
+    /// Sealed for another network than the one it arrived on: a miswired or bridged network,
+    /// or a frame relayed from one network to another (which would fake that link's health).
+    WrongNetwork,
     /// The sender id is not 1..=64, is this node's own, or is not a configured peer.
     UnknownSender,
     /// From an incarnation of the sender older than one already heard from.
@@ -37,7 +40,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in the order `open` checks them.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::BadLength,
         DropReason::BadMagic,
         DropReason::BadVersion,
@@ -45,6 +48,7 @@ impl DropReason {
         DropReason::BadMac,
         DropReason::OtherCluster,
         DropReason::NotForMe,
+        DropReason::WrongNetwork,
         DropReason::UnknownSender,
         DropReason::StaleIncarnation,
         DropReason::Replayed,
@@ -61,6 +65,7 @@ impl DropReason {
             DropReason::BadMac => "bad_mac",
             DropReason::OtherCluster => "other_cluster",
             DropReason::NotForMe => "not_for_me",
+            DropReason::WrongNetwork => "wrong_network",
             DropReason::UnknownSender => "unknown_sender",
             DropReason::StaleIncarnation => "stale_incarnation",
             DropReason::Replayed => "replayed",

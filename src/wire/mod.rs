@@ -3,8 +3,9 @@
 //!
 //! - [`frame`]: the byte layout, version 1, with its diagram;
 //! - [`Sealer`]: one per node; seals payloads into frames with a keyed BLAKE3 tag;
-//! - [`Opener`]: one per node; checks shape, tag, cluster, receiver, sender, incarnation and
-//!   sequence, and drops anything else with a [`DropReason`], counted in [`DropCounters`];
+//! - [`Opener`]: one per node; checks shape, tag, cluster, receiver, network, sender,
+//!   incarnation and sequence, and drops anything else with a [`DropReason`], counted in
+//!   [`DropCounters`];
 //! - [`ClusterKey`]: the 32-byte shared secret and its 0600 key file.
 //!
 //! Invariants: nothing a datagram says is believed before its tag verifies; only a frame that

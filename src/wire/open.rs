@@ -9,10 +9,12 @@
 //!    a microsecond) but let anyone disguise forgeries as `other_cluster`. A neighbour with its
 //!    own key shows up as `bad_mac`; [`super::claimed_cluster_id`] can say so in a log line;
 //! 4. the receiver (`not_for_me`): this node or every node;
-//! 5. the sender (`unknown_sender`): 1..=64, not this node, and a configured peer;
-//! 6. the incarnation (`stale_incarnation`): not older than the newest heard from that sender,
+//! 5. with [`Opener::open_on`], the network (`wrong_network`): the one it arrived on, so a
+//!    frame relayed from another network cannot make a dead link look alive;
+//! 6. the sender (`unknown_sender`): 1..=64, not this node, and a configured peer;
+//! 7. the incarnation (`stale_incarnation`): not older than the newest heard from that sender,
 //!    nor than a floor set by [`Opener::set_incarnation_min`];
-//! 7. the sequence (`replayed`, `too_old`) against that sender incarnation's replay window.
+//! 8. the sequence (`replayed`, `too_old`) against that sender incarnation's replay window.
 //!
 //! Invariant: replay state changes only for a frame that passed every check, its tag first; a
 //! newer incarnation replaces the sender's window only then. A dropped datagram changes nothing
@@ -110,26 +112,41 @@ impl Opener {
         }
     }
 
-    /// Checks `datagram` (see the module doc for the order) and returns its frame, or drops it,
-    /// counts the drop and says why. Never panics, whatever the bytes.
+    /// Checks `datagram`, which arrived on network `network`, in the order of the module doc,
+    /// and returns its frame; or drops it, counts the drop and says why. What the daemon calls
+    /// for each datagram read from a network's socket. Never panics, whatever the bytes.
+    pub fn open_on<'datagram>(
+        &mut self,
+        network: u8,
+        datagram: &'datagram [u8],
+    ) -> Result<Frame<'datagram>, DropReason> {
+        let outcome = self.check(Some(network), datagram);
+        self.count(outcome)
+    }
+
+    /// [`Opener::open_on`] without the network check: for a node on one network, and tests.
     pub fn open<'datagram>(
         &mut self,
         datagram: &'datagram [u8],
     ) -> Result<Frame<'datagram>, DropReason> {
-        match self.check(datagram) {
-            Ok(frame) => {
-                self.accepted = self.accepted.saturating_add(1);
-                Ok(frame)
-            }
-            Err(reason) => {
-                self.counters.record(reason);
-                Err(reason)
-            }
+        let outcome = self.check(None, datagram);
+        self.count(outcome)
+    }
+
+    fn count<'datagram>(
+        &mut self,
+        outcome: Result<Frame<'datagram>, DropReason>,
+    ) -> Result<Frame<'datagram>, DropReason> {
+        match &outcome {
+            Ok(_) => self.accepted = self.accepted.saturating_add(1),
+            Err(reason) => self.counters.record(*reason),
         }
+        outcome
     }
 
     fn check<'datagram>(
         &mut self,
+        arrived_on_network: Option<u8>,
         datagram: &'datagram [u8],
     ) -> Result<Frame<'datagram>, DropReason> {
         let parsed = frame::parse(datagram)?;
@@ -142,6 +159,9 @@ impl Opener {
         }
         if header.receiver != EVERY_NODE && header.receiver != self.node_id {
             return Err(DropReason::NotForMe);
+        }
+        if arrived_on_network.is_some_and(|network| network != header.network) {
+            return Err(DropReason::WrongNetwork);
         }
         if !disklayout::is_node_id(header.sender)
             || header.sender == self.node_id
