@@ -6,3 +6,4 @@ pub mod admin;
 pub mod cli;
 pub mod disk;
 pub mod node;
+pub mod wire;
