@@ -9,3 +9,4 @@ pub mod disk;
 pub mod node;
 pub mod prng;
 pub mod sim;
+pub mod wire;

@@ -7,6 +7,7 @@ mod ctl;
 mod disk;
 mod dump;
 mod json;
+mod keygen;
 mod parse;
 
 use std::fmt;
@@ -28,6 +29,7 @@ Commands:
   disk dump PATH         print every region and record of a shared disk
   disk check PATH        check every record; exit 1 when any is bad
   ctl COMMAND            ask a running node (see 'wolfpack ctl --help')
+  keygen FILE [--force]  write a fresh cluster key, mode 0600 (see 'wolfpack keygen --help')
 
 Flags:
   -h, --help             print this help
@@ -77,6 +79,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         Some("disk") => disk::run(&words[1..]),
         Some("ctl") => ctl::run(&words[1..]),
+        Some("keygen") => keygen::run(&words[1..]),
         Some(other) => Err(CommandError::Usage(UsageError(format!(
             "unknown command '{other}'"
         )))),
