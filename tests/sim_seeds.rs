@@ -39,6 +39,7 @@ fn a_seed_replays_byte_for_byte_and_another_seed_differs() {
 fn faults_of_every_kind_are_injected_and_bad_input_is_dropped() {
     let mut kinds = std::collections::BTreeSet::new();
     let (mut dropped, mut rejected, mut deadman, mut partitioned) = (0, 0, 0, 0);
+    let mut stopped_by = std::collections::BTreeSet::new();
     for seed in 1..=60u64 {
         let (report, _) = run(Params::from_seed(seed, None, Mutation::None));
         kinds.extend(report.faults.keys().copied());
@@ -46,6 +47,7 @@ fn faults_of_every_kind_are_injected_and_bad_input_is_dropped() {
         rejected += report.disk_records_rejected;
         deadman += report.deadman_stops;
         partitioned += report.partitions_detected;
+        stopped_by.extend(report.peers_stopped_by.keys().copied());
     }
     assert_eq!(kinds.len(), 5, "{kinds:?}");
     assert!(dropped > 0, "garbage datagrams were dropped and counted");
@@ -55,4 +57,6 @@ fn faults_of_every_kind_are_injected_and_bad_input_is_dropped() {
         "a silent peer beating on disk was seen as partitioned"
     );
     let _ = deadman;
+    assert!(stopped_by.contains("fence acknowledged"), "{stopped_by:?}");
+    assert!(stopped_by.contains("lease expired"), "{stopped_by:?}");
 }

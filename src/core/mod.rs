@@ -174,7 +174,7 @@ pub enum Event {
     /// A silent peer still beats on disk: partitioned, not dead.
     PeerPartitioned { peer: u8 },
     /// A peer is confirmed stopped (lease expired on disk, fence acknowledged, restarted).
-    PeerStopped { peer: u8 },
+    PeerStopped { peer: u8, how: &'static str },
     /// This node left the membership (partition lost, fenced, lease lost, excluded).
     Left { reason: &'static str },
     /// Quorum lease won or lost.

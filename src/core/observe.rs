@@ -79,11 +79,11 @@ impl Node {
             .is_some_and(|observation| observation.confirmed)
     }
 
-    fn confirm(&mut self, peer: u8) {
+    fn confirm(&mut self, peer: u8, how: &'static str) {
         if let Some(observation) = self.observations.get_mut(&peer) {
             if !observation.confirmed {
                 observation.confirmed = true;
-                self.emit(Event::PeerStopped { peer });
+                self.emit(Event::PeerStopped { peer, how });
             }
         }
     }
@@ -161,7 +161,7 @@ impl Node {
                     && incarnation > observation.target_incarnation
                 {
                     // A newer run of the node started: the observed run is gone.
-                    self.confirm(peer);
+                    self.confirm(peer, "newer incarnation");
                     return;
                 }
                 match sealed.record.state {
@@ -215,7 +215,14 @@ impl Node {
             matches!(seen, SlotSeen::NotMember { .. } | SlotSeen::Empty) && window_start > 0;
         let expired = !changed && issue_tick >= unchanged_since_tick.max(window_start) + expiry;
         if not_member || expired {
-            self.confirm(peer);
+            self.confirm(
+                peer,
+                if expired {
+                    "lease expired"
+                } else {
+                    "not a member"
+                },
+            );
         }
     }
 
@@ -289,7 +296,7 @@ impl Node {
             _ => false,
         };
         if acknowledged {
-            self.confirm(peer);
+            self.confirm(peer, "fence acknowledged");
         }
     }
 }

@@ -126,6 +126,8 @@ pub fn sweep(
         hook_for_panics(info);
     }));
     let mut faults: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut stopped_by: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut leaves_by: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut garbage, mut converge_max, mut steps) = (0u64, 0u64, 0u64);
     let (mut datagrams_dropped, mut blocks_rejected) = (0u64, 0u64);
     for seed in seeds {
@@ -138,6 +140,12 @@ pub fn sweep(
             *faults.entry(kind).or_insert(0) += count;
         }
         garbage += report.garbage_injected;
+        for (how, count) in &report.peers_stopped_by {
+            *stopped_by.entry(how).or_insert(0) += count;
+        }
+        for (reason, count) in &report.leaves_by_reason {
+            *leaves_by.entry(reason).or_insert(0) += count;
+        }
         datagrams_dropped += report.messages_dropped_by_nodes;
         blocks_rejected += report.disk_records_rejected;
         steps += report.steps;
@@ -180,6 +188,16 @@ pub fn sweep(
             .collect();
         println!("faults: {} garbage-datagrams={garbage}", kinds.join(" "));
         println!("dropped by nodes: datagrams={datagrams_dropped} disk-blocks={blocks_rejected}");
+        let stopped: Vec<String> = stopped_by
+            .iter()
+            .map(|(how, count)| format!("{how}={count}"))
+            .collect();
+        println!("lost peers confirmed stopped: {}", stopped.join(", "));
+        let leaves: Vec<String> = leaves_by
+            .iter()
+            .map(|(why, count)| format!("{why}={count}"))
+            .collect();
+        println!("left a membership: {}", leaves.join(", "));
     }
     println!("seeds={} violations={}", outcome.seeds, outcome.violations);
     drop(std::panic::take_hook());

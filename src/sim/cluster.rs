@@ -371,8 +371,12 @@ impl Cluster {
                 );
             }
             Event::PeerPartitioned { .. } => self.report.partitions_detected += 1,
-            Event::PeerStopped { .. } => self.report.peers_confirmed_stopped += 1,
-            Event::Left { .. } => self.report.leaves += 1,
+            Event::PeerStopped { how, .. } => {
+                *self.report.peers_stopped_by.entry(how).or_insert(0) += 1;
+            }
+            Event::Left { reason } => {
+                *self.report.leaves_by_reason.entry(reason).or_insert(0) += 1;
+            }
             Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
         }
     }

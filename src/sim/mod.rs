@@ -96,8 +96,10 @@ pub struct Report {
     pub deadman_stops: u64,
     pub stabilizations: u64,
     pub partitions_detected: u64,
-    pub peers_confirmed_stopped: u64,
-    pub leaves: u64,
+    /// Lost peers confirmed stopped, by how (fence, expiry, ...).
+    pub peers_stopped_by: BTreeMap<&'static str, u64>,
+    /// Nodes leaving a membership, by reason.
+    pub leaves_by_reason: BTreeMap<&'static str, u64>,
     pub converge_ticks: Option<u64>,
     pub violations: Vec<Violation>,
     pub messages_dropped_by_nodes: u64,
