@@ -159,7 +159,7 @@ impl Node {
         if *acks != install.members {
             return;
         }
-        if !self.epoch_durable(install.epoch) {
+        if !self.epoch_durable(install.epoch, install.members) {
             if !self.own_lease.slot_write_in_flight {
                 self.own_lease.slot_write_due = true;
             }

@@ -309,7 +309,7 @@ impl Node {
         let Some(epoch) = self.form_pending_epoch else {
             return;
         };
-        if !self.epoch_durable(epoch) {
+        if !self.epoch_durable(epoch, super::bit(self.me())) {
             if !self.own_lease.slot_write_in_flight {
                 self.own_lease.slot_write_due = true;
             }

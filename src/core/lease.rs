@@ -167,11 +167,17 @@ impl Node {
         }
     }
 
-    /// True once `epoch` is written in our slot and, if we own the quorum, in its record.
-    pub(super) fn epoch_durable(&self, epoch: u64) -> bool {
+    /// True once `epoch` has two durable copies: ours in our slot, and either every other
+    /// member's slot (they acknowledged only once it was there) or, for a membership of one,
+    /// the quorum record, which such a membership must own. One torn block cannot lose it.
+    pub(super) fn epoch_durable(&self, epoch: u64, members: u64) -> bool {
+        let own_copy = self.own_lease.durable_epoch >= epoch;
+        if members != super::bit(self.me()) {
+            return own_copy;
+        }
         let quorum_copy =
-            !self.quorum.owned(self.now_ticks) || self.quorum.durable_owner_epoch >= epoch;
-        self.own_lease.durable_epoch >= epoch && quorum_copy
+            self.quorum.owned(self.now_ticks) && self.quorum.durable_owner_epoch >= epoch;
+        own_copy && quorum_copy
     }
 
     fn extend_lease(&mut self, write_issue_tick: u64) {
