@@ -195,8 +195,8 @@ impl Node {
         if let Some(block) = block {
             if let Ok(Some(sealed)) = disk_records::decode::<disk_records::QuorumLease>(&block[..])
             {
-                if sealed.cluster_id == self.config.cluster_id && sealed.record.0.owner == self.me()
-                {
+                // Whoever wrote it, an epoch in the record was used: start above it.
+                if sealed.cluster_id == self.config.cluster_id {
                     self.acked_epoch = self.acked_epoch.max(sealed.record.0.owner_epoch);
                 }
             }

@@ -192,7 +192,9 @@ impl Quorum {
                     record: Lease {
                         owner: me.node_id,
                         owner_incarnation: me.incarnation,
-                        owner_epoch: epoch,
+                        // Never lower the epoch the record carries: it is a durable copy of
+                        // the last owner's epoch, and a later former starts above it.
+                        owner_epoch: epoch.max(self.owner_epoch_seen),
                         challenger: 0,
                         challenger_incarnation: 0,
                         name: QUORUM_LEASE_NAME.to_string(),
@@ -233,7 +235,7 @@ impl Quorum {
                 };
                 let mut renewal = written;
                 renewal.sequence = sequence + 1;
-                renewal.record.owner_epoch = epoch;
+                renewal.record.owner_epoch = epoch.max(renewal.record.owner_epoch);
                 self.state = State::Owner {
                     valid_until_tick,
                     written: renewal.clone(),
