@@ -1,19 +1,24 @@
 //! Regroup, Tandem style, run by a coordinator (the lowest continuing member heard):
 //!
 //! 1. **Activate**: every participant (the previous membership plus joiners) broadcasts its
-//!    status for round `r`: whom it heard recently, what it holds, whether it owns the quorum.
-//! 2. **Closing**: once all statuses are in (or `regroup_activate_ticks` passed) the coordinator
-//!    decides whether this side survives: more than half of the previous membership; exactly
-//!    half only with the quorum (owned, or won by a challenge now); otherwise `Halt`.
+//!    status for round `r`: its stabilized and acknowledged memberships, whom it heard recently
+//!    on any network, what it holds, whether it owns the quorum.
+//! 2. **Closing**: once every status is in and each reports hearing every sender (or after
+//!    `regroup_activate_ticks`), the coordinator decides whether this side survives
+//!    (`survival.rs`): more than half of the newest stabilized membership reported, and of every
+//!    newer acknowledged one; exactly half only with the quorum (owned, or won by a challenge
+//!    that may span several rounds); otherwise `Halt` and everyone leaves.
 //! 3. **Pruning**: it keeps a fully connected set (both directions heard), greedily from itself.
-//! 4. **Cleanup 1**: it sends `Install` (epoch, members, group table, database for joiners);
-//!    each member adopts it as the basis of its next survival judgement, and acknowledges.
-//! 5. **Cleanup 2**: with every acknowledgement in, `Stabilize`: the membership is stable.
+//! 4. **Cleanup 1** (`install.rs`): it sends `Install` (epoch, members, group table, database for
+//!    joiners); each member adopts it as the basis of its next survival judgement, makes the
+//!    epoch durable in its slot, and acknowledges.
+//! 5. **Cleanup 2**: with every acknowledgement in and the epoch durable, `Stabilize`.
 //!
 //! A round that does not stabilize within `regroup_round_ticks` is followed by round `r + 1`;
 //! a regroup that does not stabilize within `regroup_give_up_ticks` gives up (stop resources,
 //! rejoin). A join is a round started by the sponsor (the lowest member) with joiners in it,
-//! so the death of the joiner, the sponsor or any member at any phase is just a failed round.
+//! so the death of the joiner, the sponsor or any member at any phase is just a failed round,
+//! and concurrent joiners are simply several joiners in one round.
 
 use std::collections::BTreeMap;
 
