@@ -93,6 +93,11 @@ impl Node {
             self.dropped.unexpected += 1;
             return;
         }
+        // Members of the acknowledged membership may hold groups again: confirmations of
+        // them stopping (from when they were lost) no longer hold.
+        for member in ids(install.members & !bit(self.me())) {
+            self.observations.remove(&member);
+        }
         self.acked_epoch = self.acked_epoch.max(install.epoch);
         if self.role == Role::Member {
             // Cleanup 1: from now on our survival is judged against the new membership.

@@ -139,6 +139,8 @@ impl Node {
 
     /// A member's incarnation grew: its previous run is gone; regroup so it can rejoin.
     pub(super) fn on_peer_restarted(&mut self, peer: u8) {
+        // What we confirmed about its previous run says nothing about this one.
+        self.observations.remove(&peer);
         if self.role == Role::Member
             && self.members & bit(peer) != 0
             && self.stabilized
