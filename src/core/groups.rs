@@ -29,21 +29,31 @@ pub(crate) fn formed(configured: u64, former: u8) -> Vec<GroupAssignment> {
 }
 
 /// The table for a new membership. `online_by_node[id - 1]` is what each participant reported
-/// holding; a member that reported not holding a group is not a possible holder of it.
+/// holding: a member that holds a group keeps it, and a member that does not hold a group is
+/// not a possible holder of it. `outsiders` are the members of every view the round knows of
+/// that are not in the new membership: the coordinator's own table may predate a view in
+/// which one of them was given a group, so each is a possible holder of every group it does
+/// not provably not hold.
 pub(crate) fn reassign(
     table: &[GroupAssignment],
     configured: u64,
     members: u64,
     online_by_node: &[u64],
+    outsiders: u64,
 ) -> Vec<GroupAssignment> {
+    assert_eq!(members & outsiders, 0);
     assert!(members != 0);
     assert_eq!(table.len(), 64);
     let lowest_member = ids(members).next().expect("members is not empty");
     let mut next = table.to_vec();
     for group in ids(configured) {
         let entry = table[usize::from(group - 1)];
-        let mut unconfirmed = entry.unconfirmed;
-        let owner = if entry.owner != 0 && members & bit(entry.owner) != 0 {
+        let mut unconfirmed = entry.unconfirmed | outsiders;
+        let holder =
+            ids(members).find(|member| online_by_node[usize::from(member - 1)] & bit(group) != 0);
+        let owner = if let Some(holder) = holder {
+            holder
+        } else if entry.owner != 0 && members & bit(entry.owner) != 0 {
             entry.owner
         } else {
             if entry.owner != 0 {
@@ -86,7 +96,7 @@ mod tests {
         );
         let mut online = vec![0u64; 64];
         online[0] = 0b111; // node 1 holds all three
-        let after_join = reassign(&table, configured, 0b111, &online);
+        let after_join = reassign(&table, configured, 0b111, &online, 0);
         assert_eq!(
             after_join[1],
             GroupAssignment {
@@ -96,7 +106,7 @@ mod tests {
         );
         // Node 1 is lost: group 2 goes home to node 2, group 1 to the lowest member, node 2.
         online = vec![0u64; 64];
-        let after_loss = reassign(&after_join, configured, 0b110, &online);
+        let after_loss = reassign(&after_join, configured, 0b110, &online, 0);
         assert_eq!(
             after_loss[1],
             GroupAssignment {
@@ -118,5 +128,17 @@ mod tests {
                 unconfirmed: 0b001
             }
         );
+        // A member holding a group keeps it; an outsider of a newer view is a possible holder.
+        online = vec![0u64; 64];
+        online[2] = 0b010; // node 3 holds group 2
+        let with_views = reassign(&after_loss, configured, 0b110, &online, 0b001);
+        assert_eq!(
+            with_views[1],
+            GroupAssignment {
+                owner: 3,
+                unconfirmed: 0
+            }
+        );
+        assert_eq!(with_views[0].unconfirmed, 0b001);
     }
 }

@@ -32,7 +32,15 @@ impl Node {
         for (id, status) in &round.statuses {
             online_by_node[usize::from(*id - 1)] = status.online_groups;
         }
-        let table = groups::reassign(&self.table, self.configured(), survivors, &online_by_node);
+        let views = Self::round_views(round);
+        let outsiders = views.iter().fold(0u64, |set, view| set | view) & !survivors;
+        let table = groups::reassign(
+            &self.table,
+            self.configured(),
+            survivors,
+            &online_by_node,
+            outsiders,
+        );
         let install = Install {
             round: round.round,
             epoch,

@@ -122,7 +122,7 @@ impl Node {
 
     /// The views the round must satisfy: the newest stabilized membership among the
     /// statuses, plus every newer acknowledged (possibly stabilized elsewhere) membership.
-    fn round_views(round: &Round) -> Vec<u64> {
+    pub(super) fn round_views(round: &Round) -> Vec<u64> {
         let newest = round
             .statuses
             .values()
