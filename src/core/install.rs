@@ -264,8 +264,10 @@ impl Node {
         self.joiners_waiting &= !install.members;
         for member in ids(install.members & !bit(self.me())) {
             self.peers.grant_window(member, self.now_ticks);
-            self.observations.remove(&member);
         }
+        // Every possible holder in the new table must be confirmed stopped anew: a lost node may
+        // have been a member again meanwhile, in views this node never saw.
+        self.observations.clear();
         self.emit(Event::Stabilized {
             epoch: install.epoch,
             members: install.members,

@@ -323,6 +323,8 @@ impl Node {
             return;
         }
         let me = self.me();
+        // Every other node is a possible holder of every group: confirm each anew.
+        self.observations.clear();
         self.became_member();
         self.role = Role::Member;
         self.stabilized = true;
