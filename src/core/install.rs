@@ -232,12 +232,15 @@ impl Node {
             .regroup
             .as_ref()
             .is_some_and(|round| round.round == round_number);
-        if matches_round && self.basis_members & bit(from) != 0 && self.role == Role::Member {
+        let from_basis = self.basis_members & bit(from) != 0;
+        if matches_round && from_basis && self.role == Role::Member {
             self.leave("partition does not survive (halt)");
-        } else if matches_round {
+        } else if matches_round && self.role != Role::Member {
+            // A joiner: that round will not admit us.
             self.regroup = None;
         } else {
-            self.dropped.stale += 1;
+            // A member's round ends only by its own coordinator's word or by its timers.
+            self.dropped.unexpected += 1;
         }
     }
 

@@ -30,18 +30,21 @@ impl Node {
             self.send_all(self.members | self.basis_members, &body);
         }
         let silence = self.timeouts.peer_silence_ticks;
+        let mut any_silent = false;
         for peer in ids(self.members & !bit(self.me())) {
-            if self.peers.alive_or_fresh(peer, now, silence)
-                || self.peers.reported_silent & bit(peer) != 0
-            {
+            if self.peers.alive_or_fresh(peer, now, silence) {
                 continue;
             }
-            self.peers.reported_silent |= bit(peer);
-            self.emit(Event::PeerSilent { peer });
-            self.observe(peer);
-            if self.stabilized && self.regroup.is_none() {
-                self.start_regroup();
+            any_silent = true;
+            if self.peers.reported_silent & bit(peer) == 0 {
+                self.peers.reported_silent |= bit(peer);
+                self.emit(Event::PeerSilent { peer });
+                self.observe(peer);
             }
+        }
+        // A stable membership with a silent member is not stable: regroup until it is gone.
+        if any_silent && self.stabilized && self.regroup.is_none() {
+            self.start_regroup();
         }
     }
 
