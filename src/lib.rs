@@ -4,6 +4,9 @@
 //! See ARCHITECTURE.md for the code map and its invariants.
 pub mod admin;
 pub mod cli;
+pub mod core;
 pub mod disk;
 pub mod node;
 pub mod wire;
+pub mod prng;
+pub mod sim;

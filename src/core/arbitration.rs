@@ -1,0 +1,134 @@
+//! Node glue for the quorum machine (`quorum.rs`) and the per-interval disk schedule.
+
+use super::disk_records::{self, QuorumLease, Sealed, BLOCK_SIZE};
+use super::node::{Node, Purpose, Role};
+use super::quorum::QuorumIo;
+use super::{bit, ids, Event};
+
+impl Node {
+    /// Whether this node should own, defend or challenge for the quorum now.
+    fn wants_quorum(&self) -> bool {
+        let now = self.now_ticks;
+        match self.role {
+            Role::Forming => true,
+            Role::Searching { .. } => false,
+            Role::Member => {
+                let closing = self
+                    .regroup
+                    .as_ref()
+                    .is_some_and(|round| round.phase == super::regroup::Phase::Closing);
+                let leader = ids(self.members).next() == Some(self.me());
+                let owner_seen = self
+                    .quorum_owner_seen_tick
+                    .is_some_and(|tick| now < tick + 3 * self.timeouts.peer_silence_ticks);
+                self.quorum.owned(now) || closing || (self.stabilized && leader && !owner_seen)
+            }
+        }
+    }
+
+    /// Every renew interval: leases, then the quorum record.
+    pub(super) fn renew_tick(&mut self) {
+        self.renew_leases();
+        let want = self.wants_quorum();
+        let (io, lapsed) = self.quorum.on_interval(want, self.now_ticks);
+        if lapsed {
+            self.emit(Event::QuorumOwner { owned: false });
+        }
+        self.issue_quorum_io(io);
+    }
+
+    fn issue_quorum_io(&mut self, io: Option<QuorumIo>) {
+        let offset = self.config.geometry.quorum_offset();
+        match io {
+            None => {}
+            Some(QuorumIo::Read) => self.disk_read(Purpose::QuorumRead { issue_tick: self.now_ticks }, offset),
+            Some(QuorumIo::Write(sealed)) => {
+                let sealed = Sealed {
+                    cluster_id: sealed.cluster_id,
+                    sequence: sealed.sequence,
+                    record: QuorumLease(sealed.record),
+                };
+                self.disk_write(Purpose::QuorumWrite { issue_tick: self.now_ticks }, offset, &sealed)
+            }
+        }
+    }
+
+    pub(super) fn on_quorum_read(&mut self, block: Option<&[u8; BLOCK_SIZE]>, issue_tick: u64) {
+        let Some(block) = block else {
+            self.quorum.on_read_error();
+            return;
+        };
+        let record = match disk_records::decode::<QuorumLease>(&block[..]) {
+            Ok(record) => Ok(record.map(|sealed| Sealed {
+                cluster_id: sealed.cluster_id,
+                sequence: sealed.sequence,
+                record: sealed.record.0,
+            })),
+            Err(_) => {
+                self.dropped.disk_records_invalid += 1;
+                Err(())
+            }
+        };
+        let (io, lost) = self.quorum.on_read(record, issue_tick, self.now_ticks, self.epoch);
+        if lost {
+            self.emit(Event::QuorumOwner { owned: false });
+        }
+        self.issue_quorum_io(io);
+    }
+
+    pub(super) fn on_quorum_written(&mut self, ok: bool, issue_tick: u64) {
+        let won = self.quorum.on_write(ok, issue_tick, self.now_ticks);
+        if won {
+            self.emit(Event::QuorumOwner { owned: true });
+            self.forming_won_quorum();
+        }
+    }
+
+    /// Brings this node's groups online or offline to match the rules.
+    pub(super) fn evaluate_groups(&mut self) {
+        let now = self.now_ticks;
+        let started = self.start_tick.unwrap_or(now);
+        // A restarted node waits out its previous run's lease before holding anything.
+        let old_run_expired = now >= started + self.timeouts.lease_expiry_observed_ticks;
+        let eligible = self.role == Role::Member && self.stabilized && self.own_lease.valid(now) && old_run_expired;
+        let mut desired = 0u64;
+        if eligible {
+            for group in ids(self.configured()) {
+                let entry = self.table[usize::from(group - 1)];
+                if entry.owner != self.me() {
+                    continue;
+                }
+                let waiting: Vec<u8> = ids(entry.unconfirmed & !bit(self.me())).collect();
+                for peer in &waiting {
+                    self.observe(*peer);
+                }
+                let skip_wait = self.config.mutation == super::Mutation::NoLeaseWait;
+                if skip_wait || waiting.iter().all(|peer| self.confirmed_stopped(*peer)) {
+                    desired |= bit(group);
+                }
+            }
+        }
+        for group in ids(self.online & !desired) {
+            self.set_group(group, false);
+        }
+        for group in ids(desired & !self.online) {
+            self.set_group(group, true);
+        }
+    }
+
+    fn set_group(&mut self, group: u8, online: bool) {
+        if online {
+            self.online |= bit(group);
+        } else {
+            self.online &= !bit(group);
+        }
+        self.outputs.push_back(super::Output::Resource { group, online });
+    }
+
+    /// Stops every group at once (leaving, lease lost, fenced).
+    pub(super) fn stop_all_groups(&mut self) {
+        for group in ids(self.online) {
+            self.set_group(group, false);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Heartbeats, searching, joining through the sponsor, forming with quorum, leaving.
+//!
+//! A node starts `Searching`: it sends `JoinRequest` to every configured node; the sponsor (the
+//! lowest member of a stabilized membership) answers by starting a regroup round with it as a
+//! joiner. A node that heard no member for `form_wait_ticks` (plus jitter) tries to form: it
+//! challenges for the quorum record while reading every node's disk slot twice; it forms only if
+//! it won the quorum and no slot beat as a `Member` in between (no live cluster exists).
+
+use super::disk_records::{self, NodeSlot, NodeState};
+use super::message::Body;
+use super::node::{Node, Purpose, Role};
+use super::{bit, groups, ids, Event};
+use crate::core::database::Database;
+
+impl Node {
+    /// Heartbeats to the membership on every network, and detection of silent members.
+    pub(super) fn membership_tick(&mut self) {
+        if self.role != Role::Member {
+            return;
+        }
+        let now = self.now_ticks;
+        if now >= self.last_heartbeat_tick + self.timeouts.heartbeat_interval_ticks {
+            self.last_heartbeat_tick = now;
+            let body = Body::Heartbeat {
+                epoch: self.epoch,
+                members: self.members,
+                stabilized: self.stabilized,
+                quorum_owner: self.quorum.owned(now),
+            };
+            self.send_all(self.members | self.basis_members, &body);
+        }
+        let silence = self.timeouts.peer_silence_ticks;
+        for peer in ids(self.members & !bit(self.me())) {
+            if self.peers.alive_or_fresh(peer, now, silence) || self.peers.reported_silent & bit(peer) != 0 {
+                continue;
+            }
+            self.peers.reported_silent |= bit(peer);
+            self.emit(Event::PeerSilent { peer });
+            self.observe(peer);
+            if self.stabilized && self.regroup.is_none() {
+                self.start_regroup();
+            }
+        }
+    }
+
+    pub(super) fn on_heartbeat(&mut self, from: u8, epoch: u64, members: u64, stabilized: bool, quorum_owner: bool) {
+        if quorum_owner && stabilized {
+            self.quorum_owner_seen_tick = Some(self.now_ticks);
+        }
+        if self.role != Role::Member {
+            if stabilized {
+                self.member_heard();
+            }
+            // A joiner that acknowledged this epoch's install but missed its Stabilize.
+            let acked = match self.regroup.as_ref().map(|round| &round.phase) {
+                Some(super::regroup::Phase::Acked { install, .. })
+                    if install.epoch == epoch && members & bit(self.me()) != 0 && stabilized =>
+                {
+                    Some(install.clone())
+                }
+                _ => None,
+            };
+            if let Some(install) = acked {
+                self.stabilize(install);
+            }
+            return;
+        }
+        if (self.members | self.basis_members) & bit(from) == 0 {
+            self.dropped.unexpected += 1;
+            return;
+        }
+        let stale_accepted = self.config.mutation == super::Mutation::StaleEpoch;
+        if epoch < self.epoch && !stale_accepted {
+            self.dropped.stale += 1;
+            return;
+        }
+        if epoch == self.epoch || !stabilized {
+            return;
+        }
+        if members & bit(self.me()) == 0 {
+            if epoch > self.epoch || stale_accepted {
+                self.leave("excluded from the membership");
+            }
+            return;
+        }
+        // A newer view that includes us: we missed its Stabilize, or we are behind.
+        let acked = match self.regroup.as_ref().map(|round| &round.phase) {
+            Some(super::regroup::Phase::Acked { install, .. }) if install.epoch == epoch => Some(install.clone()),
+            _ => None,
+        };
+        match acked {
+            Some(install) => self.stabilize(install),
+            None if self.regroup.is_none() && self.stabilized => self.start_regroup(),
+            None => {}
+        }
+    }
+
+    pub(super) fn on_join_request(&mut self, from: u8) {
+        if matches!(self.role, Role::Searching { .. }) && from < self.me() {
+            // Bully-style deferral: the lowest searching node forms, the others join it, so
+            // that concurrent quorum challenges (which all but one lose) stay rare.
+            self.member_heard();
+            return;
+        }
+        if self.role == Role::Member && self.stabilized && self.members & bit(from) != 0 {
+            // A member asking to join has left (fenced, lease lost, restarted): regroup, so
+            // it is judged lost and re-added as a joiner.
+            self.joiners_waiting |= bit(from);
+            if self.regroup.is_none() {
+                self.start_regroup();
+            }
+            return;
+        }
+        let leader = ids(self.members).next();
+        if self.role != Role::Member || !self.stabilized || leader != Some(self.me()) {
+            return;
+        }
+        self.joiners_waiting |= bit(from);
+        match self.regroup.as_mut() {
+            None => self.start_regroup(),
+            Some(round) if round.phase == super::regroup::Phase::Activate => {
+                round.joiners |= bit(from);
+                round.participants |= bit(from);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// A member's incarnation grew: its previous run is gone; regroup so it can rejoin.
+    pub(super) fn on_peer_restarted(&mut self, peer: u8) {
+        if self.role == Role::Member && self.members & bit(peer) != 0 && self.stabilized && self.regroup.is_none() {
+            self.start_regroup();
+        }
+    }
+
+    /// Evidence that a cluster is alive: postpone forming.
+    pub(super) fn member_heard(&mut self) {
+        if let Role::Searching { form_wait_ticks, .. } = self.role {
+            self.role = Role::Searching { since_tick: self.now_ticks, form_wait_ticks };
+        }
+    }
+
+    pub(super) fn search_tick(&mut self) {
+        let now = self.now_ticks;
+        match self.role {
+            Role::Searching { since_tick, form_wait_ticks } => {
+                let started = self.start_tick.unwrap_or(0);
+                if (now - started) % self.timeouts.join_retry_ticks == 0 {
+                    let everyone = self.configured() & !bit(self.me());
+                    self.send_all(everyone, &Body::JoinRequest);
+                }
+                if self.regroup.is_none() && now >= since_tick + form_wait_ticks {
+                    self.begin_forming();
+                }
+            }
+            Role::Forming => {
+                let lost = self.quorum.outcome.is_some_and(|outcome| !outcome.won);
+                if lost {
+                    self.abort_forming();
+                } else {
+                    self.complete_forming();
+                }
+            }
+            Role::Member => {}
+        }
+    }
+
+    fn begin_forming(&mut self) {
+        self.role = Role::Forming;
+        self.quorum.outcome = None;
+        self.form_pending_epoch = None;
+        self.form_snapshot.clear();
+        self.form_second_pass = false;
+        self.read_all_slots(false);
+    }
+
+    fn read_all_slots(&mut self, second: bool) {
+        self.form_reads_left = 0;
+        for peer in ids(self.configured()) {
+            self.form_reads_left += 1;
+            let offset = self.config.geometry.node_slot_offset(peer);
+            self.disk_read(Purpose::FormSlotRead { peer, second }, offset);
+        }
+    }
+
+    pub(super) fn abort_forming(&mut self) {
+        self.quorum.release();
+        self.form_pending_epoch = None;
+        // Back off longer than a challenge lasts, so the winner's challenge can complete.
+        let wait = self.timeouts.lease_expiry_observed_ticks
+            + self.timeouts.form_wait_ticks
+            + self.prng.below(2 * self.timeouts.form_wait_ticks.max(1));
+        self.role = Role::Searching { since_tick: self.now_ticks, form_wait_ticks: wait };
+    }
+
+    /// Called when the quorum challenge of a forming node is won.
+    pub(super) fn forming_won_quorum(&mut self) {
+        if self.role == Role::Forming && !self.form_second_pass {
+            self.form_second_pass = true;
+            self.read_all_slots(true);
+        }
+    }
+
+    pub(super) fn on_form_slot(&mut self, peer: u8, second: bool, block: Option<&[u8; disk_records::BLOCK_SIZE]>) {
+        if self.role != Role::Forming || second != self.form_second_pass {
+            return;
+        }
+        let seen = match block.map(|block| disk_records::decode::<NodeSlot>(&block[..])) {
+            Some(Ok(Some(sealed))) if sealed.cluster_id == self.config.cluster_id => (
+                sealed.record.incarnation,
+                sealed.sequence,
+                sealed.record.state == NodeState::Member,
+                sealed.record.epoch,
+            ),
+            Some(Err(_)) => {
+                self.dropped.disk_records_invalid += 1;
+                (0, 0, false, 0)
+            }
+            _ => (0, 0, false, 0),
+        };
+        self.form_reads_left -= 1;
+        if !second {
+            self.form_snapshot.insert(peer, seen);
+            return;
+        }
+        let before = self.form_snapshot.get(&peer).copied().unwrap_or((0, 0, false, 0));
+        let beating = peer != self.me() && seen.2 && (seen.0, seen.1) != (before.0, before.1);
+        let epoch_seen = seen.3.max(before.3);
+        self.form_snapshot.insert(peer, (seen.0, seen.1, beating, epoch_seen));
+        if self.form_reads_left == 0 {
+            self.finish_forming();
+        }
+    }
+
+    fn finish_forming(&mut self) {
+        let live_cluster = self.form_snapshot.values().any(|seen| seen.2);
+        if live_cluster || !self.quorum.owned(self.now_ticks) {
+            self.abort_forming();
+            return;
+        }
+        let epoch_seen = self.form_snapshot.values().map(|seen| seen.3).max().unwrap_or(0);
+        let epoch = epoch_seen.max(self.quorum.owner_epoch_seen).max(self.acked_epoch).max(self.epoch) + 1;
+        // Make the epoch durable in our slot before stabilizing it (see `OwnLease`).
+        self.acked_epoch = epoch;
+        self.form_pending_epoch = Some(epoch);
+        self.last_renew_tick = None;
+    }
+
+    /// Completes a form once its epoch is durable (still owning the quorum).
+    fn complete_forming(&mut self) {
+        let Some(epoch) = self.form_pending_epoch else { return };
+        if self.own_lease.durable_epoch < epoch {
+            return;
+        }
+        self.form_pending_epoch = None;
+        if !self.quorum.owned(self.now_ticks) {
+            self.abort_forming();
+            return;
+        }
+        let me = self.me();
+        self.became_member();
+        self.role = Role::Member;
+        self.stabilized = true;
+        self.epoch = epoch;
+        self.acked_epoch = epoch;
+        self.members = bit(me);
+        self.basis_members = bit(me);
+        self.table = groups::formed(self.configured(), me);
+        if self.database.version() == 0 {
+            self.database.put("cluster/formed_by", &[me]);
+        }
+        self.emit(Event::Stabilized { epoch, members: bit(me) });
+    }
+
+    /// Entering a membership: write a member slot at once (the lease starts with it).
+    pub(super) fn became_member(&mut self) {
+        self.member_since_tick = self.now_ticks;
+        self.last_renew_tick = None;
+    }
+
+    /// Leaves the membership: stops every resource first, then stops renewing as a member.
+    pub(super) fn leave(&mut self, reason: &'static str) {
+        self.stop_all_groups();
+        self.quorum.release();
+        let wait = self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
+        self.role = Role::Searching { since_tick: self.now_ticks, form_wait_ticks: wait };
+        self.stabilized = false;
+        self.members = 0;
+        self.basis_members = 0;
+        self.regroup = None;
+        self.joiners_waiting = 0;
+        self.emit(Event::Left { reason });
+    }
+}

@@ -1,0 +1,75 @@
+//! Failure detection: when each peer was last heard, on each network.
+//!
+//! A peer is alive while it was heard on *any* network within `peer_silence_ticks`: silence on
+//! one network alone is not a failure. A peer silent on every network is lost to the network
+//! layer; whether it is dead or only partitioned is decided by its disk slot (`lease.rs`).
+
+use super::{bit, NODES_MAX};
+
+/// Per-peer liveness as seen by this node.
+#[derive(Clone, Debug)]
+pub(crate) struct Peers {
+    /// Tick each peer was last heard on each network; `None` = never.
+    last_heard_ticks: Vec<Vec<Option<u64>>>,
+    /// Highest incarnation heard from each peer (0 = never heard).
+    pub incarnations: Vec<u64>,
+    /// Peers already reported silent (so the event fires once per silence).
+    pub reported_silent: u64,
+    /// When each peer last became a member (start of its silence window).
+    window_start_ticks: Vec<u64>,
+}
+
+impl Peers {
+    pub fn new(networks: &[u8]) -> Peers {
+        assert!(networks.len() <= NODES_MAX);
+        Peers {
+            last_heard_ticks: networks.iter().map(|count| vec![None; usize::from(*count)]).collect(),
+            incarnations: vec![0; networks.len()],
+            reported_silent: 0,
+            window_start_ticks: vec![0; networks.len()],
+        }
+    }
+
+    /// Records a message from `peer` on `network` (both already validated).
+    pub fn heard(&mut self, peer: u8, network: u8, now_ticks: u64) {
+        let index = usize::from(peer - 1);
+        self.last_heard_ticks[index][usize::from(network)] = Some(now_ticks);
+        self.reported_silent &= !bit(peer);
+    }
+
+    /// A fresh member gets a full silence window before it can be reported silent (without
+    /// pretending it was heard: regroup statuses report only what was really heard).
+    pub fn grant_window(&mut self, peer: u8, now_ticks: u64) {
+        self.window_start_ticks[usize::from(peer - 1)] = now_ticks;
+        self.reported_silent &= !bit(peer);
+    }
+
+    /// True while `peer` is heard, or its window as a fresh member is not over.
+    pub fn alive_or_fresh(&self, peer: u8, now_ticks: u64, silence_ticks: u64) -> bool {
+        let fresh = now_ticks.saturating_sub(self.window_start_ticks[usize::from(peer - 1)]) < silence_ticks;
+        fresh || self.alive(peer, now_ticks, silence_ticks)
+    }
+
+    /// True while `peer` was heard on at least one network within `silence_ticks`.
+    pub fn alive(&self, peer: u8, now_ticks: u64, silence_ticks: u64) -> bool {
+        self.last_heard_ticks[usize::from(peer - 1)]
+            .iter()
+            .flatten()
+            .any(|heard| now_ticks.saturating_sub(*heard) < silence_ticks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peers;
+
+    #[test]
+    fn silent_on_one_network_is_alive_silent_on_all_is_not() {
+        let mut peers = Peers::new(&[2, 2]);
+        peers.heard(2, 0, 10);
+        peers.heard(2, 1, 30);
+        assert!(peers.alive(2, 50, 30));
+        assert!(!peers.alive(2, 60, 30));
+        assert!(!peers.alive(1, 0, 30));
+    }
+}

@@ -1,0 +1,362 @@
+//! The core's messages and their byte encoding (little-endian, `byteorder`).
+//!
+//! Frame: `magic u16 | version u8 | kind u8 | from u8 | incarnation u64 | body`. Decoding
+//! checks every length and range and rejects trailing bytes; a message that fails to decode is
+//! dropped and counted by the node, never trusted. Authentication (MAC, replay window) wraps
+//! these bytes in a later issue.
+
+use byteorder::{ByteOrder, LittleEndian};
+
+/// Largest encoded message; the database snapshot in `Install` is bounded by this.
+pub const MESSAGE_SIZE_MAX: usize = 60_000;
+const MAGIC: u16 = 0x5057; // "WP"
+const VERSION: u8 = 1;
+const KEY_SIZE_MAX: usize = 255;
+const VALUE_SIZE_MAX: usize = 4096;
+
+/// The owner of one group in an installed membership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupAssignment {
+    /// The node that should hold the group, 0 for none.
+    pub owner: u8,
+    /// Nodes (bit id-1) that may still hold the group: the owner may bring it online only after
+    /// each of them is confirmed stopped (lease expired on disk, or fence acknowledged).
+    pub unconfirmed: u64,
+}
+
+/// One protocol message. `from` and `incarnation` travel in the frame header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Periodic liveness on every network, to every member.
+    Heartbeat { epoch: u64, members: u64, stabilized: bool, quorum_owner: bool },
+    /// A node without a cluster asks to join (answered by the sponsor: the lowest member).
+    JoinRequest,
+    /// Regroup activate/closing: the sender's view for round `round`.
+    RegroupStatus(RegroupStatus),
+    /// Regroup pruning result from the coordinator: the proposed membership.
+    Install(Install),
+    /// Cleanup 1 done: the sender adopted the proposal.
+    InstallAck { round: u64, epoch: u64 },
+    /// Cleanup 2: every member acknowledged, the membership is stable.
+    Stabilize { round: u64, epoch: u64 },
+    /// The coordinator found that this partition does not survive.
+    Halt { round: u64 },
+}
+
+/// A regroup participant's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegroupStatus {
+    pub round: u64,
+    /// Last stabilized epoch of the sender (0 if none).
+    pub epoch: u64,
+    /// Highest epoch the sender acknowledged an install for.
+    pub acked_epoch: u64,
+    /// The membership the sender's survival is judged against.
+    pub previous_members: u64,
+    /// Nodes the sender heard from recently, on any network.
+    pub heard: u64,
+    /// Nodes asking to join in this round.
+    pub joiners: u64,
+    /// Groups the sender holds online (bit = home node id - 1).
+    pub online_groups: u64,
+    /// The sender holds a valid quorum lease.
+    pub quorum_owner: bool,
+}
+
+/// The proposal of a coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Install {
+    pub round: u64,
+    pub epoch: u64,
+    pub members: u64,
+    pub previous_members: u64,
+    pub groups: Vec<GroupAssignment>,
+    pub database_version: u64,
+    pub database: Vec<(String, Vec<u8>)>,
+}
+
+/// A decoded message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub from: u8,
+    pub incarnation: u64,
+    pub body: Body,
+}
+
+/// Why bytes were not a message. The receiver's state is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageError {
+    Truncated,
+    BadMagic,
+    BadVersion,
+    UnknownKind,
+    OutOfRange,
+    TrailingBytes,
+    TooLarge,
+}
+
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    let mut bytes = [0u8; 8];
+    LittleEndian::write_u64(&mut bytes, value);
+    out.extend_from_slice(&bytes);
+}
+fn put_u16(out: &mut Vec<u8>, value: u16) {
+    let mut bytes = [0u8; 2];
+    LittleEndian::write_u16(&mut bytes, value);
+    out.extend_from_slice(&bytes);
+}
+
+impl Message {
+    /// The message as bytes. Asserts the size bound: callers never build larger messages.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        put_u16(&mut out, MAGIC);
+        out.push(VERSION);
+        out.push(self.kind());
+        out.push(self.from);
+        put_u64(&mut out, self.incarnation);
+        match &self.body {
+            Body::Heartbeat { epoch, members, stabilized, quorum_owner } => {
+                put_u64(&mut out, *epoch);
+                put_u64(&mut out, *members);
+                out.push(u8::from(*stabilized));
+                out.push(u8::from(*quorum_owner));
+            }
+            Body::JoinRequest => {}
+            Body::RegroupStatus(status) => {
+                for value in [
+                    status.round,
+                    status.epoch,
+                    status.acked_epoch,
+                    status.previous_members,
+                    status.heard,
+                    status.joiners,
+                    status.online_groups,
+                ] {
+                    put_u64(&mut out, value);
+                }
+                out.push(u8::from(status.quorum_owner));
+            }
+            Body::Install(install) => encode_install(install, &mut out),
+            Body::InstallAck { round, epoch } | Body::Stabilize { round, epoch } => {
+                put_u64(&mut out, *round);
+                put_u64(&mut out, *epoch);
+            }
+            Body::Halt { round } => put_u64(&mut out, *round),
+        }
+        assert!(out.len() <= MESSAGE_SIZE_MAX, "message of {} bytes", out.len());
+        out
+    }
+
+    fn kind(&self) -> u8 {
+        match self.body {
+            Body::Heartbeat { .. } => 1,
+            Body::JoinRequest => 2,
+            Body::RegroupStatus(_) => 3,
+            Body::Install(_) => 4,
+            Body::InstallAck { .. } => 5,
+            Body::Stabilize { .. } => 6,
+            Body::Halt { .. } => 7,
+        }
+    }
+
+    /// Parses bytes from the network; any inconsistency is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Message, MessageError> {
+        if bytes.len() > MESSAGE_SIZE_MAX {
+            return Err(MessageError::TooLarge);
+        }
+        let mut reader = Reader { bytes };
+        if reader.u16()? != MAGIC {
+            return Err(MessageError::BadMagic);
+        }
+        if reader.u8()? != VERSION {
+            return Err(MessageError::BadVersion);
+        }
+        let kind = reader.u8()?;
+        let from = reader.u8()?;
+        if from == 0 || from > 64 {
+            return Err(MessageError::OutOfRange);
+        }
+        let incarnation = reader.u64()?;
+        let body = match kind {
+            1 => Body::Heartbeat {
+                epoch: reader.u64()?,
+                members: reader.u64()?,
+                stabilized: reader.bool()?,
+                quorum_owner: reader.bool()?,
+            },
+            2 => Body::JoinRequest,
+            3 => Body::RegroupStatus(RegroupStatus {
+                round: reader.u64()?,
+                epoch: reader.u64()?,
+                acked_epoch: reader.u64()?,
+                previous_members: reader.u64()?,
+                heard: reader.u64()?,
+                joiners: reader.u64()?,
+                online_groups: reader.u64()?,
+                quorum_owner: reader.bool()?,
+            }),
+            4 => Body::Install(decode_install(&mut reader)?),
+            5 => Body::InstallAck { round: reader.u64()?, epoch: reader.u64()? },
+            6 => Body::Stabilize { round: reader.u64()?, epoch: reader.u64()? },
+            7 => Body::Halt { round: reader.u64()? },
+            _ => return Err(MessageError::UnknownKind),
+        };
+        if !reader.bytes.is_empty() {
+            return Err(MessageError::TrailingBytes);
+        }
+        Ok(Message { from, incarnation, body })
+    }
+}
+
+fn encode_install(install: &Install, out: &mut Vec<u8>) {
+    put_u64(out, install.round);
+    put_u64(out, install.epoch);
+    put_u64(out, install.members);
+    put_u64(out, install.previous_members);
+    assert!(install.groups.len() <= 64);
+    out.push(install.groups.len() as u8);
+    for group in &install.groups {
+        out.push(group.owner);
+        put_u64(out, group.unconfirmed);
+    }
+    put_u64(out, install.database_version);
+    put_u16(out, install.database.len() as u16);
+    for (key, value) in &install.database {
+        assert!(key.len() <= KEY_SIZE_MAX);
+        assert!(value.len() <= VALUE_SIZE_MAX);
+        out.push(key.len() as u8);
+        out.extend_from_slice(key.as_bytes());
+        put_u16(out, value.len() as u16);
+        out.extend_from_slice(value);
+    }
+}
+
+fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
+    let round = reader.u64()?;
+    let epoch = reader.u64()?;
+    let members = reader.u64()?;
+    let previous_members = reader.u64()?;
+    let group_count = reader.u8()?;
+    if group_count > 64 {
+        return Err(MessageError::OutOfRange);
+    }
+    let mut groups = Vec::with_capacity(usize::from(group_count));
+    for _ in 0..group_count {
+        let owner = reader.u8()?;
+        if owner > 64 {
+            return Err(MessageError::OutOfRange);
+        }
+        groups.push(GroupAssignment { owner, unconfirmed: reader.u64()? });
+    }
+    let database_version = reader.u64()?;
+    let entry_count = reader.u16()?;
+    let mut database = Vec::new();
+    for _ in 0..entry_count {
+        let key_size = usize::from(reader.u8()?);
+        let key = String::from_utf8(reader.take(key_size)?.to_vec())
+            .map_err(|_| MessageError::OutOfRange)?;
+        let value_size = usize::from(reader.u16()?);
+        if value_size > VALUE_SIZE_MAX {
+            return Err(MessageError::OutOfRange);
+        }
+        database.push((key, reader.take(value_size)?.to_vec()));
+    }
+    Ok(Install { round, epoch, members, previous_members, groups, database_version, database })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], MessageError> {
+        if self.bytes.len() < count {
+            return Err(MessageError::Truncated);
+        }
+        let (taken, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(taken)
+    }
+    fn u8(&mut self) -> Result<u8, MessageError> {
+        Ok(self.take(1)?[0])
+    }
+    fn bool(&mut self) -> Result<bool, MessageError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(MessageError::OutOfRange),
+        }
+    }
+    fn u16(&mut self) -> Result<u16, MessageError> {
+        Ok(LittleEndian::read_u16(self.take(2)?))
+    }
+    fn u64(&mut self) -> Result<u64, MessageError> {
+        Ok(LittleEndian::read_u64(self.take(8)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prng::Prng;
+
+    fn samples() -> Vec<Message> {
+        let install = Install {
+            round: 3,
+            epoch: 4,
+            members: 0b101,
+            previous_members: 0b111,
+            groups: vec![GroupAssignment { owner: 1, unconfirmed: 0b10 }],
+            database_version: 2,
+            database: vec![("cluster/name".to_string(), b"alpha".to_vec())],
+        };
+        let bodies = vec![
+            Body::Heartbeat { epoch: 1, members: 3, stabilized: true, quorum_owner: false },
+            Body::JoinRequest,
+            Body::RegroupStatus(RegroupStatus {
+                round: 1,
+                epoch: 2,
+                acked_epoch: 2,
+                previous_members: 3,
+                heard: 3,
+                joiners: 4,
+                online_groups: 1,
+                quorum_owner: true,
+            }),
+            Body::Install(install),
+            Body::InstallAck { round: 1, epoch: 2 },
+            Body::Stabilize { round: 1, epoch: 2 },
+            Body::Halt { round: 9 },
+        ];
+        bodies.into_iter().map(|body| Message { from: 2, incarnation: 5, body }).collect()
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for message in samples() {
+            assert_eq!(Message::decode(&message.encode()), Ok(message));
+        }
+    }
+
+    #[test]
+    fn truncated_extended_and_mangled_bytes_never_panic_and_are_rejected() {
+        let mut prng = Prng::new(3);
+        for message in samples() {
+            let bytes = message.encode();
+            for size in 0..bytes.len() {
+                assert!(Message::decode(&bytes[..size]).is_err());
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(Message::decode(&longer), Err(MessageError::TrailingBytes));
+            for _ in 0..200 {
+                let mut mangled = bytes.clone();
+                let index = prng.below(mangled.len() as u64) as usize;
+                mangled[index] = prng.next_u64() as u8;
+                let _ = Message::decode(&mangled);
+            }
+        }
+        assert_eq!(Message::decode(&[0x57, 0x50, 1, 99, 1]), Err(MessageError::Truncated));
+    }
+}

@@ -1,0 +1,188 @@
+//! THE PROTOCOL: one deterministic, sans-IO state machine per node.
+//!
+//! `Node::step(Input)` then drain `Node::poll_output()` until `None` (quinn/foca style). No
+//! sockets, files, threads, clocks or OS randomness in here: time arrives as `Input::Tick`
+//! readings of the host's monotonic clock (compared in ticks of `TICK_MS`), randomness comes
+//! from a seeded `Prng`.
+//!
+//! **Disk I/O** is requested as whole blocks at byte offsets (`Output::DiskRead/DiskWrite` with
+//! an op id, answered by `Input::DiskDone`). The core encodes and decodes the records itself
+//! with the `disklayout` codecs (pure functions), so a torn block fails its CRC inside the core
+//! and is never trusted. A `DiskWrite` completes only once durable (the driver writes through
+//! O_DIRECT/O_DSYNC), so there is no separate flush. Every operation completes or fails within
+//! `DISK_IO_LATENCY_MAX_MS` (media assumption, see `disklayout/ARBITRATION.md`).
+//!
+//! Parts: `membership` (heartbeats on every network, failure detection), `regroup` (form, join
+//! through the sponsor, Tandem phases), `quorum` (challenge/defense on the quorum record),
+//! `lease` (own membership lease, observation of peers' leases, fencing), `groups` (which
+//! group is online where), `message` (wire encoding), `database`.
+//!
+//! **Invariants** (asserted in the core, checked again by `src/sim/checker.rs`): a node holds a
+//! group only while stabilized, lease-valid and assigned the group with every previous holder
+//! confirmed stopped; a node's stabilized epoch never decreases within an incarnation.
+
+pub mod database;
+pub mod disk_records;
+mod arbitration;
+mod groups;
+mod join;
+mod lease;
+mod membership;
+pub mod message;
+mod node;
+mod quorum;
+mod regroup;
+pub mod timeout;
+
+pub use node::Node;
+
+use disk_records::{Geometry, Timing, BLOCK_SIZE};
+
+/// Largest number of nodes in a cluster (one bit each in a `u64`).
+pub const NODES_MAX: usize = 64;
+/// Largest number of networks per node.
+pub const NETWORKS_MAX: u8 = 4;
+
+/// A node's static configuration (from the superblock's node table and timing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub node_id: u8,
+    pub cluster_id: u64,
+    /// Incarnation of this run: strictly greater than any earlier run of this node.
+    pub incarnation: u64,
+    /// Number of networks of every configured node, indexed by node id - 1; 0 = not configured.
+    pub networks: Vec<u8>,
+    pub timing: Timing,
+    pub geometry: Geometry,
+    /// Deliberately broken rules, for checking that the simulator's checkers have teeth.
+    pub mutation: Mutation,
+}
+
+/// A deliberately broken rule (simulator only); `None` in production.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    None,
+    /// A minority partition survives.
+    NoMajorityRule,
+    /// Survivors pull groups without waiting for the lease expiry or a fence acknowledgement.
+    NoLeaseWait,
+    /// Regroup keeps nodes that are not fully connected.
+    NoPrune,
+    /// Messages of an older epoch or round are accepted.
+    StaleEpoch,
+}
+
+impl Mutation {
+    /// The mutation named on the command line.
+    pub fn from_name(name: &str) -> Option<Mutation> {
+        match name {
+            "none" => Some(Mutation::None),
+            "no-majority-rule" => Some(Mutation::NoMajorityRule),
+            "no-lease-wait" => Some(Mutation::NoLeaseWait),
+            "no-prune" => Some(Mutation::NoPrune),
+            "stale-epoch" => Some(Mutation::StaleEpoch),
+            _ => None,
+        }
+    }
+}
+
+/// Something that happened to the node. Inputs borrow; nothing is retained.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// The host's monotonic clock (ms). The driver steps a Tick first after every wakeup.
+    Tick { now_ms: u64 },
+    /// A datagram received on `network` (index 0..). Not yet trusted.
+    Message { network: u8, payload: &'a [u8] },
+    /// A disk operation finished: the block read, or the error.
+    DiskDone { op: u64, result: Result<&'a [u8; BLOCK_SIZE], DiskError> },
+    /// An administrator's command.
+    Admin(AdminCommand),
+}
+
+/// The disk operation failed; for a write, nothing may be assumed written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskError;
+
+/// Commands from `wolfpack ctl`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCommand {
+    /// Set a key in the local database copy (the GUM issue replicates it).
+    Put { key: String, value: Vec<u8> },
+}
+
+/// What the node asks its driver to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send `payload` to node `to` on `network` (best effort, may be lost).
+    Send { to: u8, network: u8, payload: Vec<u8> },
+    /// Read the block at `offset_bytes`; answer with `Input::DiskDone { op }`.
+    DiskRead { op: u64, offset_bytes: u64 },
+    /// Write the block durably; answer with `Input::DiskDone { op }` (the bytes echo back).
+    DiskWrite { op: u64, offset_bytes: u64, block: Box<[u8; BLOCK_SIZE]> },
+    /// Bring group (`home node id`) online or offline, now.
+    Resource { group: u8, online: bool },
+    /// Tell the resource monitor: if not re-armed, stop every resource at this local time.
+    ArmDeadman { stop_resources_at_ms: u64 },
+    /// A state change worth logging.
+    Event(Event),
+}
+
+/// State changes, for logs and the simulator's checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// This node stabilized a membership.
+    Stabilized { epoch: u64, members: u64 },
+    /// This coordinator decided a membership at round `round` (pruning done).
+    Decided { round: u64, epoch: u64, members: u64, round_started_ms: u64 },
+    /// A member went silent on every network.
+    PeerSilent { peer: u8 },
+    /// A silent peer still beats on disk: partitioned, not dead.
+    PeerPartitioned { peer: u8 },
+    /// A peer is confirmed stopped (lease expired on disk, fence acknowledged, restarted).
+    PeerStopped { peer: u8 },
+    /// This node left the membership (partition lost, fenced, lease lost, excluded).
+    Left { reason: &'static str },
+    /// Quorum lease won or lost.
+    QuorumOwner { owned: bool },
+}
+
+/// Counters of dropped input (bad input is counted, never trusted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    pub undecodable: u64,
+    pub unknown_node: u64,
+    pub stale: u64,
+    pub unexpected: u64,
+    pub disk_records_invalid: u64,
+}
+
+/// A read-only view for the CLI and the simulator's checker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub node_id: u8,
+    pub stabilized: bool,
+    pub epoch: u64,
+    pub members: u64,
+    pub quorum_owner: bool,
+    /// Local clock time until which the quorum lease is held (0 = not held).
+    pub quorum_valid_until_ms: u64,
+    /// Local clock time until which the membership lease is held (0 = never held).
+    pub lease_valid_until_ms: u64,
+    /// In a regroup round (or joining one).
+    pub regrouping: bool,
+    pub online_groups: u64,
+    pub database_version: u64,
+    pub dropped: DropCounters,
+}
+
+/// The bit of node `id` in a membership bitmap.
+pub fn bit(id: u8) -> u64 {
+    assert!(id >= 1);
+    assert!(usize::from(id) <= NODES_MAX);
+    1u64 << (id - 1)
+}
+
+/// The node ids in a bitmap, ascending.
+pub fn ids(bitmap: u64) -> impl Iterator<Item = u8> {
+    (1..=NODES_MAX as u8).filter(move |id| bitmap & bit(*id) != 0)
+}

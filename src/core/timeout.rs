@@ -1,0 +1,120 @@
+//! Time in the core: ticks of `TICK_MS`, and every protocol interval converted to ticks.
+//!
+//! The driver steps `Input::Tick { now_ms }` with the host's monotonic clock reading; the core
+//! only ever compares tick counts derived from it. The lease arithmetic (why `lease_hold_ticks`
+//! is safe against `lease_expiry_observed_ticks`) is argued in `disklayout/ARBITRATION.md` and
+//! asserted by `Timeouts::new`.
+
+use super::disk_records::Timing;
+
+/// Length of one tick.
+pub const TICK_MS: u64 = 10;
+/// Media assumption: a disk operation completes, or is abandoned with nothing written, within
+/// this bound (the driver's I/O timeout).
+pub const DISK_IO_LATENCY_MAX_MS: u64 = 100;
+/// A node stops all its resources within this bound once it decides to.
+pub const RESOURCE_STOP_DEADLINE_MS: u64 = 100;
+/// Consecutive heartbeat intervals missed on every network before a peer is lost (MSCS: six).
+pub const HEARTBEATS_MISSED_MAX: u64 = 6;
+
+/// Every interval the protocol uses, in ticks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub heartbeat_interval_ticks: u64,
+    /// Silence on all networks after which a peer is lost.
+    pub peer_silence_ticks: u64,
+    pub lease_renew_interval_ticks: u64,
+    /// An observer declares a lease expired after seeing it unchanged this long.
+    pub lease_expiry_observed_ticks: u64,
+    /// A holder counts its lease valid this long after issuing a write that then succeeded.
+    pub lease_hold_ticks: u64,
+    pub fence_timeout_ticks: u64,
+    /// Activate phase: the coordinator waits this long for missing statuses.
+    pub regroup_activate_ticks: u64,
+    /// A regroup round that has not stabilized after this long starts the next round.
+    pub regroup_round_ticks: u64,
+    /// A regroup that has not stabilized after this long gives up: stop resources, rejoin.
+    pub regroup_give_up_ticks: u64,
+    pub join_retry_ticks: u64,
+    /// A searching node that heard no member for this long tries to form.
+    pub form_wait_ticks: u64,
+}
+
+fn ticks_floor(milliseconds: u64) -> u64 {
+    milliseconds / TICK_MS
+}
+
+impl Timeouts {
+    /// Derives the tick intervals from the shared timing, asserting the lease safety margin.
+    pub fn new(timing: &Timing) -> Timeouts {
+        let drift_ppm = u64::from(timing.clock_drift_ppm_max);
+        assert!(drift_ppm < 100_000, "clock drift bound must be well below 10%");
+        let expiry_ms = u64::from(timing.lease_expiry_ms);
+        let renew_ms = u64::from(timing.lease_renew_interval_ms);
+        let heartbeat_ms = u64::from(timing.heartbeat_interval_ms);
+        assert!(heartbeat_ms >= TICK_MS);
+        assert!(renew_ms >= TICK_MS);
+        // One extra tick: the observer's tick count may start up to one tick late.
+        let lease_expiry_observed_ticks = ticks_floor(expiry_ms) + 1;
+        let hold_ms = lease_hold_ms(expiry_ms, drift_ppm);
+        let lease_hold_ticks = ticks_floor(hold_ms).saturating_sub(1);
+        assert!(
+            lease_hold_ticks > 2 * ticks_floor(renew_ms),
+            "lease expiry too short for the renew interval, I/O and stop bounds"
+        );
+        let peer_silence_ticks = ticks_floor(heartbeat_ms * HEARTBEATS_MISSED_MAX);
+        let regroup_round_ticks = 4 * peer_silence_ticks;
+        Timeouts {
+            heartbeat_interval_ticks: ticks_floor(heartbeat_ms),
+            peer_silence_ticks,
+            lease_renew_interval_ticks: ticks_floor(renew_ms),
+            lease_expiry_observed_ticks,
+            lease_hold_ticks,
+            fence_timeout_ticks: ticks_floor(u64::from(timing.fence_timeout_ms)),
+            regroup_activate_ticks: peer_silence_ticks / 2,
+            regroup_round_ticks,
+            // Long enough for one quorum challenge (expiry plus I/O) inside a regroup.
+            regroup_give_up_ticks: 2 * lease_expiry_observed_ticks + 4 * regroup_round_ticks,
+            join_retry_ticks: 2 * ticks_floor(heartbeat_ms),
+            form_wait_ticks: 2 * peer_silence_ticks,
+        }
+    }
+}
+
+/// The holder's validity after issuing a successful write, in its own clock's milliseconds:
+/// `hold / (1 - drift) + max(io, stop) + tick <= expiry / (1 + drift)`, rounded down.
+pub fn lease_hold_ms(expiry_ms: u64, drift_ppm: u64) -> u64 {
+    let million = 1_000_000u64;
+    let observed_real_ms = expiry_ms * million / (million + drift_ppm);
+    let margin_ms = DISK_IO_LATENCY_MAX_MS.max(RESOURCE_STOP_DEADLINE_MS) + 2 * TICK_MS;
+    let real_budget_ms = observed_real_ms.saturating_sub(margin_ms);
+    real_budget_ms * (million - drift_ppm) / million
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_timing_gives_a_safe_hold_shorter_than_the_observed_expiry() {
+        let timeouts = Timeouts::new(&Timing::default());
+        assert_eq!(timeouts.heartbeat_interval_ticks, 5);
+        assert_eq!(timeouts.peer_silence_ticks, 30);
+        assert_eq!(timeouts.lease_expiry_observed_ticks, 101);
+        // Holder: worst case real time it may still hold, from the issue of its write.
+        let drift = 1000.0 / 1_000_000.0;
+        let hold_real_ms = ((timeouts.lease_hold_ticks + 1) * TICK_MS) as f64 / (1.0 - drift);
+        let holder_done_ms = hold_real_ms + RESOURCE_STOP_DEADLINE_MS.max(DISK_IO_LATENCY_MAX_MS) as f64;
+        // Observer: earliest real time it may declare expiry, from the same write's landing.
+        let observer_ms = ((timeouts.lease_expiry_observed_ticks - 1) * TICK_MS) as f64 / (1.0 + drift);
+        assert!(holder_done_ms < observer_ms, "{holder_done_ms} !< {observer_ms}");
+        assert!(timeouts.lease_hold_ticks < timeouts.lease_expiry_observed_ticks);
+    }
+
+    #[test]
+    #[should_panic(expected = "lease expiry too short")]
+    fn an_expiry_shorter_than_the_margins_is_rejected() {
+        let timing = Timing { lease_expiry_ms: 300, ..Timing::default() };
+        let _ = Timeouts::new(&timing);
+    }
+}

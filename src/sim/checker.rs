@@ -1,0 +1,125 @@
+//! Invariants checked after every step of the simulation.
+//!
+//! - every node that stabilizes epoch `e` stabilizes the same membership;
+//! - a node's stabilized epochs only grow (within one incarnation);
+//! - a decided membership is fully connected as the network stood during its regroup: no pair
+//!   in it had a link down since long enough before the round began for the protocol to know
+//!   (`peer_silence_ticks` plus the largest message delay);
+//! - at most one node holds a valid quorum lease (by its own clock) at any instant;
+//! - no group is online on two nodes at the same instant.
+
+use std::collections::BTreeMap;
+
+use crate::core::{bit, ids};
+
+/// What went wrong, first occurrence only per kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub tick: u64,
+    pub description: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Checker {
+    membership_by_epoch: BTreeMap<u64, u64>,
+    /// Last stabilized epoch per (node, incarnation).
+    last_epoch: BTreeMap<(u8, u64), u64>,
+    pub violations: Vec<Violation>,
+}
+
+impl Checker {
+    fn violation(&mut self, tick: u64, description: String) {
+        if self.violations.len() < 16 {
+            self.violations.push(Violation { tick, description });
+        }
+    }
+
+    pub fn on_stabilized(&mut self, tick: u64, node: u8, incarnation: u64, epoch: u64, members: u64) {
+        if members & bit(node) == 0 {
+            self.violation(tick, format!("node {node} stabilized epoch {epoch} without itself"));
+        }
+        match self.membership_by_epoch.get(&epoch) {
+            Some(known) if *known != members => {
+                let known = *known;
+                self.violation(
+                    tick,
+                    format!("epoch {epoch} stabilized as {known:#b} and as {members:#b} (node {node})"),
+                );
+            }
+            _ => {
+                self.membership_by_epoch.insert(epoch, members);
+            }
+        }
+        let previous = self.last_epoch.insert((node, incarnation), epoch);
+        if let Some(previous) = previous {
+            if epoch <= previous {
+                self.violation(tick, format!("node {node} went from epoch {previous} back to {epoch}"));
+            }
+        }
+    }
+
+    /// `link_down_since(a, b)`: the tick since which a cannot reach b (None = up).
+    pub fn on_decided(
+        &mut self,
+        tick: u64,
+        round_started_tick: u64,
+        members: u64,
+        knowable_ticks: u64,
+        link_down_since: impl Fn(u8, u8) -> Option<u64>,
+    ) {
+        for a in ids(members) {
+            for b in ids(members) {
+                if a == b {
+                    continue;
+                }
+                if let Some(since) = link_down_since(a, b) {
+                    if since + knowable_ticks <= round_started_tick {
+                        self.violation(
+                            tick,
+                            format!(
+                                "membership {members:#b} decided with link {a}->{b} down since tick {since} (round began {round_started_tick})"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Instantaneous checks: `quorum_owners` and `online` per live node.
+    pub fn check_instant(&mut self, tick: u64, quorum_owners: &[u8], online: &[(u8, u64)]) {
+        if quorum_owners.len() > 1 {
+            self.violation(tick, format!("two quorum owners at once: {quorum_owners:?}"));
+        }
+        let mut seen = 0u64;
+        for (node, groups) in online {
+            let twice = seen & groups;
+            if twice != 0 {
+                let holders: Vec<u8> = online.iter().filter(|(_, g)| g & twice != 0).map(|(n, _)| *n).collect();
+                self.violation(tick, format!("group(s) {twice:#b} online on nodes {holders:?} at once (node {node})"));
+            }
+            seen |= groups;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_check_fires_on_a_bad_history_and_not_on_a_good_one() {
+        let mut checker = Checker::default();
+        checker.on_stabilized(1, 1, 1, 5, 0b11);
+        checker.on_stabilized(2, 2, 1, 5, 0b11);
+        checker.check_instant(3, &[1], &[(1, 0b01), (2, 0b10)]);
+        checker.on_decided(4, 100, 0b11, 40, |_, _| Some(90));
+        assert!(checker.violations.is_empty());
+        checker.on_stabilized(5, 3, 1, 5, 0b100);
+        checker.on_stabilized(6, 1, 1, 4, 0b1);
+        checker.check_instant(7, &[1, 2], &[(1, 0b01), (2, 0b01)]);
+        checker.on_decided(8, 100, 0b11, 40, |_, _| Some(10));
+        let count = checker.violations.len();
+        assert_eq!(count, 6, "{:?}", checker.violations);
+    }
+}

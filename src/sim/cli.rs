@@ -1,0 +1,137 @@
+//! `wolfpack simulate --seed N | --seeds A..B [--nodes N] [--mutate NAME]`.
+//!
+//! Prints one line per failing seed with the command that reproduces it, a summary for sweeps
+//! (seeds per second, faults injected by kind), and last, exactly `seeds=N violations=V`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::{run, Params};
+use crate::core::Mutation;
+
+/// Runs the command; returns the exit status (0 clean, 1 violations, 2 usage).
+pub fn run_simulate(args: &[String]) -> i32 {
+    let mut options = getopts::Options::new();
+    options.optopt("", "seed", "run one seed", "N");
+    options.optopt("", "seeds", "run seeds A..B (inclusive)", "A..B");
+    options.optopt("", "nodes", "node count (default: drawn from the seed)", "N");
+    options.optopt("", "mutate", "break one rule on purpose", "NAME");
+    options.optflag("v", "verbose", "print one line per seed");
+    let matches = match options.parse(args) {
+        Ok(matches) => matches,
+        Err(error) => {
+            eprintln!("wolfpack simulate: {error}");
+            return 2;
+        }
+    };
+    if let Some(extra) = matches.free.first() {
+        eprintln!("wolfpack simulate: unexpected argument '{extra}'");
+        return 2;
+    }
+    let seeds = match (matches.opt_str("seed"), matches.opt_str("seeds")) {
+        (Some(seed), None) => match seed.parse::<u64>() {
+            Ok(seed) => seed..=seed,
+            Err(_) => return usage(&format!("--seed: not a number: '{seed}'")),
+        },
+        (None, Some(range)) => match parse_range(&range) {
+            Some(range) => range,
+            None => return usage(&format!("--seeds: expected A..B, got '{range}'")),
+        },
+        _ => return usage("give exactly one of --seed N or --seeds A..B"),
+    };
+    let nodes = match matches.opt_str("nodes").map(|text| text.parse::<u8>()) {
+        None => None,
+        Some(Ok(count)) if (1..=64).contains(&count) => Some(count),
+        Some(_) => return usage("--nodes: expected 1..=64"),
+    };
+    let mutation_name = matches.opt_str("mutate");
+    let mutation = match mutation_name.as_deref().map(Mutation::from_name) {
+        None => Mutation::None,
+        Some(Some(mutation)) => mutation,
+        Some(None) => {
+            return usage("--mutate: expected no-majority-rule, no-lease-wait, no-prune or stale-epoch")
+        }
+    };
+    let outcome = sweep(seeds, nodes, mutation, mutation_name.as_deref(), matches.opt_present("verbose"));
+    if outcome.violations > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+fn usage(message: &str) -> i32 {
+    eprintln!("wolfpack simulate: {message}");
+    2
+}
+
+fn parse_range(text: &str) -> Option<std::ops::RangeInclusive<u64>> {
+    let (low, high) = text.split_once("..")?;
+    let low = low.parse::<u64>().ok()?;
+    let high = high.parse::<u64>().ok()?;
+    (low <= high).then_some(low..=high)
+}
+
+/// Totals of a sweep.
+#[derive(Clone, Debug, Default)]
+pub struct SweepOutcome {
+    pub seeds: u64,
+    pub violations: u64,
+    pub failing_seeds: Vec<u64>,
+}
+
+/// Runs every seed, printing failures and the summary; the last line is `seeds=N violations=V`.
+pub fn sweep(
+    seeds: std::ops::RangeInclusive<u64>,
+    nodes: Option<u8>,
+    mutation: Mutation,
+    mutation_name: Option<&str>,
+    verbose: bool,
+) -> SweepOutcome {
+    let started = Instant::now();
+    let mut outcome = SweepOutcome::default();
+    let mut faults: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut garbage, mut converge_max, mut steps) = (0u64, 0u64, 0u64);
+    for seed in seeds {
+        let params = Params::from_seed(seed, nodes, mutation);
+        let node_count = params.node_count;
+        let (report, _) = run(params);
+        outcome.seeds += 1;
+        for (kind, count) in &report.faults {
+            *faults.entry(kind).or_insert(0) += count;
+        }
+        garbage += report.garbage_injected;
+        steps += report.steps;
+        converge_max = converge_max.max(report.converge_ticks.unwrap_or(0));
+        if verbose {
+            println!(
+                "seed={seed} nodes={node_count} steps={} faults={:?} converged_after_ticks={:?} violations={}",
+                report.steps,
+                report.faults,
+                report.converge_ticks,
+                report.violations.len()
+            );
+        }
+        if let Some(first) = report.violations.first() {
+            outcome.violations += report.violations.len() as u64;
+            outcome.failing_seeds.push(seed);
+            let mut command = format!("wolfpack simulate --seed {seed}");
+            if let Some(nodes) = nodes {
+                command.push_str(&format!(" --nodes {nodes}"));
+            }
+            if let Some(name) = mutation_name {
+                command.push_str(&format!(" --mutate {name}"));
+            }
+            println!("seed={seed} nodes={node_count} violation at tick {}: {}", first.tick, first.description);
+            println!("  reproduce: {command}");
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    if outcome.seeds > 1 {
+        println!("seeds/s={:.1} steps={steps} converge_ticks_max_seen={converge_max}", outcome.seeds as f64 / seconds);
+        let kinds: Vec<String> = faults.iter().map(|(kind, count)| format!("{kind}={count}")).collect();
+        println!("faults: {} garbage-datagrams={garbage}", kinds.join(" "));
+    }
+    println!("seeds={} violations={}", outcome.seeds, outcome.violations);
+    outcome
+}

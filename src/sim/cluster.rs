@@ -1,0 +1,406 @@
+//! One simulated cluster: the same `core::Node` as production, driven tick by tick.
+//!
+//! Each tick: faults start and end, due packets are delivered, due disk operations complete,
+//! every running node gets a `Tick` with its own drifting clock, the resource monitors' dead-man
+//! switches fire. Every output is routed at once, and the checker runs after every step.
+
+use std::collections::BTreeMap;
+
+use super::checker::Checker;
+use super::disk::{Completion, DiskOp, SimDisk};
+use super::network::{Network, Packet};
+use super::workload::{Fault, FaultKind};
+use super::{Params, Report};
+use crate::core::disk_records::{Geometry, Timing};
+use crate::core::timeout::{Timeouts, TICK_MS};
+use crate::core::{bit, ids, Config, DiskError, Event, Input, Node, Output};
+use crate::prng::Prng;
+
+/// Size of the simulated shared disk.
+const SIM_DISK_SIZE_BYTES: u64 = 64 << 20;
+
+pub struct SimNode {
+    pub node: Option<Node>,
+    pub incarnation: u64,
+    pub paused: bool,
+    held_packets: Vec<Packet>,
+    held_completions: Vec<Completion>,
+    clock_offset_ms: u64,
+    drift_ppm: i64,
+    /// What the resource agents actually run (the truth the checker sees).
+    pub online: u64,
+    deadman_stop_at_ms: Option<u64>,
+    quorum_valid_until_ms: u64,
+}
+
+pub struct Cluster {
+    pub params: Params,
+    pub nodes: Vec<SimNode>,
+    pub network: Network,
+    pub disk: SimDisk,
+    pub prng: Prng,
+    pub tick: u64,
+    pub checker: Checker,
+    pub faults: Vec<Fault>,
+    pub report: Report,
+    link_down_since: BTreeMap<(u8, u8), u64>,
+    timeouts: Timeouts,
+    /// Print every event (WOLFPACK_SIM_TRACE=1), for debugging one seed.
+    pub trace: bool,
+}
+
+impl Cluster {
+    pub fn new(params: Params, prng: &mut Prng) -> Cluster {
+        let mut nodes = Vec::new();
+        for index in 0..params.node_count {
+            let drift_bound = i64::from(Timing::default().clock_drift_ppm_max);
+            let drift_ppm = prng.range_inclusive(0, 2 * drift_bound as u64) as i64 - drift_bound;
+            nodes.push(SimNode {
+                node: None,
+                incarnation: 0,
+                paused: false,
+                held_packets: Vec::new(),
+                held_completions: Vec::new(),
+                clock_offset_ms: prng.below(1_000_000),
+                drift_ppm,
+                online: 0,
+                deadman_stop_at_ms: None,
+                quorum_valid_until_ms: 0,
+            });
+            let _ = index;
+        }
+        let mut cluster = Cluster {
+            network: Network::new(params.network.clone()),
+            disk: SimDisk::new(params.disk.clone()),
+            prng: prng.fork(),
+            tick: 0,
+            checker: Checker::default(),
+            faults: Vec::new(),
+            report: Report::default(),
+            link_down_since: BTreeMap::new(),
+            timeouts: Timeouts::new(&Timing::default()),
+            trace: std::env::var_os("WOLFPACK_SIM_TRACE").is_some(),
+            nodes,
+            params,
+        };
+        for id in 1..=cluster.params.node_count {
+            // Nodes boot at staggered times, like real machines.
+            if id == 1 || cluster.prng.chance(1, 2) {
+                cluster.boot(id);
+            }
+        }
+        cluster
+    }
+
+    pub fn config(&self, id: u8, incarnation: u64) -> Config {
+        Config {
+            node_id: id,
+            cluster_id: 0x5741_4C46,
+            incarnation,
+            networks: self.params.networks.clone(),
+            timing: Timing::default(),
+            geometry: Geometry::for_disk(SIM_DISK_SIZE_BYTES, 0).expect("the simulated disk is large enough"),
+            mutation: self.params.mutation,
+        }
+    }
+
+    pub fn boot(&mut self, id: u8) {
+        let index = usize::from(id - 1);
+        let incarnation = self.nodes[index].incarnation + 1;
+        let seed = self.prng.next_u64();
+        let node = Node::new(self.config(id, incarnation), seed);
+        let sim_node = &mut self.nodes[index];
+        sim_node.incarnation = incarnation;
+        sim_node.node = Some(node);
+        sim_node.paused = false;
+        sim_node.online = 0;
+        sim_node.deadman_stop_at_ms = None;
+        sim_node.quorum_valid_until_ms = 0;
+    }
+
+    pub fn crash(&mut self, id: u8) {
+        let index = usize::from(id - 1);
+        let sim_node = &mut self.nodes[index];
+        sim_node.node = None;
+        sim_node.online = 0;
+        sim_node.paused = false;
+        sim_node.held_packets.clear();
+        sim_node.held_completions.clear();
+        sim_node.quorum_valid_until_ms = 0;
+        self.disk.crash(id, &mut self.prng);
+    }
+
+    /// The node's own clock: real time scaled by its drift, plus an arbitrary offset.
+    pub fn local_ms(&self, id: u8) -> u64 {
+        let sim_node = &self.nodes[usize::from(id - 1)];
+        let real_ms = self.tick * TICK_MS;
+        let drifted = real_ms as i64 + real_ms as i64 * sim_node.drift_ppm / 1_000_000;
+        sim_node.clock_offset_ms + drifted as u64
+    }
+
+    fn real_tick_of(&self, id: u8, local_ms: u64) -> u64 {
+        let sim_node = &self.nodes[usize::from(id - 1)];
+        let since_zero = local_ms.saturating_sub(sim_node.clock_offset_ms) as i64;
+        let real_ms = since_zero * 1_000_000 / (1_000_000 + sim_node.drift_ppm);
+        (real_ms.max(0) as u64) / TICK_MS
+    }
+
+    /// One simulated tick.
+    pub fn run_tick(&mut self) {
+        self.tick += 1;
+        for packet in self.network.due(self.tick) {
+            self.deliver_packet(packet);
+        }
+        for completion in self.disk.complete(self.tick) {
+            self.deliver_completion(completion);
+        }
+        for id in 1..=self.params.node_count {
+            let sim_node = &self.nodes[usize::from(id - 1)];
+            if sim_node.node.is_some() && !sim_node.paused {
+                let now_ms = self.local_ms(id);
+                self.step(id, Input::Tick { now_ms });
+            }
+        }
+        for id in 1..=self.params.node_count {
+            let local = self.local_ms(id);
+            let sim_node = &mut self.nodes[usize::from(id - 1)];
+            if sim_node.online != 0 && sim_node.deadman_stop_at_ms.is_some_and(|stop| local >= stop) {
+                sim_node.online = 0;
+                self.report.deadman_stops += 1;
+            }
+        }
+        self.check_instant();
+    }
+
+    fn deliver_packet(&mut self, packet: Packet) {
+        let sim_node = &mut self.nodes[usize::from(packet.to - 1)];
+        if sim_node.node.is_none() {
+            return;
+        }
+        if sim_node.paused {
+            sim_node.held_packets.push(packet);
+            return;
+        }
+        self.step(packet.to, Input::Message { network: packet.network, payload: &packet.payload });
+    }
+
+    fn deliver_completion(&mut self, completion: Completion) {
+        let sim_node = &mut self.nodes[usize::from(completion.node - 1)];
+        if sim_node.node.is_none() {
+            return;
+        }
+        if sim_node.paused {
+            sim_node.held_completions.push(completion);
+            return;
+        }
+        let result = match &completion.result {
+            Ok(block) => Ok(&**block),
+            Err(()) => Err(DiskError),
+        };
+        self.step(completion.node, Input::DiskDone { op: completion.op, result });
+    }
+
+    /// Resumes a paused node: a Tick first (the driver reads the clock on every wakeup),
+    /// then what arrived meanwhile.
+    pub fn resume(&mut self, id: u8) {
+        let index = usize::from(id - 1);
+        if self.nodes[index].node.is_none() || !self.nodes[index].paused {
+            return;
+        }
+        self.nodes[index].paused = false;
+        let now_ms = self.local_ms(id);
+        self.step(id, Input::Tick { now_ms });
+        let completions = std::mem::take(&mut self.nodes[index].held_completions);
+        for completion in completions {
+            self.deliver_completion(completion);
+        }
+        let packets = std::mem::take(&mut self.nodes[index].held_packets);
+        for packet in packets {
+            self.deliver_packet(packet);
+        }
+    }
+
+    /// Steps one node and routes everything it asks for.
+    pub fn step(&mut self, id: u8, input: Input<'_>) {
+        let index = usize::from(id - 1);
+        let Some(node) = self.nodes[index].node.as_mut() else { return };
+        node.step(input);
+        let mut outputs = Vec::new();
+        while let Some(output) = node.poll_output() {
+            outputs.push(output);
+        }
+        let status = node.status();
+        self.nodes[index].quorum_valid_until_ms = status.quorum_valid_until_ms;
+        for output in outputs {
+            self.route(id, output);
+        }
+        self.report.steps += 1;
+        self.check_instant();
+    }
+
+    fn route(&mut self, id: u8, output: Output) {
+        let index = usize::from(id - 1);
+        match output {
+            Output::Send { to, network, payload } => {
+                self.network.send(Packet { from: id, to, network, payload }, self.tick, &mut self.prng);
+            }
+            Output::DiskRead { op, offset_bytes } => {
+                let op = DiskOp { node: id, op, offset_bytes, block: None, fails: false };
+                self.disk.submit(op, self.tick, &mut self.prng);
+            }
+            Output::DiskWrite { op, offset_bytes, block } => {
+                let op = DiskOp { node: id, op, offset_bytes, block: Some(block), fails: false };
+                self.disk.submit(op, self.tick, &mut self.prng);
+            }
+            Output::Resource { group, online } => {
+                if online {
+                    self.nodes[index].online |= bit(group);
+                } else {
+                    self.nodes[index].online &= !bit(group);
+                }
+            }
+            Output::ArmDeadman { stop_resources_at_ms } => {
+                self.nodes[index].deadman_stop_at_ms = Some(stop_resources_at_ms);
+            }
+            Output::Event(event) => self.on_event(id, event),
+        }
+    }
+
+    fn on_event(&mut self, id: u8, event: Event) {
+        if self.trace {
+            println!("tick={} node={id} {event:?}", self.tick);
+        }
+        let incarnation = self.nodes[usize::from(id - 1)].incarnation;
+        match event {
+            Event::Stabilized { epoch, members } => {
+                self.report.stabilizations += 1;
+                self.checker.on_stabilized(self.tick, id, incarnation, epoch, members);
+            }
+            Event::Decided { members, round_started_ms, .. } => {
+                let round_started_tick = self.real_tick_of(id, round_started_ms);
+                let knowable = self.timeouts.peer_silence_ticks + self.params.network.delay_ticks_max + 2;
+                let links = self.link_down_since.clone();
+                self.checker.on_decided(self.tick, round_started_tick, members, knowable, |a, b| {
+                    links.get(&(a, b)).copied()
+                });
+            }
+            Event::PeerPartitioned { .. } => self.report.partitions_detected += 1,
+            Event::PeerStopped { .. } => self.report.peers_confirmed_stopped += 1,
+            Event::Left { .. } => self.report.leaves += 1,
+            Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
+        }
+    }
+
+    fn check_instant(&mut self) {
+        let mut owners = Vec::new();
+        let mut online = Vec::new();
+        for id in 1..=self.params.node_count {
+            let sim_node = &self.nodes[usize::from(id - 1)];
+            if sim_node.node.is_none() {
+                continue;
+            }
+            if sim_node.quorum_valid_until_ms > self.local_ms(id) {
+                owners.push(id);
+            }
+            online.push((id, sim_node.online));
+        }
+        self.checker.check_instant(self.tick, &owners, &online);
+    }
+
+    /// Recomputes which directed links are down (after a partition change).
+    pub fn refresh_links(&mut self) {
+        for a in 1..=self.params.node_count {
+            for b in 1..=self.params.node_count {
+                if a == b {
+                    continue;
+                }
+                let shared = self.params.networks[usize::from(a - 1)].min(self.params.networks[usize::from(b - 1)]);
+                if self.network.link_up(a, b, shared) {
+                    self.link_down_since.remove(&(a, b));
+                } else {
+                    self.link_down_since.entry((a, b)).or_insert(self.tick);
+                }
+            }
+        }
+    }
+
+    /// Applies a fault now (and records it for the report).
+    pub fn start_fault(&mut self, fault: Fault) {
+        if self.trace {
+            println!("tick={} fault {:?} until {}", self.tick, fault.kind, fault.end_tick);
+        }
+        self.report.count_fault(&fault.kind);
+        self.apply_fault(&fault.kind, true);
+        self.faults.push(fault);
+    }
+
+    pub fn apply_fault(&mut self, kind: &FaultKind, start: bool) {
+        match *kind {
+            FaultKind::Partition { side } => {
+                let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
+                for a in ids(side) {
+                    for b in ids(all & !side) {
+                        self.set_cut(a, b, start);
+                        self.set_cut(b, a, start);
+                    }
+                }
+            }
+            FaultKind::OneWay { from, to } => self.set_cut(from, to, start),
+            FaultKind::NetworkDown { node, network } => {
+                if start {
+                    self.network.take_network_down(node, network);
+                } else {
+                    self.network.bring_network_up(node, network);
+                }
+            }
+            FaultKind::Crash { node } => {
+                if start {
+                    self.crash(node);
+                } else if self.nodes[usize::from(node - 1)].node.is_none() {
+                    self.boot(node);
+                }
+            }
+            FaultKind::Pause { node } => {
+                if start {
+                    if self.nodes[usize::from(node - 1)].node.is_some() {
+                        self.nodes[usize::from(node - 1)].paused = true;
+                    }
+                } else {
+                    self.resume(node);
+                }
+            }
+        }
+        self.refresh_links();
+    }
+
+    fn set_cut(&mut self, from: u8, to: u8, cut: bool) {
+        if cut {
+            self.network.cut_link(from, to);
+        } else {
+            self.network.restore_link(from, to);
+        }
+    }
+
+    /// True when every node runs, stabilized in one epoch with everyone, and every group is
+    /// online on exactly one node.
+    pub fn converged(&self) -> bool {
+        let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
+        let mut epoch = None;
+        let mut online = 0u64;
+        for sim_node in &self.nodes {
+            let Some(node) = sim_node.node.as_ref() else { return false };
+            let status = node.status();
+            if sim_node.paused || !status.stabilized || status.regrouping || status.members != all {
+                return false;
+            }
+            if *epoch.get_or_insert(status.epoch) != status.epoch {
+                return false;
+            }
+            if online & sim_node.online != 0 {
+                return false;
+            }
+            online |= sim_node.online;
+        }
+        online == all
+    }
+}

@@ -1,0 +1,176 @@
+//! The seeded simulator (FoundationDB / TigerBeetle VOPR style): one seed decides everything
+//! (node count, networks, loss, delay, duplication, partitions, crashes, pauses, disk latency,
+//! errors and torn writes, clock drift within the bound the design assumes) and drives the
+//! same `core::Node` as production. `checker.rs` runs after every step; after
+//! `ticks_faulty` every fault heals and the cluster must converge within `converge_ticks_max`.
+
+pub mod checker;
+pub mod cli;
+pub mod cluster;
+pub mod disk;
+pub mod network;
+pub mod workload;
+
+use std::collections::BTreeMap;
+
+use crate::core::timeout::{DISK_IO_LATENCY_MAX_MS, TICK_MS};
+use crate::core::Mutation;
+use crate::prng::Prng;
+use checker::Violation;
+use cluster::Cluster;
+use disk::DiskParams;
+use network::NetworkParams;
+use workload::FaultKind;
+
+/// Everything a seed decides.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub seed: u64,
+    pub node_count: u8,
+    pub networks: Vec<u8>,
+    pub network: NetworkParams,
+    pub disk: DiskParams,
+    /// Mean ticks between fault starts.
+    pub fault_interval_ticks: u64,
+    pub fault_duration_ticks_max: u64,
+    pub garbage_per_mille: u64,
+    pub ticks_faulty: u64,
+    pub converge_ticks_max: u64,
+    pub mutation: Mutation,
+}
+
+/// Convergence bound after the last fault heals. Worst case: a node must give up a regroup
+/// (`regroup_give_up_ticks`, 442), wait to form (up to 2 × 60), join (a round, 60), and a
+/// pulled group waits for a lease expiry (101), plus slack for disk latency: 1000 ticks (10 s).
+pub const CONVERGE_TICKS_MAX: u64 = 1000;
+
+impl Params {
+    /// Draws every knob from `seed` (swarm testing); `node_count` overrides the drawn count.
+    pub fn from_seed(seed: u64, node_count: Option<u8>, mutation: Mutation) -> Params {
+        let mut prng = Prng::new(seed);
+        let drawn_count = if prng.chance(1, 5) { prng.range_inclusive(9, 16) } else { prng.range_inclusive(1, 8) };
+        let node_count = node_count.unwrap_or(drawn_count as u8);
+        assert!((1..=64).contains(&node_count));
+        let networks_max = prng.range_inclusive(1, 3);
+        let networks = (0..node_count).map(|_| prng.range_inclusive(1, networks_max) as u8).collect();
+        Params {
+            seed,
+            node_count,
+            networks,
+            network: NetworkParams {
+                loss_per_mille: prng.range_inclusive(0, 150),
+                duplicate_per_mille: prng.range_inclusive(0, 50),
+                delay_ticks_max: prng.range_inclusive(1, 5),
+            },
+            disk: DiskParams {
+                latency_ticks_max: prng.range_inclusive(1, DISK_IO_LATENCY_MAX_MS / TICK_MS),
+                error_per_mille: prng.range_inclusive(0, 30),
+                torn_per_mille: 500,
+            },
+            fault_interval_ticks: prng.range_inclusive(30, 300),
+            fault_duration_ticks_max: prng.range_inclusive(50, 600),
+            garbage_per_mille: prng.range_inclusive(0, 20),
+            ticks_faulty: prng.range_inclusive(600, 1500),
+            converge_ticks_max: CONVERGE_TICKS_MAX,
+            mutation,
+        }
+    }
+}
+
+/// What happened in one run.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub steps: u64,
+    pub faults: BTreeMap<&'static str, u64>,
+    pub garbage_injected: u64,
+    pub deadman_stops: u64,
+    pub stabilizations: u64,
+    pub partitions_detected: u64,
+    pub peers_confirmed_stopped: u64,
+    pub leaves: u64,
+    pub converge_ticks: Option<u64>,
+    pub violations: Vec<Violation>,
+    pub messages_dropped_by_nodes: u64,
+}
+
+impl Report {
+    pub fn count_fault(&mut self, kind: &FaultKind) {
+        let name = match kind {
+            FaultKind::Partition { .. } => "partition",
+            FaultKind::OneWay { .. } => "one-way",
+            FaultKind::NetworkDown { .. } => "network-down",
+            FaultKind::Crash { .. } => "crash",
+            FaultKind::Pause { .. } => "pause",
+        };
+        *self.faults.entry(name).or_insert(0) += 1;
+    }
+}
+
+/// Runs one seed to the end (convergence, or the bound) and reports.
+pub fn run(params: Params) -> (Report, Cluster) {
+    let mut prng = Prng::new(params.seed ^ 0x5EED_5EED_5EED_5EED);
+    let mut cluster = Cluster::new(params, &mut prng);
+    let boot_ticks = 200;
+    loop {
+        if cluster.tick >= cluster.params.ticks_faulty && cluster.tick < cluster.params.ticks_faulty + 1 {
+            heal(&mut cluster);
+        }
+        // Late booters come up during the first ticks.
+        if cluster.tick < boot_ticks && cluster.prng.chance(1, 50) {
+            let id = cluster.prng.range_inclusive(1, u64::from(cluster.params.node_count)) as u8;
+            if cluster.nodes[usize::from(id - 1)].node.is_none() && cluster.nodes[usize::from(id - 1)].incarnation == 0 {
+                cluster.boot(id);
+            }
+        }
+        workload::inject(&mut cluster);
+        cluster.run_tick();
+        let healed_at = cluster.params.ticks_faulty + 1;
+        if cluster.tick > healed_at && cluster.converged() {
+            cluster.report.converge_ticks = Some(cluster.tick - healed_at);
+            break;
+        }
+        if cluster.tick > healed_at + cluster.params.converge_ticks_max {
+            let violation = Violation {
+                tick: cluster.tick,
+                description: format!("no convergence within {} ticks after faults healed", cluster.params.converge_ticks_max),
+            };
+            cluster.checker.violations.push(violation);
+            if cluster.trace {
+                for sim_node in &cluster.nodes {
+                    let status = sim_node.node.as_ref().map(|node| node.status());
+                    println!("paused={} online={:#b} {status:?}", sim_node.paused, sim_node.online);
+                }
+            }
+            break;
+        }
+        if !cluster.checker.violations.is_empty() {
+            break;
+        }
+    }
+    let mut report = cluster.report.clone();
+    report.violations = cluster.checker.violations.clone();
+    for sim_node in &cluster.nodes {
+        if let Some(node) = sim_node.node.as_ref() {
+            let dropped = node.status().dropped;
+            report.messages_dropped_by_nodes += dropped.undecodable + dropped.unknown_node + dropped.stale + dropped.unexpected;
+        }
+    }
+    (report, cluster)
+}
+
+/// Ends every fault: partitions heal, crashed nodes restart, paused nodes resume, never-booted
+/// nodes boot; loss, duplication and disk errors stop.
+fn heal(cluster: &mut Cluster) {
+    let faults = std::mem::take(&mut cluster.faults);
+    for fault in faults {
+        cluster.apply_fault(&fault.kind, false);
+    }
+    cluster.network.heal();
+    cluster.disk.params.error_per_mille = 0;
+    for id in 1..=cluster.params.node_count {
+        if cluster.nodes[usize::from(id - 1)].node.is_none() {
+            cluster.boot(id);
+        }
+    }
+    cluster.refresh_links();
+}

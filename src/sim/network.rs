@@ -1,0 +1,122 @@
+//! The packet simulator: loss, delay, duplication (reordering follows from random delays),
+//! and partitions: symmetric or one-way link cuts, and whole networks down for one node.
+
+use std::collections::BTreeMap;
+
+use crate::prng::Prng;
+
+/// One datagram in flight.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    pub from: u8,
+    pub to: u8,
+    pub network: u8,
+    pub payload: Vec<u8>,
+}
+
+/// Knobs drawn from the seed.
+#[derive(Clone, Debug)]
+pub struct NetworkParams {
+    pub loss_per_mille: u64,
+    pub duplicate_per_mille: u64,
+    pub delay_ticks_max: u64,
+}
+
+#[derive(Debug)]
+pub struct Network {
+    pub params: NetworkParams,
+    queue: BTreeMap<(u64, u64), Packet>,
+    sequence: u64,
+    /// Directed links cut on every network: (from, to) → number of faults cutting it.
+    cut: BTreeMap<(u8, u8), u32>,
+    /// A node's network down (in both directions): (node, network) → number of faults.
+    network_down: BTreeMap<(u8, u8), u32>,
+    pub sent: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+}
+
+impl Network {
+    pub fn new(params: NetworkParams) -> Network {
+        assert!(params.delay_ticks_max >= 1);
+        Network {
+            params,
+            queue: BTreeMap::new(),
+            sequence: 0,
+            cut: BTreeMap::new(),
+            network_down: BTreeMap::new(),
+            sent: 0,
+            dropped: 0,
+            duplicated: 0,
+        }
+    }
+
+    /// True if a packet sent now from `from` to `to` on `network` can arrive.
+    pub fn passes(&self, from: u8, to: u8, network: u8) -> bool {
+        !self.cut.contains_key(&(from, to))
+            && !self.network_down.contains_key(&(from, network))
+            && !self.network_down.contains_key(&(to, network))
+    }
+
+    /// True if `from` can reach `to` on at least one of `shared_networks`.
+    pub fn link_up(&self, from: u8, to: u8, shared_networks: u8) -> bool {
+        (0..shared_networks).any(|network| self.passes(from, to, network))
+    }
+
+    pub fn send(&mut self, packet: Packet, now_tick: u64, prng: &mut Prng) {
+        self.sent += 1;
+        if !self.passes(packet.from, packet.to, packet.network) || prng.chance(self.params.loss_per_mille, 1000) {
+            self.dropped += 1;
+            return;
+        }
+        if prng.chance(self.params.duplicate_per_mille, 1000) {
+            self.duplicated += 1;
+            let delay = prng.range_inclusive(1, self.params.delay_ticks_max);
+            self.enqueue(now_tick + delay, packet.clone());
+        }
+        let delay = prng.range_inclusive(1, self.params.delay_ticks_max);
+        self.enqueue(now_tick + delay, packet);
+    }
+
+    fn enqueue(&mut self, tick: u64, packet: Packet) {
+        self.sequence += 1;
+        self.queue.insert((tick, self.sequence), packet);
+    }
+
+    /// Packets due at or before `now_tick`, in order.
+    pub fn due(&mut self, now_tick: u64) -> Vec<Packet> {
+        let later = self.queue.split_off(&(now_tick + 1, 0));
+        let due = std::mem::replace(&mut self.queue, later);
+        due.into_values().collect()
+    }
+
+    pub fn cut_link(&mut self, from: u8, to: u8) {
+        *self.cut.entry((from, to)).or_insert(0) += 1;
+    }
+    pub fn restore_link(&mut self, from: u8, to: u8) {
+        release(&mut self.cut, (from, to));
+    }
+    pub fn take_network_down(&mut self, node: u8, network: u8) {
+        *self.network_down.entry((node, network)).or_insert(0) += 1;
+    }
+    pub fn bring_network_up(&mut self, node: u8, network: u8) {
+        release(&mut self.network_down, (node, network));
+    }
+
+    /// Heals every partition (faults end; loss and duplication stop for the liveness phase).
+    pub fn heal(&mut self) {
+        self.cut.clear();
+        self.network_down.clear();
+        self.params.loss_per_mille = 0;
+        self.params.duplicate_per_mille = 0;
+    }
+}
+
+fn release(counts: &mut BTreeMap<(u8, u8), u32>, key: (u8, u8)) {
+    if let Some(count) = counts.get_mut(&key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(&key);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The fault workload: which fault starts when, and for how long, all drawn from the seed.
+//! Also injects garbage datagrams (mangled copies, random bytes) to exercise bad-input paths.
+
+use super::cluster::Cluster;
+use crate::core::{bit, ids};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Nodes in `side` cannot reach the others, both ways, on every network.
+    Partition { side: u64 },
+    /// `from` cannot reach `to` on any network (the reverse direction works).
+    OneWay { from: u8, to: u8 },
+    /// One network of one node is down; its other networks work.
+    NetworkDown { node: u8, network: u8 },
+    /// The node crashes (writes in flight lost or torn) and restarts with a new incarnation.
+    Crash { node: u8 },
+    /// The node stops being stepped, then resumes (its clock runs on meanwhile).
+    Pause { node: u8 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub end_tick: u64,
+}
+
+/// Concurrent faults at most (beyond this, the cluster just cannot make progress).
+const FAULTS_ACTIVE_MAX: usize = 3;
+
+/// Starts and ends faults for this tick.
+pub fn inject(cluster: &mut Cluster) {
+    let tick = cluster.tick;
+    let ending: Vec<Fault> = cluster.faults.iter().filter(|fault| fault.end_tick <= tick).copied().collect();
+    cluster.faults.retain(|fault| fault.end_tick > tick);
+    for fault in ending {
+        cluster.apply_fault(&fault.kind, false);
+    }
+    if tick >= cluster.params.ticks_faulty {
+        return;
+    }
+    if cluster.faults.len() < FAULTS_ACTIVE_MAX && cluster.prng.chance(1, cluster.params.fault_interval_ticks) {
+        if let Some(fault) = draw(cluster) {
+            cluster.start_fault(fault);
+        }
+    }
+    if cluster.prng.chance(cluster.params.garbage_per_mille, 1000) {
+        garbage(cluster);
+    }
+}
+
+fn draw(cluster: &mut Cluster) -> Option<Fault> {
+    let count = cluster.params.node_count;
+    let prng = &mut cluster.prng;
+    let node = prng.range_inclusive(1, u64::from(count)) as u8;
+    let duration_ticks = prng.range_inclusive(20, cluster.params.fault_duration_ticks_max);
+    let kind = match prng.below(5) {
+        0 if count >= 2 => {
+            let mut side = 0u64;
+            for id in 1..=count {
+                if prng.chance(1, 2) {
+                    side |= bit(id);
+                }
+            }
+            let all = (1..=count).fold(0u64, |set, id| set | bit(id));
+            if side == 0 || side == all {
+                side = bit(node);
+            }
+            FaultKind::Partition { side }
+        }
+        1 if count >= 2 => {
+            let other = prng.range_inclusive(1, u64::from(count)) as u8;
+            if other == node {
+                return None;
+            }
+            FaultKind::OneWay { from: node, to: other }
+        }
+        2 => {
+            let networks = cluster.params.networks[usize::from(node - 1)];
+            FaultKind::NetworkDown { node, network: prng.below(u64::from(networks)) as u8 }
+        }
+        3 => {
+            // Never crash or pause a node already crashed or paused.
+            if cluster.nodes[usize::from(node - 1)].node.is_none() || cluster.nodes[usize::from(node - 1)].paused {
+                return None;
+            }
+            FaultKind::Crash { node }
+        }
+        4 => {
+            if cluster.nodes[usize::from(node - 1)].node.is_none() || cluster.nodes[usize::from(node - 1)].paused {
+                return None;
+            }
+            FaultKind::Pause { node }
+        }
+        _ => return None,
+    };
+    let busy = cluster.faults.iter().any(|fault| match (fault.kind, kind) {
+        (FaultKind::Crash { node: a } | FaultKind::Pause { node: a }, FaultKind::Crash { node: b } | FaultKind::Pause { node: b }) => a == b,
+        _ => false,
+    });
+    if busy {
+        return None;
+    }
+    Some(Fault { kind, end_tick: cluster.tick + duration_ticks })
+}
+
+/// A datagram the core must drop: a mangled real message or random bytes.
+fn garbage(cluster: &mut Cluster) {
+    let count = cluster.params.node_count;
+    let to = cluster.prng.range_inclusive(1, u64::from(count)) as u8;
+    let size = cluster.prng.range_inclusive(0, 120) as usize;
+    let mut payload: Vec<u8> = (0..size).map(|_| cluster.prng.next_u64() as u8).collect();
+    if size >= 5 && cluster.prng.chance(1, 2) {
+        // A plausible header from an unknown or impossible node.
+        payload[0] = 0x57;
+        payload[1] = 0x50;
+        payload[2] = 1;
+        payload[4] = cluster.prng.range_inclusive(0, 70) as u8;
+    }
+    cluster.report.garbage_injected += 1;
+    let network = cluster.prng.below(u64::from(cluster.params.networks[usize::from(to - 1)])) as u8;
+    cluster.step(to, crate::core::Input::Message { network, payload: &payload });
+    let _ = ids(0);
+}
