@@ -4,3 +4,4 @@
 //! See ARCHITECTURE.md for the code map and its invariants.
 pub mod cli;
 pub mod disk;
+pub mod monitor;

@@ -74,6 +74,8 @@ pub fn run(args: &[String]) -> i32 {
             return EXIT_OK;
         }
         Some("disk") => disk::run(&words[1..]),
+        // Internal: the resource monitor, started by `wolfpack node`; not in --help.
+        Some("monitor") => return crate::monitor::main(&words[1..]),
         Some(other) => Err(CommandError::Usage(UsageError(format!(
             "unknown command '{other}'"
         )))),
