@@ -10,3 +10,4 @@ pub mod node;
 pub mod wire;
 pub mod prng;
 pub mod sim;
+pub mod monitor;

@@ -80,6 +80,8 @@ pub fn run(args: &[String]) -> i32 {
         Some("disk") => disk::run(&words[1..]),
         Some("ctl") => ctl::run(&words[1..]),
         Some("keygen") => keygen::run(&words[1..]),
+        // Internal: the resource monitor, started by `wolfpack node`; not in --help.
+        Some("monitor") => return crate::monitor::main(&words[1..]),
         Some(other) => Err(CommandError::Usage(UsageError(format!(
             "unknown command '{other}'"
         )))),
