@@ -8,6 +8,7 @@ mod disk;
 mod dump;
 mod json;
 mod keygen;
+mod node;
 mod parse;
 
 use std::fmt;
@@ -28,6 +29,8 @@ Commands:
   disk format PATH ...   write a fresh shared disk (see 'wolfpack disk --help')
   disk dump PATH         print every region and record of a shared disk
   disk check PATH        check every record; exit 1 when any is bad
+  node --disk PATH --node-id N --key FILE
+                         run this machine's cluster node (see 'wolfpack node --help')
   ctl COMMAND            ask a running node (see 'wolfpack ctl --help')
   keygen FILE [--force]  write a fresh cluster key, mode 0600 (see 'wolfpack keygen --help')
 
@@ -79,6 +82,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         Some("disk") => disk::run(&words[1..]),
         Some("ctl") => ctl::run(&words[1..]),
+        Some("node") => node::run(&words[1..]),
         Some("keygen") => keygen::run(&words[1..]),
         // Internal: the resource monitor, started by `wolfpack node`; not in --help.
         Some("monitor") => return crate::monitor::main(&words[1..]),

@@ -41,14 +41,25 @@ impl Node {
         let offset = self.config.geometry.quorum_offset();
         match io {
             None => {}
-            Some(QuorumIo::Read) => self.disk_read(Purpose::QuorumRead { issue_tick: self.now_ticks }, offset),
+            Some(QuorumIo::Read) => self.disk_read(
+                Purpose::QuorumRead {
+                    issue_tick: self.now_ticks,
+                },
+                offset,
+            ),
             Some(QuorumIo::Write(sealed)) => {
                 let sealed = Sealed {
                     cluster_id: sealed.cluster_id,
                     sequence: sealed.sequence,
                     record: QuorumLease(sealed.record),
                 };
-                self.disk_write(Purpose::QuorumWrite { issue_tick: self.now_ticks }, offset, &sealed)
+                self.disk_write(
+                    Purpose::QuorumWrite {
+                        issue_tick: self.now_ticks,
+                    },
+                    offset,
+                    &sealed,
+                )
             }
         }
     }
@@ -69,7 +80,9 @@ impl Node {
                 Err(())
             }
         };
-        let (io, lost) = self.quorum.on_read(record, issue_tick, self.now_ticks, self.epoch);
+        let (io, lost) = self
+            .quorum
+            .on_read(record, issue_tick, self.now_ticks, self.epoch);
         if lost {
             self.emit(Event::QuorumOwner { owned: false });
         }
@@ -90,7 +103,10 @@ impl Node {
         let started = self.start_tick.unwrap_or(now);
         // A restarted node waits out its previous run's lease before holding anything.
         let old_run_expired = now >= started + self.timeouts.lease_expiry_observed_ticks;
-        let eligible = self.role == Role::Member && self.stabilized && self.own_lease.valid(now) && old_run_expired;
+        let eligible = self.role == Role::Member
+            && self.stabilized
+            && self.own_lease.valid(now)
+            && old_run_expired;
         let mut desired = 0u64;
         if eligible {
             for group in ids(self.configured()) {
@@ -122,7 +138,8 @@ impl Node {
         } else {
             self.online &= !bit(group);
         }
-        self.outputs.push_back(super::Output::Resource { group, online });
+        self.outputs
+            .push_back(super::Output::Resource { group, online });
     }
 
     /// Stops every group at once (leaving, lease lost, fenced).

@@ -29,7 +29,10 @@ impl Database for VersionedMap {
         self.version
     }
     fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
-        self.entries.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
+        self.entries
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
     }
     fn install(&mut self, version: u64, entries: Vec<(String, Vec<u8>)>) {
         self.version = version;

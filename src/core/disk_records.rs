@@ -3,6 +3,6 @@
 //! functions); a torn or corrupt block fails its CRC in `decode` and is never trusted.
 
 pub use disklayout::{
-    decode, encode, FenceAck, FenceRequest, Geometry, Lease, NodeSlot, NodeState, QuorumLease, Record, Sealed,
-    Timing, BLOCK_SIZE, QUORUM_LEASE_NAME,
+    decode, encode, FenceAck, FenceRequest, Geometry, Lease, NodeSlot, NodeState, QuorumLease,
+    Record, Sealed, Timing, BLOCK_SIZE, QUORUM_LEASE_NAME,
 };

@@ -12,9 +12,18 @@ use super::{bit, ids};
 /// The table of a freshly formed cluster: `former` owns every group, and every other
 /// configured node is a possible holder until confirmed stopped.
 pub(crate) fn formed(configured: u64, former: u8) -> Vec<GroupAssignment> {
-    let mut table = vec![GroupAssignment { owner: 0, unconfirmed: 0 }; 64];
+    let mut table = vec![
+        GroupAssignment {
+            owner: 0,
+            unconfirmed: 0
+        };
+        64
+    ];
     for group in ids(configured) {
-        table[usize::from(group - 1)] = GroupAssignment { owner: former, unconfirmed: configured & !bit(former) };
+        table[usize::from(group - 1)] = GroupAssignment {
+            owner: former,
+            unconfirmed: configured & !bit(former),
+        };
     }
     table
 }
@@ -68,16 +77,46 @@ mod tests {
     fn a_lost_owner_group_moves_and_remembers_the_lost_owner() {
         let configured = 0b111;
         let table = formed(configured, 1);
-        assert_eq!(table[1], GroupAssignment { owner: 1, unconfirmed: 0b110 });
+        assert_eq!(
+            table[1],
+            GroupAssignment {
+                owner: 1,
+                unconfirmed: 0b110
+            }
+        );
         let mut online = vec![0u64; 64];
         online[0] = 0b111; // node 1 holds all three
         let after_join = reassign(&table, configured, 0b111, &online);
-        assert_eq!(after_join[1], GroupAssignment { owner: 1, unconfirmed: 0 });
+        assert_eq!(
+            after_join[1],
+            GroupAssignment {
+                owner: 1,
+                unconfirmed: 0
+            }
+        );
         // Node 1 is lost: group 2 goes home to node 2, group 1 to the lowest member, node 2.
         online = vec![0u64; 64];
         let after_loss = reassign(&after_join, configured, 0b110, &online);
-        assert_eq!(after_loss[1], GroupAssignment { owner: 2, unconfirmed: 0b001 });
-        assert_eq!(after_loss[0], GroupAssignment { owner: 2, unconfirmed: 0b001 });
-        assert_eq!(after_loss[2], GroupAssignment { owner: 3, unconfirmed: 0b001 });
+        assert_eq!(
+            after_loss[1],
+            GroupAssignment {
+                owner: 2,
+                unconfirmed: 0b001
+            }
+        );
+        assert_eq!(
+            after_loss[0],
+            GroupAssignment {
+                owner: 2,
+                unconfirmed: 0b001
+            }
+        );
+        assert_eq!(
+            after_loss[2],
+            GroupAssignment {
+                owner: 3,
+                unconfirmed: 0b001
+            }
+        );
     }
 }

@@ -31,7 +31,9 @@ impl Node {
         }
         let silence = self.timeouts.peer_silence_ticks;
         for peer in ids(self.members & !bit(self.me())) {
-            if self.peers.alive_or_fresh(peer, now, silence) || self.peers.reported_silent & bit(peer) != 0 {
+            if self.peers.alive_or_fresh(peer, now, silence)
+                || self.peers.reported_silent & bit(peer) != 0
+            {
                 continue;
             }
             self.peers.reported_silent |= bit(peer);
@@ -43,7 +45,14 @@ impl Node {
         }
     }
 
-    pub(super) fn on_heartbeat(&mut self, from: u8, epoch: u64, members: u64, stabilized: bool, quorum_owner: bool) {
+    pub(super) fn on_heartbeat(
+        &mut self,
+        from: u8,
+        epoch: u64,
+        members: u64,
+        stabilized: bool,
+        quorum_owner: bool,
+    ) {
         if quorum_owner && stabilized {
             self.quorum_owner_seen_tick = Some(self.now_ticks);
         }
@@ -85,7 +94,9 @@ impl Node {
         }
         // A newer view that includes us: we missed its Stabilize, or we are behind.
         let acked = match self.regroup.as_ref().map(|round| &round.phase) {
-            Some(super::regroup::Phase::Acked { install, .. }) if install.epoch == epoch => Some(install.clone()),
+            Some(super::regroup::Phase::Acked { install, .. }) if install.epoch == epoch => {
+                Some(install.clone())
+            }
             _ => None,
         };
         match acked {
@@ -128,22 +139,35 @@ impl Node {
 
     /// A member's incarnation grew: its previous run is gone; regroup so it can rejoin.
     pub(super) fn on_peer_restarted(&mut self, peer: u8) {
-        if self.role == Role::Member && self.members & bit(peer) != 0 && self.stabilized && self.regroup.is_none() {
+        if self.role == Role::Member
+            && self.members & bit(peer) != 0
+            && self.stabilized
+            && self.regroup.is_none()
+        {
             self.start_regroup();
         }
     }
 
     /// Evidence that a cluster is alive: postpone forming.
     pub(super) fn member_heard(&mut self) {
-        if let Role::Searching { form_wait_ticks, .. } = self.role {
-            self.role = Role::Searching { since_tick: self.now_ticks, form_wait_ticks };
+        if let Role::Searching {
+            form_wait_ticks, ..
+        } = self.role
+        {
+            self.role = Role::Searching {
+                since_tick: self.now_ticks,
+                form_wait_ticks,
+            };
         }
     }
 
     pub(super) fn search_tick(&mut self) {
         let now = self.now_ticks;
         match self.role {
-            Role::Searching { since_tick, form_wait_ticks } => {
+            Role::Searching {
+                since_tick,
+                form_wait_ticks,
+            } => {
                 let started = self.start_tick.unwrap_or(0);
                 if (now - started) % self.timeouts.join_retry_ticks == 0 {
                     let everyone = self.configured() & !bit(self.me());
@@ -190,7 +214,10 @@ impl Node {
         let wait = self.timeouts.lease_expiry_observed_ticks
             + self.timeouts.form_wait_ticks
             + self.prng.below(2 * self.timeouts.form_wait_ticks.max(1));
-        self.role = Role::Searching { since_tick: self.now_ticks, form_wait_ticks: wait };
+        self.role = Role::Searching {
+            since_tick: self.now_ticks,
+            form_wait_ticks: wait,
+        };
     }
 
     /// Called when the quorum challenge of a forming node is won.
@@ -201,7 +228,12 @@ impl Node {
         }
     }
 
-    pub(super) fn on_form_slot(&mut self, peer: u8, second: bool, block: Option<&[u8; disk_records::BLOCK_SIZE]>) {
+    pub(super) fn on_form_slot(
+        &mut self,
+        peer: u8,
+        second: bool,
+        block: Option<&[u8; disk_records::BLOCK_SIZE]>,
+    ) {
         if self.role != Role::Forming || second != self.form_second_pass {
             return;
         }
@@ -223,10 +255,15 @@ impl Node {
             self.form_snapshot.insert(peer, seen);
             return;
         }
-        let before = self.form_snapshot.get(&peer).copied().unwrap_or((0, 0, false, 0));
+        let before = self
+            .form_snapshot
+            .get(&peer)
+            .copied()
+            .unwrap_or((0, 0, false, 0));
         let beating = peer != self.me() && seen.2 && (seen.0, seen.1) != (before.0, before.1);
         let epoch_seen = seen.3.max(before.3);
-        self.form_snapshot.insert(peer, (seen.0, seen.1, beating, epoch_seen));
+        self.form_snapshot
+            .insert(peer, (seen.0, seen.1, beating, epoch_seen));
         if self.form_reads_left == 0 {
             self.finish_forming();
         }
@@ -238,8 +275,17 @@ impl Node {
             self.abort_forming();
             return;
         }
-        let epoch_seen = self.form_snapshot.values().map(|seen| seen.3).max().unwrap_or(0);
-        let epoch = epoch_seen.max(self.quorum.owner_epoch_seen).max(self.acked_epoch).max(self.epoch) + 1;
+        let epoch_seen = self
+            .form_snapshot
+            .values()
+            .map(|seen| seen.3)
+            .max()
+            .unwrap_or(0);
+        let epoch = epoch_seen
+            .max(self.quorum.owner_epoch_seen)
+            .max(self.acked_epoch)
+            .max(self.epoch)
+            + 1;
         // Make the epoch durable in our slot before stabilizing it (see `OwnLease`).
         self.acked_epoch = epoch;
         self.form_pending_epoch = Some(epoch);
@@ -248,7 +294,9 @@ impl Node {
 
     /// Completes a form once its epoch is durable (still owning the quorum).
     fn complete_forming(&mut self) {
-        let Some(epoch) = self.form_pending_epoch else { return };
+        let Some(epoch) = self.form_pending_epoch else {
+            return;
+        };
         if self.own_lease.durable_epoch < epoch {
             return;
         }
@@ -269,7 +317,10 @@ impl Node {
         if self.database.version() == 0 {
             self.database.put("cluster/formed_by", &[me]);
         }
-        self.emit(Event::Stabilized { epoch, members: bit(me) });
+        self.emit(Event::Stabilized {
+            epoch,
+            members: bit(me),
+        });
     }
 
     /// Entering a membership: write a member slot at once (the lease starts with it).
@@ -282,8 +333,12 @@ impl Node {
     pub(super) fn leave(&mut self, reason: &'static str) {
         self.stop_all_groups();
         self.quorum.release();
-        let wait = self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
-        self.role = Role::Searching { since_tick: self.now_ticks, form_wait_ticks: wait };
+        let wait =
+            self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
+        self.role = Role::Searching {
+            since_tick: self.now_ticks,
+            form_wait_ticks: wait,
+        };
         self.stabilized = false;
         self.members = 0;
         self.basis_members = 0;

@@ -90,7 +90,9 @@ impl Node {
 
     /// True once `peer` is confirmed to hold nothing.
     pub(super) fn confirmed_stopped(&self, peer: u8) -> bool {
-        self.observations.get(&peer).is_some_and(|observation| observation.confirmed)
+        self.observations
+            .get(&peer)
+            .is_some_and(|observation| observation.confirmed)
     }
 
     fn confirm(&mut self, peer: u8) {
@@ -135,7 +137,11 @@ impl Node {
                 sequence: self.own_lease.slot_sequence,
                 record: NodeSlot {
                     node_id: me,
-                    state: if member { NodeState::Member } else { NodeState::Joining },
+                    state: if member {
+                        NodeState::Member
+                    } else {
+                        NodeState::Joining
+                    },
                     incarnation: self.config.incarnation,
                     epoch: self.acked_epoch,
                     members: self.members,
@@ -145,7 +151,11 @@ impl Node {
             };
             self.own_lease.slot_write_in_flight = true;
             let epoch = self.acked_epoch;
-            let purpose = Purpose::OwnSlotWrite { issue_tick: self.now_ticks, member, epoch };
+            let purpose = Purpose::OwnSlotWrite {
+                issue_tick: self.now_ticks,
+                member,
+                epoch,
+            };
             self.disk_write(purpose, geometry.node_slot_offset(me), &slot);
         }
         if self.own_lease.last_acked_request.is_none() && !self.own_lease.ack_read_in_flight {
@@ -164,32 +174,52 @@ impl Node {
 
     fn renew_observation(&mut self, peer: u8) {
         let geometry = self.config.geometry.clone();
-        let may_fence = self.role == Role::Member && self.stabilized && self.members & bit(peer) == 0;
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
+        let may_fence =
+            self.role == Role::Member && self.stabilized && self.members & bit(peer) == 0;
+        let Some(observation) = self.observations.get_mut(&peer) else {
+            return;
+        };
         if observation.confirmed {
             return;
         }
         let read_slot = !observation.slot_read_in_flight;
-        let fence_now = may_fence && observation.fence == Fence::NotSent && observation.target_incarnation != 0;
-        let read_ack = matches!(observation.fence, Fence::Sent { .. }) && !observation.ack_read_in_flight;
+        let fence_now =
+            may_fence && observation.fence == Fence::NotSent && observation.target_incarnation != 0;
+        let read_ack =
+            matches!(observation.fence, Fence::Sent { .. }) && !observation.ack_read_in_flight;
         observation.slot_read_in_flight |= read_slot;
         observation.ack_read_in_flight |= read_ack;
         if fence_now {
             observation.fence = Fence::InFlight;
         }
         if read_slot {
-            let purpose = Purpose::PeerSlotRead { peer, issue_tick: self.now_ticks };
+            let purpose = Purpose::PeerSlotRead {
+                peer,
+                issue_tick: self.now_ticks,
+            };
             self.disk_read(purpose, geometry.node_slot_offset(peer));
         }
         if fence_now {
-            self.disk_read(Purpose::PeerMailboxRead { peer }, geometry.fence_request_offset(peer));
+            self.disk_read(
+                Purpose::PeerMailboxRead { peer },
+                geometry.fence_request_offset(peer),
+            );
         }
         if read_ack {
-            self.disk_read(Purpose::PeerAckRead { peer }, geometry.fence_ack_offset(peer));
+            self.disk_read(
+                Purpose::PeerAckRead { peer },
+                geometry.fence_ack_offset(peer),
+            );
         }
     }
 
-    pub(super) fn on_own_slot_written(&mut self, ok: bool, issue_tick: u64, member: bool, epoch: u64) {
+    pub(super) fn on_own_slot_written(
+        &mut self,
+        ok: bool,
+        issue_tick: u64,
+        member: bool,
+        epoch: u64,
+    ) {
         self.own_lease.slot_write_in_flight = false;
         if ok {
             self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(epoch);
@@ -201,7 +231,9 @@ impl Node {
             if until > self.own_lease.valid_until_tick {
                 self.own_lease.valid_until_tick = until;
                 let stop_resources_at_ms = until * super::timeout::TICK_MS;
-                self.outputs.push_back(super::Output::ArmDeadman { stop_resources_at_ms });
+                self.outputs.push_back(super::Output::ArmDeadman {
+                    stop_resources_at_ms,
+                });
             }
         }
     }
@@ -213,7 +245,8 @@ impl Node {
             Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
                 self.own_lease.slot_sequence = self.own_lease.slot_sequence.max(sealed.sequence);
                 self.acked_epoch = self.acked_epoch.max(sealed.record.epoch);
-                self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(sealed.record.epoch);
+                self.own_lease.durable_epoch =
+                    self.own_lease.durable_epoch.max(sealed.record.epoch);
             }
             Ok(_) => {}
             // Torn by a crash mid-write: the previous run's epoch is lost from our slot, but
@@ -227,7 +260,9 @@ impl Node {
         self.own_lease.ack_read_in_flight = false;
         let Some(block) = block else { return };
         let acked = match disk_records::decode::<FenceAck>(&block[..]) {
-            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => sealed.record.acknowledged_request,
+            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
+                sealed.record.acknowledged_request
+            }
             Ok(_) => 0,
             Err(_) => {
                 self.dropped.disk_records_invalid += 1;
@@ -279,7 +314,13 @@ impl Node {
         };
         self.own_lease.ack_write_in_flight = true;
         let offset = self.config.geometry.fence_ack_offset(self.me());
-        self.disk_write(Purpose::OwnAckWrite { request: request.sequence }, offset, &ack);
+        self.disk_write(
+            Purpose::OwnAckWrite {
+                request: request.sequence,
+            },
+            offset,
+            &ack,
+        );
     }
 
     pub(super) fn on_own_ack_written(&mut self, ok: bool, request: u64) {
@@ -290,12 +331,21 @@ impl Node {
         }
     }
 
-    pub(super) fn on_peer_slot(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>, issue_tick: u64) {
+    pub(super) fn on_peer_slot(
+        &mut self,
+        peer: u8,
+        block: Option<&[u8; BLOCK_SIZE]>,
+        issue_tick: u64,
+    ) {
         let now = self.now_ticks;
         let expiry = self.timeouts.lease_expiry_observed_ticks;
         let cluster_id = self.config.cluster_id;
-        let silent = !self.peers.alive(peer, now, self.timeouts.peer_silence_ticks);
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
+        let silent = !self
+            .peers
+            .alive(peer, now, self.timeouts.peer_silence_ticks);
+        let Some(observation) = self.observations.get_mut(&peer) else {
+            return;
+        };
         observation.slot_read_in_flight = false;
         let Some(block) = block else { return };
         if observation.confirmed {
@@ -313,7 +363,10 @@ impl Node {
                 if other_run || sealed.record.state != NodeState::Member {
                     None
                 } else {
-                    Some(SlotSeen::Value { incarnation: sealed.record.incarnation, sequence: sealed.sequence })
+                    Some(SlotSeen::Value {
+                        incarnation: sealed.record.incarnation,
+                        sequence: sealed.sequence,
+                    })
                 }
             }
             Err(_) => Some(SlotSeen::Unreadable),
@@ -340,7 +393,9 @@ impl Node {
     }
 
     pub(super) fn on_peer_mailbox(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some(observation) = self.observations.get(&peer) else { return };
+        let Some(observation) = self.observations.get(&peer) else {
+            return;
+        };
         let target_incarnation = observation.target_incarnation;
         let Some(block) = block else {
             if let Some(observation) = self.observations.get_mut(&peer) {
@@ -363,20 +418,35 @@ impl Node {
             },
         };
         let offset = self.config.geometry.fence_request_offset(peer);
-        self.disk_write(Purpose::FenceRequestWrite { peer, request: previous + 1 }, offset, &request);
+        self.disk_write(
+            Purpose::FenceRequestWrite {
+                peer,
+                request: previous + 1,
+            },
+            offset,
+            &request,
+        );
     }
 
     pub(super) fn on_fence_written(&mut self, peer: u8, request: u64, ok: bool) {
         if let Some(observation) = self.observations.get_mut(&peer) {
-            observation.fence = if ok { Fence::Sent { request } } else { Fence::NotSent };
+            observation.fence = if ok {
+                Fence::Sent { request }
+            } else {
+                Fence::NotSent
+            };
         }
     }
 
     pub(super) fn on_peer_ack(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
         let cluster_id = self.config.cluster_id;
-        let Some(observation) = self.observations.get_mut(&peer) else { return };
+        let Some(observation) = self.observations.get_mut(&peer) else {
+            return;
+        };
         observation.ack_read_in_flight = false;
-        let (Some(block), Fence::Sent { request }) = (block, observation.fence) else { return };
+        let (Some(block), Fence::Sent { request }) = (block, observation.fence) else {
+            return;
+        };
         let acknowledged = match disk_records::decode::<FenceAck>(&block[..]) {
             Ok(Some(sealed)) => {
                 sealed.cluster_id == cluster_id

@@ -23,7 +23,10 @@ impl Peers {
     pub fn new(networks: &[u8]) -> Peers {
         assert!(networks.len() <= NODES_MAX);
         Peers {
-            last_heard_ticks: networks.iter().map(|count| vec![None; usize::from(*count)]).collect(),
+            last_heard_ticks: networks
+                .iter()
+                .map(|count| vec![None; usize::from(*count)])
+                .collect(),
             incarnations: vec![0; networks.len()],
             reported_silent: 0,
             window_start_ticks: vec![0; networks.len()],
@@ -46,7 +49,8 @@ impl Peers {
 
     /// True while `peer` is heard, or its window as a fresh member is not over.
     pub fn alive_or_fresh(&self, peer: u8, now_ticks: u64, silence_ticks: u64) -> bool {
-        let fresh = now_ticks.saturating_sub(self.window_start_ticks[usize::from(peer - 1)]) < silence_ticks;
+        let fresh = now_ticks.saturating_sub(self.window_start_ticks[usize::from(peer - 1)])
+            < silence_ticks;
         fresh || self.alive(peer, now_ticks, silence_ticks)
     }
 

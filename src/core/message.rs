@@ -28,7 +28,12 @@ pub struct GroupAssignment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     /// Periodic liveness on every network, to every member.
-    Heartbeat { epoch: u64, members: u64, stabilized: bool, quorum_owner: bool },
+    Heartbeat {
+        epoch: u64,
+        members: u64,
+        stabilized: bool,
+        quorum_owner: bool,
+    },
     /// A node without a cluster asks to join (answered by the sponsor: the lowest member).
     JoinRequest,
     /// Regroup activate/closing: the sender's view for round `round`.
@@ -116,7 +121,12 @@ impl Message {
         out.push(self.from);
         put_u64(&mut out, self.incarnation);
         match &self.body {
-            Body::Heartbeat { epoch, members, stabilized, quorum_owner } => {
+            Body::Heartbeat {
+                epoch,
+                members,
+                stabilized,
+                quorum_owner,
+            } => {
                 put_u64(&mut out, *epoch);
                 put_u64(&mut out, *members);
                 out.push(u8::from(*stabilized));
@@ -144,7 +154,11 @@ impl Message {
             }
             Body::Halt { round } => put_u64(&mut out, *round),
         }
-        assert!(out.len() <= MESSAGE_SIZE_MAX, "message of {} bytes", out.len());
+        assert!(
+            out.len() <= MESSAGE_SIZE_MAX,
+            "message of {} bytes",
+            out.len()
+        );
         out
     }
 
@@ -197,15 +211,27 @@ impl Message {
                 quorum_owner: reader.bool()?,
             }),
             4 => Body::Install(decode_install(&mut reader)?),
-            5 => Body::InstallAck { round: reader.u64()?, epoch: reader.u64()? },
-            6 => Body::Stabilize { round: reader.u64()?, epoch: reader.u64()? },
-            7 => Body::Halt { round: reader.u64()? },
+            5 => Body::InstallAck {
+                round: reader.u64()?,
+                epoch: reader.u64()?,
+            },
+            6 => Body::Stabilize {
+                round: reader.u64()?,
+                epoch: reader.u64()?,
+            },
+            7 => Body::Halt {
+                round: reader.u64()?,
+            },
             _ => return Err(MessageError::UnknownKind),
         };
         if !reader.bytes.is_empty() {
             return Err(MessageError::TrailingBytes);
         }
-        Ok(Message { from, incarnation, body })
+        Ok(Message {
+            from,
+            incarnation,
+            body,
+        })
     }
 }
 
@@ -247,7 +273,10 @@ fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
         if owner > 64 {
             return Err(MessageError::OutOfRange);
         }
-        groups.push(GroupAssignment { owner, unconfirmed: reader.u64()? });
+        groups.push(GroupAssignment {
+            owner,
+            unconfirmed: reader.u64()?,
+        });
     }
     let database_version = reader.u64()?;
     let entry_count = reader.u16()?;
@@ -262,7 +291,15 @@ fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
         }
         database.push((key, reader.take(value_size)?.to_vec()));
     }
-    Ok(Install { round, epoch, members, previous_members, groups, database_version, database })
+    Ok(Install {
+        round,
+        epoch,
+        members,
+        previous_members,
+        groups,
+        database_version,
+        database,
+    })
 }
 
 struct Reader<'a> {
@@ -307,12 +344,20 @@ mod tests {
             epoch: 4,
             members: 0b101,
             previous_members: 0b111,
-            groups: vec![GroupAssignment { owner: 1, unconfirmed: 0b10 }],
+            groups: vec![GroupAssignment {
+                owner: 1,
+                unconfirmed: 0b10,
+            }],
             database_version: 2,
             database: vec![("cluster/name".to_string(), b"alpha".to_vec())],
         };
         let bodies = vec![
-            Body::Heartbeat { epoch: 1, members: 3, stabilized: true, quorum_owner: false },
+            Body::Heartbeat {
+                epoch: 1,
+                members: 3,
+                stabilized: true,
+                quorum_owner: false,
+            },
             Body::JoinRequest,
             Body::RegroupStatus(RegroupStatus {
                 round: 1,
@@ -329,7 +374,14 @@ mod tests {
             Body::Stabilize { round: 1, epoch: 2 },
             Body::Halt { round: 9 },
         ];
-        bodies.into_iter().map(|body| Message { from: 2, incarnation: 5, body }).collect()
+        bodies
+            .into_iter()
+            .map(|body| Message {
+                from: 2,
+                incarnation: 5,
+                body,
+            })
+            .collect()
     }
 
     #[test]
@@ -357,6 +409,9 @@ mod tests {
                 let _ = Message::decode(&mangled);
             }
         }
-        assert_eq!(Message::decode(&[0x57, 0x50, 1, 99, 1]), Err(MessageError::Truncated));
+        assert_eq!(
+            Message::decode(&[0x57, 0x50, 1, 99, 1]),
+            Err(MessageError::Truncated)
+        );
     }
 }

@@ -21,9 +21,9 @@
 //! group only while stabilized, lease-valid and assigned the group with every previous holder
 //! confirmed stopped; a node's stabilized epoch never decreases within an incarnation.
 
+mod arbitration;
 pub mod database;
 pub mod disk_records;
-mod arbitration;
 mod groups;
 mod join;
 mod lease;
@@ -94,7 +94,10 @@ pub enum Input<'a> {
     /// A datagram received on `network` (index 0..). Not yet trusted.
     Message { network: u8, payload: &'a [u8] },
     /// A disk operation finished: the block read, or the error.
-    DiskDone { op: u64, result: Result<&'a [u8; BLOCK_SIZE], DiskError> },
+    DiskDone {
+        op: u64,
+        result: Result<&'a [u8; BLOCK_SIZE], DiskError>,
+    },
     /// An administrator's command.
     Admin(AdminCommand),
 }
@@ -114,11 +117,19 @@ pub enum AdminCommand {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send `payload` to node `to` on `network` (best effort, may be lost).
-    Send { to: u8, network: u8, payload: Vec<u8> },
+    Send {
+        to: u8,
+        network: u8,
+        payload: Vec<u8>,
+    },
     /// Read the block at `offset_bytes`; answer with `Input::DiskDone { op }`.
     DiskRead { op: u64, offset_bytes: u64 },
     /// Write the block durably; answer with `Input::DiskDone { op }` (the bytes echo back).
-    DiskWrite { op: u64, offset_bytes: u64, block: Box<[u8; BLOCK_SIZE]> },
+    DiskWrite {
+        op: u64,
+        offset_bytes: u64,
+        block: Box<[u8; BLOCK_SIZE]>,
+    },
     /// Bring group (`home node id`) online or offline, now.
     Resource { group: u8, online: bool },
     /// Tell the resource monitor: if not re-armed, stop every resource at this local time.
@@ -133,7 +144,12 @@ pub enum Event {
     /// This node stabilized a membership.
     Stabilized { epoch: u64, members: u64 },
     /// This coordinator decided a membership at round `round` (pruning done).
-    Decided { round: u64, epoch: u64, members: u64, round_started_ms: u64 },
+    Decided {
+        round: u64,
+        epoch: u64,
+        members: u64,
+        round_started_ms: u64,
+    },
     /// A member went silent on every network.
     PeerSilent { peer: u8 },
     /// A silent peer still beats on disk: partitioned, not dead.

@@ -21,7 +21,10 @@ pub(crate) const OUTPUTS_MAX: usize = 64 * 64 * 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
     /// No cluster: asks to join; forms after `form_wait_ticks` of hearing no member.
-    Searching { since_tick: u64, form_wait_ticks: u64 },
+    Searching {
+        since_tick: u64,
+        form_wait_ticks: u64,
+    },
     /// Arbitrating for the quorum to form a cluster.
     Forming,
     /// In a membership (stabilized, or regrouping from one).
@@ -31,18 +34,41 @@ pub(crate) enum Role {
 /// Why a disk operation was issued (op id → purpose).
 #[derive(Clone, Debug)]
 pub(crate) enum Purpose {
-    OwnSlotWrite { issue_tick: u64, member: bool, epoch: u64 },
+    OwnSlotWrite {
+        issue_tick: u64,
+        member: bool,
+        epoch: u64,
+    },
     OwnMailboxRead,
     OwnSlotRead,
     OwnAckRead,
-    OwnAckWrite { request: u64 },
-    QuorumRead { issue_tick: u64 },
-    QuorumWrite { issue_tick: u64 },
-    PeerSlotRead { peer: u8, issue_tick: u64 },
-    PeerMailboxRead { peer: u8 },
-    FenceRequestWrite { peer: u8, request: u64 },
-    PeerAckRead { peer: u8 },
-    FormSlotRead { peer: u8, second: bool },
+    OwnAckWrite {
+        request: u64,
+    },
+    QuorumRead {
+        issue_tick: u64,
+    },
+    QuorumWrite {
+        issue_tick: u64,
+    },
+    PeerSlotRead {
+        peer: u8,
+        issue_tick: u64,
+    },
+    PeerMailboxRead {
+        peer: u8,
+    },
+    FenceRequestWrite {
+        peer: u8,
+        request: u64,
+    },
+    PeerAckRead {
+        peer: u8,
+    },
+    FormSlotRead {
+        peer: u8,
+        second: bool,
+    },
 }
 
 /// One node of the cluster. See the module docs of `core`.
@@ -93,7 +119,10 @@ impl Node {
     pub fn new(config: Config, seed: u64) -> Node {
         assert!(config.node_id >= 1);
         assert!(usize::from(config.node_id) <= config.networks.len());
-        assert!(config.networks[usize::from(config.node_id - 1)] > 0, "this node is configured");
+        assert!(
+            config.networks[usize::from(config.node_id - 1)] > 0,
+            "this node is configured"
+        );
         assert!(config.incarnation > 0);
         let timeouts = Timeouts::new(&config.timing);
         let quorum = Quorum::new(Identity {
@@ -111,13 +140,22 @@ impl Node {
             start_tick: None,
             outputs: VecDeque::new(),
             dropped: DropCounters::default(),
-            role: Role::Searching { since_tick: 0, form_wait_ticks: 0 },
+            role: Role::Searching {
+                since_tick: 0,
+                form_wait_ticks: 0,
+            },
             stabilized: false,
             epoch: 0,
             members: 0,
             acked_epoch: 0,
             basis_members: 0,
-            table: vec![GroupAssignment { owner: 0, unconfirmed: 0 }; 64],
+            table: vec![
+                GroupAssignment {
+                    owner: 0,
+                    unconfirmed: 0
+                };
+                64
+            ],
             regroup: None,
             regroup_started_tick: 0,
             round_max_seen: 0,
@@ -206,9 +244,18 @@ impl Node {
         if shared == 0 {
             return;
         }
-        let payload = Message { from: self.me(), incarnation: self.config.incarnation, body: body.clone() }.encode();
+        let payload = Message {
+            from: self.me(),
+            incarnation: self.config.incarnation,
+            body: body.clone(),
+        }
+        .encode();
         for network in 0..shared {
-            self.outputs.push_back(Output::Send { to, network, payload: payload.clone() });
+            self.outputs.push_back(Output::Send {
+                to,
+                network,
+                payload: payload.clone(),
+            });
         }
     }
 
@@ -222,10 +269,16 @@ impl Node {
         let op = self.op_next;
         self.op_next += 1;
         self.pending.insert(op, purpose);
-        self.outputs.push_back(Output::DiskRead { op, offset_bytes });
+        self.outputs
+            .push_back(Output::DiskRead { op, offset_bytes });
     }
 
-    pub(super) fn disk_write<R: disk_records::Record>(&mut self, purpose: Purpose, offset_bytes: u64, sealed: &Sealed<R>) {
+    pub(super) fn disk_write<R: disk_records::Record>(
+        &mut self,
+        purpose: Purpose,
+        offset_bytes: u64,
+        sealed: &Sealed<R>,
+    ) {
         let mut block = Box::new([0u8; BLOCK_SIZE]);
         disk_records::encode(sealed, &mut block).expect("core records always fit a block");
         // Pair assertion: what we write decodes to what we meant.
@@ -233,7 +286,11 @@ impl Node {
         let op = self.op_next;
         self.op_next += 1;
         self.pending.insert(op, purpose);
-        self.outputs.push_back(Output::DiskWrite { op, offset_bytes, block });
+        self.outputs.push_back(Output::DiskWrite {
+            op,
+            offset_bytes,
+            block,
+        });
     }
 
     fn on_tick(&mut self, now_ticks: u64) {
@@ -263,7 +320,10 @@ impl Node {
     fn start(&mut self, now_ticks: u64) {
         self.start_tick = Some(now_ticks);
         let jitter = self.prng.below(self.timeouts.form_wait_ticks.max(1));
-        self.role = Role::Searching { since_tick: now_ticks, form_wait_ticks: self.timeouts.form_wait_ticks + jitter };
+        self.role = Role::Searching {
+            since_tick: now_ticks,
+            form_wait_ticks: self.timeouts.form_wait_ticks + jitter,
+        };
         let offset = self.config.geometry.fence_ack_offset(self.me());
         self.disk_read(Purpose::OwnAckRead, offset);
     }
@@ -277,9 +337,17 @@ impl Node {
             }
         };
         let from = message.from;
-        let configured_networks = self.config.networks.get(usize::from(from) - 1).copied().unwrap_or(0);
+        let configured_networks = self
+            .config
+            .networks
+            .get(usize::from(from) - 1)
+            .copied()
+            .unwrap_or(0);
         let my_networks = self.config.networks[usize::from(self.me() - 1)];
-        if from == self.me() || configured_networks == 0 || network >= configured_networks.min(my_networks) {
+        if from == self.me()
+            || configured_networks == 0
+            || network >= configured_networks.min(my_networks)
+        {
             self.dropped.unknown_node += 1;
             return;
         }
@@ -296,9 +364,12 @@ impl Node {
         }
         self.peers.heard(from, network, self.now_ticks);
         match message.body {
-            Body::Heartbeat { epoch, members, stabilized, quorum_owner } => {
-                self.on_heartbeat(from, epoch, members, stabilized, quorum_owner)
-            }
+            Body::Heartbeat {
+                epoch,
+                members,
+                stabilized,
+                quorum_owner,
+            } => self.on_heartbeat(from, epoch, members, stabilized, quorum_owner),
             Body::JoinRequest => self.on_join_request(from),
             Body::RegroupStatus(status) => self.on_status(from, status),
             Body::Install(install) => self.on_install(from, install),
@@ -315,18 +386,26 @@ impl Node {
             return;
         };
         match purpose {
-            Purpose::OwnSlotWrite { issue_tick, member, epoch } => {
-                self.on_own_slot_written(block.is_some(), issue_tick, member, epoch)
-            }
+            Purpose::OwnSlotWrite {
+                issue_tick,
+                member,
+                epoch,
+            } => self.on_own_slot_written(block.is_some(), issue_tick, member, epoch),
             Purpose::OwnMailboxRead => self.on_own_mailbox(block),
             Purpose::OwnSlotRead => self.on_own_slot_read(block),
             Purpose::OwnAckRead => self.on_own_ack_read(block),
             Purpose::OwnAckWrite { request } => self.on_own_ack_written(block.is_some(), request),
             Purpose::QuorumRead { issue_tick } => self.on_quorum_read(block, issue_tick),
-            Purpose::QuorumWrite { issue_tick } => self.on_quorum_written(block.is_some(), issue_tick),
-            Purpose::PeerSlotRead { peer, issue_tick } => self.on_peer_slot(peer, block, issue_tick),
+            Purpose::QuorumWrite { issue_tick } => {
+                self.on_quorum_written(block.is_some(), issue_tick)
+            }
+            Purpose::PeerSlotRead { peer, issue_tick } => {
+                self.on_peer_slot(peer, block, issue_tick)
+            }
             Purpose::PeerMailboxRead { peer } => self.on_peer_mailbox(peer, block),
-            Purpose::FenceRequestWrite { peer, request } => self.on_fence_written(peer, request, block.is_some()),
+            Purpose::FenceRequestWrite { peer, request } => {
+                self.on_fence_written(peer, request, block.is_some())
+            }
             Purpose::PeerAckRead { peer } => self.on_peer_ack(peer, block),
             Purpose::FormSlotRead { peer, second } => self.on_form_slot(peer, second, block),
         }
@@ -337,13 +416,23 @@ impl Node {
         if self.online != 0 {
             assert!(self.stabilized, "holds groups only while stabilized");
             assert_eq!(self.role, Role::Member, "holds groups only as a member");
-            assert!(self.own_lease.valid(self.now_ticks), "holds groups only with a valid lease");
+            assert!(
+                self.own_lease.valid(self.now_ticks),
+                "holds groups only with a valid lease"
+            );
         }
         for group in ids(self.online) {
-            assert_eq!(self.table[usize::from(group - 1)].owner, self.me(), "holds only its own groups");
+            assert_eq!(
+                self.table[usize::from(group - 1)].owner,
+                self.me(),
+                "holds only its own groups"
+            );
         }
         if self.stabilized {
-            assert!(self.members & bit(self.me()) != 0, "a stabilized membership includes this node");
+            assert!(
+                self.members & bit(self.me()) != 0,
+                "a stabilized membership includes this node"
+            );
             assert!(self.epoch > 0);
             assert!(self.epoch <= self.acked_epoch);
         } else {

@@ -23,10 +23,18 @@ pub(crate) enum QuorumIo {
 enum State {
     Idle,
     /// Challenge write issued (`since` = None) or completed at tick `since`.
-    Challenging { written: Sealed<Lease>, since_tick: Option<u64> },
+    Challenging {
+        written: Sealed<Lease>,
+        since_tick: Option<u64>,
+    },
     /// Ownership write issued.
-    Claiming { written: Sealed<Lease> },
-    Owner { valid_until_tick: u64, written: Sealed<Lease> },
+    Claiming {
+        written: Sealed<Lease>,
+    },
+    Owner {
+        valid_until_tick: u64,
+        written: Sealed<Lease>,
+    },
 }
 
 /// How the last challenge ended.
@@ -74,7 +82,9 @@ impl Quorum {
     /// The tick until which this node owns the quorum (0 if it does not).
     pub fn valid_until_tick(&self) -> u64 {
         match self.state {
-            State::Owner { valid_until_tick, .. } => valid_until_tick,
+            State::Owner {
+                valid_until_tick, ..
+            } => valid_until_tick,
             _ => 0,
         }
     }
@@ -86,7 +96,10 @@ impl Quorum {
 
     /// Once per renew interval. Returns true if ownership just lapsed or was given up.
     pub fn on_interval(&mut self, want: bool, now_ticks: u64) -> (Option<QuorumIo>, bool) {
-        if let State::Owner { valid_until_tick, .. } = self.state {
+        if let State::Owner {
+            valid_until_tick, ..
+        } = self.state
+        {
             if !want || now_ticks >= valid_until_tick {
                 self.release();
                 return (None, true);
@@ -134,15 +147,24 @@ impl Quorum {
         match self.state.clone() {
             State::Idle => {
                 let write = self.challenge_record(&record);
-                self.state = State::Challenging { written: write.clone(), since_tick: None };
+                self.state = State::Challenging {
+                    written: write.clone(),
+                    since_tick: None,
+                };
                 self.io_in_flight = true;
                 (Some(QuorumIo::Write(write)), false)
             }
-            State::Challenging { written, since_tick } => {
+            State::Challenging {
+                written,
+                since_tick,
+            } => {
                 let since_tick = since_tick.expect("a challenge read only after its write");
                 if record != Ok(Some(written.clone())) {
                     self.state = State::Idle;
-                    self.outcome = Some(Outcome { won: false, tick: now_ticks });
+                    self.outcome = Some(Outcome {
+                        won: false,
+                        tick: now_ticks,
+                    });
                     return (None, false);
                 }
                 if issue_tick < since_tick + me.expiry_observed_ticks {
@@ -160,12 +182,17 @@ impl Quorum {
                         name: QUORUM_LEASE_NAME.to_string(),
                     },
                 };
-                self.state = State::Claiming { written: claim.clone() };
+                self.state = State::Claiming {
+                    written: claim.clone(),
+                };
                 self.io_in_flight = true;
                 (Some(QuorumIo::Write(claim)), false)
             }
             State::Claiming { .. } => unreachable!("no read is issued while claiming"),
-            State::Owner { valid_until_tick, written } => {
+            State::Owner {
+                valid_until_tick,
+                written,
+            } => {
                 let still_mine = match &record {
                     Ok(Some(sealed)) => {
                         sealed.cluster_id == me.cluster_id
@@ -178,7 +205,10 @@ impl Quorum {
                 };
                 if !still_mine {
                     self.state = State::Idle;
-                    self.outcome = Some(Outcome { won: false, tick: now_ticks });
+                    self.outcome = Some(Outcome {
+                        won: false,
+                        tick: now_ticks,
+                    });
                     return (None, true);
                 }
                 let sequence = match &record {
@@ -188,7 +218,10 @@ impl Quorum {
                 let mut renewal = written;
                 renewal.sequence = sequence + 1;
                 renewal.record.owner_epoch = epoch;
-                self.state = State::Owner { valid_until_tick, written: renewal.clone() };
+                self.state = State::Owner {
+                    valid_until_tick,
+                    written: renewal.clone(),
+                };
                 self.io_in_flight = true;
                 (Some(QuorumIo::Write(renewal)), false)
             }
@@ -215,7 +248,11 @@ impl Quorum {
         };
         lease.challenger = me.node_id;
         lease.challenger_incarnation = me.incarnation;
-        Sealed { cluster_id: me.cluster_id, sequence: sequence + 1, record: lease }
+        Sealed {
+            cluster_id: me.cluster_id,
+            sequence: sequence + 1,
+            record: lease,
+        }
     }
 
     /// A write finished. Returns true if ownership was just won.
@@ -228,9 +265,15 @@ impl Quorum {
             return false;
         }
         match self.state.clone() {
-            State::Challenging { written, since_tick: None } => {
+            State::Challenging {
+                written,
+                since_tick: None,
+            } => {
                 if ok {
-                    self.state = State::Challenging { written, since_tick: Some(now_ticks) };
+                    self.state = State::Challenging {
+                        written,
+                        since_tick: Some(now_ticks),
+                    };
                 } else {
                     self.state = State::Idle;
                 }
@@ -239,21 +282,33 @@ impl Quorum {
             State::Claiming { written } => {
                 if ok {
                     let valid_until_tick = issue_tick + self.identity.hold_ticks;
-                    self.state = State::Owner { valid_until_tick, written };
-                    self.outcome = Some(Outcome { won: true, tick: now_ticks });
+                    self.state = State::Owner {
+                        valid_until_tick,
+                        written,
+                    };
+                    self.outcome = Some(Outcome {
+                        won: true,
+                        tick: now_ticks,
+                    });
                     true
                 } else {
                     self.state = State::Idle;
                     false
                 }
             }
-            State::Owner { valid_until_tick, written } => {
+            State::Owner {
+                valid_until_tick,
+                written,
+            } => {
                 let valid_until_tick = if ok {
                     valid_until_tick.max(issue_tick + self.identity.hold_ticks)
                 } else {
                     valid_until_tick
                 };
-                self.state = State::Owner { valid_until_tick, written };
+                self.state = State::Owner {
+                    valid_until_tick,
+                    written,
+                };
                 false
             }
             other => unreachable!("write completion in state {other:?}"),
@@ -284,7 +339,13 @@ mod tests {
     use super::*;
 
     fn identity(node_id: u8) -> Identity {
-        Identity { node_id, incarnation: 1, cluster_id: 7, hold_ticks: 78, expiry_observed_ticks: 101 }
+        Identity {
+            node_id,
+            incarnation: 1,
+            cluster_id: 7,
+            hold_ticks: 78,
+            expiry_observed_ticks: 101,
+        }
     }
 
     fn written(io: Option<QuorumIo>) -> Sealed<Lease> {
@@ -303,7 +364,10 @@ mod tests {
         assert!(!quorum.on_write(true, 1, 2));
         // Too early: still challenging.
         assert_eq!(quorum.on_interval(true, 50).0, Some(QuorumIo::Read));
-        assert_eq!(quorum.on_read(Ok(Some(challenge.clone())), 50, 51, 5).0, None);
+        assert_eq!(
+            quorum.on_read(Ok(Some(challenge.clone())), 50, 51, 5).0,
+            None
+        );
         assert_eq!(quorum.on_interval(true, 110).0, Some(QuorumIo::Read));
         let claim = written(quorum.on_read(Ok(Some(challenge.clone())), 110, 111, 5).0);
         assert_eq!(claim.record.owner, 2);
@@ -321,7 +385,13 @@ mod tests {
         defended.sequence += 1;
         defended.record.challenger = 0;
         other.on_read(Ok(Some(defended)), 20, 21, 5);
-        assert_eq!(other.outcome, Some(Outcome { won: false, tick: 21 }));
+        assert_eq!(
+            other.outcome,
+            Some(Outcome {
+                won: false,
+                tick: 21
+            })
+        );
         assert!(!other.owned(21));
     }
 }

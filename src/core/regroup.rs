@@ -29,9 +29,15 @@ pub(crate) enum Phase {
     /// Coordinator: this side survives only with the quorum, being arbitrated.
     Closing,
     /// Coordinator: install sent, waiting for every member's acknowledgement.
-    AwaitAcks { install: Install, acks: u64 },
+    AwaitAcks {
+        install: Install,
+        acks: u64,
+    },
     /// Member: install acknowledged, waiting for `Stabilize`.
-    Acked { install: Install, coordinator: u8 },
+    Acked {
+        install: Install,
+        coordinator: u8,
+    },
 }
 
 /// One regroup round as this node sees it.
@@ -79,8 +85,17 @@ pub(crate) fn prune(coordinator: u8, heard: &BTreeMap<u8, u64>, members_first: u
     assert!(heard.contains_key(&coordinator));
     let connected = |a: u8, b: u8| heard[&a] & bit(b) != 0 && heard[&b] & bit(a) != 0;
     let mut chosen = vec![coordinator];
-    let mut order: Vec<u8> = heard.keys().copied().filter(|id| members_first & bit(*id) != 0).collect();
-    order.extend(heard.keys().copied().filter(|id| members_first & bit(*id) == 0));
+    let mut order: Vec<u8> = heard
+        .keys()
+        .copied()
+        .filter(|id| members_first & bit(*id) != 0)
+        .collect();
+    order.extend(
+        heard
+            .keys()
+            .copied()
+            .filter(|id| members_first & bit(*id) == 0),
+    );
     for candidate in order {
         if candidate != coordinator && chosen.iter().all(|member| connected(*member, candidate)) {
             chosen.push(candidate);
@@ -122,7 +137,11 @@ impl Node {
             self.regroup_started_tick = self.now_ticks;
         }
         self.round_max_seen = self.round_max_seen.max(round);
-        let joiners = if self.role == Role::Member { joiners } else { joiners | bit(self.me()) };
+        let joiners = if self.role == Role::Member {
+            joiners
+        } else {
+            joiners | bit(self.me())
+        };
         let participants = participants | joiners | bit(self.me());
         let status = self.own_status(round, joiners);
         let mut statuses = BTreeMap::new();
@@ -193,21 +212,37 @@ impl Node {
                 self.abort_forming();
             }
             if current != Some(status.round) {
-                self.begin_round(status.round, status.joiners, status.previous_members | status.joiners);
+                self.begin_round(
+                    status.round,
+                    status.joiners,
+                    status.previous_members | status.joiners,
+                );
             }
         } else {
-            let known = self.basis_members | self.members | self.regroup.as_ref().map_or(0, |round| round.joiners);
-            let acceptable = if sender_is_member { known & bit(from) != 0 } else { status.joiners & bit(from) != 0 };
+            let known = self.basis_members
+                | self.members
+                | self.regroup.as_ref().map_or(0, |round| round.joiners);
+            let acceptable = if sender_is_member {
+                known & bit(from) != 0
+            } else {
+                status.joiners & bit(from) != 0
+            };
             if !acceptable {
                 self.dropped.unexpected += 1;
                 return;
             }
             if current.is_none() || status.round > current.unwrap_or(0) {
                 let joiners = self.joiners_waiting | status.joiners;
-                self.begin_round(status.round, joiners, self.basis_members | status.previous_members);
+                self.begin_round(
+                    status.round,
+                    joiners,
+                    self.basis_members | status.previous_members,
+                );
             }
         }
-        let Some(round) = self.regroup.as_mut() else { return };
+        let Some(round) = self.regroup.as_mut() else {
+            return;
+        };
         round.joiners |= status.joiners;
         if !sender_is_member {
             round.joiners |= bit(from);
@@ -218,9 +253,13 @@ impl Node {
 
     /// Timers of the current round: rebroadcast, close, next round, give up.
     pub(super) fn regroup_tick(&mut self) {
-        let Some(round) = self.regroup.as_ref() else { return };
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
         let now = self.now_ticks;
-        if self.role == Role::Member && now >= self.regroup_started_tick + self.timeouts.regroup_give_up_ticks {
+        if self.role == Role::Member
+            && now >= self.regroup_started_tick + self.timeouts.regroup_give_up_ticks
+        {
             self.leave("regroup did not stabilize");
             return;
         }
@@ -236,7 +275,9 @@ impl Node {
             }
             return;
         }
-        if round.phase == Phase::Activate && now >= round.last_status_sent_tick + self.timeouts.heartbeat_interval_ticks {
+        if round.phase == Phase::Activate
+            && now >= round.last_status_sent_tick + self.timeouts.heartbeat_interval_ticks
+        {
             let (number, joiners, participants) = (round.round, round.joiners, round.participants);
             let status = self.own_status(number, joiners);
             if let Some(round) = self.regroup.as_mut() {
@@ -260,8 +301,12 @@ impl Node {
     fn retransmit_install(&mut self) {
         let now = self.now_ticks;
         let interval = self.timeouts.heartbeat_interval_ticks;
-        let Some(round) = self.regroup.as_mut() else { return };
-        let Phase::AwaitAcks { install, acks } = &round.phase else { return };
+        let Some(round) = self.regroup.as_mut() else {
+            return;
+        };
+        let Phase::AwaitAcks { install, acks } = &round.phase else {
+            return;
+        };
         if now < round.last_status_sent_tick + interval {
             return;
         }
@@ -272,7 +317,9 @@ impl Node {
 
     /// Coordinator: closing and pruning once the statuses are in.
     fn coordinate(&mut self) {
-        let Some(round) = self.regroup.as_ref() else { return };
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
         let now = self.now_ticks;
         let all_in = ids(round.participants).all(|id| round.statuses.contains_key(&id));
         let activate_over = now >= round.started_tick + self.timeouts.regroup_activate_ticks;
@@ -309,7 +356,10 @@ impl Node {
             prune(self.me(), &heard, continuing)
         };
         let quorum_held = self.quorum.owned(now)
-            || round.statuses.iter().any(|(id, status)| survivors & bit(*id) != 0 && status.quorum_owner);
+            || round
+                .statuses
+                .iter()
+                .any(|(id, status)| survivors & bit(*id) != 0 && status.quorum_owner);
         let started_tick = round.started_tick;
         let verdict = if self.config.mutation == Mutation::NoMajorityRule {
             Survival::Survives
@@ -319,7 +369,10 @@ impl Node {
         match verdict {
             Survival::Survives => self.propose(survivors, basis),
             Survival::NeedsQuorum => {
-                let lost = self.quorum.outcome.is_some_and(|outcome| !outcome.won && outcome.tick >= started_tick);
+                let lost = self
+                    .quorum
+                    .outcome
+                    .is_some_and(|outcome| !outcome.won && outcome.tick >= started_tick);
                 if lost {
                     self.halt(survivors);
                 } else if let Some(round) = self.regroup.as_mut() {
@@ -331,7 +384,9 @@ impl Node {
     }
 
     fn halt(&mut self, survivors: u64) {
-        let Some(round) = self.regroup.as_ref() else { return };
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
         let body = Body::Halt { round: round.round };
         let participants = round.participants;
         self.send_all(participants | survivors, &body);
@@ -339,8 +394,15 @@ impl Node {
     }
 
     fn propose(&mut self, survivors: u64, basis: u64) {
-        let Some(round) = self.regroup.as_ref() else { return };
-        let epoch_floor = round.statuses.values().map(|status| status.epoch.max(status.acked_epoch)).max().unwrap_or(0);
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
+        let epoch_floor = round
+            .statuses
+            .values()
+            .map(|status| status.epoch.max(status.acked_epoch))
+            .max()
+            .unwrap_or(0);
         let epoch = epoch_floor.max(self.acked_epoch).max(self.epoch) + 1;
         let mut online_by_node = vec![0u64; 64];
         for (id, status) in &round.statuses {
@@ -357,18 +419,27 @@ impl Node {
             database: self.database.snapshot(),
         };
         let round_started_ms = round.started_tick * super::timeout::TICK_MS;
-        self.emit(Event::Decided { round: install.round, epoch, members: survivors, round_started_ms });
+        self.emit(Event::Decided {
+            round: install.round,
+            epoch,
+            members: survivors,
+            round_started_ms,
+        });
         self.acked_epoch = epoch;
         self.basis_members = survivors;
         self.send_all(survivors, &Body::Install(install.clone()));
         if let Some(round) = self.regroup.as_mut() {
-            round.phase = Phase::AwaitAcks { install, acks: bit(self.config.node_id) };
+            round.phase = Phase::AwaitAcks {
+                install,
+                acks: bit(self.config.node_id),
+            };
         }
         self.finish_install();
     }
 
     pub(super) fn on_install(&mut self, from: u8, install: Install) {
-        let fresh = install.epoch > self.acked_epoch || self.config.mutation == Mutation::StaleEpoch;
+        let fresh =
+            install.epoch > self.acked_epoch || self.config.mutation == Mutation::StaleEpoch;
         let duplicate = matches!(
             self.regroup.as_ref().map(|round| &round.phase),
             Some(Phase::Acked { install: acked, coordinator }) if *acked == install && *coordinator == from
@@ -393,10 +464,19 @@ impl Node {
             self.basis_members = install.members;
         }
         self.round_max_seen = self.round_max_seen.max(install.round);
-        self.send(from, &Body::InstallAck { round: install.round, epoch: install.epoch });
+        self.send(
+            from,
+            &Body::InstallAck {
+                round: install.round,
+                epoch: install.epoch,
+            },
+        );
         if let Some(round) = self.regroup.as_mut() {
             round.round = round.round.max(install.round);
-            round.phase = Phase::Acked { install, coordinator: from };
+            round.phase = Phase::Acked {
+                install,
+                coordinator: from,
+            };
         }
     }
 
@@ -409,7 +489,10 @@ impl Node {
             self.dropped.stale += 1;
             return;
         };
-        if install.round != round_number || install.epoch != epoch || install.members & bit(from) == 0 {
+        if install.round != round_number
+            || install.epoch != epoch
+            || install.members & bit(from) == 0
+        {
             self.dropped.stale += 1;
             return;
         }
@@ -419,8 +502,12 @@ impl Node {
 
     /// Cleanup 2, coordinator: every acknowledgement in and the epoch durable in our slot.
     fn finish_install(&mut self) {
-        let Some(round) = self.regroup.as_ref() else { return };
-        let Phase::AwaitAcks { install, acks } = &round.phase else { return };
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
+        let Phase::AwaitAcks { install, acks } = &round.phase else {
+            return;
+        };
         if *acks != install.members {
             return;
         }
@@ -431,14 +518,24 @@ impl Node {
             return;
         }
         let install = install.clone();
-        self.send_all(install.members, &Body::Stabilize { round: install.round, epoch: install.epoch });
+        self.send_all(
+            install.members,
+            &Body::Stabilize {
+                round: install.round,
+                epoch: install.epoch,
+            },
+        );
         self.stabilize(install);
     }
 
     pub(super) fn on_stabilize(&mut self, from: u8, round_number: u64, epoch: u64) {
         let acked = match self.regroup.as_ref().map(|round| &round.phase) {
-            Some(Phase::Acked { install, coordinator })
-                if install.epoch == epoch && install.round == round_number && *coordinator == from =>
+            Some(Phase::Acked {
+                install,
+                coordinator,
+            }) if install.epoch == epoch
+                && install.round == round_number
+                && *coordinator == from =>
             {
                 Some(install.clone())
             }
@@ -451,7 +548,10 @@ impl Node {
     }
 
     pub(super) fn on_halt(&mut self, from: u8, round_number: u64) {
-        let matches_round = self.regroup.as_ref().is_some_and(|round| round.round == round_number);
+        let matches_round = self
+            .regroup
+            .as_ref()
+            .is_some_and(|round| round.round == round_number);
         if matches_round && self.basis_members & bit(from) != 0 && self.role == Role::Member {
             self.leave("partition does not survive (halt)");
         } else if matches_round {
@@ -469,7 +569,8 @@ impl Node {
         }
         if !was_member {
             // The joiner receives the cluster database as it stands.
-            self.database.install(install.database_version, install.database.clone());
+            self.database
+                .install(install.database_version, install.database.clone());
             self.became_member();
         }
         self.role = Role::Member;
@@ -485,7 +586,10 @@ impl Node {
             self.peers.grant_window(member, self.now_ticks);
             self.observations.remove(&member);
         }
-        self.emit(Event::Stabilized { epoch: install.epoch, members: install.members });
+        self.emit(Event::Stabilized {
+            epoch: install.epoch,
+            members: install.members,
+        });
     }
 }
 

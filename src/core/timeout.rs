@@ -48,7 +48,10 @@ impl Timeouts {
     /// Derives the tick intervals from the shared timing, asserting the lease safety margin.
     pub fn new(timing: &Timing) -> Timeouts {
         let drift_ppm = u64::from(timing.clock_drift_ppm_max);
-        assert!(drift_ppm < 100_000, "clock drift bound must be well below 10%");
+        assert!(
+            drift_ppm < 100_000,
+            "clock drift bound must be well below 10%"
+        );
         let expiry_ms = u64::from(timing.lease_expiry_ms);
         let renew_ms = u64::from(timing.lease_renew_interval_ms);
         let heartbeat_ms = u64::from(timing.heartbeat_interval_ms);
@@ -104,17 +107,25 @@ mod tests {
         // Holder: worst case real time it may still hold, from the issue of its write.
         let drift = 1000.0 / 1_000_000.0;
         let hold_real_ms = ((timeouts.lease_hold_ticks + 1) * TICK_MS) as f64 / (1.0 - drift);
-        let holder_done_ms = hold_real_ms + RESOURCE_STOP_DEADLINE_MS.max(DISK_IO_LATENCY_MAX_MS) as f64;
+        let holder_done_ms =
+            hold_real_ms + RESOURCE_STOP_DEADLINE_MS.max(DISK_IO_LATENCY_MAX_MS) as f64;
         // Observer: earliest real time it may declare expiry, from the same write's landing.
-        let observer_ms = ((timeouts.lease_expiry_observed_ticks - 1) * TICK_MS) as f64 / (1.0 + drift);
-        assert!(holder_done_ms < observer_ms, "{holder_done_ms} !< {observer_ms}");
+        let observer_ms =
+            ((timeouts.lease_expiry_observed_ticks - 1) * TICK_MS) as f64 / (1.0 + drift);
+        assert!(
+            holder_done_ms < observer_ms,
+            "{holder_done_ms} !< {observer_ms}"
+        );
         assert!(timeouts.lease_hold_ticks < timeouts.lease_expiry_observed_ticks);
     }
 
     #[test]
     #[should_panic(expected = "lease expiry too short")]
     fn an_expiry_shorter_than_the_margins_is_rejected() {
-        let timing = Timing { lease_expiry_ms: 300, ..Timing::default() };
+        let timing = Timing {
+            lease_expiry_ms: 300,
+            ..Timing::default()
+        };
         let _ = Timeouts::new(&timing);
     }
 }

@@ -34,16 +34,28 @@ impl Checker {
         }
     }
 
-    pub fn on_stabilized(&mut self, tick: u64, node: u8, incarnation: u64, epoch: u64, members: u64) {
+    pub fn on_stabilized(
+        &mut self,
+        tick: u64,
+        node: u8,
+        incarnation: u64,
+        epoch: u64,
+        members: u64,
+    ) {
         if members & bit(node) == 0 {
-            self.violation(tick, format!("node {node} stabilized epoch {epoch} without itself"));
+            self.violation(
+                tick,
+                format!("node {node} stabilized epoch {epoch} without itself"),
+            );
         }
         match self.membership_by_epoch.get(&epoch) {
             Some(known) if *known != members => {
                 let known = *known;
                 self.violation(
                     tick,
-                    format!("epoch {epoch} stabilized as {known:#b} and as {members:#b} (node {node})"),
+                    format!(
+                        "epoch {epoch} stabilized as {known:#b} and as {members:#b} (node {node})"
+                    ),
                 );
             }
             _ => {
@@ -53,7 +65,10 @@ impl Checker {
         let previous = self.last_epoch.insert((node, incarnation), epoch);
         if let Some(previous) = previous {
             if epoch <= previous {
-                self.violation(tick, format!("node {node} went from epoch {previous} back to {epoch}"));
+                self.violation(
+                    tick,
+                    format!("node {node} went from epoch {previous} back to {epoch}"),
+                );
             }
         }
     }
@@ -89,14 +104,26 @@ impl Checker {
     /// Instantaneous checks: `quorum_owners` and `online` per live node.
     pub fn check_instant(&mut self, tick: u64, quorum_owners: &[u8], online: &[(u8, u64)]) {
         if quorum_owners.len() > 1 {
-            self.violation(tick, format!("two quorum owners at once: {quorum_owners:?}"));
+            self.violation(
+                tick,
+                format!("two quorum owners at once: {quorum_owners:?}"),
+            );
         }
         let mut seen = 0u64;
         for (node, groups) in online {
             let twice = seen & groups;
             if twice != 0 {
-                let holders: Vec<u8> = online.iter().filter(|(_, g)| g & twice != 0).map(|(n, _)| *n).collect();
-                self.violation(tick, format!("group(s) {twice:#b} online on nodes {holders:?} at once (node {node})"));
+                let holders: Vec<u8> = online
+                    .iter()
+                    .filter(|(_, g)| g & twice != 0)
+                    .map(|(n, _)| *n)
+                    .collect();
+                self.violation(
+                    tick,
+                    format!(
+                        "group(s) {twice:#b} online on nodes {holders:?} at once (node {node})"
+                    ),
+                );
             }
             seen |= groups;
         }

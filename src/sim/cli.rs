@@ -14,7 +14,12 @@ pub fn run_simulate(args: &[String]) -> i32 {
     let mut options = getopts::Options::new();
     options.optopt("", "seed", "run one seed", "N");
     options.optopt("", "seeds", "run seeds A..B (inclusive)", "A..B");
-    options.optopt("", "nodes", "node count (default: drawn from the seed)", "N");
+    options.optopt(
+        "",
+        "nodes",
+        "node count (default: drawn from the seed)",
+        "N",
+    );
     options.optopt("", "mutate", "break one rule on purpose", "NAME");
     options.optflag("v", "verbose", "print one line per seed");
     let matches = match options.parse(args) {
@@ -49,10 +54,18 @@ pub fn run_simulate(args: &[String]) -> i32 {
         None => Mutation::None,
         Some(Some(mutation)) => mutation,
         Some(None) => {
-            return usage("--mutate: expected no-majority-rule, no-lease-wait, no-prune or stale-epoch")
+            return usage(
+                "--mutate: expected no-majority-rule, no-lease-wait, no-prune or stale-epoch",
+            )
         }
     };
-    let outcome = sweep(seeds, nodes, mutation, mutation_name.as_deref(), matches.opt_present("verbose"));
+    let outcome = sweep(
+        seeds,
+        nodes,
+        mutation,
+        mutation_name.as_deref(),
+        matches.opt_present("verbose"),
+    );
     if outcome.violations > 0 {
         1
     } else {
@@ -122,14 +135,23 @@ pub fn sweep(
             if let Some(name) = mutation_name {
                 command.push_str(&format!(" --mutate {name}"));
             }
-            println!("seed={seed} nodes={node_count} violation at tick {}: {}", first.tick, first.description);
+            println!(
+                "seed={seed} nodes={node_count} violation at tick {}: {}",
+                first.tick, first.description
+            );
             println!("  reproduce: {command}");
         }
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
     if outcome.seeds > 1 {
-        println!("seeds/s={:.1} steps={steps} converge_ticks_max_seen={converge_max}", outcome.seeds as f64 / seconds);
-        let kinds: Vec<String> = faults.iter().map(|(kind, count)| format!("{kind}={count}")).collect();
+        println!(
+            "seeds/s={:.1} steps={steps} converge_ticks_max_seen={converge_max}",
+            outcome.seeds as f64 / seconds
+        );
+        let kinds: Vec<String> = faults
+            .iter()
+            .map(|(kind, count)| format!("{kind}={count}"))
+            .collect();
         println!("faults: {} garbage-datagrams={garbage}", kinds.join(" "));
     }
     println!("seeds={} violations={}", outcome.seeds, outcome.violations);

@@ -99,7 +99,8 @@ impl Cluster {
             incarnation,
             networks: self.params.networks.clone(),
             timing: Timing::default(),
-            geometry: Geometry::for_disk(SIM_DISK_SIZE_BYTES, 0).expect("the simulated disk is large enough"),
+            geometry: Geometry::for_disk(SIM_DISK_SIZE_BYTES, 0)
+                .expect("the simulated disk is large enough"),
             mutation: self.params.mutation,
         }
     }
@@ -164,7 +165,11 @@ impl Cluster {
         for id in 1..=self.params.node_count {
             let local = self.local_ms(id);
             let sim_node = &mut self.nodes[usize::from(id - 1)];
-            if sim_node.online != 0 && sim_node.deadman_stop_at_ms.is_some_and(|stop| local >= stop) {
+            if sim_node.online != 0
+                && sim_node
+                    .deadman_stop_at_ms
+                    .is_some_and(|stop| local >= stop)
+            {
                 sim_node.online = 0;
                 self.report.deadman_stops += 1;
             }
@@ -181,7 +186,13 @@ impl Cluster {
             sim_node.held_packets.push(packet);
             return;
         }
-        self.step(packet.to, Input::Message { network: packet.network, payload: &packet.payload });
+        self.step(
+            packet.to,
+            Input::Message {
+                network: packet.network,
+                payload: &packet.payload,
+            },
+        );
     }
 
     fn deliver_completion(&mut self, completion: Completion) {
@@ -197,7 +208,13 @@ impl Cluster {
             Ok(block) => Ok(&**block),
             Err(()) => Err(DiskError),
         };
-        self.step(completion.node, Input::DiskDone { op: completion.op, result });
+        self.step(
+            completion.node,
+            Input::DiskDone {
+                op: completion.op,
+                result,
+            },
+        );
     }
 
     /// Resumes a paused node: a Tick first (the driver reads the clock on every wakeup),
@@ -223,7 +240,9 @@ impl Cluster {
     /// Steps one node and routes everything it asks for.
     pub fn step(&mut self, id: u8, input: Input<'_>) {
         let index = usize::from(id - 1);
-        let Some(node) = self.nodes[index].node.as_mut() else { return };
+        let Some(node) = self.nodes[index].node.as_mut() else {
+            return;
+        };
         node.step(input);
         let mut outputs = Vec::new();
         while let Some(output) = node.poll_output() {
@@ -241,15 +260,44 @@ impl Cluster {
     fn route(&mut self, id: u8, output: Output) {
         let index = usize::from(id - 1);
         match output {
-            Output::Send { to, network, payload } => {
-                self.network.send(Packet { from: id, to, network, payload }, self.tick, &mut self.prng);
+            Output::Send {
+                to,
+                network,
+                payload,
+            } => {
+                self.network.send(
+                    Packet {
+                        from: id,
+                        to,
+                        network,
+                        payload,
+                    },
+                    self.tick,
+                    &mut self.prng,
+                );
             }
             Output::DiskRead { op, offset_bytes } => {
-                let op = DiskOp { node: id, op, offset_bytes, block: None, fails: false };
+                let op = DiskOp {
+                    node: id,
+                    op,
+                    offset_bytes,
+                    block: None,
+                    fails: false,
+                };
                 self.disk.submit(op, self.tick, &mut self.prng);
             }
-            Output::DiskWrite { op, offset_bytes, block } => {
-                let op = DiskOp { node: id, op, offset_bytes, block: Some(block), fails: false };
+            Output::DiskWrite {
+                op,
+                offset_bytes,
+                block,
+            } => {
+                let op = DiskOp {
+                    node: id,
+                    op,
+                    offset_bytes,
+                    block: Some(block),
+                    fails: false,
+                };
                 self.disk.submit(op, self.tick, &mut self.prng);
             }
             Output::Resource { group, online } => {
@@ -259,7 +307,9 @@ impl Cluster {
                     self.nodes[index].online &= !bit(group);
                 }
             }
-            Output::ArmDeadman { stop_resources_at_ms } => {
+            Output::ArmDeadman {
+                stop_resources_at_ms,
+            } => {
                 self.nodes[index].deadman_stop_at_ms = Some(stop_resources_at_ms);
             }
             Output::Event(event) => self.on_event(id, event),
@@ -274,15 +324,25 @@ impl Cluster {
         match event {
             Event::Stabilized { epoch, members } => {
                 self.report.stabilizations += 1;
-                self.checker.on_stabilized(self.tick, id, incarnation, epoch, members);
+                self.checker
+                    .on_stabilized(self.tick, id, incarnation, epoch, members);
             }
-            Event::Decided { members, round_started_ms, .. } => {
+            Event::Decided {
+                members,
+                round_started_ms,
+                ..
+            } => {
                 let round_started_tick = self.real_tick_of(id, round_started_ms);
-                let knowable = self.timeouts.peer_silence_ticks + self.params.network.delay_ticks_max + 2;
+                let knowable =
+                    self.timeouts.peer_silence_ticks + self.params.network.delay_ticks_max + 2;
                 let links = self.link_down_since.clone();
-                self.checker.on_decided(self.tick, round_started_tick, members, knowable, |a, b| {
-                    links.get(&(a, b)).copied()
-                });
+                self.checker.on_decided(
+                    self.tick,
+                    round_started_tick,
+                    members,
+                    knowable,
+                    |a, b| links.get(&(a, b)).copied(),
+                );
             }
             Event::PeerPartitioned { .. } => self.report.partitions_detected += 1,
             Event::PeerStopped { .. } => self.report.peers_confirmed_stopped += 1,
@@ -314,7 +374,8 @@ impl Cluster {
                 if a == b {
                     continue;
                 }
-                let shared = self.params.networks[usize::from(a - 1)].min(self.params.networks[usize::from(b - 1)]);
+                let shared = self.params.networks[usize::from(a - 1)]
+                    .min(self.params.networks[usize::from(b - 1)]);
                 if self.network.link_up(a, b, shared) {
                     self.link_down_since.remove(&(a, b));
                 } else {
@@ -327,7 +388,10 @@ impl Cluster {
     /// Applies a fault now (and records it for the report).
     pub fn start_fault(&mut self, fault: Fault) {
         if self.trace {
-            println!("tick={} fault {:?} until {}", self.tick, fault.kind, fault.end_tick);
+            println!(
+                "tick={} fault {:?} until {}",
+                self.tick, fault.kind, fault.end_tick
+            );
         }
         self.report.count_fault(&fault.kind);
         self.apply_fault(&fault.kind, true);
@@ -388,7 +452,9 @@ impl Cluster {
         let mut epoch = None;
         let mut online = 0u64;
         for sim_node in &self.nodes {
-            let Some(node) = sim_node.node.as_ref() else { return false };
+            let Some(node) = sim_node.node.as_ref() else {
+                return false;
+            };
             let status = node.status();
             if sim_node.paused || !status.stabilized || status.regrouping || status.members != all {
                 return false;

@@ -66,7 +66,8 @@ impl SimDisk {
             self.errors += 1;
         }
         self.sequence += 1;
-        self.inflight.insert((now_tick + latency, self.sequence), op);
+        self.inflight
+            .insert((now_tick + latency, self.sequence), op);
     }
 
     /// Operations finishing at or before `now_tick`; writes land now.
@@ -83,21 +84,35 @@ impl SimDisk {
             } else {
                 Ok(self.read(op.offset_bytes))
             };
-            completions.push(Completion { node: op.node, op: op.op, result });
+            completions.push(Completion {
+                node: op.node,
+                op: op.op,
+                result,
+            });
         }
         completions
     }
 
     /// The block at `offset_bytes` (zeros if never written).
     pub fn read(&self, offset_bytes: u64) -> Box<[u8; BLOCK_SIZE]> {
-        self.blocks.get(&offset_bytes).cloned().unwrap_or_else(|| Box::new([0u8; BLOCK_SIZE]))
+        self.blocks
+            .get(&offset_bytes)
+            .cloned()
+            .unwrap_or_else(|| Box::new([0u8; BLOCK_SIZE]))
     }
 
     /// `node` crashed: its writes in flight are lost, or torn (half lands).
     pub fn crash(&mut self, node: u8, prng: &mut Prng) {
-        let keys: Vec<(u64, u64)> = self.inflight.iter().filter(|(_, op)| op.node == node).map(|(key, _)| *key).collect();
+        let keys: Vec<(u64, u64)> = self
+            .inflight
+            .iter()
+            .filter(|(_, op)| op.node == node)
+            .map(|(key, _)| *key)
+            .collect();
         for key in keys {
-            let Some(op) = self.inflight.remove(&key) else { continue };
+            let Some(op) = self.inflight.remove(&key) else {
+                continue;
+            };
             let Some(block) = op.block else { continue };
             if !op.fails && prng.chance(self.params.torn_per_mille, 1000) {
                 // Records are small: tear inside the record so the CRC check is what catches it

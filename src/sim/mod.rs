@@ -48,11 +48,17 @@ impl Params {
     /// Draws every knob from `seed` (swarm testing); `node_count` overrides the drawn count.
     pub fn from_seed(seed: u64, node_count: Option<u8>, mutation: Mutation) -> Params {
         let mut prng = Prng::new(seed);
-        let drawn_count = if prng.chance(1, 5) { prng.range_inclusive(9, 16) } else { prng.range_inclusive(1, 8) };
+        let drawn_count = if prng.chance(1, 5) {
+            prng.range_inclusive(9, 16)
+        } else {
+            prng.range_inclusive(1, 8)
+        };
         let node_count = node_count.unwrap_or(drawn_count as u8);
         assert!((1..=64).contains(&node_count));
         let networks_max = prng.range_inclusive(1, 3);
-        let networks = (0..node_count).map(|_| prng.range_inclusive(1, networks_max) as u8).collect();
+        let networks = (0..node_count)
+            .map(|_| prng.range_inclusive(1, networks_max) as u8)
+            .collect();
         Params {
             seed,
             node_count,
@@ -112,13 +118,20 @@ pub fn run(params: Params) -> (Report, Cluster) {
     let mut cluster = Cluster::new(params, &mut prng);
     let boot_ticks = 200;
     loop {
-        if cluster.tick >= cluster.params.ticks_faulty && cluster.tick < cluster.params.ticks_faulty + 1 {
+        if cluster.tick >= cluster.params.ticks_faulty
+            && cluster.tick < cluster.params.ticks_faulty + 1
+        {
             heal(&mut cluster);
         }
         // Late booters come up during the first ticks.
         if cluster.tick < boot_ticks && cluster.prng.chance(1, 50) {
-            let id = cluster.prng.range_inclusive(1, u64::from(cluster.params.node_count)) as u8;
-            if cluster.nodes[usize::from(id - 1)].node.is_none() && cluster.nodes[usize::from(id - 1)].incarnation == 0 {
+            let id = cluster
+                .prng
+                .range_inclusive(1, u64::from(cluster.params.node_count))
+                as u8;
+            if cluster.nodes[usize::from(id - 1)].node.is_none()
+                && cluster.nodes[usize::from(id - 1)].incarnation == 0
+            {
                 cluster.boot(id);
             }
         }
@@ -132,13 +145,19 @@ pub fn run(params: Params) -> (Report, Cluster) {
         if cluster.tick > healed_at + cluster.params.converge_ticks_max {
             let violation = Violation {
                 tick: cluster.tick,
-                description: format!("no convergence within {} ticks after faults healed", cluster.params.converge_ticks_max),
+                description: format!(
+                    "no convergence within {} ticks after faults healed",
+                    cluster.params.converge_ticks_max
+                ),
             };
             cluster.checker.violations.push(violation);
             if cluster.trace {
                 for sim_node in &cluster.nodes {
                     let status = sim_node.node.as_ref().map(|node| node.status());
-                    println!("paused={} online={:#b} {status:?}", sim_node.paused, sim_node.online);
+                    println!(
+                        "paused={} online={:#b} {status:?}",
+                        sim_node.paused, sim_node.online
+                    );
                 }
             }
             break;
@@ -152,7 +171,8 @@ pub fn run(params: Params) -> (Report, Cluster) {
     for sim_node in &cluster.nodes {
         if let Some(node) = sim_node.node.as_ref() {
             let dropped = node.status().dropped;
-            report.messages_dropped_by_nodes += dropped.undecodable + dropped.unknown_node + dropped.stale + dropped.unexpected;
+            report.messages_dropped_by_nodes +=
+                dropped.undecodable + dropped.unknown_node + dropped.stale + dropped.unexpected;
         }
     }
     (report, cluster)

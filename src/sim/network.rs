@@ -65,7 +65,9 @@ impl Network {
 
     pub fn send(&mut self, packet: Packet, now_tick: u64, prng: &mut Prng) {
         self.sent += 1;
-        if !self.passes(packet.from, packet.to, packet.network) || prng.chance(self.params.loss_per_mille, 1000) {
+        if !self.passes(packet.from, packet.to, packet.network)
+            || prng.chance(self.params.loss_per_mille, 1000)
+        {
             self.dropped += 1;
             return;
         }

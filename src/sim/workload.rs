@@ -30,7 +30,12 @@ const FAULTS_ACTIVE_MAX: usize = 3;
 /// Starts and ends faults for this tick.
 pub fn inject(cluster: &mut Cluster) {
     let tick = cluster.tick;
-    let ending: Vec<Fault> = cluster.faults.iter().filter(|fault| fault.end_tick <= tick).copied().collect();
+    let ending: Vec<Fault> = cluster
+        .faults
+        .iter()
+        .filter(|fault| fault.end_tick <= tick)
+        .copied()
+        .collect();
     cluster.faults.retain(|fault| fault.end_tick > tick);
     for fault in ending {
         cluster.apply_fault(&fault.kind, false);
@@ -38,7 +43,9 @@ pub fn inject(cluster: &mut Cluster) {
     if tick >= cluster.params.ticks_faulty {
         return;
     }
-    if cluster.faults.len() < FAULTS_ACTIVE_MAX && cluster.prng.chance(1, cluster.params.fault_interval_ticks) {
+    if cluster.faults.len() < FAULTS_ACTIVE_MAX
+        && cluster.prng.chance(1, cluster.params.fault_interval_ticks)
+    {
         if let Some(fault) = draw(cluster) {
             cluster.start_fault(fault);
         }
@@ -72,21 +79,31 @@ fn draw(cluster: &mut Cluster) -> Option<Fault> {
             if other == node {
                 return None;
             }
-            FaultKind::OneWay { from: node, to: other }
+            FaultKind::OneWay {
+                from: node,
+                to: other,
+            }
         }
         2 => {
             let networks = cluster.params.networks[usize::from(node - 1)];
-            FaultKind::NetworkDown { node, network: prng.below(u64::from(networks)) as u8 }
+            FaultKind::NetworkDown {
+                node,
+                network: prng.below(u64::from(networks)) as u8,
+            }
         }
         3 => {
             // Never crash or pause a node already crashed or paused.
-            if cluster.nodes[usize::from(node - 1)].node.is_none() || cluster.nodes[usize::from(node - 1)].paused {
+            if cluster.nodes[usize::from(node - 1)].node.is_none()
+                || cluster.nodes[usize::from(node - 1)].paused
+            {
                 return None;
             }
             FaultKind::Crash { node }
         }
         4 => {
-            if cluster.nodes[usize::from(node - 1)].node.is_none() || cluster.nodes[usize::from(node - 1)].paused {
+            if cluster.nodes[usize::from(node - 1)].node.is_none()
+                || cluster.nodes[usize::from(node - 1)].paused
+            {
                 return None;
             }
             FaultKind::Pause { node }
@@ -94,13 +111,19 @@ fn draw(cluster: &mut Cluster) -> Option<Fault> {
         _ => return None,
     };
     let busy = cluster.faults.iter().any(|fault| match (fault.kind, kind) {
-        (FaultKind::Crash { node: a } | FaultKind::Pause { node: a }, FaultKind::Crash { node: b } | FaultKind::Pause { node: b }) => a == b,
+        (
+            FaultKind::Crash { node: a } | FaultKind::Pause { node: a },
+            FaultKind::Crash { node: b } | FaultKind::Pause { node: b },
+        ) => a == b,
         _ => false,
     });
     if busy {
         return None;
     }
-    Some(Fault { kind, end_tick: cluster.tick + duration_ticks })
+    Some(Fault {
+        kind,
+        end_tick: cluster.tick + duration_ticks,
+    })
 }
 
 /// A datagram the core must drop: a mangled real message or random bytes.
@@ -117,7 +140,15 @@ fn garbage(cluster: &mut Cluster) {
         payload[4] = cluster.prng.range_inclusive(0, 70) as u8;
     }
     cluster.report.garbage_injected += 1;
-    let network = cluster.prng.below(u64::from(cluster.params.networks[usize::from(to - 1)])) as u8;
-    cluster.step(to, crate::core::Input::Message { network, payload: &payload });
+    let network = cluster
+        .prng
+        .below(u64::from(cluster.params.networks[usize::from(to - 1)])) as u8;
+    cluster.step(
+        to,
+        crate::core::Input::Message {
+            network,
+            payload: &payload,
+        },
+    );
     let _ = ids(0);
 }
