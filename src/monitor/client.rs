@@ -180,15 +180,17 @@ impl MonitorClient {
         let mut events = Vec::new();
         let mut connected = self.send(&Command::Shutdown).is_ok();
         while Instant::now() < end {
-            if let Some(status) = self.try_wait()? {
-                return Ok((status, events));
-            }
+            // Exited first, then read: the events it sent before exiting are all buffered.
+            let exited = self.try_wait()?;
             while connected {
                 match self.try_recv() {
                     Ok(Some(event)) => events.push(event),
                     Ok(None) => break,
                     Err(_) => connected = false,
                 }
+            }
+            if let Some(status) = exited {
+                return Ok((status, events));
             }
             if connected && Instant::now() >= next_ping {
                 connected = self.ping().is_ok();
