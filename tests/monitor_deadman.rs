@@ -141,3 +141,15 @@ fn the_watchdog_is_fed_on_pings_and_disarmed_only_on_shutdown() {
     let bytes = std::fs::read(&fenced_device).expect("read the stand-in device");
     assert!(!bytes.contains(&WATCHDOG_MAGIC_CLOSE), "{bytes:?}");
 }
+
+#[test]
+fn sigterm_to_the_monitor_fences_every_resource() {
+    let scratch = Scratch::new("monitor-sigterm");
+    let mut client = spawn_monitor(&scratch, 600_000, None);
+    let pids = start_sleepers(&mut client, &scratch, 1, true);
+    let monitor = client.child_pid() as i32;
+    // SAFETY: signalling our own child by its pid.
+    assert_eq!(unsafe { libc::kill(monitor, libc::SIGTERM) }, 0);
+    assert_eq!(wait_exit(&mut client), Some(1));
+    assert_fenced(&scratch, &pids, 1);
+}

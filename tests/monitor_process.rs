@@ -102,13 +102,14 @@ fn a_process_that_exits_by_itself_is_reported_failed_and_offline() {
     let mut client = spawn_monitor(&scratch, 5_000, None);
     let pid_file = scratch.file("flaky.pid");
     let gate = scratch.file("gate");
-    let command = recording_pid(
-        &pid_file,
-        &format!(
-            "while [ ! -e {} ]; do sleep 0.05; done; exit 3",
-            gate.display()
-        ),
+    let child_file = scratch.file("flaky-child.pid");
+    // A background child outlives the main process unless the monitor cleans the group up.
+    let script = format!(
+        "sleep 1000 & echo $! > {}; while [ ! -e {} ]; do sleep 0.05; done; exit 3",
+        child_file.display(),
+        gate.display()
     );
+    let command = recording_pid(&pid_file, &script);
     client
         .send(&start_process("flaky", &command, &[], None))
         .expect("send");
@@ -125,6 +126,11 @@ fn a_process_that_exits_by_itself_is_reported_failed_and_offline() {
     assert_eq!(resource, "flaky");
     assert!(reason.contains("status 3"), "{reason}");
     assert!(!group_exists(pid));
+    let child = read_pid(&child_file);
+    assert!(
+        !process_exists(child),
+        "the orphaned child is killed and reaped"
+    );
     assert_eq!(transitions_of(&scratch, "flaky"), ["online", "offline"]);
     shut_down(client);
 }
@@ -252,5 +258,78 @@ fn bad_starts_are_rejected_and_change_nothing() {
         event_log(&scratch).is_empty(),
         "nothing started, nothing logged"
     );
+    shut_down(client);
+}
+
+#[test]
+fn a_check_past_its_timeout_is_killed_and_the_resource_stays_online() {
+    let scratch = Scratch::new("monitor-check-timeout");
+    let mut client = spawn_monitor(&scratch, 5_000, None);
+    let pid_file = scratch.file("svc.pid");
+    let check_pid_file = scratch.file("check.pid");
+    let check = recording_pid(&check_pid_file, "exec sleep 1000");
+    let command = recording_pid(&pid_file, "exec sleep 1000");
+    client
+        .send(&start_process("svc", &command, &[("check", &check)], None))
+        .expect("send");
+    let (done, _) = wait_for(&mut client, is_done("svc", Operation::Start));
+    assert_eq!(outcome_of(&done), Outcome::Success);
+    let level = CheckLevel::IsAlive;
+    client
+        .send(&Command::Check {
+            resource: "svc".into(),
+            level,
+            timeout_ms: Some(300),
+        })
+        .expect("send");
+    let (done, _) = wait_for(&mut client, is_done("svc", Operation::Check(level)));
+    assert_eq!(outcome_of(&done), Outcome::TimedOut);
+    let check_pid = read_pid(&check_pid_file);
+    wait_until("the timed-out check's group is gone", || {
+        !group_exists(check_pid)
+    });
+    let pid = read_pid(&pid_file);
+    assert!(
+        process_exists(pid),
+        "a timed-out check leaves the resource to the daemon"
+    );
+    assert_eq!(transitions_of(&scratch, "svc"), ["online"]);
+    shut_down(client);
+    assert!(!group_exists(pid));
+}
+
+#[test]
+fn a_stop_during_start_cancels_the_start_and_stops() {
+    let scratch = Scratch::new("monitor-stop-during-start");
+    let mut client = spawn_monitor(&scratch, 5_000, None);
+    let pid_file = scratch.file("svc.pid");
+    let command = recording_pid(&pid_file, "exec sleep 1000");
+    client
+        .send(&start_process("svc", &command, &[("ready", "false")], None))
+        .expect("send");
+    let pid = read_pid(&pid_file);
+    client
+        .send(&Command::Stop {
+            resource: "svc".into(),
+            timeout_ms: None,
+        })
+        .expect("send");
+    let (stop, before) = wait_for(&mut client, is_done("svc", Operation::Stop));
+    assert_eq!(outcome_of(&stop), Outcome::Success);
+    let start = before
+        .iter()
+        .find(|event| {
+            matches!(
+                event,
+                Event::Done {
+                    operation: Operation::Start,
+                    ..
+                }
+            )
+        })
+        .expect("the start is answered before the stop");
+    assert!(matches!(outcome_of(start), Outcome::Failed(_)), "{start:?}");
+    assert!(!group_exists(pid));
+    assert_eq!(transitions_of(&scratch, "svc"), ["online", "offline"]);
     shut_down(client);
 }

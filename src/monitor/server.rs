@@ -70,6 +70,8 @@ impl Monitor {
         let std_socket = adopt_socket(socket_fd)?;
         std_socket.set_nonblocking(true)?;
         let mut socket = UnixStream::from_std(std_socket);
+        std::fs::create_dir_all(&config.resource_log_dir)
+            .map_err(context("resource log directory", &config.resource_log_dir))?;
         let log = EventLog::open(&config.event_log, config.node_id)
             .map_err(context("event log", &config.event_log))?;
         let watchdog = match &config.watchdog {

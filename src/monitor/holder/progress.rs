@@ -182,8 +182,15 @@ impl Holder {
     }
 
     /// The dead-man stop: SIGTERM everything, SIGKILL what is left after FENCE_GRACE_MS, wait
-    /// up to KILL_WAIT_MS_MAX, and write `offline` for every resource confirmed gone. Blocks:
-    /// the daemon is gone, so nothing else matters. Returns the names that survived.
+    /// up to KILL_WAIT_MS_MAX, and write `offline` for every resource confirmed gone. Returns
+    /// the names that survived.
+    ///
+    /// Why SIGKILL so soon, whatever the stop timeouts say: once the daemon has been silent for
+    /// the fence timeout, the other nodes are counting down this node's lease and will start
+    /// these resources when it expires. The lease expiry leaves room for the fence timeout plus
+    /// FENCE_GRACE_MS, not for a graceful stop; a resource still running then would run on two
+    /// nodes. A killed service recovers like after a crash, which failover must survive anyway.
+    /// It blocks: with the daemon gone there is nobody to answer.
     pub fn fence(&mut self) -> Vec<String> {
         let start = Instant::now();
         for held in self.held.values_mut() {
