@@ -36,7 +36,14 @@ pub struct MonitorClient {
 
 impl MonitorClient {
     /// Starts `executable monitor ...` (normally `std::env::current_exe()`) with `config`.
+    /// Fails with `Spawn` (InvalidInput) for a node id outside 1..=64 or a zero fence timeout.
     pub fn spawn(executable: &Path, config: MonitorConfig) -> Result<MonitorClient, MonitorError> {
+        if !(1..=64).contains(&config.node_id) || config.fence_timeout_ms == 0 {
+            return Err(MonitorError::Spawn(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the node id must be 1 to 64 and the fence timeout at least 1 ms",
+            )));
+        }
         let (daemon_end, monitor_end) =
             std::os::unix::net::UnixStream::pair().map_err(MonitorError::Spawn)?;
         daemon_end

@@ -6,10 +6,10 @@
 //! Cleaning → absent. Cleaning waits until `is_gone`, then writes the `offline` line, then sends
 //! the reports; so every `Done`/`ResourceFailed` that ends a resource's life follows its
 //! `offline` line, and an `online` line precedes its first process.
+mod progress;
+
 use super::constants::RESOURCES_MAX;
 use super::event_log::{EventLog, Transition};
-
-mod progress;
 use super::protocol::{CheckLevel, Event, Operation, Outcome};
 use super::resource::{self, Resource, Settings};
 use std::collections::BTreeMap;
@@ -28,27 +28,31 @@ enum Report {
     Failed(String),
 }
 
+/// Where a held resource is in its life; every state but `Online` has work under way.
 enum State {
+    /// Started and idle: watched for failures, open to checks.
     Online,
-    Starting {
-        since: Instant,
-        deadline: Instant,
-    },
+    /// `Start` arrived at `since`; past `deadline` everything is killed (TimedOut).
+    Starting { since: Instant, deadline: Instant },
+    /// A check arrived at `since`; past `deadline` it is abandoned (TimedOut), still online.
     Checking {
         level: CheckLevel,
         since: Instant,
         deadline: Instant,
     },
+    /// A graceful stop; past `deadline` everything is killed and its reports say TimedOut.
     Stopping {
         deadline: Instant,
         reports: Vec<Report>,
     },
+    /// Everything was stopped or killed at `since`; waiting until nothing of it runs.
     Cleaning {
         since: Instant,
         reports: Vec<Report>,
     },
 }
 
+/// One held resource: its type's instance and its state.
 struct Held {
     resource: Box<dyn Resource>,
     state: State,
