@@ -36,7 +36,14 @@ pub struct MonitorClient {
 
 impl MonitorClient {
     /// Starts `executable monitor ...` (normally `std::env::current_exe()`) with `config`.
+    /// Fails with `Spawn` (InvalidInput) for a node id outside 1..=64 or a zero fence timeout.
     pub fn spawn(executable: &Path, config: MonitorConfig) -> Result<MonitorClient, MonitorError> {
+        if !(1..=64).contains(&config.node_id) || config.fence_timeout_ms == 0 {
+            return Err(MonitorError::Spawn(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the node id must be 1 to 64 and the fence timeout at least 1 ms",
+            )));
+        }
         let (daemon_end, monitor_end) =
             std::os::unix::net::UnixStream::pair().map_err(MonitorError::Spawn)?;
         daemon_end
@@ -180,15 +187,17 @@ impl MonitorClient {
         let mut events = Vec::new();
         let mut connected = self.send(&Command::Shutdown).is_ok();
         while Instant::now() < end {
-            if let Some(status) = self.try_wait()? {
-                return Ok((status, events));
-            }
+            // Exited first, then read: the events it sent before exiting are all buffered.
+            let exited = self.try_wait()?;
             while connected {
                 match self.try_recv() {
                     Ok(Some(event)) => events.push(event),
                     Ok(None) => break,
                     Err(_) => connected = false,
                 }
+            }
+            if let Some(status) = exited {
+                return Ok((status, events));
             }
             if connected && Instant::now() >= next_ping {
                 connected = self.ping().is_ok();

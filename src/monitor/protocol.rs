@@ -7,12 +7,16 @@
 //! - `Start`, `Stop` and `Check` are answered by exactly one `Done` for that resource and
 //!   operation. `StopAll` (and `Shutdown`) produce one `Done` with `Operation::Stop` per resource
 //!   it stops, then `AllStopped`.
-//! - After a `Done` for `Start` that is not `Success`, and after any `Done` for `Stop` except
-//!   `Rejected`, the monitor no longer holds the resource and its processes are gone, except when
-//!   the reason says they survived SIGKILL. After `ResourceFailed` the same holds.
-//! - `Rejected` means the command changed nothing (unknown type, bad parameters, busy).
+//! - After a `Done` for `Start` with `Failed` or `TimedOut`, after any `Done` for `Stop`, and
+//!   after `ResourceFailed`, the monitor no longer holds the resource, its `offline` line is in
+//!   the event log, and its processes are gone; the one exception is a reason saying processes
+//!   survived SIGKILL (uninterruptible sleep), when `offline` waits until they are gone.
+//! - `Rejected` means the command changed nothing (unknown type, bad parameters, another
+//!   operation pending on that resource, a `StopAll` under way). `Stop` is never rejected: a
+//!   pending start or check is cancelled (answered `Failed("cancelled by stop")`) and a second
+//!   `Stop` shares the first one's outcome.
 //! - A `Check` that fails or times out leaves the resource held and online: the daemon decides
-//!   (restart, fail over) and sends `Stop`.
+//!   (restart, fail over) and sends `Stop`. A `Start` of a resource already online succeeds.
 use super::constants::START_TIMEOUT_MS_DEFAULT;
 use super::constants::{IS_ALIVE_TIMEOUT_MS_DEFAULT, LOOKS_ALIVE_TIMEOUT_MS_DEFAULT};
 use super::constants::{RESOURCE_NAME_BYTES_MAX, STOP_TIMEOUT_MS_DEFAULT};

@@ -1,5 +1,5 @@
 //! The monitor process: `wolfpack monitor --fd 3 ...`, started by the node daemon. One mio loop
-//! over the daemon's socket and a signal self-pipe; resources live in `holder.rs`.
+//! over the daemon's socket and a signal self-pipe; resources live in `holder/`.
 //!
 //! The dead-man switch: the fence deadline is `fence_timeout_ms` after the last command. It is
 //! checked right after every wakeup, before any newly arrived command is read, so commands that
@@ -15,12 +15,13 @@ use super::config::MonitorConfig;
 use super::constants::{LOOP_SLEEP_MS_MAX, OUTGOING_BYTES_MAX, READY_RETRY_MS};
 use super::event_log::EventLog;
 use super::holder::Holder;
-use super::protocol::{Command, Event};
+use super::protocol::Command;
 use super::watchdog::Watchdog;
+use super::{EXIT_FENCED, EXIT_SHUTDOWN};
 use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
-use std::os::unix::io::{FromRawFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,234 +29,259 @@ use std::time::{Duration, Instant};
 const SOCKET: Token = Token(0);
 const SIGNALS: Token = Token(1);
 
-/// Why the loop ended.
-enum Ending {
-    /// `Shutdown` completed.
-    Graceful,
-    /// The dead-man switch fired; the text says why.
-    Fence(String),
+/// The running monitor.
+struct Monitor {
+    node: u8,
+    poll: Poll,
+    socket: UnixStream,
+    signal_reader: UnixStream,
+    /// The terminating signal received, 0 for none (set by the signal handler).
+    terminated_by: Arc<AtomicUsize>,
+    holder: Holder,
+    watchdog: Option<Watchdog>,
+    frames: FrameReader,
+    outgoing: Vec<u8>,
+    fence_timeout: Duration,
+    fence_deadline: Instant,
+    shutting_down: bool,
+    /// After `Shutdown` the daemon may hang up: the graceful stop goes on (the fence deadline
+    /// still bounds it) and nothing more is written.
+    daemon_gone: bool,
 }
 
 /// Runs the monitor until it shuts down or fences; returns the exit code.
 pub fn run(config: &MonitorConfig, socket_fd: RawFd) -> i32 {
-    match serve(config, socket_fd) {
-        Ok(code) => code,
-        Err(error) => {
-            log::error!("monitor node={}: {error}", config.node_id);
-            1
-        }
-    }
+    let outcome = Monitor::set_up(config, socket_fd).and_then(|mut monitor| {
+        let fence_reason = monitor.serve()?;
+        monitor.finish(fence_reason)
+    });
+    outcome.unwrap_or_else(|error| {
+        log::error!("monitor node={}: {error}", config.node_id);
+        EXIT_FENCED
+    })
 }
 
-fn open_socket(fd: RawFd) -> io::Result<std::os::unix::net::UnixStream> {
-    // SAFETY: fstat writes only into `stat`; an fd that is not open fails with EBADF.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(io::Error::other(format!(
-            "fd {fd} is not the daemon's socket"
-        )));
-    }
-    // SAFETY: the fd is an open socket handed to this process for its sole use.
-    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
-}
-
-fn serve(config: &MonitorConfig, socket_fd: RawFd) -> io::Result<i32> {
-    let node = config.node_id;
-    let std_socket = open_socket(socket_fd)?;
-    std_socket.set_nonblocking(true)?;
-    let mut socket = UnixStream::from_std(std_socket);
-    let mut log = EventLog::open(&config.event_log, node).map_err(|error| {
-        io::Error::other(format!(
-            "cannot open event log {}: {error}",
-            config.event_log.display()
-        ))
-    })?;
-    let mut watchdog = match &config.watchdog {
-        Some(path) => Some(Watchdog::open(path).map_err(|error| {
-            io::Error::other(format!("cannot open watchdog {}: {error}", path.display()))
-        })?),
-        None => None,
-    };
-    children::become_subreaper()?;
-    let (mut signal_reader, signal_writer) = UnixStream::pair()?;
-    let terminated_by = Arc::new(AtomicUsize::new(0));
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        signal_hook::flag::register_usize(signal, Arc::clone(&terminated_by), signal as usize)?;
-    }
-    for signal in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        let writer: std::os::unix::net::UnixStream = signal_writer.try_clone_std()?;
-        signal_hook::low_level::pipe::register(signal, writer)?;
-    }
-    let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
-    poll.registry()
-        .register(&mut signal_reader, SIGNALS, Interest::READABLE)?;
-
-    let fence_timeout = Duration::from_millis(u64::from(config.fence_timeout_ms));
-    let mut fence_deadline = Instant::now() + fence_timeout;
-    let mut holder = Holder::new(node, config.resource_log_dir.clone());
-    let mut frames = FrameReader::default();
-    let mut outgoing: Vec<u8> = Vec::new();
-    let mut events = Events::with_capacity(16);
-    let mut stopping_all = false;
-    let mut shutting_down = false;
-    // After `Shutdown` the daemon may hang up; the graceful stop goes on (the fence deadline
-    // still bounds it), and nothing more is written.
-    let mut daemon_gone = false;
-    log::info!(
-        "monitor node={node}: running, fence timeout {} ms",
-        config.fence_timeout_ms
-    );
-
-    let ending = loop {
-        let now = Instant::now();
-        let tick_ms = if holder.is_busy() {
-            READY_RETRY_MS / 4
-        } else {
-            LOOP_SLEEP_MS_MAX
+impl Monitor {
+    fn set_up(config: &MonitorConfig, socket_fd: RawFd) -> io::Result<Monitor> {
+        let context = |what: &str, path: &std::path::Path| {
+            let what = format!("cannot open {what} {}", path.display());
+            move |error: io::Error| io::Error::other(format!("{what}: {error}"))
         };
-        let mut wake_at = fence_deadline.min(now + Duration::from_millis(tick_ms));
-        if let Some(deadline) = holder.next_deadline() {
-            wake_at = wake_at.min(deadline);
+        let std_socket = adopt_socket(socket_fd)?;
+        std_socket.set_nonblocking(true)?;
+        let mut socket = UnixStream::from_std(std_socket);
+        std::fs::create_dir_all(&config.resource_log_dir)
+            .map_err(context("resource log directory", &config.resource_log_dir))?;
+        let log = EventLog::open(&config.event_log, config.node_id)
+            .map_err(context("event log", &config.event_log))?;
+        let watchdog = match &config.watchdog {
+            Some(path) => Some(Watchdog::open(path).map_err(context("watchdog", path))?),
+            None => None,
+        };
+        children::become_subreaper()?;
+        let (mut signal_reader, signal_writer) = UnixStream::pair()?;
+        let terminated_by = Arc::new(AtomicUsize::new(0));
+        // The flag is registered first so it is set before the wakeup byte is written.
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            signal_hook::flag::register_usize(signal, Arc::clone(&terminated_by), signal as usize)?;
         }
-        match poll.poll(&mut events, Some(wake_at.saturating_duration_since(now))) {
-            Err(error) if error.kind() != io::ErrorKind::Interrupted => return Err(error),
-            _ => {}
+        for signal in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            let writer = signal_writer.as_fd().try_clone_to_owned()?;
+            signal_hook::low_level::pipe::register(signal, writer)?;
         }
-        let now = Instant::now();
-        if now >= fence_deadline {
-            break Ending::Fence(format!(
-                "no command from the daemon for {} ms",
-                config.fence_timeout_ms
-            ));
+        let poll = Poll::new()?;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        poll.registry().register(&mut socket, SOCKET, interest)?;
+        poll.registry()
+            .register(&mut signal_reader, SIGNALS, Interest::READABLE)?;
+        let fence_timeout = Duration::from_millis(u64::from(config.fence_timeout_ms));
+        log::info!(
+            "monitor node={}: running, fence timeout {} ms",
+            config.node_id,
+            config.fence_timeout_ms
+        );
+        Ok(Monitor {
+            node: config.node_id,
+            poll,
+            socket,
+            signal_reader,
+            terminated_by,
+            holder: Holder::new(config.node_id, config.resource_log_dir.clone(), log),
+            watchdog,
+            frames: FrameReader::default(),
+            outgoing: Vec::new(),
+            fence_timeout,
+            fence_deadline: Instant::now() + fence_timeout,
+            shutting_down: false,
+            daemon_gone: false,
+        })
+    }
+
+    /// The event loop. Returns `None` after a graceful `Shutdown`, or why it must fence.
+    fn serve(&mut self) -> io::Result<Option<String>> {
+        let mut events = Events::with_capacity(16);
+        loop {
+            let now = Instant::now();
+            let tick_ms = match self.holder.is_busy() {
+                true => READY_RETRY_MS / 4,
+                false => LOOP_SLEEP_MS_MAX,
+            };
+            let mut wake_at = self
+                .fence_deadline
+                .min(now + Duration::from_millis(tick_ms));
+            if let Some(deadline) = self.holder.next_deadline() {
+                wake_at = wake_at.min(deadline);
+            }
+            let timeout = wake_at.saturating_duration_since(now);
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            if let Err(why) = self.step(Instant::now()) {
+                return Ok(Some(why));
+            }
+            if self.shutting_down && !self.holder.is_stopping_all() {
+                return Ok(None);
+            }
         }
-        drain(&mut signal_reader);
-        let signal = terminated_by.load(Ordering::SeqCst);
-        if signal != 0 {
-            break Ending::Fence(format!("received signal {signal}"));
+    }
+
+    /// One wakeup: deadline, signals, children, commands, resources, events. `Err` = fence.
+    fn step(&mut self, now: Instant) -> Result<(), String> {
+        if now >= self.fence_deadline {
+            let silence_ms = self.fence_timeout.as_millis();
+            return Err(format!("no command from the daemon for {silence_ms} ms"));
+        }
+        drain(&mut self.signal_reader);
+        match self.terminated_by.load(Ordering::SeqCst) {
+            0 => {}
+            signal => return Err(format!("received signal {signal}")),
         }
         for (pid, status) in children::reap_exited() {
-            holder.observe_exit(pid, status);
+            self.holder.observe_exit(pid, status);
         }
-        let mut out: Vec<Event> = Vec::new();
-        let connection = match daemon_gone {
+        let connection = match self.daemon_gone {
             true => Ok(()),
-            false => read_available(&mut socket, &mut frames),
+            false => read_available(&mut self.socket, &mut self.frames),
         };
-        let mut commands = Vec::new();
-        let ended = loop {
-            match frames.next_body() {
-                Ok(Some(body)) => match decode_command(&body) {
-                    Ok(command) => commands.push(command),
-                    Err(error) => break Some(format!("protocol error from the daemon: {error}")),
-                },
-                Ok(None) => break None,
-                Err(error) => break Some(format!("protocol error from the daemon: {error}")),
-            }
-        };
-        if !commands.is_empty() {
-            fence_deadline = now + fence_timeout;
-            if let Some(device) = &mut watchdog {
-                if let Err(error) = device.feed() {
-                    log::error!("monitor node={node}: cannot feed the watchdog: {error}");
-                }
-            }
-        }
-        for command in commands {
+        let mut protocol = Ok(());
+        let mut heard = false;
+        loop {
+            let command = match self.frames.next_body() {
+                Ok(Some(body)) => decode_command(&body),
+                Ok(None) => break,
+                Err(error) => Err(error),
+            };
             match command {
-                Command::Ping { sequence } => out.push(Event::Pong { sequence }),
-                Command::Start {
-                    resource,
-                    kind,
-                    params,
-                    timeout_ms,
-                } => {
-                    if stopping_all {
-                        let reason = "stopping all resources".to_string();
-                        out.push(Event::Done {
-                            resource,
-                            operation: super::protocol::Operation::Start,
-                            outcome: super::protocol::Outcome::Rejected(reason),
-                            elapsed_ms: 0,
-                        });
-                    } else {
-                        holder.start(
-                            &resource, &kind, &params, timeout_ms, now, &mut log, &mut out,
-                        );
-                    }
+                Ok(command) => {
+                    heard = true;
+                    self.handle(command, now);
                 }
-                Command::Stop {
-                    resource,
-                    timeout_ms,
-                } => holder.stop(&resource, timeout_ms, now, &mut log, &mut out),
-                Command::Check {
-                    resource,
-                    level,
-                    timeout_ms,
-                } => holder.check(&resource, level, timeout_ms, now, &mut log, &mut out),
-                Command::StopAll | Command::Shutdown => {
-                    shutting_down |= command == Command::Shutdown;
-                    stopping_all = true;
-                    holder.stop_all(now, &mut log, &mut out);
+                Err(error) => {
+                    protocol = Err(format!("protocol error from the daemon: {error}"));
+                    break;
                 }
             }
         }
-        holder.advance(now, &mut log, &mut out);
-        if stopping_all && holder.is_empty() {
-            out.push(Event::AllStopped);
-            stopping_all = false;
-        }
-        for event in &out {
-            if let Err(error) = encode_event(event, &mut outgoing) {
-                log::error!("monitor node={node}: cannot encode {event:?}: {error}");
+        if heard {
+            self.fence_deadline = now + self.fence_timeout;
+            if let Some(Err(error)) = self.watchdog.as_mut().map(Watchdog::feed) {
+                log::error!(
+                    "monitor node={}: cannot feed the watchdog: {error}",
+                    self.node
+                );
             }
         }
-        if let Some(why) = ended {
-            break Ending::Fence(why);
+        self.holder.advance(now);
+        for event in self.holder.take_events() {
+            if let Err(error) = encode_event(&event, &mut self.outgoing) {
+                log::error!(
+                    "monitor node={}: cannot encode {event:?}: {error}",
+                    self.node
+                );
+            }
         }
+        protocol?;
         match connection {
-            Err(why) if !shutting_down => break Ending::Fence(why),
-            Err(_) => daemon_gone = true,
+            Err(why) if !self.shutting_down => return Err(why),
+            Err(_) => self.daemon_gone = true,
             Ok(()) => {}
         }
-        if daemon_gone {
-            outgoing.clear();
-        } else if let Err(why) = write_available(&mut socket, &mut outgoing) {
-            break Ending::Fence(why);
+        match self.daemon_gone {
+            true => self.outgoing.clear(),
+            false => write_available(&mut self.socket, &mut self.outgoing)?,
         }
-        if shutting_down && !stopping_all {
-            break Ending::Graceful;
-        }
-    };
+        Ok(())
+    }
 
-    match ending {
-        Ending::Graceful => {
+    fn handle(&mut self, command: Command, now: Instant) {
+        let holder = &mut self.holder;
+        match command {
+            Command::Ping { sequence } => holder.pong(sequence),
+            Command::Start {
+                resource,
+                kind,
+                params,
+                timeout_ms,
+            } => holder.start(&resource, &kind, &params, timeout_ms, now),
+            Command::Stop {
+                resource,
+                timeout_ms,
+            } => holder.stop(&resource, timeout_ms, now),
+            Command::Check {
+                resource,
+                level,
+                timeout_ms,
+            } => holder.check(&resource, level, timeout_ms, now),
+            Command::StopAll => holder.stop_all(now),
+            Command::Shutdown => {
+                self.shutting_down = true;
+                holder.stop_all(now);
+            }
+        }
+    }
+
+    /// After the loop: a graceful end flushes the last events and disarms the watchdog; a
+    /// fence stops everything at once and leaves the watchdog armed.
+    fn finish(mut self, fence_reason: Option<String>) -> io::Result<i32> {
+        let node = self.node;
+        let Some(why) = fence_reason else {
             log::info!("monitor node={node}: shut down; every resource stopped");
             let flush_end = Instant::now() + Duration::from_millis(LOOP_SLEEP_MS_MAX);
-            while !outgoing.is_empty() && !daemon_gone && Instant::now() < flush_end {
-                if write_available(&mut socket, &mut outgoing).is_err() {
+            while !self.outgoing.is_empty() && !self.daemon_gone && Instant::now() < flush_end {
+                if write_available(&mut self.socket, &mut self.outgoing).is_err() {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            if let Some(device) = watchdog.take() {
+            if let Some(device) = self.watchdog.take() {
                 device.close_disarmed()?;
             }
-            Ok(0)
+            return Ok(EXIT_SHUTDOWN);
+        };
+        log::error!("monitor node={node}: fencing: {why}; stopping every resource");
+        let survivors = self.holder.fence();
+        match survivors.is_empty() {
+            true => log::error!("monitor node={node}: fenced; every resource is offline"),
+            false => log::error!("monitor node={node}: fenced; survived SIGKILL: {survivors:?}"),
         }
-        Ending::Fence(why) => {
-            log::error!("monitor node={node}: fencing: {why}; stopping every resource");
-            let survivors = holder.fence(&mut log);
-            match survivors.is_empty() {
-                true => log::error!("monitor node={node}: fenced; every resource is offline"),
-                false => {
-                    log::error!("monitor node={node}: fenced, but survived SIGKILL: {survivors:?}")
-                }
-            }
-            Ok(1)
-        }
+        Ok(EXIT_FENCED)
     }
+}
+
+/// Takes ownership of the inherited socket, after checking that `fd` is one.
+fn adopt_socket(fd: RawFd) -> io::Result<std::os::unix::net::UnixStream> {
+    // SAFETY: fstat writes only into `stat`; a closed fd fails with EBADF.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    let result = unsafe { libc::fstat(fd, &mut stat) };
+    if result != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::other(format!(
+            "fd {fd} is not the daemon's socket"
+        )));
+    }
+    // SAFETY: the fd is an open socket the daemon handed to this process for its sole use.
+    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
 }
 
 /// Reads everything the socket has; `Err` says why the connection is over (EOF included).
@@ -286,10 +312,7 @@ fn write_available(socket: &mut UnixStream, outgoing: &mut Vec<u8>) -> Result<()
         }
     }
     match outgoing.len() > OUTGOING_BYTES_MAX {
-        true => Err(format!(
-            "the daemon left {} bytes of events unread",
-            outgoing.len()
-        )),
+        true => Err(format!("the daemon left {} bytes unread", outgoing.len())),
         false => Ok(()),
     }
 }
@@ -298,17 +321,4 @@ fn write_available(socket: &mut UnixStream, outgoing: &mut Vec<u8>) -> Result<()
 fn drain(reader: &mut UnixStream) {
     let mut buffer = [0u8; 64];
     while matches!(reader.read(&mut buffer), Ok(count) if count > 0) {}
-}
-
-trait TryCloneStd {
-    fn try_clone_std(&self) -> io::Result<std::os::unix::net::UnixStream>;
-}
-
-impl TryCloneStd for UnixStream {
-    /// A std handle on a duplicate of this socket's fd (for signal-hook's pipe writer).
-    fn try_clone_std(&self) -> io::Result<std::os::unix::net::UnixStream> {
-        use std::os::fd::AsFd;
-        let owned = self.as_fd().try_clone_to_owned()?;
-        Ok(std::os::unix::net::UnixStream::from(owned))
-    }
 }
