@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod cli;
 pub mod core;
+pub mod demo;
 pub mod disk;
 pub mod monitor;
 pub mod node;

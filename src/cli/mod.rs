@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the command ran and failed (an unreadable or bad disk, a refused
 //! format); 2 a usage error (a wrong or missing flag), reported in one line that names it.
 mod ctl;
+mod demo;
 mod disk;
 mod dump;
 mod json;
@@ -26,6 +27,7 @@ wolfpack: a high-availability cluster service
 Usage: wolfpack COMMAND [ARGS]
 
 Commands:
+  demo [--nodes N]       a local cluster that fails over, printed as a timeline (no root)
   disk format PATH ...   write a fresh shared disk (see 'wolfpack disk --help')
   disk dump PATH         print every region and record of a shared disk
   disk check PATH        check every record; exit 1 when any is bad
@@ -82,6 +84,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         Some("disk") => disk::run(&words[1..]),
         Some("ctl") => ctl::run(&words[1..]),
+        Some("demo") => demo::run(&words[1..]),
         Some("node") => node::run(&words[1..]),
         Some("keygen") => keygen::run(&words[1..]),
         // Internal: the resource monitor, started by `wolfpack node`; not in --help.

@@ -15,7 +15,10 @@ pub fn wolfpack() -> &'static str {
 }
 
 pub fn run(args: &[&str]) -> Output {
-    Command::new(wolfpack()).args(args).output().expect("the binary runs")
+    Command::new(wolfpack())
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 pub struct Cluster {
@@ -31,28 +34,55 @@ pub struct Cluster {
 impl Cluster {
     /// Formats a disk for `configured` nodes (all on 127.`lane`.x.y) without starting any.
     pub fn new(name: &str, configured: u8) -> Cluster {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wp-{name}-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("wp-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let disk = dir.join("disk.img");
         let key = dir.join("cluster.key");
         let output = run(&["keygen", key.to_str().expect("utf-8")]);
-        assert!(output.status.success(), "keygen: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "keygen: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         // A loopback address unique to this process and test, so parallel tests never collide.
         let lane = 20 + (std::process::id() % 200) as u8;
-        let test_lane = name.bytes().fold(0u8, |acc, byte| acc.wrapping_mul(31).wrapping_add(byte));
-        let mut args: Vec<String> = vec!["disk".into(), "format".into(), disk.display().to_string()];
-        args.extend(["--cluster-name".into(), name.into(), "--size".into(), "16M".into()]);
+        let test_lane = name
+            .bytes()
+            .fold(0u8, |acc, byte| acc.wrapping_mul(31).wrapping_add(byte));
+        let mut args: Vec<String> =
+            vec!["disk".into(), "format".into(), disk.display().to_string()];
+        args.extend([
+            "--cluster-name".into(),
+            name.into(),
+            "--size".into(),
+            "16M".into(),
+        ]);
         for id in 1..=configured {
             args.push("--node".into());
             args.push(format!("{id}=n{id}@127.{lane}.{test_lane}.{id}:7400"));
         }
         let words: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = run(&words);
-        assert!(output.status.success(), "format: {}", String::from_utf8_lossy(&output.stderr));
-        let test_groups = (1..=configured).map(|id| format!("{id}=sleep 1000")).collect();
+        assert!(
+            output.status.success(),
+            "format: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let test_groups = (1..=configured)
+            .map(|id| format!("{id}=sleep 1000"))
+            .collect();
         let event_log = dir.join("events.log");
-        Cluster { dir, disk, key, event_log, size: configured, test_groups, children: BTreeMap::new() }
+        Cluster {
+            dir,
+            disk,
+            key,
+            event_log,
+            size: configured,
+            test_groups,
+            children: BTreeMap::new(),
+        }
     }
 
     pub fn socket(&self, id: u8) -> PathBuf {
@@ -73,7 +103,10 @@ impl Cluster {
             "--event-log".into(),
             self.event_log.display().to_string(),
             "--resource-log-dir".into(),
-            self.dir.join(format!("resources-{id}")).display().to_string(),
+            self.dir
+                .join(format!("resources-{id}"))
+                .display()
+                .to_string(),
         ];
         for group in &self.test_groups {
             args.push("--test-group".into());
@@ -149,20 +182,33 @@ impl Cluster {
         if status["state"] != "stabilized" {
             return None;
         }
-        status["members"].as_array().map(|ids| ids.iter().filter_map(|v| v.as_u64()).map(|v| v as u8).collect())
+        status["members"].as_array().map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_u64())
+                .map(|v| v as u8)
+                .collect()
+        })
     }
 
     pub fn groups_online(&self, id: u8) -> Vec<u8> {
         self.status(id)
             .and_then(|status| {
-                status["groups_online_here"].as_array().map(|ids| ids.iter().filter_map(|v| v.as_u64()).map(|v| v as u8).collect())
+                status["groups_online_here"].as_array().map(|ids| {
+                    ids.iter()
+                        .filter_map(|v| v.as_u64())
+                        .map(|v| v as u8)
+                        .collect()
+                })
             })
             .unwrap_or_default()
     }
 
     /// Waits until every node of `ids` is stabilized with exactly `ids` as members.
     pub fn wait_membership(&self, ids: &[u8]) {
-        self.wait_for(&format!("membership {ids:?}"), || ids.iter().all(|&id| self.members(id).as_deref() == Some(ids)));
+        self.wait_for(&format!("membership {ids:?}"), || {
+            ids.iter()
+                .all(|&id| self.members(id).as_deref() == Some(ids))
+        });
     }
 
     /// Waits until every group of the cluster is online on exactly one of `ids`.
@@ -189,10 +235,16 @@ impl Cluster {
         for id in 1..=self.size {
             if let Ok(log) = std::fs::read_to_string(self.dir.join(format!("n{id}.log"))) {
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
-                text += &format!("\n--- node {id} log (last lines) ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                text += &format!(
+                    "\n--- node {id} log (last lines) ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
         }
-        text + &format!("\n--- events ---\n{}", std::fs::read_to_string(&self.event_log).unwrap_or_default())
+        text + &format!(
+            "\n--- events ---\n{}",
+            std::fs::read_to_string(&self.event_log).unwrap_or_default()
+        )
     }
 
     /// Asserts that no resource was online on two nodes at the same CLOCK_MONOTONIC instant.
