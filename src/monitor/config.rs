@@ -1,6 +1,8 @@
 //! `MonitorConfig`: what the daemon tells its monitor at spawn, and the internal command line
 //! that carries it (`wolfpack monitor --fd 3 --node-id N ...`). `to_args` and `from_args` are
 //! inverses; the command line is not for humans and is not in `--help`.
+use super::fence_ack::FenceAckTarget;
+use crate::disk::storage::DiskIo;
 use std::ffi::OsString;
 use std::os::unix::io::RawFd;
 use std::path::PathBuf;
@@ -23,6 +25,8 @@ pub struct MonitorConfig {
     pub resource_log_dir: PathBuf,
     /// A Linux watchdog device fed on every command from the daemon, if any.
     pub watchdog: Option<PathBuf>,
+    /// Where to acknowledge every fence request once a fence left nothing running, if anywhere.
+    pub fence_ack: Option<FenceAckTarget>,
 }
 
 impl MonitorConfig {
@@ -38,6 +42,7 @@ impl MonitorConfig {
             event_log,
             resource_log_dir,
             watchdog: None,
+            fence_ack: None,
         }
     }
 
@@ -59,6 +64,22 @@ impl MonitorConfig {
             args.push("--watchdog".into());
             args.push(device.clone().into_os_string());
         }
+        if let Some(ack) = &self.fence_ack {
+            args.push("--ack-disk".into());
+            args.push(ack.disk.clone().into_os_string());
+            if let Some(io) = ack.disk_io {
+                args.push("--ack-disk-io".into());
+                args.push(io.name().into());
+            }
+            for (flag, value) in [
+                ("--ack-offset", ack.offset_bytes),
+                ("--ack-cluster-id", ack.cluster_id),
+                ("--ack-incarnation", ack.incarnation),
+            ] {
+                args.push(flag.into());
+                args.push(value.to_string().into());
+            }
+        }
         args
     }
 
@@ -72,6 +93,11 @@ impl MonitorConfig {
         options.reqopt("", "event-log", "", "PATH");
         options.reqopt("", "log-dir", "", "DIR");
         options.optopt("", "watchdog", "", "DEV");
+        options.optopt("", "ack-disk", "", "PATH");
+        options.optopt("", "ack-disk-io", "", "mmap|direct");
+        options.optopt("", "ack-offset", "", "BYTES");
+        options.optopt("", "ack-cluster-id", "", "ID");
+        options.optopt("", "ack-incarnation", "", "N");
         let matches = options
             .parse(words)
             .map_err(|error| format!("monitor: {error}"))?;
@@ -93,12 +119,30 @@ impl MonitorConfig {
             _ => return Err("monitor: --fence-timeout-ms must be 1 to 2^32-1".to_string()),
         };
         let path = |flag: &str| PathBuf::from(matches.opt_str(flag).unwrap_or_default());
+        let fence_ack = match matches.opt_str("ack-disk") {
+            None => None,
+            Some(disk) => Some(FenceAckTarget {
+                disk: PathBuf::from(disk),
+                disk_io: match matches.opt_str("ack-disk-io") {
+                    None => None,
+                    Some(name) => Some(
+                        DiskIo::parse(&name)
+                            .ok_or("monitor: --ack-disk-io is neither mmap nor direct")?,
+                    ),
+                },
+                offset_bytes: number("ack-offset")?,
+                cluster_id: number("ack-cluster-id")?,
+                node_id,
+                incarnation: number("ack-incarnation")?,
+            }),
+        };
         let config = MonitorConfig {
             node_id,
             fence_timeout_ms,
             event_log: path("event-log"),
             resource_log_dir: path("log-dir"),
             watchdog: matches.opt_str("watchdog").map(PathBuf::from),
+            fence_ack,
         };
         Ok((config, fd))
     }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod constants;
 pub mod error;
 pub mod event_log;
+pub mod fence_ack;
 mod holder;
 pub mod protocol;
 pub mod resource;

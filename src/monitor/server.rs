@@ -47,6 +47,7 @@ struct Monitor {
     /// After `Shutdown` the daemon may hang up: the graceful stop goes on (the fence deadline
     /// still bounds it) and nothing more is written.
     daemon_gone: bool,
+    fence_ack: Option<super::fence_ack::FenceAckTarget>,
 }
 
 /// Runs the monitor until it shuts down or fences; returns the exit code.
@@ -114,6 +115,7 @@ impl Monitor {
             fence_deadline: Instant::now() + fence_timeout,
             shutting_down: false,
             daemon_gone: false,
+            fence_ack: config.fence_ack.clone(),
         })
     }
 
@@ -265,6 +267,17 @@ impl Monitor {
         match survivors.is_empty() {
             true => log::error!("monitor node={node}: fenced; every resource is offline"),
             false => log::error!("monitor node={node}: fenced; survived SIGKILL: {survivors:?}"),
+        }
+        // Only a fence that left nothing running may tell the survivors so.
+        if let (true, Some(ack)) = (survivors.is_empty(), &self.fence_ack) {
+            match ack.write() {
+                Ok(()) => log::info!(
+                    "monitor node={node}: acknowledged every fence request on the shared disk"
+                ),
+                Err(error) => log::error!(
+                    "monitor node={node}: cannot write the fence acknowledgement: {error}"
+                ),
+            }
         }
         Ok(EXIT_FENCED)
     }

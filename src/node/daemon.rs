@@ -87,6 +87,14 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     );
     monitor_config.resource_log_dir = options.resource_log_dir.clone();
     monitor_config.watchdog = options.watchdog.clone();
+    monitor_config.fence_ack = Some(monitor::fence_ack::FenceAckTarget {
+        disk: options.disk.clone(),
+        disk_io: options.disk_io,
+        offset_bytes: config.superblock.geometry.fence_ack_offset(options.node_id),
+        cluster_id: config.cluster_id,
+        node_id: options.node_id,
+        incarnation: config.incarnation,
+    });
     let executable = std::env::current_exe()
         .map_err(|error| format!("cannot find the wolfpack binary: {error}"))?;
     let mut monitor =
