@@ -3,16 +3,17 @@ use super::{parse, parse_flags, CommandError, UsageError, EXIT_OK};
 use crate::admin::DEFAULT_SOCKET_PATH;
 use crate::disk::storage::DiskIo;
 use crate::node::daemon::{self, NodeOptions};
+use crate::node::log_file::LogFile;
 use std::path::PathBuf;
 
 pub const NODE_HELP: &str = "\
 Usage: wolfpack node --disk PATH --node-id N --key FILE [--disk-io mmap|direct]
                      [--admin-socket PATH] [--event-log PATH] [--resource-log-dir DIR]
-                     [--watchdog DEV] [--test-group G=COMMAND ...]
+                     [--watchdog DEV] [--log-file PATH] [--test-group G=COMMAND ...]
 
 Runs node N of the cluster whose shared disk is PATH (the node table, addresses and timing are
-read from the disk; see 'wolfpack disk format'). Logs go to stderr (RUST_LOG=debug for more).
-SIGTERM or SIGINT stops every resource and exits.
+read from the disk; see 'wolfpack disk format'). Logs go to stderr or --log-file (RUST_LOG=debug
+for more). SIGTERM or SIGINT stops every resource and exits; SIGHUP reopens the log file.
 
 Flags:
   --disk PATH             the shared disk (file, image or block device)
@@ -24,6 +25,7 @@ Flags:
                           (default /var/log/wolfpack/events.log)
   --resource-log-dir DIR  each resource's output (default /var/log/wolfpack/resources)
   --watchdog DEV          also feed this Linux watchdog device while the node is healthy
+  --log-file PATH         log here instead of stderr; SIGHUP reopens it (for log rotation)
   --test-group G=COMMAND  the command group G runs (group G's home is node G), kept running on
                           whichever node holds the group; the same on every node. Interim, until
                           groups live in the replicated database.
@@ -44,6 +46,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     options.optopt("", "resource-log-dir", "", "DIR");
     options.optopt("", "watchdog", "", "DEV");
     options.optmulti("", "test-group", "", "G=COMMAND");
+    options.optopt("", "log-file", "", "PATH");
     let matches = parse_flags(&options, words, "node")?;
     if let Some(extra) = matches.free.first() {
         return Err(UsageError(format!("node: unexpected argument '{extra}'")).into());
@@ -87,6 +90,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
         event_log: path("event-log", "/var/log/wolfpack/events.log"),
         resource_log_dir: path("resource-log-dir", "/var/log/wolfpack/resources"),
         test_groups,
+        log_file: None,
     };
     let directories = [
         options.admin_socket.parent(),
@@ -100,10 +104,19 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
             })?;
         }
     }
-    let _ = env_logger::Builder::new()
+    let mut options = options;
+    let mut logger = env_logger::Builder::new();
+    logger
         .filter_level(log::LevelFilter::Info)
-        .parse_default_env()
-        .try_init();
+        .parse_default_env();
+    if let Some(path) = matches.opt_str("log-file") {
+        let log_file = LogFile::open(std::path::Path::new(&path)).map_err(|error| {
+            CommandError::Failed(format!("cannot open --log-file {path}: {error}"))
+        })?;
+        logger.target(env_logger::Target::Pipe(Box::new(log_file.clone())));
+        options.log_file = Some(log_file);
+    }
+    let _ = logger.try_init();
     daemon::run(options).map_err(CommandError::Failed)?;
     Ok(EXIT_OK)
 }

@@ -50,6 +50,8 @@ pub struct NodeOptions {
     /// The command each test group runs (group id = its home node id), until groups live in
     /// the replicated database.
     pub test_groups: Vec<(u8, String)>,
+    /// The log file SIGHUP reopens; `None` when logging to stderr.
+    pub log_file: Option<super::log_file::LogFile>,
 }
 
 /// Runs the node until SIGTERM/SIGINT. `Err` is one line for the user; nothing was written to
@@ -204,10 +206,7 @@ impl Daemon {
                 self.receive(network);
             }
             if self.signals.take_hangup() {
-                log::info!(
-                    "node={} SIGHUP: logs go to stderr; nothing to reopen",
-                    self.options.node_id
-                );
+                self.reopen_log();
             }
             if self.signals.take_terminate() {
                 return Ok(());
@@ -405,6 +404,18 @@ impl Daemon {
         let text = report::describe_event(&event);
         log::info!("node={node} epoch={epoch} {text}");
         self.events.push(text);
+    }
+
+    fn reopen_log(&self) {
+        let node = self.options.node_id;
+        let Some(log_file) = &self.options.log_file else {
+            log::info!("node={node} SIGHUP: logging to stderr; nothing to reopen");
+            return;
+        };
+        match log_file.reopen() {
+            Ok(()) => log::info!("node={node} SIGHUP: reopened {}", log_file.path().display()),
+            Err(error) => log::error!("node={node} SIGHUP: cannot reopen the log: {error}"),
+        }
     }
 
     fn keep_monitor_armed(&mut self, now_ms: u64) {

@@ -3,6 +3,7 @@
 //! thread and the resource monitor.
 pub mod daemon;
 pub mod disk_worker;
+pub mod log_file;
 pub mod report;
 pub mod signals;
 pub mod startup;
