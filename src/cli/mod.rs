@@ -7,7 +7,6 @@ mod ctl;
 mod demo;
 mod disk;
 mod dump;
-mod json;
 mod keygen;
 mod node;
 mod parse;

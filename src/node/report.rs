@@ -176,19 +176,7 @@ fn members_text(bitmap: u64) -> String {
 }
 
 fn json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for character in text.chars() {
-        match character {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            control if (control as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", control as u32);
-            }
-            other => out.push(other),
-        }
-    }
-    out.push('"');
-    out
+    crate::json::quoted(text)
 }
 
 fn link_window_ms(config: &DiskConfig) -> u64 {
