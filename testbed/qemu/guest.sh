@@ -8,6 +8,7 @@
 #   ttyS1 (events):  the resource monitor's event log itself ("<µs> node=N resource=R
 #                    online|offline", --event-log /dev/ttyS1), and "pong <seq> <ns>" answers to
 #                    the host's "ping <seq>" lines, which bound the guest-to-host clock offset.
+#                    The host's "go" line on this port starts the node.
 id=${TB_ID:?tb.id missing}
 say() { echo "wp-init: $*"; }
 
@@ -22,7 +23,10 @@ stty -F /dev/ttyS1 -echo
     exec 3</dev/ttyS1
     while read -r word seq <&3; do
         now=$(monotonic_ns)
-        [ "$word" = ping ] && echo "pong $seq $now" >/dev/ttyS1
+        case "$word" in
+        ping) echo "pong $seq $now" >/dev/ttyS1 ;;
+        go) : >/run/go ;;
+        esac
     done
 ) &
 
@@ -36,6 +40,8 @@ esac
 for group in 1 2; do
     set -- "$@" --test-group "$group=exec sleep 1000000"
 done
+# Wait for the host's "go" (sent once both VMs are up), so both nodes start together.
+while [ ! -e /run/go ]; do sleep 0.05; done
 say "starting wolfpack $*"
 RUST_LOG=${TB_LOG:-info} /app/wolfpack "$@" &
 node=$!
