@@ -372,7 +372,7 @@ wait_until() {
                 status=0
                 wait "${QEMU_PID[$n]}" 2>/dev/null || status=$?
                 unset "QEMU_PID[$n]"
-                WAIT_WHY="VM n$n (QEMU) exited with status $status while waiting for $what; its stderr: $(tail -n 3 "$WORK/n$n.qemu.err" | tr '\n' ' ')"
+                WAIT_WHY="VM n$n (QEMU) exited with status $status while waiting for $what; QEMU stderr: '$(tail -n 3 "$WORK/n$n.qemu.err" | tr '\n' ' ')'; last console line: '$(tail -n 1 "$WORK/n$n.con.log" | cut -d' ' -f2- | cut -c1-160)'"
                 return 1
             fi
         done
@@ -438,7 +438,7 @@ online_after() { # node group after_us: a group-G online line of node n that arr
 # bracketed by every ping/pong pair: the pong's guest time g was read after the ping was written
 # (host time s) and before the pong arrived (host time h), so offset c = host - guest is in
 # [s - g, h - g]. Each event-log line, stamped by the guest with g_e, then happened at a host
-# time in [g_e + c_lo, g_e + c_hi], with the bracket taken from the pongs within 5 s of it. An
+# time in [g_e + c_lo, g_e + c_hi], with the bracket taken from the pongs within 2 s of it. An
 # "online" line is written before the resource's first process starts and an "offline" line
 # after its processes are gone, so the interval [g_on + c_lo, g_off + c_hi] contains every
 # instant the resource could run. A VM killed by SIGKILL ran nothing after its QEMU was reaped.
@@ -460,7 +460,7 @@ analyse() {
         function bracket(n, g,    k, lo, hi, found) {
             lo = -1e18; hi = 1e18; found = 0
             for (k = 1; k <= pongs[n]; k++) {
-                if (pg[n, k] < g - 5000000 || pg[n, k] > g + 5000000) continue
+                if (pg[n, k] < g - 2000000 || pg[n, k] > g + 2000000) continue
                 found = 1
                 if (plo[n, k] > lo) lo = plo[n, k]
                 if (phi[n, k] < hi) hi = phi[n, k]
