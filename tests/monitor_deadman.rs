@@ -153,3 +153,28 @@ fn sigterm_to_the_monitor_fences_every_resource() {
     assert_eq!(wait_exit(&mut client), Some(1));
     assert_fenced(&scratch, &pids, 1);
 }
+
+/// Nothing can run before the daemon's first command, so a slow daemon start-up (seen under
+/// QEMU TCG: over 2 s) must not make the monitor fence and exit.
+#[test]
+fn the_dead_man_switch_is_armed_only_by_the_first_command() {
+    let scratch = Scratch::new("monitor-unarmed");
+    let mut client = spawn_monitor(&scratch, 200, None);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(
+        client.try_wait().expect("wait").is_none(),
+        "the monitor fenced before any command"
+    );
+    let pids = start_sleepers(&mut client, &scratch, 1, true);
+    let monitor = client.child_pid() as i32;
+    wait_until(
+        "the monitor fenced after the first command went quiet",
+        || {
+            let mut status = 0;
+            // SAFETY: waitpid on our own child's pid with a valid status pointer.
+            let reaped = unsafe { libc::waitpid(monitor, &mut status, libc::WNOHANG) };
+            reaped == monitor && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 1
+        },
+    );
+    assert_fenced(&scratch, &pids, 1);
+}

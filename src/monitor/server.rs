@@ -42,7 +42,10 @@ struct Monitor {
     frames: FrameReader,
     outgoing: Vec<u8>,
     fence_timeout: Duration,
-    fence_deadline: Instant,
+    /// `None` until the daemon's first command: nothing can be running before one (resources
+    /// start only on command), and a slow daemon start-up (seen: 2.3 s under TCG) must not
+    /// make the monitor fence a node that never held anything.
+    fence_deadline: Option<Instant>,
     shutting_down: bool,
     /// After `Shutdown` the daemon may hang up: the graceful stop goes on (the fence deadline
     /// still bounds it) and nothing more is written.
@@ -112,7 +115,7 @@ impl Monitor {
             frames: FrameReader::default(),
             outgoing: Vec::new(),
             fence_timeout,
-            fence_deadline: Instant::now() + fence_timeout,
+            fence_deadline: None,
             shutting_down: false,
             daemon_gone: false,
             fence_ack: config.fence_ack.clone(),
@@ -128,9 +131,10 @@ impl Monitor {
                 true => READY_RETRY_MS / 4,
                 false => LOOP_SLEEP_MS_MAX,
             };
-            let mut wake_at = self
-                .fence_deadline
-                .min(now + Duration::from_millis(tick_ms));
+            let mut wake_at = now + Duration::from_millis(tick_ms);
+            if let Some(deadline) = self.fence_deadline {
+                wake_at = wake_at.min(deadline);
+            }
             if let Some(deadline) = self.holder.next_deadline() {
                 wake_at = wake_at.min(deadline);
             }
@@ -151,7 +155,7 @@ impl Monitor {
 
     /// One wakeup: deadline, signals, children, commands, resources, events. `Err` = fence.
     fn step(&mut self, now: Instant) -> Result<(), String> {
-        if now >= self.fence_deadline {
+        if self.fence_deadline.is_some_and(|deadline| now >= deadline) {
             let silence_ms = self.fence_timeout.as_millis();
             return Err(format!("no command from the daemon for {silence_ms} ms"));
         }
@@ -187,7 +191,7 @@ impl Monitor {
             }
         }
         if heard {
-            self.fence_deadline = now + self.fence_timeout;
+            self.fence_deadline = Some(now + self.fence_timeout);
             if let Some(Err(error)) = self.watchdog.as_mut().map(Watchdog::feed) {
                 log::error!(
                     "monitor node={}: cannot feed the watchdog: {error}",
