@@ -42,6 +42,8 @@ fn started_bed(nodes: u8, second_network: bool) -> Bed {
     bed.converge(Duration::from_secs(60))
         .expect("the cluster forms");
     bed.start_prober().expect("prober");
+    // Let the client get answers before any fault (a fault may cut it off from the service).
+    std::thread::sleep(Duration::from_secs(1));
     bed
 }
 
