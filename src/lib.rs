@@ -12,4 +12,5 @@ pub mod monitor;
 pub mod node;
 pub mod prng;
 pub mod sim;
+pub mod testbed;
 pub mod wire;

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v losetup >/dev/null 2>&1 || packages+=(mount)
 command -v ip >/dev/null 2>&1 || packages+=(iproute2)
+# The netns testbed: partitions are nftables rules; services announce with a gratuitous ARP.
+command -v nft >/dev/null 2>&1 || packages+=(nftables)
+command -v arping >/dev/null 2>&1 || packages+=(iputils-arping)
 if ((${#packages[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "tools/test.sh: installing ${packages[*]}"

@@ -34,6 +34,7 @@ Commands:
                          run this machine's cluster node (see 'wolfpack node --help')
   ctl COMMAND            ask a running node (see 'wolfpack ctl --help')
   keygen FILE [--force]  write a fresh cluster key, mode 0600 (see 'wolfpack keygen --help')
+  testbed COMMAND        network-namespace testbed, faults, chaos (root; 'wolfpack testbed --help')
 
 Flags:
   -h, --help             print this help
@@ -86,6 +87,7 @@ pub fn run(args: &[String]) -> i32 {
         Some("demo") => demo::run(&words[1..]),
         Some("node") => node::run(&words[1..]),
         Some("keygen") => keygen::run(&words[1..]),
+        Some("testbed") => return crate::testbed::cli::main(&words[1..]),
         // Internal: the resource monitor, started by `wolfpack node`; not in --help.
         Some("monitor") => return crate::monitor::main(&words[1..]),
         Some(other) => Err(CommandError::Usage(UsageError(format!(

@@ -149,6 +149,8 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         outgoing: Vec::with_capacity(crate::wire::FRAME_BYTES_MAX),
         last_ping_ms: now_ms,
         holding: 0,
+        stopping: std::collections::BTreeSet::new(),
+        held_fence_acks: Vec::new(),
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -172,6 +174,11 @@ struct Daemon {
     last_ping_ms: u64,
     /// Groups the core told this node to hold (bit g-1).
     holding: u64,
+    /// Resources told to stop whose stop the monitor has not yet confirmed.
+    stopping: std::collections::BTreeSet<String>,
+    /// Writes of our fence acknowledgement held back until `stopping` is empty (see
+    /// `hold_fence_ack`).
+    held_fence_acks: Vec<DiskRequest>,
 }
 
 impl Daemon {
@@ -214,6 +221,7 @@ impl Daemon {
             let now_ms = monitor::event_log::monotonic_micros() / 1000;
             self.core.step(Input::Tick { now_ms });
             self.dispatch_outputs(now_ms);
+            self.release_fence_acks();
             while let Some(request) = self.admin.next_request() {
                 self.answer(poll, request, now_ms);
             }
@@ -295,6 +303,13 @@ impl Daemon {
                     outcome,
                     elapsed_ms,
                 } => {
+                    // A failed stop may have left processes running: its resource stays in
+                    // `stopping`, so no fence acknowledgement claims otherwise (the survivors
+                    // then wait for this node's lease to expire).
+                    if operation == monitor::Operation::Stop && outcome == monitor::Outcome::Success
+                    {
+                        self.stopping.remove(&resource);
+                    }
                     let text =
                         format!("resource {resource} {operation:?} {outcome:?} in {elapsed_ms} ms");
                     if outcome != monitor::Outcome::Success {
@@ -303,6 +318,7 @@ impl Daemon {
                     self.events.push(text);
                 }
                 monitor::Event::ResourceFailed { resource, reason } => {
+                    self.stopping.remove(&resource);
                     log::warn!(
                         "node={} resource {resource} failed: {reason}",
                         self.options.node_id
@@ -312,6 +328,49 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Submits held fence acknowledgements once every stop is confirmed.
+    fn release_fence_acks(&mut self) {
+        if self.stopping.is_empty() {
+            for request in std::mem::take(&mut self.held_fence_acks) {
+                let _ = self.disk_worker.submit(request);
+            }
+        }
+    }
+
+    /// Whether a write is our fence acknowledgement and must wait for stops in progress.
+    ///
+    /// Why: the core writes the acknowledgement ("resources stopped") as soon as it has *told*
+    /// the monitor to stop, and survivors start our groups the moment they read it, while our
+    /// processes may still be stopping (seen in the netns testbed: a 15 ms overlap after a
+    /// symmetric partition). Holding the write back until the monitor confirms every stop
+    /// keeps the acknowledgement true; to the core it is only a slow disk write. The proper
+    /// fix (the core waits for a "stopped" input) belongs to the core.
+    fn hold_fence_ack(&self, offset_bytes: u64) -> bool {
+        !self.stopping.is_empty()
+            && offset_bytes
+                == self
+                    .config
+                    .superblock
+                    .geometry
+                    .fence_ack_offset(self.options.node_id)
+    }
+
+    /// Whether this node must stay off the network: it left the membership and its monitor has
+    /// not yet confirmed every stop.
+    ///
+    /// Why: the core counts a group offline once it has *told* the monitor to stop it. A node
+    /// fenced after a short freeze rejoined within milliseconds, and the new membership placed
+    /// its groups elsewhere while its services were still stopping (netns chaos, seed 7, 5
+    /// nodes: 20 ms overlaps). Silence until the stops are confirmed keeps a rejoin from
+    /// outrunning them. The proper fix (a "stopped" input to the core) belongs to the core.
+    fn silent_until_stopped(&self) -> bool {
+        if self.stopping.is_empty() {
+            return false;
+        }
+        let status = self.core.status();
+        !(status.stabilized && status.members & core::bit(self.options.node_id) != 0)
     }
 
     fn dispatch_outputs(&mut self, now_ms: u64) {
@@ -324,6 +383,9 @@ impl Daemon {
                 } => {
                     if payload.len() > crate::wire::PAYLOAD_BYTES_MAX {
                         self.metrics.oversized_messages += 1;
+                        continue;
+                    }
+                    if self.silent_until_stopped() {
                         continue;
                     }
                     self.sealer
@@ -340,11 +402,20 @@ impl Daemon {
                     offset_bytes,
                     block,
                 } => {
-                    let _ = self.disk_worker.submit(DiskRequest::Write {
+                    let request = DiskRequest::Write {
                         op,
                         offset_bytes,
                         block,
-                    });
+                    };
+                    if self.hold_fence_ack(offset_bytes) {
+                        log::info!(
+                            "node={} fence acknowledgement held until the monitor confirms every stop",
+                            self.options.node_id
+                        );
+                        self.held_fence_acks.push(request);
+                    } else {
+                        let _ = self.disk_worker.submit(request);
+                    }
                 }
                 Output::Resource { group, online } => self.group(group, online),
                 Output::ArmDeadman { .. } => self.ping_monitor(now_ms),
@@ -374,10 +445,15 @@ impl Daemon {
                 params: vec![("command".into(), command)],
                 timeout_ms: None,
             }),
-            (false, _) => self.monitor.send(&monitor::Command::Stop {
-                resource: resource.clone(),
-                timeout_ms: None,
-            }),
+            (false, command) => {
+                if command.is_some() {
+                    self.stopping.insert(resource.clone());
+                }
+                self.monitor.send(&monitor::Command::Stop {
+                    resource: resource.clone(),
+                    timeout_ms: None,
+                })
+            }
             (true, None) => Ok(()),
         };
         if let Err(error) = sent {
