@@ -13,10 +13,7 @@ impl Node {
             Role::Forming => true,
             Role::Searching { .. } => false,
             Role::Member => {
-                let closing = self
-                    .regroup
-                    .as_ref()
-                    .is_some_and(|round| round.phase == super::regroup::Phase::Closing);
+                let closing = self.regroup.is_some() && self.regroup_needs_quorum;
                 let leader = ids(self.members).next() == Some(self.me());
                 let owner_seen = self
                     .quorum_owner_seen_tick
@@ -29,6 +26,12 @@ impl Node {
     /// Every renew interval: leases, then the quorum record.
     pub(super) fn renew_tick(&mut self) {
         self.renew_leases();
+    }
+
+    /// Every renew interval, half an interval after the slot: the slot and the quorum record
+    /// (the two durable copies of the epoch) are never in flight together, so one crash tears
+    /// at most one of them.
+    pub(super) fn quorum_tick(&mut self) {
         let want = self.wants_quorum();
         let (io, lapsed) = self.quorum.on_interval(want, self.now_ticks);
         if lapsed {
@@ -82,7 +85,7 @@ impl Node {
         };
         let (io, lost) = self
             .quorum
-            .on_read(record, issue_tick, self.now_ticks, self.epoch);
+            .on_read(record, issue_tick, self.now_ticks, self.acked_epoch);
         if lost {
             self.emit(Event::QuorumOwner { owned: false });
         }

@@ -169,7 +169,7 @@ impl Node {
                 form_wait_ticks,
             } => {
                 let started = self.start_tick.unwrap_or(0);
-                if (now - started) % self.timeouts.join_retry_ticks == 0 {
+                if (now - started).is_multiple_of(self.timeouts.join_retry_ticks) {
                     let everyone = self.configured() & !bit(self.me());
                     self.send_all(everyone, &Body::JoinRequest);
                 }
@@ -191,6 +191,7 @@ impl Node {
 
     fn begin_forming(&mut self) {
         self.role = Role::Forming;
+        self.form_attempt += 1;
         self.quorum.outcome = None;
         self.form_pending_epoch = None;
         self.form_snapshot.clear();
@@ -203,7 +204,15 @@ impl Node {
         for peer in ids(self.configured()) {
             self.form_reads_left += 1;
             let offset = self.config.geometry.node_slot_offset(peer);
-            self.disk_read(Purpose::FormSlotRead { peer, second }, offset);
+            let attempt = self.form_attempt;
+            self.disk_read(
+                Purpose::FormSlotRead {
+                    peer,
+                    second,
+                    attempt,
+                },
+                offset,
+            );
         }
     }
 
@@ -232,9 +241,12 @@ impl Node {
         &mut self,
         peer: u8,
         second: bool,
+        attempt: u64,
         block: Option<&[u8; disk_records::BLOCK_SIZE]>,
     ) {
-        if self.role != Role::Forming || second != self.form_second_pass {
+        // Reads of an earlier (aborted) attempt or pass are not counted.
+        let current = attempt == self.form_attempt && second == self.form_second_pass;
+        if self.role != Role::Forming || !current {
             return;
         }
         let seen = match block.map(|block| disk_records::decode::<NodeSlot>(&block[..])) {
@@ -289,7 +301,7 @@ impl Node {
         // Make the epoch durable in our slot before stabilizing it (see `OwnLease`).
         self.acked_epoch = epoch;
         self.form_pending_epoch = Some(epoch);
-        self.last_renew_tick = None;
+        self.own_lease.slot_write_due = true;
     }
 
     /// Completes a form once its epoch is durable (still owning the quorum).
@@ -297,7 +309,10 @@ impl Node {
         let Some(epoch) = self.form_pending_epoch else {
             return;
         };
-        if self.own_lease.durable_epoch < epoch {
+        if !self.epoch_durable(epoch, super::bit(self.me())) {
+            if !self.own_lease.slot_write_in_flight {
+                self.own_lease.slot_write_due = true;
+            }
             return;
         }
         self.form_pending_epoch = None;
@@ -326,6 +341,7 @@ impl Node {
     /// Entering a membership: write a member slot at once (the lease starts with it).
     pub(super) fn became_member(&mut self) {
         self.member_since_tick = self.now_ticks;
+        self.own_lease.start_pending = None;
         self.last_renew_tick = None;
     }
 
@@ -333,6 +349,9 @@ impl Node {
     pub(super) fn leave(&mut self, reason: &'static str) {
         self.stop_all_groups();
         self.quorum.release();
+        // Every membership starts a new lease, through the mailbox check.
+        self.own_lease.valid_until_tick = 0;
+        self.own_lease.start_pending = None;
         let wait =
             self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
         self.role = Role::Searching {

@@ -54,10 +54,12 @@ pub struct RegroupStatus {
     pub round: u64,
     /// Last stabilized epoch of the sender (0 if none).
     pub epoch: u64,
-    /// Highest epoch the sender acknowledged an install for.
+    /// Members of the sender's stabilized epoch (0 for a joiner).
+    pub members: u64,
+    /// Highest epoch the sender acknowledged an install for, and that install's members: a
+    /// view that may have stabilized elsewhere (0 members for a joiner).
     pub acked_epoch: u64,
-    /// The membership the sender's survival is judged against.
-    pub previous_members: u64,
+    pub acked_members: u64,
     /// Nodes the sender heard from recently, on any network.
     pub heard: u64,
     /// Nodes asking to join in this round.
@@ -137,8 +139,9 @@ impl Message {
                 for value in [
                     status.round,
                     status.epoch,
+                    status.members,
                     status.acked_epoch,
-                    status.previous_members,
+                    status.acked_members,
                     status.heard,
                     status.joiners,
                     status.online_groups,
@@ -203,8 +206,9 @@ impl Message {
             3 => Body::RegroupStatus(RegroupStatus {
                 round: reader.u64()?,
                 epoch: reader.u64()?,
+                members: reader.u64()?,
                 acked_epoch: reader.u64()?,
-                previous_members: reader.u64()?,
+                acked_members: reader.u64()?,
                 heard: reader.u64()?,
                 joiners: reader.u64()?,
                 online_groups: reader.u64()?,
@@ -362,8 +366,9 @@ mod tests {
             Body::RegroupStatus(RegroupStatus {
                 round: 1,
                 epoch: 2,
+                members: 3,
                 acked_epoch: 2,
-                previous_members: 3,
+                acked_members: 3,
                 heard: 3,
                 joiners: 4,
                 online_groups: 1,

@@ -12,26 +12,43 @@
 //! O_DIRECT/O_DSYNC), so there is no separate flush. Every operation completes or fails within
 //! `DISK_IO_LATENCY_MAX_MS` (media assumption, see `disklayout/ARBITRATION.md`).
 //!
-//! Parts: `membership` (heartbeats on every network, failure detection), `regroup` (form, join
-//! through the sponsor, Tandem phases), `quorum` (challenge/defense on the quorum record),
-//! `lease` (own membership lease, observation of peers' leases, fencing), `groups` (which
-//! group is online where), `message` (wire encoding), `database`.
+//! **Files.**
+//! - `node.rs`: the `Node` struct, `step`, the tick schedule; `input.rs`: untrusted input
+//!   (decode, sender and incarnation checks, dispatch) and the local invariant assertions.
+//! - `membership.rs` + `join.rs`: heartbeats on every network, silence on all networks = lost;
+//!   searching, join requests, forming with quorum, leaving.
+//! - `regroup.rs` (activate, closing), `survival.rs` (survival rule, pruning to a fully
+//!   connected set), `install.rs` (pruning result, cleanup 1, cleanup 2, stabilize).
+//! - `quorum.rs` (challenge/defense state machine, pure) + `arbitration.rs` (its disk I/O,
+//!   group placement); `lease.rs` (own membership lease, mailbox, fencing answered);
+//!   `observe.rs` (peers' leases and fence requests: when a lost node counts as stopped).
+//! - `groups.rs` (group table per epoch), `message.rs` (wire encoding), `database.rs`,
+//!   `timeout.rs` (every interval in ticks, the lease arithmetic), `disk_records.rs`.
 //!
-//! **Invariants** (asserted in the core, checked again by `src/sim/checker.rs`): a node holds a
-//! group only while stabilized, lease-valid and assigned the group with every previous holder
-//! confirmed stopped; a node's stabilized epoch never decreases within an incarnation.
+//! **Messages** (`message.rs`): `Heartbeat`, `JoinRequest`, `RegroupStatus`, `Install`,
+//! `InstallAck`, `Stabilize`, `Halt`, each framed with sender id and incarnation.
+//!
+//! **Invariants.** Asserted in the core (`input.rs`, per step): a node holds a group only while
+//! stabilized, a member, lease-valid, and the group's owner in its table; a stabilized
+//! membership includes the node; stabilized epochs only grow while a member. Checked across
+//! nodes by `src/sim/checker.rs` after every simulated step: one membership per epoch, full
+//! connectivity of decided memberships, one quorum owner, one holder per group, convergence.
 
 mod arbitration;
 pub mod database;
 pub mod disk_records;
 mod groups;
+mod input;
+mod install;
 mod join;
 mod lease;
 mod membership;
 pub mod message;
 mod node;
+mod observe;
 mod quorum;
 mod regroup;
+mod survival;
 pub mod timeout;
 
 pub use node::Node;
@@ -148,6 +165,8 @@ pub enum Event {
         round: u64,
         epoch: u64,
         members: u64,
+        /// The previous membership the survival was judged against.
+        basis: u64,
         round_started_ms: u64,
     },
     /// A member went silent on every network.
@@ -155,7 +174,7 @@ pub enum Event {
     /// A silent peer still beats on disk: partitioned, not dead.
     PeerPartitioned { peer: u8 },
     /// A peer is confirmed stopped (lease expired on disk, fence acknowledged, restarted).
-    PeerStopped { peer: u8 },
+    PeerStopped { peer: u8, how: &'static str },
     /// This node left the membership (partition lost, fenced, lease lost, excluded).
     Left { reason: &'static str },
     /// Quorum lease won or lost.

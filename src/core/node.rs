@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::database::{Database, VersionedMap};
 use super::disk_records::{self, Sealed, BLOCK_SIZE};
-use super::lease::{Observation, OwnLease};
+use super::lease::OwnLease;
 use super::membership::Peers;
 use super::message::{Body, GroupAssignment, Message};
+use super::observe::Observation;
 use super::quorum::{Identity, Quorum};
 use super::regroup::Round;
 use super::timeout::{Timeouts, TICK_MS};
@@ -39,8 +40,11 @@ pub(crate) enum Purpose {
         member: bool,
         epoch: u64,
     },
-    OwnMailboxRead,
+    OwnMailboxRead {
+        issue_tick: u64,
+    },
     OwnSlotRead,
+    StartQuorumRead,
     OwnAckRead,
     OwnAckWrite {
         request: u64,
@@ -68,6 +72,7 @@ pub(crate) enum Purpose {
     FormSlotRead {
         peer: u8,
         second: bool,
+        attempt: u64,
     },
 }
 
@@ -92,6 +97,8 @@ pub struct Node {
     pub(super) table: Vec<GroupAssignment>,
     pub(super) regroup: Option<Round>,
     pub(super) regroup_started_tick: u64,
+    /// This regroup's survival hangs on the quorum: challenge until it ends.
+    pub(super) regroup_needs_quorum: bool,
     pub(super) round_max_seen: u64,
     /// Joiners waiting for the next round (sponsor only).
     pub(super) joiners_waiting: u64,
@@ -104,14 +111,21 @@ pub struct Node {
     pub(super) form_snapshot: BTreeMap<u8, (u64, u64, bool, u64)>,
     pub(super) form_reads_left: u32,
     pub(super) form_second_pass: bool,
+    pub(super) form_attempt: u64,
     /// A formed epoch waiting for the own slot write that makes it durable.
     pub(super) form_pending_epoch: Option<u64>,
     pub(super) quorum: Quorum,
     pub(super) online: u64,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
+    pub(super) last_quorum_tick: Option<u64>,
     /// When this node last became a member (formed or stabilized from outside).
     pub(super) member_since_tick: u64,
+    /// Highest epoch read in any node's slot: a new epoch is chosen above it (the quorum
+    /// record copy of a lost owner's epoch may be torn by its crash; its slot is not).
+    pub(super) epoch_seen_on_disk: u64,
+    /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
+    pub(super) stalled_at_tick: Option<u64>,
 }
 
 impl Node {
@@ -131,6 +145,7 @@ impl Node {
             cluster_id: config.cluster_id,
             hold_ticks: timeouts.lease_hold_ticks,
             expiry_observed_ticks: timeouts.lease_expiry_observed_ticks,
+            read_age_ticks_max: super::timeout::DISK_IO_LATENCY_MAX_MS / TICK_MS + 1,
         });
         Node {
             peers: Peers::new(&config.networks),
@@ -158,23 +173,31 @@ impl Node {
             ],
             regroup: None,
             regroup_started_tick: 0,
+            regroup_needs_quorum: false,
             round_max_seen: 0,
             joiners_waiting: 0,
             quorum_owner_seen_tick: None,
             database: VersionedMap::default(),
             op_next: 1,
             pending: BTreeMap::new(),
-            own_lease: OwnLease::default(),
+            own_lease: OwnLease {
+                start_reads_ok: true,
+                ..OwnLease::default()
+            },
             observations: BTreeMap::new(),
             form_snapshot: BTreeMap::new(),
             form_reads_left: 0,
             form_second_pass: false,
+            form_attempt: 0,
             form_pending_epoch: None,
             quorum,
             online: 0,
             last_heartbeat_tick: 0,
             last_renew_tick: None,
+            last_quorum_tick: None,
             member_since_tick: 0,
+            stalled_at_tick: None,
+            epoch_seen_on_disk: 0,
             config,
         }
     }
@@ -184,7 +207,9 @@ impl Node {
         match input {
             Input::Tick { now_ms } => self.on_tick(now_ms / TICK_MS),
             Input::Message { network, payload } => {
-                if self.start_tick.is_some() {
+                if self.stalled_at_tick == Some(self.now_ticks) {
+                    self.dropped.stale += 1;
+                } else if self.start_tick.is_some() {
                     self.on_message(network, payload);
                 }
             }
@@ -298,7 +323,23 @@ impl Node {
         if now_ticks < self.now_ticks {
             return;
         }
+        let jumped = self.start_tick.is_some()
+            && now_ticks > self.now_ticks + self.timeouts.peer_silence_ticks;
         self.now_ticks = now_ticks;
+        if jumped {
+            // Datagrams queued while we were stopped are older than our silence window: they
+            // would make long-gone peers look alive. Drop what arrives before the next tick.
+            self.stalled_at_tick = Some(now_ticks);
+        }
+        if jumped && self.regroup.is_some() {
+            // We were stopped (paused, starved) longer than peers wait for us: whatever the
+            // round decided went on without us; its late messages must not be acted upon.
+            if self.role == Role::Member {
+                self.leave("stalled during a regroup");
+            } else {
+                self.regroup = None;
+            }
+        }
         if self.start_tick.is_none() {
             self.start(now_ticks);
         }
@@ -314,6 +355,17 @@ impl Node {
             self.last_renew_tick = Some(now_ticks);
             self.renew_tick();
         }
+        let half_interval = self.timeouts.lease_renew_interval_ticks / 2;
+        let quorum_due = match (self.last_quorum_tick, self.last_renew_tick) {
+            (Some(last), _) => now_ticks >= last + self.timeouts.lease_renew_interval_ticks,
+            (None, Some(renewed)) => now_ticks >= renewed + half_interval,
+            (None, None) => false,
+        };
+        if quorum_due && !self.own_lease.slot_write_in_flight {
+            self.last_quorum_tick = Some(now_ticks);
+            self.quorum_tick();
+        }
+        self.try_write_own_slot();
         self.evaluate_groups();
     }
 
@@ -326,121 +378,5 @@ impl Node {
         };
         let offset = self.config.geometry.fence_ack_offset(self.me());
         self.disk_read(Purpose::OwnAckRead, offset);
-    }
-
-    fn on_message(&mut self, network: u8, payload: &[u8]) {
-        let message = match Message::decode(payload) {
-            Ok(message) => message,
-            Err(_) => {
-                self.dropped.undecodable += 1;
-                return;
-            }
-        };
-        let from = message.from;
-        let configured_networks = self
-            .config
-            .networks
-            .get(usize::from(from) - 1)
-            .copied()
-            .unwrap_or(0);
-        let my_networks = self.config.networks[usize::from(self.me() - 1)];
-        if from == self.me()
-            || configured_networks == 0
-            || network >= configured_networks.min(my_networks)
-        {
-            self.dropped.unknown_node += 1;
-            return;
-        }
-        let known = self.peers.incarnations[usize::from(from - 1)];
-        if message.incarnation < known {
-            self.dropped.stale += 1;
-            return;
-        }
-        if message.incarnation > known {
-            self.peers.incarnations[usize::from(from - 1)] = message.incarnation;
-            if known != 0 {
-                self.on_peer_restarted(from);
-            }
-        }
-        self.peers.heard(from, network, self.now_ticks);
-        match message.body {
-            Body::Heartbeat {
-                epoch,
-                members,
-                stabilized,
-                quorum_owner,
-            } => self.on_heartbeat(from, epoch, members, stabilized, quorum_owner),
-            Body::JoinRequest => self.on_join_request(from),
-            Body::RegroupStatus(status) => self.on_status(from, status),
-            Body::Install(install) => self.on_install(from, install),
-            Body::InstallAck { round, epoch } => self.on_install_ack(from, round, epoch),
-            Body::Stabilize { round, epoch } => self.on_stabilize(from, round, epoch),
-            Body::Halt { round } => self.on_halt(from, round),
-        }
-    }
-
-    fn on_disk_done(&mut self, op: u64, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some(purpose) = self.pending.remove(&op) else {
-            // Not ours (e.g. a completion from before a restart of the driver): ignore.
-            self.dropped.unexpected += 1;
-            return;
-        };
-        match purpose {
-            Purpose::OwnSlotWrite {
-                issue_tick,
-                member,
-                epoch,
-            } => self.on_own_slot_written(block.is_some(), issue_tick, member, epoch),
-            Purpose::OwnMailboxRead => self.on_own_mailbox(block),
-            Purpose::OwnSlotRead => self.on_own_slot_read(block),
-            Purpose::OwnAckRead => self.on_own_ack_read(block),
-            Purpose::OwnAckWrite { request } => self.on_own_ack_written(block.is_some(), request),
-            Purpose::QuorumRead { issue_tick } => self.on_quorum_read(block, issue_tick),
-            Purpose::QuorumWrite { issue_tick } => {
-                self.on_quorum_written(block.is_some(), issue_tick)
-            }
-            Purpose::PeerSlotRead { peer, issue_tick } => {
-                self.on_peer_slot(peer, block, issue_tick)
-            }
-            Purpose::PeerMailboxRead { peer } => self.on_peer_mailbox(peer, block),
-            Purpose::FenceRequestWrite { peer, request } => {
-                self.on_fence_written(peer, request, block.is_some())
-            }
-            Purpose::PeerAckRead { peer } => self.on_peer_ack(peer, block),
-            Purpose::FormSlotRead { peer, second } => self.on_form_slot(peer, second, block),
-        }
-    }
-
-    /// Local invariants, split (TigerBeetle style): positive and negative space.
-    fn assert_invariants(&self) {
-        if self.online != 0 {
-            assert!(self.stabilized, "holds groups only while stabilized");
-            assert_eq!(self.role, Role::Member, "holds groups only as a member");
-            assert!(
-                self.own_lease.valid(self.now_ticks),
-                "holds groups only with a valid lease"
-            );
-        }
-        for group in ids(self.online) {
-            assert_eq!(
-                self.table[usize::from(group - 1)].owner,
-                self.me(),
-                "holds only its own groups"
-            );
-        }
-        if self.stabilized {
-            assert!(
-                self.members & bit(self.me()) != 0,
-                "a stabilized membership includes this node"
-            );
-            assert!(self.epoch > 0);
-            assert!(self.epoch <= self.acked_epoch);
-        } else {
-            assert_eq!(self.online, 0);
-        }
-        if self.role != Role::Member {
-            assert!(!self.stabilized, "only members are stabilized");
-            assert_eq!(self.basis_members, 0, "a non-member judges no survival");
-        }
     }
 }

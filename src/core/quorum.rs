@@ -52,6 +52,8 @@ pub(crate) struct Identity {
     pub cluster_id: u64,
     pub hold_ticks: u64,
     pub expiry_observed_ticks: u64,
+    /// A read older than this when we act on it is stale (we were stalled): read again.
+    pub read_age_ticks_max: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +66,9 @@ pub(crate) struct Quorum {
     pub owner_epoch_seen: u64,
     /// Ownership was given up while a write was in flight: that write must not revive it.
     released_during_io: bool,
+    /// Highest `owner_epoch` this node wrote successfully as owner (a second durable copy of
+    /// its epoch, beside its slot: a torn slot alone cannot make a later former reuse it).
+    pub durable_owner_epoch: u64,
 }
 
 impl Quorum {
@@ -76,7 +81,13 @@ impl Quorum {
             outcome: None,
             owner_epoch_seen: 0,
             released_during_io: false,
+            durable_owner_epoch: 0,
         }
+    }
+
+    /// True while a read or write of the quorum record is in flight.
+    pub fn io_in_flight(&self) -> bool {
+        self.io_in_flight
     }
 
     /// The tick until which this node owns the quorum (0 if it does not).
@@ -141,6 +152,11 @@ impl Quorum {
             return (None, false);
         }
         let me = self.identity;
+        if now_ticks > issue_tick + me.read_age_ticks_max {
+            // What the record was then says nothing about now: a claim or a defense based on
+            // it could overwrite a newer owner. Read again at the next interval.
+            return (None, false);
+        }
         if let Ok(Some(sealed)) = &record {
             self.owner_epoch_seen = self.owner_epoch_seen.max(sealed.record.owner_epoch);
         }
@@ -281,6 +297,8 @@ impl Quorum {
             }
             State::Claiming { written } => {
                 if ok {
+                    self.durable_owner_epoch =
+                        self.durable_owner_epoch.max(written.record.owner_epoch);
                     let valid_until_tick = issue_tick + self.identity.hold_ticks;
                     self.state = State::Owner {
                         valid_until_tick,
@@ -300,6 +318,10 @@ impl Quorum {
                 valid_until_tick,
                 written,
             } => {
+                if ok {
+                    self.durable_owner_epoch =
+                        self.durable_owner_epoch.max(written.record.owner_epoch);
+                }
                 let valid_until_tick = if ok {
                     valid_until_tick.max(issue_tick + self.identity.hold_ticks)
                 } else {
@@ -345,6 +367,7 @@ mod tests {
             cluster_id: 7,
             hold_ticks: 78,
             expiry_observed_ticks: 101,
+            read_age_ticks_max: 10,
         }
     }
 

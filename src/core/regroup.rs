@@ -17,10 +17,10 @@
 
 use std::collections::BTreeMap;
 
-use super::database::Database;
 use super::message::{Body, Install, RegroupStatus};
 use super::node::{Node, Role};
-use super::{bit, groups, ids, Event, Mutation};
+use super::survival::{judge_all, prune, Survival};
+use super::{bit, ids, Mutation};
 
 /// Where a round stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,58 +52,6 @@ pub(crate) struct Round {
     pub phase: Phase,
 }
 
-/// The closing decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Survival {
-    Survives,
-    NeedsQuorum,
-    Dies,
-}
-
-/// More than half of `previous` survives; exactly half only with the quorum.
-pub(crate) fn judge(previous: u64, continuing: u64, quorum_held: bool) -> Survival {
-    assert!(previous != 0);
-    assert_eq!(continuing & !previous, 0, "only previous members count");
-    let total = u64::from(previous.count_ones());
-    let alive = u64::from(continuing.count_ones());
-    if 2 * alive > total {
-        Survival::Survives
-    } else if 2 * alive == total {
-        if quorum_held {
-            Survival::Survives
-        } else {
-            Survival::NeedsQuorum
-        }
-    } else {
-        Survival::Dies
-    }
-}
-
-/// A fully connected set containing `coordinator`: candidates are added in order (continuing
-/// members first, then joiners, each ascending) when heard both ways by everyone already in.
-pub(crate) fn prune(coordinator: u8, heard: &BTreeMap<u8, u64>, members_first: u64) -> u64 {
-    assert!(heard.contains_key(&coordinator));
-    let connected = |a: u8, b: u8| heard[&a] & bit(b) != 0 && heard[&b] & bit(a) != 0;
-    let mut chosen = vec![coordinator];
-    let mut order: Vec<u8> = heard
-        .keys()
-        .copied()
-        .filter(|id| members_first & bit(*id) != 0)
-        .collect();
-    order.extend(
-        heard
-            .keys()
-            .copied()
-            .filter(|id| members_first & bit(*id) == 0),
-    );
-    for candidate in order {
-        if candidate != coordinator && chosen.iter().all(|member| connected(*member, candidate)) {
-            chosen.push(candidate);
-        }
-    }
-    chosen.iter().fold(0, |set, id| set | bit(*id))
-}
-
 impl Node {
     /// Nodes heard recently on any network, this node included.
     pub(super) fn heard(&self) -> u64 {
@@ -122,8 +70,9 @@ impl Node {
         RegroupStatus {
             round,
             epoch: if member { self.epoch } else { 0 },
+            members: if member { self.members } else { 0 },
             acked_epoch: self.acked_epoch,
-            previous_members: if member { self.basis_members } else { 0 },
+            acked_members: if member { self.basis_members } else { 0 },
             heard: self.heard(),
             joiners,
             online_groups: self.online,
@@ -135,6 +84,7 @@ impl Node {
     pub(super) fn begin_round(&mut self, round: u64, joiners: u64, participants: u64) {
         if self.regroup.is_none() && self.role == Role::Member {
             self.regroup_started_tick = self.now_ticks;
+            self.regroup_needs_quorum = false;
         }
         self.round_max_seen = self.round_max_seen.max(round);
         let joiners = if self.role == Role::Member {
@@ -165,26 +115,38 @@ impl Node {
         self.begin_round(round, self.joiners_waiting, self.basis_members);
     }
 
-    /// The membership the round is judged against: that of the most recent view among the
-    /// statuses (highest acknowledged epoch).
-    fn round_basis(round: &Round) -> Option<u64> {
-        round
+    /// The views the round must satisfy: the newest stabilized membership among the
+    /// statuses, plus every newer acknowledged (possibly stabilized elsewhere) membership.
+    fn round_views(round: &Round) -> Vec<u64> {
+        let newest = round
             .statuses
             .values()
-            .filter(|status| status.previous_members != 0)
-            .max_by_key(|status| status.acked_epoch)
-            .map(|status| status.previous_members)
+            .filter(|status| status.members != 0)
+            .max_by_key(|status| status.epoch);
+        let Some(newest) = newest else {
+            return Vec::new();
+        };
+        let mut views = vec![newest.members];
+        for status in round.statuses.values() {
+            let newer = status.acked_epoch > newest.epoch && status.acked_members != 0;
+            if newer && !views.contains(&status.acked_members) {
+                views.push(status.acked_members);
+            }
+        }
+        views
     }
 
-    /// The coordinator of the current round: the lowest member of the round's basis that
-    /// sent a status as a member.
+    /// The coordinator of the current round: the lowest node that sent a status as a member
+    /// of one of the round's views.
     fn coordinator(&self) -> Option<u8> {
         let round = self.regroup.as_ref()?;
-        let basis = Self::round_basis(round)?;
+        let in_views = Self::round_views(round)
+            .iter()
+            .fold(0, |set, view| set | view);
         round
             .statuses
             .iter()
-            .find(|(id, status)| status.previous_members != 0 && basis & bit(**id) != 0)
+            .find(|(id, status)| status.members != 0 && in_views & bit(**id) != 0)
             .map(|(id, _)| *id)
     }
 
@@ -197,7 +159,7 @@ impl Node {
                 return;
             }
         }
-        let sender_is_member = status.previous_members != 0;
+        let sender_is_member = status.members != 0;
         if self.role != Role::Member {
             // Searching or forming: only an invitation (a member's round listing us) matters.
             if !(sender_is_member && status.joiners & bit(self.me()) != 0) {
@@ -215,7 +177,7 @@ impl Node {
                 self.begin_round(
                     status.round,
                     status.joiners,
-                    status.previous_members | status.joiners,
+                    status.members | status.acked_members | status.joiners,
                 );
             }
         } else {
@@ -231,12 +193,25 @@ impl Node {
                 self.dropped.unexpected += 1;
                 return;
             }
+            if current.is_none() && sender_is_member && status.epoch < self.epoch && !stale_accepted
+            {
+                // Sent before our last stabilization (a late duplicate of a finished round),
+                // or by a member behind us, which our heartbeats will bring forward.
+                self.dropped.stale += 1;
+                return;
+            }
             if current.is_none() || status.round > current.unwrap_or(0) {
                 let joiners = self.joiners_waiting | status.joiners;
+                // A fresh regroup in our epoch: join it, with a round number no one used yet.
+                let round = if current.is_none() {
+                    status.round.max(self.round_max_seen + 1)
+                } else {
+                    status.round
+                };
                 self.begin_round(
-                    status.round,
+                    round,
                     joiners,
-                    self.basis_members | status.previous_members,
+                    self.basis_members | self.members | status.members | status.acked_members,
                 );
             }
         }
@@ -296,53 +271,43 @@ impl Node {
         }
     }
 
-    /// Cleanup 1 under loss: the coordinator resends its install to members yet to acknowledge
-    /// (a member acknowledges a duplicate again).
-    fn retransmit_install(&mut self) {
-        let now = self.now_ticks;
-        let interval = self.timeouts.heartbeat_interval_ticks;
-        let Some(round) = self.regroup.as_mut() else {
-            return;
-        };
-        let Phase::AwaitAcks { install, acks } = &round.phase else {
-            return;
-        };
-        if now < round.last_status_sent_tick + interval {
-            return;
-        }
-        round.last_status_sent_tick = now;
-        let (install, missing) = (install.clone(), install.members & !*acks);
-        self.send_all(missing, &Body::Install(install));
-    }
-
     /// Coordinator: closing and pruning once the statuses are in.
     fn coordinate(&mut self) {
         let Some(round) = self.regroup.as_ref() else {
             return;
         };
         let now = self.now_ticks;
-        let all_in = ids(round.participants).all(|id| round.statuses.contains_key(&id));
+        // Close early only once every participant's status is in and every status reports
+        // hearing every other sender (a joiner's first status predates hearing the members).
+        let senders = round.statuses.keys().fold(0u64, |set, id| set | bit(*id));
+        let all_in = ids(round.participants).all(|id| round.statuses.contains_key(&id))
+            && round
+                .statuses
+                .values()
+                .all(|status| status.heard & senders == senders);
         let activate_over = now >= round.started_tick + self.timeouts.regroup_activate_ticks;
         match round.phase {
             Phase::Activate if all_in || activate_over => {}
             Phase::Closing => {}
             _ => return,
         }
-        let basis = Self::round_basis(round).unwrap_or(self.basis_members);
-        if basis & bit(self.me()) == 0 {
-            // A newer view excludes us: we are not a member any more.
+        let views = Self::round_views(round);
+        let in_views = views.iter().fold(0, |set, view| set | view);
+        if in_views & bit(self.me()) == 0 {
+            // Newer views exclude us: we are not a member any more.
             self.leave("excluded from the membership (newer view in regroup)");
             return;
         }
+        let basis = views[0];
         let continuing: u64 = round
             .statuses
             .iter()
-            .filter(|(id, status)| status.previous_members != 0 && basis & bit(**id) != 0)
+            .filter(|(id, status)| status.members != 0 && in_views & bit(**id) != 0)
             .fold(0, |set, (id, _)| set | bit(*id));
         let joiners: u64 = round
             .statuses
             .iter()
-            .filter(|(id, status)| status.previous_members == 0 && round.joiners & bit(**id) != 0)
+            .filter(|(id, status)| status.members == 0 && round.joiners & bit(**id) != 0)
             .fold(0, |set, (id, _)| set | bit(*id));
         let heard: BTreeMap<u8, u64> = round
             .statuses
@@ -360,11 +325,11 @@ impl Node {
                 .statuses
                 .iter()
                 .any(|(id, status)| survivors & bit(*id) != 0 && status.quorum_owner);
-        let started_tick = round.started_tick;
+        let regroup_started_tick = self.regroup_started_tick;
         let verdict = if self.config.mutation == Mutation::NoMajorityRule {
             Survival::Survives
         } else {
-            judge(basis, survivors & continuing, quorum_held)
+            judge_all(&views, survivors & continuing, quorum_held)
         };
         match verdict {
             Survival::Survives => self.propose(survivors, basis),
@@ -372,252 +337,17 @@ impl Node {
                 let lost = self
                     .quorum
                     .outcome
-                    .is_some_and(|outcome| !outcome.won && outcome.tick >= started_tick);
+                    .is_some_and(|outcome| !outcome.won && outcome.tick >= regroup_started_tick);
                 if lost {
                     self.halt(survivors);
                 } else if let Some(round) = self.regroup.as_mut() {
                     round.phase = Phase::Closing;
+                    // The challenge outlasts a round (it takes a lease expiry): keep it going
+                    // across rounds until this regroup ends.
+                    self.regroup_needs_quorum = true;
                 }
             }
             Survival::Dies => self.halt(survivors),
         }
-    }
-
-    fn halt(&mut self, survivors: u64) {
-        let Some(round) = self.regroup.as_ref() else {
-            return;
-        };
-        let body = Body::Halt { round: round.round };
-        let participants = round.participants;
-        self.send_all(participants | survivors, &body);
-        self.leave("partition does not survive");
-    }
-
-    fn propose(&mut self, survivors: u64, basis: u64) {
-        let Some(round) = self.regroup.as_ref() else {
-            return;
-        };
-        let epoch_floor = round
-            .statuses
-            .values()
-            .map(|status| status.epoch.max(status.acked_epoch))
-            .max()
-            .unwrap_or(0);
-        let epoch = epoch_floor.max(self.acked_epoch).max(self.epoch) + 1;
-        let mut online_by_node = vec![0u64; 64];
-        for (id, status) in &round.statuses {
-            online_by_node[usize::from(*id - 1)] = status.online_groups;
-        }
-        let table = groups::reassign(&self.table, self.configured(), survivors, &online_by_node);
-        let install = Install {
-            round: round.round,
-            epoch,
-            members: survivors,
-            previous_members: basis,
-            groups: table,
-            database_version: self.database.version(),
-            database: self.database.snapshot(),
-        };
-        let round_started_ms = round.started_tick * super::timeout::TICK_MS;
-        self.emit(Event::Decided {
-            round: install.round,
-            epoch,
-            members: survivors,
-            round_started_ms,
-        });
-        self.acked_epoch = epoch;
-        self.basis_members = survivors;
-        self.send_all(survivors, &Body::Install(install.clone()));
-        if let Some(round) = self.regroup.as_mut() {
-            round.phase = Phase::AwaitAcks {
-                install,
-                acks: bit(self.config.node_id),
-            };
-        }
-        self.finish_install();
-    }
-
-    pub(super) fn on_install(&mut self, from: u8, install: Install) {
-        let fresh =
-            install.epoch > self.acked_epoch || self.config.mutation == Mutation::StaleEpoch;
-        let duplicate = matches!(
-            self.regroup.as_ref().map(|round| &round.phase),
-            Some(Phase::Acked { install: acked, coordinator }) if *acked == install && *coordinator == from
-        );
-        let addressed = install.members & bit(self.me()) != 0 && install.members & bit(from) != 0;
-        if !addressed || install.groups.len() != 64 {
-            self.dropped.unexpected += 1;
-            return;
-        }
-        if !fresh && !duplicate {
-            self.dropped.stale += 1;
-            return;
-        }
-        if self.regroup.is_none() {
-            // An install for a round we never joined (we are not a participant): ignore.
-            self.dropped.unexpected += 1;
-            return;
-        }
-        self.acked_epoch = self.acked_epoch.max(install.epoch);
-        if self.role == Role::Member {
-            // Cleanup 1: from now on our survival is judged against the new membership.
-            self.basis_members = install.members;
-        }
-        self.round_max_seen = self.round_max_seen.max(install.round);
-        self.send(
-            from,
-            &Body::InstallAck {
-                round: install.round,
-                epoch: install.epoch,
-            },
-        );
-        if let Some(round) = self.regroup.as_mut() {
-            round.round = round.round.max(install.round);
-            round.phase = Phase::Acked {
-                install,
-                coordinator: from,
-            };
-        }
-    }
-
-    pub(super) fn on_install_ack(&mut self, from: u8, round_number: u64, epoch: u64) {
-        let Some(round) = self.regroup.as_mut() else {
-            self.dropped.stale += 1;
-            return;
-        };
-        let Phase::AwaitAcks { install, acks } = &mut round.phase else {
-            self.dropped.stale += 1;
-            return;
-        };
-        if install.round != round_number
-            || install.epoch != epoch
-            || install.members & bit(from) == 0
-        {
-            self.dropped.stale += 1;
-            return;
-        }
-        *acks |= bit(from);
-        self.finish_install();
-    }
-
-    /// Cleanup 2, coordinator: every acknowledgement in and the epoch durable in our slot.
-    fn finish_install(&mut self) {
-        let Some(round) = self.regroup.as_ref() else {
-            return;
-        };
-        let Phase::AwaitAcks { install, acks } = &round.phase else {
-            return;
-        };
-        if *acks != install.members {
-            return;
-        }
-        if self.own_lease.durable_epoch < install.epoch {
-            if !self.own_lease.slot_write_in_flight {
-                self.last_renew_tick = None;
-            }
-            return;
-        }
-        let install = install.clone();
-        self.send_all(
-            install.members,
-            &Body::Stabilize {
-                round: install.round,
-                epoch: install.epoch,
-            },
-        );
-        self.stabilize(install);
-    }
-
-    pub(super) fn on_stabilize(&mut self, from: u8, round_number: u64, epoch: u64) {
-        let acked = match self.regroup.as_ref().map(|round| &round.phase) {
-            Some(Phase::Acked {
-                install,
-                coordinator,
-            }) if install.epoch == epoch
-                && install.round == round_number
-                && *coordinator == from =>
-            {
-                Some(install.clone())
-            }
-            _ => None,
-        };
-        match acked {
-            Some(install) => self.stabilize(install),
-            None => self.dropped.stale += 1,
-        }
-    }
-
-    pub(super) fn on_halt(&mut self, from: u8, round_number: u64) {
-        let matches_round = self
-            .regroup
-            .as_ref()
-            .is_some_and(|round| round.round == round_number);
-        if matches_round && self.basis_members & bit(from) != 0 && self.role == Role::Member {
-            self.leave("partition does not survive (halt)");
-        } else if matches_round {
-            self.regroup = None;
-        } else {
-            self.dropped.stale += 1;
-        }
-    }
-
-    /// Cleanup 2 done: the membership of `install` is this node's stable view.
-    pub(super) fn stabilize(&mut self, install: Install) {
-        let was_member = self.role == Role::Member;
-        if self.config.mutation != Mutation::StaleEpoch && was_member {
-            assert!(install.epoch > self.epoch, "epochs only grow");
-        }
-        if !was_member {
-            // The joiner receives the cluster database as it stands.
-            self.database
-                .install(install.database_version, install.database.clone());
-            self.became_member();
-        }
-        self.role = Role::Member;
-        self.stabilized = true;
-        self.epoch = install.epoch;
-        self.acked_epoch = self.acked_epoch.max(install.epoch);
-        self.members = install.members;
-        self.basis_members = install.members;
-        self.table = install.groups;
-        self.regroup = None;
-        self.joiners_waiting &= !install.members;
-        for member in ids(install.members & !bit(self.me())) {
-            self.peers.grant_window(member, self.now_ticks);
-            self.observations.remove(&member);
-        }
-        self.emit(Event::Stabilized {
-            epoch: install.epoch,
-            members: install.members,
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn majority_survives_half_needs_quorum_minority_dies() {
-        assert_eq!(judge(0b111, 0b011, false), Survival::Survives);
-        assert_eq!(judge(0b1111, 0b0011, false), Survival::NeedsQuorum);
-        assert_eq!(judge(0b1111, 0b0011, true), Survival::Survives);
-        assert_eq!(judge(0b111, 0b001, true), Survival::Dies);
-        assert_eq!(judge(0b1, 0b1, false), Survival::Survives);
-    }
-
-    #[test]
-    fn prune_keeps_a_fully_connected_set_only() {
-        // 1 hears 2 and 3; 2 and 3 do not hear each other: one of them is pruned.
-        let mut heard = BTreeMap::new();
-        heard.insert(1, 0b111);
-        heard.insert(2, 0b011);
-        heard.insert(3, 0b101);
-        assert_eq!(prune(1, &heard, 0b111), 0b011);
-        // One-way: 3 hears 1 but 1 does not hear 3.
-        heard.insert(1, 0b011);
-        heard.insert(3, 0b111);
-        heard.insert(2, 0b111);
-        assert_eq!(prune(1, &heard, 0b111), 0b011);
     }
 }

@@ -4,10 +4,14 @@
 //! (seeds per second, faults injected by kind), and last, exactly `seeds=N violations=V`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::{run, Params};
 use crate::core::Mutation;
+
+/// The seed being run, for the panic hook.
+static CURRENT_SEED: AtomicU64 = AtomicU64::new(0);
 
 /// Runs the command; returns the exit status (0 clean, 1 violations, 2 usage).
 pub fn run_simulate(args: &[String]) -> i32 {
@@ -103,9 +107,31 @@ pub fn sweep(
 ) -> SweepOutcome {
     let started = Instant::now();
     let mut outcome = SweepOutcome::default();
+    // A core assertion aborts the process (panic = "abort" in release): say which seed first.
+    let reproduce_suffix = format!(
+        "{}{}",
+        nodes
+            .map(|count| format!(" --nodes {count}"))
+            .unwrap_or_default(),
+        mutation_name
+            .map(|name| format!(" --mutate {name}"))
+            .unwrap_or_default()
+    );
+    let default_hook = std::sync::Arc::new(std::panic::take_hook());
+    let hook_for_panics = default_hook.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let seed = CURRENT_SEED.load(Ordering::SeqCst);
+        println!("seed={seed} panicked: {info}");
+        println!("  reproduce: wolfpack simulate --seed {seed}{reproduce_suffix}");
+        hook_for_panics(info);
+    }));
     let mut faults: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut stopped_by: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut leaves_by: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut garbage, mut converge_max, mut steps) = (0u64, 0u64, 0u64);
+    let (mut datagrams_dropped, mut blocks_rejected) = (0u64, 0u64);
     for seed in seeds {
+        CURRENT_SEED.store(seed, Ordering::SeqCst);
         let params = Params::from_seed(seed, nodes, mutation);
         let node_count = params.node_count;
         let (report, _) = run(params);
@@ -114,6 +140,14 @@ pub fn sweep(
             *faults.entry(kind).or_insert(0) += count;
         }
         garbage += report.garbage_injected;
+        for (how, count) in &report.peers_stopped_by {
+            *stopped_by.entry(how).or_insert(0) += count;
+        }
+        for (reason, count) in &report.leaves_by_reason {
+            *leaves_by.entry(reason).or_insert(0) += count;
+        }
+        datagrams_dropped += report.messages_dropped_by_nodes;
+        blocks_rejected += report.disk_records_rejected;
         steps += report.steps;
         converge_max = converge_max.max(report.converge_ticks.unwrap_or(0));
         if verbose {
@@ -153,7 +187,20 @@ pub fn sweep(
             .map(|(kind, count)| format!("{kind}={count}"))
             .collect();
         println!("faults: {} garbage-datagrams={garbage}", kinds.join(" "));
+        println!("dropped by nodes: datagrams={datagrams_dropped} disk-blocks={blocks_rejected}");
+        let stopped: Vec<String> = stopped_by
+            .iter()
+            .map(|(how, count)| format!("{how}={count}"))
+            .collect();
+        println!("lost peers confirmed stopped: {}", stopped.join(", "));
+        let leaves: Vec<String> = leaves_by
+            .iter()
+            .map(|(why, count)| format!("{why}={count}"))
+            .collect();
+        println!("left a membership: {}", leaves.join(", "));
     }
     println!("seeds={} violations={}", outcome.seeds, outcome.violations);
+    drop(std::panic::take_hook());
+    let _ = default_hook;
     outcome
 }

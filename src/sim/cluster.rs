@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use super::checker::Checker;
 use super::disk::{Completion, DiskOp, SimDisk};
 use super::network::{Network, Packet};
-use super::workload::{Fault, FaultKind};
+use super::workload::Fault;
 use super::{Params, Report};
 use crate::core::disk_records::{Geometry, Timing};
 use crate::core::timeout::{Timeouts, TICK_MS};
-use crate::core::{bit, ids, Config, DiskError, Event, Input, Node, Output};
+use crate::core::{bit, Config, DiskError, Event, Input, Node, Output};
 use crate::prng::Prng;
 
 /// Size of the simulated shared disk.
@@ -43,7 +43,7 @@ pub struct Cluster {
     pub checker: Checker,
     pub faults: Vec<Fault>,
     pub report: Report,
-    link_down_since: BTreeMap<(u8, u8), u64>,
+    pub(crate) link_down_since: BTreeMap<(u8, u8), u64>,
     timeouts: Timeouts,
     /// Print every event (WOLFPACK_SIM_TRACE=1), for debugging one seed.
     pub trace: bool,
@@ -121,6 +121,9 @@ impl Cluster {
 
     pub fn crash(&mut self, id: u8) {
         let index = usize::from(id - 1);
+        if let Some(node) = self.nodes[index].node.as_ref() {
+            self.report.add_dropped(&node.status().dropped);
+        }
         let sim_node = &mut self.nodes[index];
         sim_node.node = None;
         sim_node.online = 0;
@@ -249,6 +252,14 @@ impl Cluster {
             outputs.push(output);
         }
         let status = node.status();
+        if self.trace && self.nodes[index].quorum_valid_until_ms != status.quorum_valid_until_ms {
+            println!(
+                "tick={} node={id} local_ms={} quorum_valid_until_ms={}",
+                self.tick,
+                self.local_ms(id),
+                status.quorum_valid_until_ms
+            );
+        }
         self.nodes[index].quorum_valid_until_ms = status.quorum_valid_until_ms;
         for output in outputs {
             self.route(id, output);
@@ -301,6 +312,7 @@ impl Cluster {
                 self.disk.submit(op, self.tick, &mut self.prng);
             }
             Output::Resource { group, online } => {
+                self.fold_digest(&format!("{id} group {group} online={online}"));
                 if online {
                     self.nodes[index].online |= bit(group);
                 } else {
@@ -316,7 +328,21 @@ impl Cluster {
         }
     }
 
+    fn fold_digest(&mut self, text: &str) {
+        let mut hash = if self.report.digest == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.report.digest
+        };
+        for byte in self.tick.to_le_bytes().iter().chain(text.as_bytes()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.report.digest = hash;
+    }
+
     fn on_event(&mut self, id: u8, event: Event) {
+        self.fold_digest(&format!("{id} {event:?}"));
         if self.trace {
             println!("tick={} node={id} {event:?}", self.tick);
         }
@@ -345,8 +371,12 @@ impl Cluster {
                 );
             }
             Event::PeerPartitioned { .. } => self.report.partitions_detected += 1,
-            Event::PeerStopped { .. } => self.report.peers_confirmed_stopped += 1,
-            Event::Left { .. } => self.report.leaves += 1,
+            Event::PeerStopped { how, .. } => {
+                *self.report.peers_stopped_by.entry(how).or_insert(0) += 1;
+            }
+            Event::Left { reason } => {
+                *self.report.leaves_by_reason.entry(reason).or_insert(0) += 1;
+            }
             Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
         }
     }
@@ -367,89 +397,13 @@ impl Cluster {
         self.checker.check_instant(self.tick, &owners, &online);
     }
 
-    /// Recomputes which directed links are down (after a partition change).
-    pub fn refresh_links(&mut self) {
-        for a in 1..=self.params.node_count {
-            for b in 1..=self.params.node_count {
-                if a == b {
-                    continue;
-                }
-                let shared = self.params.networks[usize::from(a - 1)]
-                    .min(self.params.networks[usize::from(b - 1)]);
-                if self.network.link_up(a, b, shared) {
-                    self.link_down_since.remove(&(a, b));
-                } else {
-                    self.link_down_since.entry((a, b)).or_insert(self.tick);
-                }
-            }
-        }
-    }
-
-    /// Applies a fault now (and records it for the report).
-    pub fn start_fault(&mut self, fault: Fault) {
-        if self.trace {
-            println!(
-                "tick={} fault {:?} until {}",
-                self.tick, fault.kind, fault.end_tick
-            );
-        }
-        self.report.count_fault(&fault.kind);
-        self.apply_fault(&fault.kind, true);
-        self.faults.push(fault);
-    }
-
-    pub fn apply_fault(&mut self, kind: &FaultKind, start: bool) {
-        match *kind {
-            FaultKind::Partition { side } => {
-                let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
-                for a in ids(side) {
-                    for b in ids(all & !side) {
-                        self.set_cut(a, b, start);
-                        self.set_cut(b, a, start);
-                    }
-                }
-            }
-            FaultKind::OneWay { from, to } => self.set_cut(from, to, start),
-            FaultKind::NetworkDown { node, network } => {
-                if start {
-                    self.network.take_network_down(node, network);
-                } else {
-                    self.network.bring_network_up(node, network);
-                }
-            }
-            FaultKind::Crash { node } => {
-                if start {
-                    self.crash(node);
-                } else if self.nodes[usize::from(node - 1)].node.is_none() {
-                    self.boot(node);
-                }
-            }
-            FaultKind::Pause { node } => {
-                if start {
-                    if self.nodes[usize::from(node - 1)].node.is_some() {
-                        self.nodes[usize::from(node - 1)].paused = true;
-                    }
-                } else {
-                    self.resume(node);
-                }
-            }
-        }
-        self.refresh_links();
-    }
-
-    fn set_cut(&mut self, from: u8, to: u8, cut: bool) {
-        if cut {
-            self.network.cut_link(from, to);
-        } else {
-            self.network.restore_link(from, to);
-        }
-    }
-
-    /// True when every node runs, stabilized in one epoch with everyone, and every group is
-    /// online on exactly one node.
+    /// True when every node runs, stabilized in one epoch with everyone, with the same
+    /// database version (joiners received the database), and every group is online on
+    /// exactly one node.
     pub fn converged(&self) -> bool {
         let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
         let mut epoch = None;
+        let mut database_version = None;
         let mut online = 0u64;
         for sim_node in &self.nodes {
             let Some(node) = sim_node.node.as_ref() else {
@@ -460,6 +414,9 @@ impl Cluster {
                 return false;
             }
             if *epoch.get_or_insert(status.epoch) != status.epoch {
+                return false;
+            }
+            if *database_version.get_or_insert(status.database_version) != status.database_version {
                 return false;
             }
             if online & sim_node.online != 0 {

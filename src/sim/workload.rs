@@ -139,6 +139,11 @@ fn garbage(cluster: &mut Cluster) {
         payload[2] = 1;
         payload[4] = cluster.prng.range_inclusive(0, 70) as u8;
     }
+    if crate::core::message::Message::decode(&payload).is_ok() {
+        // A well-formed forgery is the authenticated frame's job (keyed MAC, a later issue);
+        // here bad input means bytes that do not decode.
+        payload[0] ^= 0xFF;
+    }
     cluster.report.garbage_injected += 1;
     let network = cluster
         .prng
@@ -150,5 +155,84 @@ fn garbage(cluster: &mut Cluster) {
             payload: &payload,
         },
     );
-    let _ = ids(0);
+}
+
+impl Cluster {
+    /// Applies a fault now (and records it for the report).
+    pub fn start_fault(&mut self, fault: Fault) {
+        if self.trace {
+            println!(
+                "tick={} fault {:?} until {}",
+                self.tick, fault.kind, fault.end_tick
+            );
+        }
+        self.report.count_fault(&fault.kind);
+        self.apply_fault(&fault.kind, true);
+        self.faults.push(fault);
+    }
+
+    pub fn apply_fault(&mut self, kind: &FaultKind, start: bool) {
+        match *kind {
+            FaultKind::Partition { side } => {
+                let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
+                for a in ids(side) {
+                    for b in ids(all & !side) {
+                        self.set_cut(a, b, start);
+                        self.set_cut(b, a, start);
+                    }
+                }
+            }
+            FaultKind::OneWay { from, to } => self.set_cut(from, to, start),
+            FaultKind::NetworkDown { node, network } => {
+                if start {
+                    self.network.take_network_down(node, network);
+                } else {
+                    self.network.bring_network_up(node, network);
+                }
+            }
+            FaultKind::Crash { node } => {
+                if start {
+                    self.crash(node);
+                } else if self.nodes[usize::from(node - 1)].node.is_none() {
+                    self.boot(node);
+                }
+            }
+            FaultKind::Pause { node } => {
+                if start {
+                    if self.nodes[usize::from(node - 1)].node.is_some() {
+                        self.nodes[usize::from(node - 1)].paused = true;
+                    }
+                } else {
+                    self.resume(node);
+                }
+            }
+        }
+        self.refresh_links();
+    }
+
+    fn set_cut(&mut self, from: u8, to: u8, cut: bool) {
+        if cut {
+            self.network.cut_link(from, to);
+        } else {
+            self.network.restore_link(from, to);
+        }
+    }
+
+    /// Recomputes which directed links are down (after a partition change).
+    pub fn refresh_links(&mut self) {
+        for a in 1..=self.params.node_count {
+            for b in 1..=self.params.node_count {
+                if a == b {
+                    continue;
+                }
+                let shared = self.params.networks[usize::from(a - 1)]
+                    .min(self.params.networks[usize::from(b - 1)]);
+                if self.network.link_up(a, b, shared) {
+                    self.link_down_since.remove(&(a, b));
+                } else {
+                    self.link_down_since.entry((a, b)).or_insert(self.tick);
+                }
+            }
+        }
+    }
 }

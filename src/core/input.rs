@@ -1,0 +1,133 @@
+//! Handling of untrusted input (datagrams, disk completions) and the node's local invariants.
+//!
+//! A datagram is decoded, its sender checked against the configuration (known node, not us, a
+//! network both have) and its incarnation against the highest heard; anything else is dropped
+//! and counted, never trusted. Then exactly one protocol handler runs.
+
+use super::disk_records::BLOCK_SIZE;
+use super::message::{Body, Message};
+use super::node::{Node, Purpose, Role};
+use super::{bit, ids};
+
+impl Node {
+    pub(super) fn on_message(&mut self, network: u8, payload: &[u8]) {
+        let message = match Message::decode(payload) {
+            Ok(message) => message,
+            Err(_) => {
+                self.dropped.undecodable += 1;
+                return;
+            }
+        };
+        let from = message.from;
+        let configured_networks = self
+            .config
+            .networks
+            .get(usize::from(from) - 1)
+            .copied()
+            .unwrap_or(0);
+        let my_networks = self.config.networks[usize::from(self.me() - 1)];
+        if from == self.me()
+            || configured_networks == 0
+            || network >= configured_networks.min(my_networks)
+        {
+            self.dropped.unknown_node += 1;
+            return;
+        }
+        let known = self.peers.incarnations[usize::from(from - 1)];
+        if message.incarnation < known {
+            self.dropped.stale += 1;
+            return;
+        }
+        if message.incarnation > known {
+            self.peers.incarnations[usize::from(from - 1)] = message.incarnation;
+            if known != 0 {
+                self.on_peer_restarted(from);
+            }
+        }
+        self.peers.heard(from, network, self.now_ticks);
+        match message.body {
+            Body::Heartbeat {
+                epoch,
+                members,
+                stabilized,
+                quorum_owner,
+            } => self.on_heartbeat(from, epoch, members, stabilized, quorum_owner),
+            Body::JoinRequest => self.on_join_request(from),
+            Body::RegroupStatus(status) => self.on_status(from, status),
+            Body::Install(install) => self.on_install(from, install),
+            Body::InstallAck { round, epoch } => self.on_install_ack(from, round, epoch),
+            Body::Stabilize { round, epoch } => self.on_stabilize(from, round, epoch),
+            Body::Halt { round } => self.on_halt(from, round),
+        }
+    }
+
+    pub(super) fn on_disk_done(&mut self, op: u64, block: Option<&[u8; BLOCK_SIZE]>) {
+        let Some(purpose) = self.pending.remove(&op) else {
+            // Not ours (e.g. a completion from before a restart of the driver): ignore.
+            self.dropped.unexpected += 1;
+            return;
+        };
+        match purpose {
+            Purpose::OwnSlotWrite {
+                issue_tick,
+                member,
+                epoch,
+            } => self.on_own_slot_written(block.is_some(), issue_tick, member, epoch),
+            Purpose::OwnMailboxRead { issue_tick } => self.on_own_mailbox(block, issue_tick),
+            Purpose::OwnSlotRead => self.on_own_slot_read(block),
+            Purpose::StartQuorumRead => self.on_start_quorum_read(block),
+            Purpose::OwnAckRead => self.on_own_ack_read(block),
+            Purpose::OwnAckWrite { request } => self.on_own_ack_written(block.is_some(), request),
+            Purpose::QuorumRead { issue_tick } => self.on_quorum_read(block, issue_tick),
+            Purpose::QuorumWrite { issue_tick } => {
+                self.on_quorum_written(block.is_some(), issue_tick)
+            }
+            Purpose::PeerSlotRead { peer, issue_tick } => {
+                self.on_peer_slot(peer, block, issue_tick)
+            }
+            Purpose::PeerMailboxRead { peer } => self.on_peer_mailbox(peer, block),
+            Purpose::FenceRequestWrite { peer, request } => {
+                self.on_fence_written(peer, request, block.is_some())
+            }
+            Purpose::PeerAckRead { peer } => self.on_peer_ack(peer, block),
+            Purpose::FormSlotRead {
+                peer,
+                second,
+                attempt,
+            } => self.on_form_slot(peer, second, attempt, block),
+        }
+    }
+
+    /// Local invariants, split (TigerBeetle style): positive and negative space.
+    pub(super) fn assert_invariants(&self) {
+        if self.online != 0 {
+            assert!(self.stabilized, "holds groups only while stabilized");
+            assert_eq!(self.role, Role::Member, "holds groups only as a member");
+            assert!(
+                self.own_lease.valid(self.now_ticks),
+                "holds groups only with a valid lease"
+            );
+        }
+        for group in ids(self.online) {
+            assert_eq!(
+                self.table[usize::from(group - 1)].owner,
+                self.me(),
+                "holds only its own groups"
+            );
+        }
+        if self.stabilized {
+            assert!(
+                self.members & bit(self.me()) != 0,
+                "a stabilized membership includes this node"
+            );
+            assert!(self.epoch > 0);
+            assert!(self.epoch <= self.acked_epoch);
+        } else {
+            assert_eq!(self.online, 0);
+        }
+        if self.role != Role::Member {
+            assert!(!self.stabilized, "only members are stabilized");
+            assert_eq!(self.basis_members, 0, "a non-member judges no survival");
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Regroup, pruning to cleanup 2: the coordinator's proposal (`Install`), every member's
+//! acknowledgement (cleanup 1: the proposal becomes the basis of its next survival judgement),
+//! and `Stabilize` (cleanup 2). The coordinator stabilizes only once the new epoch is durable
+//! on disk (its slot, and the quorum record if it owns it), so a later former never reuses it.
+
+use super::database::Database;
+use super::message::{Body, Install};
+use super::node::{Node, Role};
+use super::regroup::Phase;
+use super::{bit, groups, ids, Event, Mutation};
+
+impl Node {
+    pub(super) fn propose(&mut self, survivors: u64, basis: u64) {
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
+        let epoch_floor = round
+            .statuses
+            .values()
+            .map(|status| status.epoch.max(status.acked_epoch))
+            .max()
+            .unwrap_or(0);
+        // The quorum record carries the owner's epoch: after a tie won by challenge, the lost
+        // side's last epoch is there even if none of its members is heard.
+        let epoch = epoch_floor
+            .max(self.acked_epoch)
+            .max(self.epoch)
+            .max(self.quorum.owner_epoch_seen)
+            .max(self.epoch_seen_on_disk)
+            + 1;
+        let mut online_by_node = vec![0u64; 64];
+        for (id, status) in &round.statuses {
+            online_by_node[usize::from(*id - 1)] = status.online_groups;
+        }
+        let table = groups::reassign(&self.table, self.configured(), survivors, &online_by_node);
+        let install = Install {
+            round: round.round,
+            epoch,
+            members: survivors,
+            previous_members: basis,
+            groups: table,
+            database_version: self.database.version(),
+            database: self.database.snapshot(),
+        };
+        let round_started_ms = round.started_tick * super::timeout::TICK_MS;
+        self.emit(Event::Decided {
+            round: install.round,
+            epoch,
+            members: survivors,
+            basis,
+            round_started_ms,
+        });
+        self.acked_epoch = epoch;
+        self.basis_members = survivors;
+        self.send_all(survivors, &Body::Install(install.clone()));
+        if let Some(round) = self.regroup.as_mut() {
+            round.phase = Phase::AwaitAcks {
+                install,
+                acks: bit(self.config.node_id),
+            };
+        }
+        self.finish_install();
+    }
+
+    pub(super) fn halt(&mut self, survivors: u64) {
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
+        let body = Body::Halt { round: round.round };
+        let participants = round.participants;
+        self.send_all(participants | survivors, &body);
+        self.leave("partition does not survive");
+    }
+
+    pub(super) fn on_install(&mut self, from: u8, install: Install) {
+        let fresh =
+            install.epoch > self.acked_epoch || self.config.mutation == Mutation::StaleEpoch;
+        let duplicate = matches!(
+            self.regroup.as_ref().map(|round| &round.phase),
+            Some(Phase::Acked { install: acked, coordinator }) if *acked == install && *coordinator == from
+        );
+        let addressed = install.members & bit(self.me()) != 0 && install.members & bit(from) != 0;
+        if !addressed || install.groups.len() != 64 {
+            self.dropped.unexpected += 1;
+            return;
+        }
+        if !fresh && !duplicate {
+            self.dropped.stale += 1;
+            return;
+        }
+        if self.regroup.is_none() {
+            // An install for a round we never joined (we are not a participant): ignore.
+            self.dropped.unexpected += 1;
+            return;
+        }
+        self.acked_epoch = self.acked_epoch.max(install.epoch);
+        if self.role == Role::Member {
+            // Cleanup 1: from now on our survival is judged against the new membership.
+            self.basis_members = install.members;
+        }
+        self.round_max_seen = self.round_max_seen.max(install.round);
+        if let Some(round) = self.regroup.as_mut() {
+            round.round = round.round.max(install.round);
+            round.phase = Phase::Acked {
+                install,
+                coordinator: from,
+            };
+        }
+        self.acknowledge_when_durable();
+    }
+
+    /// Cleanup 1, member side: acknowledge once the new epoch is in our slot, so that when the
+    /// coordinator stabilizes, every member's slot holds the epoch (one torn slot cannot make
+    /// a later former reuse it). A retransmitted install is acknowledged again.
+    pub(super) fn acknowledge_when_durable(&mut self) {
+        let Some(Phase::Acked {
+            install,
+            coordinator,
+        }) = self.regroup.as_ref().map(|round| &round.phase)
+        else {
+            return;
+        };
+        let (round, epoch, coordinator) = (install.round, install.epoch, *coordinator);
+        if self.own_lease.durable_epoch < epoch {
+            self.own_lease.slot_write_due = true;
+            return;
+        }
+        self.send(coordinator, &Body::InstallAck { round, epoch });
+    }
+
+    pub(super) fn on_install_ack(&mut self, from: u8, round_number: u64, epoch: u64) {
+        let Some(round) = self.regroup.as_mut() else {
+            self.dropped.stale += 1;
+            return;
+        };
+        let Phase::AwaitAcks { install, acks } = &mut round.phase else {
+            self.dropped.stale += 1;
+            return;
+        };
+        if install.round != round_number
+            || install.epoch != epoch
+            || install.members & bit(from) == 0
+        {
+            self.dropped.stale += 1;
+            return;
+        }
+        *acks |= bit(from);
+        self.finish_install();
+    }
+
+    /// Cleanup 2, coordinator: every acknowledgement in and the epoch durable in our slot.
+    pub(super) fn finish_install(&mut self) {
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
+        let Phase::AwaitAcks { install, acks } = &round.phase else {
+            return;
+        };
+        if *acks != install.members {
+            return;
+        }
+        if !self.epoch_durable(install.epoch, install.members) {
+            if !self.own_lease.slot_write_in_flight {
+                self.own_lease.slot_write_due = true;
+            }
+            return;
+        }
+        let install = install.clone();
+        self.send_all(
+            install.members,
+            &Body::Stabilize {
+                round: install.round,
+                epoch: install.epoch,
+            },
+        );
+        self.stabilize(install);
+    }
+
+    /// Cleanup 1 under loss: the coordinator resends its install to members yet to acknowledge
+    /// (a member acknowledges a duplicate again).
+    pub(super) fn retransmit_install(&mut self) {
+        let now = self.now_ticks;
+        let interval = self.timeouts.heartbeat_interval_ticks;
+        let Some(round) = self.regroup.as_mut() else {
+            return;
+        };
+        let Phase::AwaitAcks { install, acks } = &round.phase else {
+            return;
+        };
+        if now < round.last_status_sent_tick + interval {
+            return;
+        }
+        round.last_status_sent_tick = now;
+        let (install, missing) = (install.clone(), install.members & !*acks);
+        self.send_all(missing, &Body::Install(install));
+    }
+
+    pub(super) fn on_stabilize(&mut self, from: u8, round_number: u64, epoch: u64) {
+        let acked = match self.regroup.as_ref().map(|round| &round.phase) {
+            Some(Phase::Acked {
+                install,
+                coordinator,
+            }) if install.epoch == epoch
+                && install.round == round_number
+                && *coordinator == from =>
+            {
+                Some(install.clone())
+            }
+            _ => None,
+        };
+        match acked {
+            Some(install) => self.stabilize(install),
+            None => self.dropped.stale += 1,
+        }
+    }
+
+    pub(super) fn on_halt(&mut self, from: u8, round_number: u64) {
+        let matches_round = self
+            .regroup
+            .as_ref()
+            .is_some_and(|round| round.round == round_number);
+        if matches_round && self.basis_members & bit(from) != 0 && self.role == Role::Member {
+            self.leave("partition does not survive (halt)");
+        } else if matches_round {
+            self.regroup = None;
+        } else {
+            self.dropped.stale += 1;
+        }
+    }
+
+    /// Cleanup 2 done: the membership of `install` is this node's stable view.
+    pub(super) fn stabilize(&mut self, install: Install) {
+        let was_member = self.role == Role::Member;
+        if self.config.mutation != Mutation::StaleEpoch && was_member {
+            assert!(install.epoch > self.epoch, "epochs only grow");
+        }
+        if !was_member {
+            // The joiner receives the cluster database as it stands.
+            self.database
+                .install(install.database_version, install.database.clone());
+            self.became_member();
+        }
+        self.role = Role::Member;
+        self.stabilized = true;
+        self.epoch = install.epoch;
+        self.acked_epoch = self.acked_epoch.max(install.epoch);
+        self.members = install.members;
+        self.basis_members = install.members;
+        self.table = install.groups;
+        self.regroup = None;
+        self.joiners_waiting &= !install.members;
+        for member in ids(install.members & !bit(self.me())) {
+            self.peers.grant_window(member, self.now_ticks);
+            self.observations.remove(&member);
+        }
+        self.emit(Event::Stabilized {
+            epoch: install.epoch,
+            members: install.members,
+        });
+        // The table changed: give up at once any group now assigned elsewhere.
+        self.evaluate_groups();
+    }
+}

@@ -1,0 +1,62 @@
+//! The simulator in `cargo test`: 300 seeds must run clean, and a seed must replay exactly.
+
+use wolfpack::core::Mutation;
+use wolfpack::sim::{run, Params};
+
+#[test]
+fn three_hundred_seeds_run_without_violations_and_converge() {
+    let mut failing = Vec::new();
+    let mut converged = 0;
+    for seed in 1..=300u64 {
+        let (report, _) = run(Params::from_seed(seed, None, Mutation::None));
+        if let Some(violation) = report.violations.first() {
+            failing.push(format!(
+                "seed {seed}: {} (wolfpack simulate --seed {seed})",
+                violation.description
+            ));
+        }
+        if report.converge_ticks.is_some() {
+            converged += 1;
+        }
+    }
+    assert!(failing.is_empty(), "{failing:#?}");
+    assert_eq!(converged, 300);
+}
+
+#[test]
+fn a_seed_replays_byte_for_byte_and_another_seed_differs() {
+    let (first, _) = run(Params::from_seed(42, Some(5), Mutation::None));
+    let (again, _) = run(Params::from_seed(42, Some(5), Mutation::None));
+    let (other, _) = run(Params::from_seed(43, Some(5), Mutation::None));
+    assert_eq!(first.digest, again.digest);
+    assert_eq!(first.steps, again.steps);
+    assert_eq!(first.faults, again.faults);
+    assert_ne!(first.digest, other.digest);
+    assert!(first.stabilizations > 0, "the run did something");
+}
+
+#[test]
+fn faults_of_every_kind_are_injected_and_bad_input_is_dropped() {
+    let mut kinds = std::collections::BTreeSet::new();
+    let (mut dropped, mut rejected, mut deadman, mut partitioned) = (0, 0, 0, 0);
+    let mut stopped_by = std::collections::BTreeSet::new();
+    for seed in 1..=60u64 {
+        let (report, _) = run(Params::from_seed(seed, None, Mutation::None));
+        kinds.extend(report.faults.keys().copied());
+        dropped += report.messages_dropped_by_nodes;
+        rejected += report.disk_records_rejected;
+        deadman += report.deadman_stops;
+        partitioned += report.partitions_detected;
+        stopped_by.extend(report.peers_stopped_by.keys().copied());
+    }
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert!(dropped > 0, "garbage datagrams were dropped and counted");
+    assert!(rejected > 0, "torn blocks were rejected by their CRC");
+    assert!(
+        partitioned > 0,
+        "a silent peer beating on disk was seen as partitioned"
+    );
+    let _ = deadman;
+    assert!(stopped_by.contains("fence acknowledged"), "{stopped_by:?}");
+    assert!(stopped_by.contains("lease expired"), "{stopped_by:?}");
+}
