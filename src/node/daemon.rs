@@ -150,7 +150,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         last_ping_ms: now_ms,
         holding: 0,
         stopping: std::collections::BTreeSet::new(),
-        held_fence_acks: Vec::new(),
+        held_writes: Vec::new(),
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -176,9 +176,8 @@ struct Daemon {
     holding: u64,
     /// Resources told to stop whose stop the monitor has not yet confirmed.
     stopping: std::collections::BTreeSet<String>,
-    /// Writes of our fence acknowledgement held back until `stopping` is empty (see
-    /// `hold_fence_ack`).
-    held_fence_acks: Vec<DiskRequest>,
+    /// Disk writes held back until `stopping` is empty (see `must_hold`), in issue order.
+    held_writes: Vec<DiskRequest>,
 }
 
 impl Daemon {
@@ -221,7 +220,7 @@ impl Daemon {
             let now_ms = monitor::event_log::monotonic_micros() / 1000;
             self.core.step(Input::Tick { now_ms });
             self.dispatch_outputs(now_ms);
-            self.release_fence_acks();
+            self.release_held_writes();
             while let Some(request) = self.admin.next_request() {
                 self.answer(poll, request, now_ms);
             }
@@ -330,31 +329,42 @@ impl Daemon {
         }
     }
 
-    /// Submits held fence acknowledgements once every stop is confirmed.
-    fn release_fence_acks(&mut self) {
+    /// Submits the held writes, in order, once every stop is confirmed.
+    fn release_held_writes(&mut self) {
         if self.stopping.is_empty() {
-            for request in std::mem::take(&mut self.held_fence_acks) {
+            for request in std::mem::take(&mut self.held_writes) {
                 let _ = self.disk_worker.submit(request);
             }
         }
     }
 
-    /// Whether a write is our fence acknowledgement and must wait for stops in progress.
+    /// Whether a write must wait for the stops in progress.
     ///
-    /// Why: the core writes the acknowledgement ("resources stopped") as soon as it has *told*
-    /// the monitor to stop, and survivors start our groups the moment they read it, while our
-    /// processes may still be stopping (seen in the netns testbed: a 15 ms overlap after a
-    /// symmetric partition). Holding the write back until the monitor confirms every stop
-    /// keeps the acknowledgement true; to the core it is only a slow disk write. The proper
-    /// fix (the core waits for a "stopped" input) belongs to the core.
-    fn hold_fence_ack(&self, offset_bytes: u64) -> bool {
-        !self.stopping.is_empty()
-            && offset_bytes
-                == self
-                    .config
-                    .superblock
-                    .geometry
-                    .fence_ack_offset(self.options.node_id)
+    /// Why: the core counts a group stopped once it has *told* the monitor to stop it, and two
+    /// of its writes then tell survivors they may start our groups: the fence acknowledgement
+    /// ("resources stopped") and a slot that is no longer `Member` (ARBITRATION.md rule (c)).
+    /// Survivors act on either at once, while our processes may still be stopping (seen in the
+    /// netns testbed: a 15 ms overlap after a symmetric partition). Holding such a write until
+    /// the monitor confirms every stop keeps it true; to the core it is a slow disk write. Once
+    /// one write is held, every later write waits behind it, so no block is ever overwritten
+    /// by an older version. The proper fix (a "stopped" input to the core) belongs to the core.
+    fn must_hold(&self, offset_bytes: u64, block: &disklayout::Block) -> bool {
+        if self.stopping.is_empty() {
+            return false;
+        }
+        if !self.held_writes.is_empty() {
+            return true;
+        }
+        let geometry = &self.config.superblock.geometry;
+        let me = self.options.node_id;
+        if offset_bytes == geometry.fence_ack_offset(me) {
+            return true;
+        }
+        offset_bytes == geometry.node_slot_offset(me)
+            && !matches!(
+                disklayout::decode::<disklayout::NodeSlot>(&block[..]),
+                Ok(Some(slot)) if slot.record.state == disklayout::NodeState::Member
+            )
     }
 
     /// Whether this node must stay off the network: it left the membership and its monitor has
@@ -402,19 +412,22 @@ impl Daemon {
                     offset_bytes,
                     block,
                 } => {
-                    let request = DiskRequest::Write {
-                        op,
-                        offset_bytes,
-                        block,
-                    };
-                    if self.hold_fence_ack(offset_bytes) {
+                    if self.must_hold(offset_bytes, &block) {
                         log::info!(
-                            "node={} fence acknowledgement held until the monitor confirms every stop",
+                            "node={} disk write held until the monitor confirms every stop",
                             self.options.node_id
                         );
-                        self.held_fence_acks.push(request);
+                        self.held_writes.push(DiskRequest::Write {
+                            op,
+                            offset_bytes,
+                            block,
+                        });
                     } else {
-                        let _ = self.disk_worker.submit(request);
+                        let _ = self.disk_worker.submit(DiskRequest::Write {
+                            op,
+                            offset_bytes,
+                            block,
+                        });
                     }
                 }
                 Output::Resource { group, online } => self.group(group, online),
