@@ -35,6 +35,8 @@ Commands:
   ctl COMMAND            ask a running node (see 'wolfpack ctl --help')
   keygen FILE [--force]  write a fresh cluster key, mode 0600 (see 'wolfpack keygen --help')
   testbed COMMAND        network-namespace testbed, faults, chaos (root; 'wolfpack testbed --help')
+  simulate --seed N | --seeds A..B [--nodes N] [--mutate NAME]
+                         the deterministic simulator: seeded faults, invariant checks
 
 Flags:
   -h, --help             print this help
