@@ -85,6 +85,7 @@ pub fn run(args: &[String]) -> i32 {
             return EXIT_OK;
         }
         Some("disk") => disk::run(&words[1..]),
+        Some("simulate") => return crate::sim::cli::run_simulate(&args[2..]),
         Some("ctl") => ctl::run(&words[1..]),
         Some("demo") => demo::run(&words[1..]),
         Some("node") => node::run(&words[1..]),
