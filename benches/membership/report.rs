@@ -52,11 +52,13 @@ pub fn verdict(value: f64, target: f64, unit: &str) -> String {
     if value.is_nan() {
         return "no data".into();
     }
+    // Small targets (0.5 % of a core) need two decimals to show the margin.
+    let digits = if target < 10.0 { 2 } else { 1 };
     if value <= target {
-        format!("met ({value:.1} ≤ {target} {unit})")
+        format!("met ({value:.digits$} ≤ {target} {unit})")
     } else {
         format!(
-            "MISSED by {:.1} {unit} ({value:.1} vs {target} {unit}, {:.1}× the target)",
+            "MISSED by {:.digits$} {unit} ({value:.digits$} vs {target} {unit}, {:.1}× the target)",
             value - target,
             value / target
         )
