@@ -13,7 +13,7 @@
 //! rings of the nodes, `ctl events`), so the 10 ms status polling adds no error.
 //!
 //! `cargo bench --bench join`; `NODES=1,2,4,8,16` (cluster sizes before the join; 1..16),
-//! `RUNS=5` joins per size. Writes benches/results/join.{json,csv,svg}. No root needed.
+//! `RUNS=5` joins per size, `SHOW_EVENTS=1` prints every node's events of each join. Writes benches/results/join.{json,csv,svg}. No root needed.
 #[path = "membership/cluster.rs"]
 mod cluster;
 #[path = "membership/report.rs"]
@@ -99,8 +99,15 @@ fn measure(nodes: u8, runs: usize) -> Result<Size, String> {
             .map(|event| event.0)
             .ok_or("the joiner logged no 'first frame sent'")?;
         let mut last_stabilized = 0;
+        let mut lines: Vec<(u64, String)> = Vec::new();
         for &id in &everyone {
             let events = cluster.events(id);
+            lines.extend(
+                events
+                    .iter()
+                    .filter(|(at, _)| *at >= spawned)
+                    .map(|(at, text)| (*at, format!("node {id}: {text}"))),
+            );
             let at = first_after(&events, spawned, |text| is_stabilized_with(text, &everyone))
                 .map(|event| event.0)
                 .ok_or(format!(
@@ -113,6 +120,15 @@ fn measure(nodes: u8, runs: usize) -> Result<Size, String> {
         eprintln!(
             "join: {nodes} nodes, run {run}: {from_start:.1} ms from spawn, {from_frame:.1} ms from first frame"
         );
+        if std::env::var("SHOW_EVENTS").is_ok_and(|v| v == "1") {
+            lines.sort();
+            for (at, text) in lines.iter().filter(|(at, _)| *at <= last_stabilized) {
+                eprintln!(
+                    "    +{:.1} ms {text}",
+                    at.saturating_sub(spawned) as f64 / 1000.0
+                );
+            }
+        }
         size.from_start_ms.push(from_start);
         size.from_first_frame_ms.push(from_frame);
         cluster.stop(joiner);
