@@ -299,7 +299,7 @@ fn disk_hog(
                 .map_err(|e| format!("disk hog: {e}"))?;
             in_file += block.len() as u64;
             written.fetch_add(block.len() as u64, Ordering::Relaxed);
-            if in_file % DISK_HOG_FSYNC_EVERY_BYTES == 0 {
+            if in_file.is_multiple_of(DISK_HOG_FSYNC_EVERY_BYTES) {
                 let began = Instant::now();
                 file.sync_all().map_err(|e| format!("disk hog: {e}"))?;
                 fsync_max_us.fetch_max(began.elapsed().as_micros() as u64, Ordering::Relaxed);

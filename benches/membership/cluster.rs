@@ -236,11 +236,7 @@ impl Cluster {
 }
 
 /// The first event of `events` at or after `since` whose text satisfies `matches`.
-pub fn first_after<'a>(
-    events: &'a [Event],
-    since: u64,
-    matches: impl Fn(&str) -> bool,
-) -> Option<&'a Event> {
+pub fn first_after(events: &[Event], since: u64, matches: impl Fn(&str) -> bool) -> Option<&Event> {
     events
         .iter()
         .find(|(at, what)| *at >= since && matches(what))
