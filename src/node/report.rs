@@ -23,6 +23,10 @@ pub struct Metrics {
     pub disk_latency_us_max: u64,
     pub oversized_messages: u64,
     pub unknown_frame_kinds: u64,
+    /// Gaps between consecutive frames from one peer on one network, in whole ms → count.
+    /// Why: heartbeat jitter as the failure detector sees it (benches/false_evictions.rs).
+    /// Sparse; distinct gap values stay few.
+    pub frame_gaps_ms: std::collections::BTreeMap<u64, u64>,
 }
 
 /// When each peer was last heard on each network (an authenticated frame), for link state.
@@ -45,12 +49,12 @@ impl LinkTable {
         }
     }
 
-    pub fn heard(&mut self, node_id: u8, network: u8, now_ms: u64) {
-        if let Some((_, networks)) = self.peers.iter_mut().find(|(id, _)| *id == node_id) {
-            if let Some(slot) = networks.get_mut(network as usize) {
-                *slot = Some(now_ms);
-            }
-        }
+    /// Notes a frame from `node_id` on `network`; returns the gap since its previous one.
+    pub fn heard(&mut self, node_id: u8, network: u8, now_ms: u64) -> Option<u64> {
+        let (_, networks) = self.peers.iter_mut().find(|(id, _)| *id == node_id)?;
+        let slot = networks.get_mut(network as usize)?;
+        let previous = slot.replace(now_ms)?;
+        Some(now_ms.saturating_sub(previous))
     }
 
     /// "up" when heard within `window_ms`, else how long silent.
@@ -456,6 +460,17 @@ pub fn metrics(
         "gauge",
         "Largest shared-disk batch latency.",
         one(metrics.disk_latency_us_max),
+    );
+    let gaps = metrics
+        .frame_gaps_ms
+        .iter()
+        .map(|(gap, count)| (format!(",gap_ms=\"{gap}\""), *count))
+        .collect();
+    metric(
+        "peer_frame_gaps_total",
+        "counter",
+        "Gaps between consecutive frames from one peer on one network, by length in ms.",
+        gaps,
     );
     out
 }
