@@ -5,8 +5,12 @@
 pub mod admin;
 pub mod cli;
 pub mod core;
+pub mod demo;
 pub mod disk;
+pub mod json;
+pub mod monitor;
 pub mod node;
 pub mod prng;
 pub mod sim;
+pub mod testbed;
 pub mod wire;

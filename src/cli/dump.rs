@@ -1,6 +1,6 @@
 //! Renders an inspection of the disk as text for people and as JSON for programs.
-use super::json::Json;
 use crate::disk::storage::DiskIo;
+use crate::json::Json;
 use disklayout::inspect::{AnyRecord, BlockReport, Inspection, Outcome};
 use disklayout::{LogEnd, RegionKind, Sealed, Superblock};
 use std::fmt::Write;

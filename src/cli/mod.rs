@@ -4,10 +4,11 @@
 //! Exit codes: 0 success; 1 the command ran and failed (an unreadable or bad disk, a refused
 //! format); 2 a usage error (a wrong or missing flag), reported in one line that names it.
 mod ctl;
+mod demo;
 mod disk;
 mod dump;
-mod json;
 mod keygen;
+mod node;
 mod parse;
 
 use std::fmt;
@@ -25,11 +26,17 @@ wolfpack: a high-availability cluster service
 Usage: wolfpack COMMAND [ARGS]
 
 Commands:
+  demo [--nodes N]       a local cluster that fails over, printed as a timeline (no root)
   disk format PATH ...   write a fresh shared disk (see 'wolfpack disk --help')
   disk dump PATH         print every region and record of a shared disk
   disk check PATH        check every record; exit 1 when any is bad
+  node --disk PATH --node-id N --key FILE
+                         run this machine's cluster node (see 'wolfpack node --help')
   ctl COMMAND            ask a running node (see 'wolfpack ctl --help')
   keygen FILE [--force]  write a fresh cluster key, mode 0600 (see 'wolfpack keygen --help')
+  testbed COMMAND        network-namespace testbed, faults, chaos (root; 'wolfpack testbed --help')
+  simulate --seed N | --seeds A..B [--nodes N] [--mutate NAME]
+                         the deterministic simulator: seeded faults, invariant checks
 
 Flags:
   -h, --help             print this help
@@ -78,8 +85,14 @@ pub fn run(args: &[String]) -> i32 {
             return EXIT_OK;
         }
         Some("disk") => disk::run(&words[1..]),
+        Some("simulate") => return crate::sim::cli::run_simulate(&args[2..]),
         Some("ctl") => ctl::run(&words[1..]),
+        Some("demo") => demo::run(&words[1..]),
+        Some("node") => node::run(&words[1..]),
         Some("keygen") => keygen::run(&words[1..]),
+        Some("testbed") => return crate::testbed::cli::main(&words[1..]),
+        // Internal: the resource monitor, started by `wolfpack node`; not in --help.
+        Some("monitor") => return crate::monitor::main(&words[1..]),
         Some(other) => Err(CommandError::Usage(UsageError(format!(
             "unknown command '{other}'"
         )))),

@@ -36,7 +36,7 @@ impl std::fmt::Display for StartupError {
                 write!(f, "{path} is not a wolfpack disk (block 0 is empty); run 'wolfpack disk format' first")
             }
             StartupError::BadSuperblock(problem) => {
-                write!(f, "not a usable wolfpack disk: {problem}")
+                write!(f, "{problem}")
             }
             StartupError::UnknownNode {
                 node_id,
@@ -78,9 +78,8 @@ pub fn read_disk_config(
         Ok(Some(superblock)) => superblock,
         Ok(None) => return Err(StartupError::NotFormatted(path.to_string())),
         Err(error) => {
-            return Err(StartupError::BadSuperblock(format!(
-                "{path} offset 0: {error}"
-            )))
+            let problem = disklayout::inspect::InspectError::BadSuperblock(error);
+            return Err(StartupError::BadSuperblock(format!("{path}: {problem}")));
         }
     };
     let Sealed {

@@ -1,4 +1,4 @@
-//! A minimal JSON writer for `--json` output; the dependency set has no serde, and output-only
+//! A minimal JSON writer for `--json` output (ctl answers, disk dumps); the dependency set has no serde, and output-only
 //! JSON needs only values, escaping and nesting.
 use std::fmt::Write;
 
@@ -54,6 +54,13 @@ impl Json {
             }
         }
     }
+}
+
+/// `text` as a JSON string literal, quotes included.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::new();
+    escape_into(text, &mut out);
+    out
 }
 
 fn escape_into(text: &str, out: &mut String) {

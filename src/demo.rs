@@ -1,0 +1,356 @@
+//! `wolfpack demo`: a local cluster on loopback that fails over, printed as a timeline.
+//!
+//! A temp dir, a formatted disk file, a key, N nodes on 127.0.0.1 ports; waits for the cluster
+//! to form and the demo group (a `process` resource) to come online; SIGKILLs its owner; waits
+//! for the group on another node; prints what happened when (CLOCK_MONOTONIC, shared by every
+//! process of the host) and `failover_ms=N` as its last line. Needs no root.
+use crate::admin::client;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Every wait has this deadline: a slow machine delays the demo but does not fail it.
+const DEADLINE: Duration = Duration::from_secs(60);
+/// The group the demo watches; group G's home is node G.
+const DEMO_GROUP: u8 = 1;
+
+pub struct DemoOptions {
+    pub nodes: u8,
+    pub json: bool,
+}
+
+/// Runs the demo; `Err` is the reason it failed.
+pub fn run(options: &DemoOptions) -> Result<(), String> {
+    let mut cluster = DemoCluster::create(options.nodes)?;
+    let result = cluster.run_scenario(options);
+    cluster.stop_all();
+    result
+}
+
+struct DemoCluster {
+    dir: PathBuf,
+    binary: PathBuf,
+    nodes: Vec<(u8, Option<Child>)>,
+}
+
+fn say(json: bool, line: &str) {
+    if !json {
+        println!("{line}");
+    }
+}
+
+fn micros() -> u64 {
+    crate::monitor::event_log::monotonic_micros()
+}
+
+impl DemoCluster {
+    fn create(count: u8) -> Result<DemoCluster, String> {
+        if !(2..=16).contains(&count) {
+            return Err(format!("--nodes {count}: the demo runs 2 to 16 nodes"));
+        }
+        let binary = std::env::current_exe()
+            .map_err(|error| format!("cannot find the wolfpack binary: {error}"))?;
+        let dir =
+            std::env::temp_dir().join(format!("wolfpack-demo-{}-{}", std::process::id(), micros()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+        let cluster = DemoCluster {
+            dir,
+            binary,
+            nodes: Vec::new(),
+        };
+        cluster.tool(&["keygen", &cluster.path("cluster.key")])?;
+        let mut format = vec![
+            "disk".to_string(),
+            "format".into(),
+            cluster.path("disk.img"),
+        ];
+        format.extend([
+            "--cluster-name".into(),
+            "demo".into(),
+            "--size".into(),
+            "16M".into(),
+        ]);
+        for id in 1..=count {
+            let port = free_udp_port()?;
+            format.extend(["--node".into(), format!("{id}=node{id}@127.0.0.1:{port}")]);
+        }
+        let words: Vec<&str> = format.iter().map(String::as_str).collect();
+        cluster.tool(&words)?;
+        Ok(cluster)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn tool(&self, args: &[&str]) -> Result<(), String> {
+        let output = Command::new(&self.binary)
+            .args(args)
+            .output()
+            .map_err(|error| format!("{}: {error}", args[0]))?;
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(format!(
+                "wolfpack {} failed: {}",
+                args[0],
+                String::from_utf8_lossy(&output.stderr).trim()
+            )),
+        }
+    }
+
+    fn start(&mut self, id: u8) -> Result<(), String> {
+        let log = std::fs::File::create(self.dir.join(format!("node{id}.log")))
+            .map_err(|error| error.to_string())?;
+        let stderr = log.try_clone().map_err(|error| error.to_string())?;
+        let child = Command::new(&self.binary)
+            .args([
+                "node",
+                "--disk",
+                &self.path("disk.img"),
+                "--node-id",
+                &id.to_string(),
+            ])
+            .args([
+                "--key",
+                &self.path("cluster.key"),
+                "--admin-socket",
+                &self.path(&format!("node{id}.sock")),
+            ])
+            .args([
+                "--event-log",
+                &self.path("events.log"),
+                "--resource-log-dir",
+                &self.path("resources"),
+            ])
+            .args(["--test-group", &format!("{DEMO_GROUP}=exec sleep 3600")])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|error| format!("cannot start node {id}: {error}"))?;
+        self.nodes.push((id, Some(child)));
+        Ok(())
+    }
+
+    fn ask(&self, id: u8, words: &[&str]) -> Option<String> {
+        let socket = PathBuf::from(self.path(&format!("node{id}.sock")));
+        let mut text = String::new();
+        let answered = client::request(&socket, words, Some(Duration::from_secs(5)), |line| {
+            text.push_str(line);
+            text.push('\n');
+            true
+        });
+        answered.ok().map(|_| text)
+    }
+
+    /// (stabilized, members, groups online here) from `ctl status --json` of our own making.
+    fn status(&self, id: u8) -> Option<(bool, Vec<u64>, Vec<u64>)> {
+        let json = self.ask(id, &["status", "--json"])?;
+        let stabilized = json.contains("\"state\":\"stabilized\"");
+        Some((
+            stabilized,
+            json_numbers(&json, "members"),
+            json_numbers(&json, "groups_online_here"),
+        ))
+    }
+
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        mut probe: impl FnMut(&Self) -> Option<T>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(value) = probe(self) {
+                return Ok(value);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "timed out after {}s waiting for {what}; logs in {}",
+                    DEADLINE.as_secs(),
+                    self.dir.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn run_scenario(&mut self, options: &DemoOptions) -> Result<(), String> {
+        let count = options.nodes;
+        say(
+            options.json,
+            &format!(
+                "wolfpack demo: {count} nodes on 127.0.0.1 sharing {}",
+                self.path("disk.img")
+            ),
+        );
+        let started = micros();
+        for id in 1..=count {
+            self.start(id)?;
+        }
+        let all: Vec<u64> = (1..=u64::from(count)).collect();
+        self.wait_for("the cluster to form", |cluster| {
+            (1..=count)
+                .all(|id| {
+                    cluster
+                        .status(id)
+                        .is_some_and(|(stable, members, _)| stable && members == all)
+                })
+                .then_some(())
+        })?;
+        let formed_ms = (micros() - started) / 1000;
+        say(
+            options.json,
+            &format!("formed: nodes {all:?} in {formed_ms} ms"),
+        );
+        let owner = self.wait_for("the demo group to come online", |cluster| {
+            (1..=count).find(|&id| {
+                cluster
+                    .status(id)
+                    .is_some_and(|(_, _, groups)| groups.contains(&u64::from(DEMO_GROUP)))
+            })
+        })?;
+        say(
+            options.json,
+            &format!("group {DEMO_GROUP} (process 'sleep 3600') is online on node {owner}"),
+        );
+        let events_before = std::fs::read_to_string(self.path("events.log"))
+            .unwrap_or_default()
+            .len();
+        let killed_at = micros();
+        self.kill(owner);
+        say(options.json, &format!("killed node {owner} with SIGKILL"));
+        let (new_owner, online_at) =
+            self.wait_for("the group to come online elsewhere", |cluster| {
+                let log = std::fs::read_to_string(cluster.path("events.log")).ok()?;
+                log.get(events_before..)?.lines().find_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let at: u64 = fields.first()?.parse().ok()?;
+                    let node: u8 = fields.get(1)?.strip_prefix("node=")?.parse().ok()?;
+                    let online = fields.get(2)
+                        == Some(&format!("resource=group-{DEMO_GROUP}").as_str())
+                        && fields.get(3) == Some(&"online");
+                    (online && node != owner).then_some((node, at))
+                })
+            })?;
+        let timeline = self.timeline(owner, killed_at, new_owner, online_at);
+        let failover_ms = (online_at.saturating_sub(killed_at)) / 1000;
+        if options.json {
+            let steps: Vec<String> = timeline
+                .iter()
+                .map(|(ms, what)| format!("{{\"ms\":{ms},\"what\":{what:?}}}"))
+                .collect();
+            println!(
+                "{{\"nodes\":{count},\"killed\":{owner},\"new_owner\":{new_owner},\"failover_ms\":{failover_ms},\"timeline\":[{}]}}",
+                steps.join(",")
+            );
+        } else {
+            println!("timeline (ms after the kill):");
+            for (ms, what) in &timeline {
+                println!("  {ms:>6}  {what}");
+            }
+            if let Some(status) = self.ask(new_owner, &["status"]) {
+                println!("final status of node {new_owner}:");
+                for line in status.lines() {
+                    println!("  {line}");
+                }
+            }
+        }
+        println!("failover_ms={failover_ms}");
+        Ok(())
+    }
+
+    /// The survivors' events after the kill, in time order, from their event rings.
+    fn timeline(
+        &self,
+        killed: u8,
+        killed_at: u64,
+        new_owner: u8,
+        online_at: u64,
+    ) -> Vec<(u64, String)> {
+        let mut steps = vec![(0, format!("node {killed} killed"))];
+        let mut seen = Vec::new();
+        for (id, _) in self
+            .nodes
+            .iter()
+            .filter(|(id, child)| *id != killed && child.is_some())
+        {
+            let Some(events) = self.ask(*id, &["events"]) else {
+                continue;
+            };
+            for line in events.lines() {
+                let Some((at, text)) = line.split_once(' ') else {
+                    continue;
+                };
+                let Ok(at) = at.parse::<u64>() else { continue };
+                let interesting = text.contains("silent")
+                    || text.contains("stabilized")
+                    || text.contains("confirmed stopped");
+                if at >= killed_at
+                    && at <= online_at
+                    && interesting
+                    && !seen.contains(&text.to_string())
+                {
+                    seen.push(text.to_string());
+                    steps.push(((at - killed_at) / 1000, format!("node {id}: {text}")));
+                }
+            }
+        }
+        steps.push((
+            (online_at - killed_at) / 1000,
+            format!("group {DEMO_GROUP} online on node {new_owner}"),
+        ));
+        steps.sort();
+        steps
+    }
+
+    fn kill(&mut self, id: u8) {
+        for (node, child) in self.nodes.iter_mut() {
+            if *node == id {
+                if let Some(mut child) = child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for (_, child) in self.nodes.iter_mut() {
+            if let Some(mut child) = child.take() {
+                // SAFETY: kill(2) on a child this process started and has not reaped.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The numbers of `"name":[1,2]` in JSON this binary wrote itself.
+fn json_numbers(json: &str, name: &str) -> Vec<u64> {
+    let key = format!("\"{name}\":[");
+    let Some(start) = json.find(&key).map(|at| at + key.len()) else {
+        return Vec::new();
+    };
+    let Some(length) = json[start..].find(']') else {
+        return Vec::new();
+    };
+    json[start..start + length]
+        .split(',')
+        .filter_map(|number| number.trim().parse().ok())
+        .collect()
+}
+
+fn free_udp_port() -> Result<u16, String> {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .map(|address| address.port())
+        .map_err(|error| format!("cannot find a free UDP port on 127.0.0.1: {error}"))
+}

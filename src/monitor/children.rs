@@ -1,0 +1,118 @@
+//! Child processes of the monitor: spawning a shell command in its own process group with its
+//! output appended to a log file, signalling whole groups, reaping, and deciding when a group is
+//! gone. Every resource type that runs programs (process, script, ocf:) builds on these.
+//!
+//! Invariants:
+//! - Every child leads its own process group (pgid = pid), so one `kill(-pgid)` reaches it and
+//!   every descendant that did not leave the group.
+//! - The monitor is a child subreaper, so orphaned descendants are reparented to it and reaped by
+//!   `reap_exited`; a group is "gone" only when `kill(-pgid, 0)` finds no process, zombies
+//!   included, which makes "gone" mean that nothing of it can run any more.
+//! - Children get SIGKILL when the monitor dies (PR_SET_PDEATHSIG): a net for `kill -9` of the
+//!   whole node's daemon and monitor. It reaches only the group leader.
+use std::fs::OpenOptions;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Makes the calling process a child subreaper (see the module invariants).
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument and touches no memory.
+    let result = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    match result {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Runs `sh -c script` as the leader of a new process group, stdin from /dev/null, stdout and
+/// stderr appended to `log_path`, with `environment` added. Returns its pid, which is also its
+/// process group id.
+pub fn spawn_shell(script: &str, log_path: &Path, environment: &[(&str, &str)]) -> io::Result<i32> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
+    let log_for_stderr = log.try_clone()?;
+    let parent_pid = std::process::id();
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_for_stderr)
+        .process_group(0)
+        .envs(environment.iter().copied());
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The monitor may have died before PDEATHSIG was set: then nobody would kill us.
+            if libc::getppid() as u32 != parent_pid {
+                return Err(io::Error::other("the monitor exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
+    // Dropping `Child` neither waits nor kills; `reap_exited` collects its status.
+    drop(child);
+    Ok(pid)
+}
+
+/// Sends `signal` to every process of group `pgid`. A group that is already gone is fine.
+pub fn signal_group(pgid: i32, signal: i32) {
+    assert!(
+        pgid > 1,
+        "signalling group {pgid} would reach unrelated processes"
+    );
+    // SAFETY: kill has no memory effects; a negative pid addresses exactly one process group.
+    let _ = unsafe { libc::kill(-pgid, signal) };
+}
+
+/// Whether any process, zombies included, is still in group `pgid`.
+pub fn group_exists(pgid: i32) -> bool {
+    assert!(
+        pgid > 1,
+        "probing group {pgid} would reach unrelated processes"
+    );
+    // SAFETY: signal 0 only checks for existence and permission.
+    let result = unsafe { libc::kill(-pgid, 0) };
+    result == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Reaps every child that has exited, without blocking: (pid, raw wait status) each.
+pub fn reap_exited() -> Vec<(i32, i32)> {
+    let mut exited = Vec::new();
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a valid out-pointer; WNOHANG makes this return at once.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return exited; // 0: children remain, none exited; -1: no children at all.
+        }
+        exited.push((pid, status));
+    }
+}
+
+/// Says how a process ended, from its raw wait status.
+pub fn describe_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("ended with wait status {status}")
+    }
+}
+
+/// Whether the raw wait status is a normal exit with status 0.
+pub fn succeeded(status: i32) -> bool {
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}

@@ -1,0 +1,260 @@
+//! The table of resources a monitor holds, and the life of each: which operation is pending,
+//! its deadline, and the reports owed to the daemon. `server.rs` feeds it commands, reaped
+//! children and the time; it answers with `Event`s.
+//!
+//! Life of a resource: absent → Starting → Online ⇄ Checking; any of these → Stopping →
+//! Cleaning → absent. Cleaning waits until `is_gone`, then writes the `offline` line, then sends
+//! the reports; so every `Done`/`ResourceFailed` that ends a resource's life follows its
+//! `offline` line, and an `online` line precedes its first process.
+mod progress;
+
+use super::constants::RESOURCES_MAX;
+use super::event_log::{EventLog, Transition};
+use super::protocol::{CheckLevel, Event, Operation, Outcome};
+use super::resource::{self, Resource, Settings};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A report owed to the daemon when a resource's life ends.
+enum Report {
+    /// A `Done` for `operation`, whose command arrived at `since`; `None` until known.
+    Done {
+        operation: Operation,
+        since: Instant,
+        outcome: Option<Outcome>,
+    },
+    /// A `ResourceFailed`.
+    Failed(String),
+}
+
+/// Where a held resource is in its life; every state but `Online` has work under way.
+enum State {
+    /// Started and idle: watched for failures, open to checks.
+    Online,
+    /// `Start` arrived at `since`; past `deadline` everything is killed (TimedOut).
+    Starting { since: Instant, deadline: Instant },
+    /// A check arrived at `since`; past `deadline` it is abandoned (TimedOut), still online.
+    Checking {
+        level: CheckLevel,
+        since: Instant,
+        deadline: Instant,
+    },
+    /// A graceful stop; past `deadline` everything is killed and its reports say TimedOut.
+    Stopping {
+        deadline: Instant,
+        reports: Vec<Report>,
+    },
+    /// Everything was stopped or killed at `since`; waiting until nothing of it runs.
+    Cleaning {
+        since: Instant,
+        reports: Vec<Report>,
+    },
+}
+
+/// One held resource: its type's instance and its state.
+struct Held {
+    resource: Box<dyn Resource>,
+    state: State,
+}
+
+/// Every resource this monitor holds. Iteration is in name order, so runs are reproducible.
+pub struct Holder {
+    held: BTreeMap<String, Held>,
+    node_id: u8,
+    resource_log_dir: PathBuf,
+    log: EventLog,
+    /// Events for the daemon, in the order they happened; `take_events` hands them over.
+    out: Vec<Event>,
+    /// Set by `StopAll` until every resource is gone; `Start` is refused meanwhile.
+    stopping_all: bool,
+}
+
+fn deadline_after(now: Instant, operation: Operation, timeout_ms: Option<u32>) -> Instant {
+    let milliseconds = timeout_ms.unwrap_or(operation.timeout_ms_default());
+    now + Duration::from_millis(u64::from(milliseconds))
+}
+
+fn done(resource: &str, operation: Operation, outcome: Outcome, since: Instant) -> Event {
+    let elapsed_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Event::Done {
+        resource: resource.to_string(),
+        operation,
+        outcome,
+        elapsed_ms,
+    }
+}
+
+impl Holder {
+    pub fn new(node_id: u8, resource_log_dir: PathBuf, log: EventLog) -> Holder {
+        Holder {
+            held: BTreeMap::new(),
+            node_id,
+            resource_log_dir,
+            log,
+            out: Vec::new(),
+            stopping_all: false,
+        }
+    }
+
+    /// Whether a `StopAll` is still under way.
+    pub fn is_stopping_all(&self) -> bool {
+        self.stopping_all
+    }
+
+    /// `Ping`: answered in order with the other events.
+    pub fn pong(&mut self, sequence: u64) {
+        self.out.push(Event::Pong { sequence });
+    }
+
+    /// The events produced since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// `Start`: writes the `online` line, then begins the start.
+    pub fn start(
+        &mut self,
+        name: &str,
+        kind: &str,
+        params: &[(String, String)],
+        timeout_ms: Option<u32>,
+        now: Instant,
+    ) {
+        let reject = |reason: String| done(name, Operation::Start, Outcome::Rejected(reason), now);
+        if let Some(held) = self.held.get(name) {
+            self.out.push(match held.state {
+                State::Online => done(name, Operation::Start, Outcome::Success, now),
+                _ => reject("busy: another operation is pending".to_string()),
+            });
+            return;
+        }
+        if self.stopping_all {
+            return self.out.push(reject("stopping all resources".to_string()));
+        }
+        if self.held.len() >= RESOURCES_MAX {
+            return self.out.push(reject(format!(
+                "the monitor holds {RESOURCES_MAX} resources"
+            )));
+        }
+        let settings = Settings {
+            resource: name.to_string(),
+            node_id: self.node_id,
+            log_path: self.resource_log_dir.join(format!("{name}.log")),
+        };
+        let mut resource = match resource::create(kind, params, settings) {
+            Ok(resource) => resource,
+            Err(reason) => return self.out.push(reject(reason)),
+        };
+        if let Err(error) = self.log.record(name, Transition::Online) {
+            return self
+                .out
+                .push(reject(format!("cannot write the event log: {error}")));
+        }
+        let deadline = deadline_after(now, Operation::Start, timeout_ms);
+        let progress = resource.start(now);
+        let state = State::Starting {
+            since: now,
+            deadline,
+        };
+        self.held.insert(name.to_string(), Held { resource, state });
+        self.settle(name, progress, now);
+    }
+
+    /// `Stop`: an absent resource is already offline.
+    pub fn stop(&mut self, name: &str, timeout_ms: Option<u32>, now: Instant) {
+        let Some(held) = self.held.get_mut(name) else {
+            return self
+                .out
+                .push(done(name, Operation::Stop, Outcome::Success, now));
+        };
+        let stop_report = Report::Done {
+            operation: Operation::Stop,
+            since: now,
+            outcome: None,
+        };
+        let mut reports = Vec::new();
+        match &mut held.state {
+            State::Stopping {
+                reports: pending, ..
+            }
+            | State::Cleaning {
+                reports: pending, ..
+            } => {
+                return pending.push(stop_report);
+            }
+            State::Starting { since, .. } => reports.push(Report::Done {
+                operation: Operation::Start,
+                since: *since,
+                outcome: Some(Outcome::Failed("cancelled by stop".to_string())),
+            }),
+            State::Checking { level, since, .. } => {
+                held.resource.cancel_check();
+                self.out.push(done(
+                    name,
+                    Operation::Check(*level),
+                    Outcome::Failed("cancelled by stop".to_string()),
+                    *since,
+                ));
+            }
+            State::Online => {}
+        }
+        reports.push(stop_report);
+        let deadline = deadline_after(now, Operation::Stop, timeout_ms);
+        let progress = held.resource.stop(now);
+        held.state = State::Stopping { deadline, reports };
+        self.settle(name, progress, now);
+    }
+
+    /// `Check` of an online resource.
+    pub fn check(&mut self, name: &str, level: CheckLevel, timeout_ms: Option<u32>, now: Instant) {
+        let operation = Operation::Check(level);
+        let Some(held) = self.held.get_mut(name) else {
+            return self.out.push(done(
+                name,
+                operation,
+                Outcome::Rejected("not held".to_string()),
+                now,
+            ));
+        };
+        if !matches!(held.state, State::Online) {
+            let reason = "busy: another operation is pending".to_string();
+            return self
+                .out
+                .push(done(name, operation, Outcome::Rejected(reason), now));
+        }
+        let deadline = deadline_after(now, operation, timeout_ms);
+        let progress = held.resource.check(level, now);
+        held.state = State::Checking {
+            level,
+            since: now,
+            deadline,
+        };
+        self.settle(name, progress, now);
+    }
+
+    /// `StopAll`: a `Stop` with the default timeout for every resource not already stopping;
+    /// `AllStopped` follows once none is left.
+    pub fn stop_all(&mut self, now: Instant) {
+        self.stopping_all = true;
+        let names: Vec<String> = self.held.keys().cloned().collect();
+        for name in names {
+            let stopping = matches!(
+                self.held.get(&name).map(|held| &held.state),
+                Some(State::Stopping { .. } | State::Cleaning { .. })
+            );
+            if !stopping {
+                self.stop(&name, None, now);
+            }
+        }
+    }
+
+    /// Hands a reaped child to the resource it belongs to (orphans belong to nobody).
+    pub fn observe_exit(&mut self, pid: i32, status: i32) {
+        for held in self.held.values_mut() {
+            if held.resource.observe_exit(pid, status) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! How the held resources move on between commands: polling pending operations, deadlines,
+//! failures noticed without being asked, cleanups that end in the `offline` line, and the
+//! dead-man fence. See `mod.rs` for the life of a resource.
+use super::{done, Holder, Report, State};
+use crate::monitor::children;
+use crate::monitor::constants::{FENCE_GRACE_MS, KILL_WAIT_MS_MAX};
+use crate::monitor::event_log::Transition;
+use crate::monitor::protocol::{Event, Operation, Outcome};
+use crate::monitor::resource::Progress;
+use std::time::{Duration, Instant};
+
+impl Holder {
+    /// Moves every resource on: polls pending operations, enforces deadlines, notices
+    /// failures, finishes cleanups.
+    pub fn advance(&mut self, now: Instant) {
+        let names: Vec<String> = self.held.keys().cloned().collect();
+        for name in names {
+            let Some(held) = self.held.get_mut(&name) else {
+                continue;
+            };
+            let progress = match &held.state {
+                State::Online => match held.resource.failure() {
+                    Some(reason) => {
+                        held.resource.terminate();
+                        let reports = vec![Report::Failed(reason)];
+                        held.state = State::Cleaning {
+                            since: now,
+                            reports,
+                        };
+                        Progress::Pending
+                    }
+                    None => continue,
+                },
+                State::Cleaning { .. } => Progress::Pending,
+                _ => held.resource.poll(now),
+            };
+            let overdue = match &held.state {
+                State::Starting { deadline, .. }
+                | State::Checking { deadline, .. }
+                | State::Stopping { deadline, .. } => now >= *deadline,
+                State::Online | State::Cleaning { .. } => false,
+            };
+            if progress == Progress::Pending && overdue {
+                self.time_out(&name, now);
+            }
+            self.settle(&name, progress, now);
+        }
+        if self.stopping_all && self.held.is_empty() {
+            self.out.push(Event::AllStopped);
+            self.stopping_all = false;
+        }
+    }
+
+    /// Whether any operation or cleanup is under way (the event loop then wakes more often).
+    pub fn is_busy(&self) -> bool {
+        self.held
+            .values()
+            .any(|held| !matches!(held.state, State::Online))
+    }
+
+    /// The earliest operation deadline, for the event loop's sleep.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.held
+            .values()
+            .filter_map(|held| match &held.state {
+                State::Starting { deadline, .. }
+                | State::Checking { deadline, .. }
+                | State::Stopping { deadline, .. } => Some(*deadline),
+                State::Online | State::Cleaning { .. } => None,
+            })
+            .min()
+    }
+
+    fn time_out(&mut self, name: &str, now: Instant) {
+        let Some(held) = self.held.get_mut(name) else {
+            return;
+        };
+        let state = std::mem::replace(&mut held.state, State::Online);
+        held.state = match state {
+            State::Checking { level, since, .. } => {
+                held.resource.cancel_check();
+                self.out.push(done(
+                    name,
+                    Operation::Check(level),
+                    Outcome::TimedOut,
+                    since,
+                ));
+                State::Online
+            }
+            State::Starting { since, .. } => {
+                held.resource.terminate();
+                let report = Report::Done {
+                    operation: Operation::Start,
+                    since,
+                    outcome: Some(Outcome::TimedOut),
+                };
+                State::Cleaning {
+                    since: now,
+                    reports: vec![report],
+                }
+            }
+            State::Stopping { mut reports, .. } => {
+                held.resource.terminate();
+                fill(&mut reports, Outcome::TimedOut);
+                State::Cleaning {
+                    since: now,
+                    reports,
+                }
+            }
+            other => other,
+        };
+    }
+
+    /// Applies an operation's progress to its resource's state.
+    pub(super) fn settle(&mut self, name: &str, progress: Progress, now: Instant) {
+        let Some(held) = self.held.get_mut(name) else {
+            return;
+        };
+        if let State::Cleaning { since, reports } = &mut held.state {
+            if held.resource.is_gone() {
+                if let Err(error) = self.log.record(name, Transition::Offline) {
+                    log::error!("resource={name}: cannot write the offline line: {error}");
+                }
+                emit(name, std::mem::take(reports), &mut self.out);
+                self.held.remove(name);
+            } else if now.duration_since(*since) >= Duration::from_millis(KILL_WAIT_MS_MAX)
+                && !reports.is_empty()
+            {
+                let reason = "processes survived SIGKILL; offline not confirmed".to_string();
+                log::error!("resource={name}: {reason}");
+                fill(reports, Outcome::Failed(reason));
+                emit(name, std::mem::take(reports), &mut self.out);
+            }
+            return;
+        }
+        let Progress::Finished(result) = progress else {
+            return;
+        };
+        let state = std::mem::replace(&mut held.state, State::Online);
+        held.state = match (state, result) {
+            (State::Starting { since, .. }, Ok(())) => {
+                self.out
+                    .push(done(name, Operation::Start, Outcome::Success, since));
+                State::Online
+            }
+            (State::Starting { since, .. }, Err(reason)) => {
+                held.resource.terminate();
+                let report = Report::Done {
+                    operation: Operation::Start,
+                    since,
+                    outcome: Some(Outcome::Failed(reason)),
+                };
+                State::Cleaning {
+                    since: now,
+                    reports: vec![report],
+                }
+            }
+            (State::Checking { level, since, .. }, result) => {
+                let outcome = result.map_or_else(Outcome::Failed, |()| Outcome::Success);
+                self.out
+                    .push(done(name, Operation::Check(level), outcome, since));
+                State::Online
+            }
+            (State::Stopping { mut reports, .. }, result) => {
+                if result.is_err() {
+                    held.resource.terminate();
+                }
+                fill(
+                    &mut reports,
+                    result.map_or_else(Outcome::Failed, |()| Outcome::Success),
+                );
+                State::Cleaning {
+                    since: now,
+                    reports,
+                }
+            }
+            (other, _) => other,
+        };
+        if matches!(held.state, State::Cleaning { .. }) {
+            self.settle(name, Progress::Pending, now);
+        }
+    }
+
+    /// The dead-man stop: SIGTERM everything, SIGKILL what is left after FENCE_GRACE_MS, wait
+    /// up to KILL_WAIT_MS_MAX, and write `offline` for every resource confirmed gone. Returns
+    /// the names that survived.
+    ///
+    /// Why SIGKILL so soon, whatever the stop timeouts say: once the daemon has been silent for
+    /// the fence timeout, the other nodes are counting down this node's lease and will start
+    /// these resources when it expires. The lease expiry leaves room for the fence timeout plus
+    /// FENCE_GRACE_MS, not for a graceful stop; a resource still running then would run on two
+    /// nodes. A killed service recovers like after a crash, which failover must survive anyway.
+    /// It blocks: with the daemon gone there is nobody to answer.
+    pub fn fence(&mut self) -> Vec<String> {
+        let start = Instant::now();
+        for held in self.held.values_mut() {
+            held.resource.stop(start);
+        }
+        let grace_end = start + Duration::from_millis(FENCE_GRACE_MS);
+        let kill_end = grace_end + Duration::from_millis(KILL_WAIT_MS_MAX);
+        let mut killed = false;
+        while !self.held.is_empty() && Instant::now() < kill_end {
+            for (pid, status) in children::reap_exited() {
+                self.observe_exit(pid, status);
+            }
+            if !killed && Instant::now() >= grace_end {
+                self.held
+                    .values_mut()
+                    .for_each(|held| held.resource.terminate());
+                killed = true;
+            }
+            self.held.retain(|name, held| {
+                let gone = held.resource.is_gone();
+                if gone {
+                    if let Err(error) = self.log.record(name, Transition::Offline) {
+                        log::error!("resource={name}: cannot write the offline line: {error}");
+                    }
+                }
+                !gone
+            });
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.held.keys().cloned().collect()
+    }
+}
+
+/// Sets every still-unknown `Done` outcome.
+fn fill(reports: &mut [Report], outcome: Outcome) {
+    for report in reports {
+        if let Report::Done {
+            outcome: slot @ None,
+            ..
+        } = report
+        {
+            *slot = Some(outcome.clone());
+        }
+    }
+}
+
+fn emit(name: &str, reports: Vec<Report>, out: &mut Vec<Event>) {
+    for report in reports {
+        out.push(match report {
+            Report::Done {
+                operation,
+                since,
+                outcome,
+            } => done(name, operation, outcome.unwrap_or(Outcome::Success), since),
+            Report::Failed(reason) => Event::ResourceFailed {
+                resource: name.to_string(),
+                reason,
+            },
+        });
+    }
+}

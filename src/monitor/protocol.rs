@@ -1,0 +1,141 @@
+//! The messages between the node daemon and its resource monitor: `Command`s down, `Event`s up.
+//! `codec.rs` turns them into frames.
+//!
+//! Contract (the daemon relies on it):
+//! - Any command resets the monitor's fence deadline; `Ping` exists for when there is nothing else
+//!   to say, and is answered by a `Pong` with the same sequence number.
+//! - `Start`, `Stop` and `Check` are answered by exactly one `Done` for that resource and
+//!   operation. `StopAll` (and `Shutdown`) produce one `Done` with `Operation::Stop` per resource
+//!   it stops, then `AllStopped`.
+//! - After a `Done` for `Start` with `Failed` or `TimedOut`, after any `Done` for `Stop`, and
+//!   after `ResourceFailed`, the monitor no longer holds the resource, its `offline` line is in
+//!   the event log, and its processes are gone; the one exception is a reason saying processes
+//!   survived SIGKILL (uninterruptible sleep), when `offline` waits until they are gone.
+//! - `Rejected` means the command changed nothing (unknown type, bad parameters, another
+//!   operation pending on that resource, a `StopAll` under way). `Stop` is never rejected: a
+//!   pending start or check is cancelled (answered `Failed("cancelled by stop")`) and a second
+//!   `Stop` shares the first one's outcome.
+//! - A `Check` that fails or times out leaves the resource held and online: the daemon decides
+//!   (restart, fail over) and sends `Stop`. A `Start` of a resource already online succeeds.
+use super::constants::START_TIMEOUT_MS_DEFAULT;
+use super::constants::{IS_ALIVE_TIMEOUT_MS_DEFAULT, LOOKS_ALIVE_TIMEOUT_MS_DEFAULT};
+use super::constants::{RESOURCE_NAME_BYTES_MAX, STOP_TIMEOUT_MS_DEFAULT};
+
+/// A message from the daemon to the monitor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// "I am alive": resets the fence deadline, feeds the watchdog, answered by `Pong`.
+    Ping { sequence: u64 },
+    /// Bring `resource` online as a `kind` (e.g. `process`) with `params`.
+    Start {
+        resource: String,
+        kind: String,
+        params: Vec<(String, String)>,
+        timeout_ms: Option<u32>,
+    },
+    /// Take `resource` offline gracefully; unknown resources are already offline (`Success`).
+    Stop {
+        resource: String,
+        timeout_ms: Option<u32>,
+    },
+    /// Health check of an online resource.
+    Check {
+        resource: String,
+        level: CheckLevel,
+        timeout_ms: Option<u32>,
+    },
+    /// Stop every held resource gracefully; then `AllStopped`.
+    StopAll,
+    /// `StopAll`, then close the watchdog with its magic character and exit 0.
+    Shutdown,
+}
+
+/// How thorough a health check is (MSCS's two polls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckLevel {
+    /// Cheap and frequent: does the resource still exist?
+    LooksAlive,
+    /// Thorough: does it work (e.g. the check command succeeds)?
+    IsAlive,
+}
+
+/// The operation a `Done` reports on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Start,
+    Stop,
+    Check(CheckLevel),
+}
+
+impl Operation {
+    /// The timeout an operation gets when its command names none.
+    pub fn timeout_ms_default(self) -> u32 {
+        match self {
+            Operation::Start => START_TIMEOUT_MS_DEFAULT,
+            Operation::Stop => STOP_TIMEOUT_MS_DEFAULT,
+            Operation::Check(CheckLevel::LooksAlive) => LOOKS_ALIVE_TIMEOUT_MS_DEFAULT,
+            Operation::Check(CheckLevel::IsAlive) => IS_ALIVE_TIMEOUT_MS_DEFAULT,
+        }
+    }
+
+    /// The lower-case name used in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Start => "start",
+            Operation::Stop => "stop",
+            Operation::Check(CheckLevel::LooksAlive) => "looks-alive",
+            Operation::Check(CheckLevel::IsAlive) => "is-alive",
+        }
+    }
+}
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// It ran and failed; the reason is for humans.
+    Failed(String),
+    /// It exceeded its timeout; for start and stop, everything it started was SIGKILLed.
+    TimedOut,
+    /// Refused before anything changed (busy, unknown type, bad parameters, not held).
+    Rejected(String),
+}
+
+/// A message from the monitor to the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The answer to `Ping { sequence }`.
+    Pong { sequence: u64 },
+    /// An operation on `resource` finished.
+    Done {
+        resource: String,
+        operation: Operation,
+        outcome: Outcome,
+        elapsed_ms: u64,
+    },
+    /// An online resource failed without being asked (its process exited); it is offline now.
+    ResourceFailed { resource: String, reason: String },
+    /// `StopAll` or `Shutdown` finished: the monitor holds nothing.
+    AllStopped,
+}
+
+/// Whether `name` may name a resource: 1 to 64 bytes of `[A-Za-z0-9_.-]`, not starting with
+/// '.'. Names become log file names, so this keeps them from escaping the log directory.
+pub fn is_resource_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= RESOURCE_NAME_BYTES_MAX
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
+}
+
+/// Whether `key` may be a parameter key: 1 to 64 bytes of `[a-z0-9_]` (it becomes an
+/// environment variable name for OCF agents).
+pub fn is_param_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= super::constants::PARAM_KEY_BYTES_MAX
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+}

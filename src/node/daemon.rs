@@ -1,0 +1,641 @@
+//! `wolfpack node`: the event loop that drives `core::Node` with real I/O.
+//!
+//! One thread runs the loop (mio); the shared disk has its own worker thread; resources run in
+//! the monitor process. Every iteration: handle readiness (signals, disk completions, monitor
+//! events, datagrams, admin connections), step one `Tick` with CLOCK_MONOTONIC, drain the core's
+//! outputs, answer admin requests, keep the monitor's dead-man switch armed.
+//!
+//! **Invariant:** the daemon pings the monitor only when the core re-arms its dead-man switch
+//! (after a lease renewal) or holds no group, so a core that cannot renew its lease lets the
+//! monitor stop the resources even while this loop keeps running.
+use super::disk_worker::{DiskCompletion, DiskRequest, DiskWorker};
+use super::report::{self, EventRing, LinkTable, Metrics};
+use super::signals::Signals;
+use super::startup::{read_disk_config, DiskConfig};
+use super::transport::Transport;
+use crate::admin::server::{AdminRequest, AdminServer};
+use crate::core::{self, AdminCommand, Input, Output};
+use crate::disk::storage::{self, Access, DiskIo};
+use crate::monitor::{self, MonitorClient, MonitorConfig};
+use crate::wire::{ClusterKey, Opener, Sealer};
+use mio::{Events, Interest, Poll, Token};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SIGNALS: Token = Token(0);
+const DISK: Token = Token(1);
+const MONITOR: Token = Token(2);
+const ADMIN_LISTENER: Token = Token(3);
+const FIRST_NETWORK_TOKEN: usize = 16;
+const FIRST_ADMIN_CONNECTION_TOKEN: usize = 1024;
+/// The only frame kind so far: a core message.
+const FRAME_KIND_CORE: u8 = 1;
+/// How long a SIGTERM waits for the monitor to stop every resource.
+const LEAVE_STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// What `wolfpack node` was told on its command line.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub disk: PathBuf,
+    pub disk_io: Option<DiskIo>,
+    pub node_id: u8,
+    pub key: PathBuf,
+    pub admin_socket: PathBuf,
+    pub watchdog: Option<PathBuf>,
+    /// Where resource online/offline transitions are appended (CLOCK_MONOTONIC µs).
+    pub event_log: PathBuf,
+    /// Where each resource's output goes.
+    pub resource_log_dir: PathBuf,
+    /// The command each test group runs (group id = its home node id), until groups live in
+    /// the replicated database.
+    pub test_groups: Vec<(u8, String)>,
+    /// The log file SIGHUP reopens; `None` when logging to stderr.
+    pub log_file: Option<super::log_file::LogFile>,
+}
+
+/// Runs the node until SIGTERM/SIGINT. `Err` is one line for the user; nothing was written to
+/// the disk when start-up fails.
+pub fn run(options: NodeOptions) -> Result<(), String> {
+    let key = ClusterKey::load(&options.key).map_err(|error| error.to_string())?;
+    let disk_path = options.disk.display().to_string();
+    let mut disk = storage::open(&options.disk, options.disk_io, Access::ReadWrite)
+        .map_err(|e| e.to_string())?;
+    let backend = disk.io().name();
+    let now_ms = monitor::event_log::monotonic_micros() / 1000;
+    let config = read_disk_config(&mut *disk, &disk_path, options.node_id, realtime_ms())
+        .map_err(|error| error.to_string())?;
+    let mut poll = Poll::new().map_err(|error| format!("cannot create the event loop: {error}"))?;
+    let transport = Transport::bind(
+        &config.own,
+        &config.nodes,
+        poll.registry(),
+        FIRST_NETWORK_TOKEN,
+    )
+    .map_err(|error| error.to_string())?;
+    let admin = AdminServer::bind(
+        &options.admin_socket,
+        poll.registry(),
+        ADMIN_LISTENER,
+        FIRST_ADMIN_CONNECTION_TOKEN,
+    )
+    .map_err(|error| error.to_string())?;
+    let signals = Signals::register(poll.registry(), SIGNALS)
+        .map_err(|error| format!("cannot install signal handlers: {error}"))?;
+    let mut monitor_config = MonitorConfig::new(
+        options.node_id,
+        config.superblock.timing.fence_timeout_ms,
+        options.event_log.clone(),
+    );
+    monitor_config.resource_log_dir = options.resource_log_dir.clone();
+    monitor_config.watchdog = options.watchdog.clone();
+    monitor_config.fence_ack = Some(monitor::fence_ack::FenceAckTarget {
+        disk: options.disk.clone(),
+        disk_io: options.disk_io,
+        offset_bytes: config.superblock.geometry.fence_ack_offset(options.node_id),
+        cluster_id: config.cluster_id,
+        node_id: options.node_id,
+        incarnation: config.incarnation,
+    });
+    let executable = std::env::current_exe()
+        .map_err(|error| format!("cannot find the wolfpack binary: {error}"))?;
+    let mut monitor =
+        MonitorClient::spawn(&executable, monitor_config).map_err(|error| error.to_string())?;
+    poll.registry()
+        .register(
+            monitor.socket(),
+            MONITOR,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|error| format!("cannot register the monitor socket: {error}"))?;
+    let waker = Arc::new(
+        mio::Waker::new(poll.registry(), DISK)
+            .map_err(|e| format!("cannot create a waker: {e}"))?,
+    );
+    let disk_worker = DiskWorker::spawn(disk, waker)
+        .map_err(|error| format!("cannot start the disk thread: {error}"))?;
+    let core = core::Node::new(core_config(&config), random_seed()?);
+    let peers: Vec<u8> = config
+        .nodes
+        .iter()
+        .map(|node| node.node_id)
+        .filter(|&id| id != options.node_id)
+        .collect();
+    let mut opener = Opener::new(&key, config.cluster_id, options.node_id);
+    opener.set_peers(&peers);
+    log::info!(
+        "node={} incarnation={} starting on {} ({} backend), {} networks, cluster \"{}\"",
+        options.node_id,
+        config.incarnation,
+        disk_path,
+        backend,
+        transport.networks(),
+        config.superblock.cluster_name
+    );
+    let mut daemon = Daemon {
+        sealer: Sealer::new(&key, config.cluster_id, options.node_id, config.incarnation),
+        opener,
+        links: LinkTable::new(&config.nodes, options.node_id, now_ms),
+        config,
+        options,
+        core,
+        transport,
+        admin,
+        signals,
+        monitor,
+        disk_worker,
+        events: EventRing::default(),
+        metrics: Metrics::default(),
+        outgoing: Vec::with_capacity(crate::wire::FRAME_BYTES_MAX),
+        last_ping_ms: now_ms,
+        holding: 0,
+        stopping: std::collections::BTreeSet::new(),
+        held_writes: Vec::new(),
+        first_frame_sent: false,
+    };
+    daemon.run(&mut poll)?;
+    daemon.leave()
+}
+
+struct Daemon {
+    options: NodeOptions,
+    config: DiskConfig,
+    core: core::Node,
+    transport: Transport,
+    sealer: Sealer,
+    opener: Opener,
+    admin: AdminServer,
+    signals: Signals,
+    monitor: MonitorClient,
+    disk_worker: DiskWorker,
+    events: EventRing,
+    metrics: Metrics,
+    links: LinkTable,
+    outgoing: Vec<u8>,
+    last_ping_ms: u64,
+    /// Groups the core told this node to hold (bit g-1).
+    holding: u64,
+    /// Resources told to stop whose stop the monitor has not yet confirmed.
+    stopping: std::collections::BTreeSet<String>,
+    /// Disk writes held back until `stopping` is empty (see `must_hold`), in issue order.
+    held_writes: Vec<DiskRequest>,
+    /// Whether the "first frame sent" event was pushed.
+    first_frame_sent: bool,
+}
+
+impl Daemon {
+    fn run(&mut self, poll: &mut Poll) -> Result<(), String> {
+        let mut events = Events::with_capacity(256);
+        let tick_ms = core::timeout::TICK_MS;
+        loop {
+            let now_ms = monitor::event_log::monotonic_micros() / 1000;
+            let timeout = Duration::from_millis(tick_ms - now_ms % tick_ms);
+            if let Err(error) = poll.poll(&mut events, Some(timeout)) {
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(format!("event loop failed: {error}"));
+                }
+            }
+            let mut more_datagrams = Vec::new();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => self.signals.drain(),
+                    DISK => self.disk_completions(),
+                    MONITOR => self.monitor_ready(),
+                    token if self.admin.owns(token) => self.admin.ready(poll.registry(), token),
+                    token => {
+                        if let Some(network) = self.transport.network_of(token) {
+                            if self.receive(network) {
+                                more_datagrams.push(network);
+                            }
+                        }
+                    }
+                }
+            }
+            for network in more_datagrams {
+                self.receive(network);
+            }
+            if self.signals.take_hangup() {
+                self.reopen_log();
+            }
+            if self.signals.take_terminate() {
+                return Ok(());
+            }
+            let now_ms = monitor::event_log::monotonic_micros() / 1000;
+            self.core.step(Input::Tick { now_ms });
+            self.dispatch_outputs(now_ms);
+            self.release_held_writes();
+            while let Some(request) = self.admin.next_request() {
+                self.answer(poll, request, now_ms);
+            }
+            self.events
+                .flush_followers(&mut self.admin, poll.registry());
+            self.keep_monitor_armed(now_ms);
+            if let Ok(Some(status)) = self.monitor.try_wait() {
+                return Err(format!("the resource monitor exited ({status}); stopping so the cluster fences this node"));
+            }
+        }
+    }
+
+    /// Reads datagrams on `network`; true when more may be waiting (fairness bound reached).
+    fn receive(&mut self, network: u8) -> bool {
+        let Daemon {
+            transport,
+            opener,
+            core,
+            links,
+            metrics,
+            ..
+        } = self;
+        let now_ms = monitor::event_log::monotonic_micros() / 1000;
+        transport.receive(network, |datagram, _from| {
+            match opener.open_on(network, datagram) {
+                Ok(frame) if frame.header.kind == FRAME_KIND_CORE => {
+                    if let Some(gap) = links.heard(frame.header.sender, network, now_ms) {
+                        *metrics.frame_gaps_ms.entry(gap).or_insert(0) += 1;
+                    }
+                    core.step(Input::Message {
+                        network,
+                        payload: frame.payload,
+                    });
+                }
+                Ok(_) => metrics.unknown_frame_kinds += 1,
+                Err(_) => {}
+            }
+        })
+    }
+
+    fn disk_completions(&mut self) {
+        while let Some(DiskCompletion {
+            op,
+            result,
+            latency_us,
+        }) = self.disk_worker.try_completion()
+        {
+            self.metrics.disk_operations += 1;
+            self.metrics.disk_latency_us_sum += latency_us;
+            self.metrics.disk_latency_us_max = self.metrics.disk_latency_us_max.max(latency_us);
+            match result {
+                Ok(block) => self.core.step(Input::DiskDone {
+                    op,
+                    result: Ok(&block),
+                }),
+                Err(error) => {
+                    self.metrics.disk_errors += 1;
+                    log::warn!(
+                        "node={} disk operation {op} failed: {error}",
+                        self.options.node_id
+                    );
+                    self.core.step(Input::DiskDone {
+                        op,
+                        result: Err(core::DiskError),
+                    });
+                }
+            }
+        }
+    }
+
+    fn monitor_ready(&mut self) {
+        if self.monitor.flush().is_err() {
+            return;
+        }
+        while let Ok(Some(event)) = self.monitor.try_recv() {
+            match event {
+                monitor::Event::Pong { .. } | monitor::Event::AllStopped => {}
+                monitor::Event::Done {
+                    resource,
+                    operation,
+                    outcome,
+                    elapsed_ms,
+                } => {
+                    // A failed stop may have left processes running: its resource stays in
+                    // `stopping`, so no fence acknowledgement claims otherwise (the survivors
+                    // then wait for this node's lease to expire).
+                    if operation == monitor::Operation::Stop && outcome == monitor::Outcome::Success
+                    {
+                        self.stopping.remove(&resource);
+                    }
+                    let text =
+                        format!("resource {resource} {operation:?} {outcome:?} in {elapsed_ms} ms");
+                    if outcome != monitor::Outcome::Success {
+                        log::warn!("node={} {text}", self.options.node_id);
+                    }
+                    self.events.push(text);
+                }
+                monitor::Event::ResourceFailed { resource, reason } => {
+                    self.stopping.remove(&resource);
+                    log::warn!(
+                        "node={} resource {resource} failed: {reason}",
+                        self.options.node_id
+                    );
+                    self.events
+                        .push(format!("resource {resource} failed: {reason}"));
+                }
+            }
+        }
+    }
+
+    /// Submits the held writes, in order, once every stop is confirmed.
+    fn release_held_writes(&mut self) {
+        if self.stopping.is_empty() {
+            for request in std::mem::take(&mut self.held_writes) {
+                let _ = self.disk_worker.submit(request);
+            }
+        }
+    }
+
+    /// Whether a write must wait for the stops in progress.
+    ///
+    /// Why: the core counts a group stopped once it has *told* the monitor to stop it, and two
+    /// of its writes then tell survivors they may start our groups: the fence acknowledgement
+    /// ("resources stopped") and a slot that is no longer `Member` (ARBITRATION.md rule (c)).
+    /// Survivors act on either at once, while our processes may still be stopping (seen in the
+    /// netns testbed: a 15 ms overlap after a symmetric partition). Holding such a write until
+    /// the monitor confirms every stop keeps it true; to the core it is a slow disk write. Once
+    /// one write is held, every later write waits behind it, so no block is ever overwritten
+    /// by an older version. The proper fix (a "stopped" input to the core) belongs to the core.
+    fn must_hold(&self, offset_bytes: u64, block: &disklayout::Block) -> bool {
+        if self.stopping.is_empty() {
+            return false;
+        }
+        if !self.held_writes.is_empty() {
+            return true;
+        }
+        let geometry = &self.config.superblock.geometry;
+        let me = self.options.node_id;
+        if offset_bytes == geometry.fence_ack_offset(me) {
+            return true;
+        }
+        offset_bytes == geometry.node_slot_offset(me)
+            && !matches!(
+                disklayout::decode::<disklayout::NodeSlot>(&block[..]),
+                Ok(Some(slot)) if slot.record.state == disklayout::NodeState::Member
+            )
+    }
+
+    /// Whether this node must stay off the network: it left the membership and its monitor has
+    /// not yet confirmed every stop.
+    ///
+    /// Why: the core counts a group offline once it has *told* the monitor to stop it. A node
+    /// fenced after a short freeze rejoined within milliseconds, and the new membership placed
+    /// its groups elsewhere while its services were still stopping (netns chaos, seed 7, 5
+    /// nodes: 20 ms overlaps). Silence until the stops are confirmed keeps a rejoin from
+    /// outrunning them. The proper fix (a "stopped" input to the core) belongs to the core.
+    fn silent_until_stopped(&self) -> bool {
+        if self.stopping.is_empty() {
+            return false;
+        }
+        let status = self.core.status();
+        !(status.stabilized && status.members & core::bit(self.options.node_id) != 0)
+    }
+
+    fn dispatch_outputs(&mut self, now_ms: u64) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Send {
+                    to,
+                    network,
+                    payload,
+                } => {
+                    if payload.len() > crate::wire::PAYLOAD_BYTES_MAX {
+                        self.metrics.oversized_messages += 1;
+                        continue;
+                    }
+                    if self.silent_until_stopped() {
+                        continue;
+                    }
+                    self.sealer
+                        .seal(FRAME_KIND_CORE, to, network, &payload, &mut self.outgoing);
+                    self.transport.send(to, network, &self.outgoing);
+                    if !self.first_frame_sent {
+                        // Why: the join benchmark times a joiner from its first word on the
+                        // network, which excludes process start-up and reading the disk.
+                        self.first_frame_sent = true;
+                        self.events.push("first frame sent".into());
+                    }
+                }
+                Output::DiskRead { op, offset_bytes } => {
+                    let _ = self
+                        .disk_worker
+                        .submit(DiskRequest::Read { op, offset_bytes });
+                }
+                Output::DiskWrite {
+                    op,
+                    offset_bytes,
+                    block,
+                } => {
+                    if self.must_hold(offset_bytes, &block) {
+                        log::info!(
+                            "node={} disk write held until the monitor confirms every stop",
+                            self.options.node_id
+                        );
+                        self.held_writes.push(DiskRequest::Write {
+                            op,
+                            offset_bytes,
+                            block,
+                        });
+                    } else {
+                        let _ = self.disk_worker.submit(DiskRequest::Write {
+                            op,
+                            offset_bytes,
+                            block,
+                        });
+                    }
+                }
+                Output::Resource { group, online } => self.group(group, online),
+                Output::ArmDeadman { .. } => self.ping_monitor(now_ms),
+                Output::Event(event) => self.core_event(event),
+            }
+        }
+    }
+
+    fn group(&mut self, group: u8, online: bool) {
+        let bit = core::bit(group);
+        self.holding = if online {
+            self.holding | bit
+        } else {
+            self.holding & !bit
+        };
+        let resource = format!("group-{group}");
+        let command = self
+            .options
+            .test_groups
+            .iter()
+            .find(|(id, _)| *id == group)
+            .map(|(_, command)| command.clone());
+        let sent = match (online, command) {
+            (true, Some(command)) => self.monitor.send(&monitor::Command::Start {
+                resource: resource.clone(),
+                kind: "process".into(),
+                params: vec![("command".into(), command)],
+                timeout_ms: None,
+            }),
+            (false, command) => {
+                if command.is_some() {
+                    self.stopping.insert(resource.clone());
+                }
+                self.monitor.send(&monitor::Command::Stop {
+                    resource: resource.clone(),
+                    timeout_ms: None,
+                })
+            }
+            (true, None) => Ok(()),
+        };
+        if let Err(error) = sent {
+            log::error!(
+                "node={} cannot reach the resource monitor: {error}",
+                self.options.node_id
+            );
+        }
+        let transition = if online { "online" } else { "offline" };
+        log::info!(
+            "node={} epoch={} group {group} {transition}",
+            self.options.node_id,
+            self.core.status().epoch
+        );
+        self.events.push(format!("group {group} {transition} here"));
+    }
+
+    fn core_event(&mut self, event: core::Event) {
+        let node = self.options.node_id;
+        let epoch = self.core.status().epoch;
+        if let core::Event::Stabilized { .. } = event {
+            self.metrics.regroups += 1;
+        }
+        let text = report::describe_event(&event);
+        log::info!("node={node} epoch={epoch} {text}");
+        self.events.push(text);
+    }
+
+    fn reopen_log(&self) {
+        let node = self.options.node_id;
+        let Some(log_file) = &self.options.log_file else {
+            log::info!("node={node} SIGHUP: logging to stderr; nothing to reopen");
+            return;
+        };
+        match log_file.reopen() {
+            Ok(()) => log::info!("node={node} SIGHUP: reopened {}", log_file.path().display()),
+            Err(error) => log::error!("node={node} SIGHUP: cannot reopen the log: {error}"),
+        }
+    }
+
+    fn keep_monitor_armed(&mut self, now_ms: u64) {
+        let quarter_ms = u64::from(self.config.superblock.timing.fence_timeout_ms) / 4;
+        if self.holding == 0 && now_ms.saturating_sub(self.last_ping_ms) >= quarter_ms {
+            self.ping_monitor(now_ms);
+        }
+    }
+
+    fn ping_monitor(&mut self, now_ms: u64) {
+        self.last_ping_ms = now_ms;
+        if let Err(error) = self.monitor.ping() {
+            log::error!(
+                "node={} cannot ping the resource monitor: {error}",
+                self.options.node_id
+            );
+        }
+    }
+
+    fn answer(&mut self, poll: &Poll, request: AdminRequest, now_ms: u64) {
+        let registry = poll.registry();
+        let words: Vec<&str> = request.words.iter().map(String::as_str).collect();
+        let json = words.contains(&"--json");
+        let status = self.core.status();
+        let result = match words.first().copied() {
+            Some("status") => Ok(report::status(
+                &status,
+                &self.config,
+                &self.links,
+                now_ms,
+                self.holding,
+                json,
+            )),
+            Some("nodes") => Ok(report::nodes(
+                &status,
+                &self.config,
+                &self.links,
+                now_ms,
+                json,
+            )),
+            Some("metrics") => Ok(report::metrics(
+                &status,
+                &self.metrics,
+                &self.transport,
+                &self.opener,
+                self.options.node_id,
+            )),
+            Some("events") if words.contains(&"--follow") => {
+                self.events
+                    .follow(&mut self.admin, registry, request.connection, json);
+                return;
+            }
+            Some("events") => Ok(self.events.render(json)),
+            Some("update") if words.len() >= 3 => {
+                // Local only until the global update manager replicates it (its issue is open).
+                self.core.step(Input::Admin(AdminCommand::Put {
+                    key: words[1].into(),
+                    value: words[2].as_bytes().to_vec(),
+                }));
+                Err(
+                    "updates are not replicated yet: the global update manager has not landed"
+                        .to_string(),
+                )
+            }
+            Some("get") => Err(
+                "reads are not available yet: the global update manager has not landed".to_string(),
+            ),
+            Some(other) => Err(format!("unknown command '{other}'")),
+            None => Err("empty request".to_string()),
+        };
+        self.admin.respond(registry, request.connection, result);
+    }
+
+    /// SIGTERM/SIGINT: stop every resource through the monitor, then exit. (Moving groups to
+    /// other nodes first needs a leave protocol in the core; until then peers regroup as after
+    /// a failure, and take the groups after this node's lease expires.)
+    fn leave(self) -> Result<(), String> {
+        log::info!(
+            "node={} leaving: stopping every resource",
+            self.options.node_id
+        );
+        match self.monitor.shutdown(LEAVE_STOP_WAIT) {
+            Ok((status, _)) if status.success() => Ok(()),
+            Ok((status, _)) => Err(format!(
+                "the resource monitor ended with {status} while stopping resources"
+            )),
+            Err(error) => Err(format!("stopping resources failed: {error}")),
+        }
+    }
+}
+
+fn core_config(config: &DiskConfig) -> core::Config {
+    let mut networks = vec![0u8; core::NODES_MAX];
+    for node in &config.nodes {
+        networks[usize::from(node.node_id - 1)] = node.addresses.len() as u8;
+    }
+    core::Config {
+        node_id: config.own.node_id,
+        cluster_id: config.cluster_id,
+        incarnation: config.incarnation,
+        networks,
+        timing: config.superblock.timing,
+        geometry: config.superblock.geometry,
+        mutation: core::Mutation::None,
+    }
+}
+
+fn realtime_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The core's PRNG seed: from the OS in production (the simulator picks its own).
+fn random_seed() -> Result<u64, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| file.read_exact(&mut bytes))
+        .map_err(|error| format!("cannot read /dev/urandom: {error}"))?;
+    Ok(u64::from_le_bytes(bytes))
+}

@@ -1,0 +1,476 @@
+//! What `wolfpack ctl` shows of a running node: status, nodes, metrics (Prometheus text) and the
+//! event ring. Rendering only; the daemon owns the state.
+use super::startup::DiskConfig;
+use super::transport::Transport;
+use crate::admin::server::AdminServer;
+use crate::core::{self, Status};
+use crate::wire::Opener;
+use disklayout::NodeEntry;
+use mio::{Registry, Token};
+use std::collections::VecDeque;
+use std::fmt::Write;
+
+/// How many events `ctl events` can show.
+const EVENTS_KEPT_MAX: usize = 1000;
+
+/// Counters the daemon keeps beside the core's.
+#[derive(Default)]
+pub struct Metrics {
+    pub regroups: u64,
+    pub disk_operations: u64,
+    pub disk_errors: u64,
+    pub disk_latency_us_sum: u64,
+    pub disk_latency_us_max: u64,
+    pub oversized_messages: u64,
+    pub unknown_frame_kinds: u64,
+    /// Gaps between consecutive frames from one peer on one network, in whole ms → count.
+    /// Why: heartbeat jitter as the failure detector sees it (benches/false_evictions.rs).
+    /// Sparse; distinct gap values stay few.
+    pub frame_gaps_ms: std::collections::BTreeMap<u64, u64>,
+}
+
+/// When each peer was last heard on each network (an authenticated frame), for link state.
+pub struct LinkTable {
+    /// (node id, last heard per network in ms; `None` = never).
+    peers: Vec<(u8, Vec<Option<u64>>)>,
+    started_ms: u64,
+}
+
+impl LinkTable {
+    pub fn new(nodes: &[NodeEntry], own: u8, now_ms: u64) -> LinkTable {
+        let peers = nodes
+            .iter()
+            .filter(|node| node.node_id != own)
+            .map(|node| (node.node_id, vec![None; node.addresses.len()]))
+            .collect();
+        LinkTable {
+            peers,
+            started_ms: now_ms,
+        }
+    }
+
+    /// Notes a frame from `node_id` on `network`; returns the gap since its previous one.
+    pub fn heard(&mut self, node_id: u8, network: u8, now_ms: u64) -> Option<u64> {
+        let (_, networks) = self.peers.iter_mut().find(|(id, _)| *id == node_id)?;
+        let slot = networks.get_mut(network as usize)?;
+        let previous = slot.replace(now_ms)?;
+        Some(now_ms.saturating_sub(previous))
+    }
+
+    /// "up" when heard within `window_ms`, else how long silent.
+    fn state(&self, node_id: u8, network: usize, now_ms: u64, window_ms: u64) -> String {
+        let heard = self
+            .peers
+            .iter()
+            .find(|(id, _)| *id == node_id)
+            .and_then(|(_, n)| n.get(network).copied());
+        match heard {
+            Some(Some(at)) if now_ms.saturating_sub(at) <= window_ms => String::from("up"),
+            Some(Some(at)) => format!("silent {} ms", now_ms.saturating_sub(at)),
+            _ => format!(
+                "never heard ({} ms)",
+                now_ms.saturating_sub(self.started_ms)
+            ),
+        }
+    }
+}
+
+/// The recent events, and the admin connections following them.
+#[derive(Default)]
+pub struct EventRing {
+    events: VecDeque<(u64, String)>,
+    followers: Vec<(Token, bool, usize)>,
+    pushed: usize,
+}
+
+impl EventRing {
+    pub fn push(&mut self, text: String) {
+        if self.events.len() == EVENTS_KEPT_MAX {
+            self.events.pop_front();
+        }
+        self.events
+            .push_back((crate::monitor::event_log::monotonic_micros(), text));
+        self.pushed += 1;
+    }
+
+    fn line((at_us, text): &(u64, String), json: bool) -> String {
+        match json {
+            true => format!(
+                "{{\"monotonic_us\":{at_us},\"event\":{}}}\n",
+                json_string(text)
+            ),
+            false => format!("{at_us} {text}\n"),
+        }
+    }
+
+    pub fn render(&self, json: bool) -> String {
+        self.events
+            .iter()
+            .map(|event| Self::line(event, json))
+            .collect()
+    }
+
+    /// Starts streaming to `connection`: everything kept so far, then every new event.
+    pub fn follow(
+        &mut self,
+        admin: &mut AdminServer,
+        registry: &Registry,
+        connection: Token,
+        json: bool,
+    ) {
+        admin.stream(registry, connection, &format!("ok\n{}", self.render(json)));
+        self.followers.push((connection, json, self.pushed));
+    }
+
+    pub fn flush_followers(&mut self, admin: &mut AdminServer, registry: &Registry) {
+        let pushed = self.pushed;
+        let kept = self.events.len();
+        let events = &self.events;
+        self.followers.retain_mut(|(connection, json, seen)| {
+            if !admin.is_open(*connection) {
+                return false;
+            }
+            let new = (pushed - *seen).min(kept);
+            let text: String = events
+                .iter()
+                .skip(kept - new)
+                .map(|event| Self::line(event, *json))
+                .collect();
+            if !text.is_empty() {
+                admin.stream(registry, *connection, &text);
+            }
+            *seen = pushed;
+            true
+        });
+    }
+}
+
+pub fn describe_event(event: &core::Event) -> String {
+    match event {
+        core::Event::Stabilized { epoch, members } => format!(
+            "stabilized epoch {epoch} members {}",
+            members_text(*members)
+        ),
+        core::Event::Decided {
+            round,
+            epoch,
+            members,
+            ..
+        } => {
+            format!(
+                "decided round {round} epoch {epoch} members {}",
+                members_text(*members)
+            )
+        }
+        core::Event::PeerSilent { peer } => format!("node {peer} silent on every network"),
+        core::Event::PeerPartitioned { peer } => {
+            format!("node {peer} partitioned (still beating on disk)")
+        }
+        core::Event::PeerStopped { peer, how } => format!("node {peer} confirmed stopped ({how})"),
+        core::Event::Left { reason } => format!("left the membership: {reason}"),
+        core::Event::QuorumOwner { owned } => {
+            format!("quorum lease {}", if *owned { "won" } else { "lost" })
+        }
+    }
+}
+
+fn members_text(bitmap: u64) -> String {
+    let ids: Vec<String> = core::ids(bitmap).map(|id| id.to_string()).collect();
+    format!("{{{}}}", ids.join(","))
+}
+
+fn json_string(text: &str) -> String {
+    crate::json::quoted(text)
+}
+
+fn link_window_ms(config: &DiskConfig) -> u64 {
+    3 * u64::from(config.superblock.timing.heartbeat_interval_ms)
+}
+
+fn remaining_ms(until_ms: u64, now_ms: u64) -> u64 {
+    until_ms.saturating_sub(now_ms)
+}
+
+pub fn status(
+    status: &Status,
+    config: &DiskConfig,
+    links: &LinkTable,
+    now_ms: u64,
+    holding: u64,
+    json: bool,
+) -> String {
+    let state = match (status.stabilized, status.regrouping) {
+        (_, true) => "regrouping",
+        (true, false) => "stabilized",
+        (false, false) => "not a member",
+    };
+    let lease_ms = remaining_ms(status.lease_valid_until_ms, now_ms);
+    let quorum_ms = remaining_ms(status.quorum_valid_until_ms, now_ms);
+    let window_ms = link_window_ms(config);
+    let mut link_lines = Vec::new();
+    for node in config
+        .nodes
+        .iter()
+        .filter(|node| node.node_id != status.node_id)
+    {
+        for network in 0..node.addresses.len() {
+            link_lines.push((
+                node.node_id,
+                network,
+                links.state(node.node_id, network, now_ms, window_ms),
+            ));
+        }
+    }
+    if json {
+        let links_json: Vec<String> = link_lines
+            .iter()
+            .map(|(node, network, state)| {
+                format!(
+                    "{{\"node\":{node},\"network\":{network},\"state\":{}}}",
+                    json_string(state)
+                )
+            })
+            .collect();
+        return format!(
+            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}]}}\n",
+            status.node_id,
+            json_string(&config.own.name),
+            config.incarnation,
+            status.epoch,
+            core::ids(status.members).map(|id| id.to_string()).collect::<Vec<_>>().join(","),
+            status.quorum_owner,
+            core::ids(holding).map(|id| id.to_string()).collect::<Vec<_>>().join(","),
+            status.database_version,
+            links_json.join(","),
+        );
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "node {} \"{}\" incarnation {}",
+        status.node_id, config.own.name, config.incarnation
+    );
+    let _ = writeln!(
+        out,
+        "membership: {state}, epoch {}, members {}",
+        status.epoch,
+        members_text(status.members)
+    );
+    let _ = writeln!(
+        out,
+        "quorum lease: {}",
+        if status.quorum_owner {
+            format!("owned by this node, valid {quorum_ms} ms more")
+        } else {
+            "not owned by this node".into()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "membership lease: {}",
+        if lease_ms > 0 {
+            format!("valid {lease_ms} ms more")
+        } else {
+            "not held".into()
+        }
+    );
+    let _ = writeln!(out, "groups online here: {}", members_text(holding));
+    let _ = writeln!(
+        out,
+        "database version: {} (GUM sequence arrives with the global update manager)",
+        status.database_version
+    );
+    for (node, network, state) in link_lines {
+        let _ = writeln!(out, "link to node {node} on network {network}: {state}");
+    }
+    out
+}
+
+pub fn nodes(
+    status: &Status,
+    config: &DiskConfig,
+    links: &LinkTable,
+    now_ms: u64,
+    json: bool,
+) -> String {
+    let window_ms = link_window_ms(config);
+    let rows: Vec<(u8, &str, &'static str, String)> = config
+        .nodes
+        .iter()
+        .map(|node| {
+            let state = match (
+                node.node_id == status.node_id,
+                status.members & core::bit(node.node_id) != 0,
+            ) {
+                (true, _) if status.stabilized => "up (this node)",
+                (true, _) => "joining (this node)",
+                (false, true) => "up",
+                (false, false) => "down",
+            };
+            let addresses: Vec<String> = node.addresses.iter().map(|a| a.to_string()).collect();
+            let heard = if node.node_id == status.node_id {
+                String::from("-")
+            } else {
+                (0..node.addresses.len())
+                    .map(|n| links.state(node.node_id, n, now_ms, window_ms))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (
+                node.node_id,
+                node.name.as_str(),
+                state,
+                format!("{} [{}]", addresses.join(" "), heard),
+            )
+        })
+        .collect();
+    if json {
+        let items: Vec<String> = rows
+            .iter()
+            .map(|(id, name, state, detail)| {
+                format!(
+                    "{{\"node_id\":{id},\"name\":{},\"state\":\"{state}\",\"detail\":{}}}",
+                    json_string(name),
+                    json_string(detail)
+                )
+            })
+            .collect();
+        return format!("[{}]\n", items.join(","));
+    }
+    rows.iter()
+        .map(|(id, name, state, detail)| format!("{id:>3} {name:<16} {state:<20} {detail}\n"))
+        .collect()
+}
+
+pub fn metrics(
+    status: &Status,
+    metrics: &Metrics,
+    transport: &Transport,
+    opener: &Opener,
+    node: u8,
+) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, u64)>| {
+        let _ = writeln!(
+            out,
+            "# HELP wolfpack_{name} {help}\n# TYPE wolfpack_{name} {kind}"
+        );
+        for (labels, value) in samples {
+            let _ = writeln!(out, "wolfpack_{name}{{node=\"{node}\"{labels}}} {value}");
+        }
+    };
+    let one = |value: u64| vec![(String::new(), value)];
+    metric("epoch", "gauge", "Membership epoch.", one(status.epoch));
+    metric(
+        "members",
+        "gauge",
+        "Nodes in the membership.",
+        one(status.members.count_ones() as u64),
+    );
+    metric(
+        "stabilized",
+        "gauge",
+        "1 when the membership is stable.",
+        one(status.stabilized as u64),
+    );
+    metric(
+        "quorum_owner",
+        "gauge",
+        "1 when this node owns the quorum lease.",
+        one(status.quorum_owner as u64),
+    );
+    metric(
+        "regroups_total",
+        "counter",
+        "Memberships stabilized.",
+        one(metrics.regroups),
+    );
+    metric(
+        "frames_sent_total",
+        "counter",
+        "Datagrams sent.",
+        one(transport.counters.sent),
+    );
+    metric(
+        "frames_received_total",
+        "counter",
+        "Datagrams received.",
+        one(transport.counters.received),
+    );
+    metric(
+        "frames_accepted_total",
+        "counter",
+        "Datagrams authenticated and accepted.",
+        one(opener.accepted()),
+    );
+    metric(
+        "send_failures_total",
+        "counter",
+        "Datagrams the kernel refused.",
+        one(transport.counters.send_failures),
+    );
+    let drops = opener
+        .drop_counters()
+        .iter()
+        .map(|(reason, count)| (format!(",reason=\"{}\"", reason.label()), count))
+        .collect();
+    metric(
+        "frames_dropped_total",
+        "counter",
+        "Datagrams dropped before the protocol, by reason.",
+        drops,
+    );
+    let dropped = &status.dropped;
+    let core_drops = vec![
+        (",reason=\"undecodable\"".to_string(), dropped.undecodable),
+        (",reason=\"unknown_node\"".to_string(), dropped.unknown_node),
+        (",reason=\"stale\"".to_string(), dropped.stale),
+        (",reason=\"unexpected\"".to_string(), dropped.unexpected),
+        (
+            ",reason=\"disk_record_invalid\"".to_string(),
+            dropped.disk_records_invalid,
+        ),
+    ];
+    metric(
+        "protocol_dropped_total",
+        "counter",
+        "Authenticated messages the protocol refused, by reason.",
+        core_drops,
+    );
+    metric(
+        "disk_operations_total",
+        "counter",
+        "Shared-disk operations.",
+        one(metrics.disk_operations),
+    );
+    metric(
+        "disk_errors_total",
+        "counter",
+        "Shared-disk operations that failed.",
+        one(metrics.disk_errors),
+    );
+    metric(
+        "disk_latency_microseconds_sum",
+        "counter",
+        "Sum of shared-disk batch latencies.",
+        one(metrics.disk_latency_us_sum),
+    );
+    metric(
+        "disk_latency_microseconds_max",
+        "gauge",
+        "Largest shared-disk batch latency.",
+        one(metrics.disk_latency_us_max),
+    );
+    let gaps = metrics
+        .frame_gaps_ms
+        .iter()
+        .map(|(gap, count)| (format!(",gap_ms=\"{gap}\""), *count))
+        .collect();
+    metric(
+        "peer_frame_gaps_total",
+        "counter",
+        "Gaps between consecutive frames from one peer on one network, by length in ms.",
+        gaps,
+    );
+    out
+}

@@ -1,0 +1,218 @@
+//! `wolfpack testbed chaos`: a seeded random fault schedule on real nodes, then heal and check.
+//!
+//! Per cluster size (2 nodes + disk, 5 nodes by default): build a bed, start every node with
+//! one service group per node, start the prober, then until the duration is over run cycles:
+//! one fault (kill, daemon pause, short whole-node freeze, symmetric or one-way partition,
+//! link down), held for a random time, undone; half the cycles then wait for the cluster to
+//! converge, the others go on while it is still recovering. At the end everything is healed and
+//! the run checks the event log (overlaps), the samples (two names in one round) and that
+//! every group is online on exactly one node (stuck groups).
+//!
+//! The seed decides every choice (fault, victims, times); real timing still differs between
+//! runs, so a seed reproduces a schedule, not an interleaving. `actions.log` in the run
+//! directory (kept when a check fails) has the schedule with CLOCK_MONOTONIC times, next to
+//! `events.log` and the node logs.
+use super::bed::{sleep_ms, Bed, BedOptions};
+use super::faults::Direction;
+use super::{overlap, samples};
+use crate::prng::Prng;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Waits for convergence: generous, a loaded 2-core machine must not fail a correct run.
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(60);
+/// The longest whole-node freeze in the schedule: shorter than the lease expiry (1000 ms), so
+/// a frozen node never loses its groups; a longer freeze needs a hardware watchdog to be safe
+/// (see the report of `netns_chaos::a_frozen_node_beyond_its_lease`).
+const FREEZE_MS_MAX: u64 = 800;
+
+pub struct ChaosOptions {
+    pub seed: u64,
+    pub duration_s: u64,
+    pub cluster_sizes: Vec<u8>,
+    pub second_network: bool,
+    pub binary: PathBuf,
+    pub verbose: bool,
+}
+
+/// What the checks found, summed over the clusters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChaosOutcome {
+    pub cycles: u64,
+    /// Event-log overlaps plus rounds in which the client got two names for one group.
+    pub overlaps: u64,
+    pub double_answers: u64,
+    /// `None`: updates were not exercised (no global update manager yet).
+    pub lost_updates: Option<u64>,
+    pub stuck_groups: u64,
+}
+
+impl ChaosOutcome {
+    pub fn clean(&self) -> bool {
+        self.overlaps == 0 && self.lost_updates.unwrap_or(0) == 0 && self.stuck_groups == 0
+    }
+
+    /// The last line of a run, exactly this shape.
+    pub fn final_line(&self) -> String {
+        format!(
+            "cycles={} overlaps={} lost_updates={} stuck_groups={}",
+            self.cycles,
+            self.overlaps,
+            self.lost_updates.unwrap_or(0),
+            self.stuck_groups
+        )
+    }
+}
+
+/// Runs every cluster size in turn and prints a summary per cluster.
+pub fn run(options: &ChaosOptions) -> Result<ChaosOutcome, String> {
+    let mut total = ChaosOutcome::default();
+    for &nodes in &options.cluster_sizes {
+        let outcome = run_cluster(options, nodes)?;
+        total.cycles += outcome.cycles;
+        total.overlaps += outcome.overlaps;
+        total.double_answers += outcome.double_answers;
+        total.stuck_groups += outcome.stuck_groups;
+    }
+    Ok(total)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Kill(u8),
+    PauseDaemon(u8),
+    FreezeNode(u8),
+    Partition(u64, Direction),
+    LinkDown(u8, u8),
+}
+
+fn choose(prng: &mut Prng, bed: &Bed, nodes: u8) -> Fault {
+    let victim = 1 + prng.below(u64::from(nodes)) as u8;
+    let kinds = if bed.can_freeze() { 6 } else { 5 };
+    match prng.below(kinds) {
+        0 => Fault::Kill(victim),
+        1 => Fault::PauseDaemon(victim),
+        2 => Fault::Partition(prng.next_u64(), Direction::Symmetric),
+        3 => Fault::Partition(prng.next_u64(), Direction::OneWay),
+        4 => Fault::LinkDown(victim, prng.below(u64::from(bed.networks())) as u8),
+        _ => Fault::FreezeNode(victim),
+    }
+}
+
+/// Splits the nodes into two non-empty sides from `bits`.
+fn sides(bits: u64, nodes: u8) -> (Vec<u8>, Vec<u8>) {
+    let mask = 1 + bits % ((1u64 << nodes) - 2);
+    (1..=nodes).partition(|node| mask & (1 << (node - 1)) != 0)
+}
+
+fn apply(bed: &mut Bed, fault: Fault) -> Result<(), String> {
+    let nodes = bed.options.nodes;
+    match fault {
+        // A victim whose daemon is not running (still restarting) is skipped, not an error.
+        Fault::Kill(node) if bed.daemon_pid(node).is_some() => bed.kill(node),
+        Fault::PauseDaemon(node) if bed.daemon_pid(node).is_some() => bed.pause(node),
+        Fault::FreezeNode(node) => bed.freeze(node),
+        Fault::Partition(bits, direction) => {
+            let (a, b) = sides(bits, nodes);
+            bed.partition(&a, &b, direction)
+        }
+        Fault::LinkDown(node, network) => bed.link(node, network, false),
+        _ => Ok(()),
+    }
+}
+
+fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String> {
+    let mut bed = Bed::create(BedOptions {
+        nodes,
+        second_network: options.second_network,
+        binary: options.binary.clone(),
+        verbose: options.verbose,
+    })?;
+    println!(
+        "chaos: {nodes} nodes, seed {}, {} s, run {} ({})",
+        options.seed,
+        options.duration_s,
+        bed.names.prefix,
+        bed.dir.display()
+    );
+    bed.start_all()?;
+    bed.converge(CONVERGE_DEADLINE)?;
+    bed.start_prober()?;
+    sleep_ms(500)?;
+    let mut prng = Prng::new(options.seed ^ (u64::from(nodes) << 56));
+    let until = Instant::now() + Duration::from_secs(options.duration_s);
+    let mut outcome = ChaosOutcome::default();
+    let mut unconverged = 0;
+    while Instant::now() < until {
+        let fault = choose(&mut prng, &bed, nodes);
+        let hold_ms = match fault {
+            Fault::FreezeNode(_) => prng.range_inclusive(200, FREEZE_MS_MAX),
+            _ => prng.range_inclusive(300, 2500),
+        };
+        bed.note(&format!(
+            "cycle {}: {fault:?} for {hold_ms} ms",
+            outcome.cycles
+        ));
+        apply(&mut bed, fault)?;
+        sleep_ms(hold_ms)?;
+        bed.heal()?;
+        outcome.cycles += 1;
+        if prng.chance(1, 2) {
+            if let Err(error) = bed.converge(Duration::from_secs(30)) {
+                unconverged += 1;
+                bed.note(&format!("not converged: {error}"));
+            }
+        } else {
+            sleep_ms(prng.range_inclusive(100, 1500))?;
+        }
+    }
+    let converged = bed.converge(CONVERGE_DEADLINE);
+    sleep_ms(1000)?;
+    let samples_path = bed.stop_prober();
+    let holders = bed.holders();
+    outcome.stuck_groups = holders.values().filter(|nodes| nodes.len() != 1).count() as u64;
+    let events = std::fs::read_to_string(bed.event_log()).unwrap_or_default();
+    let report = overlap::check(&events);
+    let text = std::fs::read_to_string(&samples_path).unwrap_or_default();
+    let (samples, _) = samples::parse(&text);
+    let doubles = samples::double_answers(&samples);
+    outcome.double_answers = doubles.len() as u64;
+    outcome.overlaps = report.overlaps.len() as u64 + outcome.double_answers;
+    println!(
+        "chaos: {nodes} nodes: {} cycles ({unconverged} did not converge within 30 s), {} online intervals, {} overlaps, {} samples, {} rounds with two answers, holders {holders:?}",
+        outcome.cycles,
+        report.intervals.len(),
+        report.overlaps.len(),
+        samples.len(),
+        doubles.len()
+    );
+    for (a, b) in &report.overlaps {
+        println!("  overlap: {a:?} and {b:?}");
+    }
+    for double in doubles.iter().take(20) {
+        println!("  two answers: {double:?}");
+    }
+    if let Err(error) = converged {
+        println!("  not converged at the end: {error}");
+    }
+    if !outcome.clean() {
+        bed.keep_files = true;
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sides_are_never_empty() {
+        for bits in 0..1000 {
+            for nodes in 2..=5 {
+                let (a, b) = sides(bits, nodes);
+                assert!(!a.is_empty() && !b.is_empty(), "{bits} {nodes}");
+                assert_eq!(a.len() + b.len(), usize::from(nodes));
+            }
+        }
+    }
+}

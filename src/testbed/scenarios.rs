@@ -1,0 +1,120 @@
+//! One fault against the holder of a group, measured: what the netns test and the failover
+//! benchmark run. The bed must be started, converged and probing.
+use super::bed::{sleep_ms, Bed};
+use super::faults::Direction;
+use super::micros;
+use std::time::Duration;
+
+/// A fault aimed at a group's current holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// SIGKILL of the holder's daemon.
+    Kill,
+    /// SIGSTOP of the holder's daemon (its monitor fences it).
+    PauseDaemon,
+    /// The holder's whole node frozen (cgroup freezer) for `FROZEN_MS`, beyond its lease.
+    FreezeNode,
+    /// The holder cut from every other node, both ways.
+    PartitionSymmetric,
+    /// The other nodes stop hearing the holder; it still hears them.
+    PartitionOneWay,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Kill => "kill",
+            Scenario::PauseDaemon => "pause-daemon",
+            Scenario::FreezeNode => "freeze-node",
+            Scenario::PartitionSymmetric => "partition",
+            Scenario::PartitionOneWay => "partition-one-way",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Scenario> {
+        [
+            Scenario::Kill,
+            Scenario::PauseDaemon,
+            Scenario::FreezeNode,
+            Scenario::PartitionSymmetric,
+            Scenario::PartitionOneWay,
+        ]
+        .into_iter()
+        .find(|scenario| scenario.name() == name)
+    }
+}
+
+/// How long a whole node stays frozen: beyond the 1000 ms lease expiry, so the others take
+/// its groups while it cannot run.
+pub const FROZEN_MS: u64 = 2500;
+/// How long a partition is held: the losing side must notice, stop, and the winner take over.
+pub const PARTITION_MS: u64 = 4000;
+/// Generous waits (a loaded 2-core machine must not fail a correct run).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One fault, from injection to a converged cluster.
+#[derive(Clone, Debug)]
+pub struct Trial {
+    pub scenario: Scenario,
+    pub group: u8,
+    pub victim: u8,
+    pub fault_us: u64,
+    pub healed_us: u64,
+    /// Who held the group when the fault was healed.
+    pub holder_at_heal: Option<u8>,
+}
+
+/// The node holding `group` (waiting until exactly one does).
+pub fn holder(bed: &mut Bed, group: u8) -> Result<u8, String> {
+    bed.wait_groups_placed(DEADLINE)?;
+    bed.holders()
+        .get(&group)
+        .and_then(|nodes| nodes.first().copied())
+        .ok_or(format!("group {group} is not online"))
+}
+
+/// Injects `scenario` against `group`'s holder, waits for the group to be served elsewhere
+/// (or, for partitions, for the hold time), heals and waits for convergence.
+pub fn trial(bed: &mut Bed, scenario: Scenario, group: u8) -> Result<Trial, String> {
+    let victim = holder(bed, group)?;
+    let others: Vec<u8> = (1..=bed.options.nodes).filter(|&n| n != victim).collect();
+    let fault_us = micros();
+    match scenario {
+        Scenario::Kill => bed.kill(victim)?,
+        Scenario::PauseDaemon => bed.pause(victim)?,
+        Scenario::FreezeNode => bed.freeze(victim)?,
+        Scenario::PartitionSymmetric => bed.partition(&[victim], &others, Direction::Symmetric)?,
+        Scenario::PartitionOneWay => bed.partition(&[victim], &others, Direction::OneWay)?,
+    }
+    match scenario {
+        Scenario::Kill | Scenario::PauseDaemon => {
+            bed.wait_for(
+                &format!("group {group} to leave node {victim}"),
+                DEADLINE,
+                |bed| {
+                    bed.holders()
+                        .get(&group)
+                        .is_some_and(|nodes| nodes.len() == 1 && nodes[0] != victim)
+                },
+            )?;
+            sleep_ms(300)?;
+        }
+        Scenario::FreezeNode => sleep_ms(FROZEN_MS)?,
+        Scenario::PartitionSymmetric | Scenario::PartitionOneWay => sleep_ms(PARTITION_MS)?,
+    }
+    let holder_at_heal = bed
+        .holders()
+        .get(&group)
+        .and_then(|nodes| (nodes.len() == 1).then(|| nodes[0]));
+    let healed_us = micros();
+    bed.converge(DEADLINE)?;
+    sleep_ms(300)?;
+    Ok(Trial {
+        scenario,
+        group,
+        victim,
+        fault_us,
+        healed_us,
+        holder_at_heal,
+    })
+}

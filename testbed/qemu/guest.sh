@@ -1,0 +1,58 @@
+#!/bin/sh
+# Runs one wolfpack node inside a testbed VM (started by init; the host shipped it on the app
+# disk). Kernel arguments: tb.id=N (node id), tb.ip=198.18.0.N/24, tb.io=direct|mmap|default.
+#
+# Serial ports, each line timestamped by the host as it arrives:
+#   ttyS0 (console): kernel, init, the node's log, and "wp-ev <µs> <event>" for every cluster
+#                    event of the node (wolfpack ctl events --follow; µs of CLOCK_MONOTONIC).
+#   ttyS1 (events):  the resource monitor's event log itself ("<µs> node=N resource=R
+#                    online|offline", --event-log /dev/ttyS1), and "pong <seq> <ns>" answers to
+#                    the host's "ping <seq>" lines, which bound the guest-to-host clock offset.
+#                    The host's "go" line on this port starts the node.
+id=${TB_ID:?tb.id missing}
+say() { echo "wp-init: $*"; }
+
+ip link set lo up
+ip addr add "${TB_IP:?tb.ip missing}" dev eth0
+ip link set eth0 up
+
+# CLOCK_MONOTONIC in ns (the kernel's ktime_get, the clock of the event log's µs).
+monotonic_ns() { sed -n '/^now at /{s/^now at \([0-9]*\) nsecs.*/\1/p;q}' /proc/timer_list; }
+stty -F /dev/ttyS1 -echo
+(
+    exec 3</dev/ttyS1
+    while read -r word seq <&3; do
+        now=$(monotonic_ns)
+        case "$word" in
+        ping) echo "pong $seq $now" >/dev/ttyS1 ;;
+        go) : >/run/go ;;
+        esac
+    done
+) &
+
+chmod 600 /app/cluster.key
+set -- node --disk /dev/disk-shared --node-id "$id" --key /app/cluster.key \
+    --admin-socket /run/wolfpack.sock --event-log /dev/ttyS1 --resource-log-dir /var/log/wp
+case "${TB_IO:-default}" in
+default) ;;
+*) set -- "$@" --disk-io "$TB_IO" ;;
+esac
+for group in 1 2; do
+    set -- "$@" --test-group "$group=exec sleep 1000000"
+done
+# Wait for the host's "go" (sent once both VMs are up), so both nodes start together.
+while [ ! -e /run/go ]; do sleep 0.05; done
+say "starting wolfpack $*"
+RUST_LOG=${TB_LOG:-info} /app/wolfpack "$@" &
+node=$!
+(
+    while kill -0 "$node" 2>/dev/null; do
+        if [ -S /run/wolfpack.sock ]; then
+            /app/wolfpack ctl --socket /run/wolfpack.sock events --follow 2>/dev/null |
+                while read -r line; do echo "wp-ev $line"; done
+        fi
+        sleep 0.1
+    done
+) &
+wait "$node"
+say "wolfpack node exited rc=$?"

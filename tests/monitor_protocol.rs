@@ -1,0 +1,207 @@
+//! The daemon–monitor codec: every valid message survives encode → frame → decode unchanged;
+//! random bytes, random frames and every truncation never panic the decoder; limits are
+//! enforced on both sides.
+use proptest::prelude::*;
+use wolfpack::monitor::codec::{
+    decode_command, decode_event, encode_command, encode_event, FrameReader,
+};
+use wolfpack::monitor::constants::{FRAME_BYTES_MAX, PARAMS_MAX, REASON_BYTES_MAX};
+use wolfpack::monitor::{CheckLevel, CodecError, Command, Event, Operation, Outcome};
+
+fn name() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}"
+}
+
+fn level() -> impl Strategy<Value = CheckLevel> {
+    prop_oneof![Just(CheckLevel::LooksAlive), Just(CheckLevel::IsAlive)]
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let params = proptest::collection::btree_map("[a-z0-9_]{1,64}", ".{0,200}", 0..8)
+        .prop_map(|params| params.into_iter().collect::<Vec<_>>());
+    prop_oneof![
+        any::<u64>().prop_map(|sequence| Command::Ping { sequence }),
+        (name(), "[a-z:A-Z0-9]{1,64}", params, any::<Option<u32>>()).prop_map(
+            |(resource, kind, params, timeout_ms)| Command::Start {
+                resource,
+                kind,
+                params,
+                timeout_ms
+            }
+        ),
+        (name(), any::<Option<u32>>()).prop_map(|(resource, timeout_ms)| Command::Stop {
+            resource,
+            timeout_ms
+        }),
+        (name(), level(), any::<Option<u32>>()).prop_map(|(resource, level, timeout_ms)| {
+            Command::Check {
+                resource,
+                level,
+                timeout_ms,
+            }
+        }),
+        Just(Command::StopAll),
+        Just(Command::Shutdown),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    let operation = prop_oneof![
+        Just(Operation::Start),
+        Just(Operation::Stop),
+        level().prop_map(Operation::Check)
+    ];
+    let outcome = prop_oneof![
+        Just(Outcome::Success),
+        ".{0,100}".prop_map(Outcome::Failed),
+        Just(Outcome::TimedOut),
+        ".{0,100}".prop_map(Outcome::Rejected),
+    ];
+    prop_oneof![
+        any::<u64>().prop_map(|sequence| Event::Pong { sequence }),
+        (name(), operation, outcome, any::<u64>()).prop_map(
+            |(resource, operation, outcome, elapsed_ms)| {
+                Event::Done {
+                    resource,
+                    operation,
+                    outcome,
+                    elapsed_ms,
+                }
+            }
+        ),
+        (name(), ".{0,100}")
+            .prop_map(|(resource, reason)| Event::ResourceFailed { resource, reason }),
+        Just(Event::AllStopped),
+    ]
+}
+
+/// Feeds `bytes` to a frame reader in pieces of `piece` bytes and returns the bodies.
+fn bodies(bytes: &[u8], piece: usize) -> Vec<Vec<u8>> {
+    let mut reader = FrameReader::default();
+    let mut found = Vec::new();
+    for chunk in bytes.chunks(piece.max(1)) {
+        reader.extend(chunk);
+        while let Some(body) = reader.next_body().expect("valid frames") {
+            found.push(body);
+        }
+    }
+    found
+}
+
+proptest! {
+    #[test]
+    fn commands_round_trip(commands in proptest::collection::vec(command(), 1..8), piece in 1usize..64) {
+        let mut stream = Vec::new();
+        for command in &commands {
+            encode_command(command, &mut stream).expect("valid command encodes");
+        }
+        let decoded: Vec<Command> = bodies(&stream, piece)
+            .iter()
+            .map(|body| decode_command(body).expect("decodes"))
+            .collect();
+        prop_assert_eq!(decoded, commands);
+    }
+
+    #[test]
+    fn events_round_trip(events in proptest::collection::vec(event(), 1..8), piece in 1usize..64) {
+        let mut stream = Vec::new();
+        for event in &events {
+            encode_event(event, &mut stream).expect("valid event encodes");
+        }
+        let decoded: Vec<Event> = bodies(&stream, piece)
+            .iter()
+            .map(|body| decode_event(body).expect("decodes"))
+            .collect();
+        prop_assert_eq!(decoded, events);
+    }
+
+    #[test]
+    fn random_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_command(&bytes);
+        let _ = decode_event(&bytes);
+        let mut reader = FrameReader::default();
+        reader.extend(&bytes);
+        while let Ok(Some(body)) = reader.next_body() {
+            let _ = decode_command(&body);
+            let _ = decode_event(&body);
+        }
+    }
+
+    #[test]
+    fn every_truncation_or_extension_is_refused(command in command(), extra in any::<u8>()) {
+        let mut frame = Vec::new();
+        encode_command(&command, &mut frame).expect("encodes");
+        let body = &frame[4..];
+        for length in 0..body.len() {
+            prop_assert!(decode_command(&body[..length]).is_err());
+        }
+        let mut longer = body.to_vec();
+        longer.push(extra);
+        prop_assert_eq!(decode_command(&longer), Err(CodecError::TrailingBytes));
+    }
+}
+
+#[test]
+fn bad_frame_lengths_are_refused() {
+    for length in [0, FRAME_BYTES_MAX + 1, u32::MAX] {
+        let mut reader = FrameReader::default();
+        reader.extend(&length.to_be_bytes());
+        assert_eq!(reader.next_body(), Err(CodecError::BadFrameLength(length)));
+    }
+}
+
+#[test]
+fn names_and_limits_are_enforced_when_encoding() {
+    let mut out = Vec::new();
+    for resource in ["", ".hidden", "a/b", "web server", &"x".repeat(65)] {
+        let stop = Command::Stop {
+            resource: resource.to_string(),
+            timeout_ms: None,
+        };
+        assert_eq!(
+            encode_command(&stop, &mut out),
+            Err(CodecError::InvalidName),
+            "{resource:?}"
+        );
+    }
+    let params = (0..=PARAMS_MAX)
+        .map(|index| (format!("k{index}"), String::new()))
+        .collect();
+    let start = Command::Start {
+        resource: "web".into(),
+        kind: "process".into(),
+        params,
+        timeout_ms: None,
+    };
+    assert!(encode_command(&start, &mut out).is_err());
+    let bad_key = vec![("Command".to_string(), String::new())];
+    let start = Command::Start {
+        resource: "web".into(),
+        kind: "process".into(),
+        params: bad_key,
+        timeout_ms: None,
+    };
+    assert_eq!(
+        encode_command(&start, &mut out),
+        Err(CodecError::InvalidParamKey)
+    );
+    assert!(out.is_empty(), "a refused command writes nothing");
+}
+
+#[test]
+fn long_reasons_are_cut_at_a_character_boundary() {
+    let reason = "é".repeat(REASON_BYTES_MAX);
+    let mut out = Vec::new();
+    encode_event(
+        &Event::ResourceFailed {
+            resource: "web".into(),
+            reason,
+        },
+        &mut out,
+    )
+    .expect("encodes");
+    let Ok(Event::ResourceFailed { reason, .. }) = decode_event(&out[4..]) else {
+        panic!("decodes")
+    };
+    assert!(reason.len() <= REASON_BYTES_MAX && reason.chars().all(|c| c == 'é'));
+}
