@@ -150,8 +150,8 @@ impl DemoCluster {
         let stabilized = json.contains("\"state\":\"stabilized\"");
         Some((
             stabilized,
-            json_numbers(&json, "members"),
-            json_numbers(&json, "groups_online_here"),
+            crate::json::number_array::<u64>(&json, "members"),
+            crate::json::number_array::<u64>(&json, "groups_online_here"),
         ))
     }
 
@@ -331,21 +331,6 @@ impl DemoCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// The numbers of `"name":[1,2]` in JSON this binary wrote itself.
-fn json_numbers(json: &str, name: &str) -> Vec<u64> {
-    let key = format!("\"{name}\":[");
-    let Some(start) = json.find(&key).map(|at| at + key.len()) else {
-        return Vec::new();
-    };
-    let Some(length) = json[start..].find(']') else {
-        return Vec::new();
-    };
-    json[start..start + length]
-        .split(',')
-        .filter_map(|number| number.trim().parse().ok())
-        .collect()
 }
 
 fn free_udp_port() -> Result<u16, String> {

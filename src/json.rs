@@ -56,6 +56,23 @@ impl Json {
     }
 }
 
+/// The numbers of the array `"name":[1,2,...]` in compact JSON this binary wrote itself (the
+/// demo, testbed and benchmarks read `ctl status --json` without a JSON parser). Missing or
+/// malformed arrays give an empty list.
+pub fn number_array<T: std::str::FromStr>(json: &str, name: &str) -> Vec<T> {
+    let key = format!("\"{name}\":[");
+    let Some(start) = json.find(&key).map(|at| at + key.len()) else {
+        return Vec::new();
+    };
+    let Some(length) = json[start..].find(']') else {
+        return Vec::new();
+    };
+    json[start..start + length]
+        .split(',')
+        .filter_map(|number| number.trim().parse().ok())
+        .collect()
+}
+
 /// `text` as a JSON string literal, quotes included.
 pub fn quoted(text: &str) -> String {
     let mut out = String::new();
@@ -84,6 +101,15 @@ fn escape_into(text: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_number_arrays_of_compact_json() {
+        let json = r#"{"members":[1,2,3],"groups_online_here":[],"epoch":4}"#;
+        assert_eq!(number_array::<u8>(json, "members"), vec![1, 2, 3]);
+        assert!(number_array::<u8>(json, "groups_online_here").is_empty());
+        assert!(number_array::<u8>(json, "absent").is_empty());
+        assert!(number_array::<u8>(r#"{"members":[1,2"#, "members").is_empty());
+    }
 
     #[test]
     fn renders_nested_values_with_escapes() {

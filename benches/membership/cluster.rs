@@ -185,7 +185,7 @@ impl Cluster {
         Some(Status {
             stabilized: json.contains("\"state\":\"stabilized\""),
             epoch: json_number(&json, "epoch").unwrap_or(0),
-            members: json_numbers(&json, "members"),
+            members: wolfpack::json::number_array::<u8>(&json, "members"),
             quorum_owner: json.contains("\"quorum_owner\":true"),
         })
     }
@@ -287,20 +287,6 @@ fn json_number(json: &str, name: &str) -> Option<u64> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.parse().ok()
-}
-
-fn json_numbers(json: &str, name: &str) -> Vec<u8> {
-    let key = format!("\"{name}\":[");
-    let Some(start) = json.find(&key).map(|at| at + key.len()) else {
-        return Vec::new();
-    };
-    let Some(length) = json[start..].find(']') else {
-        return Vec::new();
-    };
-    json[start..start + length]
-        .split(',')
-        .filter_map(|number| number.trim().parse().ok())
-        .collect()
 }
 
 /// The child processes of `pid` (the daemon's monitor), from /proc.

@@ -33,24 +33,10 @@ pub fn ask(socket: &Path) -> Option<NodeStatus> {
 pub fn parse(json: &str) -> NodeStatus {
     NodeStatus {
         stabilized: json.contains("\"state\":\"stabilized\""),
-        members: numbers(json, "members"),
-        groups_online_here: numbers(json, "groups_online_here"),
+        members: crate::json::number_array::<u8>(json, "members"),
+        groups_online_here: crate::json::number_array::<u8>(json, "groups_online_here"),
         quorum_owner: json.contains("\"quorum_owner\":true"),
     }
-}
-
-fn numbers(json: &str, name: &str) -> Vec<u8> {
-    let key = format!("\"{name}\":[");
-    let Some(start) = json.find(&key).map(|at| at + key.len()) else {
-        return Vec::new();
-    };
-    let Some(length) = json[start..].find(']') else {
-        return Vec::new();
-    };
-    json[start..start + length]
-        .split(',')
-        .filter_map(|number| number.trim().parse().ok())
-        .collect()
 }
 
 #[cfg(test)]
