@@ -282,10 +282,19 @@ impl Node {
             return;
         };
         let now = self.now_ticks;
-        // Close early only once every participant's status is in and every status reports
-        // hearing every other sender (a joiner's first status predates hearing the members).
+        // Close early only once the status of every participant we can still hear is in and
+        // every status reports hearing every other sender (a joiner's first status predates
+        // hearing the members). A participant silent to us on every network is not waited for:
+        // it cannot be fully connected with us, so its status could not change the decision,
+        // and waiting for it cost a fixed half silence window in every failure regroup.
+        let silence_ticks = self.timeouts.peer_silence_ticks;
+        let me = self.me();
+        let awaited = ids(round.participants)
+            .filter(|&id| id == me || self.peers.alive_or_fresh(id, now, silence_ticks));
         let senders = round.statuses.keys().fold(0u64, |set, id| set | bit(*id));
-        let all_in = ids(round.participants).all(|id| round.statuses.contains_key(&id))
+        let all_in = awaited
+            .into_iter()
+            .all(|id| round.statuses.contains_key(&id))
             && round
                 .statuses
                 .values()
