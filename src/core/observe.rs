@@ -264,15 +264,24 @@ impl Node {
 
     pub(super) fn on_fence_written(&mut self, peer: u8, request: u64, ok: bool) {
         let now = self.now_ticks;
-        if let Some(observation) = self.observations.get_mut(&peer) {
-            observation.fence = if ok {
-                Fence::Sent {
-                    request,
-                    landed_tick: now,
-                }
-            } else {
-                Fence::NotSent
-            };
+        let Some(observation) = self.observations.get_mut(&peer) else {
+            return;
+        };
+        observation.fence = if ok {
+            Fence::Sent {
+                request,
+                landed_tick: now,
+            }
+        } else {
+            Fence::NotSent
+        };
+        // A stopped node may have acknowledged already (its monitor writes an acknowledgement
+        // covering every request once it fenced): read it now rather than a renew interval
+        // later. Only an acknowledgement of this request or a later one counts (`on_peer_ack`).
+        if ok && !observation.confirmed && !observation.ack_read_in_flight {
+            observation.ack_read_in_flight = true;
+            let offset = self.config.geometry.fence_ack_offset(peer);
+            self.disk_read(Purpose::PeerAckRead { peer }, offset);
         }
     }
 
