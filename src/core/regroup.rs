@@ -81,7 +81,7 @@ impl Node {
             heard: self.heard(),
             joiners,
             online_groups: self.online,
-            quorum_owner: self.quorum.owned(self.now_ticks),
+            quorum_owner: self.quorum_supports_survival(),
         }
     }
 
@@ -334,7 +334,7 @@ impl Node {
         } else {
             prune(self.me(), &heard, continuing)
         };
-        let quorum_held = self.quorum.owned(now)
+        let quorum_held = self.quorum_supports_survival()
             || round
                 .statuses
                 .iter()
@@ -352,7 +352,7 @@ impl Node {
                     .quorum
                     .outcome
                     .is_some_and(|outcome| !outcome.won && outcome.tick >= regroup_started_tick);
-                if lost {
+                if lost || self.quorum_record_is_newer_than_our_views() {
                     self.halt(survivors);
                 } else if let Some(round) = self.regroup.as_mut() {
                     round.phase = Phase::Closing;
@@ -363,5 +363,27 @@ impl Node {
             }
             Survival::Dies => self.halt(survivors),
         }
+    }
+}
+
+impl Node {
+    /// The newest membership epoch this node knows: its stabilized one or a newer one it
+    /// acknowledged.
+    fn newest_known_epoch(&self) -> u64 {
+        self.epoch.max(self.acked_epoch)
+    }
+
+    /// Whether the quorum record names an epoch newer than every view we know: a membership
+    /// newer than ours held the quorum, so it succeeded ours (the joint survival rule held for
+    /// it), and our side is a stale partition. Such a side must not survive by the quorum, even
+    /// after the newer membership let the lease lapse (simulator seed 12450 with a regroup
+    /// timing variant: a node cut off since epoch 2 won the lapsed lease and stabilized alone).
+    fn quorum_record_is_newer_than_our_views(&self) -> bool {
+        self.quorum.owner_epoch_seen > self.newest_known_epoch()
+    }
+
+    /// Holding the quorum counts toward survival only if no newer membership held it.
+    fn quorum_supports_survival(&self) -> bool {
+        self.quorum.owned(self.now_ticks) && !self.quorum_record_is_newer_than_our_views()
     }
 }
