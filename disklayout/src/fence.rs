@@ -1,6 +1,6 @@
 //! The fence mailbox (FORMAT.md §8): survivors ask a node to stop; the node acknowledges.
 use crate::error::{DecodeError, EncodeError};
-use crate::fields::{Reader, Writer};
+use crate::fields::{check_node_id, Reader, Writer};
 use crate::Record;
 
 /// A survivor's request that `target` stop every resource; the header's sequence is its id.
@@ -29,36 +29,13 @@ pub struct FenceAck {
     pub resources_stopped: bool,
 }
 
-fn check_node(field: &'static str, node_id: u8) -> Result<(), EncodeError> {
-    match crate::is_node_id(node_id) {
-        true => Ok(()),
-        false => Err(EncodeError::field(
-            field,
-            format!("{node_id} is not in 1..=64"),
-        )),
-    }
-}
-
-fn read_node(reader: &mut Reader<'_>, field: &'static str) -> Result<u8, DecodeError> {
-    let offset = reader.offset();
-    let node_id = reader.u8(field)?;
-    match crate::is_node_id(node_id) {
-        true => Ok(node_id),
-        false => Err(DecodeError::InvalidField {
-            offset,
-            field,
-            problem: "not in 1..=64",
-        }),
-    }
-}
-
 impl Record for FenceRequest {
     const MAGIC: [u8; 4] = *b"WPFR";
     const BODY_BYTES: Option<usize> = Some(24);
 
     fn validate(&self) -> Result<(), EncodeError> {
-        check_node("target", self.target)?;
-        check_node("requester", self.requester)
+        check_node_id("target", self.target)?;
+        check_node_id("requester", self.requester)
     }
 
     fn encode_body(&self, body: &mut [u8]) {
@@ -73,8 +50,8 @@ impl Record for FenceRequest {
 
     fn decode_body(body: &[u8]) -> Result<FenceRequest, DecodeError> {
         let mut reader = Reader::new(body);
-        let target = read_node(&mut reader, "target")?;
-        let requester = read_node(&mut reader, "requester")?;
+        let target = reader.node_id("target")?;
+        let requester = reader.node_id("requester")?;
         reader.reserved(6)?;
         let target_incarnation = reader.u64("target_incarnation")?;
         let requester_epoch = reader.u64("requester_epoch")?;
@@ -93,7 +70,7 @@ impl Record for FenceAck {
     const BODY_BYTES: Option<usize> = Some(24);
 
     fn validate(&self) -> Result<(), EncodeError> {
-        check_node("node_id", self.node_id)
+        check_node_id("node_id", self.node_id)
     }
 
     fn encode_body(&self, body: &mut [u8]) {
@@ -108,7 +85,7 @@ impl Record for FenceAck {
 
     fn decode_body(body: &[u8]) -> Result<FenceAck, DecodeError> {
         let mut reader = Reader::new(body);
-        let node_id = read_node(&mut reader, "node_id")?;
+        let node_id = reader.node_id("node_id")?;
         let resources_stopped = match reader.u8("stopped")? {
             0 => false,
             1 => true,

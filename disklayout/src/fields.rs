@@ -96,6 +96,20 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads a node id field (1..=64), rejecting any other value at its offset.
+    pub(crate) fn node_id(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        let offset = self.offset();
+        let node_id = self.u8(field)?;
+        match crate::is_node_id(node_id) {
+            true => Ok(node_id),
+            false => Err(DecodeError::InvalidField {
+                offset,
+                field,
+                problem: "not in 1..=64",
+            }),
+        }
+    }
+
     pub(crate) fn invalid(&self, field: &'static str, problem: &'static str) -> DecodeError {
         DecodeError::InvalidField {
             offset: self.offset(),
@@ -190,4 +204,15 @@ pub(crate) fn check_string(
         return Err(EncodeError::field(field, "must not contain a zero byte"));
     }
     Ok(())
+}
+
+/// Checks a node id field (1..=64) before it is encoded.
+pub(crate) fn check_node_id(field: &'static str, node_id: u8) -> Result<(), EncodeError> {
+    match crate::is_node_id(node_id) {
+        true => Ok(()),
+        false => Err(EncodeError::field(
+            field,
+            format!("{node_id} is not in 1..=64"),
+        )),
+    }
 }

@@ -107,15 +107,7 @@ impl Record for LogBlock {
         let mut updates = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let sequence = reader.u64("sequence")?;
-            let origin_at = reader.offset();
-            let origin = reader.u8("origin")?;
-            if !crate::is_node_id(origin) {
-                return Err(DecodeError::InvalidField {
-                    offset: origin_at,
-                    field: "origin",
-                    problem: "not in 1..=64",
-                });
-            }
+            let origin = reader.node_id("origin")?;
             reader.reserved(1)?;
             let length = reader.u16("length")? as usize;
             let payload = reader.bytes(length, "payload")?.to_vec();

@@ -1,6 +1,6 @@
 //! A node table entry (FORMAT.md §5): a node's id, name and one address per network.
 use crate::error::{DecodeError, EncodeError};
-use crate::fields::{check_string, Reader, Writer};
+use crate::fields::{check_node_id, check_string, Reader, Writer};
 use crate::Record;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
@@ -26,12 +26,7 @@ impl Record for NodeEntry {
     const BODY_BYTES: Option<usize> = Some(40 + ADDRESSES_MAX * ADDRESS_ENTRY_BYTES);
 
     fn validate(&self) -> Result<(), EncodeError> {
-        if !crate::is_node_id(self.node_id) {
-            return Err(EncodeError::field(
-                "node_id",
-                format!("{} is not in 1..=64", self.node_id),
-            ));
-        }
+        check_node_id("node_id", self.node_id)?;
         check_string(&self.name, NODE_NAME_BYTES_MAX, "name")?;
         if self.addresses.is_empty() || self.addresses.len() > ADDRESSES_MAX {
             return Err(EncodeError::field(
@@ -90,14 +85,7 @@ impl Record for NodeEntry {
 
     fn decode_body(body: &[u8]) -> Result<NodeEntry, DecodeError> {
         let mut reader = Reader::new(body);
-        let node_id = reader.u8("node_id")?;
-        if !crate::is_node_id(node_id) {
-            return Err(DecodeError::InvalidField {
-                offset: 32,
-                field: "node_id",
-                problem: "not in 1..=64",
-            });
-        }
+        let node_id = reader.node_id("node_id")?;
         let count = reader.u8("address_count")? as usize;
         if count == 0 || count > ADDRESSES_MAX {
             return Err(DecodeError::InvalidField {

@@ -1,6 +1,6 @@
 //! A node's lease/heartbeat slot (FORMAT.md §7), written only by that node.
 use crate::error::{DecodeError, EncodeError};
-use crate::fields::{Reader, Writer};
+use crate::fields::{check_node_id, Reader, Writer};
 use crate::Record;
 
 /// What a node says of itself in its slot.
@@ -73,12 +73,7 @@ impl Record for NodeSlot {
     const BODY_BYTES: Option<usize> = Some(40);
 
     fn validate(&self) -> Result<(), EncodeError> {
-        if !crate::is_node_id(self.node_id) {
-            return Err(EncodeError::field(
-                "node_id",
-                format!("{} is not in 1..=64", self.node_id),
-            ));
-        }
+        check_node_id("node_id", self.node_id)?;
         Ok(())
     }
 
@@ -97,14 +92,7 @@ impl Record for NodeSlot {
 
     fn decode_body(body: &[u8]) -> Result<NodeSlot, DecodeError> {
         let mut reader = Reader::new(body);
-        let node_id = reader.u8("node_id")?;
-        if !crate::is_node_id(node_id) {
-            return Err(DecodeError::InvalidField {
-                offset: 32,
-                field: "node_id",
-                problem: "not in 1..=64",
-            });
-        }
+        let node_id = reader.node_id("node_id")?;
         let state = NodeState::from_code(reader.u8("state")?).ok_or(DecodeError::InvalidField {
             offset: 33,
             field: "state",
