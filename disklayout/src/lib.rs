@@ -31,7 +31,10 @@ pub use fence::{FenceAck, FenceRequest};
 pub use geometry::{Geometry, Region, RegionKind};
 pub use image::format_blocks;
 pub use lease::{Lease, QuorumLease, ResourceLease, LEASE_NAME_BYTES_MAX, QUORUM_LEASE_NAME};
-pub use log::{replay_log, LogBlock, LogEnd, LogReplay, LogUpdate, LOG_BODY_BYTES_MAX};
+pub use log::{
+    replay_log, DuplicateRule, LogBlock, LogEnd, LogReplay, LogReplayer, LogUpdate, ReplayStep,
+    LOG_BODY_BYTES_MAX,
+};
 pub use node_entry::{NodeEntry, ADDRESSES_MAX, NODE_NAME_BYTES_MAX};
 pub use node_slot::{NodeSlot, NodeState};
 pub use superblock::{Superblock, Timing, CLUSTER_NAME_BYTES_MAX};

@@ -160,7 +160,204 @@ pub struct LogReplay {
     pub discarded: usize,
 }
 
-/// Replays the ring from `start_position`. `ring[i]` is the decoded block `i` of the log region.
+/// Which of two updates with one sequence number survives replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DuplicateRule {
+    /// The format's rule (FORMAT.md §10): the later update wins, and the earlier one (with every
+    /// earlier update numbered at or above it) is discarded, because it was logged by a sender
+    /// that died before replicating it and its number was reused.
+    LaterWins,
+    /// The wrong rule, on purpose: the first update with a number is kept and later ones are
+    /// dropped. It exists only so the simulator's mutation `replay-keeps-duplicate` can prove
+    /// that its checkers catch a replay that resolves duplicates the wrong way. Never use it
+    /// for a real disk.
+    EarlierWins,
+}
+
+/// What the replayer wants after a block was fed to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayStep {
+    /// Feed the block at [`LogReplayer::next_position`].
+    Continue,
+    /// The log ended; call [`LogReplayer::finish`].
+    Ended(LogEnd),
+}
+
+/// Replays the ring one block at a time, for a caller that reads blocks itself (the sans-IO
+/// core reads one block per disk operation and cannot hand over the whole ring at once).
+///
+/// Feed the decoded block at [`next_position`](LogReplayer::next_position) (stored in ring block
+/// `position % ring_blocks`) until [`feed`](LogReplayer::feed) returns [`ReplayStep::Ended`],
+/// then [`finish`](LogReplayer::finish). The end conditions and the duplicate rule are those of
+/// FORMAT.md §10.
+#[derive(Clone, Debug)]
+pub struct LogReplayer {
+    start_position: u64,
+    ring_blocks: u64,
+    cluster_id: u64,
+    rule: DuplicateRule,
+    position: u64,
+    blocks_replayed: u64,
+    updates: Vec<LogUpdate>,
+    discarded: usize,
+    end: Option<LogEnd>,
+}
+
+impl LogReplayer {
+    /// A replayer that starts at `start_position` in a ring of `ring_blocks` blocks.
+    ///
+    /// # Panics
+    /// When `ring_blocks` is 0: a geometry that decoded has at least 16 log blocks.
+    pub fn new(
+        start_position: u64,
+        ring_blocks: u64,
+        cluster_id: u64,
+        rule: DuplicateRule,
+    ) -> LogReplayer {
+        assert!(ring_blocks > 0, "a log ring has blocks");
+        LogReplayer {
+            start_position,
+            ring_blocks,
+            cluster_id,
+            rule,
+            position: start_position,
+            blocks_replayed: 0,
+            updates: Vec::new(),
+            discarded: 0,
+            end: None,
+        }
+    }
+
+    /// The position of the block to feed next, or `None` once the log ended.
+    pub fn next_position(&self) -> Option<u64> {
+        match self.end {
+            None => Some(self.position),
+            Some(_) => None,
+        }
+    }
+
+    /// The ring block (index within the log region) that stores `position`.
+    pub fn ring_block(&self, position: u64) -> u64 {
+        position % self.ring_blocks
+    }
+
+    /// How many blocks were fed that belonged to the log (the block that ended it excluded).
+    pub fn blocks_replayed(&self) -> u64 {
+        self.blocks_replayed
+    }
+
+    /// The position replay started at.
+    pub fn start_position(&self) -> u64 {
+        self.start_position
+    }
+
+    /// Takes the decoded block at `position`. Feeding after the end repeats the end.
+    ///
+    /// # Panics
+    /// When `position` is not [`next_position`](LogReplayer::next_position): blocks must come
+    /// in order, and feeding another one is a bug of the caller, not bad input.
+    pub fn feed(
+        &mut self,
+        position: u64,
+        block: &Result<Option<Sealed<LogBlock>>, DecodeError>,
+    ) -> ReplayStep {
+        if let Some(end) = &self.end {
+            return ReplayStep::Ended(end.clone());
+        }
+        assert_eq!(
+            position, self.position,
+            "log blocks are fed in position order"
+        );
+        match self.judge(block) {
+            Some(end) => {
+                self.end = Some(end.clone());
+                ReplayStep::Ended(end)
+            }
+            None => {
+                if let Ok(Some(block)) = block {
+                    for update in &block.record.updates {
+                        self.keep(update);
+                    }
+                }
+                self.blocks_replayed += 1;
+                // A position near u64::MAX can only come from a corrupt checkpoint that passed
+                // its CRC; running out of positions ends the log like running out of ring.
+                match self.position.checked_add(1) {
+                    Some(next) if self.blocks_replayed < self.ring_blocks => {
+                        self.position = next;
+                        ReplayStep::Continue
+                    }
+                    next => {
+                        self.position = next.unwrap_or(self.position);
+                        self.end = Some(LogEnd::RingExhausted);
+                        ReplayStep::Ended(LogEnd::RingExhausted)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The replay's result.
+    ///
+    /// # Panics
+    /// When the log has not ended yet: a caller that cannot read on (a disk error) abandons the
+    /// replay instead of pretending the log ended there.
+    pub fn finish(self) -> LogReplay {
+        let end = self
+            .end
+            .expect("finish is called once feed returned ReplayStep::Ended");
+        LogReplay {
+            updates: self.updates,
+            next_position: self.position,
+            end,
+            discarded: self.discarded,
+        }
+    }
+
+    /// Why the block at the current position ends the log, if it does.
+    fn judge(&self, block: &Result<Option<Sealed<LogBlock>>, DecodeError>) -> Option<LogEnd> {
+        let block = match block {
+            Ok(None) => return Some(LogEnd::Empty),
+            Err(error) => return Some(LogEnd::Invalid(error.clone())),
+            Ok(Some(block)) => block,
+        };
+        if block.cluster_id != self.cluster_id {
+            return Some(LogEnd::OtherCluster);
+        }
+        if block.sequence < self.position {
+            return Some(LogEnd::OlderPosition {
+                found: block.sequence,
+            });
+        }
+        if block.sequence != self.position {
+            return Some(LogEnd::UnexpectedPosition {
+                found: block.sequence,
+            });
+        }
+        None
+    }
+
+    fn keep(&mut self, update: &LogUpdate) {
+        // Kept updates are strictly increasing in sequence, so the duplicates of `update` and
+        // everything numbered above it form a suffix.
+        let first_not_below = self
+            .updates
+            .partition_point(|kept| kept.sequence < update.sequence);
+        let superseded = self.updates.len() - first_not_below;
+        match self.rule {
+            DuplicateRule::LaterWins => {
+                self.discarded += superseded;
+                self.updates.truncate(first_not_below);
+                self.updates.push(update.clone());
+            }
+            DuplicateRule::EarlierWins if superseded > 0 => self.discarded += 1,
+            DuplicateRule::EarlierWins => self.updates.push(update.clone()),
+        }
+    }
+}
+
+/// Replays the ring from `start_position` with the format's duplicate rule. `ring[i]` is the
+/// decoded block `i` of the log region.
 ///
 /// Duplicate rule (FORMAT.md §10): an update whose sequence is not larger than an earlier kept
 /// update's discards every earlier update with that sequence or a larger one; they were logged
@@ -170,48 +367,18 @@ pub fn replay_log(
     start_position: u64,
     cluster_id: u64,
 ) -> LogReplay {
-    assert!(!ring.is_empty(), "a log ring has blocks");
     let ring_blocks = ring.len() as u64;
-    let mut updates: Vec<LogUpdate> = Vec::new();
-    let mut discarded = 0;
-    let mut position = start_position;
-    let end = loop {
-        if position - start_position == ring_blocks {
-            break LogEnd::RingExhausted;
+    let mut replayer = LogReplayer::new(
+        start_position,
+        ring_blocks,
+        cluster_id,
+        DuplicateRule::LaterWins,
+    );
+    while let Some(position) = replayer.next_position() {
+        let block = &ring[replayer.ring_block(position) as usize];
+        if let ReplayStep::Ended(_) = replayer.feed(position, block) {
+            break;
         }
-        let block = match &ring[(position % ring_blocks) as usize] {
-            Ok(None) => break LogEnd::Empty,
-            Err(error) => break LogEnd::Invalid(error.clone()),
-            Ok(Some(block)) => block,
-        };
-        if block.cluster_id != cluster_id {
-            break LogEnd::OtherCluster;
-        }
-        if block.sequence < position {
-            break LogEnd::OlderPosition {
-                found: block.sequence,
-            };
-        }
-        if block.sequence != position {
-            break LogEnd::UnexpectedPosition {
-                found: block.sequence,
-            };
-        }
-        for update in &block.record.updates {
-            let keep = updates
-                .iter()
-                .position(|kept| kept.sequence >= update.sequence)
-                .unwrap_or(updates.len());
-            discarded += updates.len() - keep;
-            updates.truncate(keep);
-            updates.push(update.clone());
-        }
-        position += 1;
-    };
-    LogReplay {
-        updates,
-        next_position: position,
-        end,
-        discarded,
     }
+    replayer.finish()
 }
