@@ -36,6 +36,7 @@
 
 mod arbitration;
 pub mod database;
+pub mod db;
 pub mod disk_records;
 mod groups;
 mod input;
