@@ -8,7 +8,11 @@
 //! - a hole in the sequence: the first update after the checkpoint is not its sequence + 1, or
 //!   two surviving updates are not consecutive;
 //! - an update that does not decode or apply: every node applied it once, so its bytes are
-//!   damaged or this code is not the code that logged it.
+//!   damaged or this code is not the code that logged it;
+//! - after a fallback to the older checkpoint, a log that ends on a damaged block: the newer
+//!   checkpoint let the writer lap the ring past the older one's position, and a damaged block
+//!   may hide exactly that overwrite (without a fallback, the writer never laps the checkpoint
+//!   used, so damage there is a torn tail).
 //!
 //! What ends the log normally, and is reported: an empty block; a block of the ring's previous
 //! lap; a block that does not decode (a torn last write); a block of another cluster id or
@@ -66,6 +70,12 @@ pub enum RecoveryError {
         sequence: u64,
         reason: BadUpdate,
     },
+    /// A fallback checkpoint and a log ending on damage: whether the ring was overwritten past
+    /// the damage cannot be told.
+    FallbackEndsOnDamage {
+        position: u64,
+        end: LogEnd,
+    },
 }
 
 impl From<CheckpointChoiceError> for RecoveryError {
@@ -106,6 +116,20 @@ impl fmt::Display for RecoveryError {
             ),
             RecoveryError::BadUpdate { sequence, reason } => {
                 write!(f, "logged update {sequence} {reason}")
+            }
+            RecoveryError::FallbackEndsOnDamage { position, end } => {
+                let damage = match end {
+                    LogEnd::Invalid(error) => format!("does not decode ({error})"),
+                    LogEnd::OtherCluster => String::from("holds a block of another cluster id"),
+                    LogEnd::OlderPosition { found } | LogEnd::UnexpectedPosition { found } => {
+                        format!("holds the misplaced position {found}")
+                    }
+                    LogEnd::Empty | LogEnd::RingExhausted => String::from("ends the log"),
+                };
+                write!(
+                    f,
+                    "the newer checkpoint is unusable and log position {position} after the older one {damage}; the ring may have been overwritten past it, so updates may be missing"
+                )
             }
         }
     }
@@ -154,15 +178,7 @@ pub struct RecoveryReport {
 impl RecoveryReport {
     /// Whether the log ended on damage rather than cleanly (worth a warning, not a refusal).
     pub fn ended_on_damage(&self) -> bool {
-        match &self.end {
-            LogEnd::Empty | LogEnd::RingExhausted => false,
-            LogEnd::OlderPosition { found } => !self.same_ring_block(*found),
-            LogEnd::Invalid(_) | LogEnd::OtherCluster | LogEnd::UnexpectedPosition { .. } => true,
-        }
-    }
-
-    fn same_ring_block(&self, found: u64) -> bool {
-        found % self.ring_blocks == self.next_position % self.ring_blocks
+        ends_on_damage(&self.end, self.next_position, self.ring_blocks)
     }
 
     fn describe_end(&self) -> String {
@@ -172,7 +188,7 @@ impl RecoveryReport {
             LogEnd::RingExhausted => String::from(
                 "every block of the ring belongs to the log (it is full: checkpoint before appending)",
             ),
-            LogEnd::OlderPosition { found } if self.same_ring_block(*found) => format!(
+            LogEnd::OlderPosition { found } if same_ring_block(*found, position, self.ring_blocks) => format!(
                 "position {position} holds position {found} of an earlier lap (the normal end of a wrapped log)"
             ),
             LogEnd::OlderPosition { found } => format!(
@@ -232,6 +248,19 @@ impl fmt::Display for RecoveryReport {
             "database: sequence {}; next log position {}",
             self.sequence, self.next_position
         )
+    }
+}
+
+fn same_ring_block(found: u64, position: u64, ring_blocks: u64) -> bool {
+    found % ring_blocks == position % ring_blocks
+}
+
+/// Every end but an empty block, the previous lap of the ring and a full ring is damage.
+fn ends_on_damage(end: &LogEnd, position: u64, ring_blocks: u64) -> bool {
+    match end {
+        LogEnd::Empty | LogEnd::RingExhausted => false,
+        LogEnd::OlderPosition { found } => !same_ring_block(*found, position, ring_blocks),
+        LogEnd::Invalid(_) | LogEnd::OtherCluster | LogEnd::UnexpectedPosition { .. } => true,
     }
 }
 
@@ -335,6 +364,12 @@ impl Recovery {
                 found,
                 start_position,
                 fallback: self.fallback,
+            });
+        }
+        if self.fallback && ends_on_damage(&replay.end, replay.next_position, self.ring_blocks) {
+            return Err(RecoveryError::FallbackEndsOnDamage {
+                position: replay.next_position,
+                end: replay.end,
             });
         }
         let mut database = self.database;
@@ -846,5 +881,28 @@ mod tests {
         }
         assert_eq!(reads, [0, 1]);
         assert_eq!(recovery.finish().expect("recovers").database, reference(1));
+    }
+
+    #[test]
+    fn a_fallback_whose_log_ends_on_damage_is_refused() {
+        let mut disk = Disk::new();
+        disk.append(0, &[logged(1, 1)]);
+        disk.checkpoint(Slot::A, 1, 1, 1);
+        disk.append(1, &[logged(2, 1)]);
+        disk.checkpoint(Slot::B, 2, 2, 2);
+        disk.slot_b[1][3] ^= 0x01;
+        disk.append(2, &[logged(3, 1)]);
+        disk.log[2][40] ^= 0x01;
+        let error = disk.recover().unwrap_err();
+        assert!(matches!(
+            error,
+            RecoveryError::FallbackEndsOnDamage {
+                position: 2,
+                end: LogEnd::Invalid(_)
+            }
+        ));
+        assert!(error
+            .to_string()
+            .contains("the ring may have been overwritten past it"));
     }
 }
