@@ -128,7 +128,7 @@ mod tests {
         assert!(log_block_fits(std::slice::from_ref(&largest)));
         assert!(!log_block_fits(&[update(1, LOG_BODY_BYTES_MAX + 1)]));
         assert!(!log_block_fits(&[]));
-        let block = encode_log_block(7, 3, 2, &[largest.clone()]).expect("fits");
+        let block = encode_log_block(7, 3, 2, std::slice::from_ref(&largest)).expect("fits");
         let decoded = disklayout::decode::<LogBlock>(&block[..])
             .expect("valid")
             .expect("written");

@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn orders_segment_by_segment_so_subtrees_are_contiguous() {
-        let mut keys = vec![
+        let mut keys = [
             path("groups/a-c"),
             path("groups/a/b"),
             path("groups/a"),
