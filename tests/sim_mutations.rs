@@ -3,8 +3,7 @@
 use wolfpack::core::Mutation;
 use wolfpack::sim::{run, Params};
 
-/// Every mutation must be caught within this many seeds (observed first catches: seeds 1, 7,
-/// 2 and 1 for no-majority-rule, no-lease-wait, no-prune, stale-epoch).
+/// Every mutation must be caught within this many seeds.
 const SEEDS_TO_CATCH_MAX: u64 = 60;
 
 fn first_caught(mutation: Mutation) -> Option<(u64, String)> {
@@ -49,6 +48,36 @@ fn no_prune_is_caught() {
 fn stale_epoch_is_caught() {
     let caught = first_caught(Mutation::StaleEpoch);
     assert!(caught.is_some(), "stale messages were accepted unnoticed");
+}
+
+#[test]
+fn gum_no_replay_is_caught() {
+    let caught = first_caught(Mutation::GumNoReplay);
+    assert!(
+        caught.is_some(),
+        "a dropped half-done update went unnoticed"
+    );
+}
+
+#[test]
+fn ack_before_log_is_caught() {
+    let caught = first_caught(Mutation::AckBeforeLog);
+    assert!(
+        caught.is_some(),
+        "acknowledging before the log write went unnoticed"
+    );
+}
+
+#[test]
+fn no_locker_succession_is_caught() {
+    let caught = first_caught(Mutation::NoLockerSuccession);
+    assert!(caught.is_some(), "two lockers went unnoticed");
+}
+
+#[test]
+fn replay_keeps_duplicate_is_caught() {
+    let caught = first_caught(Mutation::ReplayKeepsDuplicate);
+    assert!(caught.is_some(), "the wrong duplicate won unnoticed");
 }
 
 #[test]

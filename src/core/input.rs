@@ -58,6 +58,7 @@ impl Node {
             Body::InstallAck { round, epoch } => self.on_install_ack(from, round, epoch),
             Body::Stabilize { round, epoch } => self.on_stabilize(from, round, epoch),
             Body::Halt { round } => self.on_halt(from, round),
+            Body::Gum(gum) => self.on_gum_message(from, message.incarnation, gum),
         }
     }
 
@@ -95,6 +96,13 @@ impl Node {
                 second,
                 attempt,
             } => self.on_form_slot(peer, second, attempt, block),
+            Purpose::GumLogWrite { position } => self.on_gum_log_written(position, block.is_some()),
+            Purpose::GumRecoveryRead { attempt, what } => {
+                self.on_recovery_read(attempt, what, block)
+            }
+            Purpose::GumCheckpointWrite { what } => {
+                self.on_checkpoint_written(what, block.is_some())
+            }
         }
     }
 

@@ -3,7 +3,6 @@
 //! and `Stabilize` (cleanup 2). The coordinator stabilizes only once the new epoch is durable
 //! on disk (its slot, and the quorum record if it owns it), so a later former never reuses it.
 
-use super::database::Database;
 use super::message::{Body, Install};
 use super::node::{Node, Role};
 use super::regroup::Phase;
@@ -47,8 +46,6 @@ impl Node {
             members: survivors,
             previous_members: basis,
             groups: table,
-            database_version: self.database.version(),
-            database: self.database.snapshot(),
         };
         let round_started_ms = round.started_tick * super::timeout::TICK_MS;
         self.emit(Event::Decided {
@@ -251,9 +248,7 @@ impl Node {
             assert!(install.epoch > self.epoch, "epochs only grow");
         }
         if !was_member {
-            // The joiner receives the cluster database as it stands.
-            self.database
-                .install(install.database_version, install.database.clone());
+            // The joiner receives the cluster database from the locker (a GUM snapshot).
             self.became_member();
         }
         self.role = Role::Member;
@@ -275,6 +270,7 @@ impl Node {
             epoch: install.epoch,
             members: install.members,
         });
+        self.gum_on_stabilized(false);
         // The table changed: give up at once any group now assigned elsewhere.
         self.evaluate_groups();
     }

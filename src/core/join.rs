@@ -10,7 +10,6 @@ use super::disk_records::{self, NodeSlot, NodeState};
 use super::message::Body;
 use super::node::{Node, Purpose, Role};
 use super::{bit, groups, ids, Event};
-use crate::core::database::Database;
 
 impl Node {
     /// Heartbeats to the membership on every network, and detection of silent members.
@@ -336,13 +335,11 @@ impl Node {
         self.members = bit(me);
         self.basis_members = bit(me);
         self.table = groups::formed(self.configured(), me);
-        if self.database.version() == 0 {
-            self.database.put("cluster/formed_by", &[me]);
-        }
         self.emit(Event::Stabilized {
             epoch,
             members: bit(me),
         });
+        self.gum_on_stabilized(true);
     }
 
     /// Entering a membership: write a member slot at once (the lease starts with it).
@@ -371,5 +368,6 @@ impl Node {
         self.regroup = None;
         self.joiners_waiting = 0;
         self.emit(Event::Left { reason });
+        self.gum_on_left();
     }
 }

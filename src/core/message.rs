@@ -7,12 +7,13 @@
 
 use byteorder::{ByteOrder, LittleEndian};
 
-/// Largest encoded message; the database snapshot in `Install` is bounded by this.
-pub const MESSAGE_SIZE_MAX: usize = 60_000;
+use super::gum::wire::GumMessage;
+
+/// Largest encoded message: what one authenticated datagram carries (`wire::PAYLOAD_BYTES_MAX`,
+/// checked equal in `src/node`). Every message the core builds fits; larger input is refused.
+pub const MESSAGE_SIZE_MAX: usize = 1348;
 const MAGIC: u16 = 0x5057; // "WP"
 const VERSION: u8 = 1;
-const KEY_SIZE_MAX: usize = 255;
-const VALUE_SIZE_MAX: usize = 4096;
 
 /// The owner of one group in an installed membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub enum Body {
     Stabilize { round: u64, epoch: u64 },
     /// The coordinator found that this partition does not survive.
     Halt { round: u64 },
+    /// The global update manager's messages (`gum/wire.rs`).
+    Gum(GumMessage),
 }
 
 /// A regroup participant's status.
@@ -78,8 +81,6 @@ pub struct Install {
     pub members: u64,
     pub previous_members: u64,
     pub groups: Vec<GroupAssignment>,
-    pub database_version: u64,
-    pub database: Vec<(String, Vec<u8>)>,
 }
 
 /// A decoded message.
@@ -102,12 +103,12 @@ pub enum MessageError {
     TooLarge,
 }
 
-fn put_u64(out: &mut Vec<u8>, value: u64) {
+pub(crate) fn put_u64(out: &mut Vec<u8>, value: u64) {
     let mut bytes = [0u8; 8];
     LittleEndian::write_u64(&mut bytes, value);
     out.extend_from_slice(&bytes);
 }
-fn put_u16(out: &mut Vec<u8>, value: u16) {
+pub(crate) fn put_u16(out: &mut Vec<u8>, value: u16) {
     let mut bytes = [0u8; 2];
     LittleEndian::write_u16(&mut bytes, value);
     out.extend_from_slice(&bytes);
@@ -156,6 +157,7 @@ impl Message {
                 put_u64(&mut out, *epoch);
             }
             Body::Halt { round } => put_u64(&mut out, *round),
+            Body::Gum(message) => message.encode(&mut out),
         }
         assert!(
             out.len() <= MESSAGE_SIZE_MAX,
@@ -166,7 +168,7 @@ impl Message {
     }
 
     fn kind(&self) -> u8 {
-        match self.body {
+        match &self.body {
             Body::Heartbeat { .. } => 1,
             Body::JoinRequest => 2,
             Body::RegroupStatus(_) => 3,
@@ -174,6 +176,7 @@ impl Message {
             Body::InstallAck { .. } => 5,
             Body::Stabilize { .. } => 6,
             Body::Halt { .. } => 7,
+            Body::Gum(message) => message.kind(),
         }
     }
 
@@ -226,6 +229,7 @@ impl Message {
             7 => Body::Halt {
                 round: reader.u64()?,
             },
+            kind if GumMessage::is_kind(kind) => Body::Gum(GumMessage::decode(kind, &mut reader)?),
             _ => return Err(MessageError::UnknownKind),
         };
         if !reader.bytes.is_empty() {
@@ -250,16 +254,6 @@ fn encode_install(install: &Install, out: &mut Vec<u8>) {
         out.push(group.owner);
         put_u64(out, group.unconfirmed);
     }
-    put_u64(out, install.database_version);
-    put_u16(out, install.database.len() as u16);
-    for (key, value) in &install.database {
-        assert!(key.len() <= KEY_SIZE_MAX);
-        assert!(value.len() <= VALUE_SIZE_MAX);
-        out.push(key.len() as u8);
-        out.extend_from_slice(key.as_bytes());
-        put_u16(out, value.len() as u16);
-        out.extend_from_slice(value);
-    }
 }
 
 fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
@@ -282,36 +276,21 @@ fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
             unconfirmed: reader.u64()?,
         });
     }
-    let database_version = reader.u64()?;
-    let entry_count = reader.u16()?;
-    let mut database = Vec::new();
-    for _ in 0..entry_count {
-        let key_size = usize::from(reader.u8()?);
-        let key = String::from_utf8(reader.take(key_size)?.to_vec())
-            .map_err(|_| MessageError::OutOfRange)?;
-        let value_size = usize::from(reader.u16()?);
-        if value_size > VALUE_SIZE_MAX {
-            return Err(MessageError::OutOfRange);
-        }
-        database.push((key, reader.take(value_size)?.to_vec()));
-    }
     Ok(Install {
         round,
         epoch,
         members,
         previous_members,
         groups,
-        database_version,
-        database,
     })
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, count: usize) -> Result<&'a [u8], MessageError> {
+    pub(crate) fn take(&mut self, count: usize) -> Result<&'a [u8], MessageError> {
         if self.bytes.len() < count {
             return Err(MessageError::Truncated);
         }
@@ -319,20 +298,20 @@ impl<'a> Reader<'a> {
         self.bytes = rest;
         Ok(taken)
     }
-    fn u8(&mut self) -> Result<u8, MessageError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, MessageError> {
         Ok(self.take(1)?[0])
     }
-    fn bool(&mut self) -> Result<bool, MessageError> {
+    pub(crate) fn bool(&mut self) -> Result<bool, MessageError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
             _ => Err(MessageError::OutOfRange),
         }
     }
-    fn u16(&mut self) -> Result<u16, MessageError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, MessageError> {
         Ok(LittleEndian::read_u16(self.take(2)?))
     }
-    fn u64(&mut self) -> Result<u64, MessageError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, MessageError> {
         Ok(LittleEndian::read_u64(self.take(8)?))
     }
 }
@@ -352,8 +331,16 @@ mod tests {
                 owner: 1,
                 unconfirmed: 0b10,
             }],
-            database_version: 2,
-            database: vec![("cluster/name".to_string(), b"alpha".to_vec())],
+        };
+        let committed = crate::core::gum::Committed {
+            sequence: 7,
+            position: 3,
+            entry: crate::core::gum::Entry {
+                origin: 2,
+                incarnation: 5,
+                request_id: 11,
+                body: b"update".to_vec(),
+            },
         };
         let bodies = vec![
             Body::Heartbeat {
@@ -378,6 +365,44 @@ mod tests {
             Body::InstallAck { round: 1, epoch: 2 },
             Body::Stabilize { round: 1, epoch: 2 },
             Body::Halt { round: 9 },
+            Body::Gum(GumMessage::Propose {
+                epoch: 4,
+                request_id: 1,
+                body: vec![1; 1024],
+            }),
+            Body::Gum(GumMessage::Commit {
+                epoch: 4,
+                committed,
+            }),
+            Body::Gum(GumMessage::Applied {
+                epoch: 4,
+                applied: 9,
+                valid: true,
+            }),
+            Body::Gum(GumMessage::Ack {
+                epoch: 4,
+                incarnation: 5,
+                request_id: 1,
+                sequence: 9,
+                rejected: true,
+            }),
+            Body::Gum(GumMessage::Sync { epoch: 4 }),
+            Body::Gum(GumMessage::SyncReply {
+                epoch: 4,
+                applied: 9,
+                valid: true,
+                position: 2,
+                unresolved: 0b100,
+                last_locker: 3,
+            }),
+            Body::Gum(GumMessage::SnapshotChunk {
+                epoch: 4,
+                sequence: 9,
+                position: 2,
+                total: 5000,
+                offset: 1024,
+                bytes: vec![7; 1024],
+            }),
         ];
         bodies
             .into_iter()

@@ -22,8 +22,10 @@
 //! - `quorum.rs` (challenge/defense state machine, pure) + `arbitration.rs` (its disk I/O,
 //!   group placement); `lease.rs` (own membership lease, mailbox, fencing answered);
 //!   `observe.rs` (peers' leases and fence requests: when a lost node counts as stopped).
-//! - `groups.rs` (group table per epoch), `message.rs` (wire encoding), `database.rs`,
-//!   `timeout.rs` (every interval in ticks, the lease arithmetic), `disk_records.rs`.
+//! - `groups.rs` (group table per epoch), `message.rs` (wire encoding), `timeout.rs` (every
+//!   interval in ticks, the lease arithmetic), `disk_records.rs`.
+//! - `gum/`: the global update manager (locker, log on the shared disk, succession,
+//!   checkpoints, snapshots); `db/`: the cluster database it replicates.
 //!
 //! **Messages** (`message.rs`): `Heartbeat`, `JoinRequest`, `RegroupStatus`, `Install`,
 //! `InstallAck`, `Stabilize`, `Halt`, each framed with sender id and incarnation.
@@ -35,10 +37,10 @@
 //! connectivity of decided memberships, one quorum owner, one holder per group, convergence.
 
 mod arbitration;
-pub mod database;
 pub mod db;
 pub mod disk_records;
 mod groups;
+pub mod gum;
 mod input;
 mod install;
 mod join;
@@ -88,6 +90,15 @@ pub enum Mutation {
     NoPrune,
     /// Messages of an older epoch or round are accepted.
     StaleEpoch,
+    /// A new locker does not complete a half-done update: it continues from its own replica.
+    GumNoReplay,
+    /// The locker applies, broadcasts and acknowledges a batch before its log write is durable.
+    AckBeforeLog,
+    /// Lockers are not handed over: a former locker keeps sequencing and writing the log, and a
+    /// new one starts without waiting for the previous one to be confirmed stopped.
+    NoLockerSuccession,
+    /// Log replay keeps the earlier of two entries with one sequence number.
+    ReplayKeepsDuplicate,
 }
 
 impl Mutation {
@@ -99,6 +110,10 @@ impl Mutation {
             "no-lease-wait" => Some(Mutation::NoLeaseWait),
             "no-prune" => Some(Mutation::NoPrune),
             "stale-epoch" => Some(Mutation::StaleEpoch),
+            "gum-no-replay" => Some(Mutation::GumNoReplay),
+            "ack-before-log" => Some(Mutation::AckBeforeLog),
+            "no-locker-succession" => Some(Mutation::NoLockerSuccession),
+            "replay-keeps-duplicate" => Some(Mutation::ReplayKeepsDuplicate),
             _ => None,
         }
     }
@@ -127,8 +142,9 @@ pub struct DiskError;
 /// Commands from `wolfpack ctl`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminCommand {
-    /// Set a key in the local database copy (the GUM issue replicates it).
-    Put { key: String, value: Vec<u8> },
+    /// Propose an update of the cluster database (`db::Update` encoded); the outcome arrives
+    /// as `Event::GumAcknowledged`. Use `Node::submit` to learn the request id.
+    Submit { update: Vec<u8> },
 }
 
 /// What the node asks its driver to do, in order.
@@ -180,6 +196,36 @@ pub enum Event {
     Left { reason: &'static str },
     /// Quorum lease won or lost.
     QuorumOwner { owned: bool },
+    /// GUM applied the update at `sequence` here (`digest`: which update; `state_digest`: the
+    /// replicated state after it). Not logged by the daemon: one per update.
+    GumApplied {
+        sequence: u64,
+        digest: u64,
+        state_digest: u64,
+        rejected: bool,
+    },
+    /// A proposal of this node is durable and applied by every member.
+    GumAcknowledged {
+        request_id: u64,
+        sequence: u64,
+        rejected: bool,
+    },
+    /// The replica was replaced by a snapshot or a checkpoint at `sequence`.
+    GumSnapshotInstalled { sequence: u64, state_digest: u64 },
+    /// This node left the membership and forgot its replica (it gets a snapshot on rejoin).
+    GumReset,
+    /// This node became the locker of `epoch`; `ready` once its takeover finished.
+    GumLocker { epoch: u64, ready: bool },
+    /// A recovery step worth a log line.
+    GumRecovery {
+        what: &'static str,
+        detail: &'static str,
+        value: u64,
+    },
+    /// A checkpoint landed: the log before `log_position` is truncated.
+    GumCheckpoint { sequence: u64, log_position: u64 },
+    /// Something needs an operator.
+    GumTrouble { what: &'static str },
 }
 
 /// Counters of dropped input (bad input is counted, never trusted).
@@ -207,7 +253,9 @@ pub struct Status {
     /// In a regroup round (or joining one).
     pub regrouping: bool,
     pub online_groups: u64,
+    /// Sequence of the last update applied to the cluster database here.
     pub database_version: u64,
+    pub gum: gum::GumStatus,
     pub dropped: DropCounters,
 }
 

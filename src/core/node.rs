@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::database::{Database, VersionedMap};
 use super::disk_records::{self, Sealed, BLOCK_SIZE};
+use super::gum::Gum;
 use super::lease::OwnLease;
 use super::membership::Peers;
 use super::message::{Body, GroupAssignment, Message};
@@ -74,6 +74,16 @@ pub(crate) enum Purpose {
         second: bool,
         attempt: u64,
     },
+    GumLogWrite {
+        position: u64,
+    },
+    GumRecoveryRead {
+        attempt: u64,
+        what: super::gum::takeover::RecoveryRead,
+    },
+    GumCheckpointWrite {
+        what: super::gum::checkpoint::CheckpointWrite,
+    },
 }
 
 /// One node of the cluster. See the module docs of `core`.
@@ -103,7 +113,7 @@ pub struct Node {
     /// Joiners waiting for the next round (sponsor only).
     pub(super) joiners_waiting: u64,
     pub(super) quorum_owner_seen_tick: Option<u64>,
-    pub(super) database: VersionedMap,
+    pub(crate) gum: Gum,
     pub(super) op_next: u64,
     pub(super) pending: BTreeMap<u64, Purpose>,
     pub(super) own_lease: OwnLease,
@@ -177,7 +187,7 @@ impl Node {
             round_max_seen: 0,
             joiners_waiting: 0,
             quorum_owner_seen_tick: None,
-            database: VersionedMap::default(),
+            gum: Gum::new(),
             op_next: 1,
             pending: BTreeMap::new(),
             own_lease: OwnLease {
@@ -214,7 +224,12 @@ impl Node {
                 }
             }
             Input::DiskDone { op, result } => self.on_disk_done(op, result.ok()),
-            Input::Admin(AdminCommand::Put { key, value }) => self.database.put(&key, &value),
+            Input::Admin(AdminCommand::Submit { update }) => {
+                // The caller that needs the request id uses `submit`; a refusal is counted.
+                if self.submit(update).is_err() {
+                    self.dropped.unexpected += 1;
+                }
+            }
         }
         assert!(self.outputs.len() <= OUTPUTS_MAX, "output queue overflow");
         self.assert_invariants();
@@ -237,9 +252,31 @@ impl Node {
             lease_valid_until_ms: self.own_lease.valid_until_tick * TICK_MS,
             regrouping: self.regroup.is_some(),
             online_groups: self.online,
-            database_version: self.database.version(),
+            database_version: self.gum.replica.sequence,
+            gum: self.gum_status(),
             dropped: self.dropped.clone(),
         }
+    }
+
+    /// GUM's part of the status.
+    pub fn gum_status(&self) -> super::gum::GumStatus {
+        super::gum::GumStatus {
+            applied: self.gum.replica.sequence,
+            digest: self.gum.replica.digest(),
+            valid: self.gum.valid,
+            locker: self.gum.locker_id,
+            locker_ready: self
+                .gum
+                .locker
+                .as_ref()
+                .is_some_and(|locker| locker.ready()),
+            outbox: self.gum.outbox.len(),
+        }
+    }
+
+    /// The replicated cluster database (reads are local).
+    pub fn database(&self) -> &super::db::Database {
+        &self.gum.replica.database
     }
 
     /// The configured nodes, as a bitmap.
@@ -253,16 +290,16 @@ impl Node {
         configured
     }
 
-    pub(super) fn me(&self) -> u8 {
+    pub(crate) fn me(&self) -> u8 {
         self.config.node_id
     }
 
-    pub(super) fn emit(&mut self, event: Event) {
+    pub(crate) fn emit(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
     }
 
     /// Sends `body` to `to` on every network both nodes have.
-    pub(super) fn send(&mut self, to: u8, body: &Body) {
+    pub(crate) fn send(&mut self, to: u8, body: &Body) {
         assert_ne!(to, self.me());
         let shared = self.config.networks[usize::from(to - 1)]
             .min(self.config.networks[usize::from(self.me() - 1)]);
@@ -284,13 +321,13 @@ impl Node {
         }
     }
 
-    pub(super) fn send_all(&mut self, targets: u64, body: &Body) {
+    pub(crate) fn send_all(&mut self, targets: u64, body: &Body) {
         for to in ids(targets & !bit(self.me())) {
             self.send(to, body);
         }
     }
 
-    pub(super) fn disk_read(&mut self, purpose: Purpose, offset_bytes: u64) {
+    pub(crate) fn disk_read(&mut self, purpose: Purpose, offset_bytes: u64) {
         let op = self.op_next;
         self.op_next += 1;
         self.pending.insert(op, purpose);
@@ -298,7 +335,24 @@ impl Node {
             .push_back(Output::DiskRead { op, offset_bytes });
     }
 
-    pub(super) fn disk_write<R: disk_records::Record>(
+    /// Writes a raw block (log blocks, checkpoint payload) encoded by the caller.
+    pub(crate) fn disk_write_block(
+        &mut self,
+        purpose: Purpose,
+        offset_bytes: u64,
+        block: Box<[u8; BLOCK_SIZE]>,
+    ) {
+        let op = self.op_next;
+        self.op_next += 1;
+        self.pending.insert(op, purpose);
+        self.outputs.push_back(Output::DiskWrite {
+            op,
+            offset_bytes,
+            block,
+        });
+    }
+
+    pub(crate) fn disk_write<R: disk_records::Record>(
         &mut self,
         purpose: Purpose,
         offset_bytes: u64,
@@ -367,6 +421,7 @@ impl Node {
         }
         self.try_write_own_slot();
         self.evaluate_groups();
+        self.gum_tick();
     }
 
     fn start(&mut self, now_ticks: u64) {

@@ -14,7 +14,7 @@ use super::signals::Signals;
 use super::startup::{read_disk_config, DiskConfig};
 use super::transport::Transport;
 use crate::admin::server::{AdminRequest, AdminServer};
-use crate::core::{self, AdminCommand, Input, Output};
+use crate::core::{self, Input, Output};
 use crate::disk::storage::{self, Access, DiskIo};
 use crate::monitor::{self, MonitorClient, MonitorConfig};
 use crate::wire::{ClusterKey, Opener, Sealer};
@@ -152,6 +152,8 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         stopping: std::collections::BTreeSet::new(),
         held_writes: Vec::new(),
         first_frame_sent: false,
+        waiting_updates: std::collections::BTreeMap::new(),
+        finished_updates: Vec::new(),
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -181,6 +183,10 @@ struct Daemon {
     held_writes: Vec<DiskRequest>,
     /// Whether the "first frame sent" event was pushed.
     first_frame_sent: bool,
+    /// `ctl update` connections waiting for GUM's acknowledgement, by request id.
+    waiting_updates: std::collections::BTreeMap<u64, mio::Token>,
+    /// Answers to send once the registry is at hand.
+    finished_updates: Vec<(mio::Token, Result<String, String>)>,
 }
 
 impl Daemon {
@@ -226,6 +232,9 @@ impl Daemon {
             self.release_held_writes();
             while let Some(request) = self.admin.next_request() {
                 self.answer(poll, request, now_ms);
+            }
+            for (connection, result) in std::mem::take(&mut self.finished_updates) {
+                self.admin.respond(poll.registry(), connection, result);
             }
             self.events
                 .flush_followers(&mut self.admin, poll.registry());
@@ -498,12 +507,40 @@ impl Daemon {
     fn core_event(&mut self, event: core::Event) {
         let node = self.options.node_id;
         let epoch = self.core.status().epoch;
-        if let core::Event::Stabilized { .. } = event {
-            self.metrics.regroups += 1;
+        match &event {
+            core::Event::Stabilized { .. } => self.metrics.regroups += 1,
+            // One per update: counted, not logged.
+            core::Event::GumApplied { .. } => {
+                self.metrics.updates_applied += 1;
+                return;
+            }
+            core::Event::GumAcknowledged {
+                request_id,
+                sequence,
+                rejected,
+            } => {
+                self.update_acknowledged(*request_id, *sequence, *rejected);
+                return;
+            }
+            _ => {}
         }
         let text = report::describe_event(&event);
         log::info!("node={node} epoch={epoch} {text}");
         self.events.push(text);
+    }
+
+    fn update_acknowledged(&mut self, request_id: u64, sequence: u64, rejected: bool) {
+        let Some(connection) = self.waiting_updates.remove(&request_id) else {
+            return;
+        };
+        let result = if rejected {
+            Err(format!(
+                "update rejected by the database (sequence {sequence}); nothing changed"
+            ))
+        } else {
+            Ok(format!("committed at sequence {sequence}\n"))
+        };
+        self.finished_updates.push((connection, result));
     }
 
     fn reopen_log(&self) {
@@ -569,20 +606,19 @@ impl Daemon {
                 return;
             }
             Some("events") => Ok(self.events.render(json)),
-            Some("update") if words.len() >= 3 => {
-                // Local only until the global update manager replicates it (its issue is open).
-                self.core.step(Input::Admin(AdminCommand::Put {
-                    key: words[1].into(),
-                    value: words[2].as_bytes().to_vec(),
-                }));
-                Err(
-                    "updates are not replicated yet: the global update manager has not landed"
-                        .to_string(),
-                )
-            }
-            Some("get") => Err(
-                "reads are not available yet: the global update manager has not landed".to_string(),
-            ),
+            Some("update") => match super::updates::parse_update(&words[1..]) {
+                Ok(update) => match self.core.submit(update) {
+                    Ok(request_id) => {
+                        // Answered when GUM acknowledges it (durable, applied everywhere).
+                        self.waiting_updates.insert(request_id, request.connection);
+                        self.dispatch_outputs(now_ms);
+                        return;
+                    }
+                    Err(error) => Err(format!("update refused: {error}")),
+                },
+                Err(error) => Err(error),
+            },
+            Some("get") => super::updates::render_get(self.core.database(), &words[1..], json),
             Some(other) => Err(format!("unknown command '{other}'")),
             None => Err("empty request".to_string()),
         };

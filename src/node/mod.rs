@@ -8,3 +8,4 @@ pub mod report;
 pub mod signals;
 pub mod startup;
 pub mod transport;
+pub mod updates;

@@ -27,6 +27,8 @@ pub struct Metrics {
     /// Why: heartbeat jitter as the failure detector sees it (benches/false_evictions.rs).
     /// Sparse; distinct gap values stay few.
     pub frame_gaps_ms: std::collections::BTreeMap<u64, u64>,
+    /// Cluster database updates applied here (GUM).
+    pub updates_applied: u64,
 }
 
 /// When each peer was last heard on each network (an authenticated frame), for link state.
@@ -171,6 +173,33 @@ pub fn describe_event(event: &core::Event) -> String {
         core::Event::QuorumOwner { owned } => {
             format!("quorum lease {}", if *owned { "won" } else { "lost" })
         }
+        core::Event::GumApplied { sequence, .. } => format!("database update {sequence} applied"),
+        core::Event::GumAcknowledged {
+            request_id,
+            sequence,
+            rejected,
+        } => format!(
+            "database request {request_id} {} at sequence {sequence}",
+            if *rejected { "rejected" } else { "committed" }
+        ),
+        core::Event::GumSnapshotInstalled { sequence, .. } => {
+            format!("database replica installed at sequence {sequence}")
+        }
+        core::Event::GumReset => "database replica dropped until the next snapshot".to_string(),
+        core::Event::GumLocker { epoch, ready } => format!(
+            "global update locker for epoch {epoch}: {}",
+            if *ready { "ready" } else { "taking over" }
+        ),
+        core::Event::GumRecovery {
+            what,
+            detail,
+            value,
+        } => format!("database log recovery: {what} ({detail}: {value})"),
+        core::Event::GumCheckpoint {
+            sequence,
+            log_position,
+        } => format!("database checkpoint at sequence {sequence}, log position {log_position}"),
+        core::Event::GumTrouble { what } => format!("database trouble: {what}"),
     }
 }
 

@@ -128,6 +128,7 @@ pub fn sweep(
     let mut faults: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut stopped_by: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut leaves_by: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut gum: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut garbage, mut converge_max, mut steps) = (0u64, 0u64, 0u64);
     let (mut datagrams_dropped, mut blocks_rejected) = (0u64, 0u64);
     for seed in seeds {
@@ -145,6 +146,9 @@ pub fn sweep(
         }
         for (reason, count) in &report.leaves_by_reason {
             *leaves_by.entry(reason).or_insert(0) += count;
+        }
+        for (what, count) in &report.gum {
+            *gum.entry(what).or_insert(0) += count;
         }
         datagrams_dropped += report.messages_dropped_by_nodes;
         blocks_rejected += report.disk_records_rejected;
@@ -198,6 +202,11 @@ pub fn sweep(
             .map(|(why, count)| format!("{why}={count}"))
             .collect();
         println!("left a membership: {}", leaves.join(", "));
+        let gum: Vec<String> = gum
+            .iter()
+            .map(|(what, count)| format!("{what}={count}"))
+            .collect();
+        println!("global updates: {}", gum.join(", "));
     }
     println!("seeds={} violations={}", outcome.seeds, outcome.violations);
     drop(std::panic::take_hook());

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use super::checker::Checker;
+use super::checker::{Checker, Violation};
 use super::disk::{Completion, DiskOp, SimDisk};
+use super::gum_checker::GumChecker;
 use super::network::{Network, Packet};
 use super::workload::Fault;
 use super::{Params, Report};
@@ -18,6 +19,9 @@ use crate::prng::Prng;
 
 /// Size of the simulated shared disk.
 const SIM_DISK_SIZE_BYTES: u64 = 64 << 20;
+/// A small disk for half the seeds: 80 spare blocks, so a ring of 60 blocks and checkpoint slots
+/// of 10: the log wraps and checkpoints within one run.
+const SIM_SMALL_DISK_SIZE_BYTES: u64 = (258 + 80) * 4096;
 
 pub struct SimNode {
     pub node: Option<Node>,
@@ -47,6 +51,11 @@ pub struct Cluster {
     timeouts: Timeouts,
     /// Print every event (WOLFPACK_SIM_TRACE=1), for debugging one seed.
     pub trace: bool,
+    pub gum_checker: GumChecker,
+    /// Updates submitted: (node, incarnation, request id) → the update's digest.
+    pub submitted: BTreeMap<(u8, u64, u64), u64>,
+    /// Per node, the number of its current GUM life (see `on_event`).
+    gum_lives: Vec<u64>,
 }
 
 impl Cluster {
@@ -80,6 +89,9 @@ impl Cluster {
             link_down_since: BTreeMap::new(),
             timeouts: Timeouts::new(&Timing::default()),
             trace: std::env::var_os("WOLFPACK_SIM_TRACE").is_some(),
+            gum_checker: GumChecker::default(),
+            submitted: BTreeMap::new(),
+            gum_lives: vec![0; usize::from(params.node_count)],
             nodes,
             params,
         };
@@ -99,8 +111,15 @@ impl Cluster {
             incarnation,
             networks: self.params.networks.clone(),
             timing: Timing::default(),
-            geometry: Geometry::for_disk(SIM_DISK_SIZE_BYTES, 0)
-                .expect("the simulated disk is large enough"),
+            geometry: Geometry::for_disk(
+                if self.params.small_disk {
+                    SIM_SMALL_DISK_SIZE_BYTES
+                } else {
+                    SIM_DISK_SIZE_BYTES
+                },
+                0,
+            )
+            .expect("the simulated disk is large enough"),
             mutation: self.params.mutation,
         }
     }
@@ -124,6 +143,9 @@ impl Cluster {
         if let Some(node) = self.nodes[index].node.as_ref() {
             self.report.add_dropped(&node.status().dropped);
         }
+        let run = (id, self.gum_lives[index]);
+        self.gum_checker.forget(run);
+        self.gum_lives[index] += 1;
         let sim_node = &mut self.nodes[index];
         sim_node.node = None;
         sim_node.online = 0;
@@ -247,6 +269,35 @@ impl Cluster {
             return;
         };
         node.step(input);
+        self.drain(id);
+    }
+
+    /// Submits a database update at node `id` (the workload).
+    pub fn submit(&mut self, id: u8, body: Vec<u8>) {
+        let index = usize::from(id - 1);
+        let incarnation = self.nodes[index].incarnation;
+        let Some(node) = self.nodes[index].node.as_mut() else {
+            return;
+        };
+        let digest_body = body.clone();
+        match node.submit(body) {
+            Ok(request_id) => {
+                let digest =
+                    crate::core::gum::entry_digest(id, incarnation, request_id, &digest_body);
+                self.submitted.insert((id, incarnation, request_id), digest);
+                self.report.count_gum("submitted");
+            }
+            Err(_) => self.report.count_gum("refused (outbox full)"),
+        }
+        self.drain(id);
+    }
+
+    /// Routes everything node `id` asked for.
+    fn drain(&mut self, id: u8) {
+        let index = usize::from(id - 1);
+        let Some(node) = self.nodes[index].node.as_mut() else {
+            return;
+        };
         let mut outputs = Vec::new();
         while let Some(output) = node.poll_output() {
             outputs.push(output);
@@ -347,6 +398,8 @@ impl Cluster {
             println!("tick={} node={id} {event:?}", self.tick);
         }
         let incarnation = self.nodes[usize::from(id - 1)].incarnation;
+        // A GUM life ends at a crash or when the node forgets its replica on leaving.
+        let life = self.gum_lives[usize::from(id - 1)];
         match event {
             Event::Stabilized { epoch, members } => {
                 self.report.stabilizations += 1;
@@ -378,6 +431,62 @@ impl Cluster {
                 *self.report.leaves_by_reason.entry(reason).or_insert(0) += 1;
             }
             Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
+            Event::GumApplied {
+                sequence,
+                digest,
+                state_digest,
+                ..
+            } => {
+                let result =
+                    self.gum_checker
+                        .on_applied((id, life), sequence, digest, state_digest);
+                self.gum_result(result);
+            }
+            Event::GumAcknowledged {
+                request_id,
+                sequence,
+                ..
+            } => {
+                self.report.count_gum("acknowledged");
+                let result = match self.submitted.get(&(id, incarnation, request_id)) {
+                    Some(&digest) => self.gum_checker.on_acknowledged(id, sequence, digest),
+                    None => Err(format!(
+                        "node {id} acknowledged request {request_id} it never sent"
+                    )),
+                };
+                self.gum_result(result);
+            }
+            Event::GumSnapshotInstalled {
+                sequence,
+                state_digest,
+            } => {
+                self.report.count_gum("snapshots installed");
+                let result = self
+                    .gum_checker
+                    .on_snapshot((id, life), sequence, state_digest);
+                self.gum_result(result);
+            }
+            Event::GumReset => {
+                self.gum_checker.forget((id, life));
+                self.gum_lives[usize::from(id - 1)] += 1;
+            }
+            Event::GumLocker { ready, .. } => {
+                if ready {
+                    self.report.count_gum("takeovers");
+                }
+            }
+            Event::GumCheckpoint { .. } => self.report.count_gum("checkpoints"),
+            Event::GumRecovery { what, .. } => self.report.count_gum(what),
+            Event::GumTrouble { what } => self.report.count_gum(what),
+        }
+    }
+
+    fn gum_result(&mut self, result: Result<(), String>) {
+        if let Err(description) = result {
+            self.checker.violations.push(Violation {
+                tick: self.tick,
+                description,
+            });
         }
     }
 
@@ -404,6 +513,7 @@ impl Cluster {
         let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
         let mut epoch = None;
         let mut database_version = None;
+        let mut gum_digest = None;
         let mut online = 0u64;
         for sim_node in &self.nodes {
             let Some(node) = sim_node.node.as_ref() else {
@@ -417,6 +527,16 @@ impl Cluster {
                 return false;
             }
             if *database_version.get_or_insert(status.database_version) != status.database_version {
+                return false;
+            }
+            // GUM caught up: a valid replica with the same state everywhere, every proposal
+            // acknowledged, every acknowledged update held.
+            let gum = &status.gum;
+            if !gum.valid
+                || gum.outbox != 0
+                || *gum_digest.get_or_insert(gum.digest) != gum.digest
+                || gum.applied < self.gum_checker.acked_max()
+            {
                 return false;
             }
             if online & sim_node.online != 0 {

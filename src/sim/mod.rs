@@ -8,6 +8,8 @@ pub mod checker;
 pub mod cli;
 pub mod cluster;
 pub mod disk;
+pub mod gum_checker;
+pub mod gum_workload;
 pub mod network;
 pub mod workload;
 
@@ -37,6 +39,12 @@ pub struct Params {
     pub ticks_faulty: u64,
     pub converge_ticks_max: u64,
     pub mutation: Mutation,
+    /// Chance per tick (per mille) that some node submits a database update.
+    pub update_per_mille: u64,
+    /// Chance per tick (per 100,000) that every node crashes at once (a partition in time).
+    pub crash_all_per_100k: u64,
+    /// A small shared disk: the log ring wraps and checkpoints happen within one run.
+    pub small_disk: bool,
 }
 
 /// Convergence bound after the last fault heals, in ticks (12 s). Worst case, summed from the
@@ -83,6 +91,17 @@ impl Params {
             ticks_faulty: prng.range_inclusive(600, 1500),
             converge_ticks_max: CONVERGE_TICKS_MAX,
             mutation,
+            update_per_mille: if prng.chance(1, 8) {
+                0
+            } else {
+                prng.range_inclusive(5, 400)
+            },
+            crash_all_per_100k: if prng.chance(1, 3) {
+                prng.range_inclusive(10, 100)
+            } else {
+                0
+            },
+            small_disk: prng.chance(1, 2),
         }
     }
 }
@@ -107,6 +126,9 @@ pub struct Report {
     pub disk_records_rejected: u64,
     /// FNV-1a over every event and resource change, in order: equal digests, equal runs.
     pub digest: u64,
+    /// GUM: updates submitted, acknowledged, applied (events), numbers reused after their
+    /// only appliers were gone, takeovers completed, checkpoints written, snapshots installed.
+    pub gum: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
@@ -126,6 +148,10 @@ impl Report {
             FaultKind::Pause { .. } => "pause",
         };
         *self.faults.entry(name).or_insert(0) += 1;
+    }
+
+    pub fn count_gum(&mut self, name: &'static str) {
+        *self.gum.entry(name).or_insert(0) += 1;
     }
 }
 
@@ -153,6 +179,9 @@ pub fn run(params: Params) -> (Report, Cluster) {
             }
         }
         workload::inject(&mut cluster);
+        if cluster.tick < cluster.params.ticks_faulty {
+            gum_workload::submit(&mut cluster);
+        }
         cluster.run_tick();
         let healed_at = cluster.params.ticks_faulty + 1;
         if cluster.tick > healed_at && cluster.converged() {
@@ -185,6 +214,13 @@ pub fn run(params: Params) -> (Report, Cluster) {
     }
     let mut report = cluster.report.clone();
     report.violations = cluster.checker.violations.clone();
+    report
+        .gum
+        .insert("applied (events)", cluster.gum_checker.applied_events);
+    report.gum.insert(
+        "numbers reused after a takeover",
+        cluster.gum_checker.reused_numbers,
+    );
     for sim_node in &cluster.nodes {
         if let Some(node) = sim_node.node.as_ref() {
             report.add_dropped(&node.status().dropped);

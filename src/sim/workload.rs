@@ -53,12 +53,60 @@ pub fn inject(cluster: &mut Cluster) {
     if cluster.prng.chance(cluster.params.garbage_per_mille, 1000) {
         garbage(cluster);
     }
+    if cluster
+        .prng
+        .chance(cluster.params.crash_all_per_100k, 100_000)
+    {
+        crash_all(cluster);
+    }
+}
+
+/// Every running node crashes at once and restarts later: the cluster must re-form from the
+/// disk log with every acknowledged update (a partition in time).
+fn crash_all(cluster: &mut Cluster) {
+    let end_tick = cluster.tick + cluster.prng.range_inclusive(20, 300);
+    let busy: Vec<u8> = cluster
+        .faults
+        .iter()
+        .filter_map(|fault| match fault.kind {
+            FaultKind::Crash { node } | FaultKind::Pause { node } => Some(node),
+            _ => None,
+        })
+        .collect();
+    cluster.report.count_gum("every node crashed at once");
+    for id in 1..=cluster.params.node_count {
+        let sim_node = &cluster.nodes[usize::from(id - 1)];
+        if sim_node.node.is_none() || sim_node.paused || busy.contains(&id) {
+            continue;
+        }
+        cluster.start_fault(Fault {
+            kind: FaultKind::Crash { node: id },
+            end_tick,
+        });
+    }
+}
+
+/// The node that is the ready GUM locker, if any (crashes aim at it half the time).
+fn ready_locker(cluster: &Cluster) -> Option<u8> {
+    cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .find_map(|(index, sim_node)| {
+            let node = sim_node.node.as_ref()?;
+            (node.status().gum.locker_ready && !sim_node.paused).then_some(index as u8 + 1)
+        })
 }
 
 fn draw(cluster: &mut Cluster) -> Option<Fault> {
     let count = cluster.params.node_count;
+    let locker = ready_locker(cluster);
+    let updates = cluster.params.update_per_mille > 0;
     let prng = &mut cluster.prng;
-    let node = prng.range_inclusive(1, u64::from(count)) as u8;
+    let mut node = prng.range_inclusive(1, u64::from(count)) as u8;
+    if let Some(locker) = locker.filter(|_| updates && prng.chance(1, 2)) {
+        node = locker;
+    }
     let duration_ticks = prng.range_inclusive(20, cluster.params.fault_duration_ticks_max);
     let kind = match prng.below(5) {
         0 if count >= 2 => {

@@ -255,6 +255,20 @@ impl Database {
         fnv.finish()
     }
 
+    /// Takes number `sequence` without changing anything: GUM numbers updates the database
+    /// refuses and barriers too, and versions stay GUM sequence numbers.
+    pub fn advance(&mut self, sequence: u64) -> Result<(), ApplyError> {
+        let expected = self.sequence.checked_add(1);
+        if expected != Some(sequence) {
+            return Err(ApplyError::SequenceGap {
+                expected: expected.unwrap_or(u64::MAX),
+                got: sequence,
+            });
+        }
+        self.sequence = sequence;
+        Ok(())
+    }
+
     /// Applies update number `sequence`, atomically.
     pub fn apply(&mut self, sequence: u64, update: &Update) -> Result<Outcome, ApplyError> {
         let expected = self.sequence.checked_add(1);

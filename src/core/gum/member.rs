@@ -1,0 +1,417 @@
+//! The sender and member side of GUM: proposing (and retransmitting until acknowledged),
+//! applying commits in sequence order, reporting progress, receiving snapshots, answering a new
+//! locker's `Sync`.
+
+use super::replica::{Outcome, Replica};
+use super::wire::GumMessage;
+use super::UPDATE_BYTES_MAX;
+use super::{Committed, Entry, IncomingSnapshot, Outgoing, SubmitError, OUTBOX_MAX, PENDING_MAX};
+use crate::core::message::Body;
+use crate::core::node::{Node, Role};
+use crate::core::{bit, Event};
+
+/// Ticks between retransmissions of an unacknowledged proposal.
+const PROPOSE_RETRY_TICKS: u64 = 5;
+
+impl Node {
+    /// Queues an update for the cluster database; returns its request id. The outcome arrives
+    /// as `Event::GumAcknowledged` with that id.
+    pub fn submit(&mut self, body: Vec<u8>) -> Result<u64, SubmitError> {
+        if body.len() > UPDATE_BYTES_MAX {
+            return Err(SubmitError::TooLarge);
+        }
+        if self.gum.outbox.len() >= OUTBOX_MAX {
+            return Err(SubmitError::OutboxFull);
+        }
+        let request_id = self.gum.next_request_id;
+        self.gum.next_request_id += 1;
+        self.gum.outbox.insert(
+            request_id,
+            Outgoing {
+                body,
+                last_sent_tick: None,
+            },
+        );
+        self.send_proposals();
+        Ok(request_id)
+    }
+
+    /// True while this node is a stabilized member that GUM may serve.
+    pub(crate) fn gum_member(&self) -> bool {
+        self.role == Role::Member && self.stabilized && self.regroup.is_none()
+    }
+
+    /// Sends (or re-sends, when due) every unacknowledged proposal to the locker.
+    pub(crate) fn send_proposals(&mut self) {
+        if !self.gum_member() || self.gum.locker_id == 0 {
+            return;
+        }
+        let now = self.now_ticks;
+        let due: Vec<u64> = self
+            .gum
+            .outbox
+            .iter()
+            .filter(|(_, outgoing)| {
+                outgoing
+                    .last_sent_tick
+                    .is_none_or(|sent| now >= sent + PROPOSE_RETRY_TICKS)
+            })
+            .map(|(request_id, _)| *request_id)
+            .collect();
+        for request_id in due {
+            let Some(outgoing) = self.gum.outbox.get_mut(&request_id) else {
+                continue;
+            };
+            outgoing.last_sent_tick = Some(now);
+            let body = outgoing.body.clone();
+            let broken_second_locker = self.config.mutation
+                == crate::core::Mutation::NoLockerSuccession
+                && self.gum.locker.is_some();
+            if self.gum.locker_id == self.me() || broken_second_locker {
+                let (me, incarnation) = (self.me(), self.config.incarnation);
+                self.locker_accept(me, incarnation, request_id, body);
+            } else {
+                let message = GumMessage::Propose {
+                    epoch: self.gum.epoch,
+                    request_id,
+                    body,
+                };
+                let locker = self.gum.locker_id;
+                self.send(locker, &Body::Gum(message));
+            }
+        }
+    }
+
+    pub(crate) fn on_gum_message(&mut self, from: u8, incarnation: u64, message: GumMessage) {
+        match message {
+            GumMessage::Propose {
+                request_id, body, ..
+            } => {
+                if self.gum.locker.is_some() && self.members & bit(from) != 0 {
+                    self.locker_accept(from, incarnation, request_id, body);
+                } else {
+                    self.dropped.unexpected += 1;
+                }
+            }
+            GumMessage::Commit { epoch, committed } => self.on_commit(from, epoch, committed),
+            GumMessage::Applied {
+                epoch,
+                applied,
+                valid,
+            } => self.locker_on_applied(from, epoch, applied, valid),
+            GumMessage::Ack {
+                epoch,
+                incarnation,
+                request_id,
+                sequence,
+                rejected,
+            } => {
+                if incarnation == self.config.incarnation {
+                    self.on_ack(from, epoch, request_id, sequence, rejected);
+                } else {
+                    self.dropped.stale += 1;
+                }
+            }
+            GumMessage::Sync { epoch } => {
+                if self.gum_member() && epoch == self.epoch && from == self.gum.locker_id {
+                    self.gum.sync_asked = Some((from, epoch));
+                    self.answer_sync();
+                } else {
+                    self.dropped.stale += 1;
+                }
+            }
+            GumMessage::SyncReply {
+                epoch,
+                applied,
+                valid,
+                position,
+                unresolved,
+                last_locker,
+            } => self.takeover_on_sync_reply(
+                from,
+                epoch,
+                applied,
+                valid,
+                position,
+                unresolved,
+                last_locker,
+            ),
+            GumMessage::SnapshotChunk {
+                epoch,
+                sequence,
+                position,
+                total,
+                offset,
+                bytes,
+            } => self.on_snapshot_chunk(from, epoch, sequence, position, total, offset, bytes),
+        }
+    }
+
+    /// Whether `from` speaks as the locker of our current stabilized epoch.
+    fn from_current_locker(&mut self, from: u8, epoch: u64) -> bool {
+        let current = self.gum_member() && epoch == self.epoch && from == self.gum.locker_id;
+        if !current {
+            self.dropped.stale += 1;
+        }
+        current
+    }
+
+    fn on_commit(&mut self, from: u8, epoch: u64, committed: Committed) {
+        if !self.from_current_locker(from, epoch) {
+            return;
+        }
+        if committed.sequence > self.gum.replica.sequence && self.gum.pending.len() < PENDING_MAX {
+            self.gum.pending.insert(committed.sequence, committed);
+        }
+        let before = self.gum.replica.sequence;
+        self.apply_pending();
+        if self.gum.replica.sequence != before {
+            self.report_applied();
+        }
+    }
+
+    /// Applies buffered commits while the next one in sequence is there.
+    pub(crate) fn apply_pending(&mut self) {
+        if !self.gum.valid {
+            return;
+        }
+        loop {
+            let next = self.gum.replica.sequence + 1;
+            let Some(committed) = self.gum.pending.remove(&next) else {
+                break;
+            };
+            self.apply_committed(committed);
+        }
+        let applied = self.gum.replica.sequence;
+        self.gum.pending = self.gum.pending.split_off(&(applied + 1));
+    }
+
+    /// Applies one update in order, remembers it for retransmission, and tells the simulator.
+    pub(crate) fn apply_committed(&mut self, committed: Committed) {
+        let outcome = self.gum.replica.apply(committed.sequence, &committed.entry);
+        self.gum.applied_position = committed.position;
+        self.emit(Event::GumApplied {
+            sequence: committed.sequence,
+            digest: committed.entry.digest(),
+            state_digest: self.gum.replica.digest(),
+            rejected: matches!(outcome, Outcome::Rejected(_)),
+        });
+        self.gum.retain(committed);
+    }
+
+    /// Tells the locker how far we applied.
+    pub(crate) fn report_applied(&mut self) {
+        if !self.gum_member() || self.gum.locker_id == 0 {
+            return;
+        }
+        self.gum.last_applied_report_tick = self.now_ticks;
+        let applied = self.gum.replica.sequence;
+        let valid = self.gum.valid;
+        if self.gum.locker_id == self.me() {
+            let me = self.me();
+            let epoch = self.epoch;
+            self.locker_on_applied(me, epoch, applied, valid);
+        } else {
+            let message = GumMessage::Applied {
+                epoch: self.epoch,
+                applied,
+                valid,
+            };
+            let locker = self.gum.locker_id;
+            self.send(locker, &Body::Gum(message));
+        }
+    }
+
+    fn on_ack(&mut self, from: u8, epoch: u64, request_id: u64, sequence: u64, rejected: bool) {
+        if !self.from_current_locker(from, epoch) {
+            return;
+        }
+        if self.gum.outbox.remove(&request_id).is_some() {
+            self.emit(Event::GumAcknowledged {
+                request_id,
+                sequence,
+                rejected,
+            });
+        }
+    }
+
+    /// Our own update acknowledged by ourselves as locker.
+    pub(crate) fn acknowledge_local(&mut self, request_id: u64, sequence: u64, rejected: bool) {
+        if self.gum.outbox.remove(&request_id).is_some() {
+            self.emit(Event::GumAcknowledged {
+                request_id,
+                sequence,
+                rejected,
+            });
+        }
+    }
+
+    /// Answers a new locker's `Sync` once none of our log writes is in flight.
+    pub(crate) fn answer_sync(&mut self) {
+        let Some((locker, epoch)) = self.gum.sync_asked else {
+            return;
+        };
+        if self.gum.log_writes_in_flight > 0 || epoch != self.epoch || !self.gum_member() {
+            return;
+        }
+        self.gum.sync_asked = None;
+        let reply = GumMessage::SyncReply {
+            epoch,
+            applied: self.gum.replica.sequence,
+            valid: self.gum.valid,
+            position: self.gum.applied_position,
+            unresolved: self.gum.unresolved,
+            last_locker: self.gum.last_locker,
+        };
+        self.send(locker, &Body::Gum(reply));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_snapshot_chunk(
+        &mut self,
+        from: u8,
+        epoch: u64,
+        sequence: u64,
+        position: u64,
+        total: u32,
+        offset: u32,
+        bytes: Vec<u8>,
+    ) {
+        if !self.from_current_locker(from, epoch) {
+            return;
+        }
+        if self.gum.valid && sequence <= self.gum.replica.sequence {
+            return;
+        }
+        let fresh = self
+            .gum
+            .snapshot_in
+            .as_ref()
+            .is_none_or(|incoming| incoming.sequence != sequence || incoming.total != total);
+        if fresh {
+            self.gum.snapshot_in = Some(IncomingSnapshot {
+                sequence,
+                position,
+                total,
+                chunks: Default::default(),
+            });
+        }
+        let Some(incoming) = self.gum.snapshot_in.as_mut() else {
+            return;
+        };
+        incoming.chunks.insert(offset, bytes);
+        let received: usize = incoming.chunks.values().map(Vec::len).sum();
+        if received < total as usize {
+            return;
+        }
+        let Some(incoming) = self.gum.snapshot_in.take() else {
+            return;
+        };
+        let mut assembled = Vec::with_capacity(total as usize);
+        for (offset, chunk) in incoming.chunks {
+            if offset as usize != assembled.len() {
+                self.dropped.unexpected += 1;
+                return;
+            }
+            assembled.extend_from_slice(&chunk);
+        }
+        match Replica::from_snapshot(&assembled) {
+            Ok(replica) if replica.sequence == sequence => {
+                self.gum.replica = replica;
+                self.gum.valid = true;
+                self.gum.applied_position = incoming.position;
+                self.gum.retained.clear();
+                self.gum.pending = self.gum.pending.split_off(&(sequence + 1));
+                self.emit(Event::GumSnapshotInstalled {
+                    sequence,
+                    state_digest: self.gum.replica.digest(),
+                });
+                self.apply_pending();
+                self.report_applied();
+            }
+            _ => self.dropped.unexpected += 1,
+        }
+    }
+
+    /// Every tick: retransmit proposals, report progress now and then, drive the locker.
+    pub(crate) fn gum_tick(&mut self) {
+        if self.gum_member() {
+            self.send_proposals();
+            if self.now_ticks
+                >= self.gum.last_applied_report_tick + self.timeouts.heartbeat_interval_ticks
+            {
+                self.report_applied();
+            }
+        }
+        self.locker_tick();
+    }
+
+    /// A new stabilized epoch: who is the locker, and whether we must take over.
+    pub(crate) fn gum_on_stabilized(&mut self, formed: bool) {
+        let locker = crate::core::ids(self.members).next().unwrap_or(0);
+        let was_locker_before = self.gum.locker_id == self.me() && self.gum.locker.is_some();
+        if self.gum.locker_id != 0 && self.gum.locker_id != locker {
+            // The previous locker is not this epoch's: until a takeover confirms it stopped,
+            // it may still write the log.
+            if self.members & bit(self.gum.locker_id) == 0 {
+                self.gum.unresolved |= bit(self.gum.locker_id);
+            }
+        }
+        self.gum.last_locker = self.gum.locker_id;
+        self.gum.locker_id = locker;
+        self.gum.epoch = self.epoch;
+        self.gum.sync_asked = None;
+        // Commits buffered from an earlier epoch's locker may be superseded by a takeover.
+        self.gum.pending.clear();
+        self.gum.snapshot_in = None;
+        self.gum.unresolved &= !self.members;
+        if formed {
+            // Forming read every slot twice around a lease expiry: no other node holds a
+            // valid lease, so no earlier locker can still write.
+            self.gum.unresolved = 0;
+        }
+        let keeps_sequencing = self.config.mutation == crate::core::Mutation::NoLockerSuccession
+            && self
+                .gum
+                .locker
+                .as_ref()
+                .is_some_and(|locker| locker.ready());
+        if locker == self.me() {
+            self.locker_begin(formed, was_locker_before);
+        } else if !keeps_sequencing {
+            self.gum.locker = None;
+        }
+        // Proposals in flight go to the new locker at once.
+        for outgoing in self.gum.outbox.values_mut() {
+            outgoing.last_sent_tick = None;
+        }
+        self.report_applied();
+        self.send_proposals();
+    }
+
+    /// We left the membership: a later locker may discard what we applied beyond what others
+    /// have (never acknowledged) and reuse those numbers, so our replica is no longer trusted.
+    pub(crate) fn gum_on_left(&mut self) {
+        if self.gum.locker.is_some() {
+            self.gum.locker = None;
+        }
+        self.gum.valid = false;
+        self.gum.pending.clear();
+        self.gum.retained.clear();
+        self.gum.snapshot_in = None;
+        self.gum.sync_asked = None;
+        self.gum.replica = Replica::default();
+        self.gum.applied_position = 0;
+        self.emit(Event::GumReset);
+    }
+
+    /// Builds the entry for a proposal accepted from `origin`.
+    pub(crate) fn entry_of(origin: u8, incarnation: u64, request_id: u64, body: Vec<u8>) -> Entry {
+        Entry {
+            origin,
+            incarnation,
+            request_id,
+            body,
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! GUM messages inside the core's frame (`message.rs`): kinds 8 to 14. Each fits one datagram:
+//! an update body is at most `UPDATE_BYTES_MAX`, a snapshot chunk `SNAPSHOT_CHUNK_BYTES`.
+
+use super::{Committed, Entry, UPDATE_BYTES_MAX};
+use crate::core::message::{put_u16, put_u64, MessageError, Reader};
+
+/// Bytes of snapshot per `SnapshotChunk` message.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GumMessage {
+    /// Sender → locker: commit this update (retransmitted until `Ack`).
+    Propose {
+        epoch: u64,
+        request_id: u64,
+        body: Vec<u8>,
+    },
+    /// Locker → members: a durable update, to apply in sequence order.
+    Commit { epoch: u64, committed: Committed },
+    /// Member → locker: everything up to `applied` is applied here (`valid`: our replica is
+    /// authoritative; a member without one needs a snapshot).
+    Applied {
+        epoch: u64,
+        applied: u64,
+        valid: bool,
+    },
+    /// Locker → sender: the request is durable and applied by every member.
+    Ack {
+        epoch: u64,
+        /// The sender's incarnation that proposed it (request ids restart with a new one).
+        incarnation: u64,
+        request_id: u64,
+        sequence: u64,
+        rejected: bool,
+    },
+    /// New locker → members: answer once you have no log write in flight.
+    Sync { epoch: u64 },
+    /// Member → new locker.
+    SyncReply {
+        epoch: u64,
+        applied: u64,
+        /// The member's replica is authoritative (else `applied` says nothing).
+        valid: bool,
+        /// Log position of the block holding the member's last applied update.
+        position: u64,
+        /// Earlier lockers the member does not know to be stopped.
+        unresolved: u64,
+        /// The locker of the member's previous stabilized epoch.
+        last_locker: u8,
+    },
+    /// Locker → member: part of a snapshot of the replicated state at `sequence`.
+    SnapshotChunk {
+        epoch: u64,
+        sequence: u64,
+        position: u64,
+        total: u32,
+        offset: u32,
+        bytes: Vec<u8>,
+    },
+}
+
+impl GumMessage {
+    pub fn kind(&self) -> u8 {
+        match self {
+            GumMessage::Propose { .. } => 8,
+            GumMessage::Commit { .. } => 9,
+            GumMessage::Applied { .. } => 10,
+            GumMessage::Ack { .. } => 11,
+            GumMessage::Sync { .. } => 12,
+            GumMessage::SyncReply { .. } => 13,
+            GumMessage::SnapshotChunk { .. } => 14,
+        }
+    }
+
+    pub fn is_kind(kind: u8) -> bool {
+        (8..=14).contains(&kind)
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            GumMessage::Propose {
+                epoch,
+                request_id,
+                body,
+            } => {
+                put_u64(out, *epoch);
+                put_u64(out, *request_id);
+                put_bytes(out, body);
+            }
+            GumMessage::Commit { epoch, committed } => {
+                put_u64(out, *epoch);
+                put_u64(out, committed.sequence);
+                put_u64(out, committed.position);
+                out.push(committed.entry.origin);
+                put_u64(out, committed.entry.incarnation);
+                put_u64(out, committed.entry.request_id);
+                put_bytes(out, &committed.entry.body);
+            }
+            GumMessage::Applied {
+                epoch,
+                applied,
+                valid,
+            } => {
+                put_u64(out, *epoch);
+                put_u64(out, *applied);
+                out.push(u8::from(*valid));
+            }
+            GumMessage::Ack {
+                epoch,
+                incarnation,
+                request_id,
+                sequence,
+                rejected,
+            } => {
+                put_u64(out, *epoch);
+                put_u64(out, *incarnation);
+                put_u64(out, *request_id);
+                put_u64(out, *sequence);
+                out.push(u8::from(*rejected));
+            }
+            GumMessage::Sync { epoch } => put_u64(out, *epoch),
+            GumMessage::SyncReply {
+                epoch,
+                applied,
+                valid,
+                position,
+                unresolved,
+                last_locker,
+            } => {
+                put_u64(out, *epoch);
+                put_u64(out, *applied);
+                out.push(u8::from(*valid));
+                put_u64(out, *position);
+                put_u64(out, *unresolved);
+                out.push(*last_locker);
+            }
+            GumMessage::SnapshotChunk {
+                epoch,
+                sequence,
+                position,
+                total,
+                offset,
+                bytes,
+            } => {
+                put_u64(out, *epoch);
+                put_u64(out, *sequence);
+                put_u64(out, *position);
+                put_u64(out, u64::from(*total));
+                put_u64(out, u64::from(*offset));
+                put_bytes(out, bytes);
+            }
+        }
+    }
+
+    pub(crate) fn decode(kind: u8, reader: &mut Reader<'_>) -> Result<GumMessage, MessageError> {
+        Ok(match kind {
+            8 => GumMessage::Propose {
+                epoch: reader.u64()?,
+                request_id: reader.u64()?,
+                body: take_bytes(reader, UPDATE_BYTES_MAX)?,
+            },
+            9 => {
+                let epoch = reader.u64()?;
+                let sequence = reader.u64()?;
+                let position = reader.u64()?;
+                let origin = reader.u8()?;
+                if origin == 0 || usize::from(origin) > crate::core::NODES_MAX {
+                    return Err(MessageError::OutOfRange);
+                }
+                let entry = Entry {
+                    origin,
+                    incarnation: reader.u64()?,
+                    request_id: reader.u64()?,
+                    body: take_bytes(reader, UPDATE_BYTES_MAX)?,
+                };
+                if sequence == 0 {
+                    return Err(MessageError::OutOfRange);
+                }
+                GumMessage::Commit {
+                    epoch,
+                    committed: Committed {
+                        sequence,
+                        position,
+                        entry,
+                    },
+                }
+            }
+            10 => GumMessage::Applied {
+                epoch: reader.u64()?,
+                applied: reader.u64()?,
+                valid: reader.bool()?,
+            },
+            11 => GumMessage::Ack {
+                epoch: reader.u64()?,
+                incarnation: reader.u64()?,
+                request_id: reader.u64()?,
+                sequence: reader.u64()?,
+                rejected: reader.bool()?,
+            },
+            12 => GumMessage::Sync {
+                epoch: reader.u64()?,
+            },
+            13 => GumMessage::SyncReply {
+                epoch: reader.u64()?,
+                applied: reader.u64()?,
+                valid: reader.bool()?,
+                position: reader.u64()?,
+                unresolved: reader.u64()?,
+                last_locker: reader.u8()?,
+            },
+            14 => {
+                let epoch = reader.u64()?;
+                let sequence = reader.u64()?;
+                let position = reader.u64()?;
+                let total = u32::try_from(reader.u64()?).map_err(|_| MessageError::OutOfRange)?;
+                let offset = u32::try_from(reader.u64()?).map_err(|_| MessageError::OutOfRange)?;
+                let bytes = take_bytes(reader, SNAPSHOT_CHUNK_BYTES)?;
+                let end = u64::from(offset) + bytes.len() as u64;
+                if bytes.is_empty() || end > u64::from(total) {
+                    return Err(MessageError::OutOfRange);
+                }
+                GumMessage::SnapshotChunk {
+                    epoch,
+                    sequence,
+                    position,
+                    total,
+                    offset,
+                    bytes,
+                }
+            }
+            _ => return Err(MessageError::UnknownKind),
+        })
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u16(out, bytes.len() as u16);
+    out.extend_from_slice(bytes);
+}
+
+fn take_bytes(reader: &mut Reader<'_>, max: usize) -> Result<Vec<u8>, MessageError> {
+    let size = usize::from(reader.u16()?);
+    if size > max {
+        return Err(MessageError::OutOfRange);
+    }
+    Ok(reader.take(size)?.to_vec())
+}

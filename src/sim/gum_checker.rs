@@ -1,0 +1,254 @@
+//! GUM invariants, checked on every event:
+//! - one order: at each sequence number every node applies the same update, except that a
+//!   new locker may reuse the number of an update that only nodes outside its membership
+//!   applied (never acknowledged: an acknowledgement needs every member); those nodes must then
+//!   leave and forget their replica before they apply anything else;
+//! - a node applies sequence numbers one by one (or jumps by a snapshot);
+//! - the replicated state after sequence `s` is the same everywhere;
+//! - an acknowledged update is never lost: no other update ever takes its number, also after
+//!   every node crashed and the cluster re-formed from the disk log;
+//! - once the cluster converged, every node holds the same state, at or above every
+//!   acknowledged number (checked by `Cluster::converged` and `final_check`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One life of a node's replica: (node, life number); a life ends at a crash or a reset.
+type Run = (u8, u64);
+
+#[derive(Debug, Default)]
+struct AtSequence {
+    digest: u64,
+    state_digest: u64,
+    appliers: BTreeSet<Run>,
+}
+
+#[derive(Debug, Default)]
+pub struct GumChecker {
+    at: BTreeMap<u64, AtSequence>,
+    /// Snapshot states seen at a sequence, when no node applied that sequence itself yet.
+    snapshot_states: BTreeMap<u64, u64>,
+    last_applied: BTreeMap<Run, u64>,
+    /// Where each update (by digest) was applied.
+    sequence_of: BTreeMap<u64, u64>,
+    forgotten: BTreeSet<Run>,
+    /// Runs whose applied update lost its number to another: they must forget before anything.
+    superseded: BTreeSet<Run>,
+    /// Acknowledged sequence → the update's digest.
+    pub acked: BTreeMap<u64, u64>,
+    pub applied_events: u64,
+    pub reused_numbers: u64,
+}
+
+impl GumChecker {
+    pub fn on_applied(
+        &mut self,
+        run: Run,
+        sequence: u64,
+        digest: u64,
+        state_digest: u64,
+    ) -> Result<(), String> {
+        self.applied_events += 1;
+        if self.superseded.contains(&run) {
+            return Err(format!(
+                "node {} applied sequence {sequence} after an update it applied was superseded, without leaving",
+                run.0
+            ));
+        }
+        if let Some(last) = self.last_applied.get(&run) {
+            if sequence != last + 1 {
+                return Err(format!(
+                    "node {} applied sequence {sequence} after {last}",
+                    run.0
+                ));
+            }
+        }
+        self.last_applied.insert(run, sequence);
+        if let Some(&acked) = self.acked.get(&sequence) {
+            if acked != digest {
+                return Err(format!(
+                    "node {} applied another update at acknowledged sequence {sequence}",
+                    run.0
+                ));
+            }
+        }
+        let forgotten = &self.forgotten;
+        match self.at.get_mut(&sequence) {
+            Some(known) if known.digest == digest => {
+                let live = known
+                    .appliers
+                    .iter()
+                    .any(|applier| !forgotten.contains(applier));
+                if !live && known.state_digest != state_digest {
+                    // Re-proposed after a takeover reused earlier numbers: same update, new
+                    // history before it.
+                    self.reused_numbers += 1;
+                    known.state_digest = state_digest;
+                    known.appliers.clear();
+                }
+                if known.state_digest != state_digest {
+                    return Err(format!(
+                        "node {} holds another database after sequence {sequence}",
+                        run.0
+                    ));
+                }
+                known.appliers.insert(run);
+            }
+            Some(known) => {
+                let live: Vec<Run> = known
+                    .appliers
+                    .iter()
+                    .filter(|applier| !forgotten.contains(applier))
+                    .copied()
+                    .collect();
+                if live.contains(&run) {
+                    return Err(format!(
+                        "sequence {sequence}: node {} applied two updates",
+                        run.0
+                    ));
+                }
+                self.superseded.extend(live);
+                self.reused_numbers += 1;
+                // The superseded update may live on at another number (it was proposed again).
+                if self.sequence_of.get(&known.digest) == Some(&sequence) {
+                    self.sequence_of.remove(&known.digest);
+                }
+                self.sequence_of.insert(digest, sequence);
+                *known = AtSequence {
+                    digest,
+                    state_digest,
+                    appliers: BTreeSet::from([run]),
+                };
+            }
+            None => {
+                if let Some(&state) = self.snapshot_states.get(&sequence) {
+                    if state != state_digest {
+                        return Err(format!(
+                            "node {} holds another database after sequence {sequence} than a snapshot",
+                            run.0
+                        ));
+                    }
+                }
+                self.sequence_of.insert(digest, sequence);
+                self.at.insert(
+                    sequence,
+                    AtSequence {
+                        digest,
+                        state_digest,
+                        appliers: BTreeSet::from([run]),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn on_snapshot(
+        &mut self,
+        run: Run,
+        sequence: u64,
+        state_digest: u64,
+    ) -> Result<(), String> {
+        if self.superseded.contains(&run) {
+            return Err(format!(
+                "node {} installed a snapshot after an update it applied was superseded, without leaving",
+                run.0
+            ));
+        }
+        self.last_applied.insert(run, sequence);
+        if sequence == 0 {
+            return Ok(());
+        }
+        if let Some(known) = self.at.get(&sequence) {
+            let live = known
+                .appliers
+                .iter()
+                .any(|applier| !self.forgotten.contains(applier));
+            if live && known.state_digest != state_digest {
+                return Err(format!(
+                    "node {} installed a snapshot at sequence {sequence} unlike the live nodes' state",
+                    run.0
+                ));
+            }
+        }
+        self.snapshot_states.insert(sequence, state_digest);
+        Ok(())
+    }
+
+    /// The run crashed, or left and forgot its replica.
+    pub fn forget(&mut self, run: Run) {
+        self.forgotten.insert(run);
+        self.superseded.remove(&run);
+        self.last_applied.remove(&run);
+    }
+
+    /// `acknowledged`: the locker's word that the update is committed at or before it (a
+    /// retransmitted request committed long ago is acknowledged with a bound).
+    pub fn on_acknowledged(
+        &mut self,
+        node: u8,
+        acknowledged: u64,
+        digest: u64,
+    ) -> Result<(), String> {
+        let Some(&sequence) = self.sequence_of.get(&digest) else {
+            return Err(format!(
+                "node {node} was acknowledged (sequence {acknowledged}) an update no node applied"
+            ));
+        };
+        if sequence > acknowledged {
+            return Err(format!(
+                "node {node} was acknowledged sequence {acknowledged} for an update applied at {sequence}"
+            ));
+        }
+        if let Some(previous) = self.acked.insert(sequence, digest) {
+            if previous != digest {
+                return Err(format!("sequence {sequence} acknowledged for two updates"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The highest acknowledged sequence.
+    pub fn acked_max(&self) -> u64 {
+        self.acked.keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuse_is_allowed_only_after_every_applier_is_gone_and_never_when_acknowledged() {
+        let mut checker = GumChecker::default();
+        assert!(checker.on_applied((1, 1), 1, 10, 100).is_ok());
+        assert!(checker.on_applied((2, 1), 1, 10, 100).is_ok());
+        assert!(checker.on_applied((2, 1), 2, 20, 200).is_ok());
+        assert!(
+            checker.on_applied((4, 1), 2, 21, 201).is_ok(),
+            "reuse by a new locker"
+        );
+        assert!(
+            checker.on_applied((2, 1), 3, 30, 300).is_err(),
+            "superseded goes on"
+        );
+        checker.forget((2, 1));
+        assert!(checker.on_acknowledged(4, 2, 21).is_ok());
+        checker.forget((1, 1));
+        checker.forget((4, 1));
+        assert!(
+            checker.on_applied((3, 1), 2, 22, 202).is_err(),
+            "acked number reused"
+        );
+        assert!(checker.on_applied((3, 2), 5, 50, 500).is_ok());
+        assert!(checker.on_applied((3, 2), 7, 70, 700).is_err(), "gap");
+        assert!(checker.on_acknowledged(3, 9, 90).is_err(), "never applied");
+        assert!(
+            checker.on_acknowledged(3, 9, 50).is_ok(),
+            "a bound above its number"
+        );
+        assert!(
+            checker.on_acknowledged(3, 4, 50).is_err(),
+            "a bound below its number"
+        );
+    }
+}
