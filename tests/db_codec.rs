@@ -1,14 +1,10 @@
-//! Encodings of updates, snapshots and checkpoints: round trips, canonical form, and any bytes
-//! decode to a value or an error without panicking.
+//! Encodings of updates and snapshots: round trips, canonical form, and any bytes decode to a
+//! value or an error without panicking.
 mod db_support;
 
 use db_support::*;
-use disklayout::{DuplicateRule, BLOCK_SIZE};
 use proptest::prelude::*;
-use wolfpack::core::db::{
-    decode_checkpoint, decode_checkpoint_header, encode_checkpoint, newest_valid, recover,
-    Database, Op, Update, UpdateError, UPDATE_BYTES_MAX,
-};
+use wolfpack::core::db::{Database, Op, Update, UpdateError, UPDATE_BYTES_MAX};
 
 fn database_from(updates: &[Update]) -> Database {
     let mut database = Database::default();
@@ -16,13 +12,6 @@ fn database_from(updates: &[Update]) -> Database {
         let _ = database.apply(database.sequence() + 1, update);
     }
     database
-}
-
-fn block_from(bytes: &[u8]) -> Box<[u8; BLOCK_SIZE]> {
-    let mut block = Box::new([0u8; BLOCK_SIZE]);
-    let length = bytes.len().min(BLOCK_SIZE);
-    block[..length].copy_from_slice(&bytes[..length]);
-    block
 }
 
 proptest! {
@@ -108,28 +97,4 @@ proptest! {
         }
     }
 
-    #[test]
-    fn any_block_is_a_checkpoint_header_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..BLOCK_SIZE + 2)) {
-        let _ = decode_checkpoint_header(&bytes);
-        let _ = decode_checkpoint_header(&block_from(&bytes)[..]);
-    }
-
-    /// A valid header over random payload blocks, and random slots and logs as a whole disk.
-    #[test]
-    fn random_payloads_and_disks_never_panic(
-        updates in proptest::collection::vec(update(4), 1..6),
-        payload in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..3),
-        log in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..6),
-    ) {
-        let database = database_from(&updates);
-        let slot = encode_checkpoint(&database, 1, 0, 9, 2).expect("fits");
-        let header = decode_checkpoint_header(&slot[0][..]).unwrap().unwrap();
-        let payload: Vec<Box<[u8; BLOCK_SIZE]>> = payload.iter().map(|bytes| block_from(bytes)).collect();
-        let _ = decode_checkpoint(&header, &payload);
-        let mut slot_b = vec![block_from(&[])];
-        slot_b.extend(payload.iter().cloned());
-        let _ = newest_valid(&slot, &slot_b, 9);
-        let log: Vec<Box<[u8; BLOCK_SIZE]>> = log.iter().map(|bytes| block_from(bytes)).collect();
-        let _ = recover(&slot, &slot_b, &log, 9, DuplicateRule::LaterWins);
-    }
 }

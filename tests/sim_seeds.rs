@@ -3,22 +3,49 @@
 use wolfpack::core::Mutation;
 use wolfpack::sim::{run, Params};
 
+/// Runs `seeds` on every core (each seed is independent and deterministic).
+fn run_seeds(seeds: Vec<u64>) -> (Vec<String>, usize) {
+    let threads = std::thread::available_parallelism().map_or(2, |count| count.get());
+    let chunks: Vec<Vec<u64>> = (0..threads)
+        .map(|index| seeds.iter().copied().skip(index).step_by(threads).collect())
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut failing = Vec::new();
+                    let mut converged = 0;
+                    for seed in chunk {
+                        let (report, _) = run(Params::from_seed(seed, None, Mutation::None));
+                        if let Some(violation) = report.violations.first() {
+                            failing.push(format!(
+                                "seed {seed}: {} (wolfpack simulate --seed {seed})",
+                                violation.description
+                            ));
+                        }
+                        if report.converge_ticks.is_some() {
+                            converged += 1;
+                        }
+                    }
+                    (failing, converged)
+                })
+            })
+            .collect();
+        let mut failing = Vec::new();
+        let mut converged = 0;
+        for handle in handles {
+            let (chunk_failing, chunk_converged) = handle.join().expect("a seed panicked");
+            failing.extend(chunk_failing);
+            converged += chunk_converged;
+        }
+        (failing, converged)
+    })
+}
+
 #[test]
 fn three_hundred_seeds_run_without_violations_and_converge() {
-    let mut failing = Vec::new();
-    let mut converged = 0;
-    for seed in 1..=300u64 {
-        let (report, _) = run(Params::from_seed(seed, None, Mutation::None));
-        if let Some(violation) = report.violations.first() {
-            failing.push(format!(
-                "seed {seed}: {} (wolfpack simulate --seed {seed})",
-                violation.description
-            ));
-        }
-        if report.converge_ticks.is_some() {
-            converged += 1;
-        }
-    }
+    let (failing, converged) = run_seeds((1..=300).collect());
     assert!(failing.is_empty(), "{failing:#?}");
     assert_eq!(converged, 300);
 }

@@ -143,6 +143,14 @@ pub enum LogEnd {
     },
     /// The next block belongs to another cluster id (left from an earlier format).
     OtherCluster,
+    /// The next block was written in an earlier epoch than the block before it: an orphan an
+    /// earlier writer left beyond a block that never became durable, overtaken since.
+    OlderEpoch {
+        /// The epoch the block holds.
+        found: u64,
+        /// The epoch of the block before it.
+        previous: u64,
+    },
     /// Every block of the ring was read.
     RingExhausted,
 }
@@ -152,6 +160,8 @@ pub enum LogEnd {
 pub struct LogReplay {
     /// The surviving updates in log order, after the duplicate-sequence rule.
     pub updates: Vec<LogUpdate>,
+    /// The log position of the block each surviving update came from (same order).
+    pub positions: Vec<u64>,
     /// The position the next block must be appended at.
     pub next_position: u64,
     /// Why replay stopped.
@@ -199,8 +209,10 @@ pub struct LogReplayer {
     position: u64,
     blocks_replayed: u64,
     updates: Vec<LogUpdate>,
+    positions: Vec<u64>,
     discarded: usize,
     end: Option<LogEnd>,
+    last_epoch: u64,
 }
 
 impl LogReplayer {
@@ -223,8 +235,10 @@ impl LogReplayer {
             position: start_position,
             blocks_replayed: 0,
             updates: Vec::new(),
+            positions: Vec::new(),
             discarded: 0,
             end: None,
+            last_epoch: 0,
         }
     }
 
@@ -275,6 +289,7 @@ impl LogReplayer {
             }
             None => {
                 if let Ok(Some(block)) = block {
+                    self.last_epoch = block.record.epoch;
                     for update in &block.record.updates {
                         self.keep(update);
                     }
@@ -308,6 +323,7 @@ impl LogReplayer {
             .expect("finish is called once feed returned ReplayStep::Ended");
         LogReplay {
             updates: self.updates,
+            positions: self.positions,
             next_position: self.position,
             end,
             discarded: self.discarded,
@@ -334,6 +350,12 @@ impl LogReplayer {
                 found: block.sequence,
             });
         }
+        if block.record.epoch < self.last_epoch {
+            return Some(LogEnd::OlderEpoch {
+                found: block.record.epoch,
+                previous: self.last_epoch,
+            });
+        }
         None
     }
 
@@ -348,10 +370,15 @@ impl LogReplayer {
             DuplicateRule::LaterWins => {
                 self.discarded += superseded;
                 self.updates.truncate(first_not_below);
+                self.positions.truncate(first_not_below);
                 self.updates.push(update.clone());
+                self.positions.push(self.position);
             }
             DuplicateRule::EarlierWins if superseded > 0 => self.discarded += 1,
-            DuplicateRule::EarlierWins => self.updates.push(update.clone()),
+            DuplicateRule::EarlierWins => {
+                self.updates.push(update.clone());
+                self.positions.push(self.position);
+            }
         }
     }
 }

@@ -189,6 +189,9 @@ fn log_end(end: &LogEnd) -> String {
             format!("a block with an unexpected position {found}")
         }
         LogEnd::OtherCluster => String::from("a block of another cluster id"),
+        LogEnd::OlderEpoch { found, previous } => {
+            format!("a block of epoch {found} after one of epoch {previous} (an orphan)")
+        }
         LogEnd::RingExhausted => String::from("the end of the ring"),
     }
 }

@@ -3,7 +3,7 @@
 //! functions); a torn or corrupt block fails its CRC in `decode` and is never trusted.
 
 pub use disklayout::{
-    decode, encode, payload_crc32, CheckpointHeader, FenceAck, FenceRequest, Geometry, Lease,
-    LogBlock, LogUpdate, NodeSlot, NodeState, QuorumLease, Record, Sealed, Timing, BLOCK_SIZE,
-    LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,
+    decode, encode, payload_crc32, CheckpointHeader, DuplicateRule, FenceAck, FenceRequest,
+    Geometry, Lease, LogBlock, LogReplayer, LogUpdate, NodeSlot, NodeState, QuorumLease, Record,
+    ReplayStep, Sealed, Timing, BLOCK_SIZE, LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,
 };

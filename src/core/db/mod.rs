@@ -7,38 +7,25 @@
 //!   update fits one log entry).
 //! - `database.rs`: the tree of keys, each with the sequence of its last change; `apply`.
 //! - `snapshot.rs`: the whole database as CRC-checked bytes (join hand-over, checkpoints).
-//! - `checkpoint.rs`: snapshots in the two checkpoint slots (FORMAT.md §9).
 //! - `log_block.rs`: packing updates into log blocks (FORMAT.md §10, group commit).
-//! - `recovery.rs`: the newest valid checkpoint plus the replayed log, one block at a time,
-//!   refusing what cannot be trusted.
 //! - `codec.rs`: the bounds-checked reader every decoder here uses.
 //!
 //! **Invariants.** Decoding never panics and never trusts: every length is checked before it
 //! is used. A `Database` only ever holds valid paths and values, so its snapshot decodes on any
 //! node to an equal database with an equal digest. `apply` changes all or nothing.
 
-mod checkpoint;
 mod codec;
 mod database;
 mod log_block;
 mod path;
-mod recovery;
 mod snapshot;
 mod update;
 mod value;
 
-pub use checkpoint::{
-    decode_checkpoint, decode_checkpoint_header, encode_checkpoint, newest_valid,
-    payload_blocks_needed, CheckpointChoice, CheckpointChoiceError, CheckpointError, HeaderSummary,
-    LoadedCheckpoint, Slot, SlotFailure,
-};
 pub use codec::{FieldError, FieldProblem};
 pub use database::{ApplyError, Database, Limits, Outcome, ENTRIES_MAX, SNAPSHOT_BYTES_MAX};
 pub use log_block::{encode_log_block, log_block_fits, LogBlockBuilder};
 pub use path::{Namespace, Path, PathError, PATH_BYTES_MAX, PATH_DEPTH_MAX, SEGMENT_BYTES_MAX};
-pub use recovery::{
-    recover, BadUpdate, CheckpointUsed, Recovered, Recovery, RecoveryError, RecoveryReport,
-};
 pub use snapshot::SnapshotError;
 pub use update::{Op, Update, UpdateDecodeError, UpdateError, UPDATE_BYTES_MAX};
 pub use value::{Value, ValueError, VALUE_BYTES_MAX};

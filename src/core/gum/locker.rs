@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use super::takeover::Takeover;
 use super::wire::{GumMessage, SNAPSHOT_CHUNK_BYTES};
 use super::{Committed, Entry, LOG_WRITES_IN_FLIGHT_MAX, OUTBOX_MAX};
-use crate::core::disk_records::{LogBlock, Sealed, BLOCK_SIZE, LOG_BODY_BYTES_MAX};
+use crate::core::db::LogBlockBuilder;
+use crate::core::disk_records::BLOCK_SIZE;
 use crate::core::message::Body;
 use crate::core::node::{Node, Purpose};
 use crate::core::{ids, Event, Mutation};
@@ -19,8 +20,6 @@ const RETRANSMIT_TICKS: u64 = 3;
 const RETRANSMIT_BATCH: usize = 64;
 /// Ticks between two snapshot transfers to one member.
 const SNAPSHOT_RETRY_TICKS: u64 = 30;
-/// Bytes a log update takes in a block besides its payload (sequence, origin, length).
-const LOG_UPDATE_OVERHEAD: usize = 12;
 /// Bytes of a GUM entry's header inside a log payload (incarnation, request id).
 const ENTRY_HEADER_BYTES: usize = 16;
 
@@ -199,37 +198,32 @@ impl Node {
             }
             let position = locker.next_position;
             let mut entries = Vec::new();
-            let mut used = 0;
+            let mut builder = LogBlockBuilder::new();
             while let Some(entry) = locker.queue.front() {
-                let cost = LOG_UPDATE_OVERHEAD + ENTRY_HEADER_BYTES + entry.body.len();
-                if !entries.is_empty() && used + cost > LOG_BODY_BYTES_MAX + LOG_UPDATE_OVERHEAD {
+                let payload_bytes = ENTRY_HEADER_BYTES + entry.body.len();
+                if !builder.fits(payload_bytes) {
                     break;
                 }
-                used += cost;
                 let Some(entry) = locker.queue.pop_front() else {
                     break;
                 };
-                entries.push(Committed {
+                let committed = Committed {
                     sequence: locker.next_sequence,
                     position,
                     entry,
-                });
+                };
+                if builder
+                    .try_push(committed.entry.to_log(committed.sequence))
+                    .is_err()
+                {
+                    unreachable!("the update fits: checked just above");
+                }
+                entries.push(committed);
                 locker.next_sequence += 1;
             }
             locker.next_position += 1;
-            let sealed = Sealed {
-                cluster_id,
-                sequence: position,
-                record: LogBlock {
-                    epoch,
-                    updates: entries
-                        .iter()
-                        .map(|committed| committed.entry.to_log(committed.sequence))
-                        .collect(),
-                },
-            };
-            let mut block = Box::new([0u8; BLOCK_SIZE]);
-            crate::core::disk_records::encode(&sealed, &mut block)
+            let block = builder
+                .encode(cluster_id, position, epoch)
                 .expect("a log block is filled only up to its capacity");
             locker.flights.insert(
                 position,

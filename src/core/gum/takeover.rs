@@ -16,7 +16,9 @@ use super::locker::{Locker, Phase};
 use super::replica::Replica;
 use super::wire::GumMessage;
 use super::{CheckpointKnown, Committed, Entry, RECOVERY_READS_IN_FLIGHT_MAX};
-use crate::core::disk_records::{self, CheckpointHeader, LogBlock, Sealed, BLOCK_SIZE};
+use crate::core::disk_records::{
+    self, CheckpointHeader, DuplicateRule, LogBlock, LogReplayer, ReplayStep, Sealed, BLOCK_SIZE,
+};
 use crate::core::message::Body;
 use crate::core::node::{Node, Purpose};
 use crate::core::{bit, ids, Event, Mutation};
@@ -56,12 +58,8 @@ pub(crate) enum Step {
         start: u64,
         next_read: u64,
         reads_in_flight: u64,
-        blocks: BTreeMap<u64, Option<Box<[u8; BLOCK_SIZE]>>>,
-        next_process: u64,
-        last_epoch: u64,
-        kept: Vec<Committed>,
-        discarded_by_duplicates: u64,
-        ended: bool,
+        blocks: BTreeMap<u64, Box<[u8; BLOCK_SIZE]>>,
+        replayer: Box<LogReplayer>,
     },
     Failed {
         since_tick: u64,
@@ -326,7 +324,7 @@ impl Node {
                 },
             ) => {
                 *reads_in_flight -= 1;
-                blocks.insert(position, Some(Box::new(*block)));
+                blocks.insert(position, Box::new(*block));
             }
             _ => return,
         }
@@ -464,6 +462,13 @@ impl Node {
     }
 
     fn start_log(&mut self, base: Replica, start: u64) {
+        let ring = self.config.geometry.log_blocks();
+        let rule = if self.config.mutation == Mutation::ReplayKeepsDuplicate {
+            DuplicateRule::EarlierWins
+        } else {
+            DuplicateRule::LaterWins
+        };
+        let replayer = LogReplayer::new(start, ring, self.config.cluster_id, rule);
         let Some(takeover) = self.takeover() else {
             return;
         };
@@ -474,20 +479,15 @@ impl Node {
             next_read: start,
             reads_in_flight: 0,
             blocks: BTreeMap::new(),
-            next_process: start,
-            last_epoch: 0,
-            kept: Vec::new(),
-            discarded_by_duplicates: 0,
-            ended: false,
+            replayer: Box::new(replayer),
         };
         self.process_log();
     }
 
-    /// Consumes log blocks in position order; keeps the read window full.
+    /// Feeds log blocks to the replayer in position order (FORMAT.md §10: it ends the log and
+    /// applies the duplicate rule); keeps the read window full.
     fn process_log(&mut self) {
-        let cluster_id = self.config.cluster_id;
         let ring = self.config.geometry.log_blocks();
-        let earlier_wins = self.config.mutation == Mutation::ReplayKeepsDuplicate;
         let Some(takeover) = self.takeover() else {
             return;
         };
@@ -496,75 +496,29 @@ impl Node {
             next_read,
             reads_in_flight,
             blocks,
-            next_process,
-            last_epoch,
-            kept,
-            discarded_by_duplicates,
-            ended,
+            replayer,
         } = &mut takeover.step
         else {
             return;
         };
-        while !*ended {
-            if *next_process - *start >= ring {
-                *ended = true;
-                break;
-            }
-            let Some(Some(block)) = blocks.remove(next_process) else {
+        while let Some(position) = replayer.next_position() {
+            let Some(block) = blocks.remove(&position) else {
                 break;
             };
-            let log = match disk_records::decode::<LogBlock>(&block[..]) {
-                Ok(Some(sealed))
-                    if sealed.cluster_id == cluster_id
-                        && sealed.sequence == *next_process
-                        && sealed.record.epoch >= *last_epoch =>
-                {
-                    sealed.record
-                }
-                _ => {
-                    *ended = true;
-                    break;
-                }
-            };
-            *last_epoch = log.epoch;
-            for update in &log.updates {
-                let Some(entry) = Entry::from_log(update) else {
-                    continue;
-                };
-                let committed = Committed {
-                    sequence: update.sequence,
-                    position: *next_process,
-                    entry,
-                };
-                // FORMAT.md §10: a number not above an earlier kept one discards every earlier
-                // update with that number or a larger one (they were never replicated).
-                let clash = kept
-                    .iter()
-                    .position(|earlier| earlier.sequence >= committed.sequence);
-                match clash {
-                    Some(index) if earlier_wins => {
-                        let _ = index;
-                        *discarded_by_duplicates += 1;
-                    }
-                    Some(index) => {
-                        *discarded_by_duplicates += (kept.len() - index) as u64;
-                        kept.truncate(index);
-                        kept.push(committed);
-                    }
-                    None => kept.push(committed),
-                }
+            let decoded = disk_records::decode::<LogBlock>(&block[..]);
+            if let ReplayStep::Ended(_) = replayer.feed(position, &decoded) {
+                break;
             }
-            *next_process += 1;
         }
         let mut reads = Vec::new();
-        if !*ended {
+        if replayer.next_position().is_some() {
             while *reads_in_flight < RECOVERY_READS_IN_FLIGHT_MAX && *next_read - *start < ring {
                 reads.push(*next_read);
                 *next_read += 1;
                 *reads_in_flight += 1;
             }
         }
-        let done = *ended && *reads_in_flight == 0;
+        let done = replayer.next_position().is_none() && *reads_in_flight == 0;
         for position in reads {
             self.recovery_read(RecoveryRead::Log { position });
         }
@@ -577,28 +531,37 @@ impl Node {
         let Some(takeover) = self.takeover() else {
             return;
         };
-        let Step::Log {
-            next_process,
-            kept,
-            discarded_by_duplicates,
-            ..
-        } = &mut takeover.step
-        else {
+        let Step::Log { replayer, .. } = &mut takeover.step else {
             return;
         };
-        let end = *next_process;
-        let kept = std::mem::take(kept);
-        let duplicates = *discarded_by_duplicates;
+        let replayer = std::mem::replace(
+            replayer,
+            Box::new(LogReplayer::new(0, 1, 0, DuplicateRule::LaterWins)),
+        );
+        let replay = replayer.finish();
+        let end = replay.next_position;
+        let duplicates = replay.discarded as u64;
         let adopt_up_to = takeover.adopt_up_to;
         let Some(base) = takeover.base.take() else {
             return;
         };
         let base_position = takeover.base_position;
         let base_sequence = base.sequence;
-        let beyond: Vec<Committed> = kept
-            .into_iter()
-            .filter(|committed| committed.sequence > base_sequence)
-            .collect();
+        let mut beyond = Vec::new();
+        for (update, position) in replay.updates.iter().zip(&replay.positions) {
+            if update.sequence <= base_sequence {
+                continue;
+            }
+            let Some(entry) = Entry::from_log(update) else {
+                self.recovery_failed("a log update is not a global update entry");
+                return;
+            };
+            beyond.push(Committed {
+                sequence: update.sequence,
+                position: *position,
+                entry,
+            });
+        }
         let contiguous = beyond
             .iter()
             .enumerate()
