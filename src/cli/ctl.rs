@@ -14,23 +14,27 @@ Commands:
   nodes               every configured node and its state
   events [--follow]   the cluster event log; --follow keeps printing new events
   metrics             counters in Prometheus text format
-  get KEY             a key of the cluster database
+  get KEY             a key of the cluster database and every key under it
   update KEY VALUE    set a key; returns once the update is committed cluster-wide
+                      (--type text|u64|i64|bool|nodes; text by default)
+  delete KEY          delete a key and every key under it, committed cluster-wide
 
 Flags:
   --socket PATH       the node's admin socket (default: $WOLFPACK_SOCKET, else /run/wolfpack/admin.sock)
   --json              answer in JSON
   --follow            (events) keep the connection open and print events as they happen
+  --type TYPE         (update) the value's type
 ";
 
 /// Each command and how many operands it takes.
-const COMMANDS: [(&str, usize); 6] = [
+const COMMANDS: [(&str, usize); 7] = [
     ("status", 0),
     ("nodes", 0),
     ("events", 0),
     ("metrics", 0),
     ("get", 1),
     ("update", 2),
+    ("delete", 1),
 ];
 
 pub fn run(words: &[&str]) -> Result<i32, CommandError> {
@@ -42,10 +46,11 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     options.optopt("", "socket", "", "PATH");
     options.optflag("", "json", "");
     options.optflag("", "follow", "");
+    options.optopt("", "type", "", "TYPE");
     let matches = parse_flags(&options, words, "ctl")?;
     let Some((command, operands)) = matches.free.split_first() else {
         return Err(UsageError(
-            "ctl: missing command (status, nodes, events, metrics, get, update)".into(),
+            "ctl: missing command (status, nodes, events, metrics, get, update, delete)".into(),
         )
         .into());
     };
@@ -70,6 +75,10 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
             UsageError(format!("ctl {command}: flag '--follow' is for events only")).into(),
         );
     }
+    let value_type = matches.opt_str("type");
+    if value_type.is_some() && command != "update" {
+        return Err(UsageError(format!("ctl {command}: flag '--type' is for update only")).into());
+    }
     let socket = matches
         .opt_str("socket")
         .or_else(|| std::env::var(SOCKET_ENVIRONMENT_VARIABLE).ok())
@@ -81,6 +90,10 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     }
     if follow {
         request.push("--follow");
+    }
+    if let Some(value_type) = value_type.as_deref() {
+        request.push("--type");
+        request.push(value_type);
     }
     let timeout = if follow {
         None

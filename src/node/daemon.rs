@@ -606,18 +606,20 @@ impl Daemon {
                 return;
             }
             Some("events") => Ok(self.events.render(json)),
-            Some("update") => match super::updates::parse_update(&words[1..]) {
-                Ok(update) => match self.core.submit(update) {
-                    Ok(request_id) => {
-                        // Answered when GUM acknowledges it (durable, applied everywhere).
-                        self.waiting_updates.insert(request_id, request.connection);
-                        self.dispatch_outputs(now_ms);
-                        return;
-                    }
-                    Err(error) => Err(format!("update refused: {error}")),
-                },
-                Err(error) => Err(error),
-            },
+            Some(command @ ("update" | "delete")) => {
+                match super::updates::parse_update(command, &words[1..]) {
+                    Ok(update) => match self.core.submit(update) {
+                        Ok(request_id) => {
+                            // Answered when GUM acknowledges it (durable, applied everywhere).
+                            self.waiting_updates.insert(request_id, request.connection);
+                            self.dispatch_outputs(now_ms);
+                            return;
+                        }
+                        Err(error) => Err(format!("update refused: {error}")),
+                    },
+                    Err(error) => Err(error),
+                }
+            }
             Some("get") => super::updates::render_get(self.core.database(), &words[1..], json),
             Some(other) => Err(format!("unknown command '{other}'")),
             None => Err("empty request".to_string()),

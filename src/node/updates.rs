@@ -1,34 +1,37 @@
 //! `wolfpack ctl update` and `ctl get`: the words of the admin request turned into a database
 //! update for GUM, and a local read of the replicated database.
 //!
-//! `update set PATH VALUE [--type text|u64|i64|bool|nodes]`, `update delete PATH`;
-//! `get PATH` (the key and every key under it).
+//! `update PATH VALUE [--type text|u64|i64|bool|nodes]`, `delete PATH`; `get PATH` (the key
+//! and every key under it).
 
 use crate::core::db::{Database, Op, Path, Update, Value};
 
-/// The encoded update the words describe, or a message naming what is wrong.
-pub fn parse_update(words: &[&str]) -> Result<Vec<u8>, String> {
+/// The encoded update the words describe (the request after its command: `update` or
+/// `delete`), or a message naming what is wrong.
+pub fn parse_update(command: &str, words: &[&str]) -> Result<Vec<u8>, String> {
     let words: Vec<&str> = words
         .iter()
         .copied()
         .filter(|word| *word != "--json")
         .collect();
-    let op = match words.as_slice() {
-        ["set", path, value] => Op::Put {
+    let op = match (command, words.as_slice()) {
+        ("update", [path, value]) => Op::Put {
             path: parse_path(path)?,
             value: Value::Text((*value).to_string()),
         },
-        ["set", path, value, "--type", kind] => Op::Put {
+        ("update", [path, value, "--type", kind]) => Op::Put {
             path: parse_path(path)?,
             value: parse_value(value, kind)?,
         },
-        ["delete", path] => Op::Delete {
+        ("delete", [path]) => Op::Delete {
             path: parse_path(path)?,
         },
-        _ => return Err(
-            "usage: update set PATH VALUE [--type text|u64|i64|bool|nodes] | update delete PATH"
-                .to_string(),
-        ),
+        _ => {
+            return Err(
+                "usage: update PATH VALUE [--type text|u64|i64|bool|nodes] | delete PATH"
+                    .to_string(),
+            )
+        }
     };
     Update { ops: vec![op] }
         .encode()
@@ -85,26 +88,19 @@ pub fn render_get(database: &Database, words: &[&str], json: bool) -> Result<Str
         return Err("usage: get PATH [--json]".to_string());
     };
     let path = parse_path(path)?;
-    let entries: Vec<(String, &'static str, u64, String)> = database
+    let entries: Vec<(String, &Value, u64)> = database
         .list(&path)
-        .map(|(path, value, version)| {
-            (
-                path.to_string(),
-                value.type_name(),
-                version,
-                value.to_string(),
-            )
-        })
+        .map(|(path, value, version)| (path.to_string(), value, version))
         .collect();
     if json {
         let items: Vec<String> = entries
             .iter()
-            .map(|(path, kind, version, value)| {
+            .map(|(path, value, version)| {
                 format!(
                     "{{\"path\":{},\"type\":{},\"version\":{version},\"value\":{}}}",
                     crate::json::quoted(path),
-                    crate::json::quoted(kind),
-                    crate::json::quoted(value)
+                    crate::json::quoted(value.type_name()),
+                    json_value(value)
                 )
             })
             .collect();
@@ -115,10 +111,25 @@ pub fn render_get(database: &Database, words: &[&str], json: bool) -> Result<Str
         ));
     }
     let mut text = String::new();
-    for (path, kind, version, value) in entries {
-        text.push_str(&format!("{path} {kind} {version} {value}\n"));
+    for (path, value, version) in entries {
+        text.push_str(&format!("{path} {} {version} {value}\n", value.type_name()));
     }
     Ok(text)
+}
+
+/// A value as JSON: text as a string, numbers and booleans as such, node lists as arrays.
+fn json_value(value: &Value) -> String {
+    match value {
+        Value::Text(text) => crate::json::quoted(text),
+        Value::U64(number) => number.to_string(),
+        Value::I64(number) => number.to_string(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Bytes(_) => crate::json::quoted(&value.to_string()),
+        Value::NodeList(ids) => {
+            let ids: Vec<String> = ids.iter().map(u8::to_string).collect();
+            format!("[{}]", ids.join(","))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -127,14 +138,14 @@ mod tests {
 
     #[test]
     fn parses_and_names_what_is_wrong() {
-        assert!(parse_update(&["set", "properties/a", "1"]).is_ok());
-        assert!(parse_update(&["set", "properties/a", "7", "--type", "u64"]).is_ok());
-        assert!(parse_update(&["delete", "properties/a"]).is_ok());
-        let error = parse_update(&["set", "properties/a", "x", "--type", "u64"]).unwrap_err();
+        assert!(parse_update("update", &["properties/a", "1"]).is_ok());
+        assert!(parse_update("update", &["properties/a", "7", "--type", "u64"]).is_ok());
+        assert!(parse_update("delete", &["properties/a"]).is_ok());
+        let error = parse_update("update", &["properties/a", "x", "--type", "u64"]).unwrap_err();
         assert!(error.contains("--type u64"), "{error}");
-        let error = parse_update(&["set", "nowhere/a", "x"]).unwrap_err();
+        let error = parse_update("update", &["nowhere/a", "x"]).unwrap_err();
         assert!(error.contains("bad path"), "{error}");
-        assert!(parse_update(&["frobnicate"])
+        assert!(parse_update("update", &["a"])
             .unwrap_err()
             .starts_with("usage"));
     }

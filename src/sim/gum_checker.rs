@@ -72,12 +72,12 @@ impl GumChecker {
             }
         }
         let forgotten = &self.forgotten;
+        let superseded = &self.superseded;
+        // Appliers whose history still counts: neither gone nor overtaken by a takeover.
+        let counts = |applier: &Run| !forgotten.contains(applier) && !superseded.contains(applier);
         match self.at.get_mut(&sequence) {
             Some(known) if known.digest == digest => {
-                let live = known
-                    .appliers
-                    .iter()
-                    .any(|applier| !forgotten.contains(applier));
+                let live = known.appliers.iter().any(counts);
                 if !live && known.state_digest != state_digest {
                     // Re-proposed after a takeover reused earlier numbers: same update, new
                     // history before it.
@@ -97,7 +97,7 @@ impl GumChecker {
                 let live: Vec<Run> = known
                     .appliers
                     .iter()
-                    .filter(|applier| !forgotten.contains(applier))
+                    .filter(|a| counts(a))
                     .copied()
                     .collect();
                 if live.contains(&run) {
