@@ -47,6 +47,7 @@ impl Bench {
                     timing: Timing::default(),
                     geometry,
                     mutation: Mutation::None,
+                    digest_every_update: false,
                 };
                 Node::new(config, u64::from(id))
             })

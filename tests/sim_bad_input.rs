@@ -14,6 +14,7 @@ fn node(node_id: u8) -> Node {
         timing: Timing::default(),
         geometry: Geometry::for_disk(64 << 20, 0).expect("large enough"),
         mutation: Mutation::None,
+        digest_every_update: true,
     };
     let mut node = Node::new(config, 1);
     node.step(Input::Tick { now_ms: 10 });

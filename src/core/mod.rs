@@ -76,6 +76,10 @@ pub struct Config {
     pub geometry: Geometry,
     /// Deliberately broken rules, for checking that the simulator's checkers have teeth.
     pub mutation: Mutation,
+    /// Report the replicated state's digest after every applied update (`Event::GumApplied`),
+    /// for the simulator's checker. Costs a pass over the database per update: off in
+    /// production.
+    pub digest_every_update: bool,
 }
 
 /// A deliberately broken rule (simulator only); `None` in production.
@@ -197,7 +201,8 @@ pub enum Event {
     /// Quorum lease won or lost.
     QuorumOwner { owned: bool },
     /// GUM applied the update at `sequence` here (`digest`: which update; `state_digest`: the
-    /// replicated state after it). Not logged by the daemon: one per update.
+    /// replicated state after it, 0 unless `Config::digest_every_update`). Not logged by the
+    /// daemon: one per update.
     GumApplied {
         sequence: u64,
         digest: u64,

@@ -262,7 +262,6 @@ impl Node {
     pub fn gum_status(&self) -> super::gum::GumStatus {
         super::gum::GumStatus {
             applied: self.gum.replica.sequence,
-            digest: self.gum.replica.digest(),
             valid: self.gum.valid,
             locker: self.gum.locker_id,
             locker_ready: self
@@ -272,6 +271,11 @@ impl Node {
                 .is_some_and(|locker| locker.ready()),
             outbox: self.gum.outbox.len(),
         }
+    }
+
+    /// Digest of the replicated state (one pass over the database: for checks, not hot paths).
+    pub fn replica_digest(&self) -> u64 {
+        self.gum.replica.digest()
     }
 
     /// The replicated cluster database (reads are local).

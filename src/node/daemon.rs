@@ -658,6 +658,7 @@ fn core_config(config: &DiskConfig) -> core::Config {
         timing: config.superblock.timing,
         geometry: config.superblock.geometry,
         mutation: core::Mutation::None,
+        digest_every_update: false,
     }
 }
 

@@ -121,6 +121,7 @@ impl Cluster {
             )
             .expect("the simulated disk is large enough"),
             mutation: self.params.mutation,
+            digest_every_update: true,
         }
     }
 
@@ -534,7 +535,7 @@ impl Cluster {
             let gum = &status.gum;
             if !gum.valid
                 || gum.outbox != 0
-                || *gum_digest.get_or_insert(gum.digest) != gum.digest
+                || *gum_digest.get_or_insert(node.replica_digest()) != node.replica_digest()
                 || gum.applied < self.gum_checker.acked_max()
             {
                 return false;

@@ -190,10 +190,15 @@ impl Node {
     pub(crate) fn apply_committed(&mut self, committed: Committed) {
         let outcome = self.gum.replica.apply(committed.sequence, &committed.entry);
         self.gum.applied_position = committed.position;
+        let state_digest = if self.config.digest_every_update {
+            self.gum.replica.digest()
+        } else {
+            0
+        };
         self.emit(Event::GumApplied {
             sequence: committed.sequence,
             digest: committed.entry.digest(),
-            state_digest: self.gum.replica.digest(),
+            state_digest,
             rejected: matches!(outcome, Outcome::Rejected(_)),
         });
         self.gum.retain(committed);

@@ -199,8 +199,6 @@ impl Gum {
 pub struct GumStatus {
     /// Sequence of the last applied update.
     pub applied: u64,
-    /// Digest of the replicated state (equal on every node at the same `applied`).
-    pub digest: u64,
     /// Our replica is authoritative (not waiting for a snapshot after a leave or restart).
     pub valid: bool,
     /// The locker of the current epoch (0 = none).
