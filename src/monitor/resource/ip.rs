@@ -18,7 +18,8 @@
 //!   logs that the neighbours learn the move only when their cache entries expire (IPv6: the
 //!   kernel announces only if `ndisc_notify` is set).
 //! - stop: the announcements are killed; `ip addr del`; done once the address is gone from the
-//!   interface (an address already gone, or an interface removed, counts as stopped).
+//!   interface (an address already gone, or an interface removed, counts as stopped; the same
+//!   address with another prefix is somebody else's and is left alone).
 //! - LooksAlive: the address is configured on the interface (getifaddrs: no program runs).
 //!   IsAlive: that, and the interface is up.
 use super::engine::{Driver, Engine, Next, Op, Step, StepResult};
@@ -261,8 +262,9 @@ impl Driver for IpDriver {
                 self.address, self.interface, self.prefix
             ))),
             (Op::Start, Presence::Absent) => self.run(Action::Add),
-            (Op::Stop, Presence::Absent) => Next::Done(Ok(())),
-            (Op::Stop, _) => self.run(Action::Delete),
+            // The address with another prefix is not ours (a failed start adopted nothing).
+            (Op::Stop, Presence::Absent | Presence::OtherPrefix(_)) => Next::Done(Ok(())),
+            (Op::Stop, Presence::Configured) => self.run(Action::Delete),
             (Op::Check(_), Presence::Absent | Presence::OtherPrefix(_)) => {
                 Next::Done(Err(format!("ip: {here} is not configured")))
             }
@@ -281,7 +283,7 @@ impl Driver for IpDriver {
         match (self.action, presence) {
             (Action::Add, Presence::Configured) => Next::Done(Ok(())),
             (Action::Add, _) => Next::Done(Err(self.failure("ip addr add", &result))),
-            (Action::Delete, Presence::Absent) => Next::Done(Ok(())),
+            (Action::Delete, Presence::Absent | Presence::OtherPrefix(_)) => Next::Done(Ok(())),
             (Action::Delete, _) => Next::Done(Err(self.failure("ip addr del", &result))),
         }
     }
