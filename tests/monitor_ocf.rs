@@ -557,3 +557,44 @@ fn a_stop_the_agent_does_not_confirm_fails_and_offline_waits_for_the_cleanup() {
     std::thread::sleep(Duration::from_millis(50));
     shut_down(client);
 }
+
+#[test]
+fn the_dead_man_fence_stops_an_ocf_resource_through_its_agent() {
+    let scratch = Scratch::new("ocf-fence");
+    let fake = FakeRoot::new(&scratch);
+    let pids = scratch.file("daemon.pid");
+    // The agent leaves a daemon in its process group, as `anything` does.
+    let start = format!(
+        "touch \"$OCF_RESKEY_state\"; sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > {}",
+        pids.display()
+    );
+    fake.agent("Fenced", &[("start", &start)]);
+    let mut client = spawn_monitor(&scratch, 1_000, None);
+    let root = fake.root_param();
+    let state = scratch.file("fenced.state");
+    let state_param = state.to_string_lossy().into_owned();
+    let params = [
+        ("wolfpack_ocf_root", root.as_str()),
+        ("state", state_param.as_str()),
+    ];
+    assert_eq!(
+        start_op(
+            &mut client,
+            "fenced",
+            "ocf:wolfpack-test:Fenced",
+            &params,
+            None
+        ),
+        Outcome::Success
+    );
+    let daemon = read_pid(&pids);
+    assert!(process_exists(daemon));
+    // Silence: the monitor fences after 1 s, runs the agent's stop and exits 1.
+    assert_eq!(wait_exit(&mut client), Some(1));
+    assert!(!state.exists(), "the agent's stop ran");
+    assert!(
+        !process_exists(daemon),
+        "the daemon in the agent's group is gone"
+    );
+    assert_eq!(transitions_of(&scratch, "fenced"), ["online", "offline"]);
+}

@@ -226,7 +226,10 @@ impl<D: Driver> Engine<D> {
         }
         if op == Op::Stop {
             for pgid in std::mem::take(&mut self.detached) {
-                children::signal_group(pgid, libc::SIGKILL);
+                // Only a group still alive: a vanished one's id could be a stranger's by now.
+                if children::group_exists(pgid) {
+                    children::signal_group(pgid, libc::SIGKILL);
+                }
             }
         }
         let next = self.driver.begin(op, timeout);
@@ -289,6 +292,7 @@ impl<D: Driver> Engine<D> {
     pub fn terminate(&mut self) {
         self.run = None;
         self.detached.clear();
+        self.groups.retain(|&pgid| children::group_exists(pgid));
         for &pgid in &self.groups {
             children::signal_group(pgid, libc::SIGKILL);
         }
