@@ -11,6 +11,12 @@ command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 # The netns testbed: partitions are nftables rules; services announce with a gratuitous ARP.
 command -v nft >/dev/null 2>&1 || packages+=(nftables)
 command -v arping >/dev/null 2>&1 || packages+=(iputils-arping)
+# The monitor's resource types (tests/monitor_{ocf,ip,filesystem}.rs): Debian's OCF agents
+# (Dummy, anything, IPaddr2, and send_ua for IPv6 announcements), an ext4 filesystem on a loop
+# device, and fuser to kill a busy filesystem's users.
+[ -x /usr/lib/ocf/resource.d/heartbeat/Dummy ] || packages+=(resource-agents)
+command -v mkfs.ext4 >/dev/null 2>&1 || packages+=(e2fsprogs)
+command -v fuser >/dev/null 2>&1 || packages+=(psmisc)
 if ((${#packages[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "tools/test.sh: installing ${packages[*]}"

@@ -10,7 +10,7 @@
 //!   included, which makes "gone" mean that nothing of it can run any more.
 //! - Children get SIGKILL when the monitor dies (PR_SET_PDEATHSIG): a net for `kill -9` of the
 //!   whole node's daemon and monitor. It reaches only the group leader.
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -34,17 +34,40 @@ pub fn spawn_shell(script: &str, log_path: &Path, environment: &[(&str, &str)]) 
         .create(true)
         .append(true)
         .open(log_path)?;
-    let log_for_stderr = log.try_clone()?;
-    let parent_pid = std::process::id();
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(script)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_for_stderr)
-        .process_group(0)
         .envs(environment.iter().copied());
+    spawn_in_group(command, log)
+}
+
+/// Runs `program` with `args` (no shell: every argument arrives verbatim) as the leader of a new
+/// process group, stdin from /dev/null, stdout and stderr to `output`, with exactly
+/// `environment` and nothing inherited from the monitor's. Returns its pid (= its group).
+pub fn spawn_program(
+    program: &Path,
+    args: &[String],
+    environment: &[(String, String)],
+    output: File,
+) -> io::Result<i32> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(environment.iter().map(|(key, value)| (key, value)));
+    spawn_in_group(command, output)
+}
+
+/// Spawns `command` as described by the module invariants, its output going to `output`.
+fn spawn_in_group(mut command: Command, output: File) -> io::Result<i32> {
+    let output_for_stderr = output.try_clone()?;
+    let parent_pid = std::process::id();
+    command
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(output_for_stderr)
+        .process_group(0);
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
     // functions (prctl, getppid); it allocates nothing.
     unsafe {

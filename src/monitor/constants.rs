@@ -45,3 +45,36 @@ pub const READY_RETRY_MS: u64 = 200;
 /// The longest the monitor's loop sleeps; processes are reaped on SIGCHLD, so this only bounds
 /// how late a missed wakeup could be noticed.
 pub const LOOP_SLEEP_MS_MAX: u64 = 250;
+
+/// The PATH every program a resource runs gets (OCF agents, `script` commands, `ip`, `mount`):
+/// they run with a clean environment, so nothing of the monitor's own environment leaks in.
+pub const PROGRAM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The OCF root when a resource names none (`wolfpack_ocf_root` overrides it, for tests).
+pub const OCF_ROOT_DEFAULT: &str = "/usr/lib/ocf";
+/// Most bytes of a step's output (stdout and stderr) kept for its failure reason and the
+/// resource log: the tail, so the last words of a failing program are the ones kept.
+pub const OUTPUT_BYTES_MAX: usize = 4 * 1024;
+/// Most bytes of an OCF agent's meta-data read (its head); IPaddr2's is about 15 KiB.
+pub const META_DATA_BYTES_MAX: usize = 256 * 1024;
+/// Most bytes of program output quoted in a failure reason (the wire cuts reasons at
+/// REASON_BYTES_MAX; the first part says what failed, so the quote comes last and short).
+pub const REASON_OUTPUT_BYTES_MAX: usize = 240;
+/// A step still running this long before its operation's deadline gets SIGTERM (SIGKILL
+/// follows at the deadline): at most this, and at most a quarter of the operation's timeout.
+pub const TERM_GRACE_MS_MAX: u64 = 2_000;
+/// After a stop confirmed that a resource is stopped, leftovers of its programs' process groups
+/// get SIGTERM, then SIGKILL this much later.
+pub const REAP_GRACE_MS: u64 = 1_000;
+/// After a killed operation (a failed or timed-out start or stop), the resource's stop is run
+/// again as a cleanup, each try with STOP_TIMEOUT_MS_DEFAULT, this long apart, until it
+/// confirms the resource is stopped; only then is `offline` written.
+pub const CLEANUP_RETRY_MS: u64 = 1_000;
+/// Gratuitous ARPs / unsolicited neighbour advertisements sent when an `ip` comes online...
+pub const ANNOUNCE_COUNT: u32 = 3;
+/// ...this far apart.
+pub const ANNOUNCE_INTERVAL_MS: u64 = 200;
+/// How often a `filesystem` stop tries `umount` (killing the users between tries when
+/// `force_unmount` is on) before it fails...
+pub const UMOUNT_TRIES: u32 = 5;
+/// ...and how long it waits between tries.
+pub const UMOUNT_RETRY_MS: u64 = 200;

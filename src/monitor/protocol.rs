@@ -9,12 +9,18 @@
 //!   it stops, then `AllStopped`.
 //! - After a `Done` for `Start` with `Failed` or `TimedOut`, after any `Done` for `Stop`, and
 //!   after `ResourceFailed`, the monitor no longer holds the resource, its `offline` line is in
-//!   the event log, and its processes are gone; the one exception is a reason saying processes
-//!   survived SIGKILL (uninterruptible sleep), when `offline` waits until they are gone.
-//! - `Rejected` means the command changed nothing (unknown type, bad parameters, another
-//!   operation pending on that resource, a `StopAll` under way). `Stop` is never rejected: a
-//!   pending start or check is cancelled (answered `Failed("cancelled by stop")`) and a second
-//!   `Stop` shares the first one's outcome.
+//!   the event log, and its processes are gone; the one exception is a reason ending "offline
+//!   not confirmed" (processes in uninterruptible sleep, or a resource whose cleanup stop has
+//!   not succeeded yet: an address, a mount or an agent's service that may still be there),
+//!   when `offline` waits until they are gone and the monitor keeps retrying the cleanup.
+//! - `Rejected` means the command changed nothing (unknown type, bad parameters, a missing OCF
+//!   agent, a required parameter its meta-data declares, a failing validate-all, another
+//!   operation pending on that resource, a `StopAll` under way). For `ocf:` resources the
+//!   meta-data and validate-all run before the `online` line, so their `Rejected` can come
+//!   after a while. `Stop` is never rejected: a pending start or check is cancelled (answered
+//!   `Failed("cancelled by stop")`; a start still being admitted is answered
+//!   `Rejected("cancelled by stop before it began")`) and a second `Stop` shares the first one's
+//!   outcome.
 //! - A `Check` that fails or times out leaves the resource held and online: the daemon decides
 //!   (restart, fail over) and sends `Stop`. A `Start` of a resource already online succeeds.
 use super::constants::START_TIMEOUT_MS_DEFAULT;

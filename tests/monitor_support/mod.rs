@@ -191,3 +191,156 @@ pub fn wait_exit(client: &mut MonitorClient) -> Option<i32> {
     });
     code
 }
+
+pub mod system;
+
+/// A `Start` of `resource` as `kind` with `params`.
+pub fn start_kind(
+    resource: &str,
+    kind: &str,
+    params: &[(&str, &str)],
+    timeout_ms: Option<u32>,
+) -> Command {
+    Command::Start {
+        resource: resource.to_string(),
+        kind: kind.to_string(),
+        params: params
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+        timeout_ms,
+    }
+}
+
+/// Sends `command` and waits for the `Done` of `resource` and `operation`; returns its outcome
+/// and elapsed time.
+pub fn run_op(
+    client: &mut MonitorClient,
+    command: &Command,
+    resource: &str,
+    operation: wolfpack::monitor::Operation,
+) -> (wolfpack::monitor::Outcome, u64) {
+    client.send(command).expect("send");
+    let (event, _) = wait_for(
+        client,
+        |event| matches!(event, Event::Done { resource: r, operation: o, .. } if r == resource && *o == operation),
+    );
+    match event {
+        Event::Done {
+            outcome,
+            elapsed_ms,
+            ..
+        } => (outcome, elapsed_ms),
+        _ => unreachable!(),
+    }
+}
+
+/// `Start` and wait for its outcome.
+pub fn start_op(
+    client: &mut MonitorClient,
+    resource: &str,
+    kind: &str,
+    params: &[(&str, &str)],
+    timeout_ms: Option<u32>,
+) -> wolfpack::monitor::Outcome {
+    let command = start_kind(resource, kind, params, timeout_ms);
+    run_op(
+        client,
+        &command,
+        resource,
+        wolfpack::monitor::Operation::Start,
+    )
+    .0
+}
+
+/// `Stop` and wait for its outcome.
+pub fn stop_op(
+    client: &mut MonitorClient,
+    resource: &str,
+    timeout_ms: Option<u32>,
+) -> wolfpack::monitor::Outcome {
+    let command = Command::Stop {
+        resource: resource.to_string(),
+        timeout_ms,
+    };
+    run_op(
+        client,
+        &command,
+        resource,
+        wolfpack::monitor::Operation::Stop,
+    )
+    .0
+}
+
+/// A check at `level` and wait for its outcome.
+pub fn check_op(
+    client: &mut MonitorClient,
+    resource: &str,
+    level: wolfpack::monitor::CheckLevel,
+    timeout_ms: Option<u32>,
+) -> wolfpack::monitor::Outcome {
+    let command = Command::Check {
+        resource: resource.to_string(),
+        level,
+        timeout_ms,
+    };
+    let operation = wolfpack::monitor::Operation::Check(level);
+    run_op(client, &command, resource, operation).0
+}
+
+/// The reason of a `Failed` or `Rejected` outcome; panics on anything else.
+pub fn reason_of(outcome: &wolfpack::monitor::Outcome, want_rejected: bool) -> String {
+    use wolfpack::monitor::Outcome;
+    match (outcome, want_rejected) {
+        (Outcome::Rejected(reason), true) | (Outcome::Failed(reason), false) => reason.clone(),
+        _ => panic!(
+            "expected {}, got {outcome:?}",
+            if want_rejected { "Rejected" } else { "Failed" }
+        ),
+    }
+}
+
+/// Shuts the monitor down and asserts it exited 0 (every resource stopped).
+pub fn shut_down(client: MonitorClient) -> Vec<Event> {
+    let (status, events) = client.shutdown(PATIENCE).expect("shutdown");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a graceful shutdown exits 0: {events:?}"
+    );
+    events
+}
+
+/// Spawns the monitor as the daemon would, but through `executable` (a wrapper script).
+pub fn spawn_monitor_via(scratch: &Scratch, executable: &Path) -> MonitorClient {
+    let config = MonitorConfig::new(2, 5_000, scratch.file("events.log"));
+    MonitorClient::spawn(executable, config).expect("spawn monitor")
+}
+
+/// Writes an executable file.
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create the directory");
+    }
+    std::fs::write(path, text).expect("write the file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Waits, pinging the monitor every 100 ms, until `condition` holds; panics after PATIENCE.
+pub fn wait_pinging(client: &mut MonitorClient, what: &str, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + PATIENCE;
+    while Instant::now() < end {
+        client.ping().expect("ping the monitor");
+        while client
+            .try_recv()
+            .expect("receive from the monitor")
+            .is_some()
+        {}
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("not within {PATIENCE:?}: {what}");
+}

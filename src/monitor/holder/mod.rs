@@ -30,6 +30,9 @@ enum Report {
 
 /// Where a held resource is in its life; every state but `Online` has work under way.
 enum State {
+    /// `Start` arrived at `since`; the type checks, changing nothing, that it can start.
+    /// `deadline` is the start's (admission counts against the start timeout).
+    Admitting { since: Instant, deadline: Instant },
     /// Started and idle: watched for failures, open to checks.
     Online,
     /// `Start` arrived at `since`; past `deadline` everything is killed (TimedOut).
@@ -146,18 +149,42 @@ impl Holder {
             Ok(resource) => resource,
             Err(reason) => return self.out.push(reject(reason)),
         };
-        if let Err(error) = self.log.record(name, Transition::Online) {
-            return self
-                .out
-                .push(reject(format!("cannot write the event log: {error}")));
-        }
         let deadline = deadline_after(now, Operation::Start, timeout_ms);
-        let progress = resource.start(now);
-        let state = State::Starting {
+        let progress = resource.admit(now, deadline.saturating_duration_since(now));
+        let state = State::Admitting {
             since: now,
             deadline,
         };
         self.held.insert(name.to_string(), Held { resource, state });
+        self.settle(name, progress, now);
+    }
+
+    /// Drops a resource whose admission failed (nothing of it ran; no line is written).
+    pub(super) fn reject_admission(&mut self, name: &str, since: Instant, reason: String) {
+        if let Some(mut held) = self.held.remove(name) {
+            held.resource.terminate();
+        }
+        self.out.push(done(
+            name,
+            Operation::Start,
+            Outcome::Rejected(reason),
+            since,
+        ));
+    }
+
+    /// Admission passed: writes the `online` line, then begins the start.
+    pub(super) fn admitted(&mut self, name: &str, since: Instant, deadline: Instant, now: Instant) {
+        if let Err(error) = self.log.record(name, Transition::Online) {
+            let reason = format!("cannot write the event log: {error}");
+            return self.reject_admission(name, since, reason);
+        }
+        let Some(held) = self.held.get_mut(name) else {
+            return;
+        };
+        let progress = held
+            .resource
+            .start(now, deadline.saturating_duration_since(now));
+        held.state = State::Starting { since, deadline };
         self.settle(name, progress, now);
     }
 
@@ -174,7 +201,17 @@ impl Holder {
             outcome: None,
         };
         let mut reports = Vec::new();
+        let timeout =
+            deadline_after(now, Operation::Stop, timeout_ms).saturating_duration_since(now);
         match &mut held.state {
+            State::Admitting { since, .. } => {
+                let since = *since;
+                let reason = "cancelled by stop before it began".to_string();
+                self.reject_admission(name, since, reason);
+                return self
+                    .out
+                    .push(done(name, Operation::Stop, Outcome::Success, now));
+            }
             State::Stopping {
                 reports: pending, ..
             }
@@ -201,7 +238,7 @@ impl Holder {
         }
         reports.push(stop_report);
         let deadline = deadline_after(now, Operation::Stop, timeout_ms);
-        let progress = held.resource.stop(now);
+        let progress = held.resource.stop(now, timeout);
         held.state = State::Stopping { deadline, reports };
         self.settle(name, progress, now);
     }
@@ -224,7 +261,8 @@ impl Holder {
                 .push(done(name, operation, Outcome::Rejected(reason), now));
         }
         let deadline = deadline_after(now, operation, timeout_ms);
-        let progress = held.resource.check(level, now);
+        let timeout = deadline.saturating_duration_since(now);
+        let progress = held.resource.check(level, now, timeout);
         held.state = State::Checking {
             level,
             since: now,

@@ -35,7 +35,8 @@ impl Holder {
                 _ => held.resource.poll(now),
             };
             let overdue = match &held.state {
-                State::Starting { deadline, .. }
+                State::Admitting { deadline, .. }
+                | State::Starting { deadline, .. }
                 | State::Checking { deadline, .. }
                 | State::Stopping { deadline, .. } => now >= *deadline,
                 State::Online | State::Cleaning { .. } => false,
@@ -63,7 +64,8 @@ impl Holder {
         self.held
             .values()
             .filter_map(|held| match &held.state {
-                State::Starting { deadline, .. }
+                State::Admitting { deadline, .. }
+                | State::Starting { deadline, .. }
                 | State::Checking { deadline, .. }
                 | State::Stopping { deadline, .. } => Some(*deadline),
                 State::Online | State::Cleaning { .. } => None,
@@ -77,6 +79,11 @@ impl Holder {
         };
         let state = std::mem::replace(&mut held.state, State::Online);
         held.state = match state {
+            State::Admitting { since, deadline } => {
+                let waited = deadline.saturating_duration_since(since).as_millis();
+                let reason = format!("not admitted within the start timeout ({waited} ms)");
+                return self.reject_admission(name, since, reason);
+            }
             State::Checking { level, since, .. } => {
                 held.resource.cancel_check();
                 self.out.push(done(
@@ -126,7 +133,9 @@ impl Holder {
             } else if now.duration_since(*since) >= Duration::from_millis(KILL_WAIT_MS_MAX)
                 && !reports.is_empty()
             {
-                let reason = "processes survived SIGKILL; offline not confirmed".to_string();
+                let reason = "processes survived SIGKILL or the cleanup stop has not succeeded \
+                              yet; offline not confirmed"
+                    .to_string();
                 log::error!("resource={name}: {reason}");
                 fill(reports, Outcome::Failed(reason));
                 emit(name, std::mem::take(reports), &mut self.out);
@@ -136,6 +145,12 @@ impl Holder {
         let Progress::Finished(result) = progress else {
             return;
         };
+        if let State::Admitting { since, deadline } = held.state {
+            return match result {
+                Ok(()) => self.admitted(name, since, deadline, now),
+                Err(reason) => self.reject_admission(name, since, reason),
+            };
+        }
         let state = std::mem::replace(&mut held.state, State::Online);
         held.state = match (state, result) {
             (State::Starting { since, .. }, Ok(())) => {
@@ -193,8 +208,17 @@ impl Holder {
     /// It blocks: with the daemon gone there is nobody to answer.
     pub fn fence(&mut self) -> Vec<String> {
         let start = Instant::now();
+        // A resource still being admitted has not run anything: dropped without a line.
+        self.held.retain(|_, held| match held.state {
+            State::Admitting { .. } => {
+                held.resource.terminate();
+                false
+            }
+            _ => true,
+        });
+        let grace = Duration::from_millis(FENCE_GRACE_MS);
         for held in self.held.values_mut() {
-            held.resource.stop(start);
+            held.resource.stop(start, grace);
         }
         let grace_end = start + Duration::from_millis(FENCE_GRACE_MS);
         let kill_end = grace_end + Duration::from_millis(KILL_WAIT_MS_MAX);

@@ -127,7 +127,7 @@ impl ProcessResource {
 }
 
 impl Resource for ProcessResource {
-    fn start(&mut self, now: Instant) -> Progress {
+    fn start(&mut self, now: Instant, _timeout: Duration) -> Progress {
         assert!(self.main_pid.is_none(), "a process resource starts once");
         let command = self.command.clone();
         match self.spawn(&command) {
@@ -141,7 +141,7 @@ impl Resource for ProcessResource {
         self.poll(now)
     }
 
-    fn stop(&mut self, now: Instant) -> Progress {
+    fn stop(&mut self, now: Instant, _timeout: Duration) -> Progress {
         self.kill_helper();
         for &pgid in &self.groups {
             children::signal_group(pgid, libc::SIGTERM);
@@ -150,7 +150,7 @@ impl Resource for ProcessResource {
         self.poll(now)
     }
 
-    fn check(&mut self, level: CheckLevel, now: Instant) -> Progress {
+    fn check(&mut self, level: CheckLevel, now: Instant, _timeout: Duration) -> Progress {
         if let Err(reason) = self.main_alive() {
             return Progress::Finished(Err(reason));
         }
