@@ -37,7 +37,7 @@ pub(crate) mod checkpoint;
 mod entry;
 mod locker;
 mod member;
-pub(crate) mod replica;
+pub mod replica;
 pub(crate) mod takeover;
 pub mod wire;
 
