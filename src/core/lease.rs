@@ -170,14 +170,28 @@ impl Node {
     /// True once `epoch` has two durable copies: ours in our slot, and either every other
     /// member's slot (they acknowledged only once it was there) or, for a membership of one,
     /// the quorum record, which such a membership must own. One torn block cannot lose it.
+    /// The record's copy counts only once confirmed: a challenger's write based on a read
+    /// older than ours can land after ours and carry an older epoch (see `quorum.rs`).
     pub(super) fn epoch_durable(&self, epoch: u64, members: u64) -> bool {
         let own_copy = self.own_lease.durable_epoch >= epoch;
         if members != super::bit(self.me()) {
             return own_copy;
         }
         let quorum_copy =
-            self.quorum.owned(self.now_ticks) && self.quorum.durable_owner_epoch >= epoch;
+            self.quorum.owned(self.now_ticks) && self.quorum.confirmed_owner_epoch >= epoch;
         own_copy && quorum_copy
+    }
+
+    /// Called on every tick while `epoch` of `members` is not yet durable (`epoch_durable`).
+    pub(super) fn make_epoch_durable(&mut self, epoch: u64, members: u64) {
+        // The record first: our slot write fits inside its confirmation window (the two are
+        // never in flight together).
+        if members == super::bit(self.me()) {
+            self.confirm_quorum_epoch(epoch);
+        }
+        if self.own_lease.durable_epoch < epoch && !self.own_lease.slot_write_in_flight {
+            self.own_lease.slot_write_due = true;
+        }
     }
 
     fn extend_lease(&mut self, write_issue_tick: u64) {
