@@ -156,6 +156,26 @@ impl Node {
     }
 
     pub(super) fn on_status(&mut self, from: u8, status: RegroupStatus) {
+        // A member reports the epoch we acknowledged as stabilized: our Stabilize is late or
+        // lost. Stabilize first, as on such a heartbeat. A joiner that entered the sender's next
+        // round still a joiner would not count as continuing, and the membership it belongs to
+        // could fail the survival rule (simulator seed 22452: a fresh membership admitting ten
+        // nodes died four times over, as late statuses of left-out joiners started the next
+        // round before most of the new members had the Stabilize).
+        let acked = match self.regroup.as_ref().map(|round| &round.phase) {
+            Some(Phase::Acked { install, .. })
+                if status.members != 0
+                    && status.epoch == install.epoch
+                    && status.members == install.members
+                    && install.members & bit(from) != 0 =>
+            {
+                Some(install.clone())
+            }
+            _ => None,
+        };
+        if let Some(install) = acked {
+            self.stabilize(install);
+        }
         let stale_accepted = self.config.mutation == Mutation::StaleEpoch;
         let current = self.regroup.as_ref().map(|round| round.round);
         if let Some(current) = current {
