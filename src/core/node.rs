@@ -45,6 +45,9 @@ pub(crate) enum Purpose {
     },
     OwnSlotRead,
     StartQuorumRead,
+    StartSlotRead {
+        peer: u8,
+    },
     OwnAckRead,
     OwnAckWrite {
         request: u64,
