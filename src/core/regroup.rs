@@ -275,16 +275,26 @@ impl Node {
             }
             return;
         }
-        if round.phase == Phase::Activate
-            && now >= round.last_status_sent_tick + self.timeouts.heartbeat_interval_ticks
-        {
+        if round.phase == Phase::Activate {
             let (number, joiners, participants) = (round.round, round.joiners, round.participants);
             let status = self.own_status(number, joiners);
-            if let Some(round) = self.regroup.as_mut() {
-                round.last_status_sent_tick = now;
-                round.statuses.insert(self.config.node_id, status.clone());
+            // Resend on every heartbeat interval, and at once when we hear someone new: the
+            // coordinator closes only when every status reports hearing every sender, so a
+            // joiner's first status (sent before it heard the members) would otherwise hold the
+            // round for a whole interval. At most one extra send per peer per round.
+            let heard_changed = round
+                .statuses
+                .get(&self.config.node_id)
+                .is_none_or(|last| last.heard != status.heard);
+            let interval_over =
+                now >= round.last_status_sent_tick + self.timeouts.heartbeat_interval_ticks;
+            if heard_changed || interval_over {
+                if let Some(round) = self.regroup.as_mut() {
+                    round.last_status_sent_tick = now;
+                    round.statuses.insert(self.config.node_id, status.clone());
+                }
+                self.send_all(participants, &Body::RegroupStatus(status));
             }
-            self.send_all(participants, &Body::RegroupStatus(status));
         }
         self.retransmit_install();
         self.finish_install();
