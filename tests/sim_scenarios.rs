@@ -1,9 +1,11 @@
 //! Directed scenarios on the simulator (each one a fault the random sweep also draws, here
 //! on its own so a failure names the rule that broke).
 
+use wolfpack::core::disk_records::{decode, NodeSlot};
 use wolfpack::core::Mutation;
 use wolfpack::prng::Prng;
 use wolfpack::sim::cluster::Cluster;
+use wolfpack::sim::disk::DiskOp;
 use wolfpack::sim::workload::FaultKind;
 use wolfpack::sim::Params;
 
@@ -113,4 +115,76 @@ fn a_paused_holder_is_stopped_by_its_deadman_before_its_group_moves() {
     cluster.apply_fault(&FaultKind::Pause { node: holder }, false);
     run(&mut cluster, 1200);
     assert!(cluster.converged());
+}
+
+/// The epoch in node `id`'s slot, `None` if the slot is unreadable or empty.
+fn slot_epoch(cluster: &Cluster, id: u8) -> Option<u64> {
+    let offset = cluster.config(id, 1).geometry.node_slot_offset(id);
+    match decode::<NodeSlot>(&cluster.disk.read(offset)[..]) {
+        Ok(Some(sealed)) => Some(sealed.record.epoch),
+        _ => None,
+    }
+}
+
+/// Leaves the block at `offset` torn, as the crash of `writer` (already crashed) with a write
+/// of it in flight would: a prefix of the new content over the old one, so its CRC fails.
+fn tear(cluster: &mut Cluster, writer: u8, offset: u64) {
+    let mut block = cluster.disk.read(offset);
+    block[40] ^= 0xff;
+    let op = DiskOp {
+        node: writer,
+        op: u64::MAX,
+        offset_bytes: offset,
+        block: Some(block),
+        fails: false,
+    };
+    let mut prng = Prng::new(1);
+    cluster.disk.submit(op, cluster.tick, &mut prng);
+    run(cluster, cluster.disk.params.latency_ticks_max);
+}
+
+#[test]
+fn a_restarted_node_restores_from_the_other_slots_an_epoch_its_crash_tore_from_its_own() {
+    let mut cluster = converged_cluster(2, 1);
+    // Tears only where this test puts them.
+    cluster.disk.params.torn_per_mille = 0;
+    let epoch = slot_epoch(&cluster, 1);
+    assert!(epoch.is_some_and(|epoch| epoch > 0));
+    assert_eq!(slot_epoch(&cluster, 2), epoch);
+    let geometry = cluster.config(1, 1).geometry;
+    // Both crash: node 1 tears the quorum record, node 2 its slot. Node 1's slot alone holds
+    // the epoch.
+    cluster.crash(1);
+    cluster.crash(2);
+    tear(&mut cluster, 1, geometry.quorum_offset());
+    tear(&mut cluster, 2, geometry.node_slot_offset(2));
+    assert_eq!(slot_epoch(&cluster, 2), None);
+    // Node 2 restarts: its first slot write (long before it may form) restores the epoch.
+    cluster.boot(2);
+    run(&mut cluster, 40);
+    assert_eq!(slot_epoch(&cluster, 2), epoch, "node 2 restored its copy");
+    // It stops again, and a later crash of node 1 tears node 1's slot: node 2's copy is the
+    // last one, and the next membership is newer.
+    cluster.crash(2);
+    cluster.boot(1);
+    run(&mut cluster, 40);
+    cluster.crash(1);
+    tear(&mut cluster, 1, geometry.node_slot_offset(1));
+    assert_eq!(slot_epoch(&cluster, 1), None);
+    cluster.boot(1);
+    cluster.boot(2);
+    for _ in 0..2000 {
+        run(&mut cluster, 1);
+        if cluster.converged() {
+            break;
+        }
+    }
+    assert!(cluster.converged());
+    let status = cluster.nodes[0].node.as_ref().map(|node| node.status());
+    assert!(
+        status
+            .as_ref()
+            .is_some_and(|status| Some(status.epoch) > epoch),
+        "{status:?}"
+    );
 }

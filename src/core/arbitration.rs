@@ -33,10 +33,23 @@ impl Node {
     /// at most one of them.
     pub(super) fn quorum_tick(&mut self) {
         let want = self.wants_quorum();
-        let (io, lapsed) = self.quorum.on_interval(want, self.now_ticks);
+        let (io, lapsed) = self
+            .quorum
+            .on_interval(want, self.now_ticks, self.acked_epoch);
         if lapsed {
             self.emit(Event::QuorumOwner { owned: false });
         }
+        self.issue_quorum_io(io);
+    }
+
+    /// A membership of one waits for `epoch` to be confirmed in the quorum record: renew the
+    /// record with it, and read it when the confirmation window ends, without waiting for the
+    /// renew interval.
+    pub(super) fn confirm_quorum_epoch(&mut self, epoch: u64) {
+        if self.own_lease.slot_write_in_flight {
+            return;
+        }
+        let io = self.quorum.epoch_read(self.now_ticks, epoch);
         self.issue_quorum_io(io);
     }
 

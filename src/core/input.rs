@@ -77,6 +77,7 @@ impl Node {
             Purpose::OwnMailboxRead { issue_tick } => self.on_own_mailbox(block, issue_tick),
             Purpose::OwnSlotRead => self.on_own_slot_read(block),
             Purpose::StartQuorumRead => self.on_start_quorum_read(block),
+            Purpose::StartSlotRead { peer } => self.on_start_slot_read(peer, block),
             Purpose::OwnAckRead => self.on_own_ack_read(block),
             Purpose::OwnAckWrite { request } => self.on_own_ack_written(block.is_some(), request),
             Purpose::QuorumRead { issue_tick } => self.on_quorum_read(block, issue_tick),

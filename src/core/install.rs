@@ -170,9 +170,8 @@ impl Node {
             return;
         }
         if !self.epoch_durable(install.epoch, install.members) {
-            if !self.own_lease.slot_write_in_flight {
-                self.own_lease.slot_write_due = true;
-            }
+            let (epoch, members) = (install.epoch, install.members);
+            self.make_epoch_durable(epoch, members);
             return;
         }
         let install = install.clone();

@@ -314,9 +314,7 @@ impl Node {
             return;
         };
         if !self.epoch_durable(epoch, super::bit(self.me())) {
-            if !self.own_lease.slot_write_in_flight {
-                self.own_lease.slot_write_due = true;
-            }
+            self.make_epoch_durable(epoch, super::bit(self.me()));
             return;
         }
         self.form_pending_epoch = None;

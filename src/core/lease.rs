@@ -72,11 +72,21 @@ impl Node {
         let geometry = self.config.geometry;
         if !self.own_lease.slot_loaded && !self.own_lease.slot_read_in_flight {
             // Before our first write: the epochs the previous run left in our slot and in the
-            // quorum record (either may be torn by its crash; one crash tears at most one).
+            // quorum record (either may be torn by its crash; one crash tears at most one), and
+            // those in every other slot. If our crash tore our copy of an epoch, our first
+            // write restores it from theirs: otherwise each crash that tears a slot as it is
+            // written would remove a copy for good, and a second one, however much later,
+            // could remove the last (simulator seed 38993: the two members of epoch 4 tore
+            // their slots 470 ticks apart, the first restarting in between with epoch 3).
+            let others = self.configured() & !super::bit(me);
             self.own_lease.slot_read_in_flight = true;
-            self.own_lease.start_reads_left = 2;
+            self.own_lease.start_reads_left = 2 + others.count_ones();
             self.disk_read(Purpose::OwnSlotRead, geometry.node_slot_offset(me));
             self.disk_read(Purpose::StartQuorumRead, geometry.quorum_offset());
+            for peer in super::ids(others) {
+                let offset = geometry.node_slot_offset(peer);
+                self.disk_read(Purpose::StartSlotRead { peer }, offset);
+            }
         }
         self.own_lease.slot_write_due = true;
         self.try_write_own_slot();
@@ -170,14 +180,28 @@ impl Node {
     /// True once `epoch` has two durable copies: ours in our slot, and either every other
     /// member's slot (they acknowledged only once it was there) or, for a membership of one,
     /// the quorum record, which such a membership must own. One torn block cannot lose it.
+    /// The record's copy counts only once confirmed: a challenger's write based on a read
+    /// older than ours can land after ours and carry an older epoch (see `quorum.rs`).
     pub(super) fn epoch_durable(&self, epoch: u64, members: u64) -> bool {
         let own_copy = self.own_lease.durable_epoch >= epoch;
         if members != super::bit(self.me()) {
             return own_copy;
         }
         let quorum_copy =
-            self.quorum.owned(self.now_ticks) && self.quorum.durable_owner_epoch >= epoch;
+            self.quorum.owned(self.now_ticks) && self.quorum.confirmed_owner_epoch >= epoch;
         own_copy && quorum_copy
+    }
+
+    /// Called on every tick while `epoch` of `members` is not yet durable (`epoch_durable`).
+    pub(super) fn make_epoch_durable(&mut self, epoch: u64, members: u64) {
+        // The record first: our slot write fits inside its confirmation window (the two are
+        // never in flight together).
+        if members == super::bit(self.me()) {
+            self.confirm_quorum_epoch(epoch);
+        }
+        if self.own_lease.durable_epoch < epoch && !self.own_lease.slot_write_in_flight {
+            self.own_lease.slot_write_due = true;
+        }
     }
 
     fn extend_lease(&mut self, write_issue_tick: u64) {
@@ -204,7 +228,23 @@ impl Node {
         self.start_read_done(block.is_some());
     }
 
-    /// Both start reads done (a failed one is retried at the next interval).
+    pub(super) fn on_start_slot_read(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
+        if let Some(block) = block {
+            match disk_records::decode::<NodeSlot>(&block[..]) {
+                Ok(Some(sealed))
+                    if sealed.cluster_id == self.config.cluster_id
+                        && sealed.record.node_id == peer =>
+                {
+                    self.acked_epoch = self.acked_epoch.max(sealed.record.epoch);
+                }
+                Ok(_) => {}
+                Err(_) => self.dropped.disk_records_invalid += 1,
+            }
+        }
+        self.start_read_done(block.is_some());
+    }
+
+    /// All start reads done (a failed one is retried at the next interval).
     fn start_read_done(&mut self, ok: bool) {
         self.own_lease.start_reads_left -= 1;
         self.own_lease.start_reads_ok &= ok;
@@ -229,7 +269,7 @@ impl Node {
             }
             Ok(_) => {}
             // Torn by a crash mid-write: the previous run's epoch is lost from our slot, but
-            // it was also in every member's slot and in the quorum record.
+            // it was also in every member's slot or in the quorum record (read at start too).
             Err(_) => self.dropped.disk_records_invalid += 1,
         }
         self.start_read_done(true);

@@ -45,6 +45,9 @@ pub(crate) enum Purpose {
     },
     OwnSlotRead,
     StartQuorumRead,
+    StartSlotRead {
+        peer: u8,
+    },
     OwnAckRead,
     OwnAckWrite {
         request: u64,
@@ -156,6 +159,8 @@ impl Node {
             hold_ticks: timeouts.lease_hold_ticks,
             expiry_observed_ticks: timeouts.lease_expiry_observed_ticks,
             read_age_ticks_max: super::timeout::DISK_IO_LATENCY_MAX_MS / TICK_MS + 1,
+            renew_ticks: timeouts.lease_renew_interval_ticks,
+            drift_ppm: u64::from(config.timing.clock_drift_ppm_max),
         });
         Node {
             peers: Peers::new(&config.networks),

@@ -8,9 +8,16 @@
 //! claims ownership. Among concurrent challengers only the last writer can see its own write
 //! unchanged, so at most one claims. The timing argument is in `disklayout/ARBITRATION.md`.
 //!
+//! The record also carries the owner's epoch (`owner_epoch`), the second durable copy of a
+//! membership of one. Every writer copies the epoch of the record it read, but a writer whose
+//! read predates our write copies an older one: so an epoch counts as durable in the record
+//! (`confirmed_owner_epoch`) only once a read issued `confirm_ticks` after our write landed,
+//! with no write of ours in between, shows that write unchanged (ARBITRATION.md §4).
+//!
 //! This is a pure state machine: it returns the disk I/O to issue; `Node` performs it.
 
 use super::disk_records::{Lease, Sealed, QUORUM_LEASE_NAME};
+use super::timeout::{DISK_IO_LATENCY_MAX_MS, TICK_MS};
 
 /// I/O the quorum machine wants issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +41,9 @@ enum State {
     Owner {
         valid_until_tick: u64,
         written: Sealed<Lease>,
+        /// When `written` was seen to succeed; `None` while a write of ours is in flight or
+        /// after one failed. The confirmation window of `written` counts from here.
+        landed_tick: Option<u64>,
     },
 }
 
@@ -54,6 +64,32 @@ pub(crate) struct Identity {
     pub expiry_observed_ticks: u64,
     /// A read older than this when we act on it is stale (we were stalled): read again.
     pub read_age_ticks_max: u64,
+    pub renew_ticks: u64,
+    /// Bound on the rate error of any node's clock (`clock_drift_ppm_max`).
+    pub drift_ppm: u64,
+}
+
+impl Identity {
+    /// The owner stays quiet (neither reads nor writes the record) while waiting to confirm
+    /// its write only until this long before its ownership ends: a read, then a renewal
+    /// issued on its completion, with one renew interval to spare for a retry.
+    fn quiet_margin_ticks(&self) -> u64 {
+        2 * self.renew_ticks + self.read_age_ticks_max
+    }
+}
+
+/// Ticks from seeing our write succeed to issuing the read that can confirm it. Any write
+/// based on a read that executed before ours landed is issued within `read_age_ticks_max + 1`
+/// of its writer's ticks after that read (older reads are not acted on; its tick count lags
+/// its clock by up to one tick) and lands within `DISK_IO_LATENCY_MAX_MS` of its issue. Our
+/// count runs up to `drift_ppm` fast and starts up to one tick late.
+pub(crate) fn confirm_ticks(read_age_ticks_max: u64, drift_ppm: u64) -> u64 {
+    let million = 1_000_000u64;
+    let writer_real_ms =
+        ((read_age_ticks_max + 1) * TICK_MS * million).div_ceil(million - drift_ppm);
+    let landed_real_ms = writer_real_ms + DISK_IO_LATENCY_MAX_MS;
+    let ours_ms = (landed_real_ms * (million + drift_ppm)).div_ceil(million);
+    ours_ms.div_ceil(TICK_MS) + 1
 }
 
 #[derive(Clone, Debug)]
@@ -66,14 +102,26 @@ pub(crate) struct Quorum {
     pub owner_epoch_seen: u64,
     /// Ownership was given up while a write was in flight: that write must not revive it.
     released_during_io: bool,
-    /// Highest `owner_epoch` this node wrote successfully as owner (a second durable copy of
-    /// its epoch, beside its slot: a torn slot alone cannot make a later former reuse it).
-    pub durable_owner_epoch: u64,
+    /// Highest `owner_epoch` confirmed in the record: this node wrote it as owner, and no
+    /// write that could lower it can still land (a second durable copy of its epoch beside
+    /// its slot, so a torn slot alone cannot make a later former reuse it).
+    pub confirmed_owner_epoch: u64,
+    /// See `confirm_ticks`.
+    confirm_ticks: u64,
 }
 
 impl Quorum {
     pub fn new(identity: Identity) -> Quorum {
         assert!(identity.hold_ticks < identity.expiry_observed_ticks);
+        let confirm_ticks = confirm_ticks(identity.read_age_ticks_max, identity.drift_ppm);
+        // A confirmation window (after the write's issue: its I/O, then the window) must end
+        // while two renewals are still in hand, or no epoch of a membership of one is ever
+        // confirmed: no node could form.
+        let io_ticks = DISK_IO_LATENCY_MAX_MS.div_ceil(TICK_MS) + 1;
+        assert!(
+            io_ticks + confirm_ticks + identity.quiet_margin_ticks() < identity.hold_ticks,
+            "lease expiry too short for the epoch confirmation window"
+        );
         Quorum {
             identity,
             state: State::Idle,
@@ -81,7 +129,8 @@ impl Quorum {
             outcome: None,
             owner_epoch_seen: 0,
             released_during_io: false,
-            durable_owner_epoch: 0,
+            confirmed_owner_epoch: 0,
+            confirm_ticks,
         }
     }
 
@@ -106,7 +155,13 @@ impl Quorum {
     }
 
     /// Once per renew interval. Returns true if ownership just lapsed or was given up.
-    pub fn on_interval(&mut self, want: bool, now_ticks: u64) -> (Option<QuorumIo>, bool) {
+    /// `epoch` is the node's epoch, which the owner's next write carries.
+    pub fn on_interval(
+        &mut self,
+        want: bool,
+        now_ticks: u64,
+        epoch: u64,
+    ) -> (Option<QuorumIo>, bool) {
         if let State::Owner {
             valid_until_tick, ..
         } = self.state
@@ -119,7 +174,7 @@ impl Quorum {
         if !want && matches!(self.state, State::Challenging { .. }) && !self.io_in_flight {
             self.state = State::Idle;
         }
-        if self.io_in_flight {
+        if self.io_in_flight || self.quiet(now_ticks, epoch) {
             return (None, false);
         }
         let wants_read = match self.state {
@@ -134,6 +189,60 @@ impl Quorum {
         } else {
             (None, false)
         }
+    }
+
+    /// The owner's last write carries an epoch not yet confirmed: when its confirmation
+    /// window ends, the tick from which a read of the record can confirm it.
+    fn confirmation_tick(&self, epoch: u64) -> Option<u64> {
+        match &self.state {
+            State::Owner {
+                written,
+                landed_tick: Some(landed_tick),
+                ..
+            } if written.record.owner_epoch > self.confirmed_owner_epoch
+                // A window for an epoch below the node's would confirm nothing it needs: the
+                // next write carries the newer one.
+                && written.record.owner_epoch >= epoch =>
+            {
+                Some(landed_tick + self.confirm_ticks)
+            }
+            _ => None,
+        }
+    }
+
+    /// Inside a confirmation window nothing of ours may touch the record: a write would end
+    /// the window, and a read tells nothing the window's closing read will not.
+    fn quiet(&self, now_ticks: u64, epoch: u64) -> bool {
+        let Some(due_tick) = self.confirmation_tick(epoch) else {
+            return false;
+        };
+        let margin = self.identity.quiet_margin_ticks();
+        now_ticks < due_tick && now_ticks + margin < self.valid_until_tick()
+    }
+
+    /// For a membership of one, which waits for `epoch` to be confirmed before it stabilizes:
+    /// the read that starts the renewal carrying `epoch`, or that closes the window, as soon
+    /// as it is due rather than at the next renew interval.
+    pub fn epoch_read(&mut self, now_ticks: u64, epoch: u64) -> Option<QuorumIo> {
+        if self.io_in_flight || !self.owned(now_ticks) || self.confirmed_owner_epoch >= epoch {
+            return None;
+        }
+        let State::Owner { written, .. } = &self.state else {
+            return None;
+        };
+        let due = if written.record.owner_epoch < epoch {
+            // Once: the renewal this read starts carries `epoch`.
+            true
+        } else {
+            // A failed write is retried at the renew interval, not at once.
+            self.confirmation_tick(epoch)
+                .is_some_and(|due_tick| now_ticks >= due_tick)
+        };
+        if !due {
+            return None;
+        }
+        self.io_in_flight = true;
+        Some(QuorumIo::Read)
     }
 
     /// A read finished: `record` is `None` for empty, `Err` for unreadable (torn, corrupt).
@@ -210,6 +319,7 @@ impl Quorum {
             State::Owner {
                 valid_until_tick,
                 written,
+                landed_tick,
             } => {
                 let still_mine = match &record {
                     Ok(Some(sealed)) => {
@@ -229,16 +339,31 @@ impl Quorum {
                     });
                     return (None, true);
                 }
-                let sequence = match &record {
-                    Ok(Some(sealed)) => sealed.sequence.max(written.sequence),
-                    _ => written.sequence,
+                // Unchanged since it landed, and no write of ours since: nothing landed over
+                // it in the window, and whatever lands from now on was based on a read that
+                // saw it, or a later record, so it carries its epoch or a higher one.
+                let window_over = landed_tick
+                    .is_some_and(|landed_tick| issue_tick >= landed_tick + self.confirm_ticks);
+                if window_over && record == Ok(Some(written.clone())) {
+                    self.confirmed_owner_epoch =
+                        self.confirmed_owner_epoch.max(written.record.owner_epoch);
+                }
+                let (sequence, read_epoch) = match &record {
+                    Ok(Some(sealed)) => (
+                        sealed.sequence.max(written.sequence),
+                        sealed.record.owner_epoch,
+                    ),
+                    _ => (written.sequence, 0),
                 };
                 let mut renewal = written;
                 renewal.sequence = sequence + 1;
-                renewal.record.owner_epoch = epoch.max(renewal.record.owner_epoch);
+                // Never lower the epoch the record carries (the confirmation argument counts
+                // on every writer keeping the highest it read).
+                renewal.record.owner_epoch = epoch.max(renewal.record.owner_epoch).max(read_epoch);
                 self.state = State::Owner {
                     valid_until_tick,
                     written: renewal.clone(),
+                    landed_tick: None,
                 };
                 self.io_in_flight = true;
                 (Some(QuorumIo::Write(renewal)), false)
@@ -299,12 +424,11 @@ impl Quorum {
             }
             State::Claiming { written } => {
                 if ok {
-                    self.durable_owner_epoch =
-                        self.durable_owner_epoch.max(written.record.owner_epoch);
                     let valid_until_tick = issue_tick + self.identity.hold_ticks;
                     self.state = State::Owner {
                         valid_until_tick,
                         written,
+                        landed_tick: Some(now_ticks),
                     };
                     self.outcome = Some(Outcome {
                         won: true,
@@ -319,11 +443,8 @@ impl Quorum {
             State::Owner {
                 valid_until_tick,
                 written,
+                ..
             } => {
-                if ok {
-                    self.durable_owner_epoch =
-                        self.durable_owner_epoch.max(written.record.owner_epoch);
-                }
                 let valid_until_tick = if ok {
                     valid_until_tick.max(issue_tick + self.identity.hold_ticks)
                 } else {
@@ -332,6 +453,7 @@ impl Quorum {
                 self.state = State::Owner {
                     valid_until_tick,
                     written,
+                    landed_tick: ok.then_some(now_ticks),
                 };
                 false
             }
@@ -370,7 +492,22 @@ mod tests {
             hold_ticks: 78,
             expiry_observed_ticks: 101,
             read_age_ticks_max: 10,
+            renew_ticks: 10,
+            drift_ppm: 1000,
         }
+    }
+
+    /// Node `node_id` won the record unopposed with `epoch`: its claim, issued at tick 110,
+    /// landed at tick 112.
+    fn owner(node_id: u8, epoch: u64) -> (Quorum, Sealed<Lease>) {
+        let mut quorum = Quorum::new(identity(node_id));
+        quorum.on_interval(true, 0, epoch);
+        let challenge = written(quorum.on_read(Ok(None), 0, 1, epoch).0);
+        quorum.on_write(true, 1, 2);
+        quorum.on_interval(true, 110, epoch);
+        let claim = written(quorum.on_read(Ok(Some(challenge)), 110, 111, epoch).0);
+        assert!(quorum.on_write(true, 110, 112));
+        (quorum, claim)
     }
 
     fn written(io: Option<QuorumIo>) -> Sealed<Lease> {
@@ -381,19 +518,106 @@ mod tests {
     }
 
     #[test]
+    fn the_confirmation_window_outlasts_any_write_based_on_an_older_read() {
+        let (read_age, drift_ppm) = (11, 1000);
+        let window = confirm_ticks(read_age, drift_ppm);
+        assert_eq!(window, 24);
+        let drift = drift_ppm as f64 / 1_000_000.0;
+        // Latest landing of a write whose read executed at our write's landing, in real ms.
+        let latest_landing_ms =
+            ((read_age + 1) * TICK_MS) as f64 / (1.0 - drift) + DISK_IO_LATENCY_MAX_MS as f64;
+        // Earliest issue of our closing read, in real ms after our write landed.
+        let closing_read_ms = ((window - 1) * TICK_MS) as f64 / (1.0 + drift);
+        assert!(closing_read_ms >= latest_landing_ms);
+        let previous = ((window - 2) * TICK_MS) as f64 / (1.0 + drift);
+        assert!(previous < latest_landing_ms, "one tick shorter would do");
+    }
+
+    #[test]
+    fn a_stale_challenger_write_landing_after_ours_prevents_confirmation() {
+        let (mut quorum, claim) = owner(3, 3);
+        // The node formed epoch 5: its next renewal carries it, at once (the claim's window
+        // would confirm only epoch 3).
+        assert_eq!(quorum.on_interval(true, 120, 5).0, Some(QuorumIo::Read));
+        // A challenger reads the record before our renewal lands: it sees epoch 3.
+        let mut challenger = Quorum::new(identity(1));
+        assert_eq!(challenger.on_interval(true, 120, 2).0, Some(QuorumIo::Read));
+        let ours = written(quorum.on_read(Ok(Some(claim.clone())), 120, 121, 5).0);
+        assert_eq!(ours.record.owner_epoch, 5);
+        assert!(!quorum.on_write(true, 121, 125));
+        assert_eq!(quorum.confirmed_owner_epoch, 0);
+        // Its challenge, a copy of what it read, lands after ours: epoch 3 again.
+        let stale = written(challenger.on_read(Ok(Some(claim)), 120, 124, 2).0);
+        assert_eq!(
+            (stale.sequence, stale.record.owner_epoch),
+            (ours.sequence, 3)
+        );
+        // The window: we touch the record neither on the renew intervals nor otherwise.
+        let window = confirm_ticks(10, 1000);
+        for now in 126..125 + window {
+            assert_eq!(quorum.on_interval(true, now, 5).0, None, "tick {now}");
+            assert_eq!(quorum.epoch_read(now, 5), None, "tick {now}");
+        }
+        assert!(quorum.owned(125 + window));
+        assert_eq!(quorum.epoch_read(125 + window, 5), Some(QuorumIo::Read));
+        // The closing read shows the challenger's copy: no confirmation; defend with our epoch.
+        let defense = written(
+            quorum
+                .on_read(Ok(Some(stale.clone())), 125 + window, 150, 5)
+                .0,
+        );
+        assert_eq!(quorum.confirmed_owner_epoch, 0);
+        assert_eq!(defense.record.owner_epoch, 5);
+        assert_eq!(defense.record.challenger, 0);
+        assert!(defense.sequence > stale.sequence);
+        // A new window from the defense; this time the closing read shows it unchanged.
+        assert!(!quorum.on_write(true, 150, 152));
+        assert_eq!(quorum.epoch_read(151 + window, 5), None);
+        assert_eq!(quorum.epoch_read(152 + window, 5), Some(QuorumIo::Read));
+        let renewal = written(quorum.on_read(Ok(Some(defense)), 152 + window, 177, 5).0);
+        assert_eq!(quorum.confirmed_owner_epoch, 5);
+        assert!(!quorum.on_write(true, 177, 179));
+        // Confirmed: renewals every interval again, and nothing left to confirm.
+        assert_eq!(quorum.on_interval(true, 187, 5).0, Some(QuorumIo::Read));
+        assert!(quorum.on_read(Ok(Some(renewal)), 187, 188, 5).0.is_some());
+        assert_eq!(quorum.epoch_read(300, 5), None);
+    }
+
+    #[test]
+    fn a_confirmation_window_never_outlasts_two_renewals_in_hand() {
+        let mut quorum = Quorum::new(identity(2));
+        quorum.on_interval(true, 0, 4);
+        let challenge = written(quorum.on_read(Ok(None), 0, 1, 4).0);
+        quorum.on_write(true, 1, 2);
+        quorum.on_interval(true, 110, 4);
+        let claim = written(quorum.on_read(Ok(Some(challenge)), 110, 111, 4).0);
+        // A slow claim: it succeeds 40 ticks after its issue, so ownership runs to 188 but
+        // the window to 150 + 23, past 188 less two renewals (30 ticks).
+        assert!(quorum.on_write(true, 110, 150));
+        assert_eq!(quorum.on_interval(true, 157, 4).0, None);
+        assert_eq!(quorum.on_interval(true, 158, 4).0, Some(QuorumIo::Read));
+        // Read before the window ended: it confirms nothing, and we renew.
+        let renewal = written(quorum.on_read(Ok(Some(claim)), 158, 159, 4).0);
+        assert_eq!(quorum.confirmed_owner_epoch, 0);
+        assert!(!quorum.on_write(true, 159, 160));
+        assert_eq!(quorum.valid_until_tick(), 159 + 78);
+        assert_eq!(renewal.record.owner_epoch, 4);
+    }
+
+    #[test]
     fn an_unopposed_challenger_wins_after_the_expiry_and_a_defended_one_loses() {
         let mut quorum = Quorum::new(identity(2));
-        assert_eq!(quorum.on_interval(true, 0).0, Some(QuorumIo::Read));
+        assert_eq!(quorum.on_interval(true, 0, 5).0, Some(QuorumIo::Read));
         let challenge = written(quorum.on_read(Ok(None), 0, 1, 5).0);
         assert_eq!(challenge.record.challenger, 2);
         assert!(!quorum.on_write(true, 1, 2));
         // Too early: still challenging.
-        assert_eq!(quorum.on_interval(true, 50).0, Some(QuorumIo::Read));
+        assert_eq!(quorum.on_interval(true, 50, 5).0, Some(QuorumIo::Read));
         assert_eq!(
             quorum.on_read(Ok(Some(challenge.clone())), 50, 51, 5).0,
             None
         );
-        assert_eq!(quorum.on_interval(true, 110).0, Some(QuorumIo::Read));
+        assert_eq!(quorum.on_interval(true, 110, 5).0, Some(QuorumIo::Read));
         let claim = written(quorum.on_read(Ok(Some(challenge.clone())), 110, 111, 5).0);
         assert_eq!(claim.record.owner, 2);
         assert!(quorum.on_write(true, 110, 112));
@@ -402,10 +626,10 @@ mod tests {
 
         // A second challenger whose record is rewritten by the defender loses.
         let mut other = Quorum::new(identity(3));
-        other.on_interval(true, 0);
+        other.on_interval(true, 0, 5);
         let challenge = written(other.on_read(Ok(Some(claim.clone())), 0, 1, 5).0);
         other.on_write(true, 1, 2);
-        other.on_interval(true, 20);
+        other.on_interval(true, 20, 5);
         let mut defended = challenge;
         defended.sequence += 1;
         defended.record.challenger = 0;

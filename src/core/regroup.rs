@@ -156,6 +156,26 @@ impl Node {
     }
 
     pub(super) fn on_status(&mut self, from: u8, status: RegroupStatus) {
+        // A member reports the epoch we acknowledged as stabilized: our Stabilize is late or
+        // lost. Stabilize first, as on such a heartbeat. A joiner that entered the sender's next
+        // round still a joiner would not count as continuing, and the membership it belongs to
+        // could fail the survival rule (simulator seed 22452: a fresh membership admitting ten
+        // nodes died four times over, as late statuses of left-out joiners started the next
+        // round before most of the new members had the Stabilize).
+        let acked = match self.regroup.as_ref().map(|round| &round.phase) {
+            Some(Phase::Acked { install, .. })
+                if status.members != 0
+                    && status.epoch == install.epoch
+                    && status.members == install.members
+                    && install.members & bit(from) != 0 =>
+            {
+                Some(install.clone())
+            }
+            _ => None,
+        };
+        if let Some(install) = acked {
+            self.stabilize(install);
+        }
         let stale_accepted = self.config.mutation == Mutation::StaleEpoch;
         let current = self.regroup.as_ref().map(|round| round.round);
         if let Some(current) = current {
@@ -255,16 +275,26 @@ impl Node {
             }
             return;
         }
-        if round.phase == Phase::Activate
-            && now >= round.last_status_sent_tick + self.timeouts.heartbeat_interval_ticks
-        {
+        if round.phase == Phase::Activate {
             let (number, joiners, participants) = (round.round, round.joiners, round.participants);
             let status = self.own_status(number, joiners);
-            if let Some(round) = self.regroup.as_mut() {
-                round.last_status_sent_tick = now;
-                round.statuses.insert(self.config.node_id, status.clone());
+            // Resend on every heartbeat interval, and at once when we hear someone new: the
+            // coordinator closes only when every status reports hearing every sender, so a
+            // joiner's first status (sent before it heard the members) would otherwise hold the
+            // round for a whole interval. At most one extra send per peer per round.
+            let heard_changed = round
+                .statuses
+                .get(&self.config.node_id)
+                .is_none_or(|last| last.heard != status.heard);
+            let interval_over =
+                now >= round.last_status_sent_tick + self.timeouts.heartbeat_interval_ticks;
+            if heard_changed || interval_over {
+                if let Some(round) = self.regroup.as_mut() {
+                    round.last_status_sent_tick = now;
+                    round.statuses.insert(self.config.node_id, status.clone());
+                }
+                self.send_all(participants, &Body::RegroupStatus(status));
             }
-            self.send_all(participants, &Body::RegroupStatus(status));
         }
         self.retransmit_install();
         self.finish_install();
