@@ -371,14 +371,7 @@ impl Node {
         disk_records::encode(sealed, &mut block).expect("core records always fit a block");
         // Pair assertion: what we write decodes to what we meant.
         assert!(matches!(disk_records::decode::<R>(&block[..]), Ok(Some(_))));
-        let op = self.op_next;
-        self.op_next += 1;
-        self.pending.insert(op, purpose);
-        self.outputs.push_back(Output::DiskWrite {
-            op,
-            offset_bytes,
-            block,
-        });
+        self.disk_write_block(purpose, offset_bytes, block);
     }
 
     fn on_tick(&mut self, now_ticks: u64) {

@@ -228,19 +228,12 @@ impl Node {
     }
 
     fn on_ack(&mut self, from: u8, epoch: u64, request_id: u64, sequence: u64, rejected: bool) {
-        if !self.from_current_locker(from, epoch) {
-            return;
-        }
-        if self.gum.outbox.remove(&request_id).is_some() {
-            self.emit(Event::GumAcknowledged {
-                request_id,
-                sequence,
-                rejected,
-            });
+        if self.from_current_locker(from, epoch) {
+            self.acknowledge_local(request_id, sequence, rejected);
         }
     }
 
-    /// Our own update acknowledged by ourselves as locker.
+    /// Our proposal `request_id` is acknowledged (by the locker, possibly ourselves).
     pub(crate) fn acknowledge_local(&mut self, request_id: u64, sequence: u64, rejected: bool) {
         if self.gum.outbox.remove(&request_id).is_some() {
             self.emit(Event::GumAcknowledged {
