@@ -215,6 +215,25 @@ impl DemoCluster {
             options.json,
             &format!("group {DEMO_GROUP} (process 'sleep 3600') is online on node {owner}"),
         );
+        // The cluster database: an update through another node, committed on every member.
+        let writer = (1..=count).find(|&id| id != owner).unwrap_or(owner);
+        let committed = self.ask(
+            writer,
+            &[
+                "update",
+                "properties/demo/note",
+                "written-before-the-failover",
+            ],
+        );
+        say(
+            options.json,
+            &format!(
+                "database update through node {writer}: {}",
+                committed
+                    .as_deref()
+                    .map_or("no answer".to_string(), |text| text.trim().to_string())
+            ),
+        );
         let events_before = std::fs::read_to_string(self.path("events.log"))
             .unwrap_or_default()
             .len();
@@ -249,6 +268,12 @@ impl DemoCluster {
             println!("timeline (ms after the kill):");
             for (ms, what) in &timeline {
                 println!("  {ms:>6}  {what}");
+            }
+            if let Some(read) = self.ask(new_owner, &["get", "properties/demo"]) {
+                println!("database read on node {new_owner} after the failover:");
+                for line in read.lines() {
+                    println!("  {line}");
+                }
             }
             if let Some(status) = self.ask(new_owner, &["status"]) {
                 println!("final status of node {new_owner}:");

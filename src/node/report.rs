@@ -306,8 +306,14 @@ pub fn status(
     let _ = writeln!(out, "groups online here: {}", members_text(holding));
     let _ = writeln!(
         out,
-        "database version: {} (GUM sequence arrives with the global update manager)",
-        status.database_version
+        "database: sequence {}, locker node {}{}",
+        status.database_version,
+        status.gum.locker,
+        if status.gum.valid {
+            ""
+        } else {
+            " (waiting for a snapshot)"
+        }
     );
     for (node, network, state) in link_lines {
         let _ = writeln!(out, "link to node {node} on network {network}: {state}");
