@@ -44,6 +44,17 @@ fn updates_replicate_survive_the_locker_and_a_whole_cluster_restart() {
         cluster.start(id);
     }
     cluster.wait_membership(&[1, 2, 3]);
+    // The time service: every peer's clock skew is reported (one host here: about zero).
+    cluster.wait_for("clock skew of both peers in node 1's status", || {
+        cluster.status(1).is_some_and(|status| {
+            status["clock_skew"].as_array().is_some_and(|skews| {
+                skews.len() == 2
+                    && skews
+                        .iter()
+                        .all(|skew| skew["skew_ms"].as_i64().is_some_and(|ms| ms.abs() < 100))
+            })
+        })
+    });
     update(&cluster, 3, "properties/site/owner", "ops");
     cluster.wait_for("the update read on every node", || {
         (1..=3).all(|id| read(&cluster, id, "properties/site/owner").as_deref() == Some("ops"))
@@ -90,6 +101,66 @@ fn updates_replicate_survive_the_locker_and_a_whole_cluster_restart() {
     cluster.wait_for("the acknowledged update after the restart", || {
         (1..=3)
             .all(|id| read(&cluster, id, "properties/site/owner").as_deref() == Some("night-shift"))
+    });
+    cluster.assert_no_overlap();
+}
+
+#[test]
+fn concurrent_updates_from_every_node_with_kills_lose_nothing_acknowledged() {
+    let mut cluster = Cluster::new("gumload", 3);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2, 3]);
+    let sockets: Vec<_> = (1..=3).map(|id| cluster.socket(id)).collect();
+    let writers: Vec<_> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(index, socket)| {
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for serial in 0..40 {
+                    let path = format!("properties/load/n{}/k{serial}", index + 1);
+                    let value = format!("v{serial}");
+                    let output = run(&[
+                        "ctl",
+                        "--socket",
+                        socket.to_str().expect("utf-8 path"),
+                        "update",
+                        &path,
+                        &value,
+                    ]);
+                    if output.status.success()
+                        && String::from_utf8_lossy(&output.stdout).contains("committed")
+                    {
+                        acknowledged.push((path, value));
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    // Kill the locker (node 1) while the writers run, then bring it back.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    cluster.kill(1);
+    cluster.wait_membership(&[2, 3]);
+    cluster.start(1);
+    let acknowledged: Vec<(String, String)> = writers
+        .into_iter()
+        .flat_map(|writer| writer.join().expect("a writer thread"))
+        .collect();
+    assert!(
+        acknowledged.len() >= 40,
+        "the survivors kept committing: {} acknowledged",
+        acknowledged.len()
+    );
+    cluster.wait_membership(&[1, 2, 3]);
+    cluster.wait_for("every acknowledged update on every node", || {
+        (1..=3).all(|id| {
+            acknowledged
+                .iter()
+                .all(|(path, value)| read(&cluster, id, path).as_deref() == Some(value.as_str()))
+        })
     });
     cluster.assert_no_overlap();
 }

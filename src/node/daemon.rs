@@ -12,6 +12,7 @@ use super::disk_worker::{DiskCompletion, DiskRequest, DiskWorker};
 use super::report::{self, EventRing, LinkTable, Metrics};
 use super::signals::Signals;
 use super::startup::{read_disk_config, DiskConfig};
+use super::time_service;
 use super::transport::Transport;
 use crate::admin::server::{AdminRequest, AdminServer};
 use crate::core::{self, Input, Output};
@@ -154,6 +155,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         first_frame_sent: false,
         waiting_updates: std::collections::BTreeMap::new(),
         finished_updates: Vec::new(),
+        time: time_service::TimeService::default(),
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -183,10 +185,12 @@ struct Daemon {
     held_writes: Vec<DiskRequest>,
     /// Whether the "first frame sent" event was pushed.
     first_frame_sent: bool,
-    /// `ctl update` connections waiting for GUM's acknowledgement, by request id.
-    waiting_updates: std::collections::BTreeMap<u64, mio::Token>,
+    /// `ctl update` connections waiting for GUM's acknowledgement, by request id, with the
+    /// time (µs) of the proposal.
+    waiting_updates: std::collections::BTreeMap<u64, (mio::Token, u64)>,
     /// Answers to send once the registry is at hand.
     finished_updates: Vec<(mio::Token, Result<String, String>)>,
+    time: time_service::TimeService,
 }
 
 impl Daemon {
@@ -239,6 +243,7 @@ impl Daemon {
             self.events
                 .flush_followers(&mut self.admin, poll.registry());
             self.keep_monitor_armed(now_ms);
+            self.send_time(now_ms);
             if let Ok(Some(status)) = self.monitor.try_wait() {
                 return Err(format!("the resource monitor exited ({status}); stopping so the cluster fences this node"));
             }
@@ -253,6 +258,9 @@ impl Daemon {
             core,
             links,
             metrics,
+            time,
+            events,
+            options,
             ..
         } = self;
         let now_ms = monitor::event_log::monotonic_micros() / 1000;
@@ -267,10 +275,45 @@ impl Daemon {
                         payload: frame.payload,
                     });
                 }
+                Ok(frame) if frame.header.kind == time_service::FRAME_KIND_TIME => {
+                    let own_wall_ms = time_service::wall_ms();
+                    match time.on_frame(frame.header.sender, frame.payload, own_wall_ms, now_ms) {
+                        Ok(Some(line)) => {
+                            log::warn!("node={} {line}", options.node_id);
+                            events.push(line);
+                        }
+                        Ok(None) => {}
+                        Err(_) => metrics.unknown_frame_kinds += 1,
+                    }
+                }
                 Ok(_) => metrics.unknown_frame_kinds += 1,
                 Err(_) => {}
             }
         })
+    }
+
+    /// Tells every peer our wall clock once a second (the time service).
+    fn send_time(&mut self, now_ms: u64) {
+        let Some(payload) = self.time.due(now_ms) else {
+            return;
+        };
+        let peers: Vec<u8> = self
+            .config
+            .nodes
+            .iter()
+            .map(|node| node.node_id)
+            .filter(|id| *id != self.options.node_id)
+            .collect();
+        for to in peers {
+            self.sealer.seal(
+                time_service::FRAME_KIND_TIME,
+                to,
+                0,
+                &payload,
+                &mut self.outgoing,
+            );
+            self.transport.send(to, 0, &self.outgoing);
+        }
     }
 
     fn disk_completions(&mut self) {
@@ -530,9 +573,13 @@ impl Daemon {
     }
 
     fn update_acknowledged(&mut self, request_id: u64, sequence: u64, rejected: bool) {
-        let Some(connection) = self.waiting_updates.remove(&request_id) else {
+        let Some((connection, proposed_us)) = self.waiting_updates.remove(&request_id) else {
             return;
         };
+        let latency_us = monitor::event_log::monotonic_micros().saturating_sub(proposed_us);
+        self.metrics.updates_acknowledged += 1;
+        self.metrics.update_latency_us_sum += latency_us;
+        self.metrics.update_latency_us_max = self.metrics.update_latency_us_max.max(latency_us);
         let result = if rejected {
             Err(format!(
                 "update rejected by the database (sequence {sequence}); nothing changed"
@@ -582,6 +629,7 @@ impl Daemon {
                 &status,
                 &self.config,
                 &self.links,
+                &self.time,
                 now_ms,
                 self.holding,
                 json,
@@ -611,7 +659,9 @@ impl Daemon {
                     Ok(update) => match self.core.submit(update) {
                         Ok(request_id) => {
                             // Answered when GUM acknowledges it (durable, applied everywhere).
-                            self.waiting_updates.insert(request_id, request.connection);
+                            let proposed_us = monitor::event_log::monotonic_micros();
+                            self.waiting_updates
+                                .insert(request_id, (request.connection, proposed_us));
                             self.dispatch_outputs(now_ms);
                             return;
                         }

@@ -7,5 +7,6 @@ pub mod log_file;
 pub mod report;
 pub mod signals;
 pub mod startup;
+pub mod time_service;
 pub mod transport;
 pub mod updates;

@@ -29,6 +29,11 @@ pub struct Metrics {
     pub frame_gaps_ms: std::collections::BTreeMap<u64, u64>,
     /// Cluster database updates applied here (GUM).
     pub updates_applied: u64,
+    /// Updates proposed through this node's admin socket and acknowledged, and the time from
+    /// proposal to acknowledgement (µs).
+    pub updates_acknowledged: u64,
+    pub update_latency_us_sum: u64,
+    pub update_latency_us_max: u64,
 }
 
 /// When each peer was last heard on each network (an authenticated frame), for link state.
@@ -224,6 +229,7 @@ pub fn status(
     status: &Status,
     config: &DiskConfig,
     links: &LinkTable,
+    time: &super::time_service::TimeService,
     now_ms: u64,
     holding: u64,
     json: bool,
@@ -250,7 +256,22 @@ pub fn status(
             ));
         }
     }
+    // Clock skew per peer (the time service): their wall clock minus ours, if heard lately.
+    let skews: Vec<(u8, i64)> = config
+        .nodes
+        .iter()
+        .filter(|node| node.node_id != status.node_id)
+        .filter_map(|node| {
+            let skew = time.skew(node.node_id)?;
+            (now_ms.saturating_sub(skew.measured_at_ms) <= 3 * super::time_service::INTERVAL_MS)
+                .then_some((node.node_id, skew.skew_ms))
+        })
+        .collect();
     if json {
+        let skews_json: Vec<String> = skews
+            .iter()
+            .map(|(node, skew)| format!("{{\"node\":{node},\"skew_ms\":{skew}}}"))
+            .collect();
         let links_json: Vec<String> = link_lines
             .iter()
             .map(|(node, network, state)| {
@@ -261,7 +282,7 @@ pub fn status(
             })
             .collect();
         return format!(
-            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}]}}\n",
+            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}],\"clock_skew\":[{}]}}\n",
             status.node_id,
             json_string(&config.own.name),
             config.incarnation,
@@ -271,6 +292,7 @@ pub fn status(
             core::ids(holding).map(|id| id.to_string()).collect::<Vec<_>>().join(","),
             status.database_version,
             links_json.join(","),
+            skews_json.join(","),
         );
     }
     let mut out = String::new();
@@ -315,6 +337,9 @@ pub fn status(
             " (waiting for a snapshot)"
         }
     );
+    for (node, skew) in &skews {
+        let _ = writeln!(out, "clock of node {node}: {skew:+} ms from ours");
+    }
     for (node, network, state) in link_lines {
         let _ = writeln!(out, "link to node {node} on network {network}: {state}");
     }
@@ -471,6 +496,36 @@ pub fn metrics(
         "counter",
         "Authenticated messages the protocol refused, by reason.",
         core_drops,
+    );
+    metric(
+        "database_sequence",
+        "gauge",
+        "Sequence of the last cluster-database update applied here.",
+        one(status.database_version),
+    );
+    metric(
+        "gum_updates_applied_total",
+        "counter",
+        "Cluster-database updates applied here.",
+        one(metrics.updates_applied),
+    );
+    metric(
+        "gum_updates_acknowledged_total",
+        "counter",
+        "Updates proposed through this node and acknowledged (durable, applied everywhere).",
+        one(metrics.updates_acknowledged),
+    );
+    metric(
+        "gum_update_latency_microseconds_sum",
+        "counter",
+        "Proposal to acknowledgement, summed over acknowledged updates.",
+        one(metrics.update_latency_us_sum),
+    );
+    metric(
+        "gum_update_latency_microseconds_max",
+        "gauge",
+        "The slowest proposal to acknowledgement so far.",
+        one(metrics.update_latency_us_max),
     );
     metric(
         "disk_operations_total",
