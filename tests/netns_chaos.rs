@@ -171,8 +171,8 @@ fn a_second_network_carries_the_membership_when_a_link_is_down() {
 }
 
 #[test]
-fn a_short_chaos_run_finds_no_split_brain_and_no_stuck_group() {
-    if !may_run("a_short_chaos_run_finds_no_split_brain_and_no_stuck_group") {
+fn a_short_chaos_run_finds_no_split_brain_no_stuck_group_and_no_lost_update() {
+    if !may_run("a_short_chaos_run_finds_no_split_brain_no_stuck_group_and_no_lost_update") {
         return;
     }
     let _one = ONE_AT_A_TIME
@@ -189,5 +189,9 @@ fn a_short_chaos_run_finds_no_split_brain_and_no_stuck_group() {
     .expect("the chaos run completes");
     println!("{}", outcome.final_line());
     assert!(outcome.cycles > 0);
+    assert!(
+        outcome.updates_acknowledged > 0,
+        "the writer got updates through"
+    );
     assert!(outcome.clean(), "{}", outcome.final_line());
 }

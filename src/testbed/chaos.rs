@@ -5,8 +5,9 @@
 //! one fault (kill, daemon pause, short whole-node freeze, symmetric or one-way partition,
 //! link down), held for a random time, undone; half the cycles then wait for the cluster to
 //! converge, the others go on while it is still recovering. At the end everything is healed and
-//! the run checks the event log (overlaps), the samples (two names in one round) and that
-//! every group is online on exactly one node (stuck groups).
+//! the run checks the event log (overlaps), the samples (two names in one round), that every
+//! group is online on exactly one node (stuck groups), and that every database update a writer
+//! saw acknowledged during the faults is on every node (lost updates).
 //!
 //! The seed decides every choice (fault, victims, times); real timing still differs between
 //! runs, so a seed reproduces a schedule, not an interleaving. `actions.log` in the run
@@ -14,7 +15,7 @@
 //! `events.log` and the node logs.
 use super::bed::{sleep_ms, Bed, BedOptions};
 use super::faults::Direction;
-use super::{overlap, samples};
+use super::{overlap, samples, writer};
 use crate::prng::Prng;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -42,24 +43,23 @@ pub struct ChaosOutcome {
     /// Event-log overlaps plus rounds in which the client got two names for one group.
     pub overlaps: u64,
     pub double_answers: u64,
-    /// `None`: updates were not exercised (no global update manager yet).
-    pub lost_updates: Option<u64>,
+    /// Acknowledged database updates missing on some node after the heal.
+    pub lost_updates: u64,
+    /// Database updates acknowledged during the run.
+    pub updates_acknowledged: u64,
     pub stuck_groups: u64,
 }
 
 impl ChaosOutcome {
     pub fn clean(&self) -> bool {
-        self.overlaps == 0 && self.lost_updates.unwrap_or(0) == 0 && self.stuck_groups == 0
+        self.overlaps == 0 && self.lost_updates == 0 && self.stuck_groups == 0
     }
 
     /// The last line of a run, exactly this shape.
     pub fn final_line(&self) -> String {
         format!(
             "cycles={} overlaps={} lost_updates={} stuck_groups={}",
-            self.cycles,
-            self.overlaps,
-            self.lost_updates.unwrap_or(0),
-            self.stuck_groups
+            self.cycles, self.overlaps, self.lost_updates, self.stuck_groups
         )
     }
 }
@@ -73,6 +73,8 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosOutcome, String> {
         total.overlaps += outcome.overlaps;
         total.double_answers += outcome.double_answers;
         total.stuck_groups += outcome.stuck_groups;
+        total.lost_updates += outcome.lost_updates;
+        total.updates_acknowledged += outcome.updates_acknowledged;
     }
     Ok(total)
 }
@@ -138,6 +140,8 @@ fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String
     bed.start_all()?;
     bed.converge(CONVERGE_DEADLINE)?;
     bed.start_prober()?;
+    let sockets: Vec<PathBuf> = (1..=nodes).map(|node| bed.socket(node)).collect();
+    let writer = writer::start(sockets.clone(), options.seed ^ 0x5752_4954);
     sleep_ms(500)?;
     let mut prng = Prng::new(options.seed ^ (u64::from(nodes) << 56));
     let until = Instant::now() + Duration::from_secs(options.duration_s);
@@ -166,8 +170,11 @@ fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String
             sleep_ms(prng.range_inclusive(100, 1500))?;
         }
     }
+    let acknowledged = writer.stop();
     let converged = bed.converge(CONVERGE_DEADLINE);
     sleep_ms(1000)?;
+    outcome.updates_acknowledged = acknowledged.len() as u64;
+    outcome.lost_updates = writer::lost(&sockets, &acknowledged, Duration::from_secs(30));
     let samples_path = bed.stop_prober();
     let holders = bed.holders();
     outcome.stuck_groups = holders.values().filter(|nodes| nodes.len() != 1).count() as u64;
@@ -179,12 +186,14 @@ fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String
     outcome.double_answers = doubles.len() as u64;
     outcome.overlaps = report.overlaps.len() as u64 + outcome.double_answers;
     println!(
-        "chaos: {nodes} nodes: {} cycles ({unconverged} did not converge within 30 s), {} online intervals, {} overlaps, {} samples, {} rounds with two answers, holders {holders:?}",
+        "chaos: {nodes} nodes: {} cycles ({unconverged} did not converge within 30 s), {} online intervals, {} overlaps, {} samples, {} rounds with two answers, {} updates acknowledged, {} lost, holders {holders:?}",
         outcome.cycles,
         report.intervals.len(),
         report.overlaps.len(),
         samples.len(),
-        doubles.len()
+        doubles.len(),
+        outcome.updates_acknowledged,
+        outcome.lost_updates
     );
     for (a, b) in &report.overlaps {
         println!("  overlap: {a:?} and {b:?}");

@@ -32,6 +32,7 @@ pub mod samples;
 pub mod scenarios;
 pub mod serve;
 pub mod status;
+pub mod writer;
 
 pub use bed::{Bed, BedOptions};
 
