@@ -49,7 +49,9 @@ fn main() {
             }
         }
     }
-    println!("GUM on real nodes (loopback, mmap disk), {seconds} s per load, {clients} client threads");
+    println!(
+        "GUM on real nodes (loopback, mmap disk), {seconds} s per load, {clients} client threads"
+    );
     println!(
         "{:>5} {:>7} {:>8} {:>10} {:>12} {:>9} {:>9}",
         "nodes", "senders", "clients", "committed", "updates/s", "p50 ms", "p99 ms"
@@ -66,7 +68,10 @@ fn main() {
             load.p99_ms
         );
     }
-    for load in loads.iter().filter(|load| load.nodes == 3 || load.nodes == 32) {
+    for load in loads
+        .iter()
+        .filter(|load| load.nodes == 3 || load.nodes == 32)
+    {
         let target = if load.nodes == 3 { TARGET_3 } else { TARGET_32 };
         let rate = load.committed as f64 / load.seconds;
         if rate < target {
@@ -95,7 +100,10 @@ fn main() {
         })
         .collect();
     let path = report::results_dir().join("gum_cluster.json");
-    let json = format!("{{\"bench\":\"gum_cluster\",\"loads\":[{}]}}\n", rows.join(","));
+    let json = format!(
+        "{{\"bench\":\"gum_cluster\",\"loads\":[{}]}}\n",
+        rows.join(",")
+    );
     if let Err(error) = std::fs::write(&path, json) {
         eprintln!("gum_cluster benchmark: {}: {error}", path.display());
         std::process::exit(1);

@@ -89,6 +89,36 @@ fn a_paused_owner_is_fenced_by_its_monitor_before_failover() {
 }
 
 #[test]
+fn a_node_that_leaves_on_sigterm_hands_its_groups_over_without_a_lease_wait() {
+    let mut cluster = Cluster::new("goodbye", 3);
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2, 3]);
+    cluster.wait_groups_placed(&[1, 2, 3]);
+    let owner = (1..=3)
+        .find(|&id| !cluster.groups_online(id).is_empty())
+        .expect("someone holds groups");
+    cluster.signal(owner, libc::SIGTERM);
+    assert_eq!(
+        cluster.wait_exit(owner),
+        Some(0),
+        "node {owner} leaves cleanly; {}",
+        cluster.logs()
+    );
+    let survivors: Vec<u8> = (1..=3).filter(|&id| id != owner).collect();
+    cluster.wait_membership(&survivors);
+    cluster.wait_groups_placed(&survivors);
+    // The survivors confirmed it stopped from its slot (it said goodbye), not by a lease expiry.
+    let logs = cluster.logs();
+    assert!(
+        logs.contains(&format!("node {owner} confirmed stopped (not a member)")),
+        "{logs}"
+    );
+    cluster.assert_no_overlap();
+}
+
+#[test]
 fn sigterm_stops_resources_and_exits_cleanly_then_the_cluster_restarts() {
     let mut cluster = Cluster::new("leave", 3);
     for id in 1..=3 {

@@ -34,7 +34,8 @@ impl Node {
             return;
         }
         let known = self.peers.incarnations[usize::from(from - 1)];
-        if message.incarnation < known {
+        let left = self.peers.left_incarnation[usize::from(from - 1)];
+        if message.incarnation < known || message.incarnation == left {
             self.dropped.stale += 1;
             return;
         }
@@ -59,6 +60,7 @@ impl Node {
             Body::Stabilize { round, epoch } => self.on_stabilize(from, round, epoch),
             Body::Halt { round } => self.on_halt(from, round),
             Body::Gum(gum) => self.on_gum_message(from, message.incarnation, gum),
+            Body::Leaving { .. } => self.on_leaving(from),
         }
     }
 

@@ -17,6 +17,8 @@ pub(crate) struct Peers {
     pub reported_silent: u64,
     /// When each peer last became a member (start of its silence window).
     window_start_ticks: Vec<u64>,
+    /// The incarnation each peer left with (its later messages are stale; 0 = none).
+    pub left_incarnation: Vec<u64>,
 }
 
 impl Peers {
@@ -28,6 +30,7 @@ impl Peers {
                 .map(|count| vec![None; usize::from(*count)])
                 .collect(),
             incarnations: vec![0; networks.len()],
+            left_incarnation: vec![0; networks.len()],
             reported_silent: 0,
             window_start_ticks: vec![0; networks.len()],
         }
@@ -45,6 +48,17 @@ impl Peers {
     pub fn grant_window(&mut self, peer: u8, now_ticks: u64) {
         self.window_start_ticks[usize::from(peer - 1)] = now_ticks;
         self.reported_silent &= !bit(peer);
+    }
+
+    /// `peer` said it leaves: silent from now on (its fresh-member window too), so the next
+    /// membership tick regroups without it.
+    pub fn forget(&mut self, peer: u8) {
+        let index = usize::from(peer - 1);
+        self.last_heard_ticks[index]
+            .iter_mut()
+            .for_each(|heard| *heard = None);
+        self.window_start_ticks[index] = 0;
+        self.left_incarnation[index] = self.incarnations[index];
     }
 
     /// True while `peer` is heard, or its window as a fresh member is not over.

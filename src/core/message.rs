@@ -49,6 +49,9 @@ pub enum Body {
     Halt { round: u64 },
     /// The global update manager's messages (`gum/wire.rs`).
     Gum(GumMessage),
+    /// The sender leaves the cluster on purpose (shutdown): its groups are already stopped and
+    /// its slot says it is no member; regroup without it now.
+    Leaving { epoch: u64 },
 }
 
 /// A regroup participant's status.
@@ -158,6 +161,7 @@ impl Message {
             }
             Body::Halt { round } => put_u64(&mut out, *round),
             Body::Gum(message) => message.encode(&mut out),
+            Body::Leaving { epoch } => put_u64(&mut out, *epoch),
         }
         assert!(
             out.len() <= MESSAGE_SIZE_MAX,
@@ -177,6 +181,7 @@ impl Message {
             Body::Stabilize { .. } => 6,
             Body::Halt { .. } => 7,
             Body::Gum(message) => message.kind(),
+            Body::Leaving { .. } => 15,
         }
     }
 
@@ -230,6 +235,9 @@ impl Message {
                 round: reader.u64()?,
             },
             kind if GumMessage::is_kind(kind) => Body::Gum(GumMessage::decode(kind, &mut reader)?),
+            15 => Body::Leaving {
+                epoch: reader.u64()?,
+            },
             _ => return Err(MessageError::UnknownKind),
         };
         if !reader.bytes.is_empty() {
@@ -387,6 +395,7 @@ mod tests {
                 rejected: true,
             }),
             Body::Gum(GumMessage::Sync { epoch: 4 }),
+            Body::Leaving { epoch: 4 },
             Body::Gum(GumMessage::SyncReply {
                 epoch: 4,
                 applied: 9,

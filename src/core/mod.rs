@@ -149,6 +149,9 @@ pub enum AdminCommand {
     /// Propose an update of the cluster database (`db::Update` encoded); the outcome arrives
     /// as `Event::GumAcknowledged`. Use `Node::submit` to learn the request id.
     Submit { update: Vec<u8> },
+    /// Leave the cluster for good (shutdown): stop every group, write a non-member slot, tell
+    /// the members, never rejoin in this incarnation. `Status::left_cleanly` says when done.
+    Leave,
 }
 
 /// What the node asks its driver to do, in order.
@@ -261,6 +264,9 @@ pub struct Status {
     /// Sequence of the last update applied to the cluster database here.
     pub database_version: u64,
     pub gum: gum::GumStatus,
+    /// After `AdminCommand::Leave`: every group stopped and the non-member slot durable, so
+    /// the survivors can confirm this node stopped at once. The driver may exit then.
+    pub left_cleanly: bool,
     pub dropped: DropCounters,
 }
 

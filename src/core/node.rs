@@ -139,6 +139,12 @@ pub struct Node {
     pub(super) epoch_seen_on_disk: u64,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
     pub(super) stalled_at_tick: Option<u64>,
+    /// Leaving for good (shutdown): never search, join or form again in this incarnation.
+    pub(super) shutting_down: bool,
+    /// A non-member slot written since the shutdown began.
+    pub(super) shutdown_slot_written: bool,
+    /// The members told (and told again) that we leave.
+    pub(super) leaving_to: u64,
 }
 
 impl Node {
@@ -213,6 +219,9 @@ impl Node {
             member_since_tick: 0,
             stalled_at_tick: None,
             epoch_seen_on_disk: 0,
+            shutting_down: false,
+            shutdown_slot_written: false,
+            leaving_to: 0,
             config,
         }
     }
@@ -229,6 +238,7 @@ impl Node {
                 }
             }
             Input::DiskDone { op, result } => self.on_disk_done(op, result.ok()),
+            Input::Admin(AdminCommand::Leave) => self.shut_down(),
             Input::Admin(AdminCommand::Submit { update }) => {
                 // The caller that needs the request id uses `submit`; a refusal is counted.
                 if self.submit(update).is_err() {
@@ -259,6 +269,7 @@ impl Node {
             online_groups: self.online,
             database_version: self.gum.replica.sequence,
             gum: self.gum_status(),
+            left_cleanly: self.shutting_down && self.shutdown_slot_written && self.online == 0,
             dropped: self.dropped.clone(),
         }
     }

@@ -32,6 +32,9 @@ const FIRST_NETWORK_TOKEN: usize = 16;
 const FIRST_ADMIN_CONNECTION_TOKEN: usize = 1024;
 /// The only frame kind so far: a core message.
 const FRAME_KIND_CORE: u8 = 1;
+/// How long a graceful leave may take before the daemon exits anyway (its monitor then stops
+/// whatever is left; the survivors wait for the lease instead).
+const LEAVE_GRACE_MS: u64 = 3000;
 /// How long a SIGTERM waits for the monitor to stop every resource.
 const LEAVE_STOP_WAIT: Duration = Duration::from_secs(60);
 
@@ -156,6 +159,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         waiting_updates: std::collections::BTreeMap::new(),
         finished_updates: Vec::new(),
         time: time_service::TimeService::default(),
+        leaving_since_ms: None,
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -191,6 +195,8 @@ struct Daemon {
     /// Answers to send once the registry is at hand.
     finished_updates: Vec<(mio::Token, Result<String, String>)>,
     time: time_service::TimeService,
+    /// When SIGTERM asked this node to leave (monotonic ms).
+    leaving_since_ms: Option<u64>,
 }
 
 impl Daemon {
@@ -227,8 +233,23 @@ impl Daemon {
             if self.signals.take_hangup() {
                 self.reopen_log();
             }
-            if self.signals.take_terminate() {
-                return Ok(());
+            if self.signals.take_terminate() && self.leaving_since_ms.is_none() {
+                // Leave gracefully: the core stops the groups, writes a non-member slot and
+                // tells the members, so the survivors take over without waiting for a lease.
+                let now_ms = monitor::event_log::monotonic_micros() / 1000;
+                self.leaving_since_ms = Some(now_ms);
+                log::info!("node={} leaving the cluster", self.options.node_id);
+                self.core.step(Input::Admin(core::AdminCommand::Leave));
+                self.dispatch_outputs(now_ms);
+            }
+            if let Some(since_ms) = self.leaving_since_ms {
+                let now_ms = monitor::event_log::monotonic_micros() / 1000;
+                let done = self.core.status().left_cleanly
+                    && self.holding == 0
+                    && self.stopping.is_empty();
+                if done || now_ms >= since_ms + LEAVE_GRACE_MS {
+                    return Ok(());
+                }
             }
             let now_ms = monitor::event_log::monotonic_micros() / 1000;
             self.core.step(Input::Tick { now_ms });

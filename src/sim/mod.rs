@@ -146,6 +146,7 @@ impl Report {
             FaultKind::NetworkDown { .. } => "network-down",
             FaultKind::Crash { .. } => "crash",
             FaultKind::Pause { .. } => "pause",
+            FaultKind::Leave { .. } => "leave",
         };
         *self.faults.entry(name).or_insert(0) += 1;
     }

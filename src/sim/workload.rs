@@ -16,6 +16,9 @@ pub enum FaultKind {
     Crash { node: u8 },
     /// The node stops being stepped, then resumes (its clock runs on meanwhile).
     Pause { node: u8 },
+    /// The node leaves on purpose (shutdown: `AdminCommand::Leave`); at the end it is stopped
+    /// and restarts with a new incarnation.
+    Leave { node: u8 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +72,9 @@ fn crash_all(cluster: &mut Cluster) {
         .faults
         .iter()
         .filter_map(|fault| match fault.kind {
-            FaultKind::Crash { node } | FaultKind::Pause { node } => Some(node),
+            FaultKind::Crash { node } | FaultKind::Pause { node } | FaultKind::Leave { node } => {
+                Some(node)
+            }
             _ => None,
         })
         .collect();
@@ -146,7 +151,11 @@ fn draw(cluster: &mut Cluster) -> Option<Fault> {
             {
                 return None;
             }
-            FaultKind::Crash { node }
+            if prng.chance(1, 3) {
+                FaultKind::Leave { node }
+            } else {
+                FaultKind::Crash { node }
+            }
         }
         4 => {
             if cluster.nodes[usize::from(node - 1)].node.is_none()
@@ -160,8 +169,12 @@ fn draw(cluster: &mut Cluster) -> Option<Fault> {
     };
     let busy = cluster.faults.iter().any(|fault| match (fault.kind, kind) {
         (
-            FaultKind::Crash { node: a } | FaultKind::Pause { node: a },
-            FaultKind::Crash { node: b } | FaultKind::Pause { node: b },
+            FaultKind::Crash { node: a }
+            | FaultKind::Pause { node: a }
+            | FaultKind::Leave { node: a },
+            FaultKind::Crash { node: b }
+            | FaultKind::Pause { node: b }
+            | FaultKind::Leave { node: b },
         ) => a == b,
         _ => false,
     });
@@ -252,6 +265,22 @@ impl Cluster {
                     }
                 } else {
                     self.resume(node);
+                }
+            }
+            FaultKind::Leave { node } => {
+                let index = usize::from(node - 1);
+                if start {
+                    if self.nodes[index].node.is_some() && !self.nodes[index].paused {
+                        self.step(
+                            node,
+                            crate::core::Input::Admin(crate::core::AdminCommand::Leave),
+                        );
+                    }
+                } else {
+                    if self.nodes[index].node.is_some() {
+                        self.crash(node);
+                    }
+                    self.boot(node);
                 }
             }
         }
