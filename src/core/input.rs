@@ -94,6 +94,7 @@ impl Node {
                 self.on_fence_written(peer, request, block.is_some())
             }
             Purpose::PeerAckRead { peer } => self.on_peer_ack(peer, block),
+            Purpose::PeerAckBeforeRequest { peer } => self.on_ack_before_request(peer, block),
             Purpose::FormSlotRead {
                 peer,
                 second,

@@ -72,6 +72,9 @@ pub(crate) enum Purpose {
     PeerAckRead {
         peer: u8,
     },
+    PeerAckBeforeRequest {
+        peer: u8,
+    },
     FormSlotRead {
         peer: u8,
         second: bool,

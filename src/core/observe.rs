@@ -237,10 +237,40 @@ impl Node {
             }
             return;
         };
-        let previous = match disk_records::decode::<FenceRequest>(&block[..]) {
-            Ok(Some(sealed)) => sealed.sequence,
+        match disk_records::decode::<FenceRequest>(&block[..]) {
+            Ok(Some(sealed)) => self.write_fence_request(peer, target_incarnation, sealed.sequence),
+            // Empty or torn (a requester crashed mid-write): the request numbers before are
+            // unknown, and numbering from 0 would let an old acknowledgement count for the new
+            // request. Number above the acknowledgement block instead.
+            _ => {
+                let offset = self.config.geometry.fence_ack_offset(peer);
+                self.disk_read(Purpose::PeerAckBeforeRequest { peer }, offset);
+            }
+        }
+    }
+
+    /// The acknowledgement block read because the mailbox said nothing: request above it.
+    pub(super) fn on_ack_before_request(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
+        let Some(observation) = self.observations.get(&peer) else {
+            return;
+        };
+        let target_incarnation = observation.target_incarnation;
+        let Some(block) = block else {
+            if let Some(observation) = self.observations.get_mut(&peer) {
+                observation.fence = Fence::NotSent;
+            }
+            return;
+        };
+        let floor = match disk_records::decode::<FenceAck>(&block[..]) {
+            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
+                sealed.sequence.max(sealed.record.acknowledged_request)
+            }
             _ => 0,
         };
+        self.write_fence_request(peer, target_incarnation, floor);
+    }
+
+    fn write_fence_request(&mut self, peer: u8, target_incarnation: u64, previous: u64) {
         let request = Sealed {
             cluster_id: self.config.cluster_id,
             sequence: previous + 1,
