@@ -76,7 +76,7 @@ fn faults_of_every_kind_are_injected_and_bad_input_is_dropped() {
         partitioned += report.partitions_detected;
         stopped_by.extend(report.peers_stopped_by.keys().copied());
     }
-    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
     assert!(dropped > 0, "garbage datagrams were dropped and counted");
     assert!(rejected > 0, "torn blocks were rejected by their CRC");
     assert!(
