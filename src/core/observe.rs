@@ -261,9 +261,16 @@ impl Node {
             }
             return;
         };
+        // Only an acknowledgement by the incarnation we fence can count for our request
+        // (`on_peer_ack`); a blanket one (its monitor fenced it: every request) counts for any
+        // number, rightly, since that incarnation never holds anything again.
         let floor = match disk_records::decode::<FenceAck>(&block[..]) {
-            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
-                sealed.sequence.max(sealed.record.acknowledged_request)
+            Ok(Some(sealed))
+                if sealed.cluster_id == self.config.cluster_id
+                    && sealed.record.incarnation == target_incarnation
+                    && sealed.record.acknowledged_request != u64::MAX =>
+            {
+                sealed.record.acknowledged_request
             }
             _ => 0,
         };
@@ -271,9 +278,11 @@ impl Node {
     }
 
     fn write_fence_request(&mut self, peer: u8, target_incarnation: u64, previous: u64) {
+        // Saturating: a number read from disk is not trusted to leave room.
+        let number = previous.saturating_add(1);
         let request = Sealed {
             cluster_id: self.config.cluster_id,
-            sequence: previous + 1,
+            sequence: number,
             record: FenceRequest {
                 target: peer,
                 target_incarnation,
@@ -285,7 +294,7 @@ impl Node {
         self.disk_write(
             Purpose::FenceRequestWrite {
                 peer,
-                request: previous + 1,
+                request: number,
             },
             offset,
             &request,
