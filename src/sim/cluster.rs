@@ -56,6 +56,8 @@ pub struct Cluster {
     pub submitted: BTreeMap<(u8, u64, u64), u64>,
     /// Per node, the number of its current GUM life (see `on_event`).
     gum_lives: Vec<u64>,
+    /// Set while every node crashes at once (`workload::crash_all`).
+    pub power_loss: bool,
 }
 
 impl Cluster {
@@ -92,6 +94,7 @@ impl Cluster {
             gum_checker: GumChecker::default(),
             submitted: BTreeMap::new(),
             gum_lives: vec![0; usize::from(params.node_count)],
+            power_loss: false,
             nodes,
             params,
         };
@@ -154,7 +157,17 @@ impl Cluster {
         sim_node.held_packets.clear();
         sim_node.held_completions.clear();
         sim_node.quorum_valid_until_ms = 0;
-        self.disk.crash(id, &mut self.prng);
+        // One crash may tear any block it was writing (a worse medium than the format assumes,
+        // on purpose). A power loss of every node at once tears only the multi-sector blocks
+        // (log, checkpoints): control records fit one sector, which the format assumes the
+        // device writes atomically (FORMAT.md §1); tearing every copy of an epoch at once is
+        // outside what any protocol can survive.
+        let untorn_below_bytes = if self.power_loss {
+            self.config(id, 1).geometry.checkpoint_offset(0)
+        } else {
+            0
+        };
+        self.disk.crash(id, &mut self.prng, untorn_below_bytes);
     }
 
     /// The node's own clock: real time scaled by its drift, plus an arbitrary offset.

@@ -101,8 +101,9 @@ impl SimDisk {
             .unwrap_or_else(|| Box::new([0u8; BLOCK_SIZE]))
     }
 
-    /// `node` crashed: its writes in flight are lost, or torn (half lands).
-    pub fn crash(&mut self, node: u8, prng: &mut Prng) {
+    /// `node` crashed: its writes in flight are lost, or torn (half lands). Blocks below
+    /// `untorn_below_bytes` are never torn, only lost (see `Cluster::crash_all`).
+    pub fn crash(&mut self, node: u8, prng: &mut Prng, untorn_below_bytes: u64) {
         let keys: Vec<(u64, u64)> = self
             .inflight
             .iter()
@@ -114,7 +115,8 @@ impl SimDisk {
                 continue;
             };
             let Some(block) = op.block else { continue };
-            if !op.fails && prng.chance(self.params.torn_per_mille, 1000) {
+            let may_tear = op.offset_bytes >= untorn_below_bytes;
+            if !op.fails && prng.chance(self.params.torn_per_mille, 1000) && may_tear {
                 // Records are small: tear inside the record so the CRC check is what catches it
                 // (a worse medium than the format assumes, on purpose).
                 let mut torn = self.read(op.offset_bytes);

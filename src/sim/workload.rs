@@ -79,6 +79,7 @@ fn crash_all(cluster: &mut Cluster) {
         })
         .collect();
     cluster.report.count_gum("every node crashed at once");
+    cluster.power_loss = true;
     for id in 1..=cluster.params.node_count {
         let sim_node = &cluster.nodes[usize::from(id - 1)];
         if sim_node.node.is_none() || sim_node.paused || busy.contains(&id) {
@@ -89,6 +90,7 @@ fn crash_all(cluster: &mut Cluster) {
             end_tick,
         });
     }
+    cluster.power_loss = false;
 }
 
 /// The node that is the ready GUM locker, if any (crashes aim at it half the time).
