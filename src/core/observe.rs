@@ -226,15 +226,25 @@ impl Node {
         }
     }
 
-    pub(super) fn on_peer_mailbox(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some(observation) = self.observations.get(&peer) else {
-            return;
-        };
-        let target_incarnation = observation.target_incarnation;
-        let Some(block) = block else {
-            if let Some(observation) = self.observations.get_mut(&peer) {
+    /// The incarnation a fence of `peer` targets and the block a fence read returned; `None`
+    /// when `peer` is no longer observed, or the read failed (the fence starts over).
+    fn fence_read<'a>(
+        &mut self,
+        peer: u8,
+        block: Option<&'a [u8; BLOCK_SIZE]>,
+    ) -> Option<(u64, &'a [u8; BLOCK_SIZE])> {
+        let observation = self.observations.get_mut(&peer)?;
+        match block {
+            Some(block) => Some((observation.target_incarnation, block)),
+            None => {
                 observation.fence = Fence::NotSent;
+                None
             }
+        }
+    }
+
+    pub(super) fn on_peer_mailbox(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
+        let Some((target_incarnation, block)) = self.fence_read(peer, block) else {
             return;
         };
         match disk_records::decode::<FenceRequest>(&block[..]) {
@@ -251,14 +261,7 @@ impl Node {
 
     /// The acknowledgement block read because the mailbox said nothing: request above it.
     pub(super) fn on_ack_before_request(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some(observation) = self.observations.get(&peer) else {
-            return;
-        };
-        let target_incarnation = observation.target_incarnation;
-        let Some(block) = block else {
-            if let Some(observation) = self.observations.get_mut(&peer) {
-                observation.fence = Fence::NotSent;
-            }
+        let Some((target_incarnation, block)) = self.fence_read(peer, block) else {
             return;
         };
         // Only an acknowledgement by the incarnation we fence can count for our request
