@@ -398,11 +398,12 @@ mod tests {
             Body::Leaving { epoch: 4 },
             Body::Gum(GumMessage::SyncReply {
                 epoch: 4,
-                applied: 9,
-                valid: true,
-                position: 2,
-                unresolved: 0b100,
-                last_locker: 3,
+                reply: crate::core::gum::wire::SyncReply {
+                    applied: 9,
+                    valid: true,
+                    unresolved: 0b100,
+                    last_locker: 3,
+                },
             }),
             Body::Gum(GumMessage::SnapshotChunk {
                 epoch: 4,

@@ -98,12 +98,7 @@ impl Node {
     pub(crate) fn on_checkpoint_written(&mut self, what: CheckpointWrite, ok: bool) {
         self.gum.log_writes_in_flight = self.gum.log_writes_in_flight.saturating_sub(1);
         self.answer_sync();
-        let Some(job) = self
-            .gum
-            .locker
-            .as_mut()
-            .and_then(|locker| locker.checkpoint_job.as_mut())
-        else {
+        let Some(job) = self.checkpoint_job() else {
             return;
         };
         job.failed |= !ok;
@@ -138,14 +133,15 @@ impl Node {
         }
     }
 
+    /// The checkpoint this locker is writing, if any.
+    fn checkpoint_job(&mut self) -> Option<&mut CheckpointJob> {
+        self.gum.locker.as_mut()?.checkpoint_job.as_mut()
+    }
+
     fn checkpoint_header_when_ready(&mut self) {
         let cluster_id = self.config.cluster_id;
-        let Some(job) = self
-            .gum
-            .locker
-            .as_mut()
-            .and_then(|locker| locker.checkpoint_job.as_mut())
-        else {
+        let geometry = self.config.geometry;
+        let Some(job) = self.checkpoint_job() else {
             return;
         };
         if job.payload_writes_left > 0 || job.header_in_flight {
@@ -169,7 +165,7 @@ impl Node {
                 payload_crc32: disk_records::payload_crc32(&job.payload),
             },
         };
-        let offset = self.config.geometry.checkpoint_offset(job.slot);
+        let offset = geometry.checkpoint_offset(job.slot);
         self.gum.log_writes_in_flight += 1;
         self.disk_write(
             Purpose::GumCheckpointWrite {

@@ -162,9 +162,12 @@ impl Node {
         let mut next = request_id;
         let mut body = body;
         loop {
-            locker
-                .queue
-                .push_back(Node::entry_of(origin, incarnation, next, body));
+            locker.queue.push_back(Entry {
+                origin,
+                incarnation,
+                request_id: next,
+                body,
+            });
             locker.accepted.insert(origin, (incarnation, next));
             next += 1;
             match locker.early.remove(&(origin, incarnation, next)) {

@@ -3,9 +3,9 @@
 //! locker's `Sync`.
 
 use super::replica::{Outcome, Replica};
-use super::wire::GumMessage;
+use super::wire::{GumMessage, SyncReply};
 use super::UPDATE_BYTES_MAX;
-use super::{Committed, Entry, IncomingSnapshot, Outgoing, SubmitError, OUTBOX_MAX, PENDING_MAX};
+use super::{Committed, IncomingSnapshot, Outgoing, SubmitError, OUTBOX_MAX, PENDING_MAX};
 use crate::core::message::Body;
 use crate::core::node::{Node, Role};
 use crate::core::{bit, Event};
@@ -72,7 +72,7 @@ impl Node {
                 self.locker_accept(me, incarnation, request_id, body);
             } else {
                 let message = GumMessage::Propose {
-                    epoch: self.gum.epoch,
+                    epoch: self.epoch,
                     request_id,
                     body,
                 };
@@ -120,22 +120,9 @@ impl Node {
                     self.dropped.stale += 1;
                 }
             }
-            GumMessage::SyncReply {
-                epoch,
-                applied,
-                valid,
-                position,
-                unresolved,
-                last_locker,
-            } => self.takeover_on_sync_reply(
-                from,
-                epoch,
-                applied,
-                valid,
-                position,
-                unresolved,
-                last_locker,
-            ),
+            GumMessage::SyncReply { epoch, reply } => {
+                self.takeover_on_sync_reply(from, epoch, reply)
+            }
             GumMessage::SnapshotChunk {
                 epoch,
                 sequence,
@@ -255,13 +242,19 @@ impl Node {
         self.gum.sync_asked = None;
         let reply = GumMessage::SyncReply {
             epoch,
-            applied: self.gum.replica.sequence,
-            valid: self.gum.valid,
-            position: self.gum.applied_position,
-            unresolved: self.gum.unresolved,
-            last_locker: self.gum.last_locker,
+            reply: self.own_sync_reply(),
         };
         self.send(locker, &Body::Gum(reply));
+    }
+
+    /// What this node tells a new locker about itself.
+    pub(crate) fn own_sync_reply(&self) -> SyncReply {
+        SyncReply {
+            applied: self.gum.replica.sequence,
+            valid: self.gum.valid,
+            unresolved: self.gum.unresolved,
+            last_locker: self.gum.last_locker,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -357,7 +350,6 @@ impl Node {
         }
         self.gum.last_locker = self.gum.locker_id;
         self.gum.locker_id = locker;
-        self.gum.epoch = self.epoch;
         self.gum.sync_asked = None;
         // Commits buffered from an earlier epoch's locker may be superseded by a takeover.
         self.gum.pending.clear();
@@ -390,9 +382,7 @@ impl Node {
     /// We left the membership: a later locker may discard what we applied beyond what others
     /// have (never acknowledged) and reuse those numbers, so our replica is no longer trusted.
     pub(crate) fn gum_on_left(&mut self) {
-        if self.gum.locker.is_some() {
-            self.gum.locker = None;
-        }
+        self.gum.locker = None;
         self.gum.valid = false;
         self.gum.pending.clear();
         self.gum.retained.clear();
@@ -401,15 +391,5 @@ impl Node {
         self.gum.replica = Replica::default();
         self.gum.applied_position = 0;
         self.emit(Event::GumReset);
-    }
-
-    /// Builds the entry for a proposal accepted from `origin`.
-    pub(crate) fn entry_of(origin: u8, incarnation: u64, request_id: u64, body: Vec<u8>) -> Entry {
-        Entry {
-            origin,
-            incarnation,
-            request_id,
-            body,
-        }
     }
 }

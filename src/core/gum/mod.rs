@@ -135,8 +135,7 @@ pub(crate) struct Gum {
     pub next_request_id: u64,
     pub last_applied_report_tick: u64,
     pub snapshot_in: Option<IncomingSnapshot>,
-    /// The current stabilized epoch as GUM sees it, and its locker.
-    pub epoch: u64,
+    /// The locker of the current stabilized epoch.
     pub locker_id: u8,
     pub locker: Option<Locker>,
     /// Lockers of earlier epochs not known to be stopped (they may still write the log).
@@ -164,7 +163,6 @@ impl Gum {
             next_request_id: 1,
             last_applied_report_tick: 0,
             snapshot_in: None,
-            epoch: 0,
             locker_id: 0,
             locker: None,
             unresolved: 0,

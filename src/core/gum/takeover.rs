@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use super::locker::{Locker, Phase};
 use super::replica::Replica;
-use super::wire::GumMessage;
+use super::wire::{GumMessage, SyncReply};
 use super::{CheckpointKnown, Committed, Entry, RECOVERY_READS_IN_FLIGHT_MAX};
 use crate::core::disk_records::{
     self, CheckpointHeader, DuplicateRule, LogBlock, LogReplayer, ReplayStep, Sealed, BLOCK_SIZE,
@@ -27,14 +27,6 @@ use crate::core::{bit, ids, Event, Mutation};
 const SYNC_RETRY_TICKS: u64 = 10;
 /// Ticks a failed recovery waits before it starts again.
 const RECOVERY_RETRY_TICKS: u64 = 100;
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SyncReply {
-    pub applied: u64,
-    pub valid: bool,
-    pub unresolved: u64,
-    pub last_locker: u8,
-}
 
 #[derive(Debug)]
 pub(crate) enum Step {
@@ -115,31 +107,14 @@ impl Node {
         }
     }
 
-    pub(crate) fn takeover_on_sync_reply(
-        &mut self,
-        from: u8,
-        epoch: u64,
-        applied: u64,
-        valid: bool,
-        _position: u64,
-        unresolved: u64,
-        last_locker: u8,
-    ) {
+    pub(crate) fn takeover_on_sync_reply(&mut self, from: u8, epoch: u64, reply: SyncReply) {
         if epoch != self.epoch || self.members & bit(from) == 0 {
             self.dropped.stale += 1;
             return;
         }
         if let Some(Step::Sync { replies, .. }) = self.takeover().map(|takeover| &mut takeover.step)
         {
-            replies.insert(
-                from,
-                SyncReply {
-                    applied,
-                    valid,
-                    unresolved,
-                    last_locker,
-                },
-            );
+            replies.insert(from, reply);
         }
         self.takeover_progress();
     }
@@ -168,12 +143,7 @@ impl Node {
         let now = self.now_ticks;
         let me = self.me();
         let members = self.members;
-        let own = SyncReply {
-            applied: self.gum.replica.sequence,
-            valid: self.gum.valid,
-            unresolved: self.gum.unresolved,
-            last_locker: self.gum.last_locker,
-        };
+        let own = self.own_sync_reply();
         let writes_in_flight = self.gum.log_writes_in_flight;
         let mutation = self.config.mutation;
         let epoch = self.epoch;

@@ -7,6 +7,18 @@ use crate::core::message::{put_u16, put_u64, MessageError, Reader};
 /// Bytes of snapshot per `SnapshotChunk` message.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024;
 
+/// What a member tells a new locker (and the locker tells itself) in a takeover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncReply {
+    pub applied: u64,
+    /// The member's replica is authoritative (else `applied` says nothing).
+    pub valid: bool,
+    /// Earlier lockers the member does not know to be stopped.
+    pub unresolved: u64,
+    /// The locker of the member's previous stabilized epoch.
+    pub last_locker: u8,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GumMessage {
     /// Sender → locker: commit this update (retransmitted until `Ack`).
@@ -36,18 +48,7 @@ pub enum GumMessage {
     /// New locker → members: answer once you have no log write in flight.
     Sync { epoch: u64 },
     /// Member → new locker.
-    SyncReply {
-        epoch: u64,
-        applied: u64,
-        /// The member's replica is authoritative (else `applied` says nothing).
-        valid: bool,
-        /// Log position of the block holding the member's last applied update.
-        position: u64,
-        /// Earlier lockers the member does not know to be stopped.
-        unresolved: u64,
-        /// The locker of the member's previous stabilized epoch.
-        last_locker: u8,
-    },
+    SyncReply { epoch: u64, reply: SyncReply },
     /// Locker → member: part of a snapshot of the replicated state at `sequence`.
     SnapshotChunk {
         epoch: u64,
@@ -119,20 +120,12 @@ impl GumMessage {
                 out.push(u8::from(*rejected));
             }
             GumMessage::Sync { epoch } => put_u64(out, *epoch),
-            GumMessage::SyncReply {
-                epoch,
-                applied,
-                valid,
-                position,
-                unresolved,
-                last_locker,
-            } => {
+            GumMessage::SyncReply { epoch, reply } => {
                 put_u64(out, *epoch);
-                put_u64(out, *applied);
-                out.push(u8::from(*valid));
-                put_u64(out, *position);
-                put_u64(out, *unresolved);
-                out.push(*last_locker);
+                put_u64(out, reply.applied);
+                out.push(u8::from(reply.valid));
+                put_u64(out, reply.unresolved);
+                out.push(reply.last_locker);
             }
             GumMessage::SnapshotChunk {
                 epoch,
@@ -202,11 +195,12 @@ impl GumMessage {
             },
             13 => GumMessage::SyncReply {
                 epoch: reader.u64()?,
-                applied: reader.u64()?,
-                valid: reader.bool()?,
-                position: reader.u64()?,
-                unresolved: reader.u64()?,
-                last_locker: reader.u8()?,
+                reply: SyncReply {
+                    applied: reader.u64()?,
+                    valid: reader.bool()?,
+                    unresolved: reader.u64()?,
+                    last_locker: reader.u8()?,
+                },
             },
             14 => {
                 let epoch = reader.u64()?;
