@@ -66,6 +66,24 @@ impl FakeRoot {
     fn root_param(&self) -> String {
         self.root.to_string_lossy().into_owned()
     }
+
+    /// The parameters of a fake agent: our OCF root, and its state file `file` (returned too).
+    fn state_params(&self, scratch: &Scratch, file: &str) -> (PathBuf, Vec<(String, String)>) {
+        let state = scratch.file(file);
+        let params = vec![
+            ("wolfpack_ocf_root".to_string(), self.root_param()),
+            ("state".to_string(), state.to_string_lossy().into_owned()),
+        ];
+        (state, params)
+    }
+}
+
+/// Borrowed pairs for the monitor client's calls.
+fn pairs(owned: &[(String, String)]) -> Vec<(&str, &str)> {
+    owned
+        .iter()
+        .map(|(key, value)| (key.as_str(), value.as_str()))
+        .collect()
 }
 
 fn pid_in(path: &Path) -> i32 {
@@ -272,13 +290,8 @@ fn a_hanging_start_gets_sigterm_then_sigkill_and_its_group_dies() {
     );
     fake.agent("Hang", &[("start", &start)]);
     let mut client = spawn_monitor(&scratch, 5_000, None);
-    let root = fake.root_param();
-    let state = scratch.file("hang.state");
-    let state_param = state.to_string_lossy().into_owned();
-    let params = [
-        ("wolfpack_ocf_root", root.as_str()),
-        ("state", state_param.as_str()),
-    ];
+    let (_, owned) = fake.state_params(&scratch, "hang.state");
+    let params = pairs(&owned);
     let command = start_kind("hang", "ocf:wolfpack-test:Hang", &params, Some(1_500));
     let (outcome, elapsed_ms) = run_op(
         &mut client,
@@ -326,13 +339,8 @@ fn exit_codes_outside_the_standard_and_garbage_output_fail_clearly() {
         )],
     );
     let mut client = spawn_monitor(&scratch, 5_000, None);
-    let root = fake.root_param();
-    let state = scratch.file("x.state");
-    let state_param = state.to_string_lossy().into_owned();
-    let params = [
-        ("wolfpack_ocf_root", root.as_str()),
-        ("state", state_param.as_str()),
-    ];
+    let (_, owned) = fake.state_params(&scratch, "x.state");
+    let params = pairs(&owned);
 
     let reason = reason_of(
         &start_op(
@@ -525,13 +533,8 @@ fn a_stop_the_agent_does_not_confirm_fails_and_offline_waits_for_the_cleanup() {
     );
     fake.agent("Sticky", &[("monitor", &monitor)]);
     let mut client = spawn_monitor(&scratch, 5_000, None);
-    let root = fake.root_param();
-    let state = scratch.file("sticky.state");
-    let state_param = state.to_string_lossy().into_owned();
-    let params = [
-        ("wolfpack_ocf_root", root.as_str()),
-        ("state", state_param.as_str()),
-    ];
+    let (_, owned) = fake.state_params(&scratch, "sticky.state");
+    let params = pairs(&owned);
     assert_eq!(
         start_op(
             &mut client,
@@ -570,13 +573,8 @@ fn the_dead_man_fence_stops_an_ocf_resource_through_its_agent() {
     );
     fake.agent("Fenced", &[("start", &start)]);
     let mut client = spawn_monitor(&scratch, 1_000, None);
-    let root = fake.root_param();
-    let state = scratch.file("fenced.state");
-    let state_param = state.to_string_lossy().into_owned();
-    let params = [
-        ("wolfpack_ocf_root", root.as_str()),
-        ("state", state_param.as_str()),
-    ];
+    let (state, owned) = fake.state_params(&scratch, "fenced.state");
+    let params = pairs(&owned);
     assert_eq!(
         start_op(
             &mut client,
