@@ -312,9 +312,23 @@ pub fn shut_down(client: MonitorClient) -> Vec<Event> {
 }
 
 /// Spawns the monitor as the daemon would, but through `executable` (a wrapper script).
+///
+/// Why the retry: the wrapper was just written, and a test on another thread may fork at that
+/// moment; its child holds the write descriptor until it execs, and exec of a file open for
+/// writing fails with ETXTBSY ("Text file busy") meanwhile.
 pub fn spawn_monitor_via(scratch: &Scratch, executable: &Path) -> MonitorClient {
-    let config = MonitorConfig::new(2, 5_000, scratch.file("events.log"));
-    MonitorClient::spawn(executable, config).expect("spawn monitor")
+    for _ in 0..50 {
+        let config = MonitorConfig::new(2, 5_000, scratch.file("events.log"));
+        match MonitorClient::spawn(executable, config) {
+            Err(wolfpack::monitor::MonitorError::Spawn(error))
+                if error.kind() == std::io::ErrorKind::ExecutableFileBusy =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            spawned => return spawned.expect("spawn monitor"),
+        }
+    }
+    panic!("spawn monitor: {} stayed busy", executable.display());
 }
 
 /// Writes an executable file.
