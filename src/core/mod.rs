@@ -37,6 +37,7 @@
 //! connectivity of decided memberships, one quorum owner, one holder per group, convergence.
 
 mod arbitration;
+pub mod catalog;
 pub mod db;
 pub mod disk_records;
 mod groups;
