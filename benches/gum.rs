@@ -48,6 +48,7 @@ impl Bench {
                     geometry,
                     mutation: Mutation::None,
                     digest_every_update: false,
+                    builtin_groups: 0,
                 };
                 Node::new(config, u64::from(id))
             })

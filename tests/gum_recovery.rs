@@ -109,6 +109,7 @@ fn form(mut disk: Disk) -> Outcome {
         geometry: geometry(),
         mutation: Mutation::None,
         digest_every_update: false,
+        builtin_groups: 0,
     };
     let mut node = Node::new(config, 1);
     let mut events = Vec::new();

@@ -15,6 +15,7 @@ fn node(node_id: u8) -> Node {
         geometry: Geometry::for_disk(64 << 20, 0).expect("large enough"),
         mutation: Mutation::None,
         digest_every_update: true,
+        builtin_groups: 0,
     };
     let mut node = Node::new(config, 1);
     node.step(Input::Tick { now_ms: 10 });
@@ -73,6 +74,8 @@ fn unknown_nodes_wrong_networks_and_stale_incarnations_are_dropped() {
             members: 0b11,
             stabilized: true,
             quorum_owner: false,
+            holding: 0,
+            refusing: 0,
         },
     };
     deliver(&mut node, 0, &heartbeat(9, 1)); // not configured

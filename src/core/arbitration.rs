@@ -125,17 +125,29 @@ impl Node {
             && old_run_expired;
         let mut desired = 0u64;
         if eligible {
-            for group in ids(self.configured()) {
+            let refusing = self.refusing();
+            for group in ids(self.group_slots() & !refusing) {
                 let entry = self.table[usize::from(group - 1)];
                 if entry.owner != self.me() {
                     continue;
                 }
                 let waiting: Vec<u8> = ids(entry.unconfirmed & !bit(self.me())).collect();
-                for peer in &waiting {
+                // A member lets a group go by saying so in its heartbeats; a lost node is
+                // confirmed stopped on disk. Never observe a member: that path may fence it.
+                let (members_waiting, lost_waiting): (Vec<u8>, Vec<u8>) = waiting
+                    .into_iter()
+                    .partition(|peer| self.members & bit(*peer) != 0);
+                for peer in &lost_waiting {
                     self.observe(*peer);
                 }
                 let skip_wait = self.config.mutation == super::Mutation::NoLeaseWait;
-                if skip_wait || waiting.iter().all(|peer| self.confirmed_stopped(*peer)) {
+                let released = members_waiting
+                    .iter()
+                    .all(|peer| self.member_released(*peer, group));
+                let stopped = lost_waiting
+                    .iter()
+                    .all(|peer| self.confirmed_stopped(*peer));
+                if skip_wait || (released && stopped) {
                     desired |= bit(group);
                 }
             }
@@ -143,7 +155,14 @@ impl Node {
         for group in ids(self.online & !desired) {
             self.set_group(group, false);
         }
-        for group in ids(desired & !self.online) {
+        // A group still stopping here comes back only once its stop is confirmed: the driver
+        // never has a start and a stop of one group in flight at once. And nothing starts
+        // during a regroup: our status told the coordinator what we hold, and the table it
+        // installs may give a group we do not hold to another member at once.
+        if self.regroup.is_some() {
+            return;
+        }
+        for group in ids(desired & !self.online & !self.stopping) {
             self.set_group(group, true);
         }
     }
@@ -153,6 +172,7 @@ impl Node {
             self.online |= bit(group);
         } else {
             self.online &= !bit(group);
+            self.stopping |= bit(group);
         }
         self.outputs
             .push_back(super::Output::Resource { group, online });

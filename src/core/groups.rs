@@ -1,144 +1,241 @@
-//! Which node holds which group: the assignment installed with each membership.
+//! Which node holds which group: the assignment installed with each membership, and the rule
+//! that places groups.
 //!
-//! One test group per configured node (group id = its home node id; real resources are a later
-//! issue). An owner still in the membership keeps its group (no failback yet); a lost owner's
-//! group goes to its home node if present, else to the lowest member. The set of nodes that
-//! may still hold a group (`unconfirmed`) travels with it: the new owner brings the group
-//! online only once each is confirmed stopped.
+//! A group is a slot (1..=64) with a `Policy`: from the catalog in the replicated database
+//! (`core::catalog`), or a built-in test group (slot = its home node, preferred there). The
+//! coordinator of a regroup computes the next table from its own replica and installs it, so
+//! every member adopts the same placement for the epoch; placement changes only at a regroup
+//! (a lost node, a joiner, or `placement_check` finding that the rule now places a group
+//! elsewhere: a move, a failback, a group that failed on its owner, a new group).
+//!
+//! The set of nodes that may still hold a group (`unconfirmed`) travels with it: the new owner
+//! brings the group online only once each is confirmed stopped (a lost node on disk, see
+//! `observe.rs`; a member by its heartbeat in this epoch showing that it no longer holds it).
 
+use super::catalog::{Catalog, Failback};
 use super::message::GroupAssignment;
 use super::{bit, ids};
 
-/// The table of a freshly formed cluster: `former` owns every group, and every other
-/// configured node is a possible holder until confirmed stopped.
-pub(crate) fn formed(configured: u64, former: u8) -> Vec<GroupAssignment> {
+/// How one group is placed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Policy {
+    pub slot: u8,
+    /// Most preferred first.
+    pub preferred: Vec<u8>,
+    /// 0 = every node.
+    pub possible: u64,
+    pub failback: Failback,
+    /// An administrator's move target (0 = none): wins whenever it can host the group.
+    pub target: u8,
+}
+
+/// What the placement rule reads besides the table.
+pub(crate) struct Facts<'a> {
+    pub members: u64,
+    /// Per node id - 1: the groups it holds (online, or stopping and not yet confirmed).
+    pub holding_by_node: &'a [u64],
+    /// Per node id - 1: the groups that failed there recently and that it refuses.
+    pub refusing_by_node: &'a [u64],
+    /// Members of newer views that are not in the new membership (each a possible holder).
+    pub outsiders: u64,
+    /// The coordinator's local hour of day, when known (failback windows).
+    pub local_hour: Option<u8>,
+}
+
+/// The policies of every group: the built-in test groups, then the catalog's (a catalog group
+/// on a built-in slot is left out: the test group was there first).
+pub(crate) fn policies(builtin: u64, catalog: &Catalog) -> Vec<Policy> {
+    let mut policies: Vec<Policy> = ids(builtin)
+        .map(|home| Policy {
+            slot: home,
+            preferred: vec![home],
+            possible: 0,
+            failback: Failback::Off,
+            target: 0,
+        })
+        .collect();
+    for group in &catalog.groups {
+        if builtin & bit(group.slot) == 0 {
+            policies.push(Policy {
+                slot: group.slot,
+                preferred: group.preferred.clone(),
+                possible: group.possible,
+                failback: group.failback,
+                target: group.target,
+            });
+        }
+    }
+    policies.sort_by_key(|policy| policy.slot);
+    policies
+}
+
+impl Policy {
+    /// The node the rule prefers among `candidates`: the move target, then the preferred
+    /// nodes in order, then the lowest candidate; 0 when there is none.
+    fn best(&self, candidates: u64) -> u8 {
+        if self.target != 0 && candidates & bit(self.target) != 0 {
+            return self.target;
+        }
+        self.preferred
+            .iter()
+            .copied()
+            .find(|node| candidates & bit(*node) != 0)
+            .or_else(|| ids(candidates).next())
+            .unwrap_or(0)
+    }
+
+    /// Position in the preference order (target first, unlisted nodes last).
+    fn rank(&self, node: u8) -> usize {
+        if self.target != 0 && node == self.target {
+            return 0;
+        }
+        self.preferred
+            .iter()
+            .position(|preferred| *preferred == node)
+            .map_or(usize::MAX, |position| position + 1)
+    }
+
+    fn allows(&self, node: u8) -> bool {
+        self.possible == 0 || self.possible & bit(node) != 0
+    }
+
+    /// Where the group goes, given its current holder (a member holding it) or owner.
+    fn choose(&self, entry_owner: u8, holder: Option<u8>, candidates: u64, hour: Option<u8>) -> u8 {
+        let best = self.best(candidates);
+        let current = holder.or_else(|| {
+            (entry_owner != 0 && candidates & bit(entry_owner) != 0).then_some(entry_owner)
+        });
+        let Some(current) = current else {
+            return best;
+        };
+        if candidates & bit(current) == 0 {
+            // The holder may not keep it (it refuses it, or it is no longer a possible owner).
+            return best;
+        }
+        if best == current || best == 0 {
+            return current;
+        }
+        if self.target != 0 && best == self.target {
+            // A move happens at once, whatever the failback policy.
+            return best;
+        }
+        let failback_now = hour.is_some_and(|hour| self.failback.allows(hour));
+        if failback_now && self.rank(best) < self.rank(current) {
+            best
+        } else {
+            current
+        }
+    }
+}
+
+/// The table of a freshly formed cluster: `former` owns every group it may host, and every
+/// other configured node is a possible holder until confirmed stopped.
+pub(crate) fn formed(
+    policies: &[Policy],
+    configured: u64,
+    former: u8,
+    refusing: u64,
+) -> Vec<GroupAssignment> {
+    // Every slot, not just today's groups: a group added later is placed from this entry, and
+    // any configured node may have held a group of that slot in an earlier life.
     let mut table = vec![
         GroupAssignment {
             owner: 0,
-            unconfirmed: 0
+            unconfirmed: configured & !bit(former),
         };
         64
     ];
-    for group in ids(configured) {
-        table[usize::from(group - 1)] = GroupAssignment {
-            owner: former,
+    for policy in policies {
+        let candidates = if policy.allows(former) && refusing & bit(policy.slot) == 0 {
+            bit(former)
+        } else {
+            0
+        };
+        table[usize::from(policy.slot - 1)] = GroupAssignment {
+            owner: policy.best(candidates),
             unconfirmed: configured & !bit(former),
         };
     }
     table
 }
 
-/// The table for a new membership. `online_by_node[id - 1]` is what each participant reported
-/// holding: a member that holds a group keeps it, and a member that does not hold a group is
-/// not a possible holder of it. `outsiders` are the members of every view the round knows of
-/// that are not in the new membership: the coordinator's own table may predate a view in
-/// which one of them was given a group, so each is a possible holder of every group it does
-/// not provably not hold.
+pub(crate) fn empty_table() -> Vec<GroupAssignment> {
+    vec![
+        GroupAssignment {
+            owner: 0,
+            unconfirmed: 0
+        };
+        64
+    ]
+}
+
+/// The table for a new membership. A member that holds a group keeps it unless the rule moves
+/// it (then it stays a possible holder until its heartbeat shows it stopped); a member that
+/// does not hold a group is not a possible holder of it. The coordinator's own table may
+/// predate a view in which an outsider was given a group, so each outsider is a possible
+/// holder of every group it does not provably not hold.
 pub(crate) fn reassign(
     table: &[GroupAssignment],
-    configured: u64,
-    members: u64,
-    online_by_node: &[u64],
-    outsiders: u64,
+    policies: &[Policy],
+    facts: &Facts<'_>,
 ) -> Vec<GroupAssignment> {
-    assert_eq!(members & outsiders, 0);
+    let members = facts.members;
+    assert_eq!(members & facts.outsiders, 0);
     assert!(members != 0);
     assert_eq!(table.len(), 64);
-    let lowest_member = ids(members).next().expect("members is not empty");
+    let holds = |node: u8, slot: u8| facts.holding_by_node[usize::from(node - 1)] & bit(slot) != 0;
     let mut next = table.to_vec();
-    for group in ids(configured) {
-        let entry = table[usize::from(group - 1)];
-        let mut unconfirmed = entry.unconfirmed | outsiders;
-        let holder =
-            ids(members).find(|member| online_by_node[usize::from(member - 1)] & bit(group) != 0);
-        let owner = if let Some(holder) = holder {
-            holder
-        } else if entry.owner != 0 && members & bit(entry.owner) != 0 {
-            entry.owner
-        } else {
-            if entry.owner != 0 {
-                unconfirmed |= bit(entry.owner);
-            }
-            if members & bit(group) != 0 {
-                group
-            } else {
-                lowest_member
-            }
-        };
+    for policy in policies {
+        let slot = policy.slot;
+        let entry = table[usize::from(slot - 1)];
+        let mut unconfirmed = entry.unconfirmed | facts.outsiders;
+        let candidates = ids(members)
+            .filter(|node| policy.allows(*node))
+            .filter(|node| facts.refusing_by_node[usize::from(node - 1)] & bit(slot) == 0)
+            .fold(0, |set, node| set | bit(node));
+        let holder = ids(members).find(|member| holds(*member, slot));
+        let owner = policy.choose(entry.owner, holder, candidates, facts.local_hour);
+        if entry.owner != 0 && members & bit(entry.owner) == 0 {
+            unconfirmed |= bit(entry.owner);
+        }
         for member in ids(members) {
-            if online_by_node[usize::from(member - 1)] & bit(group) == 0 {
+            if holds(member, slot) {
+                unconfirmed |= bit(member);
+            } else {
                 unconfirmed &= !bit(member);
             }
         }
-        if online_by_node[usize::from(owner - 1)] & bit(group) != 0 {
-            // The owner holds it: every earlier holder was confirmed before it went online.
+        if owner != 0 && holds(owner, slot) && ids(members).filter(|m| holds(*m, slot)).count() == 1
+        {
+            // The owner holds it alone: every earlier holder was confirmed before it went
+            // online, and no other member holds it.
             unconfirmed = 0;
         }
-        next[usize::from(group - 1)] = GroupAssignment { owner, unconfirmed };
+        if owner != 0 {
+            unconfirmed &= !bit(owner);
+        }
+        next[usize::from(slot - 1)] = GroupAssignment { owner, unconfirmed };
+    }
+    for slot in 1..=64u8 {
+        let entry = table[usize::from(slot - 1)];
+        if entry.owner == 0 || policies.iter().any(|policy| policy.slot == slot) {
+            continue;
+        }
+        // A removed group: no owner; whoever may still hold it stays a possible holder, so a
+        // group that reuses the slot waits for them.
+        let mut unconfirmed = entry.unconfirmed | facts.outsiders | bit(entry.owner);
+        for member in ids(members) {
+            if !holds(member, slot) {
+                unconfirmed &= !bit(member);
+            }
+        }
+        next[usize::from(slot - 1)] = GroupAssignment {
+            owner: 0,
+            unconfirmed,
+        };
     }
     next
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lost_owner_group_moves_and_remembers_the_lost_owner() {
-        let configured = 0b111;
-        let table = formed(configured, 1);
-        assert_eq!(
-            table[1],
-            GroupAssignment {
-                owner: 1,
-                unconfirmed: 0b110
-            }
-        );
-        let mut online = vec![0u64; 64];
-        online[0] = 0b111; // node 1 holds all three
-        let after_join = reassign(&table, configured, 0b111, &online, 0);
-        assert_eq!(
-            after_join[1],
-            GroupAssignment {
-                owner: 1,
-                unconfirmed: 0
-            }
-        );
-        // Node 1 is lost: group 2 goes home to node 2, group 1 to the lowest member, node 2.
-        online = vec![0u64; 64];
-        let after_loss = reassign(&after_join, configured, 0b110, &online, 0);
-        assert_eq!(
-            after_loss[1],
-            GroupAssignment {
-                owner: 2,
-                unconfirmed: 0b001
-            }
-        );
-        assert_eq!(
-            after_loss[0],
-            GroupAssignment {
-                owner: 2,
-                unconfirmed: 0b001
-            }
-        );
-        assert_eq!(
-            after_loss[2],
-            GroupAssignment {
-                owner: 3,
-                unconfirmed: 0b001
-            }
-        );
-        // A member holding a group keeps it; an outsider of a newer view is a possible holder.
-        online = vec![0u64; 64];
-        online[2] = 0b010; // node 3 holds group 2
-        let with_views = reassign(&after_loss, configured, 0b110, &online, 0b001);
-        assert_eq!(
-            with_views[1],
-            GroupAssignment {
-                owner: 3,
-                unconfirmed: 0
-            }
-        );
-        assert_eq!(with_views[0].unconfirmed, 0b001);
-    }
-}
+mod tests;

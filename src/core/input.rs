@@ -52,7 +52,14 @@ impl Node {
                 members,
                 stabilized,
                 quorum_owner,
-            } => self.on_heartbeat(from, epoch, members, stabilized, quorum_owner),
+                holding,
+                refusing,
+            } => {
+                if stabilized {
+                    self.record_peer_groups(from, epoch, holding, refusing);
+                }
+                self.on_heartbeat(from, epoch, members, stabilized, quorum_owner)
+            }
             Body::JoinRequest => self.on_join_request(from),
             Body::RegroupStatus(status) => self.on_status(from, status),
             Body::Install(install) => self.on_install(from, install),

@@ -27,19 +27,22 @@ impl Node {
             .max(self.quorum.owner_epoch_seen)
             .max(self.epoch_seen_on_disk)
             + 1;
-        let mut online_by_node = vec![0u64; 64];
+        let mut holding_by_node = vec![0u64; 64];
+        let mut refusing_by_node = vec![0u64; 64];
         for (id, status) in &round.statuses {
-            online_by_node[usize::from(*id - 1)] = status.online_groups;
+            holding_by_node[usize::from(*id - 1)] = status.online_groups;
+            refusing_by_node[usize::from(*id - 1)] = status.refusing;
         }
         let views = Self::round_views(round);
         let outsiders = views.iter().fold(0u64, |set, view| set | view) & !survivors;
-        let table = groups::reassign(
-            &self.table,
-            self.configured(),
-            survivors,
-            &online_by_node,
+        let facts = groups::Facts {
+            members: survivors,
+            holding_by_node: &holding_by_node,
+            refusing_by_node: &refusing_by_node,
             outsiders,
-        );
+            local_hour: self.local_hour,
+        };
+        let table = groups::reassign(&self.table, &self.policies, &facts);
         let install = Install {
             round: round.round,
             epoch,

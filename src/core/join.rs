@@ -19,14 +19,7 @@ impl Node {
         }
         let now = self.now_ticks;
         if now >= self.last_heartbeat_tick + self.timeouts.heartbeat_interval_ticks {
-            self.last_heartbeat_tick = now;
-            let body = Body::Heartbeat {
-                epoch: self.epoch,
-                members: self.members,
-                stabilized: self.stabilized,
-                quorum_owner: self.quorum.owned(now),
-            };
-            self.send_all(self.members | self.basis_members, &body);
+            self.send_heartbeat_now();
         }
         let silence = self.timeouts.peer_silence_ticks;
         let mut any_silent = false;
@@ -45,6 +38,24 @@ impl Node {
         if any_silent && self.stabilized && self.regroup.is_none() {
             self.start_regroup();
         }
+    }
+
+    /// A heartbeat to the membership on every network, now.
+    pub(super) fn send_heartbeat_now(&mut self) {
+        if self.role != Role::Member {
+            return;
+        }
+        let now = self.now_ticks;
+        self.last_heartbeat_tick = now;
+        let body = Body::Heartbeat {
+            epoch: self.epoch,
+            members: self.members,
+            stabilized: self.stabilized,
+            quorum_owner: self.quorum.owned(now),
+            holding: self.holding(),
+            refusing: self.refusing(),
+        };
+        self.send_all(self.members | self.basis_members, &body);
     }
 
     pub(super) fn on_heartbeat(
@@ -344,7 +355,7 @@ impl Node {
         self.acked_epoch = epoch;
         self.members = bit(me);
         self.basis_members = bit(me);
-        self.table = groups::formed(self.configured(), me);
+        self.table = groups::formed(&self.policies, self.configured(), me, self.refusing());
         self.emit(Event::Stabilized {
             epoch,
             members: bit(me),

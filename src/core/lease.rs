@@ -114,10 +114,15 @@ impl Node {
         if !(self.own_lease.slot_loaded && self.own_lease.slot_write_due && idle) {
             return;
         }
+        let member = self.role == Role::Member;
+        if !member && self.holding() != 0 {
+            // A slot that is not `Member` tells survivors we hold nothing (ARBITRATION.md rule
+            // (c)): it waits until every stop is confirmed.
+            return;
+        }
         self.own_lease.slot_write_due = false;
         let me = self.me();
         let geometry = self.config.geometry;
-        let member = self.role == Role::Member;
         self.own_lease.slot_sequence += 1;
         let hold_ms = self.timeouts.lease_hold_ticks * super::timeout::TICK_MS;
         let slot = Sealed {
@@ -338,6 +343,11 @@ impl Node {
             Role::Searching { .. } => {}
         }
         assert_eq!(self.online, 0);
+        if self.stopping != 0 {
+            // The acknowledgement says "resources stopped": it waits for the confirmation; the
+            // next renewal reads the mailbox again.
+            return;
+        }
         let ack = Sealed {
             cluster_id: self.config.cluster_id,
             sequence: request.sequence,

@@ -34,6 +34,12 @@ pub enum Body {
         members: u64,
         stabilized: bool,
         quorum_owner: bool,
+        /// Groups the sender holds: online, or stopping and not yet confirmed stopped. In the
+        /// sender's epoch, a group missing here is one it will not hold again in that epoch
+        /// unless the table gives it back: how a member is confirmed to have let a group go.
+        holding: u64,
+        /// Groups that failed on the sender recently and that it refuses to host.
+        refusing: u64,
     },
     /// A node without a cluster asks to join (answered by the sponsor: the lowest member).
     JoinRequest,
@@ -70,8 +76,10 @@ pub struct RegroupStatus {
     pub heard: u64,
     /// Nodes asking to join in this round.
     pub joiners: u64,
-    /// Groups the sender holds online (bit = home node id - 1).
+    /// Groups the sender holds (bit = slot - 1): online, or stopping and not yet confirmed.
     pub online_groups: u64,
+    /// Groups that failed on the sender recently and that it refuses to host.
+    pub refusing: u64,
     /// The sender holds a valid quorum lease.
     pub quorum_owner: bool,
 }
@@ -132,11 +140,15 @@ impl Message {
                 members,
                 stabilized,
                 quorum_owner,
+                holding,
+                refusing,
             } => {
                 put_u64(&mut out, *epoch);
                 put_u64(&mut out, *members);
                 out.push(u8::from(*stabilized));
                 out.push(u8::from(*quorum_owner));
+                put_u64(&mut out, *holding);
+                put_u64(&mut out, *refusing);
             }
             Body::JoinRequest => {}
             Body::RegroupStatus(status) => {
@@ -149,6 +161,7 @@ impl Message {
                     status.heard,
                     status.joiners,
                     status.online_groups,
+                    status.refusing,
                 ] {
                     put_u64(&mut out, value);
                 }
@@ -209,6 +222,8 @@ impl Message {
                 members: reader.u64()?,
                 stabilized: reader.bool()?,
                 quorum_owner: reader.bool()?,
+                holding: reader.u64()?,
+                refusing: reader.u64()?,
             },
             2 => Body::JoinRequest,
             3 => Body::RegroupStatus(RegroupStatus {
@@ -220,6 +235,7 @@ impl Message {
                 heard: reader.u64()?,
                 joiners: reader.u64()?,
                 online_groups: reader.u64()?,
+                refusing: reader.u64()?,
                 quorum_owner: reader.bool()?,
             }),
             4 => Body::Install(decode_install(&mut reader)?),
@@ -356,6 +372,8 @@ mod tests {
                 members: 3,
                 stabilized: true,
                 quorum_owner: false,
+                holding: 5,
+                refusing: 2,
             },
             Body::JoinRequest,
             Body::RegroupStatus(RegroupStatus {
@@ -367,6 +385,7 @@ mod tests {
                 heard: 3,
                 joiners: 4,
                 online_groups: 1,
+                refusing: 8,
                 quorum_owner: true,
             }),
             Body::Install(install),

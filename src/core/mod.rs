@@ -50,6 +50,7 @@ mod membership;
 pub mod message;
 mod node;
 mod observe;
+mod placement;
 mod quorum;
 mod regroup;
 mod survival;
@@ -81,6 +82,9 @@ pub struct Config {
     /// for the simulator's checker. Costs a pass over the database per update: off in
     /// production.
     pub digest_every_update: bool,
+    /// Test groups that exist without a catalog entry: slot = home node id, preferred there
+    /// (`--test-group` in the daemon; every configured node in the simulator).
+    pub builtin_groups: u64,
 }
 
 /// A deliberately broken rule (simulator only); `None` in production.
@@ -138,6 +142,14 @@ pub enum Input<'a> {
     },
     /// An administrator's command.
     Admin(AdminCommand),
+    /// Every resource of `group` is confirmed offline after `Output::Resource { online: false }`
+    /// (the driver's monitor saw the processes gone). Until then the node counts as holding it.
+    GroupStopped { group: u8 },
+    /// This node gave up on `group` (its resources failed beyond their restart threshold, or
+    /// cannot start here): stop it, refuse it for `refuse_ms`, and let placement move it.
+    GroupFailed { group: u8, refuse_ms: u64 },
+    /// The local hour of day (0..=23), for failback windows; the driver sends it now and then.
+    LocalHour { hour: u8 },
 }
 
 /// The disk operation failed; for a write, nothing may be assumed written.
@@ -172,7 +184,8 @@ pub enum Output {
         offset_bytes: u64,
         block: Box<[u8; BLOCK_SIZE]>,
     },
-    /// Bring group (`home node id`) online or offline, now.
+    /// Bring group `group` (its slot) online or offline, now. An offline is answered by
+    /// `Input::GroupStopped` once every resource is confirmed offline.
     Resource { group: u8, online: bool },
     /// Tell the resource monitor: if not re-armed, stop every resource at this local time.
     ArmDeadman { stop_resources_at_ms: u64 },
@@ -235,6 +248,13 @@ pub enum Event {
     GumCheckpoint { sequence: u64, log_position: u64 },
     /// Something needs an operator.
     GumTrouble { what: &'static str },
+    /// The catalog (groups and resources) changed in the replica: `Node::catalog` is new.
+    /// Comes before any `Output::Resource` for a group it adds.
+    CatalogChanged,
+    /// This node asks for a regroup because the placement rule now puts a group elsewhere.
+    PlacementChanged { group: u8, owner: u8 },
+    /// This node refuses `group` after it failed here (`Input::GroupFailed`).
+    GroupRefused { group: u8 },
 }
 
 /// Counters of dropped input (bad input is counted, never trusted).
@@ -262,6 +282,12 @@ pub struct Status {
     /// In a regroup round (or joining one).
     pub regrouping: bool,
     pub online_groups: u64,
+    /// Groups asked offline whose stop is not yet confirmed (`Input::GroupStopped`).
+    pub stopping_groups: u64,
+    /// Groups refused here after they failed (`Input::GroupFailed`).
+    pub refusing_groups: u64,
+    /// Per slot - 1: the owner in this epoch's table (0 = none).
+    pub owners: Vec<u8>,
     /// Sequence of the last update applied to the cluster database here.
     pub database_version: u64,
     pub gum: gum::GumStatus,

@@ -132,6 +132,21 @@ pub struct Node {
     pub(super) form_pending_epoch: Option<u64>,
     pub(super) quorum: Quorum,
     pub(super) online: u64,
+    /// Groups asked offline and not yet confirmed stopped by the driver.
+    pub(super) stopping: u64,
+    /// Groups that failed here: slot → the tick until which this node refuses them.
+    pub(super) refusing_until: BTreeMap<u8, u64>,
+    /// The placement policies, from the built-in groups and the replica's catalog.
+    pub(super) policies: Vec<super::groups::Policy>,
+    pub(super) catalog: super::catalog::Catalog,
+    /// The replica changed groups or resources: re-read the catalog.
+    pub(super) catalog_dirty: bool,
+    /// What `refresh_catalog` last saw: the replica's groups and resources change sequences.
+    pub(super) catalog_seen: (u64, u64, bool),
+    /// Per node id - 1: (epoch, holding, refusing) from its latest heartbeat.
+    pub(super) peer_groups: Vec<(u64, u64, u64)>,
+    pub(super) local_hour: Option<u8>,
+    pub(super) last_placement_regroup_tick: Option<u64>,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
     pub(super) last_quorum_tick: Option<u64>,
@@ -188,13 +203,7 @@ impl Node {
             members: 0,
             acked_epoch: 0,
             basis_members: 0,
-            table: vec![
-                GroupAssignment {
-                    owner: 0,
-                    unconfirmed: 0
-                };
-                64
-            ],
+            table: super::groups::empty_table(),
             regroup: None,
             regroup_started_tick: 0,
             regroup_needs_quorum: false,
@@ -216,6 +225,15 @@ impl Node {
             form_pending_epoch: None,
             quorum,
             online: 0,
+            stopping: 0,
+            refusing_until: BTreeMap::new(),
+            policies: super::groups::policies(config.builtin_groups, &Default::default()),
+            catalog: Default::default(),
+            catalog_dirty: false,
+            catalog_seen: (0, 0, true),
+            peer_groups: vec![(0, 0, 0); super::NODES_MAX],
+            local_hour: None,
+            last_placement_regroup_tick: None,
             last_heartbeat_tick: 0,
             last_renew_tick: None,
             last_quorum_tick: None,
@@ -242,6 +260,9 @@ impl Node {
             }
             Input::DiskDone { op, result } => self.on_disk_done(op, result.ok()),
             Input::Admin(AdminCommand::Leave) => self.shut_down(),
+            Input::GroupStopped { group } => self.on_group_stopped(group),
+            Input::GroupFailed { group, refuse_ms } => self.on_group_failed(group, refuse_ms),
+            Input::LocalHour { hour } => self.local_hour = (hour < 24).then_some(hour),
             Input::Admin(AdminCommand::Submit { update }) => {
                 // The caller that needs the request id uses `submit`; a refusal is counted.
                 if self.submit(update).is_err() {
@@ -270,9 +291,15 @@ impl Node {
             lease_valid_until_ms: self.own_lease.valid_until_tick * TICK_MS,
             regrouping: self.regroup.is_some(),
             online_groups: self.online,
+            stopping_groups: self.stopping,
+            refusing_groups: self.refusing(),
+            owners: self.table.iter().map(|entry| entry.owner).collect(),
             database_version: self.gum.replica.sequence,
             gum: self.gum_status(),
-            left_cleanly: self.shutting_down && self.shutdown_slot_written && self.online == 0,
+            left_cleanly: self.shutting_down
+                && self.shutdown_slot_written
+                && self.online == 0
+                && self.stopping == 0,
             dropped: self.dropped.clone(),
         }
     }
@@ -436,7 +463,9 @@ impl Node {
             self.quorum_tick();
         }
         self.try_write_own_slot();
+        self.refresh_catalog();
         self.evaluate_groups();
+        self.placement_check();
         self.gum_tick();
     }
 

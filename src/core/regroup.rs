@@ -80,7 +80,8 @@ impl Node {
             acked_members: if member { self.basis_members } else { 0 },
             heard: self.heard(),
             joiners,
-            online_groups: self.online,
+            online_groups: self.holding(),
+            refusing: self.refusing(),
             quorum_owner: self.quorum_supports_survival(),
         }
     }

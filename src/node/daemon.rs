@@ -118,7 +118,10 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     );
     let disk_worker = DiskWorker::spawn(disk, waker)
         .map_err(|error| format!("cannot start the disk thread: {error}"))?;
-    let core = core::Node::new(core_config(&config), random_seed()?);
+    let core = core::Node::new(
+        core_config(&config, !options.test_groups.is_empty()),
+        random_seed()?,
+    );
     let peers: Vec<u8> = config
         .nodes
         .iter()
@@ -386,6 +389,7 @@ impl Daemon {
                     if operation == monitor::Operation::Stop && outcome == monitor::Outcome::Success
                     {
                         self.stopping.remove(&resource);
+                        self.group_stopped(&resource);
                     }
                     let text =
                         format!("resource {resource} {operation:?} {outcome:?} in {elapsed_ms} ms");
@@ -396,6 +400,7 @@ impl Daemon {
                 }
                 monitor::Event::ResourceFailed { resource, reason } => {
                     self.stopping.remove(&resource);
+                    self.group_stopped(&resource);
                     log::warn!(
                         "node={} resource {resource} failed: {reason}",
                         self.options.node_id
@@ -403,6 +408,19 @@ impl Daemon {
                     self.events
                         .push(format!("resource {resource} failed: {reason}"));
                 }
+            }
+        }
+    }
+
+    /// The monitor confirmed a test group's resource offline: if the core asked for that
+    /// stop, tell it.
+    fn group_stopped(&mut self, resource: &str) {
+        let group = resource
+            .strip_prefix("group-")
+            .and_then(|id| id.parse::<u8>().ok());
+        if let Some(group) = group {
+            if self.core.status().stopping_groups & core::bit(group) != 0 {
+                self.core.step(Input::GroupStopped { group });
             }
         }
     }
@@ -535,6 +553,7 @@ impl Daemon {
             .iter()
             .find(|(id, _)| *id == group)
             .map(|(_, command)| command.clone());
+        let has_command = command.is_some();
         let sent = match (online, command) {
             (true, Some(command)) => self.monitor.send(&monitor::Command::Start {
                 resource: resource.clone(),
@@ -553,6 +572,10 @@ impl Daemon {
             }
             (true, None) => Ok(()),
         };
+        if !online && !has_command {
+            // Nothing runs for this group here: stopped as soon as asked.
+            self.core.step(Input::GroupStopped { group });
+        }
         if let Err(error) = sent {
             log::error!(
                 "node={} cannot reach the resource monitor: {error}",
@@ -716,10 +739,16 @@ impl Daemon {
     }
 }
 
-fn core_config(config: &DiskConfig) -> core::Config {
+/// `test_mode`: `--test-group` given, so every configured node has a built-in home group (the
+/// slot of its id); every node of a cluster must agree on it.
+fn core_config(config: &DiskConfig, test_mode: bool) -> core::Config {
     let mut networks = vec![0u8; core::NODES_MAX];
+    let mut builtin_groups = 0;
     for node in &config.nodes {
         networks[usize::from(node.node_id - 1)] = node.addresses.len() as u8;
+        if test_mode {
+            builtin_groups |= core::bit(node.node_id);
+        }
     }
     core::Config {
         node_id: config.own.node_id,
@@ -730,6 +759,7 @@ fn core_config(config: &DiskConfig) -> core::Config {
         geometry: config.superblock.geometry,
         mutation: core::Mutation::None,
         digest_every_update: false,
+        builtin_groups,
     }
 }
 

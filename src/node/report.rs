@@ -191,6 +191,13 @@ pub fn describe_event(event: &core::Event) -> String {
             format!("database replica installed at sequence {sequence}")
         }
         core::Event::GumReset => "database replica dropped until the next snapshot".to_string(),
+        core::Event::CatalogChanged => "groups or resources changed".to_string(),
+        core::Event::PlacementChanged { group, owner } => {
+            format!("placement: group slot {group} now belongs on node {owner}; regrouping")
+        }
+        core::Event::GroupRefused { group } => {
+            format!("group slot {group} failed here: refused for a while, moving it")
+        }
         core::Event::GumLocker { epoch, ready } => format!(
             "global update locker for epoch {epoch}: {}",
             if *ready { "ready" } else { "taking over" }

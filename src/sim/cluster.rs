@@ -33,6 +33,8 @@ pub struct SimNode {
     drift_ppm: i64,
     /// What the resource agents actually run (the truth the checker sees).
     pub online: u64,
+    /// Groups asked offline, with the tick their stop completes (then `GroupStopped`).
+    stops: Vec<(u8, u64)>,
     deadman_stop_at_ms: Option<u64>,
     quorum_valid_until_ms: u64,
 }
@@ -75,6 +77,7 @@ impl Cluster {
                 clock_offset_ms: prng.below(1_000_000),
                 drift_ppm,
                 online: 0,
+                stops: Vec::new(),
                 deadman_stop_at_ms: None,
                 quorum_valid_until_ms: 0,
             });
@@ -125,7 +128,22 @@ impl Cluster {
             .expect("the simulated disk is large enough"),
             mutation: self.params.mutation,
             digest_every_update: true,
+            builtin_groups: if self.params.catalog_groups {
+                0
+            } else {
+                self.all_nodes()
+            },
         }
+    }
+
+    /// Every node of the run, as a bitmap.
+    pub fn all_nodes(&self) -> u64 {
+        self.params
+            .networks
+            .iter()
+            .enumerate()
+            .filter(|(_, networks)| **networks > 0)
+            .fold(0, |set, (index, _)| set | (1u64 << index))
     }
 
     pub fn boot(&mut self, id: u8) {
@@ -138,8 +156,11 @@ impl Cluster {
         sim_node.node = Some(node);
         sim_node.paused = false;
         sim_node.online = 0;
+        sim_node.stops.clear();
         sim_node.deadman_stop_at_ms = None;
         sim_node.quorum_valid_until_ms = 0;
+        // Noon everywhere: failback policies apply (windows are `groups.rs`'s unit tests).
+        self.step(id, Input::LocalHour { hour: 12 });
     }
 
     pub fn crash(&mut self, id: u8) {
@@ -153,6 +174,7 @@ impl Cluster {
         let sim_node = &mut self.nodes[index];
         sim_node.node = None;
         sim_node.online = 0;
+        sim_node.stops.clear();
         sim_node.paused = false;
         sim_node.held_packets.clear();
         sim_node.held_completions.clear();
@@ -210,7 +232,26 @@ impl Cluster {
                     .is_some_and(|stop| local >= stop)
             {
                 sim_node.online = 0;
+                // The monitor killed everything: every stop in progress is done too.
+                for stop in &mut sim_node.stops {
+                    stop.1 = self.tick;
+                }
                 self.report.deadman_stops += 1;
+            }
+        }
+        for id in 1..=self.params.node_count {
+            let index = usize::from(id - 1);
+            let tick = self.tick;
+            let sim_node = &mut self.nodes[index];
+            if sim_node.paused {
+                continue;
+            }
+            let (done, pending): (Vec<(u8, u64)>, Vec<(u8, u64)>) =
+                sim_node.stops.iter().partition(|(_, due)| *due <= tick);
+            sim_node.stops = pending;
+            for (group, _) in done {
+                self.nodes[index].online &= !bit(group);
+                self.step(id, Input::GroupStopped { group });
             }
         }
         self.check_instant();
@@ -378,10 +419,16 @@ impl Cluster {
             }
             Output::Resource { group, online } => {
                 self.fold_digest(&format!("{id} group {group} online={online}"));
+                if self.trace {
+                    println!("tick={} node={id} group {group} online={online}", self.tick);
+                }
                 if online {
                     self.nodes[index].online |= bit(group);
                 } else {
-                    self.nodes[index].online &= !bit(group);
+                    // Stopping takes 0 to 3 ticks (deterministic, so the seed's random stream
+                    // is untouched); the resources run until then.
+                    let delay = (self.tick * 31 + u64::from(id) * 7 + u64::from(group)) % 4;
+                    self.nodes[index].stops.push((group, self.tick + delay));
                 }
             }
             Output::ArmDeadman {
@@ -444,7 +491,9 @@ impl Cluster {
             Event::Left { reason } => {
                 *self.report.leaves_by_reason.entry(reason).or_insert(0) += 1;
             }
-            Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
+            Event::PeerSilent { .. } | Event::QuorumOwner { .. } | Event::CatalogChanged => {}
+            Event::PlacementChanged { .. } => self.report.count_gum("placement regroup"),
+            Event::GroupRefused { .. } => self.report.count_gum("group refused"),
             Event::GumApplied {
                 sequence,
                 digest,
@@ -553,11 +602,14 @@ impl Cluster {
             {
                 return false;
             }
-            if online & sim_node.online != 0 {
+            if online & sim_node.online != 0 || status.refusing_groups != 0 {
                 return false;
             }
             online |= sim_node.online;
         }
-        online == all
+        if !self.params.catalog_groups {
+            return online == all;
+        }
+        super::group_workload::placed_as_the_rule_says(self, online)
     }
 }

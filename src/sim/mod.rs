@@ -8,6 +8,7 @@ pub mod checker;
 pub mod cli;
 pub mod cluster;
 pub mod disk;
+pub mod group_workload;
 pub mod gum_checker;
 pub mod gum_workload;
 pub mod network;
@@ -45,6 +46,9 @@ pub struct Params {
     pub crash_all_per_100k: u64,
     /// A small shared disk: the log ring wraps and checkpoints happen within one run.
     pub small_disk: bool,
+    /// Groups come from the replicated catalog (added, moved, removed by the workload, and
+    /// failing on their owners) instead of one built-in group per node.
+    pub catalog_groups: bool,
 }
 
 /// Convergence bound after the last fault heals, in ticks (12 s). Worst case, summed from the
@@ -102,6 +106,8 @@ impl Params {
                 0
             },
             small_disk: prng.chance(1, 2),
+            // Drawn last, so the knobs above stay what earlier seeds had.
+            catalog_groups: prng.chance(1, 3),
         }
     }
 }
@@ -182,6 +188,7 @@ pub fn run(params: Params) -> (Report, Cluster) {
         workload::inject(&mut cluster);
         if cluster.tick < cluster.params.ticks_faulty {
             gum_workload::submit(&mut cluster);
+            group_workload::step(&mut cluster);
         }
         cluster.run_tick();
         let healed_at = cluster.params.ticks_faulty + 1;
@@ -199,6 +206,9 @@ pub fn run(params: Params) -> (Report, Cluster) {
             };
             cluster.checker.violations.push(violation);
             if cluster.trace {
+                if let Some(node) = cluster.nodes.iter().find_map(|n| n.node.as_ref()) {
+                    println!("catalog: {:?}", node.catalog());
+                }
                 for sim_node in &cluster.nodes {
                     let status = sim_node.node.as_ref().map(|node| node.status());
                     println!(

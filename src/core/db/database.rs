@@ -134,6 +134,10 @@ pub struct Database {
     limits: Limits,
     /// Kept up to date by `apply` so the byte limit costs nothing to check.
     snapshot_bytes: usize,
+    /// Per namespace (`Namespace::ALL` order), the sequence of the last update that changed
+    /// something in it (the snapshot's sequence after a restore): lets a reader of one
+    /// namespace notice a change without scanning. Local bookkeeping, not content.
+    changed_at: [u64; 5],
 }
 
 impl Default for Database {
@@ -168,6 +172,7 @@ impl Database {
             entries: BTreeMap::new(),
             limits: limits.clamped(),
             snapshot_bytes: snapshot::EMPTY_BYTES,
+            changed_at: [0; 5],
         }
     }
 
@@ -182,7 +187,20 @@ impl Database {
             entries,
             limits: Limits::default(),
             snapshot_bytes,
+            changed_at: [sequence; 5],
         }
+    }
+
+    /// The sequence of the last update that changed `namespace` (see the field).
+    pub fn changed_at(&self, namespace: super::Namespace) -> u64 {
+        self.changed_at[Self::namespace_index(namespace)]
+    }
+
+    fn namespace_index(namespace: super::Namespace) -> usize {
+        super::Namespace::ALL
+            .iter()
+            .position(|candidate| *candidate == namespace)
+            .unwrap_or(0)
     }
 
     pub(crate) fn entries(&self) -> &BTreeMap<Path, Entry> {
@@ -317,6 +335,11 @@ impl Database {
             self.roll_back(undo);
             debug_assert_eq!((self.entries.len(), self.snapshot_bytes), before);
             return Err(full);
+        }
+        for op in &update.ops {
+            if !matches!(op, Op::Require { .. }) {
+                self.changed_at[Self::namespace_index(op.path().namespace())] = sequence;
+            }
         }
         self.sequence = sequence;
         Ok(Outcome::Applied)

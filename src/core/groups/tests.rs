@@ -1,0 +1,180 @@
+use super::*;
+
+fn builtin(configured: u64) -> Vec<Policy> {
+    policies(configured, &Catalog::default())
+}
+
+fn facts<'a>(members: u64, holding: &'a [u64], refusing: &'a [u64]) -> Facts<'a> {
+    Facts {
+        members,
+        holding_by_node: holding,
+        refusing_by_node: refusing,
+        outsiders: 0,
+        local_hour: Some(12),
+    }
+}
+
+fn policy(slot: u8, preferred: &[u8], failback: Failback) -> Policy {
+    Policy {
+        slot,
+        preferred: preferred.to_vec(),
+        possible: 0,
+        failback,
+        target: 0,
+    }
+}
+
+#[test]
+fn a_lost_owner_group_moves_and_remembers_the_lost_owner() {
+    let configured = 0b111;
+    let policies = builtin(configured);
+    let none = vec![0u64; 64];
+    let table = formed(&policies, configured, 1, 0);
+    assert_eq!(
+        table[1],
+        GroupAssignment {
+            owner: 1,
+            unconfirmed: 0b110
+        }
+    );
+    let mut holding = vec![0u64; 64];
+    holding[0] = 0b111; // node 1 holds all three
+    let after_join = reassign(&table, &policies, &facts(0b111, &holding, &none));
+    assert_eq!(
+        after_join[1],
+        GroupAssignment {
+            owner: 1,
+            unconfirmed: 0
+        }
+    );
+    // Node 1 is lost: group 2 goes home to node 2, group 1 to the lowest member, node 2.
+    let nothing = vec![0u64; 64];
+    let after_loss = reassign(&after_join, &policies, &facts(0b110, &nothing, &none));
+    assert_eq!(
+        after_loss[1],
+        GroupAssignment {
+            owner: 2,
+            unconfirmed: 0b001
+        }
+    );
+    assert_eq!(
+        after_loss[0],
+        GroupAssignment {
+            owner: 2,
+            unconfirmed: 0b001
+        }
+    );
+    assert_eq!(
+        after_loss[2],
+        GroupAssignment {
+            owner: 3,
+            unconfirmed: 0b001
+        }
+    );
+    // A member holding a group keeps it; an outsider of a newer view is a possible holder.
+    let mut holding = vec![0u64; 64];
+    holding[2] = 0b010; // node 3 holds group 2
+    let mut with_views_facts = facts(0b110, &holding, &none);
+    with_views_facts.outsiders = 0b001;
+    let with_views = reassign(&after_loss, &policies, &with_views_facts);
+    assert_eq!(
+        with_views[1],
+        GroupAssignment {
+            owner: 3,
+            unconfirmed: 0
+        }
+    );
+    assert_eq!(with_views[0].unconfirmed, 0b001);
+}
+
+#[test]
+fn a_move_target_takes_the_group_and_the_holder_stays_unconfirmed_until_it_stops() {
+    let mut moved = policy(5, &[1, 2], Failback::Off);
+    moved.target = 3;
+    let none = vec![0u64; 64];
+    let mut holding = vec![0u64; 64];
+    holding[0] = bit(5);
+    let mut table = empty_table();
+    table[4] = GroupAssignment {
+        owner: 1,
+        unconfirmed: 0,
+    };
+    let next = reassign(&table, &[moved.clone()], &facts(0b111, &holding, &none));
+    assert_eq!(
+        next[4],
+        GroupAssignment {
+            owner: 3,
+            unconfirmed: 0b001
+        }
+    );
+    // Once node 1 reports it stopped, the next table has no one left to confirm.
+    let nothing = vec![0u64; 64];
+    let after = reassign(&next, &[moved], &facts(0b111, &nothing, &none));
+    assert_eq!(
+        after[4],
+        GroupAssignment {
+            owner: 3,
+            unconfirmed: 0
+        }
+    );
+}
+
+#[test]
+fn failback_follows_the_policy_and_the_window() {
+    let none = vec![0u64; 64];
+    let mut holding = vec![0u64; 64];
+    holding[1] = bit(7); // node 2 holds group 7, which prefers node 1
+    let mut table = empty_table();
+    table[6] = GroupAssignment {
+        owner: 2,
+        unconfirmed: 0,
+    };
+    let owner = |failback: Failback, hour: Option<u8>| {
+        let mut facts = facts(0b11, &holding, &none);
+        facts.local_hour = hour;
+        reassign(&table, &[policy(7, &[1, 2], failback)], &facts)[6].owner
+    };
+    assert_eq!(owner(Failback::Off, Some(12)), 2);
+    assert_eq!(owner(Failback::Immediate, Some(12)), 1);
+    let night = Failback::Window {
+        from_hour: 22,
+        to_hour: 6,
+    };
+    assert_eq!(owner(night, Some(12)), 2);
+    assert_eq!(owner(night, Some(23)), 1);
+    assert_eq!(owner(night, Some(3)), 1);
+    assert_eq!(owner(night, None), 2, "an unknown hour opens no window");
+}
+
+#[test]
+fn a_refusing_or_impossible_node_is_passed_over_and_no_candidate_means_no_owner() {
+    let nothing = vec![0u64; 64];
+    let mut refusing = vec![0u64; 64];
+    refusing[0] = bit(4);
+    let mut only_three = policy(4, &[1, 2, 3], Failback::Off);
+    only_three.possible = bit(1) | bit(3);
+    let table = empty_table();
+    let next = reassign(
+        &table,
+        &[only_three.clone()],
+        &facts(0b111, &nothing, &refusing),
+    );
+    assert_eq!(next[3].owner, 3, "1 refuses, 2 is not a possible owner");
+    let next = reassign(&table, &[only_three], &facts(0b011, &nothing, &refusing));
+    assert_eq!(next[3].owner, 0, "no member may host it");
+    // A holder that starts refusing gives the group up.
+    let mut holding = vec![0u64; 64];
+    holding[0] = bit(4);
+    let next = reassign(
+        &table,
+        &[policy(4, &[1, 2], Failback::Immediate)],
+        &facts(0b011, &holding, &refusing),
+    );
+    assert_eq!(
+        next[3],
+        GroupAssignment {
+            owner: 2,
+            unconfirmed: 0b01
+        }
+    );
+}

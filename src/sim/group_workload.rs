@@ -1,0 +1,170 @@
+//! The group workload (seeds with `catalog_groups`): groups added, changed, moved and removed
+//! through GUM at random nodes, and groups failing on their owners, so placement (moves,
+//! failback, refusals, removals) runs under every fault the seed draws. The checker's "one
+//! holder per group" covers it unchanged; convergence also demands the rule's placement.
+
+use super::cluster::Cluster;
+use crate::core::db::{Op, Path, Update, Value};
+use crate::core::{bit, ids, Input};
+
+/// Group slots the workload uses.
+const SLOTS: u64 = 4;
+
+/// Maybe changes the catalog, or fails a group on its owner, this tick.
+pub fn step(cluster: &mut Cluster) {
+    if !cluster.params.catalog_groups {
+        return;
+    }
+    if cluster.prng.chance(1, 120) {
+        let count = u64::from(cluster.params.node_count);
+        let id = cluster.prng.range_inclusive(1, count) as u8;
+        let sim_node = &cluster.nodes[usize::from(id - 1)];
+        if sim_node.node.is_some() && !sim_node.paused {
+            let body = random_change(cluster);
+            cluster.submit(id, body);
+        }
+    }
+    if cluster.prng.chance(1, 400) {
+        fail_a_group(cluster);
+    }
+}
+
+fn path(text: &str) -> Path {
+    match Path::parse(text) {
+        Ok(path) => path,
+        Err(error) => unreachable!("a fixed path pattern parses: {error}"),
+    }
+}
+
+fn random_change(cluster: &mut Cluster) -> Vec<u8> {
+    let count = u64::from(cluster.params.node_count);
+    let prng = &mut cluster.prng;
+    let slot = prng.range_inclusive(1, SLOTS);
+    let group = format!("groups/g{slot}");
+    let ops = match prng.below(10) {
+        0..=4 => {
+            let mut preferred: Vec<u64> = (1..=count).filter(|_| prng.chance(1, 2)).collect();
+            // A few swaps shuffle the order.
+            for _ in 0..preferred.len() {
+                let a = prng.below(preferred.len() as u64) as usize;
+                let b = prng.below(preferred.len() as u64) as usize;
+                preferred.swap(a, b);
+            }
+            let preferred: Vec<String> = preferred.iter().map(u64::to_string).collect();
+            let failback = if prng.chance(1, 2) {
+                "immediate"
+            } else {
+                "off"
+            };
+            let mut ops = vec![
+                Op::Put {
+                    path: path(&format!("{group}/slot")),
+                    value: Value::U64(slot),
+                },
+                Op::Put {
+                    path: path(&format!("{group}/preferred")),
+                    value: Value::Text(preferred.join(",")),
+                },
+                Op::Put {
+                    path: path(&format!("{group}/failback")),
+                    value: Value::Text(failback.into()),
+                },
+            ];
+            if prng.chance(1, 4) {
+                let possible: Vec<u8> = (1..=count as u8).filter(|_| prng.chance(2, 3)).collect();
+                if !possible.is_empty() {
+                    ops.push(Op::Put {
+                        path: path(&format!("{group}/possible")),
+                        value: Value::NodeList(possible),
+                    });
+                }
+            } else {
+                ops.push(Op::Delete {
+                    path: path(&format!("{group}/possible")),
+                });
+            }
+            ops
+        }
+        // A target of a group that does not exist is harmless: without a slot key the catalog
+        // leaves it out.
+        5..=7 => vec![Op::Put {
+            path: path(&format!("{group}/target")),
+            value: Value::U64(prng.range_inclusive(1, count)),
+        }],
+        8 => vec![Op::Delete {
+            path: path(&format!("{group}/target")),
+        }],
+        _ => vec![Op::Delete { path: path(&group) }],
+    };
+    match (Update { ops }).encode() {
+        Ok(bytes) => bytes,
+        Err(error) => unreachable!("the workload builds small valid updates: {error}"),
+    }
+}
+
+/// A group fails on the node holding it: that node refuses it for a while.
+fn fail_a_group(cluster: &mut Cluster) {
+    let holders: Vec<(u8, u8)> = (1..=cluster.params.node_count)
+        .flat_map(|id| {
+            let online = cluster.nodes[usize::from(id - 1)].online;
+            ids(online).map(move |group| (id, group))
+        })
+        .collect();
+    if holders.is_empty() {
+        return;
+    }
+    let (id, group) = holders[cluster.prng.below(holders.len() as u64) as usize];
+    let sim_node = &cluster.nodes[usize::from(id - 1)];
+    if sim_node.node.is_none() || sim_node.paused {
+        return;
+    }
+    let refuse_ms = cluster.prng.range_inclusive(500, 4000);
+    cluster.report.count_gum("groups failed");
+    cluster.step(id, Input::GroupFailed { group, refuse_ms });
+}
+
+/// Convergence with catalog groups: every group online on exactly one node (checked by the
+/// caller), the set online is the catalog's, and each sits where the rule puts it when every
+/// node is a member: the move target if possible, else (failback immediate) the first
+/// possible preferred node, else any possible node.
+pub fn placed_as_the_rule_says(cluster: &Cluster, online: u64) -> bool {
+    let Some(node) = cluster
+        .nodes
+        .iter()
+        .find_map(|sim_node| sim_node.node.as_ref())
+    else {
+        return false;
+    };
+    let catalog = node.catalog();
+    if online != catalog.slots() {
+        return false;
+    }
+    let all = cluster.all_nodes();
+    catalog.groups.iter().all(|group| {
+        let holder = (1..=cluster.params.node_count)
+            .find(|id| cluster.nodes[usize::from(id - 1)].online & bit(group.slot) != 0);
+        let Some(holder) = holder else {
+            return false;
+        };
+        let possible = if group.possible == 0 {
+            all
+        } else {
+            group.possible & all
+        };
+        if possible & bit(holder) == 0 {
+            return false;
+        }
+        if group.target != 0 && possible & bit(group.target) != 0 {
+            return holder == group.target;
+        }
+        let first_preferred = group
+            .preferred
+            .iter()
+            .copied()
+            .find(|id| possible & bit(*id) != 0);
+        match (group.failback, first_preferred) {
+            (crate::core::catalog::Failback::Immediate, Some(first)) => holder == first,
+            _ => true,
+        }
+    })
+}
