@@ -9,6 +9,7 @@
 //! (after a lease renewal) or holds no group, so a core that cannot renew its lease lets the
 //! monitor stop the resources even while this loop keeps running.
 use super::disk_worker::{DiskCompletion, DiskRequest, DiskWorker};
+use super::event_exchange::{self, EventExchange};
 use super::report::{self, EventRing, LinkTable, Metrics};
 use super::signals::Signals;
 use super::startup::{read_disk_config, DiskConfig};
@@ -136,7 +137,12 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         transport.networks(),
         config.superblock.cluster_name
     );
+    // Request ids from the incarnation up, so no reply to a previous incarnation's request
+    // matches one of ours.
+    let event_exchange = EventExchange::new(config.incarnation << 16);
     let mut daemon = Daemon {
+        event_exchange,
+        events: EventRing::new(options.node_id),
         sealer: Sealer::new(&key, config.cluster_id, options.node_id, config.incarnation),
         opener,
         links: LinkTable::new(&config.nodes, options.node_id, now_ms),
@@ -148,7 +154,6 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         signals,
         monitor,
         disk_worker,
-        events: EventRing::default(),
         metrics: Metrics::default(),
         outgoing: Vec::with_capacity(crate::wire::FRAME_BYTES_MAX),
         last_ping_ms: now_ms,
@@ -177,6 +182,8 @@ struct Daemon {
     monitor: MonitorClient,
     disk_worker: DiskWorker,
     events: EventRing,
+    /// `ctl events` gathering the peers' events, and answering theirs.
+    event_exchange: EventExchange,
     metrics: Metrics,
     links: LinkTable,
     outgoing: Vec<u8>,
@@ -265,6 +272,7 @@ impl Daemon {
                 .flush_followers(&mut self.admin, poll.registry());
             self.keep_monitor_armed(now_ms);
             self.send_time(now_ms);
+            self.exchange_events(poll.registry(), now_ms);
             if let Ok(Some(status)) = self.monitor.try_wait() {
                 return Err(format!("the resource monitor exited ({status}); stopping so the cluster fences this node"));
             }
@@ -281,6 +289,7 @@ impl Daemon {
             metrics,
             time,
             events,
+            event_exchange,
             options,
             ..
         } = self;
@@ -306,6 +315,17 @@ impl Daemon {
                         Ok(None) => {}
                         Err(_) => metrics.unknown_frame_kinds += 1,
                     }
+                }
+                Ok(frame) if frame.header.kind == event_exchange::FRAME_KIND_EVENTS => {
+                    let sender = frame.header.sender;
+                    event_exchange.on_frame(
+                        sender,
+                        network,
+                        frame.payload,
+                        events,
+                        metrics,
+                        now_ms,
+                    );
                 }
                 Ok(_) => metrics.unknown_frame_kinds += 1,
                 Err(_) => {}
@@ -334,6 +354,30 @@ impl Daemon {
                 &mut self.outgoing,
             );
             self.transport.send(to, 0, &self.outgoing);
+        }
+    }
+
+    /// `ctl events`: answers the gatherings that finished and sends the exchange's frames.
+    fn exchange_events(&mut self, registry: &mio::Registry, now_ms: u64) {
+        for collected in self.event_exchange.finished(now_ms) {
+            let time = &self.time;
+            let body = super::event_merge::render(
+                self.options.node_id,
+                self.events.up_to(collected.own_newest),
+                &collected,
+                |node| time.skew(node).map(|skew| skew.skew_ms),
+            );
+            self.admin.respond(registry, collected.connection, Ok(body));
+        }
+        for frame in self.event_exchange.take_outgoing() {
+            self.sealer.seal(
+                event_exchange::FRAME_KIND_EVENTS,
+                frame.to,
+                frame.network,
+                &frame.payload,
+                &mut self.outgoing,
+            );
+            self.transport.send(frame.to, frame.network, &self.outgoing);
         }
     }
 
@@ -462,6 +506,7 @@ impl Daemon {
     }
 
     fn dispatch_outputs(&mut self, now_ms: u64) {
+        self.events.set_epoch(self.core.status().epoch);
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Send {
@@ -590,7 +635,21 @@ impl Daemon {
         }
         let text = report::describe_event(&event);
         log::info!("node={node} epoch={epoch} {text}");
-        self.events.push(text);
+        self.events.push_kind(report::event_kind(&event), text);
+    }
+
+    /// Every other configured node, member or not, and the networks both of us are on.
+    fn event_peers(&self) -> Vec<event_exchange::Peer> {
+        let own_networks = self.transport.networks();
+        self.config
+            .nodes
+            .iter()
+            .filter(|node| node.node_id != self.options.node_id)
+            .map(|node| event_exchange::Peer {
+                node: node.node_id,
+                networks: node.addresses.len().min(own_networks) as u8,
+            })
+            .collect()
     }
 
     fn update_acknowledged(&mut self, request_id: u64, sequence: u64, rejected: bool) {
@@ -674,7 +733,15 @@ impl Daemon {
                     .follow(&mut self.admin, registry, request.connection, json);
                 return;
             }
-            Some("events") => Ok(self.events.render(json)),
+            Some("events") if words.contains(&"--local") => Ok(self.events.render(json)),
+            Some("events") => {
+                // Answered by `exchange_events` once the peers answered or a second passed.
+                let peers = self.event_peers();
+                let own_newest = self.events.newest_sequence();
+                self.event_exchange
+                    .start(request.connection, json, own_newest, &peers, now_ms);
+                return;
+            }
             Some(command @ ("update" | "delete")) => {
                 match super::updates::parse_update(command, &words[1..]) {
                     Ok(update) => match self.core.submit(update) {
