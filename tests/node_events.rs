@@ -117,3 +117,11 @@ fn events_of_every_node_are_merged_in_time_order_and_a_dead_node_is_named() {
     assert!(nodes.contains(&1) && nodes.contains(&2), "{without}");
     assert!(!nodes.contains(&3), "{without}");
 }
+
+#[test]
+fn local_is_a_flag_of_events_only() {
+    let output = run(&["ctl", "--socket", "/nonexistent.sock", "status", "--local"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("'--local' is for events only"), "{stderr}");
+}

@@ -31,7 +31,7 @@ const MONITOR: Token = Token(2);
 const ADMIN_LISTENER: Token = Token(3);
 const FIRST_NETWORK_TOKEN: usize = 16;
 const FIRST_ADMIN_CONNECTION_TOKEN: usize = 1024;
-/// The only frame kind so far: a core message.
+/// A core message (the time service's frames are kind 2, the event exchange's 3).
 const FRAME_KIND_CORE: u8 = 1;
 /// How long a graceful leave may take before the daemon exits anyway (its monitor then stops
 /// whatever is left; the survivors wait for the lease instead).
