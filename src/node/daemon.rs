@@ -638,20 +638,6 @@ impl Daemon {
         self.events.push_kind(report::event_kind(&event), text);
     }
 
-    /// Every other configured node, member or not, and the networks both of us are on.
-    fn event_peers(&self) -> Vec<event_exchange::Peer> {
-        let own_networks = self.transport.networks();
-        self.config
-            .nodes
-            .iter()
-            .filter(|node| node.node_id != self.options.node_id)
-            .map(|node| event_exchange::Peer {
-                node: node.node_id,
-                networks: node.addresses.len().min(own_networks) as u8,
-            })
-            .collect()
-    }
-
     fn update_acknowledged(&mut self, request_id: u64, sequence: u64, rejected: bool) {
         let Some((connection, proposed_us)) = self.waiting_updates.remove(&request_id) else {
             return;
@@ -736,7 +722,11 @@ impl Daemon {
             Some("events") if words.contains(&"--local") => Ok(self.events.render(json)),
             Some("events") => {
                 // Answered by `exchange_events` once the peers answered or a second passed.
-                let peers = self.event_peers();
+                let peers = event_exchange::peers(
+                    &self.config.nodes,
+                    self.options.node_id,
+                    self.transport.networks(),
+                );
                 let own_newest = self.events.newest_sequence();
                 self.event_exchange
                     .start(request.connection, json, own_newest, &peers, now_ms);

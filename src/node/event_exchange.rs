@@ -35,6 +35,19 @@ pub struct Peer {
     pub networks: u8,
 }
 
+/// Every configured node but `own`, member or not (only those that answer count), with the
+/// networks both it and this node are on.
+pub fn peers(nodes: &[disklayout::NodeEntry], own: u8, own_networks: usize) -> Vec<Peer> {
+    nodes
+        .iter()
+        .filter(|node| node.node_id != own)
+        .map(|node| Peer {
+            node: node.node_id,
+            networks: node.addresses.len().min(own_networks) as u8,
+        })
+        .collect()
+}
+
 /// A payload for the daemon to seal (kind `FRAME_KIND_EVENTS`) and send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutgoingFrame {
