@@ -301,14 +301,13 @@ impl DemoCluster {
             .iter()
             .filter(|(id, child)| *id != killed && child.is_some())
         {
-            let Some(events) = self.ask(*id, &["events"]) else {
+            let Some(events) = self.ask(*id, &["events", "--local"]) else {
                 continue;
             };
             for line in events.lines() {
-                let Some((at, text)) = line.split_once(' ') else {
+                let Some((at, text)) = crate::node::event_record::monotonic_and_text(line) else {
                     continue;
                 };
-                let Ok(at) = at.parse::<u64>() else { continue };
                 let interesting = text.contains("silent")
                     || text.contains("stabilized")
                     || text.contains("confirmed stopped");

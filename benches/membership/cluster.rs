@@ -190,13 +190,13 @@ impl Cluster {
         })
     }
 
-    /// Every event in node `id`'s ring.
+    /// Every event in node `id`'s ring (its own only: the monotonic clocks of one host line up).
     pub fn events(&self, id: u8) -> Vec<Event> {
-        let text = self.ask(id, &["events"]).unwrap_or_default();
+        let text = self.ask(id, &["events", "--local"]).unwrap_or_default();
         text.lines()
             .filter_map(|line| {
-                let (at, what) = line.split_once(' ')?;
-                Some((at.parse().ok()?, what.to_string()))
+                let (at, what) = wolfpack::node::event_record::monotonic_and_text(line)?;
+                Some((at, what.to_string()))
             })
             .collect()
     }

@@ -3,7 +3,8 @@
 //! Protocol (one connection per command): the client sends one request line, the command's words
 //! joined by tabs; the server answers with a status line, `ok` or `error MESSAGE`, then the body,
 //! and closes the connection. A streaming command (`events --follow`) keeps sending body lines
-//! until the client hangs up.
+//! until the client hangs up. An answer may wait in the event loop (`update` for GUM's
+//! acknowledgement, `events` for the peers' events) without blocking it.
 //!
 //! **Invariant:** the socket file has mode 0600 and every connection's peer is checked with
 //! SO_PEERCRED: only root or the daemon's own user is served.

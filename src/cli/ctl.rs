@@ -12,7 +12,11 @@ Usage: wolfpack ctl [--socket PATH] COMMAND [ARGS] [--json]
 Commands:
   status              membership, epoch, quorum owner, lease, links, GUM sequence, clock skew
   nodes               every configured node and its state
-  events [--follow]   the cluster event log; --follow keeps printing new events
+  events              every node's events merged in wall-clock order (each peer's clock
+                      corrected by its measured skew); a header line names the nodes that
+                      answered within a second, the correction applied, and those that did not
+  events --local      this node's events only
+  events --follow     this node's events, then each new one as it happens (local only)
   metrics             counters in Prometheus text format
   get KEY             a key of the cluster database and every key under it
   update KEY VALUE    set a key; returns once the update is committed cluster-wide
@@ -22,7 +26,9 @@ Commands:
 Flags:
   --socket PATH       the node's admin socket (default: $WOLFPACK_SOCKET, else /run/wolfpack/admin.sock)
   --json              answer in JSON
-  --follow            (events) keep the connection open and print events as they happen
+  --local             (events) this node's events only, without asking the peers
+  --follow            (events) keep the connection open and print this node's events as they
+                      happen (never merged: the peers' events are not streamed)
   --type TYPE         (update) the value's type
 ";
 
@@ -46,6 +52,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     options.optopt("", "socket", "", "PATH");
     options.optflag("", "json", "");
     options.optflag("", "follow", "");
+    options.optflag("", "local", "");
     options.optopt("", "type", "", "TYPE");
     let matches = parse_flags(&options, words, "ctl")?;
     let Some((command, operands)) = matches.free.split_first() else {
@@ -75,6 +82,10 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
             UsageError(format!("ctl {command}: flag '--follow' is for events only")).into(),
         );
     }
+    let local = matches.opt_present("local");
+    if local && command != "events" {
+        return Err(UsageError(format!("ctl {command}: flag '--local' is for events only")).into());
+    }
     let value_type = matches.opt_str("type");
     if value_type.is_some() && command != "update" {
         return Err(UsageError(format!("ctl {command}: flag '--type' is for update only")).into());
@@ -90,6 +101,9 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     }
     if follow {
         request.push("--follow");
+    }
+    if local {
+        request.push("--local");
     }
     if let Some(value_type) = value_type.as_deref() {
         request.push("--type");

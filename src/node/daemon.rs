@@ -9,6 +9,7 @@
 //! (after a lease renewal) or holds no group, so a core that cannot renew its lease lets the
 //! monitor stop the resources even while this loop keeps running.
 use super::disk_worker::{DiskCompletion, DiskRequest, DiskWorker};
+use super::event_exchange::{self, EventExchange};
 use super::report::{self, EventRing, LinkTable, Metrics};
 use super::signals::Signals;
 use super::startup::{read_disk_config, DiskConfig};
@@ -30,7 +31,7 @@ const MONITOR: Token = Token(2);
 const ADMIN_LISTENER: Token = Token(3);
 const FIRST_NETWORK_TOKEN: usize = 16;
 const FIRST_ADMIN_CONNECTION_TOKEN: usize = 1024;
-/// The only frame kind so far: a core message.
+/// A core message (the time service's frames are kind 2, the event exchange's 3).
 const FRAME_KIND_CORE: u8 = 1;
 /// How long a graceful leave may take before the daemon exits anyway (its monitor then stops
 /// whatever is left; the survivors wait for the lease instead).
@@ -139,7 +140,12 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         transport.networks(),
         config.superblock.cluster_name
     );
+    // Request ids from the incarnation up, so no reply to a previous incarnation's request
+    // matches one of ours.
+    let event_exchange = EventExchange::new(config.incarnation << 16);
     let mut daemon = Daemon {
+        event_exchange,
+        events: EventRing::new(options.node_id),
         sealer: Sealer::new(&key, config.cluster_id, options.node_id, config.incarnation),
         opener,
         links: LinkTable::new(&config.nodes, options.node_id, now_ms),
@@ -151,7 +157,6 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         signals,
         monitor,
         disk_worker,
-        events: EventRing::default(),
         metrics: Metrics::default(),
         outgoing: Vec::with_capacity(crate::wire::FRAME_BYTES_MAX),
         last_ping_ms: now_ms,
@@ -180,6 +185,8 @@ struct Daemon {
     monitor: MonitorClient,
     disk_worker: DiskWorker,
     events: EventRing,
+    /// `ctl events` gathering the peers' events, and answering theirs.
+    event_exchange: EventExchange,
     metrics: Metrics,
     links: LinkTable,
     outgoing: Vec<u8>,
@@ -268,6 +275,7 @@ impl Daemon {
                 .flush_followers(&mut self.admin, poll.registry());
             self.keep_monitor_armed(now_ms);
             self.send_time(now_ms);
+            self.exchange_events(poll.registry(), now_ms);
             if let Ok(Some(status)) = self.monitor.try_wait() {
                 return Err(format!("the resource monitor exited ({status}); stopping so the cluster fences this node"));
             }
@@ -284,6 +292,7 @@ impl Daemon {
             metrics,
             time,
             events,
+            event_exchange,
             options,
             ..
         } = self;
@@ -309,6 +318,17 @@ impl Daemon {
                         Ok(None) => {}
                         Err(_) => metrics.unknown_frame_kinds += 1,
                     }
+                }
+                Ok(frame) if frame.header.kind == event_exchange::FRAME_KIND_EVENTS => {
+                    let sender = frame.header.sender;
+                    event_exchange.on_frame(
+                        sender,
+                        network,
+                        frame.payload,
+                        events,
+                        metrics,
+                        now_ms,
+                    );
                 }
                 Ok(_) => metrics.unknown_frame_kinds += 1,
                 Err(_) => {}
@@ -337,6 +357,30 @@ impl Daemon {
                 &mut self.outgoing,
             );
             self.transport.send(to, 0, &self.outgoing);
+        }
+    }
+
+    /// `ctl events`: answers the gatherings that finished and sends the exchange's frames.
+    fn exchange_events(&mut self, registry: &mio::Registry, now_ms: u64) {
+        for collected in self.event_exchange.finished(now_ms) {
+            let time = &self.time;
+            let body = super::event_merge::render(
+                self.options.node_id,
+                self.events.up_to(collected.own_newest),
+                &collected,
+                |node| time.skew(node).map(|skew| skew.skew_ms),
+            );
+            self.admin.respond(registry, collected.connection, Ok(body));
+        }
+        for frame in self.event_exchange.take_outgoing() {
+            self.sealer.seal(
+                event_exchange::FRAME_KIND_EVENTS,
+                frame.to,
+                frame.network,
+                &frame.payload,
+                &mut self.outgoing,
+            );
+            self.transport.send(frame.to, frame.network, &self.outgoing);
         }
     }
 
@@ -480,6 +524,7 @@ impl Daemon {
     }
 
     fn dispatch_outputs(&mut self, now_ms: u64) {
+        self.events.set_epoch(self.core.status().epoch);
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Send {
@@ -613,7 +658,7 @@ impl Daemon {
         }
         let text = report::describe_event(&event);
         log::info!("node={node} epoch={epoch} {text}");
-        self.events.push(text);
+        self.events.push_kind(report::event_kind(&event), text);
     }
 
     fn update_acknowledged(&mut self, request_id: u64, sequence: u64, rejected: bool) {
@@ -697,7 +742,19 @@ impl Daemon {
                     .follow(&mut self.admin, registry, request.connection, json);
                 return;
             }
-            Some("events") => Ok(self.events.render(json)),
+            Some("events") if words.contains(&"--local") => Ok(self.events.render(json)),
+            Some("events") => {
+                // Answered by `exchange_events` once the peers answered or a second passed.
+                let peers = event_exchange::peers(
+                    &self.config.nodes,
+                    self.options.node_id,
+                    self.transport.networks(),
+                );
+                let own_newest = self.events.newest_sequence();
+                self.event_exchange
+                    .start(request.connection, json, own_newest, &peers, now_ms);
+                return;
+            }
             Some(command @ ("update" | "delete")) => {
                 match super::updates::parse_update(command, &words[1..]) {
                     Ok(update) => match self.core.submit(update) {

@@ -3,6 +3,11 @@
 //! thread and the resource monitor.
 pub mod daemon;
 pub mod disk_worker;
+pub mod event_codec;
+pub mod event_exchange;
+pub mod event_merge;
+pub mod event_record;
+pub mod event_ring;
 pub mod log_file;
 pub mod report;
 pub mod signals;

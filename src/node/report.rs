@@ -1,17 +1,14 @@
 //! What `wolfpack ctl` shows of a running node: status, nodes, metrics (Prometheus text) and the
-//! event ring. Rendering only; the daemon owns the state.
+//! descriptions and categories of the core's events (the ring itself is `event_ring`).
+//! Rendering only; the daemon owns the state.
+use super::event_record::EventKind;
+pub use super::event_ring::EventRing;
 use super::startup::DiskConfig;
 use super::transport::Transport;
-use crate::admin::server::AdminServer;
 use crate::core::{self, Status};
 use crate::wire::Opener;
 use disklayout::NodeEntry;
-use mio::{Registry, Token};
-use std::collections::VecDeque;
 use std::fmt::Write;
-
-/// How many events `ctl events` can show.
-const EVENTS_KEPT_MAX: usize = 1000;
 
 /// Counters the daemon keeps beside the core's.
 #[derive(Default)]
@@ -34,6 +31,10 @@ pub struct Metrics {
     pub updates_acknowledged: u64,
     pub update_latency_us_sum: u64,
     pub update_latency_us_max: u64,
+    /// Event-exchange payloads (`ctl events`) that did not decode, dropped.
+    pub event_frames_malformed: u64,
+    /// Peers' requests for this node's events answered.
+    pub event_requests_answered: u64,
 }
 
 /// When each peer was last heard on each network (an authenticated frame), for link state.
@@ -82,73 +83,24 @@ impl LinkTable {
     }
 }
 
-/// The recent events, and the admin connections following them.
-#[derive(Default)]
-pub struct EventRing {
-    events: VecDeque<(u64, String)>,
-    followers: Vec<(Token, bool, usize)>,
-    pushed: usize,
-}
-
-impl EventRing {
-    pub fn push(&mut self, text: String) {
-        if self.events.len() == EVENTS_KEPT_MAX {
-            self.events.pop_front();
-        }
-        self.events
-            .push_back((crate::monitor::event_log::monotonic_micros(), text));
-        self.pushed += 1;
-    }
-
-    fn line((at_us, text): &(u64, String), json: bool) -> String {
-        match json {
-            true => format!(
-                "{{\"monotonic_us\":{at_us},\"event\":{}}}\n",
-                json_string(text)
-            ),
-            false => format!("{at_us} {text}\n"),
-        }
-    }
-
-    pub fn render(&self, json: bool) -> String {
-        self.events
-            .iter()
-            .map(|event| Self::line(event, json))
-            .collect()
-    }
-
-    /// Starts streaming to `connection`: everything kept so far, then every new event.
-    pub fn follow(
-        &mut self,
-        admin: &mut AdminServer,
-        registry: &Registry,
-        connection: Token,
-        json: bool,
-    ) {
-        admin.stream(registry, connection, &format!("ok\n{}", self.render(json)));
-        self.followers.push((connection, json, self.pushed));
-    }
-
-    pub fn flush_followers(&mut self, admin: &mut AdminServer, registry: &Registry) {
-        let pushed = self.pushed;
-        let kept = self.events.len();
-        let events = &self.events;
-        self.followers.retain_mut(|(connection, json, seen)| {
-            if !admin.is_open(*connection) {
-                return false;
-            }
-            let new = (pushed - *seen).min(kept);
-            let text: String = events
-                .iter()
-                .skip(kept - new)
-                .map(|event| Self::line(event, *json))
-                .collect();
-            if !text.is_empty() {
-                admin.stream(registry, *connection, &text);
-            }
-            *seen = pushed;
-            true
-        });
+/// The category an event of the core belongs to in the event log.
+pub fn event_kind(event: &core::Event) -> EventKind {
+    match event {
+        core::Event::Stabilized { .. }
+        | core::Event::Decided { .. }
+        | core::Event::PeerSilent { .. }
+        | core::Event::PeerPartitioned { .. }
+        | core::Event::PeerStopped { .. }
+        | core::Event::Left { .. }
+        | core::Event::QuorumOwner { .. } => EventKind::Membership,
+        core::Event::GumApplied { .. }
+        | core::Event::GumAcknowledged { .. }
+        | core::Event::GumSnapshotInstalled { .. }
+        | core::Event::GumReset
+        | core::Event::GumLocker { .. }
+        | core::Event::GumRecovery { .. }
+        | core::Event::GumCheckpoint { .. }
+        | core::Event::GumTrouble { .. } => EventKind::Gum,
     }
 }
 
@@ -533,6 +485,18 @@ pub fn metrics(
         "gauge",
         "The slowest proposal to acknowledgement so far.",
         one(metrics.update_latency_us_max),
+    );
+    metric(
+        "event_frames_malformed_total",
+        "counter",
+        "Event-exchange payloads (ctl events) from peers that did not decode, dropped.",
+        one(metrics.event_frames_malformed),
+    );
+    metric(
+        "event_requests_answered_total",
+        "counter",
+        "Peers' requests for this node's events answered.",
+        one(metrics.event_requests_answered),
     );
     metric(
         "disk_operations_total",

@@ -48,8 +48,12 @@ node=$!
 (
     while kill -0 "$node" 2>/dev/null; do
         if [ -S /run/wolfpack.sock ]; then
+            # Event lines are "WALL node=N epoch=E mono_us=µs CATEGORY SUBJECT TEXT"; the host's
+            # scripts read "wp-ev <µs> <text>".
             /app/wolfpack ctl --socket /run/wolfpack.sock events --follow 2>/dev/null |
-                while read -r line; do echo "wp-ev $line"; done
+                while read -r _wall _node _epoch mono _category _subject text; do
+                    echo "wp-ev ${mono#mono_us=} $text"
+                done
         fi
         sleep 0.1
     done
