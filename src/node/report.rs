@@ -101,6 +101,9 @@ pub fn event_kind(event: &core::Event) -> EventKind {
         | core::Event::GumRecovery { .. }
         | core::Event::GumCheckpoint { .. }
         | core::Event::GumTrouble { .. } => EventKind::Gum,
+        core::Event::CatalogChanged
+        | core::Event::PlacementChanged { .. }
+        | core::Event::GroupRefused { .. } => EventKind::Group,
     }
 }
 
