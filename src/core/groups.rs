@@ -27,6 +27,8 @@ pub(crate) struct Policy {
     pub failback: Failback,
     /// An administrator's move target (0 = none): wins whenever it can host the group.
     pub target: u8,
+    /// The catalog's entry, for the failover threshold (None for a built-in test group).
+    pub spec: Option<super::catalog::GroupSpec>,
 }
 
 /// What the placement rule reads besides the table.
@@ -40,6 +42,8 @@ pub(crate) struct Facts<'a> {
     pub outsiders: u64,
     /// The coordinator's local hour of day, when known (failback windows).
     pub local_hour: Option<u8>,
+    /// The coordinator's wall clock (unix seconds), when known (failover thresholds).
+    pub wall_s: Option<u64>,
 }
 
 /// The policies of every group: the built-in test groups, then the catalog's (a catalog group
@@ -52,6 +56,7 @@ pub(crate) fn policies(builtin: u64, catalog: &Catalog) -> Vec<Policy> {
             possible: 0,
             failback: Failback::Off,
             target: 0,
+            spec: None,
         })
         .collect();
     for group in &catalog.groups {
@@ -62,6 +67,7 @@ pub(crate) fn policies(builtin: u64, catalog: &Catalog) -> Vec<Policy> {
                 possible: group.possible,
                 failback: group.failback,
                 target: group.target,
+                spec: Some(group.clone()),
             });
         }
     }
@@ -97,6 +103,12 @@ impl Policy {
 
     fn allows(&self, node: u8) -> bool {
         self.possible == 0 || self.possible & bit(node) != 0
+    }
+
+    /// Why the group must stay Failed (offline everywhere), if it must.
+    pub fn blocked(&self, wall_s: Option<u64>) -> Option<String> {
+        let (spec, now_s) = (self.spec.as_ref()?, wall_s?);
+        spec.failover_blocked(now_s)
     }
 
     /// Where the group goes, given its current holder (a member holding it) or owner.
@@ -194,7 +206,11 @@ pub(crate) fn reassign(
             .filter(|node| facts.refusing_by_node[usize::from(node - 1)] & bit(slot) == 0)
             .fold(0, |set, node| set | bit(node));
         let holder = ids(members).find(|member| holds(*member, slot));
-        let owner = policy.choose(entry.owner, holder, candidates, facts.local_hour);
+        let owner = if policy.blocked(facts.wall_s).is_some() {
+            0
+        } else {
+            policy.choose(entry.owner, holder, candidates, facts.local_hour)
+        };
         if entry.owner != 0 && members & bit(entry.owner) == 0 {
             unconfirmed |= bit(entry.owner);
         }

@@ -41,6 +41,7 @@ impl Node {
             refusing_by_node: &refusing_by_node,
             outsiders,
             local_hour: self.local_hour,
+            wall_s: self.wall_s,
         };
         let table = groups::reassign(&self.table, &self.policies, &facts);
         let install = Install {

@@ -148,8 +148,10 @@ pub enum Input<'a> {
     /// This node gave up on `group` (its resources failed beyond their restart threshold, or
     /// cannot start here): stop it, refuse it for `refuse_ms`, and let placement move it.
     GroupFailed { group: u8, refuse_ms: u64 },
-    /// The local hour of day (0..=23), for failback windows; the driver sends it now and then.
-    LocalHour { hour: u8 },
+    /// The wall clock: unix seconds and the local hour of day (0..=23), for failback windows
+    /// and failover thresholds; the driver sends it now and then. The protocol never compares
+    /// wall clocks between nodes: only the coordinator of a regroup reads its own.
+    WallClock { unix_s: u64, local_hour: u8 },
 }
 
 /// The disk operation failed; for a write, nothing may be assumed written.

@@ -146,6 +146,7 @@ pub struct Node {
     /// Per node id - 1: (epoch, holding, refusing) from its latest heartbeat.
     pub(super) peer_groups: Vec<(u64, u64, u64)>,
     pub(super) local_hour: Option<u8>,
+    pub(super) wall_s: Option<u64>,
     pub(super) last_placement_regroup_tick: Option<u64>,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
@@ -233,6 +234,7 @@ impl Node {
             catalog_seen: (0, 0, true),
             peer_groups: vec![(0, 0, 0); super::NODES_MAX],
             local_hour: None,
+            wall_s: None,
             last_placement_regroup_tick: None,
             last_heartbeat_tick: 0,
             last_renew_tick: None,
@@ -262,7 +264,10 @@ impl Node {
             Input::Admin(AdminCommand::Leave) => self.shut_down(),
             Input::GroupStopped { group } => self.on_group_stopped(group),
             Input::GroupFailed { group, refuse_ms } => self.on_group_failed(group, refuse_ms),
-            Input::LocalHour { hour } => self.local_hour = (hour < 24).then_some(hour),
+            Input::WallClock { unix_s, local_hour } => {
+                self.local_hour = (local_hour < 24).then_some(local_hour);
+                self.wall_s = Some(unix_s);
+            }
             Input::Admin(AdminCommand::Submit { update }) => {
                 // The caller that needs the request id uses `submit`; a refusal is counted.
                 if self.submit(update).is_err() {

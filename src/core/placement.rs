@@ -140,6 +140,7 @@ impl Node {
             refusing_by_node: &refusing,
             outsiders: 0,
             local_hour: self.local_hour,
+            wall_s: self.wall_s,
         };
         let next = groups::reassign(&self.table, &self.policies, &facts);
         let slots = self.group_slots();
@@ -156,5 +157,15 @@ impl Node {
         self.last_placement_regroup_tick = Some(now);
         self.emit(Event::PlacementChanged { group, owner });
         self.start_regroup();
+    }
+}
+
+impl Node {
+    /// Why group `slot` stays Failed everywhere (its failover threshold), if it does.
+    pub fn group_blocked(&self, slot: u8) -> Option<String> {
+        self.policies
+            .iter()
+            .find(|policy| policy.slot == slot)
+            .and_then(|policy| policy.blocked(self.wall_s))
     }
 }

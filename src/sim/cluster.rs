@@ -160,7 +160,13 @@ impl Cluster {
         sim_node.deadman_stop_at_ms = None;
         sim_node.quorum_valid_until_ms = 0;
         // Noon everywhere: failback policies apply (windows are `groups.rs`'s unit tests).
-        self.step(id, Input::LocalHour { hour: 12 });
+        self.step(
+            id,
+            Input::WallClock {
+                unix_s: 1_800_000_000,
+                local_hour: 12,
+            },
+        );
     }
 
     pub fn crash(&mut self, id: u8) {

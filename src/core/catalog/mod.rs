@@ -14,6 +14,7 @@
 //! | `groups/G/failover-threshold`         | U64      | failovers allowed per period              |
 //! | `groups/G/failover-period`            | U64      | seconds                                   |
 //! | `groups/G/target`                     | U64      | `group move --to`: pinned node; absent = none |
+//! | `groups/G/failures`                   | Text     | unix seconds of failures that moved it, "t1,t2" |
 //! | `resources/R/group`                   | Text     | the group it belongs to                    |
 //! | `resources/R/type`                    | Text     | `process`, `ip`, `ocf:P:A`, ...            |
 //! | `resources/R/params/K`                | Text     | a parameter, passed verbatim (no shell)   |
@@ -73,6 +74,32 @@ pub struct GroupSpec {
     pub failover_period_s: u32,
     /// The node an administrator moved it to (0 = none): placed there whenever it can be.
     pub target: u8,
+    /// Wall-clock seconds of the failures that moved it (oldest first): more than
+    /// `failover_threshold` of them within `failover_period_s` leave it Failed.
+    pub failures: Vec<u64>,
+}
+
+/// Most failure times kept per group.
+pub const FAILURES_KEPT_MAX: usize = 32;
+
+impl GroupSpec {
+    /// Failures within the period ending at `now_s`.
+    pub fn failures_within_period(&self, now_s: u64) -> usize {
+        let since = now_s.saturating_sub(u64::from(self.failover_period_s));
+        self.failures.iter().filter(|at| **at > since).count()
+    }
+
+    /// Why the group must stay Failed at wall-clock `now_s`, if it must.
+    pub fn failover_blocked(&self, now_s: u64) -> Option<String> {
+        let count = self.failures_within_period(now_s);
+        (count > self.failover_threshold as usize).then(|| {
+            format!(
+                "failed {count} times in the last {} s (failover threshold {}); it stays \
+                 failed until the oldest failure is older than the period",
+                self.failover_period_s, self.failover_threshold
+            )
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

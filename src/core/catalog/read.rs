@@ -93,7 +93,18 @@ fn group(name: &str, keys: &BTreeMap<String, Value>) -> Result<GroupSpec, String
         Some(_) => return Err("target is not a node id".into()),
         None => 0,
     };
+    let failures = match keys.get("failures") {
+        Some(Value::Text(text)) => text
+            .split(',')
+            .filter(|word| !word.is_empty())
+            .map(|word| word.parse::<u64>())
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|_| "failures is not a list of seconds".to_string())?,
+        Some(_) => return Err("failures is not text".into()),
+        None => Vec::new(),
+    };
     Ok(GroupSpec {
+        failures,
         name: name.to_string(),
         slot,
         preferred,

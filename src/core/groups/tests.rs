@@ -11,6 +11,7 @@ fn facts<'a>(members: u64, holding: &'a [u64], refusing: &'a [u64]) -> Facts<'a>
         refusing_by_node: refusing,
         outsiders: 0,
         local_hour: Some(12),
+        wall_s: Some(1_000_000),
     }
 }
 
@@ -21,6 +22,7 @@ fn policy(slot: u8, preferred: &[u8], failback: Failback) -> Policy {
         possible: 0,
         failback,
         target: 0,
+        spec: None,
     }
 }
 
@@ -177,4 +179,41 @@ fn a_refusing_or_impossible_node_is_passed_over_and_no_candidate_means_no_owner(
             unconfirmed: 0b01
         }
     );
+}
+
+#[test]
+fn a_group_that_failed_over_too_often_in_its_period_stays_offline_with_the_reason() {
+    let spec = crate::core::catalog::GroupSpec {
+        name: "web".into(),
+        slot: 2,
+        preferred: vec![1, 2],
+        possible: 0,
+        failback: Failback::Off,
+        failover_threshold: 2,
+        failover_period_s: 600,
+        target: 0,
+        failures: vec![1_000_000 - 700, 1_000_000 - 300, 1_000_000 - 100],
+    };
+    let mut guarded = policy(2, &[1, 2], Failback::Off);
+    guarded.spec = Some(spec.clone());
+    let nothing = vec![0u64; 64];
+    let table = empty_table();
+    // Two failures inside the period: a third failover is still allowed.
+    let next = reassign(&table, &[guarded.clone()], &facts(0b11, &nothing, &nothing));
+    assert_eq!(next[1].owner, 1);
+    assert!(guarded.blocked(Some(1_000_000)).is_none());
+    let mut spec_more = spec;
+    spec_more.failures.push(1_000_000 - 10);
+    guarded.spec = Some(spec_more);
+    let next = reassign(&table, &[guarded.clone()], &facts(0b11, &nothing, &nothing));
+    assert_eq!(next[1].owner, 0, "three failures in 600 s, threshold 2");
+    let reason = guarded.blocked(Some(1_000_000)).unwrap_or_default();
+    assert!(
+        reason.contains("failed 3 times in the last 600 s"),
+        "{reason}"
+    );
+    // The failures expire on their own: 10 minutes later only one is inside the period.
+    assert!(guarded.blocked(Some(1_000_000 + 400)).is_none());
+    // Without a wall clock nothing is blocked (an unknown time must not strand a group).
+    assert!(guarded.blocked(None).is_none());
 }
