@@ -168,6 +168,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         finished_updates: Vec::new(),
         time: time_service::TimeService::default(),
         leaving_since_ms: None,
+        wall_clock_told_ms: None,
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -207,6 +208,8 @@ struct Daemon {
     time: time_service::TimeService,
     /// When SIGTERM asked this node to leave (monotonic ms).
     leaving_since_ms: Option<u64>,
+    /// When the core was last told the wall clock (monotonic ms).
+    wall_clock_told_ms: Option<u64>,
 }
 
 impl Daemon {
@@ -262,6 +265,7 @@ impl Daemon {
                 }
             }
             let now_ms = monitor::event_log::monotonic_micros() / 1000;
+            self.tell_wall_clock(now_ms);
             self.core.step(Input::Tick { now_ms });
             self.dispatch_outputs(now_ms);
             self.release_held_writes();
@@ -337,6 +341,18 @@ impl Daemon {
     }
 
     /// Tells every peer our wall clock once a second (the time service).
+    fn tell_wall_clock(&mut self, now_ms: u64) {
+        let due = self.wall_clock_told_ms.is_none_or(|told| {
+            now_ms >= told + super::wall_clock::WALL_CLOCK_EVERY_MS
+        });
+        if due {
+            self.wall_clock_told_ms = Some(now_ms);
+            if let Some(reading) = super::wall_clock::reading() {
+                self.core.step(reading);
+            }
+        }
+    }
+
     fn send_time(&mut self, now_ms: u64) {
         let Some(payload) = self.time.due(now_ms) else {
             return;

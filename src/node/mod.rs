@@ -15,3 +15,4 @@ pub mod startup;
 pub mod time_service;
 pub mod transport;
 pub mod updates;
+pub mod wall_clock;
