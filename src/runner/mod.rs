@@ -60,6 +60,9 @@ mod reconcile;
 mod resource;
 mod status;
 
+#[cfg(test)]
+mod tests;
+
 use crate::core::catalog::Catalog;
 use crate::monitor::protocol::{Command, Event};
 use group::GroupRun;
