@@ -3,7 +3,7 @@
 
 use super::resource::ResourceRun;
 use super::{Runner, State};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Plan {
@@ -42,26 +42,55 @@ impl Runner {
         self.dependents(slot, name).all(ResourceRun::is_down)
     }
 
-    /// The plan of every member of `slot`. Members are planned once their dependencies are
-    /// (a dependency that is no member cannot hold anything up); members left unplanned are in
-    /// a dependency cycle and never run.
+    /// The plan of every member of `slot`, dependencies first (Kahn's algorithm: linear in
+    /// the group's size, whatever its order). A dependency that is no member cannot hold the
+    /// order up; members left unplanned are in a dependency cycle and never run.
     pub(super) fn plan(&self, slot: u8) -> BTreeMap<String, Plan> {
-        let members: Vec<&ResourceRun> = self.members(slot).collect();
+        let members: BTreeMap<&str, &ResourceRun> = self
+            .members(slot)
+            .map(|member| (member.name.as_str(), member))
+            .collect();
+        // For each member, its dependencies among the members not planned yet; for each, who
+        // waits for it.
+        let mut unplanned_needs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut waiting: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, member) in &members {
+            let needs: BTreeSet<&str> = member
+                .spec
+                .depends
+                .iter()
+                .map(String::as_str)
+                .filter(|needed| members.contains_key(needed))
+                .collect();
+            for needed in &needs {
+                waiting.entry(needed).or_default().push(name);
+            }
+            unplanned_needs.insert(name, needs);
+        }
+        let mut ready: VecDeque<&str> = unplanned_needs
+            .iter()
+            .filter(|(_, needs)| needs.is_empty())
+            .map(|(name, _)| *name)
+            .collect();
         let group_reason = self.inactive_reason(slot);
         let mut plans: BTreeMap<String, Plan> = BTreeMap::new();
-        loop {
-            let ready = members.iter().find(|member| {
-                !plans.contains_key(&member.name)
-                    && member.spec.depends.iter().all(|needed| {
-                        plans.contains_key(needed) || !members.iter().any(|m| &m.name == needed)
-                    })
-            });
-            let Some(member) = ready else { break };
+        while let Some(name) = ready.pop_front() {
+            let Some(member) = members.get(name) else {
+                continue;
+            };
             let plan = plan_one(member, &members, &plans, group_reason.as_deref());
-            plans.insert(member.name.clone(), plan);
+            plans.insert(name.to_string(), plan);
+            for dependent in waiting.get(name).into_iter().flatten() {
+                if let Some(needs) = unplanned_needs.get_mut(dependent) {
+                    needs.remove(name);
+                    if needs.is_empty() {
+                        ready.push_back(dependent);
+                    }
+                }
+            }
         }
-        for member in members {
-            plans.entry(member.name.clone()).or_insert_with(|| Plan {
+        for name in members.keys() {
+            plans.entry((*name).to_string()).or_insert_with(|| Plan {
                 allowed: Err("in a dependency cycle".to_string()),
                 may_run: false,
                 keeps_up: false,
@@ -74,7 +103,7 @@ impl Runner {
 
 fn plan_one(
     member: &ResourceRun,
-    members: &[&ResourceRun],
+    members: &BTreeMap<&str, &ResourceRun>,
     planned: &BTreeMap<String, Plan>,
     group_reason: Option<&str>,
 ) -> Plan {
@@ -96,7 +125,7 @@ fn plan_one(
 
 fn allowed(
     member: &ResourceRun,
-    members: &[&ResourceRun],
+    members: &BTreeMap<&str, &ResourceRun>,
     planned: &BTreeMap<String, Plan>,
     group_reason: Option<&str>,
 ) -> Result<(), String> {
@@ -115,8 +144,8 @@ fn allowed(
     }
     for needed in &member.spec.depends {
         let in_group = members
-            .iter()
-            .any(|other| &other.name == needed && other.in_group);
+            .get(needed.as_str())
+            .is_some_and(|other| other.in_group);
         if !in_group {
             return Err(format!("waiting for {needed} (not in the group)"));
         }
