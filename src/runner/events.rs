@@ -132,8 +132,10 @@ impl Runner {
         match (resource.outstanding, resource.state) {
             // Being stopped anyway: its stop's answer settles it.
             (Some(Operation::Stop), _) => {}
-            (Some(Operation::Check(_)), State::Online) | (None, State::Online) => {
-                // A pending check's answer, if it still comes, is ignored.
+            (Some(Operation::Check(_)) | None, State::Online) => {
+                // The monitor reports exits only of resources with nothing pending (its
+                // holder watches only idle online ones), so no check answer is still coming;
+                // were one to come, it would match nothing and be ignored.
                 resource.outstanding = None;
                 self.resource_failed(name, reason.to_string(), !offline, now_ms);
             }

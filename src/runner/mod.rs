@@ -44,6 +44,12 @@
 //! its next check. A dependency that names no resource of the group is never satisfied.
 //! A timeout of 0 s means the monitor's default, as an absent one does.
 //!
+//! **Driving it.** The daemon calls `set_catalog` after each applied update that changed
+//! groups or resources, `group` for each of the core's `Resource` outputs, `monitor_event`
+//! for every event from the monitor, and `tick` at `next_deadline_ms` (earlier is harmless);
+//! after each, it drains `poll_output`. `AllStopped` (after a `StopAll` the daemon sent, at
+//! shutdown) marks every resource offline, so the daemon should release the groups first.
+//!
 //! Files: `history.rs` (failure timestamps), `resource.rs` and `group.rs` (what is known of
 //! each), `plan.rs` (who may run), `reconcile.rs` (the rules above), `commands.rs` (sending,
 //! with the invariants asserted), `events.rs` (the monitor's answers), `failure.rs` (restart
