@@ -11,6 +11,7 @@ pub mod json;
 pub mod monitor;
 pub mod node;
 pub mod prng;
+pub mod runner;
 pub mod sim;
 pub mod testbed;
 pub mod wire;

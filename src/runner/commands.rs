@@ -1,0 +1,135 @@
+//! Sending operations to the monitor, each guarded by the invariant it must keep. These are
+//! `assert!`s, not `debug_assert!`s: they are cheap, and breaking one would start a service
+//! before what it needs, or pull something out from under a running service.
+
+use super::resource::ResourceRun;
+use super::{Runner, RunnerOutput, State};
+use crate::monitor::protocol::{CheckLevel, Command, Operation};
+
+impl Runner {
+    pub(super) fn send_start(&mut self, name: &str, reason: String) {
+        let Some(resource) = self.resources.get(name) else {
+            return;
+        };
+        assert!(
+            resource.outstanding.is_none() && !resource.held,
+            "start of {name}, which the monitor may still hold or has an operation pending"
+        );
+        for needed in &resource.spec.depends {
+            let online = self
+                .members(resource.slot)
+                .any(|other| &other.name == needed && other.state == State::Online);
+            assert!(
+                online,
+                "start of {name} while its dependency {needed} is not online"
+            );
+        }
+        let command = Command::Start {
+            resource: name.to_string(),
+            kind: resource.spec.kind.clone(),
+            params: resource.spec.params.clone(),
+            timeout_ms: resource.timeout_ms(),
+        };
+        self.outputs.push_back(RunnerOutput::Monitor(command));
+        if let Some(resource) = self.resources.get_mut(name) {
+            resource.outstanding = Some(Operation::Start);
+            resource.held = true;
+            resource.clear_checks();
+        }
+        self.set_resource_state(name, State::OnlinePending, reason);
+    }
+
+    /// Stops `name` (cancelling a pending start or check: the monitor never rejects a stop).
+    pub(super) fn send_stop(&mut self, name: &str, reason: String) {
+        let Some(resource) = self.resources.get(name) else {
+            return;
+        };
+        assert!(
+            resource.outstanding != Some(Operation::Stop),
+            "second stop of {name} while one is pending"
+        );
+        let slot = resource.slot;
+        if let Some(dependent) = self.dependents(slot, name).find(|other| !other.is_down()) {
+            panic!(
+                "stop of {name} while its dependent {} is not offline",
+                dependent.name
+            );
+        }
+        let command = Command::Stop {
+            resource: name.to_string(),
+            timeout_ms: resource.timeout_ms(),
+        };
+        self.outputs.push_back(RunnerOutput::Monitor(command));
+        if let Some(resource) = self.resources.get_mut(name) {
+            resource.outstanding = Some(Operation::Stop);
+            resource.stop_retry_at_ms = None;
+            resource.clear_checks();
+        }
+        // A failed resource stays Failed while it is being stopped, so `ctl` keeps showing
+        // why.
+        let keeps_failed = self
+            .resources
+            .get(name)
+            .is_some_and(|resource| resource.state == State::Failed);
+        if keeps_failed {
+            if let Some(resource) = self.resources.get_mut(name) {
+                resource.reason = reason;
+            }
+        } else {
+            self.set_resource_state(name, State::OfflinePending, reason);
+        }
+    }
+
+    pub(super) fn send_check(&mut self, name: &str, level: CheckLevel) {
+        let Some(resource) = self.resources.get(name) else {
+            return;
+        };
+        assert!(
+            resource.outstanding.is_none() && resource.held && resource.state == State::Online,
+            "check of {name}, which is not online or has an operation pending"
+        );
+        let command = Command::Check {
+            resource: name.to_string(),
+            level,
+            timeout_ms: resource.timeout_ms(),
+        };
+        self.outputs.push_back(RunnerOutput::Monitor(command));
+        if let Some(resource) = self.resources.get_mut(name) {
+            resource.outstanding = Some(Operation::Check(level));
+        }
+    }
+
+    /// Sets a resource's state and reason; a change of state is reported as a transition.
+    pub(super) fn set_resource_state(&mut self, name: &str, to: State, reason: String) {
+        let Some(resource) = self.resources.get_mut(name) else {
+            return;
+        };
+        let from = resource.state;
+        resource.state = to;
+        resource.reason = reason.clone();
+        if from != to {
+            let slot = resource.slot;
+            let group = self.group_name(slot);
+            self.outputs.push_back(RunnerOutput::Transition {
+                group,
+                resource: Some(name.to_string()),
+                from,
+                to,
+                reason,
+            });
+        }
+    }
+}
+
+/// The check due first for an Online resource at `now_ms`, if any. IsAlive is the more
+/// thorough one, so when both are due it goes first (and counts as a LooksAlive too).
+pub(super) fn due_check(resource: &ResourceRun, now_ms: u64) -> Option<CheckLevel> {
+    let due = |at: Option<u64>| at.is_some_and(|at_ms| at_ms <= now_ms);
+    if due(resource.is_alive_due_ms) {
+        Some(CheckLevel::IsAlive)
+    } else if due(resource.looks_alive_due_ms) {
+        Some(CheckLevel::LooksAlive)
+    } else {
+        None
+    }
+}
