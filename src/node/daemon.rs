@@ -19,7 +19,10 @@ use crate::admin::server::{AdminRequest, AdminServer};
 use crate::core::{self, Input, Output};
 use crate::disk::storage::{self, Access, DiskIo};
 use crate::monitor::{self, MonitorClient, MonitorConfig};
+use crate::runner::Runner;
 use crate::wire::{ClusterKey, Opener, Sealer};
+
+mod groups;
 use mio::{Events, Interest, Poll, Token};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -143,6 +146,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     // Request ids from the incarnation up, so no reply to a previous incarnation's request
     // matches one of ours.
     let event_exchange = EventExchange::new(config.incarnation << 16);
+    let node_id = options.node_id;
     let mut daemon = Daemon {
         event_exchange,
         events: EventRing::new(options.node_id),
@@ -169,6 +173,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         time: time_service::TimeService::default(),
         leaving_since_ms: None,
         wall_clock_told_ms: None,
+        runner: Runner::new(node_id),
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -210,6 +215,8 @@ struct Daemon {
     leaving_since_ms: Option<u64>,
     /// When the core was last told the wall clock (monotonic ms).
     wall_clock_told_ms: Option<u64>,
+    /// Runs the catalog groups the core gives this node (`groups.rs`).
+    runner: Runner,
 }
 
 impl Daemon {
@@ -267,6 +274,8 @@ impl Daemon {
             let now_ms = monitor::event_log::monotonic_micros() / 1000;
             self.tell_wall_clock(now_ms);
             self.core.step(Input::Tick { now_ms });
+            self.dispatch_outputs(now_ms);
+            self.runner_tick(now_ms);
             self.dispatch_outputs(now_ms);
             self.release_held_writes();
             while let Some(request) = self.admin.next_request() {
@@ -342,9 +351,9 @@ impl Daemon {
 
     /// Tells every peer our wall clock once a second (the time service).
     fn tell_wall_clock(&mut self, now_ms: u64) {
-        let due = self.wall_clock_told_ms.is_none_or(|told| {
-            now_ms >= told + super::wall_clock::WALL_CLOCK_EVERY_MS
-        });
+        let due = self
+            .wall_clock_told_ms
+            .is_none_or(|told| now_ms >= told + super::wall_clock::WALL_CLOCK_EVERY_MS);
         if due {
             self.wall_clock_told_ms = Some(now_ms);
             if let Some(reading) = super::wall_clock::reading() {
@@ -435,6 +444,19 @@ impl Daemon {
             return;
         }
         while let Ok(Some(event)) = self.monitor.try_recv() {
+            let test_resource = match &event {
+                monitor::Event::Done { resource, .. }
+                | monitor::Event::ResourceFailed { resource, .. } => {
+                    self.is_test_group_resource(resource)
+                }
+                monitor::Event::Pong { .. } => true,
+                monitor::Event::AllStopped => false,
+            };
+            if !test_resource {
+                let now_ms = monitor::event_log::monotonic_micros() / 1000;
+                self.runner_monitor_event(&event, now_ms);
+                continue;
+            }
             match event {
                 monitor::Event::Pong { .. } | monitor::Event::AllStopped => {}
                 monitor::Event::Done {
@@ -449,7 +471,7 @@ impl Daemon {
                     if operation == monitor::Operation::Stop && outcome == monitor::Outcome::Success
                     {
                         self.stopping.remove(&resource);
-                        self.group_stopped(&resource);
+                        self.test_group_stopped(&resource);
                     }
                     let text =
                         format!("resource {resource} {operation:?} {outcome:?} in {elapsed_ms} ms");
@@ -460,7 +482,7 @@ impl Daemon {
                 }
                 monitor::Event::ResourceFailed { resource, reason } => {
                     self.stopping.remove(&resource);
-                    self.group_stopped(&resource);
+                    self.test_group_stopped(&resource);
                     log::warn!(
                         "node={} resource {resource} failed: {reason}",
                         self.options.node_id
@@ -468,19 +490,6 @@ impl Daemon {
                     self.events
                         .push(format!("resource {resource} failed: {reason}"));
                 }
-            }
-        }
-    }
-
-    /// The monitor confirmed a test group's resource offline: if the core asked for that
-    /// stop, tell it.
-    fn group_stopped(&mut self, resource: &str) {
-        let group = resource
-            .strip_prefix("group-")
-            .and_then(|id| id.parse::<u8>().ok());
-        if let Some(group) = group {
-            if self.core.status().stopping_groups & core::bit(group) != 0 {
-                self.core.step(Input::GroupStopped { group });
             }
         }
     }
@@ -593,63 +602,11 @@ impl Daemon {
                         });
                     }
                 }
-                Output::Resource { group, online } => self.group(group, online),
+                Output::Resource { group, online } => self.group(group, online, now_ms),
                 Output::ArmDeadman { .. } => self.ping_monitor(now_ms),
                 Output::Event(event) => self.core_event(event),
             }
         }
-    }
-
-    fn group(&mut self, group: u8, online: bool) {
-        let bit = core::bit(group);
-        self.holding = if online {
-            self.holding | bit
-        } else {
-            self.holding & !bit
-        };
-        let resource = format!("group-{group}");
-        let command = self
-            .options
-            .test_groups
-            .iter()
-            .find(|(id, _)| *id == group)
-            .map(|(_, command)| command.clone());
-        let has_command = command.is_some();
-        let sent = match (online, command) {
-            (true, Some(command)) => self.monitor.send(&monitor::Command::Start {
-                resource: resource.clone(),
-                kind: "process".into(),
-                params: vec![("command".into(), command)],
-                timeout_ms: None,
-            }),
-            (false, command) => {
-                if command.is_some() {
-                    self.stopping.insert(resource.clone());
-                }
-                self.monitor.send(&monitor::Command::Stop {
-                    resource: resource.clone(),
-                    timeout_ms: None,
-                })
-            }
-            (true, None) => Ok(()),
-        };
-        if !online && !has_command {
-            // Nothing runs for this group here: stopped as soon as asked.
-            self.core.step(Input::GroupStopped { group });
-        }
-        if let Err(error) = sent {
-            log::error!(
-                "node={} cannot reach the resource monitor: {error}",
-                self.options.node_id
-            );
-        }
-        let transition = if online { "online" } else { "offline" };
-        log::info!(
-            "node={} epoch={} group {group} {transition}",
-            self.options.node_id,
-            self.core.status().epoch
-        );
-        self.events.push(format!("group {group} {transition} here"));
     }
 
     fn core_event(&mut self, event: core::Event) {
@@ -671,6 +628,10 @@ impl Daemon {
                 return;
             }
             _ => {}
+        }
+        if matches!(event, core::Event::CatalogChanged) {
+            let now_ms = monitor::event_log::monotonic_micros() / 1000;
+            self.catalog_changed(now_ms);
         }
         let text = report::describe_event(&event);
         log::info!("node={node} epoch={epoch} {text}");

@@ -27,7 +27,9 @@ fn local_hour(unix_s: u64) -> Option<u8> {
     if result.is_null() {
         return None;
     }
-    u8::try_from(broken_down.tm_hour).ok().filter(|hour| *hour < 24)
+    u8::try_from(broken_down.tm_hour)
+        .ok()
+        .filter(|hour| *hour < 24)
 }
 
 #[cfg(test)]

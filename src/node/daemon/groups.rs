@@ -40,13 +40,17 @@ impl Daemon {
         }
     }
 
+    /// Whether a monitor resource is a test group's (`group-N`), not the runner's.
+    pub(super) fn is_test_group_resource(&self, resource: &str) -> bool {
+        resource
+            .strip_prefix("group-")
+            .and_then(|id| id.parse::<u8>().ok())
+            .is_some_and(|slot| self.is_test_group(slot))
+    }
+
     fn is_test_group(&self, slot: u8) -> bool {
         !self.options.test_groups.is_empty()
-            && self
-                .config
-                .nodes
-                .iter()
-                .any(|node| node.node_id == slot)
+            && self.config.nodes.iter().any(|node| node.node_id == slot)
     }
 
     /// The catalog changed in the replica: the runner follows it.
@@ -148,8 +152,7 @@ impl Daemon {
     /// fail its precondition: the failure is then not counted, which errs toward moving the
     /// group once more, never toward stranding it.
     fn record_group_failure(&mut self, slot: u8) {
-        let catalog = self.core.catalog();
-        let Some(group) = catalog.group_by_slot(slot) else {
+        let Some(group) = self.core.catalog().group_by_slot(slot).cloned() else {
             return;
         };
         let now_s = std::time::SystemTime::now()
