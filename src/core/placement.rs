@@ -107,7 +107,7 @@ impl Node {
             || self.regroup.is_some()
             || self.shutting_down
             || ids(self.members).next() != Some(self.me())
-            || now % PLACEMENT_CHECK_TICKS != 0
+            || !now.is_multiple_of(PLACEMENT_CHECK_TICKS)
         {
             return;
         }

@@ -252,8 +252,9 @@ impl Cluster {
             if sim_node.paused {
                 continue;
             }
-            let (done, pending): (Vec<(u8, u64)>, Vec<(u8, u64)>) =
-                sim_node.stops.iter().partition(|(_, due)| *due <= tick);
+            let stops = std::mem::take(&mut sim_node.stops);
+            let (done, pending): (Vec<_>, Vec<_>) =
+                stops.into_iter().partition(|(_, due)| *due <= tick);
             sim_node.stops = pending;
             for (group, _) in done {
                 self.nodes[index].online &= !bit(group);
