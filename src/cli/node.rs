@@ -9,7 +9,8 @@ use std::path::PathBuf;
 pub const NODE_HELP: &str = "\
 Usage: wolfpack node --disk PATH --node-id N --key FILE [--disk-io mmap|direct]
                      [--admin-socket PATH] [--event-log PATH] [--resource-log-dir DIR]
-                     [--watchdog DEV] [--log-file PATH] [--test-group G=COMMAND ...]
+                     [--ocf-state-dir DIR] [--watchdog DEV] [--log-file PATH]
+                     [--test-group G=COMMAND ...]
 
 Runs node N of the cluster whose shared disk is PATH (the node table, addresses and timing are
 read from the disk; see 'wolfpack disk format'). Logs go to stderr or --log-file (RUST_LOG=debug
@@ -24,11 +25,13 @@ Flags:
   --event-log PATH        resource online/offline transitions with CLOCK_MONOTONIC times
                           (default /var/log/wolfpack/events.log)
   --resource-log-dir DIR  each resource's output (default /var/log/wolfpack/resources)
+  --ocf-state-dir DIR     HA_RSCTMP and HA_VARRUN for OCF agents (their state and pid files);
+                          for testbeds whose nodes share one filesystem (default: the agents')
   --watchdog DEV          also feed this Linux watchdog device while the node is healthy
   --log-file PATH         log here instead of stderr; SIGHUP reopens it (for log rotation)
-  --test-group G=COMMAND  the command group G runs (group G's home is node G), kept running on
-                          whichever node holds the group; the same on every node. Interim, until
-                          groups live in the replicated database.
+  --test-group G=COMMAND  test mode: every configured node N has a built-in group N (home node
+                          N) and G runs COMMAND, kept running on whichever node holds it; give
+                          the same flags on every node. Real groups are 'wolfpack ctl group add'.
 ";
 
 pub fn run(words: &[&str]) -> Result<i32, CommandError> {
@@ -44,6 +47,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     options.optopt("", "admin-socket", "", "PATH");
     options.optopt("", "event-log", "", "PATH");
     options.optopt("", "resource-log-dir", "", "DIR");
+    options.optopt("", "ocf-state-dir", "", "DIR");
     options.optopt("", "watchdog", "", "DEV");
     options.optmulti("", "test-group", "", "G=COMMAND");
     options.optopt("", "log-file", "", "PATH");
@@ -89,6 +93,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
         watchdog: matches.opt_str("watchdog").map(PathBuf::from),
         event_log: path("event-log", "/var/log/wolfpack/events.log"),
         resource_log_dir: path("resource-log-dir", "/var/log/wolfpack/resources"),
+        ocf_state_dir: matches.opt_str("ocf-state-dir").map(PathBuf::from),
         test_groups,
         log_file: None,
     };
@@ -96,6 +101,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
         options.admin_socket.parent(),
         options.event_log.parent(),
         Some(options.resource_log_dir.as_path()),
+        options.ocf_state_dir.as_deref(),
     ];
     for directory in directories.into_iter().flatten() {
         if !directory.as_os_str().is_empty() {

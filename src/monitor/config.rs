@@ -27,6 +27,8 @@ pub struct MonitorConfig {
     pub watchdog: Option<PathBuf>,
     /// Where to acknowledge every fence request once a fence left nothing running, if anywhere.
     pub fence_ack: Option<FenceAckTarget>,
+    /// See `resource::Settings::ocf_state_dir`.
+    pub ocf_state_dir: Option<PathBuf>,
 }
 
 impl MonitorConfig {
@@ -43,6 +45,7 @@ impl MonitorConfig {
             resource_log_dir,
             watchdog: None,
             fence_ack: None,
+            ocf_state_dir: None,
         }
     }
 
@@ -63,6 +66,10 @@ impl MonitorConfig {
         if let Some(device) = &self.watchdog {
             args.push("--watchdog".into());
             args.push(device.clone().into_os_string());
+        }
+        if let Some(directory) = &self.ocf_state_dir {
+            args.push("--ocf-state-dir".into());
+            args.push(directory.clone().into_os_string());
         }
         if let Some(ack) = &self.fence_ack {
             args.push("--ack-disk".into());
@@ -93,6 +100,7 @@ impl MonitorConfig {
         options.reqopt("", "event-log", "", "PATH");
         options.reqopt("", "log-dir", "", "DIR");
         options.optopt("", "watchdog", "", "DEV");
+        options.optopt("", "ocf-state-dir", "", "DIR");
         options.optopt("", "ack-disk", "", "PATH");
         options.optopt("", "ack-disk-io", "", "mmap|direct");
         options.optopt("", "ack-offset", "", "BYTES");
@@ -143,6 +151,7 @@ impl MonitorConfig {
             resource_log_dir: path("log-dir"),
             watchdog: matches.opt_str("watchdog").map(PathBuf::from),
             fence_ack,
+            ocf_state_dir: matches.opt_str("ocf-state-dir").map(PathBuf::from),
         };
         Ok((config, fd))
     }

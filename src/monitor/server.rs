@@ -110,7 +110,11 @@ impl Monitor {
             socket,
             signal_reader,
             terminated_by,
-            holder: Holder::new(config.node_id, config.resource_log_dir.clone(), log),
+            holder: {
+                let mut holder = Holder::new(config.node_id, config.resource_log_dir.clone(), log);
+                holder.ocf_state_dir = config.ocf_state_dir.clone();
+                holder
+            },
             watchdog,
             frames: FrameReader::default(),
             outgoing: Vec::new(),

@@ -55,6 +55,9 @@ pub struct NodeOptions {
     pub event_log: PathBuf,
     /// Where each resource's output goes.
     pub resource_log_dir: PathBuf,
+    /// HA_RSCTMP/HA_VARRUN for OCF agents (`--ocf-state-dir`), for testbeds whose nodes
+    /// share one filesystem.
+    pub ocf_state_dir: Option<PathBuf>,
     /// The command each test group runs (group id = its home node id), until groups live in
     /// the replicated database.
     pub test_groups: Vec<(u8, String)>,
@@ -97,6 +100,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     );
     monitor_config.resource_log_dir = options.resource_log_dir.clone();
     monitor_config.watchdog = options.watchdog.clone();
+    monitor_config.ocf_state_dir = options.ocf_state_dir.clone();
     monitor_config.fence_ack = Some(monitor::fence_ack::FenceAckTarget {
         disk: options.disk.clone(),
         disk_io: options.disk_io,

@@ -66,6 +66,8 @@ pub struct Holder {
     held: BTreeMap<String, Held>,
     node_id: u8,
     resource_log_dir: PathBuf,
+    /// See `Settings::ocf_state_dir`.
+    pub ocf_state_dir: Option<PathBuf>,
     log: EventLog,
     /// Events for the daemon, in the order they happened; `take_events` hands them over.
     out: Vec<Event>,
@@ -94,6 +96,7 @@ impl Holder {
             held: BTreeMap::new(),
             node_id,
             resource_log_dir,
+            ocf_state_dir: None,
             log,
             out: Vec::new(),
             stopping_all: false,
@@ -144,6 +147,7 @@ impl Holder {
             resource: name.to_string(),
             node_id: self.node_id,
             log_path: self.resource_log_dir.join(format!("{name}.log")),
+            ocf_state_dir: self.ocf_state_dir.clone(),
         };
         let mut resource = match resource::create(kind, params, settings) {
             Ok(resource) => resource,

@@ -55,6 +55,9 @@ pub struct Settings {
     pub node_id: u8,
     /// The file the resource's programs write their output to.
     pub log_path: PathBuf,
+    /// HA_RSCTMP and HA_VARRUN for OCF agents (their state and pid files), when this node's
+    /// must differ from the agents' defaults: nodes of a testbed share one filesystem.
+    pub ocf_state_dir: Option<PathBuf>,
 }
 
 /// One resource instance held by the monitor. See the module docs for the contract.

@@ -198,6 +198,7 @@ pub struct OcfDriver {
     params: Vec<(String, String)>,
     looks_alive_interval_ms: u64,
     is_alive_interval_ms: u64,
+    state_dir: Option<PathBuf>,
     action: Action,
     timeout_ms: u128,
 }
@@ -258,6 +259,7 @@ pub fn new(
         root,
         path,
         resource: settings.resource.clone(),
+        state_dir: settings.ocf_state_dir.clone(),
         params: agent_params,
         looks_alive_interval_ms,
         is_alive_interval_ms,
@@ -299,6 +301,11 @@ impl OcfDriver {
         ];
         if let Some(level) = check_level {
             environment.push(("OCF_CHECK_LEVEL".to_string(), level.to_string()));
+        }
+        if let Some(directory) = &self.state_dir {
+            let directory = directory.to_string_lossy().into_owned();
+            environment.push(("HA_RSCTMP".to_string(), directory.clone()));
+            environment.push(("HA_VARRUN".to_string(), format!("{directory}/")));
         }
         for (key, value) in &self.params {
             environment.push((format!("OCF_RESKEY_{key}"), value.clone()));
