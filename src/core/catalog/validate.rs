@@ -325,7 +325,13 @@ mod tests {
         );
         assert_eq!(ok("ocf:heartbeat:IPaddr2", &[("ip", "198.18.0.5")]), Ok(()));
 
-        let cases: [(&str, Vec<(&str, &str)>, &str); 14] = [
+        // (type, parameters, what the refusal says)
+        type Case = (
+            &'static str,
+            Vec<(&'static str, &'static str)>,
+            &'static str,
+        );
+        let cases: [Case; 14] = [
             ("nfs", vec![], "unknown type \"nfs\""),
             ("Process", vec![], "unknown type"),
             ("process", vec![], "'command' is required"),
