@@ -172,7 +172,7 @@ fn run_catalog(socket: Option<String>, words: &[&str]) -> Result<i32, CommandErr
         .map_err(|why| CommandError::Usage(UsageError(format!("ctl {why}"))))?;
     // The admin request drops empty words, which would shift the ones after it.
     if words.iter().any(|word| word.is_empty()) {
-        return Err(UsageError(format!("ctl {}: an argument is empty", words[0])).into());
+        return Err(UsageError("ctl: an argument is empty".to_string()).into());
     }
     if let catalog_commands::Command::AddResource(resource) = &command {
         if resource.kind.starts_with("ocf:") {

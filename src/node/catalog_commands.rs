@@ -210,13 +210,15 @@ fn listing_flags(command: &str, rest: &[&str]) -> Result<bool, String> {
     let mut options = getopts::Options::new();
     options.optflag("", "json", "");
     let matches = flags(&options, command, rest)?;
-    operands(command, &matches, 0, "no operands")?;
+    if !matches.free.is_empty() {
+        return Err(operand_count(command, "no operands", &matches.free));
+    }
     Ok(matches.opt_present("json"))
 }
 
 fn only_name(command: &str, rest: &[&str]) -> Result<String, String> {
     let matches = flags(&getopts::Options::new(), command, rest)?;
-    Ok(operands(command, &matches, 1, "one operand (NAME)")?.remove(0))
+    name_operand(command, &matches)
 }
 
 fn parse_group_add(rest: &[&str]) -> Result<Command, String> {
@@ -232,7 +234,7 @@ fn parse_group_add(rest: &[&str]) -> Result<Command, String> {
         options.optopt("", flag, "", "");
     }
     let matches = flags(&options, COMMAND, rest)?;
-    let name = operands(COMMAND, &matches, 1, "one operand (NAME)")?.remove(0);
+    let name = name_operand(COMMAND, &matches)?;
     let node_list = |flag: &str| -> Result<Option<Vec<u8>>, String> {
         matches
             .opt_str(flag)
@@ -261,7 +263,7 @@ fn parse_group_move(rest: &[&str]) -> Result<Command, String> {
     options.optopt("", "to", "", "");
     options.optflag("", "clear", "");
     let matches = flags(&options, COMMAND, rest)?;
-    let name = operands(COMMAND, &matches, 1, "one operand (NAME)")?.remove(0);
+    let name = name_operand(COMMAND, &matches)?;
     let to = matches
         .opt_str("to")
         .map(|text| {
@@ -296,7 +298,7 @@ fn parse_resource_add(rest: &[&str]) -> Result<Command, String> {
     options.optmulti("", "depends", "", "R[,R]");
     options.optflag("", "no-affect-group", "");
     let matches = flags(&options, COMMAND, rest)?;
-    let name = operands(COMMAND, &matches, 1, "one operand (NAME)")?.remove(0);
+    let name = name_operand(COMMAND, &matches)?;
     let required = |flag: &str| {
         matches
             .opt_str(flag)
@@ -348,23 +350,23 @@ fn flags(
     })
 }
 
-fn operands(
-    command: &str,
-    matches: &getopts::Matches,
-    count: usize,
-    expected: &str,
-) -> Result<Vec<String>, String> {
-    if matches.free.len() != count {
-        return Err(format!(
-            "{command}: takes {expected}, got {}{}",
-            matches.free.len(),
-            match matches.free.is_empty() {
-                true => String::new(),
-                false => format!(" ({})", matches.free.join(" ")),
-            }
-        ));
+/// The one operand, NAME.
+fn name_operand(command: &str, matches: &getopts::Matches) -> Result<String, String> {
+    match matches.free.as_slice() {
+        [name] => Ok(name.clone()),
+        other => Err(operand_count(command, "one operand (NAME)", other)),
     }
-    Ok(matches.free.clone())
+}
+
+fn operand_count(command: &str, expected: &str, given: &[String]) -> String {
+    match given {
+        [] => format!("{command}: takes {expected}, got 0"),
+        _ => format!(
+            "{command}: takes {expected}, got {} ({})",
+            given.len(),
+            given.join(" ")
+        ),
+    }
 }
 
 /// A whole number given with `--flag`; its range is the catalog's to check.

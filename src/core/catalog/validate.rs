@@ -121,6 +121,14 @@ pub fn check_type_and_params(
                 "resource {resource:?}: bad parameter key {key:?}: keys use a-z, 0-9 and '_', 1 to 64 bytes"
             ));
         }
+        // The monitor's own parameters: the runner derives the check intervals from
+        // `looksalive` and `isalive`; only the OCF root is the administrator's to give.
+        if key.starts_with("wolfpack_") && key != "wolfpack_ocf_root" {
+            return Err(format!(
+                "resource {resource:?}: parameter {key:?} is reserved (the prefix wolfpack_ is \
+                 the monitor's; --looksalive and --isalive set the check intervals)"
+            ));
+        }
         if params[..index].iter().any(|(earlier, _)| earlier == key) {
             return Err(format!(
                 "resource {resource:?}: parameter {key:?} is given twice"
@@ -376,7 +384,7 @@ mod tests {
             (
                 "ocf:heartbeat:Dummy",
                 vec![("wolfpack_colour", "red")],
-                "unknown parameter 'wolfpack_colour'",
+                "parameter \"wolfpack_colour\" is reserved",
             ),
         ];
         for (kind, pairs, why) in cases {
@@ -393,6 +401,20 @@ mod tests {
         assert!(error.contains("bad parameter key \"Command\""), "{error}");
         let error = refusal(check(&[("a-b", "x")]));
         assert!(error.contains("bad parameter key"), "{error}");
+        let error = refusal(check_type_and_params(
+            "r",
+            "ocf:heartbeat:Dummy",
+            &params(&[("wolfpack_looks_alive_interval_ms", "100")]),
+        ));
+        assert!(error.contains("is reserved"), "{error}");
+        assert_eq!(
+            check_type_and_params(
+                "r",
+                "ocf:heartbeat:Dummy",
+                &params(&[("wolfpack_ocf_root", "/opt/ocf")])
+            ),
+            Ok(())
+        );
         let error = refusal(check(&[("command", "a"), ("command", "b")]));
         assert!(error.contains("\"command\" is given twice"), "{error}");
         let long = "x".repeat(VALUE_BYTES_MAX + 1);
