@@ -35,7 +35,8 @@ Commands:
                  [--timeout S] [--no-affect-group]
                       TYPE: process, script, ip, filesystem or ocf:PROVIDER:AGENT (the agent
                       and the parameters its meta-data requires are checked here, under
-                      $OCF_ROOT, default /usr/lib/ocf); values are stored verbatim, no shell
+                      $OCF_ROOT, default /usr/lib/ocf); values are stored verbatim, no
+                      shell sees them on the way
   resource online|offline|remove|cleanup NAME
                       edits are committed cluster-wide; a concurrent conflicting edit makes
                       one of them fail with nothing changed (retry it)
