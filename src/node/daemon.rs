@@ -210,8 +210,9 @@ struct Daemon {
     /// Whether the "first frame sent" event was pushed.
     first_frame_sent: bool,
     /// `ctl update` connections waiting for GUM's acknowledgement, by request id, with the
-    /// time (µs) of the proposal.
-    waiting_updates: std::collections::BTreeMap<u64, (mio::Token, u64)>,
+    /// time (µs) of the proposal and the answer if the database rejects it (None: the generic
+    /// one; a catalog edit's preconditions failed: `catalog_commands::CONFLICT`).
+    waiting_updates: std::collections::BTreeMap<u64, (mio::Token, u64, Option<&'static str>)>,
     /// Answers to send once the registry is at hand.
     finished_updates: Vec<(mio::Token, Result<String, String>)>,
     time: time_service::TimeService,
@@ -643,7 +644,8 @@ impl Daemon {
     }
 
     fn update_acknowledged(&mut self, request_id: u64, sequence: u64, rejected: bool) {
-        let Some((connection, proposed_us)) = self.waiting_updates.remove(&request_id) else {
+        let Some((connection, proposed_us, rejection)) = self.waiting_updates.remove(&request_id)
+        else {
             return;
         };
         let latency_us = monitor::event_log::monotonic_micros().saturating_sub(proposed_us);
@@ -651,9 +653,9 @@ impl Daemon {
         self.metrics.update_latency_us_sum += latency_us;
         self.metrics.update_latency_us_max = self.metrics.update_latency_us_max.max(latency_us);
         let result = if rejected {
-            Err(format!(
-                "update rejected by the database (sequence {sequence}); nothing changed"
-            ))
+            Err(rejection.map(str::to_string).unwrap_or_else(|| {
+                format!("update rejected by the database (sequence {sequence}); nothing changed")
+            }))
         } else {
             Ok(format!("committed at sequence {sequence}\n"))
         };
@@ -736,14 +738,29 @@ impl Daemon {
                     .start(request.connection, json, own_newest, &peers, now_ms);
                 return;
             }
-            Some(command @ ("update" | "delete")) => {
-                match super::updates::parse_update(command, &words[1..]) {
-                    Ok(update) => match self.core.submit(update) {
+            Some(
+                command @ ("update" | "delete" | "group" | "resource" | "groups" | "resources"),
+            ) => {
+                use super::catalog_commands::{self as catalog, Answer};
+                let (answer, rejected) = match command {
+                    "update" | "delete" => {
+                        let update = super::updates::parse_update(command, &words[1..]);
+                        (update.map(Answer::Propose), None)
+                    }
+                    _ => {
+                        let runtime = self.catalog_runtime(&status);
+                        let answer = catalog::answer(self.core.database(), &words, &runtime);
+                        (answer, Some(catalog::CONFLICT))
+                    }
+                };
+                match answer {
+                    Ok(Answer::Show(text)) => Ok(text),
+                    Ok(Answer::Propose(update)) => match self.core.submit(update) {
                         Ok(request_id) => {
                             // Answered when GUM acknowledges it (durable, applied everywhere).
                             let proposed_us = monitor::event_log::monotonic_micros();
                             self.waiting_updates
-                                .insert(request_id, (request.connection, proposed_us));
+                                .insert(request_id, (request.connection, proposed_us, rejected));
                             self.dispatch_outputs(now_ms);
                             return;
                         }

@@ -27,14 +27,30 @@
 //! | `resources/R/affects-group`           | Bool     | whether its failure fails the group       |
 //! | `resources/R/role`                    | Text     | `online` or `offline` (administrator's)   |
 //! | `resources/R/cleanup`                 | U64      | bumped by `resource cleanup`              |
+//! | `cluster/group-slots/S`               | Text     | the group that claimed slot S (`edit.rs`) |
 //!
 //! Absent optional keys take the defaults below. Reading never fails: an entry that does not
 //! make sense (a slot out of range, a resource of an unknown group) is left out and named in
 //! `Catalog::problems`, so one bad key cannot stop the rest of the cluster from running.
+//!
+//! The administrator's commands change the catalog through `edit.rs` (one update each, with
+//! preconditions, so concurrent contradicting edits cannot both land) after `validate.rs`
+//! (names, nodes, ranges, types and their parameters, dependencies). A slot claim is only a
+//! lock for `group add`; the reader ignores it, and `groups/G/slot` stays the one truth. Every
+//! resource add and remove writes its group's `slot` again (same value), so the slot key's
+//! version is also the version of the group's membership.
 
+mod edit;
 mod read;
+pub mod validate;
 
-pub use read::read;
+#[cfg(test)]
+mod edit_tests;
+
+pub use edit::SLOT_CLAIMS;
+pub use edit::{add_group, add_resource, cleanup_resource, clear_group_target, move_group};
+pub use edit::{remove_group, remove_resource, set_resource_role, NewGroup, NewResource};
+pub use read::{node_ids, read};
 
 /// Restarts in place allowed per period before the group fails over (MSCS: 3).
 pub const RESTART_THRESHOLD_DEFAULT: u32 = 3;

@@ -86,11 +86,19 @@ fn split_device_number(dev: u64) -> (u64, u64) {
     (major, minor)
 }
 
-/// Makes a `filesystem` resource; rejects bad parameters and missing mount tools.
-pub fn new(
-    params: &[(String, String)],
-    settings: Settings,
-) -> Result<Engine<FilesystemDriver>, String> {
+/// The parameters of a `filesystem` resource as given, checked without touching the system
+/// (whether the directory and the device exist is for the node that mounts it), so the
+/// catalog applies the same rules when an administrator adds a resource.
+pub struct FilesystemParams<'a> {
+    pub device: &'a str,
+    pub directory: &'a str,
+    pub fstype: &'a str,
+    pub options: Option<&'a str>,
+    pub force_unmount: bool,
+}
+
+/// Checks a `filesystem` resource's parameters (see [`FilesystemParams`]).
+pub fn check_params(params: &[(String, String)]) -> Result<FilesystemParams<'_>, String> {
     reject_unknown("filesystem", params, &KNOWN)?;
     let required = |key: &str| {
         param(params, key)
@@ -108,7 +116,7 @@ pub fn new(
     }
     let options = match param(params, "options") {
         None => None,
-        Some(options) if is_word(options) => Some(options.to_string()),
+        Some(options) if is_word(options) => Some(options),
         Some(options) => {
             return Err(format!(
                 "filesystem: options '{options}' must be one comma-separated word"
@@ -124,12 +132,36 @@ pub fn new(
             ))
         }
     };
-    let given = PathBuf::from(directory);
-    if !given.is_absolute() {
+    if !std::path::Path::new(directory).is_absolute() {
         return Err(format!(
             "filesystem: directory '{directory}' is not an absolute path"
         ));
     }
+    if directory.trim_end_matches('/').is_empty() {
+        return Err("filesystem: the directory cannot be /".to_string());
+    }
+    Ok(FilesystemParams {
+        device,
+        directory,
+        fstype,
+        options,
+        force_unmount,
+    })
+}
+
+/// Makes a `filesystem` resource; rejects bad parameters and missing mount tools.
+pub fn new(
+    params: &[(String, String)],
+    settings: Settings,
+) -> Result<Engine<FilesystemDriver>, String> {
+    let FilesystemParams {
+        device,
+        directory,
+        fstype,
+        options,
+        force_unmount,
+    } = check_params(params)?;
+    let given = PathBuf::from(directory);
     let directory = given
         .canonicalize()
         .ok()
@@ -151,7 +183,7 @@ pub fn new(
         device_number,
         directory,
         fstype: fstype.to_string(),
-        options,
+        options: options.map(str::to_string),
         force_unmount,
         mount: tool("mount")?,
         umount: tool("umount")?,

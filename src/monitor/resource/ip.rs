@@ -100,8 +100,10 @@ fn is_interface_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_graphic() && !matches!(byte, b'/' | b':'))
 }
 
-/// Makes an `ip` resource; rejects bad parameters and a missing `ip` command.
-pub fn new(params: &[(String, String)], settings: Settings) -> Result<Engine<IpDriver>, String> {
+/// The parameters of an `ip` resource: the address, its prefix and the interface. Touches
+/// nothing (whether the interface exists is for the node that starts it), so the catalog
+/// applies the same rules when an administrator adds a resource.
+pub fn check_params(params: &[(String, String)]) -> Result<(IpAddr, u8, &str), String> {
     reject_unknown("ip", params, &KNOWN)?;
     let text = param(params, "address").ok_or("ip: the parameter 'address' is required")?;
     let (address, prefix) = parse_address(text)?;
@@ -110,6 +112,12 @@ pub fn new(params: &[(String, String)], settings: Settings) -> Result<Engine<IpD
     if !is_interface_name(interface) {
         return Err(format!("ip: '{interface}' is not an interface name"));
     }
+    Ok((address, prefix, interface))
+}
+
+/// Makes an `ip` resource; rejects bad parameters and a missing `ip` command.
+pub fn new(params: &[(String, String)], settings: Settings) -> Result<Engine<IpDriver>, String> {
+    let (address, prefix, interface) = check_params(params)?;
     let ip_program =
         find_program("ip").ok_or("ip: the 'ip' command (iproute2) is not installed")?;
     let driver = IpDriver {

@@ -104,6 +104,20 @@ pub fn create(
     }
 }
 
+/// The parameter rules of type `kind` (the part of `create` that touches nothing: an unknown
+/// type, a missing, unknown or malformed parameter). The catalog calls it when an
+/// administrator adds a resource, so what the monitor would reject is refused then.
+pub fn check_params(kind: &str, params: &[(String, String)]) -> Result<(), String> {
+    match kind {
+        "process" => process::check_params(params),
+        "script" => script::check_params(params),
+        "ip" => ip::check_params(params).map(drop),
+        "filesystem" => filesystem::check_params(params).map(drop),
+        _ if kind.starts_with("ocf:") => ocf::check_params(kind, params).map(drop),
+        _ => Err(format!("unknown resource type '{kind}'")),
+    }
+}
+
 impl<D: engine::Driver> Resource for engine::Engine<D> {
     fn admit(&mut self, now: Instant, timeout: Duration) -> Progress {
         self.begin(engine::Op::Admit, now, timeout)

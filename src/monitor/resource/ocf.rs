@@ -203,24 +203,41 @@ pub struct OcfDriver {
     timeout_ms: u128,
 }
 
-/// Makes an `ocf:PROVIDER:AGENT` resource; rejects a malformed kind, a missing agent, bad
-/// monitor parameters.
-pub fn new(
-    kind: &str,
+/// An OCF resource's kind and parameters, checked without touching the system (whether the
+/// agent is installed is for the node that runs it), so the catalog applies the same rules
+/// when an administrator adds a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcfParams<'a> {
+    pub provider: &'a str,
+    pub agent: &'a str,
+    /// `wolfpack_ocf_root`, else OCF_ROOT_DEFAULT.
+    pub root: PathBuf,
+    pub looks_alive_interval_ms: u64,
+    pub is_alive_interval_ms: u64,
+    /// The agent's own parameters (the `wolfpack_` ones taken out).
+    pub agent_params: Vec<(String, String)>,
+}
+
+/// Checks `ocf:PROVIDER:AGENT` and the monitor's own `wolfpack_` parameters.
+pub fn check_params<'a>(
+    kind: &'a str,
     params: &[(String, String)],
-    settings: Settings,
-) -> Result<Engine<OcfDriver>, String> {
+) -> Result<OcfParams<'a>, String> {
     let parts: Vec<&str> = kind.split(':').collect();
-    let [_, provider, agent] = parts[..] else {
+    let ["ocf", provider, agent] = parts[..] else {
         return Err(format!("'{kind}' is not ocf:PROVIDER:AGENT"));
     };
     if !is_component(provider) || !is_component(agent) {
         return Err(format!("'{kind}' is not ocf:PROVIDER:AGENT"));
     }
-    let mut root = PathBuf::from(OCF_ROOT_DEFAULT);
-    let mut looks_alive_interval_ms = LOOKS_ALIVE_INTERVAL_MS_DEFAULT;
-    let mut is_alive_interval_ms = IS_ALIVE_INTERVAL_MS_DEFAULT;
-    let mut agent_params = Vec::new();
+    let mut checked = OcfParams {
+        provider,
+        agent,
+        root: PathBuf::from(OCF_ROOT_DEFAULT),
+        looks_alive_interval_ms: LOOKS_ALIVE_INTERVAL_MS_DEFAULT,
+        is_alive_interval_ms: IS_ALIVE_INTERVAL_MS_DEFAULT,
+        agent_params: Vec::new(),
+    };
     for (key, value) in params {
         let milliseconds = || {
             value
@@ -229,19 +246,37 @@ pub fn new(
         };
         match key.as_str() {
             PARAM_ROOT => {
-                root = PathBuf::from(value);
-                if !root.is_absolute() {
+                checked.root = PathBuf::from(value);
+                if !checked.root.is_absolute() {
                     return Err(format!("{kind}: {PARAM_ROOT} must be an absolute path"));
                 }
             }
-            PARAM_LOOKS_ALIVE_INTERVAL => looks_alive_interval_ms = milliseconds()?,
-            PARAM_IS_ALIVE_INTERVAL => is_alive_interval_ms = milliseconds()?,
+            PARAM_LOOKS_ALIVE_INTERVAL => checked.looks_alive_interval_ms = milliseconds()?,
+            PARAM_IS_ALIVE_INTERVAL => checked.is_alive_interval_ms = milliseconds()?,
             other if other.starts_with("wolfpack_") => {
                 return Err(format!("{kind}: unknown parameter '{other}'"))
             }
-            _ => agent_params.push((key.clone(), value.clone())),
+            _ => checked.agent_params.push((key.clone(), value.clone())),
         }
     }
+    Ok(checked)
+}
+
+/// Makes an `ocf:PROVIDER:AGENT` resource; rejects a malformed kind, a missing agent, bad
+/// monitor parameters.
+pub fn new(
+    kind: &str,
+    params: &[(String, String)],
+    settings: Settings,
+) -> Result<Engine<OcfDriver>, String> {
+    let OcfParams {
+        provider,
+        agent,
+        root,
+        looks_alive_interval_ms,
+        is_alive_interval_ms,
+        agent_params,
+    } = check_params(kind, params)?;
     let path = agent_path(&root, provider, agent);
     if !path.exists() {
         return Err(format!(

@@ -14,7 +14,7 @@
 //!
 //! Invariant: every process group this resource ever spawned stays in `groups` until
 //! `group_exists` says it is gone, so `is_gone` cannot miss a straggler.
-use super::{Progress, Resource, Settings};
+use super::{param, reject_unknown, Progress, Resource, Settings};
 use crate::monitor::children::{self, describe_status, succeeded};
 use crate::monitor::constants::READY_RETRY_MS;
 use crate::monitor::protocol::CheckLevel;
@@ -57,25 +57,27 @@ pub struct ProcessResource {
     phase: Phase,
 }
 
+const KNOWN: [&str; 3] = ["command", "ready", "check"];
+
+/// The parameter rules of `process`, touching nothing: the catalog applies them when an
+/// administrator adds a resource, so a resource the monitor would reject is refused then.
+pub fn check_params(params: &[(String, String)]) -> Result<(), String> {
+    reject_unknown("process", params, &KNOWN)?;
+    match param(params, "command") {
+        Some(command) if !command.trim().is_empty() => Ok(()),
+        _ => Err("process: the parameter 'command' is required".to_string()),
+    }
+}
+
 impl ProcessResource {
     /// Validates the parameters; nothing runs yet.
     pub fn new(params: &[(String, String)], settings: Settings) -> Result<Self, String> {
-        let (mut command, mut ready, mut check) = (None, None, None);
-        for (key, value) in params {
-            match key.as_str() {
-                "command" => command = Some(value.clone()),
-                "ready" => ready = Some(value.clone()),
-                "check" => check = Some(value.clone()),
-                other => return Err(format!("process: unknown parameter '{other}'")),
-            }
-        }
-        let command = command
-            .filter(|command| !command.trim().is_empty())
-            .ok_or("process: the parameter 'command' is required")?;
+        check_params(params)?;
+        let text = |key: &str| param(params, key).map(str::to_string);
         Ok(ProcessResource {
-            command,
-            ready,
-            check,
+            command: text("command").unwrap_or_default(),
+            ready: text("ready"),
+            check: text("check"),
             settings,
             main_pid: None,
             main_status: None,

@@ -47,19 +47,40 @@ pub struct ScriptDriver {
     action: Action,
 }
 
+/// The parameter rules of `script`, touching nothing (programs are looked up only when the
+/// resource starts, on the node that starts it): the catalog applies them when an
+/// administrator adds a resource.
+pub fn check_params(params: &[(String, String)]) -> Result<(), String> {
+    reject_unknown("script", params, &KNOWN)?;
+    for key in KNOWN {
+        command_words(params, key)?;
+    }
+    Ok(())
+}
+
+/// The words of command `key`, at least one.
+fn command_words<'a>(
+    params: &'a [(String, String)],
+    key: &str,
+) -> Result<std::str::SplitWhitespace<'a>, String> {
+    let text =
+        param(params, key).ok_or_else(|| format!("script: the parameter '{key}' is required"))?;
+    let words = text.split_whitespace();
+    if words.clone().next().is_none() {
+        return Err(format!("script: the parameter '{key}' is empty"));
+    }
+    Ok(words)
+}
+
 /// Makes a `script` resource; rejects missing or unknown parameters and programs not found.
 pub fn new(
     params: &[(String, String)],
     settings: Settings,
 ) -> Result<Engine<ScriptDriver>, String> {
-    reject_unknown("script", params, &KNOWN)?;
+    check_params(params)?;
     let argv = |key: &str| -> Result<Argv, String> {
-        let text = param(params, key)
-            .ok_or_else(|| format!("script: the parameter '{key}' is required"))?;
-        let mut words = text.split_whitespace().map(str::to_string);
-        let first = words
-            .next()
-            .ok_or_else(|| format!("script: the parameter '{key}' is empty"))?;
+        let mut words = command_words(params, key)?.map(str::to_string);
+        let first = words.next().unwrap_or_default();
         let program = find_program(&first).ok_or_else(|| {
             format!("script: '{key}': no executable '{first}' (a path, or a name in PATH)")
         })?;

@@ -1,0 +1,534 @@
+//! The administrator's commands (`ctl group ...`, `ctl resource ...`) as database updates.
+//!
+//! Each function validates the command against the catalog of one replica and returns the
+//! update that makes the change, with `Op::Require` preconditions on every key whose version
+//! the decision read. GUM orders updates, so of two concurrent edits that contradict each
+//! other the second lands on a database where a precondition no longer holds, and changes
+//! nothing (the daemon answers "conflicting change, nothing changed; retry"); retried, it is
+//! validated again against the new catalog.
+//!
+//! What the preconditions stand on:
+//! - A group's `groups/G/slot` is also the version of its structure: every resource add and
+//!   remove in the group writes it again (same value), and every edit of the group requires
+//!   it. So `group remove` cannot land after a concurrent `resource add` into the group, nor
+//!   `resource remove` after a concurrent `resource add` that depends on it (dependencies stay
+//!   within a group).
+//! - A slot is claimed by `cluster/group-slots/S` (see the schema in `mod.rs`), written with the
+//!   group: two concurrent `group add`s that picked the same free slot require the same claim
+//!   at the same version, so only one lands.
+//! - A resource's `resources/R/group` is its existence: a new resource requires it absent, and
+//!   edits of a resource require it at the version read.
+
+use super::validate::{check_dependencies, check_name, check_nodes, check_range, list_nodes};
+use super::validate::{check_type_and_params, CHECK_INTERVAL_S_RANGE, PERIOD_S_RANGE};
+use super::validate::{THRESHOLD_RANGE, TIMEOUT_S_RANGE};
+use super::{read, Catalog, Failback, GroupSpec, ResourceSpec};
+use super::{IS_ALIVE_S_DEFAULT, LOOKS_ALIVE_S_DEFAULT};
+use crate::core::db::{Database, Op, Path, Update, Value};
+use crate::core::NODES_MAX;
+
+/// Where slot S's claim lives: `cluster/group-slots/S`, the name of the group holding it.
+pub const SLOT_CLAIMS: &str = "cluster/group-slots";
+
+/// `group add`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewGroup {
+    pub name: String,
+    /// Node ids, most preferred first; empty = no preference.
+    pub preferred: Vec<u8>,
+    /// Nodes allowed to host it; `None` = every node.
+    pub possible: Option<Vec<u8>>,
+    /// `None`: the default (off), left to the reader.
+    pub failback: Option<Failback>,
+    pub failover_threshold: Option<u32>,
+    pub failover_period_s: Option<u32>,
+}
+
+/// `resource add`. Numbers left `None` are not written, so the reader's defaults apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewResource {
+    pub name: String,
+    pub group: String,
+    pub kind: String,
+    /// Stored verbatim, in the order given (the database keeps them in key order).
+    pub params: Vec<(String, String)>,
+    pub depends: Vec<String>,
+    pub restart_threshold: Option<u32>,
+    pub restart_period_s: Option<u32>,
+    pub looks_alive_s: Option<u32>,
+    pub is_alive_s: Option<u32>,
+    pub timeout_s: Option<u32>,
+    pub affects_group: bool,
+}
+
+impl NewResource {
+    /// A resource with no parameters, dependencies or settings of its own.
+    pub fn new(name: &str, group: &str, kind: &str) -> NewResource {
+        NewResource {
+            name: name.to_string(),
+            group: group.to_string(),
+            kind: kind.to_string(),
+            params: Vec::new(),
+            depends: Vec::new(),
+            restart_threshold: None,
+            restart_period_s: None,
+            looks_alive_s: None,
+            is_alive_s: None,
+            timeout_s: None,
+            affects_group: true,
+        }
+    }
+}
+
+/// `group add`: the group in the lowest free slot. `configured_nodes` is the node table (a
+/// bitmap), which every node id given must be in.
+pub fn add_group(
+    database: &Database,
+    group: &NewGroup,
+    configured_nodes: u64,
+) -> Result<Update, String> {
+    let name = group.name.as_str();
+    check_name("group", name)?;
+    check_node_list("--preferred", &group.preferred, configured_nodes)?;
+    if let Some(possible) = &group.possible {
+        if possible.is_empty() {
+            return Err("--possible: name at least one node".to_string());
+        }
+        check_node_list("--possible", possible, configured_nodes)?;
+        if let Some(id) = group.preferred.iter().find(|id| !possible.contains(id)) {
+            return Err(format!(
+                "--preferred: node {id} is not one of --possible ({})",
+                join(possible)
+            ));
+        }
+    }
+    if let Some(threshold) = group.failover_threshold {
+        check_range("--failover-threshold", threshold, &THRESHOLD_RANGE)?;
+    }
+    if let Some(period) = group.failover_period_s {
+        check_range("--failover-period", period, &PERIOD_S_RANGE)?;
+    }
+    let catalog = read(database);
+    if catalog.group(name).is_some() {
+        return Err(format!("group {name:?} already exists"));
+    }
+    refuse_left_over_keys(database, "groups", name)?;
+    let used = catalog.slots();
+    let slot = (1..=NODES_MAX as u8)
+        .find(|slot| used & crate::core::bit(*slot) == 0)
+        .ok_or(format!(
+            "no free group slot: the cluster holds {NODES_MAX} groups, the most it can"
+        ))?;
+    let claim = slot_claim(slot)?;
+    let mut ops = vec![
+        require(group_key(name, "slot")?, 0),
+        require(claim.clone(), database.version(&claim)),
+        put(group_key(name, "slot")?, Value::U64(u64::from(slot))),
+        put(claim, Value::Text(name.to_string())),
+    ];
+    if !group.preferred.is_empty() {
+        ops.push(put(
+            group_key(name, "preferred")?,
+            Value::Text(join(&group.preferred)),
+        ));
+    }
+    if let Some(possible) = &group.possible {
+        let mut ascending = possible.clone();
+        ascending.sort_unstable();
+        ops.push(put(
+            group_key(name, "possible")?,
+            Value::NodeList(ascending),
+        ));
+    }
+    if let Some(failback) = group.failback {
+        ops.push(put(
+            group_key(name, "failback")?,
+            Value::Text(failback.render()),
+        ));
+    }
+    let numbers = [
+        ("failover-threshold", group.failover_threshold),
+        ("failover-period", group.failover_period_s),
+    ];
+    for (key, number) in numbers {
+        if let Some(number) = number {
+            ops.push(put(group_key(name, key)?, Value::U64(u64::from(number))));
+        }
+    }
+    finish(ops)
+}
+
+/// `group move NAME [--to N]`: pins the group to a node (`groups/G/target`). Without `to`,
+/// the first node of its preferred list, then the lowest configured node, that is a possible
+/// owner and not `current_owner` (0 = it has none).
+pub fn move_group(
+    database: &Database,
+    name: &str,
+    to: Option<u8>,
+    configured_nodes: u64,
+    current_owner: u8,
+) -> Result<Update, String> {
+    let catalog = read(database);
+    let group = existing_group(database, &catalog, name)?;
+    let possible = possible_owners(group, configured_nodes);
+    let target = match to {
+        Some(id) => {
+            check_nodes("--to", &[id], configured_nodes)?;
+            if possible & crate::core::bit(id) == 0 {
+                return Err(format!(
+                    "--to: node {id} is not a possible owner of group {name:?} (possible: {})",
+                    list_nodes(possible)
+                ));
+            }
+            id
+        }
+        None => group
+            .preferred
+            .iter()
+            .copied()
+            .chain(crate::core::ids(configured_nodes))
+            .filter(|id| (1..=NODES_MAX as u8).contains(id))
+            .find(|&id| id != current_owner && possible & crate::core::bit(id) != 0)
+            .ok_or(format!(
+                "group {name:?} has no other node to move to (possible: {})",
+                list_nodes(possible)
+            ))?,
+    };
+    finish(vec![
+        require_group(database, name)?,
+        put(group_key(name, "target")?, Value::U64(u64::from(target))),
+    ])
+}
+
+/// `group move NAME --clear`: placement is free again.
+pub fn clear_group_target(database: &Database, name: &str) -> Result<Update, String> {
+    let catalog = read(database);
+    existing_group(database, &catalog, name)?;
+    finish(vec![
+        require_group(database, name)?,
+        Op::Delete {
+            path: group_key(name, "target")?,
+        },
+    ])
+}
+
+/// `group remove NAME`: refused while the group has resources.
+pub fn remove_group(database: &Database, name: &str) -> Result<Update, String> {
+    let catalog = read(database);
+    let group = existing_group(database, &catalog, name)?;
+    let members: Vec<String> = catalog
+        .resources
+        .iter()
+        .filter(|resource| resource.group == name)
+        .map(|resource| format!("{:?}", resource.name))
+        .collect();
+    if !members.is_empty() {
+        return Err(format!(
+            "group {name:?} still has resources: {} (remove them first)",
+            members.join(", ")
+        ));
+    }
+    let mut ops = vec![
+        require_group(database, name)?,
+        Op::Delete {
+            path: named("groups", name)?,
+        },
+    ];
+    let claim = slot_claim(group.slot)?;
+    if database.get(&claim).is_some() {
+        ops.push(Op::Delete { path: claim });
+    }
+    finish(ops)
+}
+
+/// `resource add`.
+pub fn add_resource(database: &Database, resource: &NewResource) -> Result<Update, String> {
+    let name = resource.name.as_str();
+    let group_name = resource.group.as_str();
+    check_name("resource", name)?;
+    check_name("group", group_name)?;
+    for needed in &resource.depends {
+        check_name("resource", needed)?;
+    }
+    check_type_and_params(name, &resource.kind, &resource.params)?;
+    let numbers = [
+        (
+            "--restart-threshold",
+            "restart-threshold",
+            resource.restart_threshold,
+            &THRESHOLD_RANGE,
+        ),
+        (
+            "--restart-period",
+            "restart-period",
+            resource.restart_period_s,
+            &PERIOD_S_RANGE,
+        ),
+        (
+            "--looksalive",
+            "looksalive",
+            resource.looks_alive_s,
+            &CHECK_INTERVAL_S_RANGE,
+        ),
+        (
+            "--isalive",
+            "isalive",
+            resource.is_alive_s,
+            &CHECK_INTERVAL_S_RANGE,
+        ),
+        ("--timeout", "timeout", resource.timeout_s, &TIMEOUT_S_RANGE),
+    ];
+    for (flag, _, number, range) in &numbers {
+        if let Some(number) = number {
+            check_range(flag, *number, range)?;
+        }
+    }
+    // IsAlive is the thorough check and LooksAlive the cheap one (MSCS): a thorough check
+    // more often than the cheap one means the two were swapped.
+    let looks_alive_s = resource.looks_alive_s.unwrap_or(LOOKS_ALIVE_S_DEFAULT);
+    let is_alive_s = resource.is_alive_s.unwrap_or(IS_ALIVE_S_DEFAULT);
+    if is_alive_s < looks_alive_s {
+        return Err(format!(
+            "--isalive {is_alive_s} is more often than --looksalive {looks_alive_s}: \
+             IsAlive is the thorough check, LooksAlive the quick one, so IsAlive's interval \
+             must be at least LooksAlive's"
+        ));
+    }
+    let catalog = read(database);
+    let group = existing_group(database, &catalog, group_name)?;
+    if let Some(existing) = catalog.resource(name) {
+        return Err(format!(
+            "resource {name:?} already exists (in group {:?})",
+            existing.group
+        ));
+    }
+    refuse_left_over_keys(database, "resources", name)?;
+    check_dependencies(&catalog, name, group_name, &resource.depends)?;
+
+    let mut ops = touch_group(database, group)?;
+    ops.push(require(resource_key(name, "group")?, 0));
+    for needed in &resource.depends {
+        let key = resource_key(needed, "group")?;
+        ops.push(require(key.clone(), database.version(&key)));
+    }
+    ops.push(put(
+        resource_key(name, "group")?,
+        Value::Text(group_name.to_string()),
+    ));
+    ops.push(put(
+        resource_key(name, "type")?,
+        Value::Text(resource.kind.clone()),
+    ));
+    for (key, value) in &resource.params {
+        ops.push(put(
+            resource_key(name, &format!("params/{key}"))?,
+            Value::Text(value.clone()),
+        ));
+    }
+    if !resource.depends.is_empty() {
+        ops.push(put(
+            resource_key(name, "depends")?,
+            Value::Text(resource.depends.join(",")),
+        ));
+    }
+    for (_, key, number, _) in numbers {
+        if let Some(number) = number {
+            ops.push(put(resource_key(name, key)?, Value::U64(u64::from(number))));
+        }
+    }
+    if !resource.affects_group {
+        ops.push(put(
+            resource_key(name, "affects-group")?,
+            Value::Bool(false),
+        ));
+    }
+    finish(ops).map_err(|why| format!("resource {name:?}: {why}"))
+}
+
+/// `resource online|offline NAME`: the administrator's wish for it.
+pub fn set_resource_role(database: &Database, name: &str, online: bool) -> Result<Update, String> {
+    let catalog = read(database);
+    existing_resource(database, &catalog, name)?;
+    let role = if online { "online" } else { "offline" };
+    finish(vec![
+        require_resource(database, name)?,
+        put(resource_key(name, "role")?, Value::Text(role.to_string())),
+    ])
+}
+
+/// `resource remove NAME`: refused while another resource depends on it.
+pub fn remove_resource(database: &Database, name: &str) -> Result<Update, String> {
+    let catalog = read(database);
+    let resource = existing_resource(database, &catalog, name)?;
+    let dependents: Vec<String> = catalog
+        .resources
+        .iter()
+        .filter(|other| other.depends.iter().any(|needed| needed == name))
+        .map(|other| format!("{:?}", other.name))
+        .collect();
+    if !dependents.is_empty() {
+        return Err(format!(
+            "resource {name:?} is needed by {} (remove or change them first)",
+            dependents.join(", ")
+        ));
+    }
+    let group = existing_group(database, &catalog, &resource.group)?;
+    let mut ops = touch_group(database, group)?;
+    ops.push(require_resource(database, name)?);
+    ops.push(Op::Delete {
+        path: named("resources", name)?,
+    });
+    finish(ops)
+}
+
+/// `resource cleanup NAME`: bumps `resources/R/cleanup`, so its runner forgets its failures.
+pub fn cleanup_resource(database: &Database, name: &str) -> Result<Update, String> {
+    let catalog = read(database);
+    let resource = existing_resource(database, &catalog, name)?;
+    let key = resource_key(name, "cleanup")?;
+    finish(vec![
+        require_resource(database, name)?,
+        require(key.clone(), database.version(&key)),
+        put(key, Value::U64(resource.cleanup.saturating_add(1))),
+    ])
+}
+
+fn check_node_list(flag: &str, ids: &[u8], configured_nodes: u64) -> Result<(), String> {
+    check_nodes(flag, ids, configured_nodes)?;
+    for (index, id) in ids.iter().enumerate() {
+        if ids[..index].contains(id) {
+            return Err(format!("{flag}: node {id} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Nodes that may host `group` (a bitmap): its possible owners that are configured.
+fn possible_owners(group: &GroupSpec, configured_nodes: u64) -> u64 {
+    match group.possible {
+        0 => configured_nodes,
+        possible => possible & configured_nodes,
+    }
+}
+
+fn existing_group<'a>(
+    database: &Database,
+    catalog: &'a Catalog,
+    name: &str,
+) -> Result<&'a GroupSpec, String> {
+    if let Some(group) = catalog.group(name) {
+        return Ok(group);
+    }
+    if has_keys(database, "groups", name) {
+        return Err(format!(
+            "group {name:?} is left out of the catalog (see 'ctl groups'); \
+             'ctl delete groups/{name}' removes its keys"
+        ));
+    }
+    let known: Vec<String> = catalog
+        .groups
+        .iter()
+        .map(|group| format!("{:?}", group.name))
+        .collect();
+    Err(match known.is_empty() {
+        true => format!("unknown group {name:?} (there are no groups yet)"),
+        false => format!("unknown group {name:?} (groups: {})", known.join(", ")),
+    })
+}
+
+fn existing_resource<'a>(
+    database: &Database,
+    catalog: &'a Catalog,
+    name: &str,
+) -> Result<&'a ResourceSpec, String> {
+    if let Some(resource) = catalog.resource(name) {
+        return Ok(resource);
+    }
+    if has_keys(database, "resources", name) {
+        return Err(format!(
+            "resource {name:?} is left out of the catalog (see 'ctl resources'); \
+             'ctl delete resources/{name}' removes its keys"
+        ));
+    }
+    Err(format!("unknown resource {name:?}"))
+}
+
+/// Keys a hand edit (`ctl update`) left under `namespace/NAME` that the catalog does not
+/// read as an entry: a new entry on top of them would inherit them.
+fn refuse_left_over_keys(database: &Database, namespace: &str, name: &str) -> Result<(), String> {
+    if has_keys(database, namespace, name) {
+        return Err(format!(
+            "{namespace}/{name} already holds keys the catalog leaves out (see \
+             'ctl get {namespace}/{name}'); 'ctl delete {namespace}/{name}' removes them"
+        ));
+    }
+    Ok(())
+}
+
+fn has_keys(database: &Database, namespace: &str, name: &str) -> bool {
+    named(namespace, name).is_ok_and(|prefix| database.list(&prefix).next().is_some())
+}
+
+/// The group's slot key required at the version read and written again with the same value:
+/// the group's structure changed (see the module docs).
+fn touch_group(database: &Database, group: &GroupSpec) -> Result<Vec<Op>, String> {
+    Ok(vec![
+        require_group(database, &group.name)?,
+        put(
+            group_key(&group.name, "slot")?,
+            Value::U64(u64::from(group.slot)),
+        ),
+    ])
+}
+
+fn require_group(database: &Database, name: &str) -> Result<Op, String> {
+    let key = group_key(name, "slot")?;
+    Ok(require(key.clone(), database.version(&key)))
+}
+
+fn require_resource(database: &Database, name: &str) -> Result<Op, String> {
+    let key = resource_key(name, "group")?;
+    Ok(require(key.clone(), database.version(&key)))
+}
+
+fn named(namespace: &str, name: &str) -> Result<Path, String> {
+    path(&format!("{namespace}/{name}"))
+}
+
+fn group_key(name: &str, key: &str) -> Result<Path, String> {
+    path(&format!("groups/{name}/{key}"))
+}
+
+fn resource_key(name: &str, key: &str) -> Result<Path, String> {
+    path(&format!("resources/{name}/{key}"))
+}
+
+fn slot_claim(slot: u8) -> Result<Path, String> {
+    path(&format!("{SLOT_CLAIMS}/{slot}"))
+}
+
+/// Names are checked before any path is built, so this fails only on a rule they do not cover
+/// (the path's total length); the message still names the key.
+fn path(text: &str) -> Result<Path, String> {
+    Path::parse(text).map_err(|why| format!("cannot store {text}: {why}"))
+}
+
+fn put(path: Path, value: Value) -> Op {
+    Op::Put { path, value }
+}
+
+fn require(path: Path, version: u64) -> Op {
+    Op::Require { path, version }
+}
+
+fn finish(ops: Vec<Op>) -> Result<Update, String> {
+    let update = Update::new(ops);
+    update
+        .validate()
+        .map_err(|why| format!("the change does not fit one database update: {why}"))?;
+    Ok(update)
+}
+
+fn join(ids: &[u8]) -> String {
+    ids.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
+}
