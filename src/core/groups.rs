@@ -44,6 +44,10 @@ pub(crate) struct Facts<'a> {
     pub local_hour: Option<u8>,
     /// The coordinator's wall clock (unix seconds), when known (failover thresholds).
     pub wall_s: Option<u64>,
+    /// The coordinator's replica is valid, so `policies` are the catalog's. A node that just
+    /// rejoined has no replica until its snapshot arrives: it must not read "no catalog" as
+    /// "every group was removed".
+    pub catalog_known: bool,
 }
 
 /// The policies of every group: the built-in test groups, then the catalog's (a catalog group
@@ -235,6 +239,11 @@ pub(crate) fn reassign(
     for slot in 1..=64u8 {
         let entry = table[usize::from(slot - 1)];
         if entry.owner == 0 || policies.iter().any(|policy| policy.slot == slot) {
+            continue;
+        }
+        if !facts.catalog_known && members & bit(entry.owner) != 0 {
+            // Not known to be removed: its owner keeps it until a coordinator that knows the
+            // catalog places it.
             continue;
         }
         // A removed group: no owner; whoever may still hold it stays a possible holder, so a

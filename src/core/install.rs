@@ -42,6 +42,7 @@ impl Node {
             outsiders,
             local_hour: self.local_hour,
             wall_s: self.wall_s,
+            catalog_known: self.gum.valid,
         };
         let table = groups::reassign(&self.table, &self.policies, &facts);
         let install = Install {

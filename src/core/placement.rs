@@ -106,6 +106,7 @@ impl Node {
             || !self.stabilized
             || self.regroup.is_some()
             || self.shutting_down
+            || !self.gum.valid
             || ids(self.members).next() != Some(self.me())
             || !now.is_multiple_of(PLACEMENT_CHECK_TICKS)
         {
@@ -141,6 +142,7 @@ impl Node {
             outsiders: 0,
             local_hour: self.local_hour,
             wall_s: self.wall_s,
+            catalog_known: true,
         };
         let next = groups::reassign(&self.table, &self.policies, &facts);
         let slots = self.group_slots();

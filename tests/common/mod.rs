@@ -85,6 +85,53 @@ impl Cluster {
         }
     }
 
+    /// No `--test-group`: the cluster runs only the groups of its catalog (`ctl group add`).
+    pub fn catalog_mode(&mut self) {
+        self.test_groups.clear();
+    }
+
+    /// Node `id`'s HA_RSCTMP for OCF agents (Dummy keeps its state file there).
+    pub fn ocf_state_dir(&self, id: u8) -> PathBuf {
+        self.dir.join(format!("ocf-{id}"))
+    }
+
+    /// `wolfpack ctl` on node `id`: exit code and stdout + stderr.
+    pub fn ctl(&self, id: u8, words: &[&str]) -> (Option<i32>, String) {
+        let socket = self.socket(id);
+        let mut args = vec!["ctl", "--socket", socket.to_str().expect("utf-8 path")];
+        args.extend_from_slice(words);
+        let output = run(&args);
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text)
+    }
+
+    /// `ctl` that must succeed.
+    pub fn ctl_ok(&self, id: u8, words: &[&str]) -> String {
+        let (code, text) = self.ctl(id, words);
+        assert_eq!(code, Some(0), "ctl {words:?}: {text}");
+        text
+    }
+
+    /// `ctl groups --json` of node `id`: group name → (owner, state), when it answers.
+    pub fn groups(&self, id: u8) -> BTreeMap<String, (Option<u64>, String)> {
+        let (code, text) = self.ctl(id, &["groups", "--json"]);
+        let mut groups = BTreeMap::new();
+        if code != Some(0) {
+            return groups;
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(text.trim()) else {
+            return groups;
+        };
+        for group in value["groups"].as_array().into_iter().flatten() {
+            let name = group["name"].as_str().unwrap_or_default().to_string();
+            let owner = group["owner"].as_u64();
+            let state = group["state"].as_str().unwrap_or_default().to_string();
+            groups.insert(name, (owner, state));
+        }
+        groups
+    }
+
     pub fn socket(&self, id: u8) -> PathBuf {
         self.dir.join(format!("n{id}.sock"))
     }
@@ -107,6 +154,9 @@ impl Cluster {
                 .join(format!("resources-{id}"))
                 .display()
                 .to_string(),
+            // Loopback nodes share one filesystem: each gets its own OCF state and pid files.
+            "--ocf-state-dir".into(),
+            self.ocf_state_dir(id).display().to_string(),
         ];
         for group in &self.test_groups {
             args.push("--test-group".into());

@@ -1,0 +1,270 @@
+//! Catalog groups on real nodes (loopback): OCF agents, dependencies, failover, restart in
+//! place, failback windows. Needs Debian's resource-agents (tools/test.sh installs it); without
+//! it the tests skip loudly, except under CI=true, where they must run.
+mod common;
+
+use common::Cluster;
+use std::path::Path;
+
+const DUMMY: &str = "/usr/lib/ocf/resource.d/heartbeat/Dummy";
+
+fn have_dummy(test: &str) -> bool {
+    if Path::new(DUMMY).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{DUMMY} is missing under CI: tools/test.sh installs resource-agents"
+    );
+    eprintln!("SKIPPED {test}: {DUMMY} is missing (apt-get install resource-agents)");
+    false
+}
+
+/// The owner of `group` as node `asked` sees it, once its state there starts with `state`.
+fn owner_when(cluster: &Cluster, asked: u8, group: &str, state: &str) -> Option<u64> {
+    let groups = cluster.groups(asked);
+    let (owner, shown) = groups.get(group)?;
+    let matches = shown == state || shown.starts_with(&format!("{state}:"));
+    matches.then_some(*owner).flatten()
+}
+
+fn wait_owner(cluster: &Cluster, asked: u8, group: &str, owner: u64) {
+    cluster.wait_for(&format!("group {group} online on node {owner}"), || {
+        // The owner reports the runner's state; every other node shows "on node N".
+        owner_when(cluster, owner as u8, group, "online") == Some(owner)
+            && cluster.groups(asked).get(group).and_then(|(o, _)| *o) == Some(owner)
+    });
+}
+
+/// Lines of `ctl events --local` of node `id` that mention `needle`, in order.
+fn local_events(cluster: &Cluster, id: u8, needle: &str) -> Vec<String> {
+    let (_, text) = cluster.ctl(id, &["events", "--local"]);
+    text.lines()
+        .filter(|line| line.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The position of the first line containing `needle`.
+fn position(lines: &[String], needle: &str) -> usize {
+    lines
+        .iter()
+        .position(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("no event '{needle}' in {lines:#?}"))
+}
+
+fn add_dummy_chain(cluster: &Cluster, group: &str) {
+    cluster.ctl_ok(1, &["group", "add", group, "--preferred", "1,2"]);
+    for (name, depends) in [("a", None), ("b", Some("a")), ("c", Some("b"))] {
+        let mut words = vec![
+            "resource",
+            "add",
+            name,
+            "--group",
+            group,
+            "--type",
+            "ocf:heartbeat:Dummy",
+            "--looksalive",
+            "1",
+        ];
+        if let Some(depends) = depends {
+            words.extend(["--depends", depends]);
+        }
+        cluster.ctl_ok(1, &words);
+    }
+}
+
+#[test]
+fn an_ocf_dummy_group_starts_bottom_up_and_fails_over_when_its_owner_is_killed() {
+    if !have_dummy("an_ocf_dummy_group_fails_over") {
+        return;
+    }
+    let mut cluster = Cluster::new("grpfail", 3);
+    cluster.catalog_mode();
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2, 3]);
+    add_dummy_chain(&cluster, "web");
+    wait_owner(&cluster, 3, "web", 1);
+    assert!(
+        cluster.ocf_state_dir(1).join("Dummy-c.state").exists(),
+        "{:?} {}",
+        std::fs::read_dir(cluster.ocf_state_dir(1))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+        cluster.logs()
+    );
+    // Bottom-up on the owner: a, then b, then c, each once its dependency is online.
+    let started = local_events(&cluster, 1, "online-pending -> online");
+    assert!(
+        position(&started, "web/a") < position(&started, "web/b")
+            && position(&started, "web/b") < position(&started, "web/c"),
+        "{started:#?}"
+    );
+    cluster.kill(1);
+    cluster.wait_membership(&[2, 3]);
+    wait_owner(&cluster, 3, "web", 2);
+    assert!(cluster.ocf_state_dir(2).join("Dummy-c.state").exists());
+    let started = local_events(&cluster, 2, "online-pending -> online");
+    assert!(
+        position(&started, "web/a") < position(&started, "web/b")
+            && position(&started, "web/b") < position(&started, "web/c"),
+        "{started:#?}"
+    );
+    // A push migration: top-down on the old owner, then bottom-up on the new one.
+    cluster.ctl_ok(2, &["group", "move", "web", "--to", "3"]);
+    wait_owner(&cluster, 2, "web", 3);
+    let stopped = local_events(&cluster, 2, "offline-pending -> offline");
+    assert!(
+        position(&stopped, "web/c") < position(&stopped, "web/b")
+            && position(&stopped, "web/b") < position(&stopped, "web/a"),
+        "{stopped:#?}"
+    );
+    assert!(!cluster.ocf_state_dir(2).join("Dummy-a.state").exists());
+    // The merged log on any node shows both sides of the move.
+    let (_, merged) = cluster.ctl(3, &["events"]);
+    assert!(
+        merged.contains("node=2") && merged.contains("node=3"),
+        "{merged}"
+    );
+    cluster.assert_no_overlap();
+}
+
+#[test]
+fn a_resource_failing_its_monitor_restarts_in_place_then_its_group_moves() {
+    if !have_dummy("a_resource_failing_its_monitor_restarts_in_place") {
+        return;
+    }
+    let mut cluster = Cluster::new("grprestart", 2);
+    cluster.catalog_mode();
+    for id in 1..=2 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2]);
+    cluster.ctl_ok(1, &["group", "add", "app", "--preferred", "1,2"]);
+    cluster.ctl_ok(
+        1,
+        &[
+            "resource",
+            "add",
+            "d",
+            "--group",
+            "app",
+            "--type",
+            "ocf:heartbeat:Dummy",
+            "--looksalive",
+            "1",
+            "--restart-threshold",
+            "2",
+            "--restart-period",
+            "600",
+        ],
+    );
+    wait_owner(&cluster, 2, "app", 1);
+    // Dummy's monitor answers 7 (not running) once its state file is gone: a failure. The
+    // first two are restarted in place (the start writes the file again); the third moves the
+    // group to node 2.
+    let state = cluster.ocf_state_dir(1).join("Dummy-d.state");
+    let mut removed = 0;
+    cluster.wait_for(
+        "the group to move to node 2 after repeated failures",
+        || {
+            if state.exists() && cluster.groups(2).get("app").and_then(|(o, _)| *o) == Some(1) {
+                if std::fs::remove_file(&state).is_ok() {
+                    removed += 1;
+                }
+            }
+            owner_when(&cluster, 2, "app", "online") == Some(2)
+        },
+    );
+    assert!(removed >= 3, "the state file was removed {removed} times");
+    let restarts = local_events(&cluster, 1, "restarting in place");
+    assert!(restarts.len() >= 2, "{restarts:#?}");
+    let gave_up = local_events(&cluster, 1, "failed 3 times in 600 s (threshold 2)");
+    assert!(
+        !gave_up.is_empty(),
+        "{:#?}",
+        local_events(&cluster, 1, "web")
+    );
+    // Node 1 refuses the group for a while: it stays on node 2.
+    let groups = cluster.groups(1);
+    assert_eq!(
+        groups.get("app").and_then(|(o, _)| *o),
+        Some(2),
+        "{groups:?}"
+    );
+    cluster.assert_no_overlap();
+}
+
+/// The local hour, as the daemon computes it (the same time zone: this process's).
+fn local_hour() -> u8 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
+    let time = now as libc::time_t;
+    // SAFETY: localtime_r writes only into `broken_down`; a null return is checked.
+    let mut broken_down: libc::tm = unsafe { std::mem::zeroed() };
+    let result = unsafe { libc::localtime_r(&time, &mut broken_down) };
+    assert!(!result.is_null(), "localtime_r failed");
+    broken_down.tm_hour as u8
+}
+
+#[test]
+fn failback_happens_inside_its_window_and_not_outside() {
+    let mut cluster = Cluster::new("grpfailback", 2);
+    cluster.catalog_mode();
+    for id in 1..=2 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2]);
+    // Two hours wide, so a test that crosses an hour boundary stays inside.
+    let hour = local_hour();
+    let open = format!("window={hour}-{}", (hour + 2) % 24);
+    let closed = format!("window={}-{}", (hour + 2) % 24, (hour + 3) % 24);
+    for (group, window) in [("open", &open), ("closed", &closed)] {
+        cluster.ctl_ok(
+            1,
+            &[
+                "group",
+                "add",
+                group,
+                "--preferred",
+                "1,2",
+                "--failback",
+                window,
+            ],
+        );
+        cluster.ctl_ok(
+            1,
+            &[
+                "resource",
+                "add",
+                &format!("{group}-p"),
+                "--group",
+                group,
+                "--type",
+                "process",
+                "--param",
+                "command=sleep 100000",
+            ],
+        );
+    }
+    wait_owner(&cluster, 2, "open", 1);
+    wait_owner(&cluster, 2, "closed", 1);
+    cluster.kill(1);
+    cluster.wait_membership(&[2]);
+    wait_owner(&cluster, 2, "open", 2);
+    wait_owner(&cluster, 2, "closed", 2);
+    cluster.start(1);
+    cluster.wait_membership(&[1, 2]);
+    // Inside its window the group goes back to its preferred node; outside it stays.
+    wait_owner(&cluster, 2, "open", 1);
+    let groups = cluster.groups(2);
+    assert_eq!(
+        groups.get("closed").and_then(|(o, _)| *o),
+        Some(2),
+        "{groups:?}"
+    );
+    cluster.assert_no_overlap();
+}
