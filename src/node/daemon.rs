@@ -170,7 +170,6 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         last_ping_ms: now_ms,
         holding: 0,
         stopping: std::collections::BTreeSet::new(),
-        held_writes: Vec::new(),
         first_frame_sent: false,
         waiting_updates: std::collections::BTreeMap::new(),
         finished_updates: Vec::new(),
@@ -205,8 +204,6 @@ struct Daemon {
     holding: u64,
     /// Resources told to stop whose stop the monitor has not yet confirmed.
     stopping: std::collections::BTreeSet<String>,
-    /// Disk writes held back until `stopping` is empty (see `must_hold`), in issue order.
-    held_writes: Vec<DiskRequest>,
     /// Whether the "first frame sent" event was pushed.
     first_frame_sent: bool,
     /// `ctl update` connections waiting for GUM's acknowledgement, by request id, with the
@@ -282,7 +279,6 @@ impl Daemon {
             self.dispatch_outputs(now_ms);
             self.runner_tick(now_ms);
             self.dispatch_outputs(now_ms);
-            self.release_held_writes();
             while let Some(request) = self.admin.next_request() {
                 self.answer(poll, request, now_ms);
             }
@@ -499,60 +495,6 @@ impl Daemon {
         }
     }
 
-    /// Submits the held writes, in order, once every stop is confirmed.
-    fn release_held_writes(&mut self) {
-        if self.stopping.is_empty() {
-            for request in std::mem::take(&mut self.held_writes) {
-                let _ = self.disk_worker.submit(request);
-            }
-        }
-    }
-
-    /// Whether a write must wait for the stops in progress.
-    ///
-    /// Why: the core counts a group stopped once it has *told* the monitor to stop it, and two
-    /// of its writes then tell survivors they may start our groups: the fence acknowledgement
-    /// ("resources stopped") and a slot that is no longer `Member` (ARBITRATION.md rule (c)).
-    /// Survivors act on either at once, while our processes may still be stopping (seen in the
-    /// netns testbed: a 15 ms overlap after a symmetric partition). Holding such a write until
-    /// the monitor confirms every stop keeps it true; to the core it is a slow disk write. Once
-    /// one write is held, every later write waits behind it, so no block is ever overwritten
-    /// by an older version. The proper fix (a "stopped" input to the core) belongs to the core.
-    fn must_hold(&self, offset_bytes: u64, block: &disklayout::Block) -> bool {
-        if self.stopping.is_empty() {
-            return false;
-        }
-        if !self.held_writes.is_empty() {
-            return true;
-        }
-        let geometry = &self.config.superblock.geometry;
-        let me = self.options.node_id;
-        if offset_bytes == geometry.fence_ack_offset(me) {
-            return true;
-        }
-        offset_bytes == geometry.node_slot_offset(me)
-            && !matches!(
-                disklayout::decode::<disklayout::NodeSlot>(&block[..]),
-                Ok(Some(slot)) if slot.record.state == disklayout::NodeState::Member
-            )
-    }
-
-    /// Whether this node must stay off the network: it left the membership and its monitor has
-    /// not yet confirmed every stop.
-    ///
-    /// Why: the core counts a group offline once it has *told* the monitor to stop it. A node
-    /// fenced after a short freeze rejoined within milliseconds, and the new membership placed
-    /// its groups elsewhere while its services were still stopping (netns chaos, seed 7, 5
-    /// nodes: 20 ms overlaps). Silence until the stops are confirmed keeps a rejoin from
-    /// outrunning them. The proper fix (a "stopped" input to the core) belongs to the core.
-    fn silent_until_stopped(&self) -> bool {
-        if self.stopping.is_empty() {
-            return false;
-        }
-        let status = self.core.status();
-        !(status.stabilized && status.members & core::bit(self.options.node_id) != 0)
-    }
-
     fn dispatch_outputs(&mut self, now_ms: u64) {
         self.events.set_epoch(self.core.status().epoch);
         while let Some(output) = self.core.poll_output() {
@@ -564,9 +506,6 @@ impl Daemon {
                 } => {
                     if payload.len() > crate::wire::PAYLOAD_BYTES_MAX {
                         self.metrics.oversized_messages += 1;
-                        continue;
-                    }
-                    if self.silent_until_stopped() {
                         continue;
                     }
                     self.sealer
@@ -589,23 +528,13 @@ impl Daemon {
                     offset_bytes,
                     block,
                 } => {
-                    if self.must_hold(offset_bytes, &block) {
-                        log::info!(
-                            "node={} disk write held until the monitor confirms every stop",
-                            self.options.node_id
-                        );
-                        self.held_writes.push(DiskRequest::Write {
-                            op,
-                            offset_bytes,
-                            block,
-                        });
-                    } else {
-                        let _ = self.disk_worker.submit(DiskRequest::Write {
-                            op,
-                            offset_bytes,
-                            block,
-                        });
-                    }
+                    // The core itself holds back every write that claims our groups stopped
+                    // (fence acknowledgement, non-member slot) until `Input::GroupStopped`.
+                    let _ = self.disk_worker.submit(DiskRequest::Write {
+                        op,
+                        offset_bytes,
+                        block,
+                    });
                 }
                 Output::Resource { group, online } => self.group(group, online, now_ms),
                 Output::ArmDeadman { .. } => self.ping_monitor(now_ms),
