@@ -1,9 +1,11 @@
 //! `wolfpack demo`: a local cluster on loopback that fails over, printed as a timeline.
 //!
 //! A temp dir, a formatted disk file, a key, N nodes on 127.0.0.1 ports; waits for the cluster
-//! to form and the demo group (a `process` resource) to come online; SIGKILLs its owner; waits
-//! for the group on another node; prints what happened when (CLOCK_MONOTONIC, shared by every
-//! process of the host) and `failover_ms=N` as its last line. Needs no root.
+//! to form; adds a group `web` to the replicated catalog (`ctl group add`, `ctl resource add`:
+//! a `db` process and an `app` process that depends on it); waits for it to come online;
+//! SIGKILLs its owner; waits for the group on another node; prints what happened when
+//! (CLOCK_MONOTONIC, shared by every process of the host) and `failover_ms=N` as its last
+//! line. Needs no root.
 use crate::admin::client;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,8 +13,11 @@ use std::time::{Duration, Instant};
 
 /// Every wait has this deadline: a slow machine delays the demo but does not fail it.
 const DEADLINE: Duration = Duration::from_secs(60);
-/// The group the demo watches; group G's home is node G.
-const DEMO_GROUP: u8 = 1;
+/// The group the demo adds and watches; its slot (the first group of a fresh catalog).
+const DEMO_GROUP: &str = "web";
+const DEMO_SLOT: u64 = 1;
+/// Its top resource: online means the whole group is.
+const DEMO_TOP: &str = "app";
 
 pub struct DemoOptions {
     pub nodes: u8,
@@ -123,7 +128,6 @@ impl DemoCluster {
                 "--resource-log-dir",
                 &self.path("resources"),
             ])
-            .args(["--test-group", &format!("{DEMO_GROUP}=exec sleep 3600")])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
@@ -204,16 +208,60 @@ impl DemoCluster {
             options.json,
             &format!("formed: nodes {all:?} in {formed_ms} ms"),
         );
+        let preferred: Vec<String> = (1..=count).map(|id| id.to_string()).collect();
+        let preferred = preferred.join(",");
+        let catalog: [&[&str]; 3] = [
+            &["group", "add", DEMO_GROUP, "--preferred", &preferred],
+            &[
+                "resource",
+                "add",
+                "db",
+                "--group",
+                DEMO_GROUP,
+                "--type",
+                "process",
+                "--param",
+                "command=exec sleep 3600",
+            ],
+            &[
+                "resource",
+                "add",
+                DEMO_TOP,
+                "--group",
+                DEMO_GROUP,
+                "--type",
+                "process",
+                "--param",
+                "command=exec sleep 3600",
+                "--depends",
+                "db",
+            ],
+        ];
+        for words in catalog {
+            let answer = self.ask(1, words);
+            say(
+                options.json,
+                &format!(
+                    "ctl {}: {}",
+                    words.join(" "),
+                    answer.as_deref().map_or("no answer", str::trim)
+                ),
+            );
+        }
         let owner = self.wait_for("the demo group to come online", |cluster| {
+            let log = std::fs::read_to_string(cluster.path("events.log")).ok()?;
             (1..=count).find(|&id| {
                 cluster
                     .status(id)
-                    .is_some_and(|(_, _, groups)| groups.contains(&u64::from(DEMO_GROUP)))
+                    .is_some_and(|(_, _, groups)| groups.contains(&DEMO_SLOT))
+                    && log.contains(&format!("node={id} resource={DEMO_TOP} online"))
             })
         })?;
         say(
             options.json,
-            &format!("group {DEMO_GROUP} (process 'sleep 3600') is online on node {owner}"),
+            &format!(
+                "group {DEMO_GROUP} (db, then {DEMO_TOP} which needs it) is online on node {owner}"
+            ),
         );
         // The cluster database: an update through another node, committed on every member.
         let writer = (1..=count).find(|&id| id != owner).unwrap_or(owner);
@@ -247,8 +295,7 @@ impl DemoCluster {
                     let fields: Vec<&str> = line.split_whitespace().collect();
                     let at: u64 = fields.first()?.parse().ok()?;
                     let node: u8 = fields.get(1)?.strip_prefix("node=")?.parse().ok()?;
-                    let online = fields.get(2)
-                        == Some(&format!("resource=group-{DEMO_GROUP}").as_str())
+                    let online = fields.get(2) == Some(&format!("resource={DEMO_TOP}").as_str())
                         && fields.get(3) == Some(&"online");
                     (online && node != owner).then_some((node, at))
                 })
@@ -308,9 +355,18 @@ impl DemoCluster {
                 let Some((at, text)) = crate::node::event_record::monotonic_and_text(line) else {
                     continue;
                 };
+                // The subject column (`group/resource`, or `-`) names what a transition is of.
+                let subject = line.splitn(7, ' ').nth(5).unwrap_or("-");
+                let text = if subject == "-" {
+                    text.to_string()
+                } else {
+                    format!("{subject} {text}")
+                };
+                let text = text.as_str();
                 let interesting = text.contains("silent")
                     || text.contains("stabilized")
-                    || text.contains("confirmed stopped");
+                    || text.contains("confirmed stopped")
+                    || text.contains("-> online");
                 if at >= killed_at
                     && at <= online_at
                     && interesting
@@ -323,7 +379,7 @@ impl DemoCluster {
         }
         steps.push((
             (online_at - killed_at) / 1000,
-            format!("group {DEMO_GROUP} online on node {new_owner}"),
+            format!("{DEMO_TOP} (the group's top resource) running on node {new_owner}"),
         ));
         steps.sort();
         steps
