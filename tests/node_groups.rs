@@ -268,3 +268,155 @@ fn failback_happens_inside_its_window_and_not_outside() {
     );
     cluster.assert_no_overlap();
 }
+
+/// A fake OCF agent under `root` (provider `wolfpack-test`): meta-data declares `state`
+/// required and `extra` optional; `start_body` is its start action.
+fn fake_agent(root: &Path, name: &str, start_body: &str) {
+    let text = format!(
+        r#"#!/bin/sh
+case "$1" in
+meta-data) cat <<'XML'
+<?xml version="1.0"?>
+<resource-agent name="{name}" version="1.0">
+<parameters>
+<parameter name="state" unique="1" required="1"><content type="string"/></parameter>
+<parameter name="extra"><content type="string" default=""/></parameter>
+</parameters>
+<actions><action name="start" timeout="20s"/></actions>
+</resource-agent>
+XML
+exit 0;;
+validate-all) exit 0;;
+start) {start_body};;
+stop) rm -f "$OCF_RESKEY_state"; exit 0;;
+monitor) [ -e "$OCF_RESKEY_state" ] && exit 0; exit 7;;
+*) exit 3;;
+esac
+"#
+    );
+    let path = root.join("resource.d/wolfpack-test").join(name);
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("agent dir");
+    std::fs::write(&path, text).expect("agent written");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn a_hanging_agent_fails_its_group_everywhere_and_metacharacters_reach_an_agent_verbatim() {
+    let mut cluster = Cluster::new("grpbad", 2);
+    cluster.catalog_mode();
+    // Agents are written before any process is spawned: a fork that inherits a file still open
+    // for writing makes its exec fail with ETXTBSY.
+    let root = cluster.dir.join("ocf");
+    fake_agent(&root, "hang", "exec sleep 100000");
+    fake_agent(
+        &root,
+        "echo",
+        r#"printf '%s' "$OCF_RESKEY_extra" > "$OCF_RESKEY_state"; exit 0"#,
+    );
+    let root_param = format!("wolfpack_ocf_root={}", root.display());
+    for id in 1..=2 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2]);
+    // A value a shell would expand, split or run: the agent must receive exactly these bytes.
+    let marker = cluster.dir.join("shell-ran");
+    let hostile = format!(
+        "$(touch {0}); `touch {0}` ; \"quoted\" 'single' * ~ > <",
+        marker.display()
+    );
+    let echoed = cluster.dir.join("echoed");
+    cluster.ctl_ok(1, &["group", "add", "echo", "--preferred", "1,2"]);
+    cluster.ctl_ok(
+        1,
+        &[
+            "resource",
+            "add",
+            "echoer",
+            "--group",
+            "echo",
+            "--type",
+            "ocf:wolfpack-test:echo",
+            "--param",
+            &root_param,
+            "--param",
+            &format!("state={}", echoed.display()),
+            "--param",
+            &format!("extra={hostile}"),
+        ],
+    );
+    wait_owner(&cluster, 2, "echo", 1);
+    assert_eq!(
+        std::fs::read_to_string(&echoed).expect("the agent wrote its state"),
+        hostile
+    );
+    assert!(!marker.exists(), "a shell interpreted the parameter");
+    // A start that hangs times out (2 s), is killed, counts as a failure, and with a restart
+    // threshold of 0 gives the group up at once; node 2 then fails it too, and the group stays
+    // offline (both refuse it) while the cluster goes on.
+    cluster.ctl_ok(1, &["group", "add", "stuck", "--preferred", "1,2"]);
+    cluster.ctl_ok(
+        1,
+        &[
+            "resource",
+            "add",
+            "hanger",
+            "--group",
+            "stuck",
+            "--type",
+            "ocf:wolfpack-test:hang",
+            "--param",
+            &root_param,
+            "--param",
+            &format!("state={}", cluster.dir.join("hang.state").display()),
+            "--timeout",
+            "2",
+            "--restart-threshold",
+            "0",
+        ],
+    );
+    cluster.wait_for("both nodes to give the hanging group up", || {
+        let gave_up = |id| !local_events(&cluster, id, "failed 1 times").is_empty();
+        gave_up(1) && gave_up(2)
+    });
+    let timed_out = local_events(&cluster, 1, "hanger");
+    assert!(
+        timed_out
+            .iter()
+            .any(|line| line.contains("timed out") || line.contains("timeout")),
+        "{timed_out:#?}"
+    );
+    cluster.wait_for("the hanging group offline everywhere", || {
+        cluster
+            .groups(2)
+            .get("stuck")
+            .is_some_and(|(owner, state)| owner.is_none() && state.starts_with("offline"))
+    });
+    // Both daemons still answer, the other group still runs, and the database still commits.
+    assert_eq!(cluster.groups(2).get("echo").and_then(|(o, _)| *o), Some(1));
+    cluster.ctl_ok(2, &["update", "properties/after/bad-agents", "fine"]);
+    assert!(cluster
+        .ctl_ok(1, &["get", "properties/after"])
+        .contains("fine"));
+    // Unknown names get clear errors and change nothing.
+    for words in [
+        &["group", "move", "nosuch", "--to", "2"][..],
+        &["resource", "online", "nosuch"][..],
+        &[
+            "resource",
+            "add",
+            "x",
+            "--group",
+            "nosuch",
+            "--type",
+            "process",
+            "--param",
+            "command=true",
+        ][..],
+    ] {
+        let (code, text) = cluster.ctl(1, words);
+        assert_eq!(code, Some(1), "{words:?}: {text}");
+        assert!(text.contains("nosuch"), "{words:?}: {text}");
+    }
+    cluster.assert_no_overlap();
+}
