@@ -1,6 +1,10 @@
 #!/bin/sh
 # Runs one wolfpack node inside a testbed VM (started by init; the host shipped it on the app
-# disk). Kernel arguments: tb.id=N (node id), tb.ip=198.18.0.N/24, tb.io=direct|mmap|default.
+# disk). Kernel arguments: tb.id=N (node id), tb.ip=198.18.0.N/24, tb.io=direct|mmap|default,
+# tb.groups=test|catalog (test: built-in test groups 1 and 2; catalog: node 1 adds groups g1
+# (preferred node 1) and g2 (preferred node 2, failback immediate) to the replicated catalog
+# once both nodes are members, each with one process resource named group-1 and group-2, so
+# the host's scripts read the same event-log lines either way).
 #
 # Serial ports, each line timestamped by the host as it arrives:
 #   ttyS0 (console): kernel, init, the node's log, and "wp-ev <µs> <event>" for every cluster
@@ -37,9 +41,11 @@ case "${TB_IO:-default}" in
 default) ;;
 *) set -- "$@" --disk-io "$TB_IO" ;;
 esac
-for group in 1 2; do
-    set -- "$@" --test-group "$group=exec sleep 1000000"
-done
+if [ "${TB_GROUPS:-test}" = test ]; then
+    for group in 1 2; do
+        set -- "$@" --test-group "$group=exec sleep 1000000"
+    done
+fi
 # Wait for the host's "go" (sent once both VMs are up), so both nodes start together.
 while [ ! -e /run/go ]; do sleep 0.05; done
 say "starting wolfpack $*"
@@ -58,5 +64,16 @@ node=$!
         sleep 0.1
     done
 ) &
+if [ "${TB_GROUPS:-test}" = catalog ] && [ "$id" = 1 ]; then
+    (
+        ctl() { /app/wolfpack ctl --socket /run/wolfpack.sock "$@"; }
+        until ctl status 2>/dev/null | grep -q 'members {1,2}'; do sleep 0.2; done
+        ctl group add g1 --preferred 1,2 &&
+            ctl group add g2 --preferred 2,1 --failback immediate &&
+            ctl resource add group-1 --group g1 --type process --param 'command=exec sleep 1000000' &&
+            ctl resource add group-2 --group g2 --type process --param 'command=exec sleep 1000000' &&
+            say "catalog: groups g1 (preferred n1) and g2 (preferred n2, failback immediate) added"
+    ) &
+fi
 wait "$node"
 say "wolfpack node exited rc=$?"

@@ -333,7 +333,7 @@ start_vm() {
         -chardev "pipe,id=ev,path=$base.ev" -serial chardev:ev \
         -chardev "pipe,id=mon,path=$base.mon" -mon chardev=mon,mode=readline \
         -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img" \
-        -append "console=ttyS0 quiet panic=-1 tb.id=$n tb.ip=198.18.0.$n/24 tb.io=$DISK_IO$extra" \
+        -append "console=ttyS0 quiet panic=-1 tb.id=$n tb.ip=198.18.0.$n/24 tb.io=$DISK_IO tb.groups=${GROUP_MODE:-test}$extra" \
         -drive "file=$WORK/shared.img,format=raw,if=none,id=shared,cache=none" \
         -device virtio-blk-pci,drive=shared,serial=shared,share-rw=on \
         -drive "file=$WORK/app.tar,format=raw,if=none,id=app,readonly=on" \
@@ -573,6 +573,11 @@ takeover_report() {
 
 scenario_partition() {
     local io=${1:-direct}
+    # The real partition runs catalog groups, one preferring each node, so the losing side holds
+    # a group when the link is cut and must stop it. The mmap control keeps the built-in test
+    # groups: with stale reads each node forms alone, and only built-in groups exist without a
+    # shared catalog.
+    if [ "$io" = mmap ]; then GROUP_MODE=test; else GROUP_MODE=catalog; fi
     prepare
     format_image "$io"
     BASE_US=$(now_us)
@@ -596,6 +601,9 @@ scenario_partition() {
         fi
     else
         form_cluster
+        step "wait for each node to hold the group that prefers it (g1 on n1, g2 on n2)"
+        wait_for "n1 holding group 1 and n2 holding group 2" "$TIMEOUT" each_holds_its_own
+        host_event "before the cut: n1 holds {$(groups_of 1)}, n2 holds {$(groups_of 2)}"
     fi
     step "cut the link (set_link n0 off on both VMs' monitors)"
     local cut_at
@@ -650,9 +658,10 @@ scenario_partition() {
         fail "mmap-control: the mmap run behaved correctly this time: the hazard did not show"
     fi
     ((${#problems[@]} == 0)) || fail "${problems[*]}"
-    echo "partition: PASS (n$winner kept both groups; the cluster re-formed)"
+    echo "partition: PASS (n$((3 - winner)) stopped the group it held, n$winner held both without overlap; the cluster re-formed)"
 }
 formed_and_placed() { formed_after 0 && both_groups_placed; }
+each_holds_its_own() { [ "$(groups_of 1)" = 1 ] && [ "$(groups_of 2)" = 2 ]; }
 one_side_holds() {
     local a b
     a=$(groups_of 1)
