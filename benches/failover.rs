@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 use wolfpack::testbed::scenarios::{self, Scenario, Trial};
-use wolfpack::testbed::{overlap, samples, Bed, BedOptions};
+use wolfpack::testbed::{overlap, samples, Bed, BedOptions, GroupSource};
 
 struct Row {
     label: &'static str,
@@ -66,6 +66,7 @@ fn main() {
 fn measure(label: &'static str, nodes: u8, scenario: Scenario, runs: usize) -> Result<Row, String> {
     let mut bed = Bed::create(BedOptions {
         nodes,
+        groups: GroupSource::TestGroups,
         second_network: false,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
         verbose: false,
