@@ -15,10 +15,12 @@ Commands:
         build a bed, start the nodes, print where everything is, hold until Ctrl-C (or S s),
         tear down; --catalog: no test groups, the catalog group 'web' (a virtual IP
         198.18.0.100 and a service behind it) created through 'wolfpack ctl'
-  vip-failover [--fault crash|kill] [--nodes N] [--runs R] [--second-network] [--keep-files]
+  vip-failover [--fault crash|kill] [--victim holder|not-quorum-owner] [--nodes N] [--runs R]
+               [--second-network] [--keep-files]
         catalog mode: take web's owner down R times (crash: daemon, monitor and resources
         SIGKILLed at once, its added addresses gone; kill: SIGKILL of the daemon alone, its
-        monitor fences), heal in between; prints each client-observed outage, then
+        monitor fences), heal in between; not-quorum-owner first moves web off the node
+        holding the quorum lease; prints each client-observed outage, then
         'runs=R median_ms=M max_ms=X overlaps=O double_answers=D'; exit 1 on split brain
   scenario NAME [--nodes N] [--second-network] [--group G]
         one fault against group G's holder (kill, pause-daemon, freeze-node, partition,
@@ -79,6 +81,7 @@ fn flags(words: &[&str]) -> Result<getopts::Matches, String> {
         "address",
         "runs",
         "fault",
+        "victim",
     ] {
         options.optopt("", name, "", "VALUE");
     }
@@ -192,13 +195,21 @@ fn vip_failover(words: &[&str]) -> Result<(), String> {
     let fault_name = matches.opt_str("fault").unwrap_or_else(|| "crash".into());
     let fault = super::vip::OwnerFault::parse(&fault_name)
         .ok_or(format!("--fault '{fault_name}': crash or kill"))?;
+    let victim_name = matches.opt_str("victim").unwrap_or_else(|| "holder".into());
+    let victim = super::vip::Victim::parse(&victim_name).ok_or(format!(
+        "--victim '{victim_name}': holder or not-quorum-owner"
+    ))?;
     let (mut bed, slot) = super::vip::started_bed(bed_options(&matches, nodes)?)?;
     bed.keep_files = matches.opt_present("keep-files");
-    let measurement = super::vip::measure(&mut bed, slot, fault, runs)?;
+    let measurement = super::vip::measure(&mut bed, slot, fault, victim, runs)?;
     for (run, (failover, outage)) in measurement.runs.iter().enumerate() {
         println!(
-            "run {run}: {fault_name} of node {}, web online on node {}: outage_ms={}",
+            "run {run}: {fault_name} of node {}{}, web online on node {}: outage_ms={}",
             failover.victim,
+            match failover.victim_held_quorum {
+                true => " (held the quorum lease)",
+                false => "",
+            },
             failover.survivor,
             outage.map_or("never-recovered".to_string(), |us| format!(
                 "{:.1}",

@@ -288,6 +288,9 @@ pub struct VipFailover {
     pub fault_us: u64,
     /// The start of the client's first probe the survivor answered, µs.
     pub answered_us: u64,
+    /// Whether the victim held the quorum lease: the survivor of a 2-node cluster must then
+    /// win it first (arbitration on the disk), which takes longer.
+    pub victim_held_quorum: bool,
 }
 
 /// Takes `web`'s owner down with `fault`, then waits until another node reports `web` online
@@ -299,6 +302,7 @@ pub fn fail_owner(
     deadline: Duration,
 ) -> Result<VipFailover, String> {
     let victim = bed.web_owner(deadline)?;
+    let victim_held_quorum = bed.status(victim).is_some_and(|status| status.quorum_owner);
     let fault_us = match fault {
         OwnerFault::Crash => bed.crash(victim)?,
         OwnerFault::KillDaemon => {
@@ -334,6 +338,7 @@ pub fn fail_owner(
         survivor,
         fault_us,
         answered_us,
+        victim_held_quorum,
     })
 }
 
@@ -390,16 +395,56 @@ impl Measurement {
     }
 }
 
-/// Takes `web`'s owner down with `fault` `runs` times on `bed` (from `started_bed`), healing
-/// in between; stops the prober and checks the event log and the client's samples.
+/// Which node a measured run takes down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Victim {
+    /// Whoever holds `web`. In a 2-node cluster that is, from the second run on, also the
+    /// quorum lease's owner: the survivor of a failover holds both.
+    Holder,
+    /// `web` is first moved (`ctl group move`) to a node that does not hold the quorum lease,
+    /// which is then taken down: the survivor needs no arbitration.
+    NotQuorumOwner,
+}
+
+impl Victim {
+    pub fn parse(name: &str) -> Option<Victim> {
+        match name {
+            "holder" => Some(Victim::Holder),
+            "not-quorum-owner" => Some(Victim::NotQuorumOwner),
+            _ => None,
+        }
+    }
+}
+
+/// Moves `web` to a node without the quorum lease (pinning it there, as `group move` does),
+/// and waits until the client is answered from there.
+fn move_off_the_quorum_owner(bed: &mut Bed, slot: u8) -> Result<(), String> {
+    let target = (1..=bed.options.nodes)
+        .find(|&node| bed.status(node).is_some_and(|status| !status.quorum_owner))
+        .ok_or("every node says it holds the quorum lease")?;
+    let moved_us = super::micros();
+    let target_text = target.to_string();
+    bed.ctl(target, &["group", "move", GROUP, "--to", &target_text])?;
+    bed.wait_web_online_on(target, DEADLINE)?;
+    bed.wait_client_answered_by(slot, target, moved_us, DEADLINE)?;
+    sleep_ms(500)
+}
+
+/// Takes a node down with `fault` `runs` times on `bed` (from `started_bed`), the one
+/// `victim` says, healing in between; stops the prober and checks the event log and the
+/// client's samples.
 pub fn measure(
     bed: &mut Bed,
     slot: u8,
     fault: OwnerFault,
+    victim: Victim,
     runs: usize,
 ) -> Result<Measurement, String> {
     let mut failovers = Vec::new();
     for run in 0..runs {
+        if victim == Victim::NotQuorumOwner {
+            move_off_the_quorum_owner(bed, slot)?;
+        }
         let failover = fail_owner(bed, slot, fault, DEADLINE)?;
         bed.note(&format!("run {run}: {failover:?}"));
         failovers.push(failover);
