@@ -204,8 +204,13 @@ fn a_group_moved_back_stops_top_down_starts_bottom_up_and_the_client_follows() {
     assert_eq!((failover.victim, failover.survivor), (1, 2));
     // Node 1 reboots and joins; web stays on node 2 (no failback by default).
     bed.converge(DEADLINE).expect("node 1 rejoins");
+    // Node 1's join regroup makes node 2 stop web and start it again; the move's outage is
+    // measured from an answer after that.
     bed.wait_web_online_on(2, DEADLINE)
         .expect("web online on node 2 after node 1 joined");
+    let settled_us = micros();
+    bed.wait_client_answered_by(slot, 2, settled_us, DEADLINE)
+        .expect("the client gets an answer from node 2 after node 1 joined");
 
     let moved_us = micros();
     bed.ctl(2, &["group", "move", GROUP, "--to", "1"])
