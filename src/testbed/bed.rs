@@ -377,7 +377,8 @@ impl Bed {
         })
     }
 
-    /// Starts the client's prober (see `probe.rs`); samples go to `probe.samples`.
+    /// Starts the client's prober (see `probe.rs`); samples go to `probe.samples`. In catalog
+    /// mode it probes the groups added so far, so start it after adding them.
     pub fn start_prober(&mut self) -> Result<(), String> {
         let log = OpenOptions::new()
             .create(true)
