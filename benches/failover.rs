@@ -1,7 +1,10 @@
 //! Failover benchmark (DESIGN.md §7): client-observed outage of a group's service address when
 //! its owner is killed (SIGKILL of the daemon), when its daemon is paused (SIGSTOP), and on a
 //! partition of a two-node box with a quorum disk (plus, for contrast, a three-node partition
-//! in which the owner is on the minority side). A client in its own namespace connects every
+//! in which the owner is on the minority side); and, in catalog mode, the group `web` (a
+//! virtual IP of the `ip` type and a `process` service behind it, see `testbed/vip.rs`) when
+//! its owner crashes (daemon, monitor and resources at once) and when its daemon alone is
+//! killed. A client in its own namespace connects every
 //! 10 ms; the outage is from the end of its last answered connection before the fault to the
 //! start of the next answered one (resolution: one interval plus one connection, ~11 ms).
 //!
@@ -11,12 +14,14 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 use wolfpack::testbed::scenarios::{self, Scenario, Trial};
-use wolfpack::testbed::{overlap, samples, Bed, BedOptions};
+use wolfpack::testbed::vip::{self, OwnerFault, Victim};
+use wolfpack::testbed::{overlap, samples, Bed, BedOptions, GroupSource};
 
 struct Row {
     label: &'static str,
     nodes: u8,
-    scenario: Scenario,
+    /// The scenario's short name (the CSV's first column).
+    name: &'static str,
     /// Per run: outage in ms (None: never answered again), and who held the group after.
     outages_ms: Vec<Option<f64>>,
     kept_by_victim: usize,
@@ -60,12 +65,34 @@ fn main() {
             }
         }
     }
+    let catalog_plan: [(&'static str, &'static str, OwnerFault); 2] = [
+        (
+            "vip: crash web's owner (2 nodes + disk)",
+            "vip-crash",
+            OwnerFault::Crash,
+        ),
+        (
+            "vip: kill web owner's daemon (2 nodes + disk)",
+            "vip-kill",
+            OwnerFault::KillDaemon,
+        ),
+    ];
+    for (label, name, fault) in catalog_plan {
+        match measure_vip(label, name, fault, runs) {
+            Ok(row) => rows.push(row),
+            Err(error) => {
+                eprintln!("failover benchmark: {label}: {error}");
+                std::process::exit(1);
+            }
+        }
+    }
     report(&rows, runs);
 }
 
 fn measure(label: &'static str, nodes: u8, scenario: Scenario, runs: usize) -> Result<Row, String> {
     let mut bed = Bed::create(BedOptions {
         nodes,
+        groups: GroupSource::TestGroups,
         second_network: false,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
         verbose: false,
@@ -102,9 +129,42 @@ fn measure(label: &'static str, nodes: u8, scenario: Scenario, runs: usize) -> R
     Ok(Row {
         label,
         nodes,
-        scenario,
+        name: scenario.name(),
         outages_ms,
         kept_by_victim,
+        overlaps,
+    })
+}
+
+/// `runs` failovers of the catalog group `web` on a 2-node catalog bed (`vip::measure`).
+fn measure_vip(
+    label: &'static str,
+    name: &'static str,
+    fault: OwnerFault,
+    runs: usize,
+) -> Result<Row, String> {
+    let (mut bed, slot) = vip::started_bed(BedOptions {
+        nodes: 2,
+        groups: GroupSource::Catalog,
+        second_network: false,
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
+        verbose: false,
+    })?;
+    let measurement = vip::measure(&mut bed, slot, fault, Victim::Holder, runs)?;
+    let overlaps = measurement.overlaps + measurement.double_answers;
+    if overlaps > 0 {
+        bed.keep_files = true;
+    }
+    Ok(Row {
+        label,
+        nodes: 2,
+        name,
+        outages_ms: measurement
+            .runs
+            .iter()
+            .map(|(_, outage)| outage.map(|us| us as f64 / 1000.0))
+            .collect(),
+        kept_by_victim: 0,
         overlaps,
     })
 }
@@ -155,7 +215,7 @@ fn report(rows: &[Row], runs: usize) {
             let _ = writeln!(
                 csv,
                 "{},{},{run},{}",
-                row.scenario.name(),
+                row.name,
                 row.nodes,
                 outage.map_or("".to_string(), |ms| format!("{ms:.1}"))
             );
@@ -169,7 +229,7 @@ fn report(rows: &[Row], runs: usize) {
             json,
             "{}{{\"scenario\":\"{}\",\"label\":\"{}\",\"nodes\":{},\"runs\":{},\"median_ms\":{median:.1},\"p99_ms\":{p99:.1},\"max_ms\":{max:.1},\"kept_by_victim\":{},\"overlaps\":{},\"outages_ms\":[{}]}}",
             if index > 0 { "," } else { "" },
-            row.scenario.name(),
+            row.name,
             row.label,
             row.nodes,
             row.outages_ms.len(),

@@ -135,7 +135,7 @@ fn an_ipv4_address_comes_online_is_announced_checked_and_removed() {
     for bad in [
         vec![("address", "198.18.21.300/24"), ("interface", "x")],
         vec![("address", "198.18.21.14/24"), ("interface", "a b")],
-        vec![("address", "198.18.21.14/24")],
+        vec![("interface", "x")],
         vec![
             ("address", "198.18.21.14/24"),
             ("interface", "x"),
@@ -149,6 +149,66 @@ fn an_ipv4_address_comes_online_is_announced_checked_and_removed() {
         );
     }
     assert!(transitions_of(&scratch, "bad").is_empty());
+    shut_down(client);
+}
+
+/// Without `interface`, the address goes on the interface whose subnet contains it (what a
+/// catalog resource needs when the nodes' interfaces are named differently); stop and checks
+/// find it there. No such subnet fails the start and asks for `interface`.
+#[test]
+fn an_address_without_an_interface_goes_where_its_subnet_is() {
+    if !require_root("ip resource by subnet", "network namespaces") {
+        return;
+    }
+    let scratch = Scratch::new("ip-subnet");
+    let pair = NetnsPair::new("d");
+    pair.ip(
+        &pair.host,
+        &["addr", "add", "198.18.24.1/24", "dev", &pair.host_if],
+    );
+    let mut client = spawn_monitor_via(&scratch, &pair.monitor_wrapper(&scratch.path));
+    let params = [("address", "198.18.24.10")];
+    assert_eq!(
+        start_op(&mut client, "vip", "ip", &params, None),
+        Outcome::Success
+    );
+    assert!(pair.host_has("198.18.24.10"));
+    for level in [CheckLevel::LooksAlive, CheckLevel::IsAlive] {
+        assert_eq!(check_op(&mut client, "vip", level, None), Outcome::Success);
+    }
+    pair.ip(
+        &pair.host,
+        &["addr", "del", "198.18.24.10/32", "dev", &pair.host_if],
+    );
+    let reason = reason_of(
+        &check_op(&mut client, "vip", CheckLevel::LooksAlive, None),
+        false,
+    );
+    assert!(
+        reason.contains("not configured on any interface"),
+        "{reason}"
+    );
+    pair.ip(
+        &pair.host,
+        &["addr", "add", "198.18.24.10/32", "dev", &pair.host_if],
+    );
+    assert_eq!(stop_op(&mut client, "vip", None), Outcome::Success);
+    assert!(
+        !pair.host_has("198.18.24.10"),
+        "the stop found and removed it"
+    );
+    assert_eq!(transitions_of(&scratch, "vip"), ["online", "offline"]);
+
+    let outside = [("address", "198.18.25.10")];
+    let reason = reason_of(
+        &start_op(&mut client, "outside", "ip", &outside, None),
+        false,
+    );
+    assert!(
+        reason.contains("no interface has a subnet that contains 198.18.25.10"),
+        "{reason}"
+    );
+    assert!(!pair.host_has("198.18.25.10"));
     shut_down(client);
 }
 

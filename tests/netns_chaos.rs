@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use wolfpack::testbed::chaos::{self, ChaosOptions};
 use wolfpack::testbed::scenarios::{self, Scenario};
-use wolfpack::testbed::{overlap, samples, Bed, BedOptions};
+use wolfpack::testbed::{overlap, samples, Bed, BedOptions, GroupSource};
 
 /// One bed at a time: the machine has 2 cores and failover depends on timely heartbeats.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -33,6 +33,7 @@ fn may_run(test: &str) -> bool {
 fn started_bed(nodes: u8, second_network: bool) -> Bed {
     let mut bed = Bed::create(BedOptions {
         nodes,
+        groups: GroupSource::TestGroups,
         second_network,
         binary: binary(),
         verbose: false,

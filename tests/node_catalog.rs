@@ -390,9 +390,11 @@ fn the_catalog_is_edited_on_one_node_and_read_on_another() {
                 "ip",
                 "--param",
                 "address=198.18.0.6",
+                "--param",
+                "interface=eth 0",
             ],
             1,
-            "ip: the parameter 'interface' is required",
+            "ip: 'eth 0' is not an interface name",
         ),
         (
             &[

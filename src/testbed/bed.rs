@@ -56,10 +56,21 @@ pub fn sleep_ms(ms: u64) -> Result<(), String> {
     }
 }
 
+/// Where a bed's groups come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupSource {
+    /// `--test-group` flags: group G on every node, its service from `serve.rs`.
+    TestGroups,
+    /// No test groups: the nodes run what the replicated catalog holds, created through
+    /// `wolfpack ctl` once they run (`vip.rs` adds the group `web`).
+    Catalog,
+}
+
 /// How a bed is built.
 #[derive(Clone, Debug)]
 pub struct BedOptions {
     pub nodes: u8,
+    pub groups: GroupSource,
     /// A second bridge, a second heartbeat network.
     pub second_network: bool,
     /// The `wolfpack` binary every node, service and prober runs.
@@ -81,6 +92,11 @@ pub struct Bed {
     pub(super) frozen: BTreeSet<u8>,
     pub(super) links_down: BTreeSet<(u8, u8)>,
     pub(super) partitioned: bool,
+    /// The groups' slots (the core's numbers): 1..=nodes for test groups; in catalog mode
+    /// those added so far.
+    pub(super) group_slots: Vec<u8>,
+    /// (node, µs) of each `crash`: from then on nothing of the node ran or held an address.
+    pub crashes: Vec<(u8, u64)>,
     /// Keep `dir` after teardown (set when a run failed, so its logs can be read).
     pub keep_files: bool,
     torn_down: bool,
@@ -107,10 +123,16 @@ impl Bed {
         std::fs::create_dir_all(&dir)
             .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
         let _ = std::fs::write(dir.join("owner.pid"), std::process::id().to_string());
+        let group_slots = match options.groups {
+            GroupSource::TestGroups => (1..=options.nodes).collect(),
+            GroupSource::Catalog => Vec::new(),
+        };
         let mut bed = Bed {
             names,
             dir,
             options,
+            group_slots,
+            crashes: Vec::new(),
             namespaces: Vec::new(),
             daemons: BTreeMap::new(),
             cgroups: BTreeMap::new(),
@@ -143,6 +165,9 @@ impl Bed {
             }
         }
         network::build_client(&names, self.options.nodes, &mut self.namespaces)?;
+        if self.options.groups == GroupSource::Catalog {
+            super::vip::route_through_each_node(&names, self.options.nodes)?;
+        }
         self.tool(&["keygen", &self.path("cluster.key")])?;
         let mut format = vec![
             "disk".to_string(),
@@ -248,10 +273,12 @@ impl Bed {
                 "--resource-log-dir",
                 &self.path(&format!("resources-n{node}")),
             ]);
-        for group in 1..=self.options.nodes {
-            command
-                .arg("--test-group")
-                .arg(format!("{group}={}", self.group_command(group)));
+        if self.options.groups == GroupSource::TestGroups {
+            for group in 1..=self.options.nodes {
+                command
+                    .arg("--test-group")
+                    .arg(format!("{group}={}", self.group_command(group)));
+            }
         }
         // Its own process group: a Ctrl-C at the terminal reaches only the testbed, which
         // then tears down in order.
@@ -299,8 +326,10 @@ impl Bed {
 
     /// For each group, the nodes that say they hold it.
     pub fn holders(&self) -> BTreeMap<u8, Vec<u8>> {
-        let mut holders: BTreeMap<u8, Vec<u8>> = (1..=self.options.nodes)
-            .map(|group| (group, Vec::new()))
+        let mut holders: BTreeMap<u8, Vec<u8>> = self
+            .group_slots
+            .iter()
+            .map(|&group| (group, Vec::new()))
             .collect();
         for node in 1..=self.options.nodes {
             for group in self.status(node).unwrap_or_default().groups_online_here {
@@ -348,7 +377,8 @@ impl Bed {
         })
     }
 
-    /// Starts the client's prober (see `probe.rs`); samples go to `probe.samples`.
+    /// Starts the client's prober (see `probe.rs`); samples go to `probe.samples`. In catalog
+    /// mode it probes the groups added so far, so start it after adding them.
     pub fn start_prober(&mut self) -> Result<(), String> {
         let log = OpenOptions::new()
             .create(true)
@@ -356,11 +386,19 @@ impl Bed {
             .open(self.dir.join("probe.log"))
             .map_err(|error| format!("cannot open the probe log: {error}"))?;
         let nodes = self.options.nodes.to_string();
-        let child = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &self.names.client_namespace()])
             .arg(&self.options.binary)
             .args(["testbed", "probe", "--out", &self.path("probe.samples")])
-            .args(["--groups", &nodes, "--nodes", &nodes])
+            .args(["--groups", &nodes, "--nodes", &nodes]);
+        if self.options.groups == GroupSource::Catalog {
+            // The catalog group's virtual IP, under its slot.
+            for &slot in &self.group_slots {
+                command.arg(format!("--service={slot}={}", super::vip::VIP_ADDRESS));
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|error| error.to_string())?)
             .stderr(log)

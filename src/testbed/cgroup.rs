@@ -62,6 +62,16 @@ impl NodeCgroup {
             .map_err(|error| format!("cannot write {}: {error}", self.path.join(file).display()))
     }
 
+    /// Whether every process of the cgroup is frozen (v1 passes through FREEZING first).
+    pub fn is_frozen(&self) -> bool {
+        let (file, frozen) = match self.version {
+            Version::V2 => ("cgroup.events", "frozen 1"),
+            Version::V1 => ("freezer.state", "FROZEN"),
+        };
+        std::fs::read_to_string(self.path.join(file))
+            .is_ok_and(|text| text.lines().any(|line| line.trim() == frozen))
+    }
+
     /// The PIDs in the cgroup: processes this run started and their descendants.
     pub fn pids(&self) -> Vec<i32> {
         std::fs::read_to_string(self.path.join("cgroup.procs"))

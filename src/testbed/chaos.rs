@@ -13,7 +13,7 @@
 //! runs, so a seed reproduces a schedule, not an interleaving. `actions.log` in the run
 //! directory (kept when a check fails) has the schedule with CLOCK_MONOTONIC times, next to
 //! `events.log` and the node logs.
-use super::bed::{sleep_ms, Bed, BedOptions};
+use super::bed::{sleep_ms, Bed, BedOptions, GroupSource};
 use super::faults::Direction;
 use super::{overlap, samples, writer};
 use crate::prng::Prng;
@@ -126,6 +126,7 @@ fn apply(bed: &mut Bed, fault: Fault) -> Result<(), String> {
 fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String> {
     let mut bed = Bed::create(BedOptions {
         nodes,
+        groups: GroupSource::TestGroups,
         second_network: options.second_network,
         binary: options.binary.clone(),
         verbose: options.verbose,

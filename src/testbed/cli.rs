@@ -1,5 +1,5 @@
 //! `wolfpack testbed ...`: the netns testbed from the command line.
-use super::bed::{install_interrupt_flag, Bed, BedOptions};
+use super::bed::{install_interrupt_flag, Bed, BedOptions, GroupSource};
 use super::chaos::{self, ChaosOptions};
 use super::probe::{self, ProbeOptions};
 use super::scenarios::{self, Scenario};
@@ -11,9 +11,17 @@ const HELP: &str = "\
 Usage: wolfpack testbed COMMAND (root; see testbed/README.md)
 
 Commands:
-  up [--nodes N] [--second-network] [--hold-s S]
+  up [--nodes N] [--second-network] [--catalog] [--hold-s S]
         build a bed, start the nodes, print where everything is, hold until Ctrl-C (or S s),
-        tear down
+        tear down; --catalog: no test groups, the catalog group 'web' (a virtual IP
+        198.18.0.100 and a service behind it) created through 'wolfpack ctl'
+  vip-failover [--fault crash|kill] [--victim holder|not-quorum-owner] [--nodes N] [--runs R]
+               [--second-network] [--keep-files]
+        catalog mode: take web's owner down R times (crash: daemon, monitor and resources
+        SIGKILLed at once, its added addresses gone; kill: SIGKILL of the daemon alone, its
+        monitor fences), heal in between; not-quorum-owner first moves web off the node
+        holding the quorum lease; prints each client-observed outage, then
+        'runs=R median_ms=M max_ms=X overlaps=O double_answers=D'; exit 1 on split brain
   scenario NAME [--nodes N] [--second-network] [--group G]
         one fault against group G's holder (kill, pause-daemon, freeze-node, partition,
         partition-one-way), heal, check; prints the client-observed outage
@@ -41,6 +49,7 @@ pub fn main(words: &[&str]) -> i32 {
             match command {
                 "up" => up(&words[1..]),
                 "scenario" => scenario(&words[1..]),
+                "vip-failover" => vip_failover(&words[1..]),
                 "chaos" => return run_chaos(&words[1..]),
                 "cleanup" => super::cleanup::stale_runs(),
                 other => Err(format!("unknown testbed command '{other}' (see --help)")),
@@ -69,10 +78,17 @@ fn flags(words: &[&str]) -> Result<getopts::Matches, String> {
         "device",
         "interval-ms",
         "timeout-ms",
+        "address",
+        "runs",
+        "fault",
+        "victim",
     ] {
         options.optopt("", name, "", "VALUE");
     }
+    options.optmulti("", "service", "", "G=ADDRESS");
     options.optflag("", "second-network", "");
+    options.optflag("", "catalog", "");
+    options.optflag("", "keep-files", "");
     options.optflag("", "verbose", "");
     let matches = options.parse(words).map_err(|error| error.to_string())?;
     if let Some(extra) = matches.free.first() {
@@ -101,6 +117,7 @@ fn binary() -> Result<PathBuf, String> {
 fn bed_options(matches: &getopts::Matches, nodes: u8) -> Result<BedOptions, String> {
     Ok(BedOptions {
         nodes,
+        groups: GroupSource::TestGroups,
         second_network: matches.opt_present("second-network"),
         binary: binary()?,
         verbose: true,
@@ -111,13 +128,23 @@ fn up(words: &[&str]) -> Result<(), String> {
     let matches = flags(words)?;
     let nodes = number(&matches, "nodes", 3u8)?;
     let hold_s = number(&matches, "hold-s", u64::MAX / 4000)?;
-    let mut bed = Bed::create(bed_options(&matches, nodes)?)?;
-    bed.start_all()?;
-    bed.converge(Duration::from_secs(60))?;
+    let bed = match matches.opt_present("catalog") {
+        true => super::vip::started_bed(bed_options(&matches, nodes)?)?.0,
+        false => {
+            let mut bed = Bed::create(bed_options(&matches, nodes)?)?;
+            bed.start_all()?;
+            bed.converge(Duration::from_secs(60))?;
+            bed
+        }
+    };
     println!("run {} in {}", bed.names.prefix, bed.dir.display());
     println!("holders {:?}", bed.holders());
+    let service = match matches.opt_present("catalog") {
+        true => super::vip::VIP_ADDRESS.to_string(),
+        false => super::service_address(1),
+    };
     println!(
-        "try: ip netns exec {} nc 198.18.10.1 8000; wolfpack ctl --socket {} status",
+        "try: ip netns exec {} nc {service} 8000; wolfpack ctl --socket {} groups",
         bed.names.client_namespace(),
         bed.socket(1).display()
     );
@@ -157,6 +184,55 @@ fn scenario(words: &[&str]) -> Result<(), String> {
     if !report.overlaps.is_empty() || !doubles.is_empty() {
         bed.keep_files = true;
         return Err(format!("split brain: {:?} {:?}", report.overlaps, doubles));
+    }
+    Ok(())
+}
+
+fn vip_failover(words: &[&str]) -> Result<(), String> {
+    let matches = flags(words)?;
+    let nodes = number(&matches, "nodes", 2u8)?;
+    let runs = number(&matches, "runs", 10usize)?;
+    let fault_name = matches.opt_str("fault").unwrap_or_else(|| "crash".into());
+    let fault = super::vip::OwnerFault::parse(&fault_name)
+        .ok_or(format!("--fault '{fault_name}': crash or kill"))?;
+    let victim_name = matches.opt_str("victim").unwrap_or_else(|| "holder".into());
+    let victim = super::vip::Victim::parse(&victim_name).ok_or(format!(
+        "--victim '{victim_name}': holder or not-quorum-owner"
+    ))?;
+    let (mut bed, slot) = super::vip::started_bed(bed_options(&matches, nodes)?)?;
+    bed.keep_files = matches.opt_present("keep-files");
+    let measurement = super::vip::measure(&mut bed, slot, fault, victim, runs)?;
+    for (run, (failover, outage)) in measurement.runs.iter().enumerate() {
+        println!(
+            "run {run}: {fault_name} of node {}{}, web online on node {}: outage_ms={}",
+            failover.victim,
+            match failover.victim_held_quorum {
+                true => " (held the quorum lease)",
+                false => "",
+            },
+            failover.survivor,
+            outage.map_or("never-recovered".to_string(), |us| format!(
+                "{:.1}",
+                us as f64 / 1000.0
+            ))
+        );
+    }
+    let outages = measurement.sorted_outages_ms();
+    let median = match outages.len() {
+        0 => f64::NAN,
+        count if count % 2 == 1 => outages[count / 2],
+        count => (outages[count / 2 - 1] + outages[count / 2]) / 2.0,
+    };
+    let max = outages.last().copied().unwrap_or(f64::NAN);
+    println!(
+        "runs={} median_ms={median:.1} max_ms={max:.1} overlaps={} double_answers={}",
+        measurement.runs.len(),
+        measurement.overlaps,
+        measurement.double_answers
+    );
+    if measurement.overlaps > 0 || measurement.double_answers > 0 {
+        bed.keep_files = true;
+        return Err("split brain: see the files kept".into());
     }
     Ok(())
 }
@@ -208,6 +284,9 @@ fn run_chaos(words: &[&str]) -> i32 {
 
 fn run_serve(words: &[&str]) -> Result<(), String> {
     let matches = flags(words)?;
+    if let Some(address) = matches.opt_str("address") {
+        return serve::run_on_address(&address);
+    }
     let group = number(&matches, "group", 0u8)?;
     let device = matches
         .opt_str("device")
@@ -217,9 +296,20 @@ fn run_serve(words: &[&str]) -> Result<(), String> {
 
 fn run_probe(words: &[&str]) -> Result<(), String> {
     let matches = flags(words)?;
+    let services = matches
+        .opt_strs("service")
+        .iter()
+        .map(|text| {
+            let parsed = text
+                .split_once('=')
+                .and_then(|(group, address)| Some((group.parse().ok()?, address.parse().ok()?)));
+            parsed.ok_or(format!("probe: --service '{text}': expected G=ADDRESS"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     probe::run(&ProbeOptions {
         out: PathBuf::from(matches.opt_str("out").ok_or("probe: --out is required")?),
         groups: number(&matches, "groups", 1u8)?,
+        services,
         nodes: number(&matches, "nodes", 2u8)?,
         interval_ms: number(&matches, "interval-ms", 10u64)?,
         timeout_ms: number(&matches, "timeout-ms", 50u64)?,

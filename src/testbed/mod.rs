@@ -15,13 +15,15 @@
 //! - `wp-<run>-nI`: node I, addresses 198.18.K.I on network K, veth `wp-<run>-nIeK` whose peer
 //!   `wp-<run>-sIeK` is a bridge port.
 //! - `wp-<run>-cl`: the client, 198.18.0.200 plus one source address per node (see `probe.rs`).
-//! - Service addresses: group G serves TCP on 198.18.10.G:8000 (see `serve.rs`).
+//! - Service addresses: group G serves TCP on 198.18.10.G:8000 (see `serve.rs`); in catalog
+//!   mode the group `web` serves on its virtual IP 198.18.0.100:8000 (see `vip.rs`).
 //! - Files under `/tmp/wp-<run>/`: disk, key, event log, node logs, probe samples.
 pub mod bed;
 pub mod cgroup;
 pub mod chaos;
 pub mod cleanup;
 pub mod cli;
+pub mod crash;
 pub mod faults;
 pub mod host;
 pub mod names;
@@ -32,9 +34,11 @@ pub mod samples;
 pub mod scenarios;
 pub mod serve;
 pub mod status;
+pub mod vip;
+pub mod watch;
 pub mod writer;
 
-pub use bed::{Bed, BedOptions};
+pub use bed::{Bed, BedOptions, GroupSource};
 
 /// TCP port of every group's service.
 pub const SERVICE_PORT: u16 = 8000;

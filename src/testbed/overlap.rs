@@ -22,24 +22,43 @@ pub struct OverlapReport {
     pub unparseable_lines: usize,
 }
 
+/// One line of the event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub at: u64,
+    pub node: u8,
+    pub resource: String,
+    pub online: bool,
+}
+
+/// `<µs> node=N resource=R online|offline`, or `None`.
+pub fn parse_line(line: &str) -> Option<LogLine> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let online = match *fields.get(3)? {
+        "online" => true,
+        "offline" => false,
+        _ => return None,
+    };
+    Some(LogLine {
+        at: fields.first()?.parse().ok()?,
+        node: fields.get(1)?.strip_prefix("node=")?.parse().ok()?,
+        resource: fields.get(2)?.strip_prefix("resource=")?.to_string(),
+        online,
+    })
+}
+
 /// Reads an event log; see the module doc.
 pub fn check(text: &str) -> OverlapReport {
     let mut report = OverlapReport::default();
     let mut open: BTreeMap<(String, u8), u64> = BTreeMap::new();
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let parsed = (|| {
-            let at: u64 = fields.first()?.parse().ok()?;
-            let node: u8 = fields.get(1)?.strip_prefix("node=")?.parse().ok()?;
-            let resource = fields.get(2)?.strip_prefix("resource=")?.to_string();
-            let online = match *fields.get(3)? {
-                "online" => true,
-                "offline" => false,
-                _ => return None,
-            };
-            Some((at, node, resource, online))
-        })();
-        let Some((at, node, resource, online)) = parsed else {
+        let Some(LogLine {
+            at,
+            node,
+            resource,
+            online,
+        }) = parse_line(line)
+        else {
             report.unparseable_lines += 1;
             continue;
         };

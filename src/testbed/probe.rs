@@ -10,11 +10,14 @@
 //! round means both nodes served G within that round's window: the samples' [start, end]
 //! intervals (bounded by the connect timeout) say how close together.
 //!
+//! `--service G=ADDRESS` (repeatable) probes ADDRESS as group G instead of group G's service
+//! address: a catalog group's virtual IP (see `vip.rs`).
+//!
 //! Output, one line per sample: `<round> <start µs> <end µs> <group> <path> <result>`, where
 //! path is `user` or `nN` and result is the node name that answered or `!timeout`,
 //! `!refused`, `!error`. Paths through a node record answers only (failure is their normal).
 use super::{host_address, micros, service_address, CLIENT_HOST, SERVICE_PORT};
-use std::io::{BufWriter, Read, Write};
+use std::io::{LineWriter, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +28,10 @@ use std::time::Duration;
 /// What the prober is told.
 pub struct ProbeOptions {
     pub out: std::path::PathBuf,
+    /// Groups 1..=groups at their service addresses, unless `services` names the targets.
     pub groups: u8,
+    /// (group, address) pairs to probe instead.
+    pub services: Vec<(u8, Ipv4Addr)>,
     pub nodes: u8,
     pub interval_ms: u64,
     pub timeout_ms: u64,
@@ -43,10 +49,16 @@ pub fn run(options: &ProbeOptions) -> Result<(), String> {
     let (sender, receiver) = mpsc::channel::<String>();
     let origin_us = micros() + 20_000;
     let mut threads = Vec::new();
-    for group in 1..=options.groups {
-        let destination: Ipv4Addr = service_address(group)
-            .parse()
-            .map_err(|_| "bad service address")?;
+    let mut services = options.services.clone();
+    if services.is_empty() {
+        for group in 1..=options.groups {
+            let address = service_address(group)
+                .parse()
+                .map_err(|_| "bad service address")?;
+            services.push((group, address));
+        }
+    }
+    for (group, destination) in services {
         let mut paths = vec![("user".to_string(), None, true)];
         for node in 1..=options.nodes {
             let source: Ipv4Addr = host_address(0, CLIENT_HOST + node)
@@ -74,7 +86,9 @@ pub fn run(options: &ProbeOptions) -> Result<(), String> {
         }
     }
     drop(sender);
-    let mut writer = BufWriter::new(file);
+    // Line by line (a few hundred writes a second), so a test can follow the samples while
+    // the prober runs (`watch.rs`).
+    let mut writer = LineWriter::new(file);
     for line in receiver {
         writer
             .write_all(line.as_bytes())

@@ -1,5 +1,9 @@
 //! `wolfpack testbed serve --group G --device DEV` (hidden): a test group's service, a stand-in
-//! for a virtual server until the `ip` resource type exists.
+//! for a virtual server that brings its own address.
+//!
+//! `wolfpack testbed serve --address A` (hidden): only the responder, on an address somebody
+//! else adds and announces: the `svc` resource of the catalog group `web`, which depends on
+//! its `ip` resource (see `vip.rs`).
 //!
 //! It adds group G's service address as a /32 to DEV, announces it with a gratuitous ARP
 //! (`arping -U`, iputils-arping, when installed; without it clients learn the new owner only
@@ -21,31 +25,53 @@ use std::sync::Arc;
 
 /// Runs the service until SIGTERM; `Err` is one line for the resource log.
 pub fn run(group: u8, device: &str) -> Result<(), String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .map_err(|error| format!("cannot handle signal {signal}: {error}"))?;
-    }
-    let name = format!(
-        "n{}",
-        std::env::var("WOLFPACK_NODE_ID").unwrap_or_else(|_| "?".into())
-    );
+    let stop = stop_on_signals()?;
     let address = service_address(group);
     let cidr = format!("{address}/32");
     super::host::run("ip", &["addr", "replace", &cidr, "dev", device])?;
-    let served = serve(&address, device, &name, &stop);
+    let served = serve(&address, Some(device), &node_name(), &stop);
     let removed = super::host::run("ip", &["addr", "del", &cidr, "dev", device]);
     served?;
     removed.map(|_| ())
 }
 
-fn serve(address: &str, device: &str, name: &str, stop: &AtomicBool) -> Result<(), String> {
+/// Answers on `address` (already configured, e.g. by an `ip` resource) until SIGTERM; adds,
+/// announces and removes nothing.
+pub fn run_on_address(address: &str) -> Result<(), String> {
+    let stop = stop_on_signals()?;
+    serve(address, None, &node_name(), &stop)
+}
+
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|error| format!("cannot handle signal {signal}: {error}"))?;
+    }
+    Ok(stop)
+}
+
+/// `nN` for node N (the monitor passes WOLFPACK_NODE_ID to the resources it starts).
+fn node_name() -> String {
+    format!(
+        "n{}",
+        std::env::var("WOLFPACK_NODE_ID").unwrap_or_else(|_| "?".into())
+    )
+}
+
+/// The responder; with `announce_on`, also the gratuitous ARPs for `address` on that device.
+fn serve(
+    address: &str,
+    announce_on: Option<&str>,
+    name: &str,
+    stop: &AtomicBool,
+) -> Result<(), String> {
     let listener = TcpListener::bind((address, SERVICE_PORT))
         .map_err(|error| format!("cannot listen on {address}:{SERVICE_PORT}: {error}"))?;
     listener
         .set_nonblocking(true)
         .map_err(|error| error.to_string())?;
-    let mut announcer = announce(address, device);
+    let mut announcer = announce_on.and_then(|device| announce(address, device));
     let answer = format!("{name}\n");
     while !stop.load(Ordering::Relaxed) {
         let mut ready = libc::pollfd {

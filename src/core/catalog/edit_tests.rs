@@ -333,9 +333,9 @@ fn resource_add_refuses_with_the_reason() {
         (
             with(&|r| {
                 r.kind = "ip".into();
-                r.params = vec![("address".into(), "198.18.0.1/24".into())];
+                r.params = vec![("interface".into(), "eth0".into())];
             }),
-            "ip: the parameter 'interface' is required",
+            "ip: the parameter 'address' is required",
         ),
     ];
     for (new, why) in cases {

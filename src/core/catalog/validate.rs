@@ -320,6 +320,8 @@ mod tests {
             ok("ip", &[("address", "198.18.0.5/24"), ("interface", "eth0")]),
             Ok(())
         );
+        // Without an interface, each node picks the one whose subnet holds the address.
+        assert_eq!(ok("ip", &[("address", "198.18.0.5")]), Ok(()));
         assert_eq!(
             ok(
                 "filesystem",
@@ -362,8 +364,8 @@ mod tests {
             ),
             (
                 "ip",
-                vec![("address", "198.18.0.5")],
-                "'interface' is required",
+                vec![("address", "198.18.0.5"), ("interface", "eth 0")],
+                "not an interface name",
             ),
             (
                 "filesystem",

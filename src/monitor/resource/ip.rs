@@ -2,7 +2,14 @@
 //! segment when it comes online (a virtual server's address, DESIGN.md §1).
 //!
 //! Parameters: `address` (required: `198.18.10.5/24`, `2001:2::5/64`; without `/prefix` a host
-//! address, /32 or /128) and `interface` (required: the interface name).
+//! address, /32 or /128) and `interface` (optional: the interface name). Without `interface`
+//! the start picks the interface one of whose configured subnets contains the address, the
+//! longest prefix winning (IPaddr2 does the same when `nic` is omitted); none, or a tie between
+//! two interfaces, fails the start and asks for `interface`. Loopback interfaces and labelled
+//! IPv4 addresses (`eth0:1`) are not candidates. Why: a catalog resource has one set of
+//! parameters for every node, and nodes' interfaces are often named differently (`eno1` here,
+//! `ens192` there); the subnet is what they share. Stop and checks then look for the address
+//! on every interface (where it is, is where the start put it).
 //!
 //! - start: an address already on the interface with the same prefix is adopted (as IPaddr2
 //!   does: a monitor restarted after a crash, or an administrator's manual add, must not fail
@@ -57,10 +64,22 @@ enum Action {
     Delete,
 }
 
+/// Where the address goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum InterfaceChoice {
+    /// The `interface` parameter.
+    Given(String),
+    /// No `interface`: the one whose subnet contains the address (see the module doc).
+    BySubnet,
+}
+
 /// The driver of one `ip` resource.
 pub struct IpDriver {
     address: IpAddr,
     prefix: u8,
+    choice: InterfaceChoice,
+    /// The interface of the current operation: the given one, or (chosen by subnet) where the
+    /// address is or where the start puts it; empty while not known.
     interface: String,
     ip_program: PathBuf,
     action: Action,
@@ -100,17 +119,19 @@ fn is_interface_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_graphic() && !matches!(byte, b'/' | b':'))
 }
 
-/// The parameters of an `ip` resource: the address, its prefix and the interface. Touches
-/// nothing (whether the interface exists is for the node that starts it), so the catalog
-/// applies the same rules when an administrator adds a resource.
-pub fn check_params(params: &[(String, String)]) -> Result<(IpAddr, u8, &str), String> {
+/// The parameters of an `ip` resource: the address, its prefix and the interface when given.
+/// Touches nothing (whether the interface exists, or which one has the subnet, is for the node
+/// that starts it), so the catalog applies the same rules when an administrator adds a
+/// resource.
+pub fn check_params(params: &[(String, String)]) -> Result<(IpAddr, u8, Option<&str>), String> {
     reject_unknown("ip", params, &KNOWN)?;
     let text = param(params, "address").ok_or("ip: the parameter 'address' is required")?;
     let (address, prefix) = parse_address(text)?;
-    let interface =
-        param(params, "interface").ok_or("ip: the parameter 'interface' is required")?;
-    if !is_interface_name(interface) {
-        return Err(format!("ip: '{interface}' is not an interface name"));
+    let interface = param(params, "interface");
+    if let Some(interface) = interface {
+        if !is_interface_name(interface) {
+            return Err(format!("ip: '{interface}' is not an interface name"));
+        }
     }
     Ok((address, prefix, interface))
 }
@@ -120,10 +141,15 @@ pub fn new(params: &[(String, String)], settings: Settings) -> Result<Engine<IpD
     let (address, prefix, interface) = check_params(params)?;
     let ip_program =
         find_program("ip").ok_or("ip: the 'ip' command (iproute2) is not installed")?;
+    let choice = match interface {
+        Some(name) => InterfaceChoice::Given(name.to_string()),
+        None => InterfaceChoice::BySubnet,
+    };
     let driver = IpDriver {
         address,
         prefix,
-        interface: interface.to_string(),
+        interface: interface.unwrap_or_default().to_string(),
+        choice,
         ip_program,
         action: Action::Add,
     };
@@ -131,16 +157,77 @@ pub fn new(params: &[(String, String)], settings: Settings) -> Result<Engine<IpD
 }
 
 /// One address of an interface, as getifaddrs reports it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct InterfaceAddress {
+    /// The interface (for a labelled IPv4 address, its label: `eth0:1`).
+    interface: String,
     address: IpAddr,
     prefix: u8,
     up: bool,
+    loopback: bool,
 }
 
 /// The addresses configured on `interface` (IPv4 addresses with a label report the label as
 /// their interface name, so a labelled address does not count).
 fn addresses_on(interface: &str) -> io::Result<Vec<InterfaceAddress>> {
+    let mut addresses = all_addresses()?;
+    addresses.retain(|entry| entry.interface == interface);
+    Ok(addresses)
+}
+
+/// Whether `address` lies in `network`/`prefix` (false across address families).
+fn subnet_contains(network: IpAddr, prefix: u8, address: IpAddr) -> bool {
+    match (network, address) {
+        (IpAddr::V4(network), IpAddr::V4(address)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(network) & mask == u32::from(address) & mask
+        }
+        (IpAddr::V6(network), IpAddr::V6(address)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(network) & mask == u128::from(address) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The interface for `address` when none is given: the one with the longest configured prefix
+/// that contains it, or why there is none (no such subnet, or two interfaces tie).
+fn interface_by_subnet(addresses: &[InterfaceAddress], address: IpAddr) -> Result<String, String> {
+    let candidates: Vec<&InterfaceAddress> = addresses
+        .iter()
+        .filter(|entry| !entry.loopback && !entry.interface.contains(':'))
+        .filter(|entry| entry.address != address)
+        .filter(|entry| subnet_contains(entry.address, entry.prefix, address))
+        .collect();
+    let Some(longest) = candidates.iter().map(|entry| entry.prefix).max() else {
+        return Err(format!(
+            "ip: no interface has a subnet that contains {address}; give the parameter \
+             'interface'"
+        ));
+    };
+    let mut names: Vec<&str> = candidates
+        .iter()
+        .filter(|entry| entry.prefix == longest)
+        .map(|entry| entry.interface.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    match names.as_slice() {
+        [only] => Ok(only.to_string()),
+        tied => Err(format!(
+            "ip: the interfaces {} all have a /{longest} subnet that contains {address}; give \
+             the parameter 'interface'",
+            tied.join(", ")
+        )),
+    }
+}
+
+/// Every address of every interface.
+fn all_addresses() -> io::Result<Vec<InterfaceAddress>> {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head into `list`, freed below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
@@ -155,12 +242,12 @@ fn addresses_on(interface: &str) -> io::Result<Vec<InterfaceAddress>> {
         unsafe {
             let item = &*entry;
             entry = item.ifa_next;
-            if item.ifa_addr.is_null()
-                || CStr::from_ptr(item.ifa_name).to_bytes() != interface.as_bytes()
-            {
+            if item.ifa_addr.is_null() {
                 continue;
             }
+            let name = CStr::from_ptr(item.ifa_name).to_string_lossy().into_owned();
             let up = item.ifa_flags & libc::IFF_UP as u32 != 0;
+            let loopback = item.ifa_flags & libc::IFF_LOOPBACK as u32 != 0;
             let (address, prefix) = match i32::from((*item.ifa_addr).sa_family) {
                 libc::AF_INET => {
                     let address = &*(item.ifa_addr as *const libc::sockaddr_in);
@@ -192,9 +279,11 @@ fn addresses_on(interface: &str) -> io::Result<Vec<InterfaceAddress>> {
                 _ => continue,
             };
             found.push(InterfaceAddress {
+                interface: name,
                 address,
                 prefix,
                 up,
+                loopback,
             });
         }
     }
@@ -208,16 +297,53 @@ impl IpDriver {
         format!("{}/{}", self.address, self.prefix)
     }
 
+    /// How the address stands on `self.interface`, and whether that interface is up.
     fn presence(&self) -> Result<(Presence, bool), String> {
         let addresses = addresses_on(&self.interface)
             .map_err(|error| format!("ip: cannot list the addresses: {error}"))?;
+        Ok(self.presence_among(&addresses))
+    }
+
+    fn presence_among(&self, addresses: &[InterfaceAddress]) -> (Presence, bool) {
         let up = addresses.iter().any(|entry| entry.up);
         let presence = match addresses.iter().find(|entry| entry.address == self.address) {
             None => Presence::Absent,
             Some(entry) if entry.prefix == self.prefix => Presence::Configured,
             Some(entry) => Presence::OtherPrefix(entry.prefix),
         };
-        Ok((presence, up))
+        (presence, up)
+    }
+
+    /// Before an operation: which interface it concerns (the given one; or, chosen by subnet,
+    /// the one that has the address, else for a start the one whose subnet contains it) and
+    /// how the address stands there. Without an interface chosen, the address is on none.
+    fn locate(&mut self, op: Op) -> Result<(Presence, bool), String> {
+        if let InterfaceChoice::Given(_) = self.choice {
+            return self.presence();
+        }
+        let addresses =
+            all_addresses().map_err(|error| format!("ip: cannot list the addresses: {error}"))?;
+        let holder = addresses
+            .iter()
+            .find(|entry| entry.address == self.address && !entry.interface.contains(':'));
+        self.interface = match (holder, op) {
+            (Some(entry), _) => entry.interface.clone(),
+            (None, Op::Start) => interface_by_subnet(&addresses, self.address)?,
+            (None, _) => String::new(),
+        };
+        let on_interface: Vec<InterfaceAddress> = addresses
+            .into_iter()
+            .filter(|entry| entry.interface == self.interface)
+            .collect();
+        Ok(self.presence_among(&on_interface))
+    }
+
+    /// Where the address is or goes, for messages.
+    fn place(&self) -> &str {
+        match self.interface.is_empty() {
+            true => "any interface",
+            false => &self.interface,
+        }
     }
 
     fn run(&mut self, action: Action) -> Next {
@@ -254,11 +380,11 @@ impl IpDriver {
 
 impl Driver for IpDriver {
     fn begin(&mut self, op: Op, _timeout: Duration) -> Next {
-        let (presence, up) = match self.presence() {
+        let (presence, up) = match self.locate(op) {
             Ok(state) => state,
             Err(reason) => return Next::Done(Err(reason)),
         };
-        let here = format!("{} on {}", self.spec(), self.interface);
+        let here = format!("{} on {}", self.spec(), self.place());
         match (op, presence) {
             (Op::Admit, _) => Next::Done(Ok(())),
             (Op::Start, Presence::Configured) => {
@@ -273,9 +399,9 @@ impl Driver for IpDriver {
             // The address with another prefix is not ours (a failed start adopted nothing).
             (Op::Stop, Presence::Absent | Presence::OtherPrefix(_)) => Next::Done(Ok(())),
             (Op::Stop, Presence::Configured) => self.run(Action::Delete),
-            (Op::Check(_), Presence::Absent | Presence::OtherPrefix(_)) => {
-                Next::Done(Err(format!("ip: {here} is not configured")))
-            }
+            (Op::Check(_), Presence::Absent | Presence::OtherPrefix(_)) => Next::Done(Err(
+                format!("ip: {} is not configured on {}", self.spec(), self.place()),
+            )),
             (Op::Check(CheckLevel::IsAlive), Presence::Configured) if !up => {
                 Next::Done(Err(format!("ip: {} is down", self.interface)))
             }
@@ -394,5 +520,101 @@ mod tests {
         for bad in ["", "a/b", "-x", "eth0:1", "a b", "sixteen-bytes-xx", ".."] {
             assert!(!is_interface_name(bad), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod interface_choice_tests {
+    use super::*;
+
+    /// An interface's address as getifaddrs would report it (`parse_address` refuses loopback
+    /// addresses, so this parses by hand).
+    fn entry(interface: &str, address: &str, loopback: bool) -> InterfaceAddress {
+        let (address, prefix) = address.split_once('/').unwrap();
+        InterfaceAddress {
+            interface: interface.to_string(),
+            address: address.parse().unwrap(),
+            prefix: prefix.parse().unwrap(),
+            up: true,
+            loopback,
+        }
+    }
+
+    #[test]
+    fn subnets_contain_what_their_prefix_covers() {
+        let vip: IpAddr = "198.18.0.100".parse().unwrap();
+        assert!(subnet_contains("198.18.0.1".parse().unwrap(), 24, vip));
+        assert!(!subnet_contains("198.18.1.1".parse().unwrap(), 24, vip));
+        assert!(subnet_contains("10.0.0.1".parse().unwrap(), 0, vip));
+        assert!(!subnet_contains("198.18.0.1".parse().unwrap(), 32, vip));
+        assert!(!subnet_contains("2001:2::1".parse().unwrap(), 0, vip));
+        let vip6: IpAddr = "2001:2:0:1::10".parse().unwrap();
+        assert!(subnet_contains("2001:2:0:1::1".parse().unwrap(), 64, vip6));
+        assert!(!subnet_contains("2001:2:0:2::1".parse().unwrap(), 64, vip6));
+    }
+
+    #[test]
+    fn the_interface_whose_subnet_holds_the_address_is_chosen() {
+        let vip: IpAddr = "198.18.0.100".parse().unwrap();
+        let addresses = [
+            entry("lo", "127.0.0.1/8", true),
+            entry("wp-1a2b-n1e0", "198.18.0.1/24", false),
+            entry("wp-1a2b-n1e1", "198.18.1.1/24", false),
+            entry("wide", "198.18.0.0/15", false),
+        ];
+        // The longest prefix wins, as in a route lookup.
+        assert_eq!(
+            interface_by_subnet(&addresses, vip),
+            Ok("wp-1a2b-n1e0".to_string())
+        );
+        let outside: IpAddr = "198.51.100.1".parse().unwrap();
+        let none = interface_by_subnet(&addresses, outside).unwrap_err();
+        assert!(
+            none.contains("no interface") && none.contains("'interface'"),
+            "{none}"
+        );
+        let tied = [
+            entry("eth0", "198.18.0.1/24", false),
+            entry("eth1", "198.18.0.2/24", false),
+        ];
+        let why = interface_by_subnet(&tied, vip).unwrap_err();
+        assert!(why.contains("eth0, eth1"), "{why}");
+        // Two subnets of one interface are no tie.
+        let one = [
+            entry("eth0", "198.18.0.1/24", false),
+            entry("eth0", "198.18.0.2/24", false),
+        ];
+        assert_eq!(interface_by_subnet(&one, vip), Ok("eth0".to_string()));
+    }
+
+    #[test]
+    fn loopback_labels_and_the_address_itself_are_not_candidates() {
+        let vip: IpAddr = "198.18.0.100".parse().unwrap();
+        let addresses = [
+            entry("lo", "198.18.0.1/24", true),
+            entry("eth0:1", "198.18.0.2/24", false),
+            entry("eth1", "198.18.0.100/24", false),
+        ];
+        assert!(interface_by_subnet(&addresses, vip).is_err());
+    }
+
+    #[test]
+    fn the_interface_parameter_is_optional_but_checked_when_given() {
+        let params = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            check_params(&params(&[("address", "198.18.0.100")])),
+            Ok(("198.18.0.100".parse().unwrap(), 32, None))
+        );
+        assert!(check_params(&params(&[
+            ("address", "198.18.0.100"),
+            ("interface", "a b")
+        ]))
+        .is_err());
+        assert!(check_params(&params(&[("interface", "eth0")])).is_err());
     }
 }
