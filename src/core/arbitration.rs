@@ -131,6 +131,13 @@ impl Node {
                 if entry.owner != self.me() {
                     continue;
                 }
+                if self.online & bit(group) != 0 {
+                    // Confirmations are what a start waits for; once online, the group stays
+                    // while we own it. (A joiner's confirmation is dropped when it enters the
+                    // membership: waiting for it again would bounce every group on every join.)
+                    desired |= bit(group);
+                    continue;
+                }
                 let waiting: Vec<u8> = ids(entry.unconfirmed & !bit(self.me())).collect();
                 // A member lets a group go by saying so in its heartbeats; a lost node is
                 // confirmed stopped on disk. Never observe a member: that path may fence it.
