@@ -135,6 +135,8 @@ pub struct Report {
     /// GUM: updates submitted, acknowledged, applied (events), numbers reused after their
     /// only appliers were gone, takeovers completed, checkpoints written, snapshots installed.
     pub gum: BTreeMap<&'static str, u64>,
+    /// Resource leases: announced held, taken back, held at a crash, unavailable.
+    pub leases: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
@@ -159,6 +161,10 @@ impl Report {
 
     pub fn count_gum(&mut self, name: &'static str) {
         *self.gum.entry(name).or_insert(0) += 1;
+    }
+
+    pub fn count_lease(&mut self, name: &'static str) {
+        *self.leases.entry(name).or_insert(0) += 1;
     }
 }
 
