@@ -473,6 +473,13 @@ impl Cluster {
             Output::ArmDeadman {
                 stop_resources_at_ms,
             } => {
+                if self.trace {
+                    let local_ms = self.local_ms(id);
+                    println!(
+                        "tick={} node={id} local_ms={local_ms} dead-man at {stop_resources_at_ms}",
+                        self.tick
+                    );
+                }
                 self.nodes[index].deadman_stop_at_ms = Some(stop_resources_at_ms);
             }
             Output::Event(event) => self.on_event(id, event),
