@@ -11,7 +11,7 @@
 //! **The driver's side** (`Output::ResourceLease`): `held: true` once the lease is ours (mount
 //! now), `held: false` at once when it is lost or given back (unmount now). Every announced
 //! lease also bounds the dead-man (`Output::ArmDeadman`), so a hung daemon's monitor stops the
-//! resource before the lease can pass to another node. A lease announced only once its
+//! resource before the lease can pass to another node; a lease is announced only once its
 //! validity reaches that far (`rearm_deadman`). Losing a lease fails its group here
 //! (`on_group_failed`), so placement moves the group.
 
@@ -399,18 +399,21 @@ impl Node {
         }
     }
 
-    /// Says `held: true` once the lease is ours and the dead-man can cover it (its validity
-    /// lies at least the driver's re-arm timeout ahead, see `rearm_deadman`); a renewal that
-    /// extends the validity may say it later.
+    /// Says `held: true` once the lease is ours, its group still online here (a group being
+    /// stopped starts nothing), and the dead-man can cover it (its validity lies at least the
+    /// driver's re-arm timeout ahead, see `rearm_deadman`); a later renewal may say it then.
     fn announce_resource_lease(&mut self, name: &str) {
         let now = self.now_ticks;
         let reach = now + self.timeouts.fence_timeout_ticks;
+        let online = self.online;
         let acquisition = self.resource_leases.get_mut(name).expect("caller found it");
+        if acquisition.announced {
+            // A renewal: the dead-man may move on.
+            self.rearm_deadman();
+            return;
+        }
         let covered = acquisition.valid_until_tick() >= reach;
-        if acquisition.announced || !covered {
-            if acquisition.announced {
-                self.rearm_deadman();
-            }
+        if !covered || online & bit(acquisition.group) == 0 {
             return;
         }
         acquisition.announced = true;
@@ -466,12 +469,18 @@ impl Node {
         }
     }
 
-    /// Local invariants: an announced lease is valid, and the dead-man fires by its end.
+    /// Local invariants: an announced lease is valid, its group held here, and the dead-man
+    /// fires by its end.
     pub(super) fn assert_resource_lease_invariants(&self) {
         for (name, acquisition) in &self.resource_leases {
             if !acquisition.announced {
                 continue;
             }
+            assert_ne!(
+                self.holding() & bit(acquisition.group),
+                0,
+                "{name}: announced without its group"
+            );
             let valid_until = acquisition.valid_until_tick();
             assert!(
                 self.now_ticks < valid_until,
