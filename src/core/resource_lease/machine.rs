@@ -15,7 +15,7 @@
 //! the resource is stopped) and a strict chain (below). Parameterising the quorum machine for
 //! all that would touch the one machine every membership depends on.
 //!
-//! The chain, stricter than the quorum machine: a read is acted upon as the owner only while
+//! The chain is strict, as in the quorum machine: a read is acted upon as the owner only while
 //! the lease is valid, and a write extends the lease only if it was issued while valid
 //! (ARBITRATION.md rule 2). Otherwise a renewal issued just after expiry could land after a
 //! challenger's claim, overwrite it, and revive our lease next to the claimer's.
