@@ -78,7 +78,10 @@ impl Bench {
                     block,
                 } => self.disk_ops.push_back((id, op, offset_bytes, Some(block))),
                 Output::Event(Event::GumAcknowledged { .. }) => self.acknowledged += 1,
-                Output::Event(_) | Output::Resource { .. } | Output::ArmDeadman { .. } => {}
+                Output::Event(_)
+                | Output::Resource { .. }
+                | Output::ArmDeadman { .. }
+                | Output::ResourceLease { .. } => {}
             }
         }
     }

@@ -81,6 +81,17 @@ fn replay_keeps_duplicate_is_caught() {
 }
 
 #[test]
+fn no_resource_lease_defence_is_caught() {
+    let caught = first_caught(Mutation::NoResourceLeaseDefence);
+    assert!(
+        caught
+            .as_ref()
+            .is_some_and(|(_, text)| text.contains("resource lease")),
+        "{caught:?}"
+    );
+}
+
+#[test]
 fn the_unmutated_rules_pass_the_same_seeds() {
     for seed in 1..=SEEDS_TO_CATCH_MAX {
         let (report, _) = run(Params::from_seed(seed, None, Mutation::None));

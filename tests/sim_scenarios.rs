@@ -1,7 +1,8 @@
 //! Directed scenarios on the simulator (each one a fault the random sweep also draws, here
 //! on its own so a failure names the rule that broke).
 
-use wolfpack::core::disk_records::{decode, NodeSlot};
+use wolfpack::core::db::{Op, Path, Update, Value};
+use wolfpack::core::disk_records::{decode, encode, NodeSlot, ResourceLease, Sealed, BLOCK_SIZE};
 use wolfpack::core::Mutation;
 use wolfpack::prng::Prng;
 use wolfpack::sim::cluster::Cluster;
@@ -187,4 +188,132 @@ fn a_restarted_node_restores_from_the_other_slots_an_epoch_its_crash_tore_from_i
             .is_some_and(|status| Some(status.epoch) > epoch),
         "{status:?}"
     );
+}
+
+/// A quiet 3-node cluster with catalog group `g1` (slot 1, preferred on node 2) holding the
+/// filesystem resource `fs-data`, converged: node 2 runs the group and holds the lease.
+fn leased_cluster() -> Cluster {
+    let mut params = Params::from_seed(7, Some(3), Mutation::None);
+    params.networks = vec![1; 3];
+    params.network.loss_per_mille = 0;
+    params.disk.error_per_mille = 0;
+    params.garbage_per_mille = 0;
+    params.ticks_faulty = 0;
+    params.catalog_groups = true;
+    let mut prng = Prng::new(7);
+    let mut cluster = Cluster::new(params, &mut prng);
+    for id in 1..=3 {
+        if cluster.nodes[usize::from(id - 1)].node.is_none() {
+            cluster.boot(id);
+        }
+    }
+    run_until_converged(&mut cluster);
+    let put = |path: &str, value: Value| Op::Put {
+        path: Path::parse(path).expect("a valid path"),
+        value,
+    };
+    let text = |value: &str| Value::Text(value.to_string());
+    let update = Update {
+        ops: vec![
+            put("groups/g1/slot", Value::U64(1)),
+            put("groups/g1/preferred", text("2")),
+            put("resources/fs-data/group", text("g1")),
+            put("resources/fs-data/type", text("filesystem")),
+            put("resources/fs-data/params/device", text("/dev/sdb1")),
+            put("resources/fs-data/params/directory", text("/srv/data")),
+            put("resources/fs-data/params/fstype", text("ext4")),
+        ],
+    };
+    cluster.submit(1, update.encode().expect("a small update"));
+    run_until_converged(&mut cluster);
+    assert_eq!(cluster.nodes[1].online, 0b1, "the group runs on node 2");
+    assert!(cluster.nodes[1].leases.contains_key("fs-data"));
+    let node = cluster.nodes[1].node.as_ref();
+    assert!(node.is_some_and(|node| node.resource_lease_held("fs-data")));
+    cluster
+}
+
+fn run_until_converged(cluster: &mut Cluster) {
+    for _ in 0..3000 {
+        run(cluster, 1);
+        // The driver contract as the simulated driver kept it: a filesystem's lease is held
+        // only on a node that runs its group.
+        for sim_node in &cluster.nodes {
+            if sim_node.leases.contains_key("fs-data") {
+                assert_ne!(sim_node.online & 0b1, 0, "a lease without its group");
+            }
+        }
+        if cluster.converged() {
+            return;
+        }
+    }
+    panic!("no convergence: {:?}", cluster.checker.violations);
+}
+
+fn holder_of_group_1(cluster: &Cluster) -> Option<u8> {
+    (1..=3u8).find(|id| cluster.nodes[usize::from(id - 1)].online & 0b1 != 0)
+}
+
+#[test]
+fn a_filesystem_lease_follows_its_group_and_waits_out_a_crashed_holders_lease() {
+    let mut cluster = leased_cluster();
+    cluster.crash(2);
+    run(&mut cluster, 300);
+    cluster.boot(2);
+    // The checker counts the crashed holder's lease until its validity ends: a new holder
+    // that claimed earlier would be a violation.
+    run_until_converged(&mut cluster);
+    let holder = holder_of_group_1(&cluster);
+    assert!(holder.is_some_and(|holder| holder != 2), "failback is off");
+    let holder = usize::from(holder.unwrap_or(1) - 1);
+    assert!(cluster.nodes[holder].leases.contains_key("fs-data"));
+    assert_eq!(cluster.report.leases.get("held at a crash"), Some(&1));
+}
+
+/// Node 2's lease block, as the probe bound it.
+fn lease_block(cluster: &Cluster) -> (u64, Sealed<ResourceLease>) {
+    let geometry = cluster.config(1, 1).geometry;
+    (0..geometry.resource_lease_slots())
+        .map(|index| geometry.resource_lease_offset(index))
+        .find_map(
+            |offset| match decode::<ResourceLease>(&cluster.disk.read(offset)[..]) {
+                Ok(Some(sealed)) if sealed.record.0.name == "fs-data" => Some((offset, sealed)),
+                _ => None,
+            },
+        )
+        .expect("a block carries the lease")
+}
+
+#[test]
+fn a_holder_that_loses_its_resource_lease_fails_the_group_here_and_the_group_moves() {
+    let mut cluster = leased_cluster();
+    let (offset, mut sealed) = lease_block(&cluster);
+    assert_eq!(sealed.record.0.owner, 2);
+    // Someone else's claim lands on the block (what two bindings of one name would do).
+    sealed.sequence += 1;
+    sealed.record.0.owner = 3;
+    sealed.record.0.owner_incarnation = 99;
+    let mut block = Box::new([0u8; BLOCK_SIZE]);
+    encode(&sealed, &mut block).expect("fits");
+    let op = DiskOp {
+        node: 1,
+        op: u64::MAX,
+        offset_bytes: offset,
+        block: Some(block),
+        fails: false,
+    };
+    cluster.disk.submit(op, cluster.tick, &mut Prng::new(1));
+    run(&mut cluster, 30);
+    assert!(
+        !cluster.nodes[1].leases.contains_key("fs-data"),
+        "unmounted"
+    );
+    assert_eq!(cluster.report.gum.get("group refused"), Some(&1));
+    run_until_converged(&mut cluster);
+    let holder = holder_of_group_1(&cluster);
+    assert!(holder.is_some_and(|holder| holder != 2), "{holder:?}");
+    let holder = usize::from(holder.unwrap_or(2) - 1);
+    assert!(cluster.nodes[holder].leases.contains_key("fs-data"));
+    let (_, sealed) = lease_block(&cluster);
+    assert_eq!(usize::from(sealed.record.0.owner), holder + 1);
 }

@@ -26,6 +26,7 @@ impl Node {
     /// Every renew interval: leases, then the quorum record.
     pub(super) fn renew_tick(&mut self) {
         self.renew_leases();
+        self.resource_lease_tick();
     }
 
     /// Every renew interval, half an interval after the slot: the slot and the quorum record
@@ -122,6 +123,7 @@ impl Node {
         let eligible = self.role == Role::Member
             && self.stabilized
             && self.own_lease.valid(now)
+            && now < self.deadman_armed_tick
             && old_run_expired;
         let mut desired = 0u64;
         if eligible {

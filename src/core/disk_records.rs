@@ -5,5 +5,6 @@
 pub use disklayout::{
     decode, encode, payload_crc32, CheckpointHeader, DuplicateRule, FenceAck, FenceRequest,
     Geometry, Lease, LogBlock, LogReplayer, LogUpdate, NodeSlot, NodeState, QuorumLease, Record,
-    ReplayStep, Sealed, Timing, BLOCK_SIZE, LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,
+    ReplayStep, ResourceLease, Sealed, Timing, BLOCK_SIZE, LEASE_NAME_BYTES_MAX,
+    LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,
 };

@@ -114,6 +114,14 @@ impl Node {
             Purpose::GumCheckpointWrite { what } => {
                 self.on_checkpoint_written(what, block.is_some())
             }
+            Purpose::ResourceLeaseRead {
+                acquisition,
+                block: index,
+            } => self.on_resource_lease_read(acquisition, index, block),
+            Purpose::ResourceLeaseWrite {
+                acquisition,
+                issue_tick,
+            } => self.on_resource_lease_written(acquisition, block.is_some(), issue_tick),
         }
     }
 
@@ -126,7 +134,12 @@ impl Node {
                 self.own_lease.valid(self.now_ticks),
                 "holds groups only with a valid lease"
             );
+            assert!(
+                self.now_ticks < self.deadman_armed_tick,
+                "holds groups only while the dead-man is armed"
+            );
         }
+        self.assert_resource_lease_invariants();
         for group in ids(self.online) {
             assert_eq!(
                 self.table[usize::from(group - 1)].owner,

@@ -219,10 +219,36 @@ impl Node {
         let until = write_issue_tick + self.timeouts.lease_hold_ticks;
         if until > self.own_lease.valid_until_tick {
             self.own_lease.valid_until_tick = until;
-            let stop_resources_at_ms = until * super::timeout::TICK_MS;
-            self.outputs.push_back(super::Output::ArmDeadman {
-                stop_resources_at_ms,
+            self.rearm_deadman();
+        }
+    }
+
+    /// Arms the dead-man at the earliest end of the leases that cover running resources: the
+    /// membership lease and every resource lease announced held. Not when that end lies less
+    /// than `fence_timeout` ahead: the daemon's monitor restarts exactly that timeout on every
+    /// re-arm, which would then outlast a lease. Until the next re-arm the earlier deadline
+    /// stands, and `enforce_deadman` holds no group past it.
+    pub(super) fn rearm_deadman(&mut self) {
+        let deadline = self
+            .resource_leases_valid_until_tick()
+            .map_or(self.own_lease.valid_until_tick, |until| {
+                until.min(self.own_lease.valid_until_tick)
             });
+        let reach = self.now_ticks + self.timeouts.fence_timeout_ticks;
+        if deadline == self.deadman_armed_tick || deadline < reach {
+            return;
+        }
+        self.deadman_armed_tick = deadline;
+        self.outputs.push_back(super::Output::ArmDeadman {
+            stop_resources_at_ms: deadline * super::timeout::TICK_MS,
+        });
+    }
+
+    /// At the armed deadline the monitor stops everything (if the daemon hangs): the core
+    /// holds nothing from then on either, so both agree on what runs.
+    pub(super) fn enforce_deadman(&mut self) {
+        if self.now_ticks >= self.deadman_armed_tick {
+            self.stop_all_groups();
         }
     }
 

@@ -22,6 +22,8 @@
 //! - `quorum.rs` (challenge/defense state machine, pure) + `arbitration.rs` (its disk I/O,
 //!   group placement); `lease.rs` (own membership lease, mailbox, fencing answered);
 //!   `observe.rs` (peers' leases and fence requests: when a lost node counts as stopped).
+//! - `resource_lease.rs` (+ `binding.rs`, `machine.rs`): the lease of every `filesystem`
+//!   resource of a group held here, on the shared disk; the driver mounts only while it is held.
 //! - `groups.rs` (group table per epoch), `message.rs` (wire encoding), `timeout.rs` (every
 //!   interval in ticks, the lease arithmetic), `disk_records.rs`.
 //! - `gum/`: the global update manager (locker, log on the shared disk, succession,
@@ -53,10 +55,12 @@ mod observe;
 mod placement;
 mod quorum;
 mod regroup;
+mod resource_lease;
 mod survival;
 pub mod timeout;
 
 pub use node::Node;
+pub use resource_lease::LEASED_RESOURCE_KIND;
 
 use disk_records::{Geometry, Timing, BLOCK_SIZE};
 
@@ -108,6 +112,8 @@ pub enum Mutation {
     NoLockerSuccession,
     /// Log replay keeps the earlier of two entries with one sequence number.
     ReplayKeepsDuplicate,
+    /// A resource lease challenger claims without waiting the defence window.
+    NoResourceLeaseDefence,
 }
 
 impl Mutation {
@@ -123,6 +129,7 @@ impl Mutation {
             "ack-before-log" => Some(Mutation::AckBeforeLog),
             "no-locker-succession" => Some(Mutation::NoLockerSuccession),
             "replay-keeps-duplicate" => Some(Mutation::ReplayKeepsDuplicate),
+            "no-resource-lease-defence" => Some(Mutation::NoResourceLeaseDefence),
             _ => None,
         }
     }
@@ -189,8 +196,24 @@ pub enum Output {
     /// Bring group `group` (its slot) online or offline, now. An offline is answered by
     /// `Input::GroupStopped` once every resource is confirmed offline.
     Resource { group: u8, online: bool },
-    /// Tell the resource monitor: if not re-armed, stop every resource at this local time.
+    /// Tell the resource monitor: if not re-armed, stop every resource at this local time (no
+    /// later than the end of the membership lease and of every resource lease held). Sent
+    /// only when that time lies at least `fence_timeout_ms` ahead, so a driver whose dead-man
+    /// can only restart that timeout (the daemon pings its monitor) never arms it past a
+    /// lease; the core holds no group once the time passes.
     ArmDeadman { stop_resources_at_ms: u64 },
+    /// The shared-disk lease of `filesystem` resource `resource` (its catalog name).
+    ///
+    /// The driver contract: `held: true` means this node holds the lease, and the driver may
+    /// now start (mount) the resource; until then it must not, even though its group is
+    /// online (`Resource { online: true }` comes first; resources depending on it wait for it
+    /// as for any dependency). `held: false` means the lease is lost or given back, and the
+    /// driver must stop (unmount) the resource now and not start it again before the next
+    /// `held: true`. A lease is given back only after its group's stop is confirmed
+    /// (`Input::GroupStopped`), so then the resource is already stopped; a lost lease also
+    /// fails the group here (`Event::GroupRefused`). If the driver itself hangs, the dead-man
+    /// (`ArmDeadman`, bounded by every held lease) stops the resource in time.
+    ResourceLease { resource: String, held: bool },
     /// A state change worth logging.
     Event(Event),
 }
@@ -257,6 +280,12 @@ pub enum Event {
     PlacementChanged { group: u8, owner: u8 },
     /// This node refuses `group` after it failed here (`Input::GroupFailed`).
     GroupRefused { group: u8 },
+    /// The lease of `resource` cannot be had here, so it is never started (until its group
+    /// comes online here again): no resource lease block is free, or its name does not fit.
+    ResourceLeaseUnavailable {
+        resource: String,
+        reason: &'static str,
+    },
 }
 
 /// Counters of dropped input (bad input is counted, never trusted).

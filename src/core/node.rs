@@ -90,6 +90,14 @@ pub(crate) enum Purpose {
     GumCheckpointWrite {
         what: super::gum::checkpoint::CheckpointWrite,
     },
+    ResourceLeaseRead {
+        acquisition: u64,
+        block: u32,
+    },
+    ResourceLeaseWrite {
+        acquisition: u64,
+        issue_tick: u64,
+    },
 }
 
 /// One node of the cluster. See the module docs of `core`.
@@ -164,6 +172,12 @@ pub struct Node {
     pub(super) shutdown_slot_written: bool,
     /// The members told (and told again) that we leave.
     pub(super) leaving_to: u64,
+    /// The lease of each leased resource of the groups held here, by resource name.
+    pub(super) resource_leases: BTreeMap<String, super::resource_lease::Acquisition>,
+    /// Numbers the acquisitions, so a completion for an abandoned one is ignored.
+    pub(super) resource_lease_ids: u64,
+    /// The tick the last `Output::ArmDeadman` named: no group is held from then on.
+    pub(super) deadman_armed_tick: u64,
 }
 
 impl Node {
@@ -245,6 +259,9 @@ impl Node {
             shutting_down: false,
             shutdown_slot_written: false,
             leaving_to: 0,
+            resource_leases: BTreeMap::new(),
+            resource_lease_ids: 1,
+            deadman_armed_tick: 0,
             config,
         }
     }
@@ -304,7 +321,8 @@ impl Node {
             left_cleanly: self.shutting_down
                 && self.shutdown_slot_written
                 && self.online == 0
-                && self.stopping == 0,
+                && self.stopping == 0
+                && self.resource_leases_released(),
             dropped: self.dropped.clone(),
         }
     }
@@ -446,6 +464,8 @@ impl Node {
             self.start(now_ticks);
         }
         self.enforce_own_lease();
+        self.expire_resource_leases();
+        self.enforce_deadman();
         self.membership_tick();
         self.regroup_tick();
         self.search_tick();
@@ -470,6 +490,7 @@ impl Node {
         self.try_write_own_slot();
         self.refresh_catalog();
         self.evaluate_groups();
+        self.reconcile_resource_leases();
         self.placement_check();
         self.gum_tick();
     }

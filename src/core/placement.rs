@@ -71,6 +71,8 @@ impl Node {
         // Tell the members now: a new owner may be waiting for exactly this.
         self.send_heartbeat_now();
         self.evaluate_groups();
+        // Its resources are stopped: give their leases back.
+        self.reconcile_resource_leases();
     }
 
     pub(super) fn on_group_failed(&mut self, group: u8, refuse_ms: u64) {

@@ -321,6 +321,18 @@ impl Quorum {
                 written,
                 landed_tick,
             } => {
+                if now_ticks >= valid_until_tick {
+                    // The read was issued in time but completed after the end: a write issued
+                    // now is outside the chain (ARBITRATION.md rule 2), and a challenger may
+                    // have claimed since our read; landing after its claim, our "renewal"
+                    // would have made two owners. Ownership is over.
+                    self.state = State::Idle;
+                    self.outcome = Some(Outcome {
+                        won: false,
+                        tick: now_ticks,
+                    });
+                    return (None, true);
+                }
                 let still_mine = match &record {
                     Ok(Some(sealed)) => {
                         sealed.cluster_id == me.cluster_id
@@ -445,7 +457,8 @@ impl Quorum {
                 written,
                 ..
             } => {
-                let valid_until_tick = if ok {
+                // Only a write issued while valid extends the chain.
+                let valid_until_tick = if ok && issue_tick < valid_until_tick {
                     valid_until_tick.max(issue_tick + self.identity.hold_ticks)
                 } else {
                     valid_until_tick
@@ -602,6 +615,31 @@ mod tests {
         assert!(!quorum.on_write(true, 159, 160));
         assert_eq!(quorum.valid_until_tick(), 159 + 78);
         assert_eq!(renewal.record.owner_epoch, 4);
+    }
+
+    #[test]
+    fn a_renewal_issued_after_the_ownership_ended_revives_nothing() {
+        let (mut quorum, claim) = owner(3, 3);
+        let until = quorum.valid_until_tick();
+        assert_eq!(until, 110 + 78);
+        // The last renewal read, issued in time, completes after the end (within the read
+        // age): a write issued now is outside the chain (ARBITRATION.md rule 2), and a
+        // challenger may have claimed since our read; ownership is over.
+        assert_eq!(
+            quorum.on_interval(true, until - 2, 3).0,
+            Some(QuorumIo::Read)
+        );
+        let (io, lost) = quorum.on_read(Ok(Some(claim.clone())), until - 2, until + 1, 3);
+        assert_eq!((io, lost), (None, true));
+        assert!(!quorum.owned(until + 1));
+        // A renewal issued just in time that completes late still extends the chain.
+        let (mut quorum, claim) = owner(3, 3);
+        let until = quorum.valid_until_tick();
+        quorum.on_interval(true, until - 3, 3);
+        let renewal = quorum.on_read(Ok(Some(claim)), until - 3, until - 1, 3).0;
+        assert!(renewal.is_some());
+        assert!(!quorum.on_write(true, until - 1, until + 4));
+        assert_eq!(quorum.valid_until_tick(), until - 1 + 78);
     }
 
     #[test]

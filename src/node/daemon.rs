@@ -539,6 +539,15 @@ impl Daemon {
                 Output::Resource { group, online } => self.group(group, online, now_ms),
                 Output::ArmDeadman { .. } => self.ping_monitor(now_ms),
                 Output::Event(event) => self.core_event(event),
+                // The daemon starts no filesystem resource yet (the group runner will, and
+                // only while its lease is held): it records the lease for the event log.
+                Output::ResourceLease { resource, held } => {
+                    let text = format!("resource lease of {resource} {}", held_text(held));
+                    log::info!("node={} {text}", self.options.node_id);
+                    self.events.push(text);
+                    self.runner.set_lease(&resource, held, now_ms);
+                    self.drain_runner(now_ms);
+                }
             }
         }
     }
@@ -762,4 +771,12 @@ fn random_seed() -> Result<u64, String> {
         .and_then(|mut file| file.read_exact(&mut bytes))
         .map_err(|error| format!("cannot read /dev/urandom: {error}"))?;
     Ok(u64::from_le_bytes(bytes))
+}
+
+fn held_text(held: bool) -> &'static str {
+    if held {
+        "held"
+    } else {
+        "given up"
+    }
 }

@@ -104,6 +104,7 @@ pub fn event_kind(event: &core::Event) -> EventKind {
         core::Event::CatalogChanged
         | core::Event::PlacementChanged { .. }
         | core::Event::GroupRefused { .. } => EventKind::Group,
+        core::Event::ResourceLeaseUnavailable { .. } => EventKind::Resource,
     }
 }
 
@@ -152,6 +153,9 @@ pub fn describe_event(event: &core::Event) -> String {
         }
         core::Event::GroupRefused { group } => {
             format!("group slot {group} failed here: refused for a while, moving it")
+        }
+        core::Event::ResourceLeaseUnavailable { resource, reason } => {
+            format!("resource {resource} never starts here: no lease ({reason})")
         }
         core::Event::GumLocker { epoch, ready } => format!(
             "global update locker for epoch {epoch}: {}",

@@ -178,6 +178,9 @@ pub struct Runner {
     ignored_events: u64,
     /// The latest `now_ms` of any input, for what is asked without a time (`ctl`, deadlines).
     last_now_ms: u64,
+    /// `filesystem` resources whose shared-disk lease this node holds (the core's
+    /// `Output::ResourceLease`): only these may be started, and one whose lease goes is stopped.
+    leases_held: BTreeSet<String>,
 }
 
 impl Runner {
@@ -185,6 +188,7 @@ impl Runner {
         Runner {
             node_id,
             held_slots: BTreeSet::new(),
+            leases_held: BTreeSet::new(),
             groups: BTreeMap::new(),
             resources: BTreeMap::new(),
             outputs: VecDeque::new(),
@@ -214,6 +218,17 @@ impl Runner {
 
     pub fn monitor_event(&mut self, event: &Event, now_ms: u64) {
         self.on_monitor_event(event, now_ms);
+        self.reconcile(now_ms);
+    }
+
+    /// The core's `ResourceLease`: a `filesystem` resource may run only while its lease is
+    /// held here; losing it stops the resource (dependents first) at once.
+    pub fn set_lease(&mut self, resource: &str, held: bool, now_ms: u64) {
+        if held {
+            self.leases_held.insert(resource.to_string());
+        } else {
+            self.leases_held.remove(resource);
+        }
         self.reconcile(now_ms);
     }
 

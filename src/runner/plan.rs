@@ -78,6 +78,11 @@ impl Runner {
             let Some(member) = members.get(name) else {
                 continue;
             };
+            let lease_missing =
+                member.spec.kind == FILESYSTEM_KIND && !self.leases_held.contains(name);
+            let group_reason = group_reason.clone().or_else(|| {
+                lease_missing.then(|| "waiting for its disk lease (filesystem)".to_string())
+            });
             let plan = plan_one(member, &members, &plans, group_reason.as_deref());
             plans.insert(name.to_string(), plan);
             for dependent in waiting.get(name).into_iter().flatten() {
@@ -100,6 +105,10 @@ impl Runner {
         plans
     }
 }
+
+/// The resource type that runs only while its node holds the resource's lease on the shared
+/// disk (`core::resource_lease`).
+pub(super) const FILESYSTEM_KIND: &str = "filesystem";
 
 fn plan_one(
     member: &ResourceRun,

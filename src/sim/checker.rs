@@ -6,7 +6,15 @@
 //!   in it had a link down since long enough before the round began for the protocol to know
 //!   (`peer_silence_ticks` plus the largest message delay);
 //! - at most one node holds a valid quorum lease (by its own clock) at any instant;
-//! - no group is online on two nodes at the same instant.
+//! - no group is online on two nodes at the same instant;
+//! - no resource lease is held by two nodes at the same instant. A lease counts from
+//!   `Output::ResourceLease { held: true }` until the end of its validity as its node last
+//!   reported it (the quorum owner check counts validity too), also once taken back, crashed or
+//!   stopped by the dead-man: no node may claim a lease before the previous holder's validity
+//!   ended, even a released one, because every claim waits the defence window after a
+//!   challenge that landed after the holder's last write (ARBITRATION.md §5). That is stronger
+//!   than "never mounted twice" (a lease taken back is unmounted at once), and it is what shows
+//!   a challenger that does not wait.
 
 use std::collections::BTreeMap;
 
@@ -128,6 +136,18 @@ impl Checker {
             seen |= groups;
         }
     }
+
+    /// `holders`: per resource, the nodes holding its lease now.
+    pub fn check_resource_leases(&mut self, tick: u64, holders: &BTreeMap<&str, Vec<u8>>) {
+        for (resource, nodes) in holders {
+            if nodes.len() > 1 {
+                self.violation(
+                    tick,
+                    format!("resource lease {resource} held by nodes {nodes:?} at once"),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +166,12 @@ mod tests {
         checker.on_stabilized(6, 1, 1, 4, 0b1);
         checker.check_instant(7, &[1, 2], &[(1, 0b01), (2, 0b01)]);
         checker.on_decided(8, 100, 0b11, 40, |_, _| Some(10));
+        let one = BTreeMap::from([("fs-a", vec![1]), ("fs-b", vec![2])]);
+        checker.check_resource_leases(9, &one);
+        assert_eq!(checker.violations.len(), 6, "{:?}", checker.violations);
+        let two = BTreeMap::from([("fs-a", vec![1, 3])]);
+        checker.check_resource_leases(10, &two);
         let count = checker.violations.len();
-        assert_eq!(count, 6, "{:?}", checker.violations);
+        assert_eq!(count, 7, "{:?}", checker.violations);
     }
 }

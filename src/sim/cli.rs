@@ -129,6 +129,7 @@ pub fn sweep(
     let mut stopped_by: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut leaves_by: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut gum: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut leases: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut garbage, mut converge_max, mut steps) = (0u64, 0u64, 0u64);
     let (mut datagrams_dropped, mut blocks_rejected) = (0u64, 0u64);
     for seed in seeds {
@@ -149,6 +150,9 @@ pub fn sweep(
         }
         for (what, count) in &report.gum {
             *gum.entry(what).or_insert(0) += count;
+        }
+        for (what, count) in &report.leases {
+            *leases.entry(what).or_insert(0) += count;
         }
         datagrams_dropped += report.messages_dropped_by_nodes;
         blocks_rejected += report.disk_records_rejected;
@@ -207,6 +211,11 @@ pub fn sweep(
             .map(|(what, count)| format!("{what}={count}"))
             .collect();
         println!("global updates: {}", gum.join(", "));
+        let leases: Vec<String> = leases
+            .iter()
+            .map(|(what, count)| format!("{what}={count}"))
+            .collect();
+        println!("resource leases: {}", leases.join(", "));
     }
     println!("seeds={} violations={}", outcome.seeds, outcome.violations);
     drop(std::panic::take_hook());

@@ -19,9 +19,12 @@ use crate::prng::Prng;
 
 /// Size of the simulated shared disk.
 const SIM_DISK_SIZE_BYTES: u64 = 64 << 20;
+/// Resource lease blocks (`disk format --resource-leases`): the group workload names at most
+/// 8 leased resources; the rest absorb blocks a crash tore and bindings abandoned in a race.
+pub const SIM_RESOURCE_LEASE_BLOCKS: u32 = 16;
 /// A small disk for half the seeds: 80 spare blocks, so a ring of 60 blocks and checkpoint slots
 /// of 10: the log wraps and checkpoints within one run.
-const SIM_SMALL_DISK_SIZE_BYTES: u64 = (258 + 80) * 4096;
+const SIM_SMALL_DISK_SIZE_BYTES: u64 = (258 + SIM_RESOURCE_LEASE_BLOCKS as u64 + 80) * 4096;
 
 pub struct SimNode {
     pub node: Option<Node>,
@@ -37,6 +40,9 @@ pub struct SimNode {
     stops: Vec<(u8, u64)>,
     deadman_stop_at_ms: Option<u64>,
     quorum_valid_until_ms: u64,
+    /// Resource leases the driver was told are held (`Output::ResourceLease`), each with the
+    /// local time its validity ends: what may be mounted here.
+    pub leases: BTreeMap<String, u64>,
 }
 
 pub struct Cluster {
@@ -60,6 +66,10 @@ pub struct Cluster {
     gum_lives: Vec<u64>,
     /// Set while every node crashes at once (`workload::crash_all`).
     pub power_loss: bool,
+    /// Leases no longer in use (taken back, crashed, stopped by the dead-man) that still count
+    /// until their validity ends: the node, the resource, the first real tick it no longer
+    /// counts (see `checker::check_resource_leases`).
+    lingering_leases: Vec<(u8, String, u64)>,
 }
 
 impl Cluster {
@@ -80,6 +90,7 @@ impl Cluster {
                 stops: Vec::new(),
                 deadman_stop_at_ms: None,
                 quorum_valid_until_ms: 0,
+                leases: BTreeMap::new(),
             });
             let _ = index;
         }
@@ -98,6 +109,7 @@ impl Cluster {
             submitted: BTreeMap::new(),
             gum_lives: vec![0; usize::from(params.node_count)],
             power_loss: false,
+            lingering_leases: Vec::new(),
             nodes,
             params,
         };
@@ -123,7 +135,7 @@ impl Cluster {
                 } else {
                     SIM_DISK_SIZE_BYTES
                 },
-                0,
+                SIM_RESOURCE_LEASE_BLOCKS,
             )
             .expect("the simulated disk is large enough"),
             mutation: self.params.mutation,
@@ -159,6 +171,7 @@ impl Cluster {
         sim_node.stops.clear();
         sim_node.deadman_stop_at_ms = None;
         sim_node.quorum_valid_until_ms = 0;
+        sim_node.leases.clear();
         // Noon everywhere: failback policies apply (windows are `groups.rs`'s unit tests).
         self.step(
             id,
@@ -173,6 +186,13 @@ impl Cluster {
         let index = usize::from(id - 1);
         if let Some(node) = self.nodes[index].node.as_ref() {
             self.report.add_dropped(&node.status().dropped);
+        }
+        // A crashed node mounts nothing, but its lease stays its own until it would have
+        // expired.
+        let leases = std::mem::take(&mut self.nodes[index].leases);
+        for (resource, valid_until_ms) in leases {
+            self.report.count_lease("held at a crash");
+            self.linger(id, resource, valid_until_ms);
         }
         let run = (id, self.gum_lives[index]);
         self.gum_checker.forget(run);
@@ -232,12 +252,19 @@ impl Cluster {
         for id in 1..=self.params.node_count {
             let local = self.local_ms(id);
             let sim_node = &mut self.nodes[usize::from(id - 1)];
-            if sim_node.online != 0
+            let running = sim_node.online != 0 || !sim_node.leases.is_empty();
+            if running
                 && sim_node
                     .deadman_stop_at_ms
                     .is_some_and(|stop| local >= stop)
             {
                 sim_node.online = 0;
+                let leases = std::mem::take(&mut sim_node.leases);
+                for (resource, valid_until_ms) in leases {
+                    self.report.count_lease("stopped by the dead-man");
+                    self.linger(id, resource, valid_until_ms);
+                }
+                let sim_node = &mut self.nodes[usize::from(id - 1)];
                 // The monitor killed everything: every stop in progress is done too.
                 for stop in &mut sim_node.stops {
                     stop.1 = self.tick;
@@ -364,6 +391,7 @@ impl Cluster {
         while let Some(output) = node.poll_output() {
             outputs.push(output);
         }
+        let leases_valid_until = node.resource_leases_held();
         let status = node.status();
         if self.trace && self.nodes[index].quorum_valid_until_ms != status.quorum_valid_until_ms {
             println!(
@@ -376,6 +404,11 @@ impl Cluster {
         self.nodes[index].quorum_valid_until_ms = status.quorum_valid_until_ms;
         for output in outputs {
             self.route(id, output);
+        }
+        for (resource, valid_until_ms) in leases_valid_until {
+            if let Some(until) = self.nodes[index].leases.get_mut(&resource) {
+                *until = valid_until_ms;
+            }
         }
         self.report.steps += 1;
         self.check_instant();
@@ -441,9 +474,31 @@ impl Cluster {
             Output::ArmDeadman {
                 stop_resources_at_ms,
             } => {
+                if self.trace {
+                    let local_ms = self.local_ms(id);
+                    println!(
+                        "tick={} node={id} local_ms={local_ms} dead-man at {stop_resources_at_ms}",
+                        self.tick
+                    );
+                }
                 self.nodes[index].deadman_stop_at_ms = Some(stop_resources_at_ms);
             }
             Output::Event(event) => self.on_event(id, event),
+            Output::ResourceLease { resource, held } => {
+                self.fold_digest(&format!("{id} lease {resource} held={held}"));
+                if self.trace {
+                    println!("tick={} node={id} lease {resource} held={held}", self.tick);
+                }
+                self.report
+                    .count_lease(if held { "announced held" } else { "taken back" });
+                let leases = &mut self.nodes[index].leases;
+                if held {
+                    // The validity comes with the node's state after this step (`drain`).
+                    leases.insert(resource, u64::MAX);
+                } else if let Some(valid_until_ms) = leases.remove(&resource) {
+                    self.linger(id, resource, valid_until_ms);
+                }
+            }
         }
     }
 
@@ -501,6 +556,7 @@ impl Cluster {
             Event::PeerSilent { .. } | Event::QuorumOwner { .. } | Event::CatalogChanged => {}
             Event::PlacementChanged { .. } => self.report.count_gum("placement regroup"),
             Event::GroupRefused { .. } => self.report.count_gum("group refused"),
+            Event::ResourceLeaseUnavailable { .. } => self.report.count_lease("unavailable"),
             Event::GumApplied {
                 sequence,
                 digest,
@@ -551,6 +607,18 @@ impl Cluster {
         }
     }
 
+    /// Keeps a lease that `id` no longer uses counted until its validity ends.
+    fn linger(&mut self, id: u8, resource: String, valid_until_ms: u64) {
+        if valid_until_ms == u64::MAX {
+            // Taken back in the step that announced it: no validity was ever reported.
+            return;
+        }
+        let until_tick = self.real_tick_of(id, valid_until_ms) + 1;
+        if until_tick > self.tick {
+            self.lingering_leases.push((id, resource, until_tick));
+        }
+    }
+
     fn gum_result(&mut self, result: Result<(), String>) {
         if let Err(description) = result {
             self.checker.violations.push(Violation {
@@ -574,6 +642,27 @@ impl Cluster {
             online.push((id, sim_node.online));
         }
         self.checker.check_instant(self.tick, &owners, &online);
+        let tick = self.tick;
+        self.lingering_leases.retain(|(_, _, until)| tick < *until);
+        let mut holders: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        let lingering = self
+            .lingering_leases
+            .iter()
+            .map(|(id, resource, _)| (*id, resource.as_str()));
+        let in_use = self.nodes.iter().enumerate().flat_map(|(index, sim_node)| {
+            let id = index as u8 + 1;
+            sim_node
+                .leases
+                .keys()
+                .map(move |resource| (id, resource.as_str()))
+        });
+        for (id, resource) in lingering.chain(in_use) {
+            let nodes = holders.entry(resource).or_default();
+            if !nodes.contains(&id) {
+                nodes.push(id);
+            }
+        }
+        self.checker.check_resource_leases(tick, &holders);
     }
 
     /// True when every node runs, stabilized in one epoch with everyone, with the same
@@ -618,5 +707,6 @@ impl Cluster {
             return online == all;
         }
         super::group_workload::placed_as_the_rule_says(self, online)
+            && super::group_workload::leases_held_by_the_holders(self)
     }
 }

@@ -1,14 +1,19 @@
 //! The group workload (seeds with `catalog_groups`): groups added, changed, moved and removed
-//! through GUM at random nodes, and groups failing on their owners, so placement (moves,
-//! failback, refusals, removals) runs under every fault the seed draws. The checker's "one
-//! holder per group" covers it unchanged; convergence also demands the rule's placement.
+//! through GUM at random nodes, `filesystem` resources added to and removed from them, and
+//! groups failing on their owners, so placement (moves, failback, refusals, removals) and the
+//! resource leases run under every fault the seed draws. The checker's "one holder per group"
+//! and "one holder per resource lease" cover it; convergence also demands the rule's placement
+//! and every leased resource's lease held by its group's holder.
 
 use super::cluster::Cluster;
 use crate::core::db::{Op, Path, Update, Value};
-use crate::core::{bit, ids, Input};
+use crate::core::{bit, ids, Input, LEASED_RESOURCE_KIND};
 
 /// Group slots the workload uses.
 const SLOTS: u64 = 4;
+/// Leased resources per group, `fs-gS-K` for K in 1..=this (their names never move between
+/// groups: a lease is kept until its group stops).
+const FILESYSTEMS_PER_GROUP: u64 = 2;
 
 /// Maybe changes the catalog, or fails a group on its owner, this tick.
 pub fn step(cluster: &mut Cluster) {
@@ -83,6 +88,11 @@ fn random_change(cluster: &mut Cluster) -> Vec<u8> {
                     path: path(&format!("{group}/possible")),
                 });
             }
+            for number in 1..=FILESYSTEMS_PER_GROUP {
+                if prng.chance(1, 2) {
+                    ops.extend(filesystem(slot, number));
+                }
+            }
             ops
         }
         // A target of a group that does not exist is harmless: without a slot key the catalog
@@ -94,12 +104,37 @@ fn random_change(cluster: &mut Cluster) -> Vec<u8> {
         8 => vec![Op::Delete {
             path: path(&format!("{group}/target")),
         }],
-        _ => vec![Op::Delete { path: path(&group) }],
+        _ if prng.chance(1, 2) => vec![Op::Delete { path: path(&group) }],
+        _ => {
+            let number = prng.range_inclusive(1, FILESYSTEMS_PER_GROUP);
+            vec![Op::Delete {
+                path: path(&format!("resources/fs-g{slot}-{number}")),
+            }]
+        }
     };
     match (Update { ops }).encode() {
         Ok(bytes) => bytes,
         Err(error) => unreachable!("the workload builds small valid updates: {error}"),
     }
+}
+
+/// Puts leased resource `fs-gSLOT-NUMBER` into group `gSLOT`.
+fn filesystem(slot: u64, number: u64) -> Vec<Op> {
+    let resource = format!("resources/fs-g{slot}-{number}");
+    let text = |key: &str, value: String| Op::Put {
+        path: path(&format!("{resource}/{key}")),
+        value: Value::Text(value),
+    };
+    vec![
+        text("group", format!("g{slot}")),
+        text("type", LEASED_RESOURCE_KIND.to_string()),
+        text(
+            "params/device",
+            format!("/dev/disk/by-label/g{slot}-{number}"),
+        ),
+        text("params/directory", format!("/srv/g{slot}-{number}")),
+        text("params/fstype", "ext4".to_string()),
+    ]
 }
 
 /// A group fails on the node holding it: that node refuses it for a while.
@@ -165,6 +200,40 @@ pub fn placed_as_the_rule_says(cluster: &Cluster, online: u64) -> bool {
         match (group.failback, first_preferred) {
             (crate::core::catalog::Failback::Immediate, Some(first)) => holder == first,
             _ => true,
+        }
+    })
+}
+
+/// Convergence with leased resources: the lease of each leased resource of a group is held by
+/// the node that holds the group online, and by no other node.
+pub fn leases_held_by_the_holders(cluster: &Cluster) -> bool {
+    let Some(node) = cluster
+        .nodes
+        .iter()
+        .find_map(|sim_node| sim_node.node.as_ref())
+    else {
+        return false;
+    };
+    let catalog = node.catalog();
+    let leased = catalog
+        .resources
+        .iter()
+        .filter(|resource| resource.kind == LEASED_RESOURCE_KIND);
+    leased.into_iter().all(|resource| {
+        let Some(group) = catalog.group(&resource.group) else {
+            return true;
+        };
+        let holders: Vec<u8> = (1..=cluster.params.node_count)
+            .filter(|id| {
+                let sim_node = &cluster.nodes[usize::from(id - 1)];
+                sim_node.leases.contains_key(&resource.name)
+            })
+            .collect();
+        let group_holder = (1..=cluster.params.node_count)
+            .find(|id| cluster.nodes[usize::from(id - 1)].online & bit(group.slot) != 0);
+        match group_holder {
+            Some(holder) => holders == [holder],
+            None => holders.is_empty(),
         }
     })
 }

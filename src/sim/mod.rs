@@ -57,8 +57,11 @@ pub struct Params {
 /// challenge at most (281); its challenge runs a lease expiry plus four disk operations (141)
 /// and makes its epoch durable (20); the others join in one round (60); a new owner confirms a
 /// previous holder stopped by a fence acknowledgement or a lease expiry (141) and starts its
-/// own lease through the mailbox check (30): 1115 ticks. The sweeps observe at most ~620.
-pub const CONVERGE_TICKS_MAX: u64 = 1200;
+/// own lease through the mailbox check (30): 1115 ticks; then a leased filesystem of the group
+/// gets its lease: a probe, a read, a challenge, the defence window and a renew interval, the
+/// final read with the claim check, the claim (161): 1276 ticks. The sweeps observe at most
+/// ~730 (~620 before resource leases).
+pub const CONVERGE_TICKS_MAX: u64 = 1300;
 
 impl Params {
     /// Draws every knob from `seed` (swarm testing); `node_count` overrides the drawn count.
@@ -135,6 +138,8 @@ pub struct Report {
     /// GUM: updates submitted, acknowledged, applied (events), numbers reused after their
     /// only appliers were gone, takeovers completed, checkpoints written, snapshots installed.
     pub gum: BTreeMap<&'static str, u64>,
+    /// Resource leases: announced held, taken back, held at a crash, unavailable.
+    pub leases: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
@@ -159,6 +164,10 @@ impl Report {
 
     pub fn count_gum(&mut self, name: &'static str) {
         *self.gum.entry(name).or_insert(0) += 1;
+    }
+
+    pub fn count_lease(&mut self, name: &'static str) {
+        *self.leases.entry(name).or_insert(0) += 1;
     }
 }
 

@@ -225,3 +225,29 @@ fn start_carries_type_parameters_and_timeout() {
         }]
     );
 }
+
+#[test]
+fn a_filesystem_starts_only_with_its_disk_lease_and_stops_when_the_lease_goes() {
+    let mut disk = resource("data", "g", &[]);
+    disk.kind = "filesystem".to_string();
+    let mut bench = Bench::new(one_group(vec![disk, resource("app", "g", &["data"])]));
+    bench.hold(1, true);
+    assert!(bench.pending().is_empty(), "no mount without the lease");
+    assert_eq!(
+        bench.reason("data"),
+        "waiting for its disk lease (filesystem)"
+    );
+    assert_eq!(bench.reason("app"), "waiting for data");
+    bench.runner.set_lease("data", true, bench.now_ms);
+    bench.pump();
+    assert_eq!(bench.pending(), ["start data"]);
+    bench.answer("data", Outcome::Success);
+    bench.answer("app", Outcome::Success);
+    assert_eq!(bench.group_state(1), State::Online);
+    // The lease is lost: its dependents first, then the filesystem itself.
+    bench.runner.set_lease("data", false, bench.now_ms);
+    bench.pump();
+    assert_eq!(bench.pending(), ["stop app"]);
+    bench.answer("app", Outcome::Success);
+    assert_eq!(bench.pending(), ["stop data"]);
+}
