@@ -294,11 +294,17 @@ monitor) [ -e "$OCF_RESKEY_state" ] && exit 0; exit 7;;
 esac
 "#
     );
-    let path = root.join("resource.d/wolfpack-test").join(name);
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("agent dir");
-    std::fs::write(&path, text).expect("agent written");
+    write_executable(&root.join("resource.d/wolfpack-test").join(name), &text);
+}
+
+/// A file written mode 0755 (also what `system.rs` expects of its parent module).
+pub fn write_executable(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create the directory");
+    }
+    std::fs::write(path, text).expect("write the file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 #[test]
@@ -418,5 +424,72 @@ fn a_hanging_agent_fails_its_group_everywhere_and_metacharacters_reach_an_agent_
         assert_eq!(code, Some(1), "{words:?}: {text}");
         assert!(text.contains("nosuch"), "{words:?}: {text}");
     }
+    cluster.assert_no_overlap();
+}
+
+#[path = "monitor_support/system.rs"]
+mod system;
+
+#[test]
+fn a_shared_filesystem_is_mounted_only_under_its_disk_lease_and_follows_its_group() {
+    if !system::require_root("filesystem group", "loop devices and mount") {
+        return;
+    }
+    let mut cluster = Cluster::new("grpfs", 2);
+    cluster.catalog_mode();
+    // One ext4 filesystem on a loop device stands for a shared LUN both nodes see.
+    let mut device = system::LoopDevice::ext4(&cluster.dir.join("lun.img"), 24);
+    for id in 1..=2 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2]);
+    let shared_dir = cluster.dir.join("mnt");
+    std::fs::create_dir_all(&shared_dir).expect("mount point");
+    device.mount_point = Some(shared_dir.clone());
+    cluster.ctl_ok(1, &["group", "add", "data", "--preferred", "1,2"]);
+    cluster.ctl_ok(
+        1,
+        &[
+            "resource",
+            "add",
+            "lun",
+            "--group",
+            "data",
+            "--type",
+            "filesystem",
+            "--param",
+            &format!("device={}", device.path.display()),
+            "--param",
+            &format!("directory={}", shared_dir.display()),
+            "--param",
+            "fstype=ext4",
+        ],
+    );
+    let lun_online = |cluster: &Cluster, id: u8| {
+        let events = local_events(cluster, id, "lun");
+        events
+            .iter()
+            .any(|line| line.contains("online-pending -> online"))
+            && system::is_mount_point(&shared_dir)
+    };
+    cluster.wait_for("lun mounted on node 1", || lun_online(&cluster, 1));
+    // The lease came before the mount: the runner waited for it.
+    let lun_events = local_events(&cluster, 1, "lun");
+    assert!(
+        position(&lun_events, "resource lease of lun held")
+            < position(&lun_events, "online-pending -> online"),
+        "{lun_events:#?}"
+    );
+    cluster.kill(1);
+    // The killed node's monitor unmounts when its daemon's socket closes; node 2 mounts only
+    // once it holds the lease, which waits out node 1's.
+    cluster.wait_membership(&[2]);
+    cluster.wait_for("lun mounted on node 2", || lun_online(&cluster, 2));
+    let lun_events = local_events(&cluster, 2, "lun");
+    assert!(
+        position(&lun_events, "resource lease of lun held")
+            < position(&lun_events, "online-pending -> online"),
+        "{lun_events:#?}"
+    );
     cluster.assert_no_overlap();
 }
