@@ -82,7 +82,7 @@ pub const STOP_RETRY_MS: u64 = 1_000;
 
 /// The suffix by which the monitor says a resource may still be running (see the contract in
 /// `monitor::protocol`).
-const OFFLINE_NOT_CONFIRMED: &str = "offline not confirmed";
+const OFFLINE_NOT_CONFIRMED: &str = crate::monitor::protocol::OFFLINE_NOT_CONFIRMED;
 
 /// The state of a resource or of a group, as `ctl` shows it and transitions log it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -378,6 +378,7 @@ pub fn group(name: &str, slot: u8) -> GroupSpec {
         failover_threshold: catalog::FAILOVER_THRESHOLD_DEFAULT,
         failover_period_s: catalog::FAILOVER_PERIOD_S_DEFAULT,
         target: 0,
+        failures: Vec::new(),
     }
 }
 
