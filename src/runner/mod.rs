@@ -61,6 +61,7 @@ mod events;
 mod failure;
 mod group;
 mod history;
+mod mutation;
 mod plan;
 mod reconcile;
 mod resource;
@@ -72,6 +73,7 @@ mod tests;
 use crate::core::catalog::Catalog;
 use crate::monitor::protocol::{Command, Event};
 use group::GroupRun;
+pub use mutation::RunnerMutation;
 use resource::ResourceRun;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -178,6 +180,8 @@ pub struct Runner {
     ignored_events: u64,
     /// The latest `now_ms` of any input, for what is asked without a time (`ctl`, deadlines).
     last_now_ms: u64,
+    /// A rule broken on purpose (the simulator's mutation tests); `None` everywhere else.
+    mutation: RunnerMutation,
 }
 
 impl Runner {
@@ -190,7 +194,13 @@ impl Runner {
             outputs: VecDeque::new(),
             ignored_events: 0,
             last_now_ms: 0,
+            mutation: RunnerMutation::None,
         }
+    }
+
+    /// Breaks one rule on purpose, for the simulator's mutation tests.
+    pub fn set_mutation(&mut self, mutation: RunnerMutation) {
+        self.mutation = mutation;
     }
 
     pub fn node_id(&self) -> u8 {

@@ -10,6 +10,8 @@ use super::checker::{Checker, Violation};
 use super::disk::{Completion, DiskOp, SimDisk};
 use super::gum_checker::GumChecker;
 use super::network::{Network, Packet};
+use super::node_runner::NodeRunner;
+use super::resource_checker::{self, ResourceChecker};
 use super::workload::Fault;
 use super::{Params, Report};
 use crate::core::disk_records::{Geometry, Timing};
@@ -35,8 +37,10 @@ pub struct SimNode {
     pub online: u64,
     /// Groups asked offline, with the tick their stop completes (then `GroupStopped`).
     stops: Vec<(u8, u64)>,
-    deadman_stop_at_ms: Option<u64>,
+    pub(super) deadman_stop_at_ms: Option<u64>,
     quorum_valid_until_ms: u64,
+    /// Catalog seeds: the node's group runner and its simulated monitor (`node_runner.rs`).
+    pub(super) runner: Option<NodeRunner>,
 }
 
 pub struct Cluster {
@@ -60,6 +64,7 @@ pub struct Cluster {
     gum_lives: Vec<u64>,
     /// Set while every node crashes at once (`workload::crash_all`).
     pub power_loss: bool,
+    pub resource_checker: ResourceChecker,
 }
 
 impl Cluster {
@@ -80,6 +85,7 @@ impl Cluster {
                 stops: Vec::new(),
                 deadman_stop_at_ms: None,
                 quorum_valid_until_ms: 0,
+                runner: None,
             });
             let _ = index;
         }
@@ -98,6 +104,7 @@ impl Cluster {
             submitted: BTreeMap::new(),
             gum_lives: vec![0; usize::from(params.node_count)],
             power_loss: false,
+            resource_checker: ResourceChecker::default(),
             nodes,
             params,
         };
@@ -151,7 +158,12 @@ impl Cluster {
         let incarnation = self.nodes[index].incarnation + 1;
         let seed = self.prng.next_u64();
         let node = Node::new(self.config(id, incarnation), seed);
+        let runner = self.params.catalog_groups.then(|| {
+            let monitor_seed = self.prng.next_u64();
+            NodeRunner::new(id, monitor_seed, self.params.runner_mutation)
+        });
         let sim_node = &mut self.nodes[index];
+        sim_node.runner = runner;
         sim_node.incarnation = incarnation;
         sim_node.node = Some(node);
         sim_node.paused = false;
@@ -179,6 +191,8 @@ impl Cluster {
         self.gum_lives[index] += 1;
         let sim_node = &mut self.nodes[index];
         sim_node.node = None;
+        // Its monitor's dead-man kills every resource at once (the daemon's socket closed).
+        sim_node.runner = None;
         sim_node.online = 0;
         sim_node.stops.clear();
         sim_node.paused = false;
@@ -229,10 +243,15 @@ impl Cluster {
                 self.step(id, Input::Tick { now_ms });
             }
         }
+        if self.params.catalog_groups {
+            self.advance_runners();
+        }
         for id in 1..=self.params.node_count {
             let local = self.local_ms(id);
             let sim_node = &mut self.nodes[usize::from(id - 1)];
-            if sim_node.online != 0
+            // Catalog seeds: the simulated monitor's dead-man (`advance_runners`).
+            if sim_node.runner.is_none()
+                && sim_node.online != 0
                 && sim_node
                     .deadman_stop_at_ms
                     .is_some_and(|stop| local >= stop)
@@ -252,7 +271,7 @@ impl Cluster {
             if sim_node.paused {
                 continue;
             }
-            let (done, pending): (Vec<(u8, u64)>, Vec<(u8, u64)>) =
+            let (done, pending): (Vec<_>, Vec<_>) =
                 sim_node.stops.iter().partition(|(_, due)| *due <= tick);
             sim_node.stops = pending;
             for (group, _) in done {
@@ -309,6 +328,10 @@ impl Cluster {
         let index = usize::from(id - 1);
         if self.nodes[index].node.is_none() || !self.nodes[index].paused {
             return;
+        }
+        if self.monitor_fenced(id) {
+            // Its monitor fenced while it was paused: the daemon exits as soon as it runs.
+            return self.restart_after_fence(id);
         }
         self.nodes[index].paused = false;
         let now_ms = self.local_ms(id);
@@ -376,6 +399,7 @@ impl Cluster {
         for output in outputs {
             self.route(id, output);
         }
+        self.deliver_to_core(id);
         self.report.steps += 1;
         self.check_instant();
     }
@@ -428,7 +452,9 @@ impl Cluster {
                 if self.trace {
                     println!("tick={} node={id} group {group} online={online}", self.tick);
                 }
-                if online {
+                if self.nodes[index].runner.is_some() {
+                    self.runner_group(id, group, online);
+                } else if online {
                     self.nodes[index].online |= bit(group);
                 } else {
                     // Stopping takes 0 to 3 ticks (deterministic, so the seed's random stream
@@ -446,7 +472,7 @@ impl Cluster {
         }
     }
 
-    fn fold_digest(&mut self, text: &str) {
+    pub(super) fn fold_digest(&mut self, text: &str) {
         let mut hash = if self.report.digest == 0 {
             0xcbf2_9ce4_8422_2325
         } else {
@@ -497,7 +523,8 @@ impl Cluster {
             Event::Left { reason } => {
                 *self.report.leaves_by_reason.entry(reason).or_insert(0) += 1;
             }
-            Event::PeerSilent { .. } | Event::QuorumOwner { .. } | Event::CatalogChanged => {}
+            Event::CatalogChanged => self.runner_catalog_changed(id),
+            Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
             Event::PlacementChanged { .. } => self.report.count_gum("placement regroup"),
             Event::GroupRefused { .. } => self.report.count_gum("group refused"),
             Event::GumApplied {
@@ -573,6 +600,9 @@ impl Cluster {
             online.push((id, sim_node.online));
         }
         self.checker.check_instant(self.tick, &owners, &online);
+        if self.params.catalog_groups {
+            self.check_resources();
+        }
     }
 
     /// True when every node runs, stabilized in one epoch with everyone, with the same
@@ -617,5 +647,6 @@ impl Cluster {
             return online == all;
         }
         super::group_workload::placed_as_the_rule_says(self, online)
+            && resource_checker::converged(self)
     }
 }

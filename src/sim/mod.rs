@@ -11,7 +11,11 @@ pub mod disk;
 pub mod group_workload;
 pub mod gum_checker;
 pub mod gum_workload;
+pub mod monitor_sim;
 pub mod network;
+pub mod node_runner;
+pub mod resource_checker;
+pub mod resource_workload;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -19,6 +23,7 @@ use std::collections::BTreeMap;
 use crate::core::timeout::{DISK_IO_LATENCY_MAX_MS, TICK_MS};
 use crate::core::Mutation;
 use crate::prng::Prng;
+use crate::runner::RunnerMutation;
 use checker::Violation;
 use cluster::Cluster;
 use disk::DiskParams;
@@ -49,6 +54,8 @@ pub struct Params {
     /// Groups come from the replicated catalog (added, moved, removed by the workload, and
     /// failing on their owners) instead of one built-in group per node.
     pub catalog_groups: bool,
+    /// A rule of the group runner broken on purpose (catalog seeds; `--mutate runner-...`).
+    pub runner_mutation: RunnerMutation,
 }
 
 /// Convergence bound after the last fault heals, in ticks (12 s). Worst case, summed from the
@@ -108,6 +115,7 @@ impl Params {
             small_disk: prng.chance(1, 2),
             // Drawn last, so the knobs above stay what earlier seeds had.
             catalog_groups: prng.chance(1, 3),
+            runner_mutation: RunnerMutation::None,
         }
     }
 }
@@ -135,6 +143,8 @@ pub struct Report {
     /// GUM: updates submitted, acknowledged, applied (events), numbers reused after their
     /// only appliers were gone, takeovers completed, checkpoints written, snapshots installed.
     pub gum: BTreeMap<&'static str, u64>,
+    /// Catalog seeds: the runners' commands and the simulated monitors' answers, by kind.
+    pub resources: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
