@@ -115,6 +115,9 @@ pub struct SimMonitor {
     unread_failures: BTreeSet<String>,
     /// Set by the dead-man: everything was killed and the monitor exited.
     fenced: bool,
+    /// Set whenever what may be running changes (a resource held, let go, or moved on): the
+    /// checker need not look again before it is.
+    changed: bool,
 }
 
 impl SimMonitor {
@@ -126,6 +129,7 @@ impl SimMonitor {
             made_to_fail: BTreeSet::new(),
             unread_failures: BTreeSet::new(),
             fenced: false,
+            changed: false,
         }
     }
 
@@ -142,6 +146,11 @@ impl SimMonitor {
         self.fenced
     }
 
+    /// Whether an event waits for the daemon.
+    pub fn has_events(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// The next event for the daemon, if one is due.
     pub fn next_event(&mut self) -> Option<Event> {
         let event = self.ready.pop_front()?;
@@ -149,6 +158,11 @@ impl SimMonitor {
             self.unread_failures.remove(resource);
         }
         Some(event)
+    }
+
+    /// Whether what may be running changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Whether `name` failed by itself and the runner has not read it yet.
@@ -205,6 +219,7 @@ impl SimMonitor {
             phase,
         };
         self.held.insert(name.to_string(), held);
+        self.changed = true;
     }
 
     /// `Stop`: never rejected; an absent resource is already offline. A pending start is
@@ -440,6 +455,7 @@ impl SimMonitor {
             } => {
                 if gone_ms <= now_ms {
                     self.held.remove(name);
+                    self.changed = true;
                     self.ready.extend(reports);
                     return false;
                 }
@@ -463,6 +479,7 @@ impl SimMonitor {
     /// whose monitor is gone, exits too).
     pub fn fence(&mut self) {
         self.held.clear();
+        self.changed = true;
         self.ready.clear();
         self.unread_failures.clear();
         self.fenced = true;
@@ -475,6 +492,7 @@ impl SimMonitor {
         for (name, held) in &mut self.held {
             if let Some(depends) = depends_of(name) {
                 held.required.retain(|needed| depends.contains(needed));
+                self.changed = true;
             }
         }
     }
@@ -483,6 +501,7 @@ impl SimMonitor {
     fn excuse_dependents(&mut self, failed: &str) {
         for held in self.held.values_mut() {
             held.required.remove(failed);
+            self.changed = true;
         }
     }
 
@@ -499,6 +518,7 @@ impl SimMonitor {
     fn set_phase(&mut self, name: &str, phase: Phase) {
         if let Some(held) = self.held.get_mut(name) {
             held.phase = phase;
+            self.changed = true;
         }
     }
 

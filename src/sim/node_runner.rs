@@ -44,6 +44,9 @@ pub struct NodeRunner {
     core_online: u64,
     core_stopping: u64,
     for_core: VecDeque<ForCore>,
+    /// `runner.next_deadline_ms()` as of its last input (it changes only with one, and is
+    /// costly to compute every tick).
+    next_deadline_ms: Option<u64>,
 }
 
 impl NodeRunner {
@@ -57,6 +60,7 @@ impl NodeRunner {
             core_online: 0,
             core_stopping: 0,
             for_core: VecDeque::new(),
+            next_deadline_ms: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl Cluster {
             node_runner.core_online &= !bit(group);
             node_runner.core_stopping |= bit(group);
         }
+        self.resource_checker.holding_changed = true;
         node_runner.runner.group(group, online, now_ms);
         self.pump_runner(id);
     }
@@ -163,14 +168,17 @@ impl Cluster {
             if paused {
                 continue;
             }
-            if let Some(node_runner) = self.nodes[index].runner.as_mut() {
-                if node_runner
-                    .runner
-                    .next_deadline_ms()
-                    .is_some_and(|due_ms| due_ms <= now_ms)
-                {
-                    node_runner.runner.tick(now_ms);
-                }
+            let Some(node_runner) = self.nodes[index].runner.as_mut() else {
+                continue;
+            };
+            let tick_due = node_runner
+                .next_deadline_ms
+                .is_some_and(|due_ms| due_ms <= now_ms);
+            if !tick_due && !node_runner.monitor.has_events() {
+                continue;
+            }
+            if tick_due {
+                node_runner.runner.tick(now_ms);
             }
             self.pump_runner(id);
             self.deliver_to_core(id);
@@ -216,6 +224,7 @@ impl Cluster {
                 break;
             }
         }
+        node_runner.next_deadline_ms = node_runner.runner.next_deadline_ms();
         let made_to_fail = node_runner.monitor.take_made_to_fail();
         self.resource_checker.made_to_fail.extend(made_to_fail);
         for text in drained.log {
@@ -250,6 +259,7 @@ impl Cluster {
                     }
                     node_runner.core_stopping &= !bit(group);
                     self.nodes[index].online &= !bit(group);
+                    self.resource_checker.holding_changed = true;
                     self.step(id, Input::GroupStopped { group });
                 }
                 ForCore::GroupFailed(group) => {
@@ -261,8 +271,18 @@ impl Cluster {
         }
     }
 
-    /// The instant resource invariants over every live node.
+    /// The instant resource invariants over every live node, when anything they read changed
+    /// (after most steps nothing did: checking only then is the same and much cheaper).
     pub(super) fn check_resources(&mut self) {
+        let mut changed = std::mem::take(&mut self.resource_checker.holding_changed);
+        for sim_node in &mut self.nodes {
+            if let Some(node_runner) = sim_node.runner.as_mut() {
+                changed |= node_runner.monitor.take_changed();
+            }
+        }
+        if !changed {
+            return;
+        }
         let truths: Vec<NodeTruth<'_>> = self
             .nodes
             .iter()

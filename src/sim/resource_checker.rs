@@ -34,6 +34,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct ResourceChecker {
     /// Every resource a monitor made fail during the run.
     pub made_to_fail: BTreeSet<String>,
+    /// Some core's groups changed since the last check (the monitors keep their own flag).
+    pub holding_changed: bool,
 }
 
 /// One live node as the checker sees it.
@@ -211,4 +213,91 @@ fn must_run(
         }
     }
     Some(must)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A monitor of node `node` running `started` (name, slot, depends), each started in turn
+    /// once what it needs is up.
+    fn monitor_running(started: &[(&str, u8, &[&str])]) -> SimMonitor {
+        let mut monitor = SimMonitor::new(7);
+        let mut now_ms = 0;
+        for (name, slot, depends) in started {
+            let depends: Vec<String> = depends.iter().map(|name| name.to_string()).collect();
+            monitor.start(name, "process", Some(1_000), *slot, &depends, now_ms, false);
+            now_ms += 1_000;
+            monitor.advance(now_ms, false);
+        }
+        monitor
+    }
+
+    #[test]
+    fn each_instant_check_fires_on_a_bad_truth_and_not_on_a_good_one() {
+        let one = monitor_running(&[("db", 1, &[]), ("web", 1, &["db"])]);
+        let good = [NodeTruth {
+            node: 1,
+            monitor: &one,
+            core_holding: bit(1),
+        }];
+        assert_eq!(check_instant(&good), Vec::<String>::new());
+
+        let other = monitor_running(&[("db", 1, &[])]);
+        let twice = [
+            NodeTruth {
+                node: 1,
+                monitor: &one,
+                core_holding: bit(1),
+            },
+            NodeTruth {
+                node: 2,
+                monitor: &other,
+                core_holding: bit(1),
+            },
+        ];
+        let found = check_instant(&twice);
+        assert!(found.iter().any(|text| text.contains("runs on nodes 1 and 2")), "{found:?}");
+
+        let not_held = [NodeTruth {
+            node: 1,
+            monitor: &one,
+            core_holding: bit(2),
+        }];
+        let found = check_instant(&not_held);
+        assert!(found.iter().any(|text| text.contains("does not hold its group")), "{found:?}");
+
+        let mut orphan = monitor_running(&[("db", 1, &[]), ("web", 1, &["db"])]);
+        orphan.stop("db", None, 3_000, false);
+        orphan.advance(5_000, false);
+        let alone = [NodeTruth {
+            node: 1,
+            monitor: &orphan,
+            core_holding: bit(1),
+        }];
+        let found = check_instant(&alone);
+        assert!(found.iter().any(|text| text.contains("without its dependency db")), "{found:?}");
+    }
+
+    #[test]
+    fn a_start_before_its_dependency_is_up_is_caught_and_a_dropped_dependency_is_not_required() {
+        let mut monitor = monitor_running(&[("db", 1, &[])]);
+        let needs_db = ["db".to_string()];
+        assert!(check_start(1, "web", &needs_db, &monitor).is_empty());
+        let needs_cache = ["cache".to_string()];
+        assert_eq!(check_start(1, "web", &needs_cache, &monitor).len(), 1);
+
+        monitor.start("web", "process", None, 1, &needs_db, 2_000, false);
+        monitor.advance(3_000, false);
+        // The catalog drops the dependency: the runner may now stop db before web.
+        monitor.catalog_changed(|_| Some(&[]));
+        monitor.stop("db", None, 3_000, false);
+        monitor.advance(4_000, false);
+        let truth = [NodeTruth {
+            node: 1,
+            monitor: &monitor,
+            core_holding: bit(1),
+        }];
+        assert_eq!(check_instant(&truth), Vec::<String>::new());
+    }
 }

@@ -6,8 +6,9 @@
 //! that group could never stay anywhere).
 //!
 //! Resource `gS-rI` always belongs to group `gS` (slot S) and depends only on resources of the
-//! same group with a lower index, so no cycle can form. Resources never move between groups:
-//! see `resource_checker.rs` for why that would let one run on two nodes.
+//! same group with a lower index, so no cycle can form. Resources never move between groups
+//! unless `Params::workload_moves_resources` asks for it: see `resource_checker.rs` for why
+//! that lets one run on two nodes.
 
 use super::cluster::Cluster;
 use super::monitor_sim::BROKEN_KIND;
@@ -45,7 +46,8 @@ pub fn step(cluster: &mut Cluster) {
         0 => prng.range_inclusive(1, GROUP_SLOTS),
         pick => known_slots[pick as usize - 1],
     };
-    let body = random_change(prng, slot);
+    let moves = cluster.params.workload_moves_resources;
+    let body = random_change(prng, slot, moves);
     let sim_node = &cluster.nodes[usize::from(id - 1)];
     if sim_node.node.is_none() || sim_node.paused {
         return;
@@ -67,12 +69,13 @@ fn put(ops: &mut Vec<Op>, text: &str, value: Value) {
 
 /// One change of one resource, encoded; None if it could not be (never expected: the paths
 /// are fixed patterns and the update is small).
-fn random_change(prng: &mut Prng, slot: u64) -> Option<Vec<u8>> {
+fn random_change(prng: &mut Prng, slot: u64, moves: bool) -> Option<Vec<u8>> {
     let index = prng.below(RESOURCES_PER_GROUP);
     let name = format!("g{slot}-r{index}");
     let key = |field: &str| format!("resources/{name}/{field}");
     let mut ops = Vec::new();
     match prng.below(10) {
+        0..=6 if moves && prng.chance(1, 2) => moved_resource(prng, slot, &name, &mut ops),
         0..=6 => whole_resource(prng, slot, index, &name, &mut ops),
         7 => {
             let role = if prng.chance(1, 3) {
@@ -142,6 +145,18 @@ fn whole_resource(prng: &mut Prng, slot: u64, index: u64, name: &str, ops: &mut 
     put(ops, &key("timeout"), Value::U64(prng.range_inclusive(1, 3)));
     put(ops, &key("affects-group"), Value::Bool(affects_group));
     put(ops, &key("role"), Value::Text(role.into()));
+}
+
+/// `name` put into another group than its own, with no dependencies so that it can start
+/// there (`Params::workload_moves_resources`: a gap the checkers expose, not a normal run).
+fn moved_resource(prng: &mut Prng, slot: u64, name: &str, ops: &mut Vec<Op>) {
+    let key = |field: &str| format!("resources/{name}/{field}");
+    let other = (slot + prng.range_inclusive(1, GROUP_SLOTS - 1) - 1) % GROUP_SLOTS + 1;
+    put(ops, &key("group"), Value::Text(format!("g{other}")));
+    put(ops, &key("type"), Value::Text("process".into()));
+    put(ops, &key("params/command"), Value::Text(format!("serve {name}")));
+    put(ops, &key("depends"), Value::Text(String::new()));
+    put(ops, &key("role"), Value::Text("online".into()));
 }
 
 /// The dependencies of `gS-rI` among lower indexes, as the catalog writes them ("a,b"):
