@@ -91,7 +91,10 @@ fn a_catalog_seed_replays_exactly() {
         .expect("a catalog seed among the first 20");
     let (first, _) = run(Params::from_seed(seed, None, Mutation::None));
     let (again, _) = run(Params::from_seed(seed, None, Mutation::None));
-    assert!(first.resources.get("starts").is_some_and(|count| *count > 0));
+    assert!(first
+        .resources
+        .get("starts")
+        .is_some_and(|count| *count > 0));
     assert_eq!(first.digest, again.digest);
     assert_eq!(first.steps, again.steps);
     assert_eq!(first.resources, again.resources);

@@ -70,13 +70,13 @@ pub struct Params {
 /// own lease through the mailbox check (30): 1115 ticks. The sweeps observe at most ~620.
 pub const CONVERGE_TICKS_MAX: u64 = 1200;
 
-/// What catalog seeds add to the bound (6 s): resources settle after the core does, partly in
-/// parallel. Worst case after the heal, from the simulated monitor's limits (`monitor_sim.rs`)
-/// and the workload's timeouts (at most 3 s): a stop begun just before the heal times out (3 s)
-/// and its processes outlive SIGKILL (7 s at most), the runner learns it at its next retry
-/// (1 s), the rest of the group stops top-down (4 quick stops, 1.6 s), and the next owner
-/// starts the group bottom-up (5 quick starts, 2 s): 14.6 s, of which the core's own bound
-/// covers the first 12 s only where nothing else was slow. The sweeps observe at most ~1100.
+/// What catalog seeds add to the bound (6 s), for their resources. Worst case after the heal,
+/// from the simulated monitor's limits (`monitor_sim.rs`) and the workload's timeouts (3 s at
+/// most): a stop begun just before the heal times out (3 s), its processes outlive SIGKILL
+/// (7 s at most), the runner learns it at its next retry (1 s), the rest of the group stops
+/// top-down (4 quick stops, 1.6 s), and the next owner starts it bottom-up (5 quick starts,
+/// 2 s): 14.6 s. The core converges meanwhile, so 18 s cover both. The sweeps observe at most
+/// ~1100 ticks.
 pub const RESOURCE_SETTLE_TICKS_MAX: u64 = 600;
 
 impl Params {

@@ -82,6 +82,17 @@ enum Phase {
     },
 }
 
+/// A `Start` command, with what the sim knows of it besides: the group slot the runner runs
+/// the resource in and its dependencies, from the runner's catalog.
+#[derive(Clone, Copy, Debug)]
+pub struct Start<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub timeout_ms: Option<u32>,
+    pub slot: u8,
+    pub depends: &'a [String],
+}
+
 /// A resource the monitor holds: it may be running on this node.
 #[derive(Clone, Debug)]
 pub struct HeldResource {
@@ -177,17 +188,14 @@ impl SimMonitor {
 
     /// `Start`: held from now on (the `online` line comes first), answered at once when
     /// rejected or already online, otherwise when the drawn ending comes.
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        &mut self,
-        name: &str,
-        kind: &str,
-        timeout_ms: Option<u32>,
-        slot: u8,
-        depends: &[String],
-        now_ms: u64,
-        faulty: bool,
-    ) {
+    pub fn start(&mut self, start: &Start<'_>, now_ms: u64, faulty: bool) {
+        let Start {
+            name,
+            kind,
+            timeout_ms,
+            slot,
+            depends,
+        } = *start;
         if let Some(held) = self.held.get(name) {
             let outcome = match held.phase {
                 Phase::Online { .. } => Outcome::Success,
@@ -689,7 +697,16 @@ mod tests {
                 if step < 2_000 && script.chance(1, 20) {
                     let name = names[script.below(3) as usize];
                     match script.below(3) {
-                        0 => monitor.start(name, "process", Some(2_000), 1, &[], now_ms, faulty),
+                        0 => {
+                            let start = Start {
+                                name,
+                                kind: "process",
+                                timeout_ms: Some(2_000),
+                                slot: 1,
+                                depends: &[],
+                            };
+                            monitor.start(&start, now_ms, faulty)
+                        }
                         1 => monitor.stop(name, Some(2_000), now_ms, faulty),
                         _ => monitor.check(name, CheckLevel::LooksAlive, None, now_ms, faulty),
                     }

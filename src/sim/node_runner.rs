@@ -11,7 +11,7 @@
 //! the monitor's resources at once (its socket closes).
 
 use super::cluster::Cluster;
-use super::monitor_sim::SimMonitor;
+use super::monitor_sim::{SimMonitor, Start};
 use super::resource_checker::{self, NodeTruth};
 use crate::core::catalog::Catalog;
 use crate::core::{bit, Input};
@@ -127,62 +127,70 @@ impl Cluster {
     /// Every tick: each monitor moves on (paused nodes' too), fences when its dead-man time
     /// passed, and hands its events to a running node's runner, which is ticked when due.
     pub(super) fn advance_runners(&mut self) {
-        let faulty = self.faulty();
         for id in 1..=self.params.node_count {
-            let index = usize::from(id - 1);
-            let now_ms = self.local_ms(id);
-            let sim_node = &mut self.nodes[index];
-            let deadman_due = sim_node
-                .deadman_stop_at_ms
-                .is_some_and(|stop_ms| now_ms >= stop_ms);
-            let paused = sim_node.paused;
-            let Some(node_runner) = sim_node.runner.as_mut() else {
-                continue;
-            };
-            if node_runner.monitor.is_fenced() {
-                continue;
+            let monitor_runs = self.advance_monitor(id);
+            if monitor_runs && !self.nodes[usize::from(id - 1)].paused {
+                self.feed_runner(id);
             }
-            node_runner.monitor.advance(now_ms, faulty);
-            let made_to_fail = node_runner.monitor.take_made_to_fail();
-            // The core re-arms the dead-man while its lease is renewed; past that time, a
-            // monitor whose node holds a group or a resource fences (as the daemon's monitor
-            // would: nothing re-armed it). A node holding nothing loses nothing by it.
-            let holds = node_runner.core_holding() != 0 || node_runner.monitor.holds_anything();
-            let fence = deadman_due && holds;
-            if fence {
-                node_runner.monitor.fence();
-                sim_node.online = 0;
-            }
-            self.resource_checker.made_to_fail.extend(made_to_fail);
-            if fence {
-                self.report.deadman_stops += 1;
-                *self.report.resources.entry("monitors fenced").or_insert(0) += 1;
-                if self.trace {
-                    println!("tick={} node={id} monitor fenced (dead-man)", self.tick);
-                }
-                if !paused {
-                    self.restart_after_fence(id);
-                }
-                continue;
-            }
-            if paused {
-                continue;
-            }
-            let Some(node_runner) = self.nodes[index].runner.as_mut() else {
-                continue;
-            };
-            let tick_due = node_runner
-                .next_deadline_ms
-                .is_some_and(|due_ms| due_ms <= now_ms);
-            if !tick_due && !node_runner.monitor.has_events() {
-                continue;
-            }
-            if tick_due {
-                node_runner.runner.tick(now_ms);
-            }
-            self.pump_runner(id);
-            self.deliver_to_core(id);
         }
+    }
+
+    /// Moves node `id`'s monitor on to its clock and fires its dead-man switch if due; false
+    /// when it has no monitor or the monitor fenced.
+    fn advance_monitor(&mut self, id: u8) -> bool {
+        let faulty = self.faulty();
+        let now_ms = self.local_ms(id);
+        let sim_node = &mut self.nodes[usize::from(id - 1)];
+        let deadman_due = sim_node
+            .deadman_stop_at_ms
+            .is_some_and(|stop_ms| now_ms >= stop_ms);
+        let Some(node_runner) = sim_node.runner.as_mut() else {
+            return false;
+        };
+        if node_runner.monitor.is_fenced() {
+            return false;
+        }
+        node_runner.monitor.advance(now_ms, faulty);
+        let made_to_fail = node_runner.monitor.take_made_to_fail();
+        self.resource_checker.made_to_fail.extend(made_to_fail);
+        // The core re-arms the dead-man while its lease is renewed; past that time, a monitor
+        // whose node holds a group or a resource fences, as the daemon's would (nothing
+        // re-armed it). A node holding nothing loses nothing by it.
+        let holds = node_runner.core_holding() != 0 || node_runner.monitor.holds_anything();
+        if !(deadman_due && holds) {
+            return true;
+        }
+        node_runner.monitor.fence();
+        sim_node.online = 0;
+        let paused = sim_node.paused;
+        self.report.deadman_stops += 1;
+        *self.report.resources.entry("monitors fenced").or_insert(0) += 1;
+        if self.trace {
+            println!("tick={} node={id} monitor fenced (dead-man)", self.tick);
+        }
+        if !paused {
+            self.restart_after_fence(id);
+        }
+        false
+    }
+
+    /// Hands node `id`'s runner its monitor's events and ticks it when due.
+    fn feed_runner(&mut self, id: u8) {
+        let now_ms = self.local_ms(id);
+        let Some(node_runner) = self.nodes[usize::from(id - 1)].runner.as_mut() else {
+            return;
+        };
+        let tick_due = node_runner
+            .next_deadline_ms
+            .is_some_and(|due_ms| due_ms <= now_ms);
+        if !tick_due && !node_runner.monitor.has_events() {
+            return;
+        }
+        if tick_due {
+            node_runner.runner.tick(now_ms);
+        }
+        self.pump_runner(id);
+        self.deliver_to_core(id);
     }
 
     /// A node whose monitor fenced: its daemon exits, and is started again.
@@ -381,7 +389,14 @@ fn to_monitor(
                 .map_or(0, |group| group.slot);
             let violations = resource_checker::check_start(id, resource, depends, monitor);
             drained.violations.extend(violations);
-            monitor.start(resource, kind, *timeout_ms, slot, depends, now_ms, faulty);
+            let start = Start {
+                name: resource,
+                kind,
+                timeout_ms: *timeout_ms,
+                slot,
+                depends,
+            };
+            monitor.start(&start, now_ms, faulty);
         }
         Command::Stop {
             resource,

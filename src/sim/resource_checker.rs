@@ -218,6 +218,7 @@ fn must_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::monitor_sim::Start;
 
     /// A monitor of node `node` running `started` (name, slot, depends), each started in turn
     /// once what it needs is up.
@@ -226,7 +227,14 @@ mod tests {
         let mut now_ms = 0;
         for (name, slot, depends) in started {
             let depends: Vec<String> = depends.iter().map(|name| name.to_string()).collect();
-            monitor.start(name, "process", Some(1_000), *slot, &depends, now_ms, false);
+            let start = Start {
+                name,
+                kind: "process",
+                timeout_ms: Some(1_000),
+                slot: *slot,
+                depends: &depends,
+            };
+            monitor.start(&start, now_ms, false);
             now_ms += 1_000;
             monitor.advance(now_ms, false);
         }
@@ -257,7 +265,12 @@ mod tests {
             },
         ];
         let found = check_instant(&twice);
-        assert!(found.iter().any(|text| text.contains("runs on nodes 1 and 2")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|text| text.contains("runs on nodes 1 and 2")),
+            "{found:?}"
+        );
 
         let not_held = [NodeTruth {
             node: 1,
@@ -265,7 +278,12 @@ mod tests {
             core_holding: bit(2),
         }];
         let found = check_instant(&not_held);
-        assert!(found.iter().any(|text| text.contains("does not hold its group")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|text| text.contains("does not hold its group")),
+            "{found:?}"
+        );
 
         let mut orphan = monitor_running(&[("db", 1, &[]), ("web", 1, &["db"])]);
         orphan.stop("db", None, 3_000, false);
@@ -276,7 +294,12 @@ mod tests {
             core_holding: bit(1),
         }];
         let found = check_instant(&alone);
-        assert!(found.iter().any(|text| text.contains("without its dependency db")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|text| text.contains("without its dependency db")),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -287,7 +310,14 @@ mod tests {
         let needs_cache = ["cache".to_string()];
         assert_eq!(check_start(1, "web", &needs_cache, &monitor).len(), 1);
 
-        monitor.start("web", "process", None, 1, &needs_db, 2_000, false);
+        let web = Start {
+            name: "web",
+            kind: "process",
+            timeout_ms: None,
+            slot: 1,
+            depends: &needs_db,
+        };
+        monitor.start(&web, 2_000, false);
         monitor.advance(3_000, false);
         // The catalog drops the dependency: the runner may now stop db before web.
         monitor.catalog_changed(|_| Some(&[]));

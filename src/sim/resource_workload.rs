@@ -154,7 +154,11 @@ fn moved_resource(prng: &mut Prng, slot: u64, name: &str, ops: &mut Vec<Op>) {
     let other = (slot + prng.range_inclusive(1, GROUP_SLOTS - 1) - 1) % GROUP_SLOTS + 1;
     put(ops, &key("group"), Value::Text(format!("g{other}")));
     put(ops, &key("type"), Value::Text("process".into()));
-    put(ops, &key("params/command"), Value::Text(format!("serve {name}")));
+    put(
+        ops,
+        &key("params/command"),
+        Value::Text(format!("serve {name}")),
+    );
     put(ops, &key("depends"), Value::Text(String::new()));
     put(ops, &key("role"), Value::Text("online".into()));
 }
