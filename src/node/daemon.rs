@@ -342,9 +342,9 @@ impl Daemon {
 
     /// Tells every peer our wall clock once a second (the time service).
     fn tell_wall_clock(&mut self, now_ms: u64) {
-        let due = self
-            .wall_clock_told_ms
-            .is_none_or(|told| now_ms >= told + super::wall_clock::WALL_CLOCK_EVERY_MS);
+        let due = self.wall_clock_told_ms.is_none_or(|told| {
+            now_ms >= told + super::wall_clock::WALL_CLOCK_EVERY_MS
+        });
         if due {
             self.wall_clock_told_ms = Some(now_ms);
             if let Some(reading) = super::wall_clock::reading() {
