@@ -205,3 +205,29 @@ fn long_reasons_are_cut_at_a_character_boundary() {
     };
     assert!(reason.len() <= REASON_BYTES_MAX && reason.chars().all(|c| c == 'é'));
 }
+
+#[test]
+fn a_long_reason_keeps_its_offline_not_confirmed_ending_across_the_cut() {
+    let reason = format!(
+        "{}; {}",
+        "x".repeat(2 * REASON_BYTES_MAX),
+        wolfpack::monitor::protocol::OFFLINE_NOT_CONFIRMED
+    );
+    let mut out = Vec::new();
+    encode_event(
+        &Event::ResourceFailed {
+            resource: "web".into(),
+            reason,
+        },
+        &mut out,
+    )
+    .expect("encodes");
+    let Ok(Event::ResourceFailed { reason, .. }) = decode_event(&out[4..]) else {
+        panic!("decodes")
+    };
+    assert!(reason.len() <= REASON_BYTES_MAX, "{}", reason.len());
+    assert!(
+        !wolfpack::monitor::protocol::confirms_offline(&reason),
+        "the cut lost the ending: {reason}"
+    );
+}

@@ -428,6 +428,7 @@ fn a_hanging_agent_fails_its_group_everywhere_and_metacharacters_reach_an_agent_
 }
 
 #[path = "monitor_support/system.rs"]
+#[allow(dead_code)]
 mod system;
 
 #[test]

@@ -1,6 +1,7 @@
 //! Checkers with teeth: each deliberately broken rule is caught within a bounded number of seeds.
 
 use wolfpack::core::Mutation;
+use wolfpack::runner::RunnerMutation;
 use wolfpack::sim::{run, Params};
 
 /// Every mutation must be caught within this many seeds.
@@ -78,6 +79,71 @@ fn no_locker_succession_is_caught() {
 fn replay_keeps_duplicate_is_caught() {
     let caught = first_caught(Mutation::ReplayKeepsDuplicate);
     assert!(caught.is_some(), "the wrong duplicate won unnoticed");
+}
+
+/// The first seed within the bound whose run with the runner's `mutation` breaks an invariant.
+/// Only catalog seeds run the runner, so the others are skipped.
+fn first_caught_in_runner(mutation: RunnerMutation) -> Option<(u64, String)> {
+    (1..=SEEDS_TO_CATCH_MAX).find_map(|seed| {
+        let mut params = Params::from_seed(seed, None, Mutation::None);
+        if !params.catalog_groups {
+            return None;
+        }
+        params.runner_mutation = mutation;
+        let (report, _) = run(params);
+        report
+            .violations
+            .first()
+            .map(|violation| (seed, violation.description.clone()))
+    })
+}
+
+#[test]
+fn a_runner_that_takes_a_stop_as_confirmed_when_sent_is_caught() {
+    let caught = first_caught_in_runner(RunnerMutation::StopUnconfirmed);
+    assert!(
+        caught.as_ref().is_some_and(|(_, text)| {
+            text.contains("whose core does not hold its group")
+                || text.contains("at once")
+                || text.contains("without its dependency")
+        }),
+        "{caught:?}"
+    );
+}
+
+#[test]
+fn a_runner_that_starts_before_the_dependencies_is_caught() {
+    let caught = first_caught_in_runner(RunnerMutation::StartBeforeDependencies);
+    assert!(
+        caught.as_ref().is_some_and(|(_, text)| {
+            text.contains("while its dependency") || text.contains("without its dependency")
+        }),
+        "{caught:?}"
+    );
+}
+
+/// A known gap, kept visible: a resource moved from a group held by one node to a group held
+/// by another is stopped by the first while the second may already start it, since nothing
+/// orders the two runners. Until the catalog forbids such a move (or the core orders it), the
+/// workload does not draw one; this test shows the checker finds the double run when it does.
+#[test]
+fn a_resource_moved_between_groups_on_two_nodes_runs_on_both_and_is_caught() {
+    // Rarer than a broken rule: both groups must be held by different nodes when it moves.
+    const MOVE_SEEDS_MAX: u64 = 120;
+    let caught = (1..=MOVE_SEEDS_MAX).find_map(|seed| {
+        let mut params = Params::from_seed(seed, None, Mutation::None);
+        if !params.catalog_groups {
+            return None;
+        }
+        params.workload_moves_resources = true;
+        let (report, _) = run(params);
+        report
+            .violations
+            .iter()
+            .find(|violation| violation.description.contains("runs on nodes"))
+            .map(|violation| (seed, violation.description.clone()))
+    });
+    assert!(caught.is_some(), "no double run found");
 }
 
 #[test]

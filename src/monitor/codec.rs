@@ -27,7 +27,7 @@
 use super::constants::{FRAME_BYTES_MAX, KIND_BYTES_MAX, PARAMS_MAX, PARAM_VALUE_BYTES_MAX};
 use super::constants::{PARAM_KEY_BYTES_MAX, REASON_BYTES_MAX, RESOURCE_NAME_BYTES_MAX};
 use super::error::CodecError;
-use super::protocol::{is_param_key, is_resource_name};
+use super::protocol::{confirms_offline, is_param_key, is_resource_name, OFFLINE_NOT_CONFIRMED};
 use super::protocol::{CheckLevel, Command, Event, Operation, Outcome};
 
 /// Bytes of the length prefix.
@@ -116,12 +116,12 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> 
                 Outcome::Success => body.push(1),
                 Outcome::Failed(reason) => {
                     body.push(2);
-                    put_string(&mut body, cut(reason), REASON_BYTES_MAX)?;
+                    put_string(&mut body, &cut(reason), REASON_BYTES_MAX)?;
                 }
                 Outcome::TimedOut => body.push(3),
                 Outcome::Rejected(reason) => {
                     body.push(4);
-                    put_string(&mut body, cut(reason), REASON_BYTES_MAX)?;
+                    put_string(&mut body, &cut(reason), REASON_BYTES_MAX)?;
                 }
             }
             body.extend_from_slice(&elapsed_ms.to_be_bytes());
@@ -129,7 +129,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> 
         Event::ResourceFailed { resource, reason } => {
             body.push(3);
             put_name(&mut body, resource)?;
-            put_string(&mut body, cut(reason), REASON_BYTES_MAX)?;
+            put_string(&mut body, &cut(reason), REASON_BYTES_MAX)?;
         }
         Event::AllStopped => body.push(4),
     }
@@ -304,12 +304,23 @@ fn put_timeout(body: &mut Vec<u8>, timeout_ms: Option<u32>) {
 }
 
 /// `reason` cut to REASON_BYTES_MAX at a character boundary.
-fn cut(reason: &str) -> &str {
-    let mut end = reason.len().min(REASON_BYTES_MAX);
+/// `reason` within REASON_BYTES_MAX, cut at a character boundary. A reason ending in
+/// OFFLINE_NOT_CONFIRMED keeps that ending: it is how the daemon learns that the resource may
+/// still run, so losing it to the cut would make a running resource count as offline.
+fn cut(reason: &str) -> std::borrow::Cow<'_, str> {
+    if reason.len() <= REASON_BYTES_MAX {
+        return std::borrow::Cow::Borrowed(reason);
+    }
+    let ending = if confirms_offline(reason) {
+        String::new()
+    } else {
+        format!(" ...; {OFFLINE_NOT_CONFIRMED}")
+    };
+    let mut end = REASON_BYTES_MAX - ending.len();
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    &reason[..end]
+    std::borrow::Cow::Owned(format!("{}{ending}", &reason[..end]))
 }
 
 struct Reader<'a> {

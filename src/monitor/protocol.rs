@@ -10,9 +10,14 @@
 //! - After a `Done` for `Start` with `Failed` or `TimedOut`, after any `Done` for `Stop`, and
 //!   after `ResourceFailed`, the monitor no longer holds the resource, its `offline` line is in
 //!   the event log, and its processes are gone; the one exception is a reason ending "offline
-//!   not confirmed" (processes in uninterruptible sleep, or a resource whose cleanup stop has
-//!   not succeeded yet: an address, a mount or an agent's service that may still be there),
-//!   when `offline` waits until they are gone and the monitor keeps retrying the cleanup.
+//!   not confirmed" (`OFFLINE_NOT_CONFIRMED`: processes in uninterruptible sleep, or a resource
+//!   whose cleanup stop has not succeeded yet: an address, a mount or an agent's service that
+//!   may still be there), when `offline` waits until they are gone and the monitor keeps
+//!   retrying the cleanup. Every such report sent before the resource is gone says so, whatever
+//!   its outcome would have been: a stop that succeeded or timed out, a start that timed out,
+//!   becomes `Failed` with that ending (`Success` and `TimedOut` carry no reason), and the
+//!   wire keeps the ending when it cuts a long reason. The monitor sends nothing when the
+//!   resource is finally gone: a later `Stop` is answered `Success` then.
 //! - `Rejected` means the command changed nothing (unknown type, bad parameters, a missing OCF
 //!   agent, a required parameter its meta-data declares, a failing validate-all, another
 //!   operation pending on that resource, a `StopAll` under way). For `ocf:` resources the
@@ -123,6 +128,16 @@ pub enum Event {
     ResourceFailed { resource: String, reason: String },
     /// `StopAll` or `Shutdown` finished: the monitor holds nothing.
     AllStopped,
+}
+
+/// The ending of a failure reason by which the monitor says the resource may still be running
+/// (see the contract above).
+pub const OFFLINE_NOT_CONFIRMED: &str = "offline not confirmed";
+
+/// Whether a report with failure `reason` (a `Done`'s `Failed`, a `ResourceFailed`) confirms
+/// that nothing of the resource runs any more.
+pub fn confirms_offline(reason: &str) -> bool {
+    !reason.trim_end().ends_with(OFFLINE_NOT_CONFIRMED)
 }
 
 /// Whether `name` may name a resource: 1 to 64 bytes of `[A-Za-z0-9_.-]`, not starting with

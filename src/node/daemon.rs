@@ -482,8 +482,12 @@ impl Daemon {
                     self.events.push(text);
                 }
                 monitor::Event::ResourceFailed { resource, reason } => {
-                    self.stopping.remove(&resource);
-                    self.test_group_stopped(&resource);
+                    // Its processes may outlive the failure ("offline not confirmed"): then it
+                    // stays stopping, like after a stop that could not confirm it.
+                    if monitor::protocol::confirms_offline(&reason) {
+                        self.stopping.remove(&resource);
+                        self.test_group_stopped(&resource);
+                    }
                     log::warn!(
                         "node={} resource {resource} failed: {reason}",
                         self.options.node_id

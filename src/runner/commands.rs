@@ -3,7 +3,7 @@
 //! before what it needs, or pull something out from under a running service.
 
 use super::resource::ResourceRun;
-use super::{Runner, RunnerOutput, State};
+use super::{Runner, RunnerMutation, RunnerOutput, State};
 use crate::monitor::protocol::{CheckLevel, Command, Operation};
 
 impl Runner {
@@ -15,7 +15,8 @@ impl Runner {
             resource.outstanding.is_none() && !resource.held,
             "start of {name}, which the monitor may still hold or has an operation pending"
         );
-        for needed in &resource.spec.depends {
+        let checks_dependencies = self.mutation != RunnerMutation::StartBeforeDependencies;
+        for needed in resource.spec.depends.iter().filter(|_| checks_dependencies) {
             let online = self
                 .members(resource.slot)
                 .any(|other| &other.name == needed && other.state == State::Online);
@@ -64,6 +65,11 @@ impl Runner {
             resource.outstanding = Some(Operation::Stop);
             resource.stop_retry_at_ms = None;
             resource.clear_checks();
+            if self.mutation == RunnerMutation::StopUnconfirmed {
+                // Broken on purpose: offline without the monitor's word.
+                resource.outstanding = None;
+                resource.held = false;
+            }
         }
         // A failed resource stays Failed while it is being stopped, so `ctl` keeps showing
         // why.

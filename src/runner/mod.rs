@@ -61,6 +61,7 @@ mod events;
 mod failure;
 mod group;
 mod history;
+mod mutation;
 mod plan;
 mod reconcile;
 mod resource;
@@ -72,6 +73,7 @@ mod tests;
 use crate::core::catalog::Catalog;
 use crate::monitor::protocol::{Command, Event};
 use group::GroupRun;
+pub use mutation::RunnerMutation;
 use resource::ResourceRun;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -82,7 +84,7 @@ pub const STOP_RETRY_MS: u64 = 1_000;
 
 /// The suffix by which the monitor says a resource may still be running (see the contract in
 /// `monitor::protocol`).
-const OFFLINE_NOT_CONFIRMED: &str = "offline not confirmed";
+const OFFLINE_NOT_CONFIRMED: &str = crate::monitor::protocol::OFFLINE_NOT_CONFIRMED;
 
 /// The state of a resource or of a group, as `ctl` shows it and transitions log it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -181,6 +183,8 @@ pub struct Runner {
     /// `filesystem` resources whose shared-disk lease this node holds (the core's
     /// `Output::ResourceLease`): only these may be started, and one whose lease goes is stopped.
     leases_held: BTreeSet<String>,
+    /// A rule broken on purpose (the simulator's mutation tests); `None` everywhere else.
+    mutation: RunnerMutation,
 }
 
 impl Runner {
@@ -194,7 +198,13 @@ impl Runner {
             outputs: VecDeque::new(),
             ignored_events: 0,
             last_now_ms: 0,
+            mutation: RunnerMutation::None,
         }
+    }
+
+    /// Breaks one rule on purpose, for the simulator's mutation tests.
+    pub fn set_mutation(&mut self, mutation: RunnerMutation) {
+        self.mutation = mutation;
     }
 
     pub fn node_id(&self) -> u8 {

@@ -2,7 +2,7 @@
 //! known at every input (groups are small), so no rule depends on how a situation arose.
 
 use super::resource::ResourceRun;
-use super::{Runner, State};
+use super::{Runner, RunnerMutation, State};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +83,13 @@ impl Runner {
             let group_reason = group_reason.clone().or_else(|| {
                 lease_missing.then(|| "waiting for its disk lease (filesystem)".to_string())
             });
-            let plan = plan_one(member, &members, &plans, group_reason.as_deref());
+            let mut plan = plan_one(member, &members, &plans, group_reason.as_deref());
+            if self.mutation == RunnerMutation::StartBeforeDependencies && plan.allowed.is_ok() {
+                // Broken on purpose: dependencies that are not online hold nothing up.
+                plan.waiting_for = None;
+                plan.may_run = !member.is_failed_and_held();
+                plan.keeps_up = plan.may_run && member.state == State::Online;
+            }
             plans.insert(name.to_string(), plan);
             for dependent in waiting.get(name).into_iter().flatten() {
                 if let Some(needs) = unplanned_needs.get_mut(dependent) {

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::{run, Params};
 use crate::core::Mutation;
+use crate::runner::RunnerMutation;
 
 /// The seed being run, for the panic hook.
 static CURRENT_SEED: AtomicU64 = AtomicU64::new(0);
@@ -54,15 +55,25 @@ pub fn run_simulate(args: &[String]) -> i32 {
         Some(_) => return usage("--nodes: expected 1..=64"),
     };
     let mutation_name = matches.opt_str("mutate");
-    let mutation = match mutation_name.as_deref().map(Mutation::from_name) {
-        None => Mutation::None,
-        Some(Some(mutation)) => mutation,
-        Some(None) => {
-            return usage(
-                "--mutate: expected no-majority-rule, no-lease-wait, no-prune or stale-epoch",
-            )
-        }
-    };
+    let mutation =
+        match mutation_name.as_deref() {
+            None => Mutations::default(),
+            Some(name) => match (Mutation::from_name(name), RunnerMutation::from_name(name)) {
+                (Some(core), _) => Mutations {
+                    core,
+                    runner: RunnerMutation::None,
+                },
+                (None, Some(runner)) => Mutations {
+                    core: Mutation::None,
+                    runner,
+                },
+                (None, None) => return usage(
+                    "--mutate: expected no-majority-rule, no-lease-wait, no-prune, stale-epoch, \
+                     gum-no-replay, ack-before-log, no-locker-succession, replay-keeps-duplicate, \
+                     runner-stop-unconfirmed or runner-start-before-dependencies",
+                ),
+            },
+        };
     let outcome = sweep(
         seeds,
         nodes,
@@ -89,6 +100,22 @@ fn parse_range(text: &str) -> Option<std::ops::RangeInclusive<u64>> {
     (low <= high).then_some(low..=high)
 }
 
+/// The rules a sweep breaks on purpose: the core's, the group runner's (catalog seeds).
+#[derive(Clone, Copy, Debug)]
+pub struct Mutations {
+    pub core: Mutation,
+    pub runner: RunnerMutation,
+}
+
+impl Default for Mutations {
+    fn default() -> Mutations {
+        Mutations {
+            core: Mutation::None,
+            runner: RunnerMutation::None,
+        }
+    }
+}
+
 /// Totals of a sweep.
 #[derive(Clone, Debug, Default)]
 pub struct SweepOutcome {
@@ -101,7 +128,7 @@ pub struct SweepOutcome {
 pub fn sweep(
     seeds: std::ops::RangeInclusive<u64>,
     nodes: Option<u8>,
-    mutation: Mutation,
+    mutation: Mutations,
     mutation_name: Option<&str>,
     verbose: bool,
 ) -> SweepOutcome {
@@ -130,11 +157,13 @@ pub fn sweep(
     let mut leaves_by: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut gum: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut leases: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut resources: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut garbage, mut converge_max, mut steps) = (0u64, 0u64, 0u64);
     let (mut datagrams_dropped, mut blocks_rejected) = (0u64, 0u64);
     for seed in seeds {
         CURRENT_SEED.store(seed, Ordering::SeqCst);
-        let params = Params::from_seed(seed, nodes, mutation);
+        let mut params = Params::from_seed(seed, nodes, mutation.core);
+        params.runner_mutation = mutation.runner;
         let node_count = params.node_count;
         let (report, _) = run(params);
         outcome.seeds += 1;
@@ -153,6 +182,9 @@ pub fn sweep(
         }
         for (what, count) in &report.leases {
             *leases.entry(what).or_insert(0) += count;
+        }
+        for (what, count) in &report.resources {
+            *resources.entry(what).or_insert(0) += count;
         }
         datagrams_dropped += report.messages_dropped_by_nodes;
         blocks_rejected += report.disk_records_rejected;
@@ -216,6 +248,11 @@ pub fn sweep(
             .map(|(what, count)| format!("{what}={count}"))
             .collect();
         println!("resource leases: {}", leases.join(", "));
+        let resources: Vec<String> = resources
+            .iter()
+            .map(|(what, count)| format!("{what}={count}"))
+            .collect();
+        println!("resources (catalog seeds): {}", resources.join(", "));
     }
     println!("seeds={} violations={}", outcome.seeds, outcome.violations);
     drop(std::panic::take_hook());

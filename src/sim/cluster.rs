@@ -10,6 +10,8 @@ use super::checker::{Checker, Violation};
 use super::disk::{Completion, DiskOp, SimDisk};
 use super::gum_checker::GumChecker;
 use super::network::{Network, Packet};
+use super::node_runner::NodeRunner;
+use super::resource_checker::{self, ResourceChecker};
 use super::workload::Fault;
 use super::{Params, Report};
 use crate::core::disk_records::{Geometry, Timing};
@@ -38,11 +40,13 @@ pub struct SimNode {
     pub online: u64,
     /// Groups asked offline, with the tick their stop completes (then `GroupStopped`).
     stops: Vec<(u8, u64)>,
-    deadman_stop_at_ms: Option<u64>,
+    pub(super) deadman_stop_at_ms: Option<u64>,
     quorum_valid_until_ms: u64,
     /// Resource leases the driver was told are held (`Output::ResourceLease`), each with the
     /// local time its validity ends: what may be mounted here.
     pub leases: BTreeMap<String, u64>,
+    /// Catalog seeds: the node's group runner and its simulated monitor (`node_runner.rs`).
+    pub(super) runner: Option<NodeRunner>,
 }
 
 pub struct Cluster {
@@ -70,6 +74,7 @@ pub struct Cluster {
     /// until their validity ends: the node, the resource, the first real tick it no longer
     /// counts (see `checker::check_resource_leases`).
     lingering_leases: Vec<(u8, String, u64)>,
+    pub resource_checker: ResourceChecker,
 }
 
 impl Cluster {
@@ -91,6 +96,7 @@ impl Cluster {
                 deadman_stop_at_ms: None,
                 quorum_valid_until_ms: 0,
                 leases: BTreeMap::new(),
+                runner: None,
             });
             let _ = index;
         }
@@ -110,6 +116,7 @@ impl Cluster {
             gum_lives: vec![0; usize::from(params.node_count)],
             power_loss: false,
             lingering_leases: Vec::new(),
+            resource_checker: ResourceChecker::default(),
             nodes,
             params,
         };
@@ -163,7 +170,12 @@ impl Cluster {
         let incarnation = self.nodes[index].incarnation + 1;
         let seed = self.prng.next_u64();
         let node = Node::new(self.config(id, incarnation), seed);
+        let runner = self.params.catalog_groups.then(|| {
+            let monitor_seed = self.prng.next_u64();
+            NodeRunner::new(id, monitor_seed, self.params.runner_mutation)
+        });
         let sim_node = &mut self.nodes[index];
+        sim_node.runner = runner;
         sim_node.incarnation = incarnation;
         sim_node.node = Some(node);
         sim_node.paused = false;
@@ -199,6 +211,8 @@ impl Cluster {
         self.gum_lives[index] += 1;
         let sim_node = &mut self.nodes[index];
         sim_node.node = None;
+        // Its monitor's dead-man kills every resource at once (the daemon's socket closed).
+        sim_node.runner = None;
         sim_node.online = 0;
         sim_node.stops.clear();
         sim_node.paused = false;
@@ -249,22 +263,29 @@ impl Cluster {
                 self.step(id, Input::Tick { now_ms });
             }
         }
+        if self.params.catalog_groups {
+            self.advance_runners();
+        }
         for id in 1..=self.params.node_count {
             let local = self.local_ms(id);
             let sim_node = &mut self.nodes[usize::from(id - 1)];
-            let running = sim_node.online != 0 || !sim_node.leases.is_empty();
-            if running
-                && sim_node
-                    .deadman_stop_at_ms
-                    .is_some_and(|stop| local >= stop)
-            {
+            let deadman_due = sim_node
+                .deadman_stop_at_ms
+                .is_some_and(|stop| local >= stop);
+            if !deadman_due {
+                continue;
+            }
+            // The monitor's dead-man unmounts every filesystem: its leases count until their
+            // validity ends, not while they are "in use" (catalog seeds fence their simulated
+            // monitor in `advance_runners`, the rest here).
+            let leases = std::mem::take(&mut sim_node.leases);
+            for (resource, valid_until_ms) in leases {
+                self.report.count_lease("stopped by the dead-man");
+                self.linger(id, resource, valid_until_ms);
+            }
+            let sim_node = &mut self.nodes[usize::from(id - 1)];
+            if sim_node.runner.is_none() && sim_node.online != 0 {
                 sim_node.online = 0;
-                let leases = std::mem::take(&mut sim_node.leases);
-                for (resource, valid_until_ms) in leases {
-                    self.report.count_lease("stopped by the dead-man");
-                    self.linger(id, resource, valid_until_ms);
-                }
-                let sim_node = &mut self.nodes[usize::from(id - 1)];
                 // The monitor killed everything: every stop in progress is done too.
                 for stop in &mut sim_node.stops {
                     stop.1 = self.tick;
@@ -338,6 +359,10 @@ impl Cluster {
         if self.nodes[index].node.is_none() || !self.nodes[index].paused {
             return;
         }
+        if self.monitor_fenced(id) {
+            // Its monitor fenced while it was paused: the daemon exits as soon as it runs.
+            return self.restart_after_fence(id);
+        }
         self.nodes[index].paused = false;
         let now_ms = self.local_ms(id);
         self.step(id, Input::Tick { now_ms });
@@ -410,6 +435,7 @@ impl Cluster {
                 *until = valid_until_ms;
             }
         }
+        self.deliver_to_core(id);
         self.report.steps += 1;
         self.check_instant();
     }
@@ -462,7 +488,9 @@ impl Cluster {
                 if self.trace {
                     println!("tick={} node={id} group {group} online={online}", self.tick);
                 }
-                if online {
+                if self.nodes[index].runner.is_some() {
+                    self.runner_group(id, group, online);
+                } else if online {
                     self.nodes[index].online |= bit(group);
                 } else {
                     // Stopping takes 0 to 3 ticks (deterministic, so the seed's random stream
@@ -491,6 +519,7 @@ impl Cluster {
                 }
                 self.report
                     .count_lease(if held { "announced held" } else { "taken back" });
+                self.runner_lease(id, &resource, held);
                 let leases = &mut self.nodes[index].leases;
                 if held {
                     // The validity comes with the node's state after this step (`drain`).
@@ -502,7 +531,7 @@ impl Cluster {
         }
     }
 
-    fn fold_digest(&mut self, text: &str) {
+    pub(super) fn fold_digest(&mut self, text: &str) {
         let mut hash = if self.report.digest == 0 {
             0xcbf2_9ce4_8422_2325
         } else {
@@ -553,7 +582,8 @@ impl Cluster {
             Event::Left { reason } => {
                 *self.report.leaves_by_reason.entry(reason).or_insert(0) += 1;
             }
-            Event::PeerSilent { .. } | Event::QuorumOwner { .. } | Event::CatalogChanged => {}
+            Event::CatalogChanged => self.runner_catalog_changed(id),
+            Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
             Event::PlacementChanged { .. } => self.report.count_gum("placement regroup"),
             Event::GroupRefused { .. } => self.report.count_gum("group refused"),
             Event::ResourceLeaseUnavailable { .. } => self.report.count_lease("unavailable"),
@@ -663,6 +693,9 @@ impl Cluster {
             }
         }
         self.checker.check_resource_leases(tick, &holders);
+        if self.params.catalog_groups {
+            self.check_resources();
+        }
     }
 
     /// True when every node runs, stabilized in one epoch with everyone, with the same
@@ -708,5 +741,6 @@ impl Cluster {
         }
         super::group_workload::placed_as_the_rule_says(self, online)
             && super::group_workload::leases_held_by_the_holders(self)
+            && resource_checker::converged(self)
     }
 }

@@ -32,6 +32,7 @@ pub fn step(cluster: &mut Cluster) {
     if cluster.prng.chance(1, 400) {
         fail_a_group(cluster);
     }
+    super::resource_workload::step(cluster);
 }
 
 fn path(text: &str) -> Path {

@@ -11,7 +11,11 @@ pub mod disk;
 pub mod group_workload;
 pub mod gum_checker;
 pub mod gum_workload;
+pub mod monitor_sim;
 pub mod network;
+pub mod node_runner;
+pub mod resource_checker;
+pub mod resource_workload;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -19,6 +23,7 @@ use std::collections::BTreeMap;
 use crate::core::timeout::{DISK_IO_LATENCY_MAX_MS, TICK_MS};
 use crate::core::Mutation;
 use crate::prng::Prng;
+use crate::runner::RunnerMutation;
 use checker::Violation;
 use cluster::Cluster;
 use disk::DiskParams;
@@ -49,6 +54,11 @@ pub struct Params {
     /// Groups come from the replicated catalog (added, moved, removed by the workload, and
     /// failing on their owners) instead of one built-in group per node.
     pub catalog_groups: bool,
+    /// A rule of the group runner broken on purpose (catalog seeds; `--mutate runner-...`).
+    pub runner_mutation: RunnerMutation,
+    /// The resource workload also moves resources between groups (catalog seeds), which the
+    /// runner cannot do safely yet: only the test that shows it sets this.
+    pub workload_moves_resources: bool,
 }
 
 /// Convergence bound after the last fault heals, in ticks (12 s). Worst case, summed from the
@@ -62,6 +72,15 @@ pub struct Params {
 /// final read with the claim check, the claim (161): 1276 ticks. The sweeps observe at most
 /// ~730 (~620 before resource leases).
 pub const CONVERGE_TICKS_MAX: u64 = 1300;
+
+/// What catalog seeds add to the bound (6 s), for their resources. Worst case after the heal,
+/// from the simulated monitor's limits (`monitor_sim.rs`) and the workload's timeouts (3 s at
+/// most): a stop begun just before the heal times out (3 s), its processes outlive SIGKILL
+/// (7 s at most), the runner learns it at its next retry (1 s), the rest of the group stops
+/// top-down (4 quick stops, 1.6 s), and the next owner starts it bottom-up (5 quick starts,
+/// 2 s): 14.6 s. The core converges meanwhile, so 18 s cover both. The sweeps observe at most
+/// ~1100 ticks.
+pub const RESOURCE_SETTLE_TICKS_MAX: u64 = 600;
 
 impl Params {
     /// Draws every knob from `seed` (swarm testing); `node_count` overrides the drawn count.
@@ -78,7 +97,7 @@ impl Params {
         let networks = (0..node_count)
             .map(|_| prng.range_inclusive(1, networks_max) as u8)
             .collect();
-        Params {
+        let mut params = Params {
             seed,
             node_count,
             networks,
@@ -111,7 +130,13 @@ impl Params {
             small_disk: prng.chance(1, 2),
             // Drawn last, so the knobs above stay what earlier seeds had.
             catalog_groups: prng.chance(1, 3),
+            runner_mutation: RunnerMutation::None,
+            workload_moves_resources: false,
+        };
+        if params.catalog_groups {
+            params.converge_ticks_max += RESOURCE_SETTLE_TICKS_MAX;
         }
+        params
     }
 }
 
@@ -140,6 +165,8 @@ pub struct Report {
     pub gum: BTreeMap<&'static str, u64>,
     /// Resource leases: announced held, taken back, held at a crash, unavailable.
     pub leases: BTreeMap<&'static str, u64>,
+    /// Catalog seeds: the runners' commands and the simulated monitors' answers, by kind.
+    pub resources: BTreeMap<&'static str, u64>,
 }
 
 impl Report {

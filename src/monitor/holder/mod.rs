@@ -7,6 +7,8 @@
 //! the reports; so every `Done`/`ResourceFailed` that ends a resource's life follows its
 //! `offline` line, and an `online` line precedes its first process.
 mod progress;
+#[cfg(test)]
+mod tests;
 
 use super::constants::RESOURCES_MAX;
 use super::event_log::{EventLog, Transition};
@@ -149,10 +151,21 @@ impl Holder {
             log_path: self.resource_log_dir.join(format!("{name}.log")),
             ocf_state_dir: self.ocf_state_dir.clone(),
         };
-        let mut resource = match resource::create(kind, params, settings) {
-            Ok(resource) => resource,
-            Err(reason) => return self.out.push(reject(reason)),
-        };
+        match resource::create(kind, params, settings) {
+            Ok(resource) => self.admit_created(name, resource, timeout_ms, now),
+            Err(reason) => self.out.push(reject(reason)),
+        }
+    }
+
+    /// Takes a freshly created resource into the table and begins its admission. Split from
+    /// `start` so the holder's tests can hand it a resource type of their own.
+    fn admit_created(
+        &mut self,
+        name: &str,
+        mut resource: Box<dyn Resource>,
+        timeout_ms: Option<u32>,
+        now: Instant,
+    ) {
         let deadline = deadline_after(now, Operation::Start, timeout_ms);
         let progress = resource.admit(now, deadline.saturating_duration_since(now));
         let state = State::Admitting {

@@ -5,7 +5,8 @@ use super::{done, Holder, Report, State};
 use crate::monitor::children;
 use crate::monitor::constants::{FENCE_GRACE_MS, KILL_WAIT_MS_MAX};
 use crate::monitor::event_log::Transition;
-use crate::monitor::protocol::{Event, Operation, Outcome};
+use crate::monitor::protocol::OFFLINE_NOT_CONFIRMED;
+use crate::monitor::protocol::{confirms_offline, Event, Operation, Outcome};
 use crate::monitor::resource::Progress;
 use std::time::{Duration, Instant};
 
@@ -133,12 +134,20 @@ impl Holder {
             } else if now.duration_since(*since) >= Duration::from_millis(KILL_WAIT_MS_MAX)
                 && !reports.is_empty()
             {
-                let reason = "processes survived SIGKILL or the cleanup stop has not succeeded \
-                              yet; offline not confirmed"
-                    .to_string();
+                let reason = format!(
+                    "processes survived SIGKILL or the cleanup stop has not succeeded yet; \
+                     {OFFLINE_NOT_CONFIRMED}"
+                );
                 log::error!("resource={name}: {reason}");
-                fill(reports, Outcome::Failed(reason));
-                emit(name, std::mem::take(reports), &mut self.out);
+                // Outcomes set earlier (a stop that succeeded or timed out, a failed or killed
+                // start, a failure noticed while online) were true of the operation, not of the
+                // processes: each must now say that the resource may still run, or the daemon
+                // would count it offline while it runs.
+                let unconfirmed = std::mem::take(reports)
+                    .into_iter()
+                    .map(|report| not_confirmed(report, &reason))
+                    .collect();
+                emit(name, unconfirmed, &mut self.out);
             }
             return;
         }
@@ -245,6 +254,45 @@ impl Holder {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.held.keys().cloned().collect()
+    }
+}
+
+/// `report` as it must go out while the resource may still run: a failure whose reason ends
+/// in OFFLINE_NOT_CONFIRMED (`unconfirmed_reason` for an outcome not known yet). `Rejected`
+/// stays: it changed nothing.
+fn not_confirmed(report: Report, unconfirmed_reason: &str) -> Report {
+    let with_ending = |what: String| {
+        if confirms_offline(&what) {
+            format!("{what}; {unconfirmed_reason}")
+        } else {
+            what
+        }
+    };
+    match report {
+        Report::Done {
+            operation,
+            since,
+            outcome,
+        } => {
+            let outcome = match outcome {
+                None => Outcome::Failed(unconfirmed_reason.to_string()),
+                Some(Outcome::Success) => {
+                    Outcome::Failed(with_ending(format!("{} succeeded", operation.name())))
+                }
+                Some(Outcome::TimedOut) => Outcome::Failed(with_ending(format!(
+                    "{} timed out and was killed",
+                    operation.name()
+                ))),
+                Some(Outcome::Failed(why)) => Outcome::Failed(with_ending(why)),
+                Some(rejected @ Outcome::Rejected(_)) => rejected,
+            };
+            Report::Done {
+                operation,
+                since,
+                outcome: Some(outcome),
+            }
+        }
+        Report::Failed(why) => Report::Failed(with_ending(why)),
     }
 }
 
