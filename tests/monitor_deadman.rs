@@ -178,3 +178,33 @@ fn the_dead_man_switch_is_armed_only_by_the_first_command() {
     );
     assert_fenced(&scratch, &pids, 1);
 }
+
+#[test]
+fn checks_without_pings_do_not_keep_the_dead_man_switch_armed() {
+    let scratch = Scratch::new("monitor-checks-only");
+    let mut client = spawn_monitor(&scratch, 1_000, None);
+    let pids = start_sleepers(&mut client, &scratch, 1, true);
+    // A daemon whose core stopped renewing its lease still runs checks: they must not count.
+    let since = Instant::now();
+    let fenced = loop {
+        if let Some(code) = client.try_wait().expect("try_wait").and_then(|s| s.code()) {
+            break Some(code);
+        }
+        if since.elapsed() > Duration::from_secs(30) {
+            break None;
+        }
+        let _ = client.send(&wolfpack::monitor::Command::Check {
+            resource: "sleeper0".into(),
+            level: wolfpack::monitor::CheckLevel::LooksAlive,
+            timeout_ms: None,
+        });
+        while client
+            .try_recv()
+            .map(|event| event.is_some())
+            .unwrap_or(false)
+        {}
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(fenced, Some(1), "checks alone kept the monitor armed");
+    assert_fenced(&scratch, &pids, 1);
+}

@@ -57,6 +57,11 @@ impl Node {
             .fold(0, |set, (slot, _)| set | bit(*slot))
     }
 
+    /// Groups held here: online, or stopping and not yet confirmed stopped.
+    pub fn holding_groups(&self) -> u64 {
+        self.holding()
+    }
+
     /// Online, or stopping and not yet confirmed stopped.
     pub(super) fn holding(&self) -> u64 {
         self.online | self.stopping

@@ -15,7 +15,7 @@ pub const MONITOR_SOCKET_FD: RawFd = 3;
 pub struct MonitorConfig {
     /// The node this monitor serves; written on every event-log line. 1 to 64.
     pub node_id: u8,
-    /// The dead-man switch: with no command from the daemon for this long, the monitor stops
+    /// The dead-man switch: with no `Ping` from the daemon for this long, the monitor stops
     /// every resource and exits. Must be shorter than the lease expiry minus FENCE_GRACE_MS and
     /// KILL_WAIT_MS_MAX (see `disklayout/ARBITRATION.md`).
     pub fence_timeout_ms: u32,
@@ -23,7 +23,7 @@ pub struct MonitorConfig {
     pub event_log: PathBuf,
     /// Where each resource's output goes, as `<resource>.log` (created if missing).
     pub resource_log_dir: PathBuf,
-    /// A Linux watchdog device fed on every command from the daemon, if any.
+    /// A Linux watchdog device fed on every `Ping` from the daemon, if any.
     pub watchdog: Option<PathBuf>,
     /// Where to acknowledge every fence request once a fence left nothing running, if anywhere.
     pub fence_ack: Option<FenceAckTarget>,

@@ -2,8 +2,9 @@
 //! `codec.rs` turns them into frames.
 //!
 //! Contract (the daemon relies on it):
-//! - Any command resets the monitor's fence deadline; `Ping` exists for when there is nothing else
-//!   to say, and is answered by a `Pong` with the same sequence number.
+//! - Only `Ping` resets the monitor's fence deadline (and feeds the watchdog); it is answered by
+//!   a `Pong` with the same sequence number. Other commands never extend the deadline, so a
+//!   daemon whose core stopped renewing its lease cannot keep resources alive by checking them.
 //! - `Start`, `Stop` and `Check` are answered by exactly one `Done` for that resource and
 //!   operation. `StopAll` (and `Shutdown`) produce one `Done` with `Operation::Stop` per resource
 //!   it stops, then `AllStopped`.

@@ -1,7 +1,7 @@
 //! The monitor process: `wolfpack monitor --fd 3 ...`, started by the node daemon. One mio loop
 //! over the daemon's socket and a signal self-pipe; resources live in `holder/`.
 //!
-//! The dead-man switch: the fence deadline is `fence_timeout_ms` after the last command. It is
+//! The dead-man switch: the fence deadline is `fence_timeout_ms` after the last `Ping`. It is
 //! checked right after every wakeup, before any newly arrived command is read, so commands that
 //! queued up while this process (or the whole node) was stopped cannot excuse a missed deadline.
 //! It fences (stops every resource with SIGKILL after FENCE_GRACE_MS) and exits 1 when the
@@ -161,7 +161,7 @@ impl Monitor {
     fn step(&mut self, now: Instant) -> Result<(), String> {
         if self.fence_deadline.is_some_and(|deadline| now >= deadline) {
             let silence_ms = self.fence_timeout.as_millis();
-            return Err(format!("no command from the daemon for {silence_ms} ms"));
+            return Err(format!("no ping from the daemon for {silence_ms} ms"));
         }
         drain(&mut self.signal_reader);
         match self.terminated_by.load(Ordering::SeqCst) {
@@ -177,6 +177,7 @@ impl Monitor {
         };
         let mut protocol = Ok(());
         let mut heard = false;
+        let mut pinged = false;
         loop {
             let command = match self.frames.next_body() {
                 Ok(Some(body)) => decode_command(&body),
@@ -185,6 +186,10 @@ impl Monitor {
             };
             match command {
                 Ok(command) => {
+                    // Only `Ping` re-arms: the daemon pings when its core renewed the lease (or
+                    // holds nothing), so operations it sends for other reasons (a check, a stop
+                    // retried) never keep resources running past the lease.
+                    pinged |= matches!(command, Command::Ping { .. });
                     heard = true;
                     self.handle(command, now);
                 }
@@ -194,7 +199,8 @@ impl Monitor {
                 }
             }
         }
-        if heard {
+        // The first command of any kind arms the switch; from then on only pings extend it.
+        if pinged || (heard && self.fence_deadline.is_none()) {
             self.fence_deadline = Some(now + self.fence_timeout);
             if let Some(Err(error)) = self.watchdog.as_mut().map(Watchdog::feed) {
                 log::error!(

@@ -618,7 +618,10 @@ impl Daemon {
 
     fn keep_monitor_armed(&mut self, now_ms: u64) {
         let quarter_ms = u64::from(self.config.superblock.timing.fence_timeout_ms) / 4;
-        if self.holding == 0 && now_ms.saturating_sub(self.last_ping_ms) >= quarter_ms {
+        // Groups still stopping count as held: a stop after a lost lease must not be allowed
+        // to outlast the lease because this loop kept the monitor armed.
+        if self.core.holding_groups() == 0 && now_ms.saturating_sub(self.last_ping_ms) >= quarter_ms
+        {
             self.ping_monitor(now_ms);
         }
     }
