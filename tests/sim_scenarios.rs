@@ -188,3 +188,51 @@ fn a_restarted_node_restores_from_the_other_slots_an_epoch_its_crash_tore_from_i
         "{status:?}"
     );
 }
+
+/// Issue 7: the two-node survivor of a crashed quorum owner that held a group. It must win the
+/// quorum from the dead owner at the cost of about one lease expiry (plus its own I/O), not by
+/// giving up its regroup and forming anew (which took ~9 s on real nodes). The timeline prints
+/// with `--nocapture`; `wolfpack simulate --seeds A..B --failover-timeline` shows more seeds.
+#[test]
+fn the_survivor_of_two_wins_the_quorum_from_a_dead_owner_in_about_one_lease_expiry() {
+    use wolfpack::core::disk_records::Timing;
+    use wolfpack::core::timeout::Timeouts;
+    use wolfpack::sim::timeline::quorum_owner_crash;
+    let timeouts = Timeouts::new(&Timing::default());
+    let mut timelines = 0;
+    for seed in 1..=12 {
+        let Some(timeline) = quorum_owner_crash(seed) else {
+            continue;
+        };
+        timelines += 1;
+        print!("{}", timeline.render());
+        let steps = [
+            timeline.silence_detected,
+            timeline.regroup_started,
+            timeline.challenge_issued,
+            timeline.quorum_won,
+            timeline.stabilized_alone,
+            timeline.victim_confirmed_stopped,
+            timeline.group_online,
+        ];
+        assert!(steps.iter().all(Option::is_some), "{timeline:?}");
+        let ticks: Vec<u64> = steps.iter().flatten().copied().collect();
+        assert!(
+            ticks.windows(2).all(|pair| pair[0] <= pair[1]),
+            "{timeline:?}"
+        );
+        // Detection: the silence window, give or take a heartbeat and the network delay.
+        let silence = ticks[0];
+        assert!(silence <= timeouts.peer_silence_ticks + 10, "{timeline:?}");
+        // The challenge goes out at once, and is won one lease expiry after it landed: four
+        // disk operations (read, challenge, closing read, claim) and a tick or two besides.
+        let io = timeline.disk_latency_ticks_max;
+        assert!(ticks[2] <= silence + 2 * io + 2, "{timeline:?}");
+        let challenge_ticks = ticks[3] - ticks[2];
+        assert!(
+            challenge_ticks <= timeouts.lease_expiry_observed_ticks + 4 * io + 2,
+            "{timeline:?}"
+        );
+    }
+    assert!(timelines >= 8, "most seeds give a quiet two-node cluster");
+}

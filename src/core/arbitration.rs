@@ -42,6 +42,20 @@ impl Node {
         self.issue_quorum_io(io);
     }
 
+    /// Between renew intervals: a challenge step that is due now (see
+    /// `Quorum::challenge_io_due`), never while our slot write is in flight.
+    pub(super) fn challenge_now_if_due(&mut self) {
+        if self.own_lease.slot_write_in_flight {
+            return;
+        }
+        if self
+            .quorum
+            .challenge_io_due(self.wants_quorum(), self.now_ticks)
+        {
+            self.quorum_tick();
+        }
+    }
+
     /// A membership of one waits for `epoch` to be confirmed in the quorum record: renew the
     /// record with it, and read it when the confirmation window ends, without waiting for the
     /// renew interval.

@@ -191,6 +191,24 @@ impl Quorum {
         }
     }
 
+    /// A step of a challenge that should not wait for the next renew interval: its first read
+    /// (a regroup or a forming node waits on it), or the closing read once the record had to
+    /// stay unchanged long enough. Waiting for the interval cost up to two intervals per
+    /// challenge, on a path that already lasts a lease expiry.
+    pub fn challenge_io_due(&self, want: bool, now_ticks: u64) -> bool {
+        if !want || self.io_in_flight {
+            return false;
+        }
+        match self.state {
+            State::Idle => true,
+            State::Challenging {
+                since_tick: Some(since_tick),
+                ..
+            } => now_ticks >= since_tick + self.identity.expiry_observed_ticks,
+            State::Challenging { .. } | State::Claiming { .. } | State::Owner { .. } => false,
+        }
+    }
+
     /// The owner's last write carries an epoch not yet confirmed: when its confirmation
     /// window ends, the tick from which a read of the record can confirm it.
     fn confirmation_tick(&self, epoch: u64) -> Option<u64> {

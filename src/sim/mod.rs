@@ -12,6 +12,7 @@ pub mod group_workload;
 pub mod gum_checker;
 pub mod gum_workload;
 pub mod network;
+pub mod timeline;
 pub mod workload;
 
 use std::collections::BTreeMap;
