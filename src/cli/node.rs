@@ -10,6 +10,7 @@ pub const NODE_HELP: &str = "\
 Usage: wolfpack node --disk PATH --node-id N --key FILE [--disk-io mmap|direct]
                      [--admin-socket PATH] [--event-log PATH] [--resource-log-dir DIR]
                      [--watchdog DEV] [--log-file PATH] [--test-group G=COMMAND ...]
+                     [--allow-fault-injection]
 
 Runs node N of the cluster whose shared disk is PATH (the node table, addresses and timing are
 read from the disk; see 'wolfpack disk format'). Logs go to stderr or --log-file (RUST_LOG=debug
@@ -29,6 +30,8 @@ Flags:
   --test-group G=COMMAND  the command group G runs (group G's home is node G), kept running on
                           whichever node holds the group; the same on every node. Interim, until
                           groups live in the replicated database.
+  --allow-fault-injection obey 'wolfpack ctl fault ...' (tests only: a disk stall on demand);
+                          without it every fault command is refused
 ";
 
 pub fn run(words: &[&str]) -> Result<i32, CommandError> {
@@ -47,6 +50,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     options.optopt("", "watchdog", "", "DEV");
     options.optmulti("", "test-group", "", "G=COMMAND");
     options.optopt("", "log-file", "", "PATH");
+    options.optflag("", "allow-fault-injection", "");
     let matches = parse_flags(&options, words, "node")?;
     if let Some(extra) = matches.free.first() {
         return Err(UsageError(format!("node: unexpected argument '{extra}'")).into());
@@ -91,6 +95,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
         resource_log_dir: path("resource-log-dir", "/var/log/wolfpack/resources"),
         test_groups,
         log_file: None,
+        allow_fault_injection: matches.opt_present("allow-fault-injection"),
     };
     let directories = [
         options.admin_socket.parent(),

@@ -100,36 +100,31 @@ fn failover_timelines(seeds: std::ops::RangeInclusive<u64>) -> i32 {
             }
         }
     }
-    let steps: [(&str, fn(&Timeline) -> Option<u64>); 7] = [
-        ("silence detected", |t| t.silence_detected),
-        ("regroup started", |t| t.regroup_started),
-        ("challenge issued", |t| t.challenge_issued),
-        ("quorum won", |t| t.quorum_won),
-        ("stabilized alone", |t| t.stabilized_alone),
-        ("victim confirmed down", |t| t.victim_confirmed_stopped),
-        ("group online", |t| t.group_online),
-    ];
     println!(
         "ticks after the crash over {} seeds (10 ms each):",
         timelines.len()
     );
+    let names = Timeline::default().steps().map(|(name, _)| name);
     let mut never_online = 0;
-    for (name, step) in steps {
-        let mut ticks: Vec<u64> = timelines.iter().filter_map(step).collect();
+    for (index, name) in names.into_iter().enumerate() {
+        let mut ticks: Vec<u64> = timelines
+            .iter()
+            .filter_map(|timeline| timeline.steps()[index].1)
+            .collect();
         ticks.sort_unstable();
         let missing = timelines.len() - ticks.len();
         if name == "group online" {
             never_online = missing;
         }
+        let never = if missing > 0 {
+            format!("  (never in {missing})")
+        } else {
+            String::new()
+        };
         match (ticks.get(ticks.len() / 2), ticks.last()) {
-            (Some(median), Some(max)) => println!(
-                "  {name:<22} median {median:>5}  max {max:>5}{}",
-                if missing > 0 {
-                    format!("  (never in {missing})")
-                } else {
-                    String::new()
-                }
-            ),
+            (Some(median), Some(max)) => {
+                println!("  {name:<22} median {median:>5}  max {max:>5}{never}")
+            }
             _ => println!("  {name:<22} never"),
         }
     }

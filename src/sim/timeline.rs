@@ -128,32 +128,29 @@ pub fn quorum_owner_crash(seed: u64) -> Option<Timeline> {
 }
 
 impl Timeline {
-    /// One line per step, ticks after the crash.
+    /// Each step's name and tick after the crash, in the order they happen.
+    pub fn steps(&self) -> [(&'static str, Option<u64>); 7] {
+        [
+            ("silence detected", self.silence_detected),
+            ("regroup started", self.regroup_started),
+            ("challenge issued", self.challenge_issued),
+            ("quorum won", self.quorum_won),
+            ("stabilized alone", self.stabilized_alone),
+            ("victim confirmed down", self.victim_confirmed_stopped),
+            ("group online", self.group_online),
+        ]
+    }
+
+    /// A header line, then one line per step, ticks after the crash.
     pub fn render(&self) -> String {
-        let show = |ticks: Option<u64>| match ticks {
-            Some(ticks) => format!("{ticks:>5}"),
-            None => "never".to_string(),
-        };
-        format!(
-            "seed {} (disk latency 1..{} ticks): node {} (quorum owner, group holder) crashed at tick 0; survivor node {}\n\
-             \x20 silence detected      {}\n\
-             \x20 regroup started       {}\n\
-             \x20 challenge issued      {}\n\
-             \x20 quorum won            {}\n\
-             \x20 stabilized alone      {}\n\
-             \x20 victim confirmed down {}\n\
-             \x20 group online          {}\n",
-            self.seed,
-            self.disk_latency_ticks_max,
-            self.victim,
-            self.survivor,
-            show(self.silence_detected),
-            show(self.regroup_started),
-            show(self.challenge_issued),
-            show(self.quorum_won),
-            show(self.stabilized_alone),
-            show(self.victim_confirmed_stopped),
-            show(self.group_online),
-        )
+        let mut text = format!(
+            "seed {} (disk latency 1..{} ticks): node {} (quorum owner, group holder) crashed at tick 0; survivor node {}\n",
+            self.seed, self.disk_latency_ticks_max, self.victim, self.survivor
+        );
+        for (name, ticks) in self.steps() {
+            let ticks = ticks.map_or("never".to_string(), |ticks| ticks.to_string());
+            text.push_str(&format!("  {name:<22} {ticks:>5}\n"));
+        }
+        text
     }
 }

@@ -80,6 +80,8 @@ pub struct Bed {
     pub(super) paused: BTreeSet<u8>,
     pub(super) frozen: BTreeSet<u8>,
     pub(super) links_down: BTreeSet<(u8, u8)>,
+    /// Nodes whose disk worker was told to stall (`faults.rs`).
+    pub(super) disk_stalled: BTreeSet<u8>,
     pub(super) partitioned: bool,
     /// Keep `dir` after teardown (set when a run failed, so its logs can be read).
     pub keep_files: bool,
@@ -118,6 +120,7 @@ impl Bed {
             paused: BTreeSet::new(),
             frozen: BTreeSet::new(),
             links_down: BTreeSet::new(),
+            disk_stalled: BTreeSet::new(),
             partitioned: false,
             keep_files: false,
             torn_down: false,
@@ -247,7 +250,9 @@ impl Bed {
             .args([
                 "--resource-log-dir",
                 &self.path(&format!("resources-n{node}")),
-            ]);
+            ])
+            // The disk-stall verb (`faults.rs`) is a fault command to the node itself.
+            .arg("--allow-fault-injection");
         for group in 1..=self.options.nodes {
             command
                 .arg("--test-group")
