@@ -1,6 +1,7 @@
 //! The failover timeline of one directed scenario, in ticks: a quiet two-node cluster (no
 //! loss, no disk errors, no other fault) converges, then the node that owns the quorum lease
-//! and holds a group crashes, and the survivor must win the quorum from a dead owner, confirm
+//! and holds a group crashes, and the survivor must win the quorum from a dead owner (it
+//! watched the record, so it claims without a challenge unless the record named one), confirm
 //! it stopped, and bring its group online. `wolfpack simulate --failover-timeline` prints it;
 //! `tests/sim_scenarios.rs` bounds it. Every number is simulated ticks (10 ms), not wall time.
 
@@ -20,7 +21,10 @@ pub struct Timeline {
     pub disk_latency_ticks_max: u64,
     pub silence_detected: Option<u64>,
     pub regroup_started: Option<u64>,
+    /// A challenge written (`None` when the survivor, watching the record, claimed without one).
     pub challenge_issued: Option<u64>,
+    /// Its claim of the quorum written.
+    pub claim_issued: Option<u64>,
     pub quorum_won: Option<u64>,
     /// The survivor's membership of one stabilized (its epoch confirmed in the quorum record).
     pub stabilized_alone: Option<u64>,
@@ -109,6 +113,9 @@ pub fn quorum_owner_crash(seed: u64) -> Option<Timeline> {
     timeline.challenge_issued = first(
         &|what| matches!(what, RecordedKind::QuorumWrite { challenger, .. } if *challenger == survivor),
     );
+    timeline.claim_issued = first(
+        &|what| matches!(what, RecordedKind::QuorumWrite { owner, challenger: 0 } if *owner == survivor),
+    );
     timeline.quorum_won = first(&|what| {
         matches!(
             what,
@@ -129,11 +136,12 @@ pub fn quorum_owner_crash(seed: u64) -> Option<Timeline> {
 
 impl Timeline {
     /// Each step's name and tick after the crash, in the order they happen.
-    pub fn steps(&self) -> [(&'static str, Option<u64>); 7] {
+    pub fn steps(&self) -> [(&'static str, Option<u64>); 8] {
         [
             ("silence detected", self.silence_detected),
             ("regroup started", self.regroup_started),
             ("challenge issued", self.challenge_issued),
+            ("claim issued", self.claim_issued),
             ("quorum won", self.quorum_won),
             ("stabilized alone", self.stabilized_alone),
             ("victim confirmed down", self.victim_confirmed_stopped),
