@@ -241,6 +241,10 @@ impl Quorum {
             }
             State::Confirming { .. } if want != Want::Own => self.release(),
             State::Watching { .. } if want == Want::Nothing => self.release(),
+            // No longer needed (the regroup ended): a later change is no defense of anything.
+            State::Watching {
+                need_since_tick, ..
+            } if want == Want::Watch => *need_since_tick = None,
             State::Watching {
                 seen,
                 need_since_tick,

@@ -59,6 +59,9 @@ pub fn run_simulate(args: &[String]) -> i32 {
         Some(_) => return usage("--nodes: expected 1..=64"),
     };
     if matches.opt_present("failover-timeline") {
+        if matches.opt_present("nodes") || matches.opt_present("mutate") {
+            return usage("--failover-timeline: two nodes, no mutation (no --nodes, no --mutate)");
+        }
         return failover_timelines(seeds);
     }
     let mutation_name = matches.opt_str("mutate");
