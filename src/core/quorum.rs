@@ -426,7 +426,13 @@ impl Quorum {
                     return (None, false);
                 }
                 let valid_until_tick = claim_issue_tick + me.hold_ticks;
-                if issue_tick < landed_tick + self.confirm_ticks || now_ticks >= valid_until_tick {
+                if now_ticks >= valid_until_tick {
+                    // Confirmed too late to hold anything (the disk was slower than assumed):
+                    // start over, as after a failed claim.
+                    self.state = State::Idle;
+                    return (None, false);
+                }
+                if issue_tick < landed_tick + self.confirm_ticks {
                     return (None, false);
                 }
                 // Unchanged since it landed, with no write of ours since: no other claim can
