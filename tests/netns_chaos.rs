@@ -1,5 +1,6 @@
 //! The network-namespace testbed against real nodes (root): forming, a killed owner, a paused
-//! daemon, a whole node frozen shorter than its lease, one-way and symmetric partitions, and a
+//! daemon, a whole node frozen shorter than its lease, one-way and symmetric partitions, an
+//! owner whose disk stalls beyond its lease, and a
 //! short seeded chaos run on a 2-node and a 5-node cluster. Each checks the monitors' event log
 //! for overlapping online intervals and the client's samples for two nodes answering one group
 //! in the same round. Without root these SKIP loudly, except under CI=true, where they must
@@ -108,6 +109,18 @@ fn an_owner_cut_off_both_ways_loses_its_groups_to_the_majority() {
         "an_owner_cut_off_both_ways_loses_its_groups_to_the_majority",
         3,
         Scenario::PartitionSymmetric,
+    );
+}
+
+/// Issue 7: the holder's disk stalls for 3 s (every disk operation of its daemon waits):
+/// heartbeats go on, but its lease cannot be renewed, so it must stop its groups and the
+/// others take them over, without the two ever serving at once.
+#[test]
+fn an_owner_whose_disk_stalls_beyond_its_lease_loses_its_groups() {
+    scenario(
+        "an_owner_whose_disk_stalls_beyond_its_lease_loses_its_groups",
+        3,
+        Scenario::DiskStall,
     );
 }
 

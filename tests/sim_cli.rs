@@ -27,3 +27,21 @@ fn a_clean_seed_exits_0_and_a_caught_mutation_exits_1() {
         1
     );
 }
+
+#[test]
+fn the_failover_timeline_runs_two_nodes_unmutated_and_exits_0_when_the_group_came_back() {
+    assert_eq!(
+        run_simulate(&args(&["--seeds", "1..2", "--failover-timeline"])),
+        0
+    );
+    assert_eq!(
+        run_simulate(&args(&[
+            "--seed",
+            "1",
+            "--failover-timeline",
+            "--nodes",
+            "3"
+        ])),
+        2
+    );
+}

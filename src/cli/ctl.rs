@@ -44,6 +44,10 @@ Commands:
   resource online|offline|remove|cleanup NAME
                       edits are committed cluster-wide; a concurrent conflicting edit makes
                       one of them fail with nothing changed (retry it)
+  fault disk-stall MS every shared-disk operation of the node waits MS ms (tests only: the
+                      node must run with --allow-fault-injection, or it refuses)
+  fault disk-stall off
+                      the node's disk answers again at once
 
 Flags:
   --socket PATH       the node's admin socket (default: $WOLFPACK_SOCKET, else /run/wolfpack/admin.sock)
@@ -55,7 +59,7 @@ Flags:
 ";
 
 /// Each command and how many operands it takes.
-const COMMANDS: [(&str, usize); 7] = [
+const COMMANDS: [(&str, usize); 8] = [
     ("status", 0),
     ("nodes", 0),
     ("events", 0),
@@ -63,6 +67,7 @@ const COMMANDS: [(&str, usize); 7] = [
     ("get", 1),
     ("update", 2),
     ("delete", 1),
+    ("fault", 2),
 ];
 
 pub fn run(words: &[&str]) -> Result<i32, CommandError> {
@@ -83,7 +88,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     let Some((command, operands)) = matches.free.split_first() else {
         return Err(UsageError(
             "ctl: missing command (status, nodes, events, metrics, get, update, delete, groups, \
-             resources, group, resource)"
+             resources, group, resource, fault)"
                 .into(),
         )
         .into());
@@ -92,9 +97,10 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
         return Err(UsageError(format!("ctl: unknown command '{command}'")).into());
     };
     if operands.len() != arity {
-        let expected = match arity {
-            0 => String::from("no operands"),
-            1 => String::from("one operand (KEY)"),
+        let expected = match (command.as_str(), arity) {
+            (_, 0) => String::from("no operands"),
+            (_, 1) => String::from("one operand (KEY)"),
+            ("fault", _) => String::from("two operands (disk-stall MS|off)"),
             _ => String::from("two operands (KEY VALUE)"),
         };
         return Err(UsageError(format!(

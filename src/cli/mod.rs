@@ -37,6 +37,8 @@ Commands:
   testbed COMMAND        network-namespace testbed, faults, chaos (root; 'wolfpack testbed --help')
   simulate --seed N | --seeds A..B [--nodes N] [--mutate NAME]
                          the deterministic simulator: seeded faults, invariant checks
+  simulate --seeds A..B --failover-timeline
+                         per seed, a two-node failover after the quorum owner crashes, in ticks
 
 Flags:
   -h, --help             print this help

@@ -10,7 +10,7 @@ pub const NODE_HELP: &str = "\
 Usage: wolfpack node --disk PATH --node-id N --key FILE [--disk-io mmap|direct]
                      [--admin-socket PATH] [--event-log PATH] [--resource-log-dir DIR]
                      [--ocf-state-dir DIR] [--watchdog DEV] [--log-file PATH]
-                     [--test-group G=COMMAND ...]
+                     [--test-group G=COMMAND ...] [--allow-fault-injection]
 
 Runs node N of the cluster whose shared disk is PATH (the node table, addresses and timing are
 read from the disk; see 'wolfpack disk format'). Logs go to stderr or --log-file (RUST_LOG=debug
@@ -32,6 +32,8 @@ Flags:
   --test-group G=COMMAND  test mode: every configured node N has a built-in group N (home node
                           N) and G runs COMMAND, kept running on whichever node holds it; give
                           the same flags on every node. Real groups are 'wolfpack ctl group add'.
+  --allow-fault-injection obey 'wolfpack ctl fault ...' (tests only: a disk stall on demand);
+                          without it every fault command is refused
 ";
 
 pub fn run(words: &[&str]) -> Result<i32, CommandError> {
@@ -51,6 +53,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     options.optopt("", "watchdog", "", "DEV");
     options.optmulti("", "test-group", "", "G=COMMAND");
     options.optopt("", "log-file", "", "PATH");
+    options.optflag("", "allow-fault-injection", "");
     let matches = parse_flags(&options, words, "node")?;
     if let Some(extra) = matches.free.first() {
         return Err(UsageError(format!("node: unexpected argument '{extra}'")).into());
@@ -96,6 +99,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
         ocf_state_dir: matches.opt_str("ocf-state-dir").map(PathBuf::from),
         test_groups,
         log_file: None,
+        allow_fault_injection: matches.opt_present("allow-fault-injection"),
     };
     let directories = [
         options.admin_socket.parent(),

@@ -2,7 +2,7 @@
 
 use super::disk_records::{self, QuorumLease, Sealed, BLOCK_SIZE};
 use super::node::{Node, Purpose, Role};
-use super::quorum::QuorumIo;
+use super::quorum::{QuorumIo, Want};
 use super::{bit, ids, Event};
 
 impl Node {
@@ -23,6 +23,20 @@ impl Node {
         }
     }
 
+    /// What this node wants of the quorum record: to own it (`wants_quorum`), or, as the other
+    /// member of a membership of two, to watch it (a lone survivor then wins it from a dead
+    /// owner a lease expiry after that owner's last write, not after its own challenge).
+    fn quorum_want(&self) -> Want {
+        if self.wants_quorum() {
+            Want::Own
+        } else if self.role == Role::Member && self.members.count_ones() == 2 && !self.shutting_down
+        {
+            Want::Watch
+        } else {
+            Want::Nothing
+        }
+    }
+
     /// Every renew interval: leases, then the quorum record.
     pub(super) fn renew_tick(&mut self) {
         self.renew_leases();
@@ -33,7 +47,7 @@ impl Node {
     /// (the two durable copies of the epoch) are never in flight together, so one crash tears
     /// at most one of them.
     pub(super) fn quorum_tick(&mut self) {
-        let want = self.wants_quorum();
+        let want = self.quorum_want();
         let (io, lapsed) = self
             .quorum
             .on_interval(want, self.now_ticks, self.acked_epoch);
@@ -41,6 +55,20 @@ impl Node {
             self.emit(Event::QuorumOwner { owned: false });
         }
         self.issue_quorum_io(io);
+    }
+
+    /// Between renew intervals: a challenge step that is due now (see
+    /// `Quorum::challenge_io_due`), never while our slot write is in flight.
+    pub(super) fn challenge_now_if_due(&mut self) {
+        if self.own_lease.slot_write_in_flight {
+            return;
+        }
+        if self
+            .quorum
+            .challenge_io_due(self.quorum_want(), self.now_ticks)
+        {
+            self.quorum_tick();
+        }
     }
 
     /// A membership of one waits for `epoch` to be confirmed in the quorum record: renew the
@@ -97,11 +125,22 @@ impl Node {
                 Err(())
             }
         };
-        let (io, lost) = self
-            .quorum
-            .on_read(record, issue_tick, self.now_ticks, self.acked_epoch);
+        let owned_before = self.quorum.owned(self.now_ticks);
+        let next_epoch = self.next_epoch();
+        let (io, lost) = self.quorum.on_read(
+            record,
+            issue_tick,
+            self.now_ticks,
+            self.acked_epoch,
+            next_epoch,
+        );
         if lost {
             self.emit(Event::QuorumOwner { owned: false });
+        }
+        // A watcher's claim becomes ours on the read that confirms it.
+        if !owned_before && self.quorum.owned(self.now_ticks) {
+            self.emit(Event::QuorumOwner { owned: true });
+            self.forming_won_quorum();
         }
         self.issue_quorum_io(io);
     }

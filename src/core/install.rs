@@ -9,24 +9,32 @@ use super::regroup::Phase;
 use super::{bit, groups, ids, Event, Mutation};
 
 impl Node {
-    pub(super) fn propose(&mut self, survivors: u64, basis: u64) {
-        let Some(round) = self.regroup.as_ref() else {
-            return;
-        };
-        let epoch_floor = round
-            .statuses
-            .values()
+    /// The epoch a proposal now would carry: above every epoch this node has seen in the
+    /// round's statuses, its own, the quorum record and the slots. A watcher's claim of the
+    /// quorum carries it too, so the read that confirms the claim confirms the epoch.
+    pub(super) fn next_epoch(&self) -> u64 {
+        let epoch_floor = self
+            .regroup
+            .iter()
+            .flat_map(|round| round.statuses.values())
             .map(|status| status.epoch.max(status.acked_epoch))
             .max()
             .unwrap_or(0);
         // The quorum record carries the owner's epoch: after a tie won by challenge, the lost
         // side's last epoch is there even if none of its members is heard.
-        let epoch = epoch_floor
+        epoch_floor
             .max(self.acked_epoch)
             .max(self.epoch)
             .max(self.quorum.owner_epoch_seen)
             .max(self.epoch_seen_on_disk)
-            + 1;
+            + 1
+    }
+
+    pub(super) fn propose(&mut self, survivors: u64, basis: u64) {
+        let epoch = self.next_epoch();
+        let Some(round) = self.regroup.as_ref() else {
+            return;
+        };
         let mut holding_by_node = vec![0u64; 64];
         let mut refusing_by_node = vec![0u64; 64];
         for (id, status) in &round.statuses {

@@ -486,6 +486,8 @@ impl Node {
         if quorum_due && !self.own_lease.slot_write_in_flight {
             self.last_quorum_tick = Some(now_ticks);
             self.quorum_tick();
+        } else {
+            self.challenge_now_if_due();
         }
         self.try_write_own_slot();
         self.refresh_catalog();

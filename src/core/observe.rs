@@ -56,20 +56,28 @@ pub(crate) struct Observation {
 }
 
 impl Node {
-    /// Starts observing `peer` (idempotent).
+    /// Starts observing `peer` (idempotent): its first slot read, and its fence when we may
+    /// fence it, go out now rather than at the next renew interval (a new owner waits on them).
     pub(super) fn observe(&mut self, peer: u8) {
         assert_ne!(peer, self.me());
+        if self.observations.contains_key(&peer) {
+            return;
+        }
         let target_incarnation = self.peers.incarnations[usize::from(peer - 1)];
-        self.observations.entry(peer).or_insert(Observation {
-            target_incarnation,
-            seen: None,
-            unchanged_since_tick: 0,
-            confirmed: false,
-            partitioned_reported: false,
-            slot_read_in_flight: false,
-            ack_read_in_flight: false,
-            fence: Fence::NotSent,
-        });
+        self.observations.insert(
+            peer,
+            Observation {
+                target_incarnation,
+                seen: None,
+                unchanged_since_tick: 0,
+                confirmed: false,
+                partitioned_reported: false,
+                slot_read_in_flight: false,
+                ack_read_in_flight: false,
+                fence: Fence::NotSent,
+            },
+        );
+        self.renew_observation(peer);
     }
 
     /// True once `peer` is confirmed to hold nothing.

@@ -14,6 +14,16 @@
 //! (`confirmed_owner_epoch`) only once a read issued `confirm_ticks` after our write landed,
 //! with no write of ours in between, shows that write unchanged (ARBITRATION.md §4).
 //!
+//! **The watcher's claim.** The other member of a membership of two watches the record while
+//! it does not need it (`Want::Watch`): a lone survivor must win it from a dead owner, and a
+//! challenge started only once the owner is found silent costs the silence window plus a lease
+//! expiry. A watcher that needs the quorum and saw an owner's record (naming no challenger)
+//! unchanged from the completion of the read that first showed it to a read issued a lease
+//! expiry later knows that owner's ownership is over (the observer rule of the leases); it
+//! writes its claim at once, and owns only once a read issued `confirm_ticks` after the claim
+//! landed shows it unchanged, which confirms the epoch the claim carries too
+//! (ARBITRATION.md §2 and §3).
+//!
 //! This is a pure state machine: it returns the disk I/O to issue; `Node` performs it.
 
 use super::disk_records::{Lease, Sealed, QUORUM_LEASE_NAME};
@@ -26,17 +36,45 @@ pub(crate) enum QuorumIo {
     Write(Sealed<Lease>),
 }
 
+/// What the node wants of the quorum record now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Nothing: any ownership, challenge or watch is given up.
+    Nothing,
+    /// Not the quorum, but to know how long the record has stood unchanged: the other member
+    /// of a membership of two, which must win the quorum at once if the owner dies.
+    Watch,
+    /// To own it: keep it, defend it, or win it.
+    Own,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum State {
     Idle,
+    /// Reading the record every interval: `seen` first showed in a read that completed at
+    /// `since_tick`. `need_since_tick`: when the quorum became wanted (`Want::Own`); a change
+    /// read from then on is a defense, and the watch is lost like a challenge.
+    Watching {
+        seen: Result<Option<Sealed<Lease>>, ()>,
+        since_tick: u64,
+        need_since_tick: Option<u64>,
+    },
+    /// A watcher's claim landed at `landed_tick` (issued at `issue_tick`): ours once a read
+    /// issued `confirm_ticks` later shows it unchanged.
+    Confirming {
+        written: Sealed<Lease>,
+        issue_tick: u64,
+        landed_tick: u64,
+    },
     /// Challenge write issued (`since` = None) or completed at tick `since`.
     Challenging {
         written: Sealed<Lease>,
         since_tick: Option<u64>,
     },
-    /// Ownership write issued.
+    /// Ownership write issued: after a challenge, or straight from a watch (`watched`).
     Claiming {
         written: Sealed<Lease>,
+        watched: bool,
     },
     Owner {
         valid_until_tick: u64,
@@ -70,6 +108,28 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
+    /// A record written by this run of this node as owner.
+    fn is_own_record(&self, sealed: &Sealed<Lease>) -> bool {
+        sealed.cluster_id == self.cluster_id
+            && sealed.record.owner == self.node_id
+            && sealed.record.owner_incarnation == self.incarnation
+    }
+
+    /// A record a watcher may claim over once it stood unchanged for a lease expiry: another
+    /// run's ownership with no challenge pending. Any other record (empty, unreadable, a
+    /// challenge, ours) goes through a challenge, whose writer may be about to claim.
+    fn watch_may_claim_over(&self, seen: &Result<Option<Sealed<Lease>>, ()>) -> bool {
+        match seen {
+            Ok(Some(sealed)) => {
+                sealed.cluster_id == self.cluster_id
+                    && sealed.record.owner != 0
+                    && sealed.record.challenger == 0
+                    && !self.is_own_record(sealed)
+            }
+            _ => false,
+        }
+    }
+
     /// The owner stays quiet (neither reads nor writes the record) while waiting to confirm
     /// its write only until this long before its ownership ends: a read, then a renewal
     /// issued on its completion, with one renew interval to spare for a retry.
@@ -108,6 +168,8 @@ pub(crate) struct Quorum {
     pub confirmed_owner_epoch: u64,
     /// See `confirm_ticks`.
     confirm_ticks: u64,
+    /// What the node last said it wants (`on_interval`, `challenge_io_due`).
+    want: Want,
 }
 
 impl Quorum {
@@ -131,6 +193,7 @@ impl Quorum {
             released_during_io: false,
             confirmed_owner_epoch: 0,
             confirm_ticks,
+            want: Want::Nothing,
         }
     }
 
@@ -158,29 +221,54 @@ impl Quorum {
     /// `epoch` is the node's epoch, which the owner's next write carries.
     pub fn on_interval(
         &mut self,
-        want: bool,
+        want: Want,
         now_ticks: u64,
         epoch: u64,
     ) -> (Option<QuorumIo>, bool) {
+        self.want = want;
         if let State::Owner {
             valid_until_tick, ..
         } = self.state
         {
-            if !want || now_ticks >= valid_until_tick {
+            if want != Want::Own || now_ticks >= valid_until_tick {
                 self.release();
                 return (None, true);
             }
         }
-        if !want && matches!(self.state, State::Challenging { .. }) && !self.io_in_flight {
-            self.state = State::Idle;
+        match &mut self.state {
+            State::Challenging { .. } if want != Want::Own && !self.io_in_flight => {
+                self.state = State::Idle;
+            }
+            State::Confirming { .. } if want != Want::Own => self.release(),
+            State::Watching { .. } if want == Want::Nothing => self.release(),
+            // No longer needed (the regroup ended): a later change is no defense of anything.
+            State::Watching {
+                need_since_tick, ..
+            } if want == Want::Watch => *need_since_tick = None,
+            State::Watching {
+                seen,
+                need_since_tick,
+                ..
+            } if want == Want::Own => {
+                if !self.identity.watch_may_claim_over(seen) {
+                    // Nothing a watch can claim over: challenge as anyone would.
+                    self.release();
+                } else if need_since_tick.is_none() {
+                    *need_since_tick = Some(now_ticks);
+                }
+            }
+            _ => {}
         }
         if self.io_in_flight || self.quiet(now_ticks, epoch) {
             return (None, false);
         }
         let wants_read = match self.state {
-            State::Idle => want,
+            State::Idle => want != Want::Nothing,
+            State::Watching { .. } => true,
             State::Challenging { since_tick, .. } => since_tick.is_some(),
             State::Claiming { .. } => false,
+            // Silent inside the window: its closing read is `challenge_io_due`'s.
+            State::Confirming { landed_tick, .. } => now_ticks >= landed_tick + self.confirm_ticks,
             State::Owner { .. } => true,
         };
         if wants_read {
@@ -188,6 +276,32 @@ impl Quorum {
             (Some(QuorumIo::Read), false)
         } else {
             (None, false)
+        }
+    }
+
+    /// A step of a challenge that should not wait for the next renew interval: its first read
+    /// (a regroup or a forming node waits on it), the closing read once the record had to
+    /// stay unchanged long enough, the first read of a watch that became a need, and the read
+    /// that confirms a watcher's claim. Waiting for the interval cost up to two intervals per
+    /// challenge, on a path that already lasts a lease expiry.
+    pub fn challenge_io_due(&self, want: Want, now_ticks: u64) -> bool {
+        if want != Want::Own || self.io_in_flight {
+            return false;
+        }
+        let expiry = self.identity.expiry_observed_ticks;
+        match self.state {
+            State::Idle => true,
+            State::Challenging {
+                since_tick: Some(since_tick),
+                ..
+            } => now_ticks >= since_tick + expiry,
+            State::Watching {
+                since_tick,
+                need_since_tick,
+                ..
+            } => need_since_tick.is_none() || now_ticks >= since_tick + expiry,
+            State::Confirming { landed_tick, .. } => now_ticks >= landed_tick + self.confirm_ticks,
+            State::Challenging { .. } | State::Claiming { .. } | State::Owner { .. } => false,
         }
     }
 
@@ -246,13 +360,16 @@ impl Quorum {
     }
 
     /// A read finished: `record` is `None` for empty, `Err` for unreadable (torn, corrupt).
-    /// Returns the write to issue, and whether ownership was just lost.
+    /// Returns the write to issue, and whether ownership was just lost. `next_epoch` is the
+    /// epoch this node would stabilize next: a watcher's claim carries it, so the read that
+    /// confirms the claim confirms that epoch in the record as well.
     pub fn on_read(
         &mut self,
         record: Result<Option<Sealed<Lease>>, ()>,
         issue_tick: u64,
         now_ticks: u64,
         epoch: u64,
+        next_epoch: u64,
     ) -> (Option<QuorumIo>, bool) {
         assert!(self.io_in_flight);
         self.io_in_flight = false;
@@ -267,9 +384,72 @@ impl Quorum {
             return (None, false);
         }
         if let Ok(Some(sealed)) = &record {
-            self.owner_epoch_seen = self.owner_epoch_seen.max(sealed.record.owner_epoch);
+            // Our own record carries our epoch, or the one our claim reserved: neither is a
+            // newer membership's (the stale-partition rule reads this), and counting it would
+            // make a watcher's claim look like one.
+            if !me.is_own_record(sealed) {
+                self.owner_epoch_seen = self.owner_epoch_seen.max(sealed.record.owner_epoch);
+            }
         }
         match self.state.clone() {
+            State::Idle if self.want == Want::Watch => {
+                self.state = State::Watching {
+                    seen: record,
+                    since_tick: now_ticks,
+                    need_since_tick: None,
+                };
+                (None, false)
+            }
+            State::Watching {
+                seen,
+                since_tick,
+                need_since_tick,
+            } => self.on_watch_read(
+                record,
+                (seen, since_tick, need_since_tick),
+                issue_tick,
+                now_ticks,
+                next_epoch,
+            ),
+            State::Confirming {
+                written,
+                issue_tick: claim_issue_tick,
+                landed_tick,
+            } => {
+                if record != Ok(Some(written.clone())) {
+                    // Another writer landed inside the window: the claim is not ours.
+                    self.state = State::Idle;
+                    self.outcome = Some(Outcome {
+                        won: false,
+                        tick: now_ticks,
+                    });
+                    return (None, false);
+                }
+                let valid_until_tick = claim_issue_tick + me.hold_ticks;
+                if now_ticks >= valid_until_tick {
+                    // Confirmed too late to hold anything (the disk was slower than assumed):
+                    // start over, as after a failed claim.
+                    self.state = State::Idle;
+                    return (None, false);
+                }
+                if issue_tick < landed_tick + self.confirm_ticks {
+                    return (None, false);
+                }
+                // Unchanged since it landed, with no write of ours since: no other claim can
+                // land any more (ARBITRATION.md §3), and the epoch it carries is confirmed.
+                self.confirmed_owner_epoch =
+                    self.confirmed_owner_epoch.max(written.record.owner_epoch);
+                self.state = State::Owner {
+                    valid_until_tick,
+                    written,
+                    landed_tick: Some(landed_tick),
+                };
+                self.outcome = Some(Outcome {
+                    won: true,
+                    tick: now_ticks,
+                });
+                (None, false)
+            }
             State::Idle => {
                 let write = self.challenge_record(&record);
                 self.state = State::Challenging {
@@ -311,6 +491,7 @@ impl Quorum {
                 };
                 self.state = State::Claiming {
                     written: claim.clone(),
+                    watched: false,
                 };
                 self.io_in_flight = true;
                 (Some(QuorumIo::Write(claim)), false)
@@ -383,6 +564,65 @@ impl Quorum {
         }
     }
 
+    /// A watch read finished (fresh: `on_read` checked its age).
+    fn on_watch_read(
+        &mut self,
+        record: Result<Option<Sealed<Lease>>, ()>,
+        (seen, since_tick, need_since_tick): (Result<Option<Sealed<Lease>>, ()>, u64, Option<u64>),
+        issue_tick: u64,
+        now_ticks: u64,
+        next_epoch: u64,
+    ) -> (Option<QuorumIo>, bool) {
+        let me = self.identity;
+        if record != seen {
+            if need_since_tick.is_some_and(|need_tick| issue_tick >= need_tick) {
+                // The record moved after we needed it: its owner (or a challenger) is alive,
+                // as a defended challenge would have shown.
+                self.state = State::Idle;
+                self.outcome = Some(Outcome {
+                    won: false,
+                    tick: now_ticks,
+                });
+            } else {
+                self.state = State::Watching {
+                    seen: record,
+                    since_tick: now_ticks,
+                    need_since_tick,
+                };
+            }
+            return (None, false);
+        }
+        let expired = issue_tick >= since_tick + me.expiry_observed_ticks;
+        let Ok(Some(sealed)) = &seen else {
+            return (None, false);
+        };
+        if need_since_tick.is_none() || !expired || !me.watch_may_claim_over(&seen) {
+            return (None, false);
+        }
+        // The owner's ownership is over (rule (b) of the observer, applied to the record):
+        // claim straight away, above every epoch seen, carrying the epoch we would stabilize.
+        let claim = Sealed {
+            cluster_id: me.cluster_id,
+            sequence: sealed.sequence + 1,
+            record: Lease {
+                owner: me.node_id,
+                owner_incarnation: me.incarnation,
+                owner_epoch: next_epoch
+                    .max(self.owner_epoch_seen)
+                    .max(sealed.record.owner_epoch),
+                challenger: 0,
+                challenger_incarnation: 0,
+                name: QUORUM_LEASE_NAME.to_string(),
+            },
+        };
+        self.state = State::Claiming {
+            written: claim.clone(),
+            watched: true,
+        };
+        self.io_in_flight = true;
+        (Some(QuorumIo::Write(claim)), false)
+    }
+
     fn challenge_record(&self, record: &Result<Option<Sealed<Lease>>, ()>) -> Sealed<Lease> {
         let me = self.identity;
         let (sequence, mut lease) = match record {
@@ -434,7 +674,26 @@ impl Quorum {
                 }
                 false
             }
-            State::Claiming { written } => {
+            State::Claiming {
+                written,
+                watched: true,
+            } => {
+                // Not ours yet: a read `confirm_ticks` after this landing must show it unchanged.
+                self.state = if ok {
+                    State::Confirming {
+                        written,
+                        issue_tick,
+                        landed_tick: now_ticks,
+                    }
+                } else {
+                    State::Idle
+                };
+                false
+            }
+            State::Claiming {
+                written,
+                watched: false,
+            } => {
                 if ok {
                     let valid_until_tick = issue_tick + self.identity.hold_ticks;
                     self.state = State::Owner {
@@ -457,7 +716,8 @@ impl Quorum {
                 written,
                 ..
             } => {
-                // Only a write issued while valid extends the chain.
+                // Only a write issued while we owned extends the ownership (one issued later
+                // is not sent: `on_read`).
                 let valid_until_tick = if ok && issue_tick < valid_until_tick {
                     valid_until_tick.max(issue_tick + self.identity.hold_ticks)
                 } else {
@@ -514,11 +774,15 @@ mod tests {
     /// landed at tick 112.
     fn owner(node_id: u8, epoch: u64) -> (Quorum, Sealed<Lease>) {
         let mut quorum = Quorum::new(identity(node_id));
-        quorum.on_interval(true, 0, epoch);
-        let challenge = written(quorum.on_read(Ok(None), 0, 1, epoch).0);
+        quorum.on_interval(Want::Own, 0, epoch);
+        let challenge = written(quorum.on_read(Ok(None), 0, 1, epoch, epoch).0);
         quorum.on_write(true, 1, 2);
-        quorum.on_interval(true, 110, epoch);
-        let claim = written(quorum.on_read(Ok(Some(challenge)), 110, 111, epoch).0);
+        quorum.on_interval(Want::Own, 110, epoch);
+        let claim = written(
+            quorum
+                .on_read(Ok(Some(challenge)), 110, 111, epoch, epoch)
+                .0,
+        );
         assert!(quorum.on_write(true, 110, 112));
         (quorum, claim)
     }
@@ -551,16 +815,22 @@ mod tests {
         let (mut quorum, claim) = owner(3, 3);
         // The node formed epoch 5: its next renewal carries it, at once (the claim's window
         // would confirm only epoch 3).
-        assert_eq!(quorum.on_interval(true, 120, 5).0, Some(QuorumIo::Read));
+        assert_eq!(
+            quorum.on_interval(Want::Own, 120, 5).0,
+            Some(QuorumIo::Read)
+        );
         // A challenger reads the record before our renewal lands: it sees epoch 3.
         let mut challenger = Quorum::new(identity(1));
-        assert_eq!(challenger.on_interval(true, 120, 2).0, Some(QuorumIo::Read));
-        let ours = written(quorum.on_read(Ok(Some(claim.clone())), 120, 121, 5).0);
+        assert_eq!(
+            challenger.on_interval(Want::Own, 120, 2).0,
+            Some(QuorumIo::Read)
+        );
+        let ours = written(quorum.on_read(Ok(Some(claim.clone())), 120, 121, 5, 5).0);
         assert_eq!(ours.record.owner_epoch, 5);
         assert!(!quorum.on_write(true, 121, 125));
         assert_eq!(quorum.confirmed_owner_epoch, 0);
         // Its challenge, a copy of what it read, lands after ours: epoch 3 again.
-        let stale = written(challenger.on_read(Ok(Some(claim)), 120, 124, 2).0);
+        let stale = written(challenger.on_read(Ok(Some(claim)), 120, 124, 2, 2).0);
         assert_eq!(
             (stale.sequence, stale.record.owner_epoch),
             (ours.sequence, 3)
@@ -568,7 +838,7 @@ mod tests {
         // The window: we touch the record neither on the renew intervals nor otherwise.
         let window = confirm_ticks(10, 1000);
         for now in 126..125 + window {
-            assert_eq!(quorum.on_interval(true, now, 5).0, None, "tick {now}");
+            assert_eq!(quorum.on_interval(Want::Own, now, 5).0, None, "tick {now}");
             assert_eq!(quorum.epoch_read(now, 5), None, "tick {now}");
         }
         assert!(quorum.owned(125 + window));
@@ -576,7 +846,7 @@ mod tests {
         // The closing read shows the challenger's copy: no confirmation; defend with our epoch.
         let defense = written(
             quorum
-                .on_read(Ok(Some(stale.clone())), 125 + window, 150, 5)
+                .on_read(Ok(Some(stale.clone())), 125 + window, 150, 5, 5)
                 .0,
         );
         assert_eq!(quorum.confirmed_owner_epoch, 0);
@@ -587,76 +857,206 @@ mod tests {
         assert!(!quorum.on_write(true, 150, 152));
         assert_eq!(quorum.epoch_read(151 + window, 5), None);
         assert_eq!(quorum.epoch_read(152 + window, 5), Some(QuorumIo::Read));
-        let renewal = written(quorum.on_read(Ok(Some(defense)), 152 + window, 177, 5).0);
+        let renewal = written(quorum.on_read(Ok(Some(defense)), 152 + window, 177, 5, 5).0);
         assert_eq!(quorum.confirmed_owner_epoch, 5);
         assert!(!quorum.on_write(true, 177, 179));
         // Confirmed: renewals every interval again, and nothing left to confirm.
-        assert_eq!(quorum.on_interval(true, 187, 5).0, Some(QuorumIo::Read));
-        assert!(quorum.on_read(Ok(Some(renewal)), 187, 188, 5).0.is_some());
+        assert_eq!(
+            quorum.on_interval(Want::Own, 187, 5).0,
+            Some(QuorumIo::Read)
+        );
+        assert!(quorum
+            .on_read(Ok(Some(renewal)), 187, 188, 5, 5)
+            .0
+            .is_some());
         assert_eq!(quorum.epoch_read(300, 5), None);
     }
 
     #[test]
     fn a_confirmation_window_never_outlasts_two_renewals_in_hand() {
         let mut quorum = Quorum::new(identity(2));
-        quorum.on_interval(true, 0, 4);
-        let challenge = written(quorum.on_read(Ok(None), 0, 1, 4).0);
+        quorum.on_interval(Want::Own, 0, 4);
+        let challenge = written(quorum.on_read(Ok(None), 0, 1, 4, 4).0);
         quorum.on_write(true, 1, 2);
-        quorum.on_interval(true, 110, 4);
-        let claim = written(quorum.on_read(Ok(Some(challenge)), 110, 111, 4).0);
+        quorum.on_interval(Want::Own, 110, 4);
+        let claim = written(quorum.on_read(Ok(Some(challenge)), 110, 111, 4, 4).0);
         // A slow claim: it succeeds 40 ticks after its issue, so ownership runs to 188 but
         // the window to 150 + 23, past 188 less two renewals (30 ticks).
         assert!(quorum.on_write(true, 110, 150));
-        assert_eq!(quorum.on_interval(true, 157, 4).0, None);
-        assert_eq!(quorum.on_interval(true, 158, 4).0, Some(QuorumIo::Read));
+        assert_eq!(quorum.on_interval(Want::Own, 157, 4).0, None);
+        assert_eq!(
+            quorum.on_interval(Want::Own, 158, 4).0,
+            Some(QuorumIo::Read)
+        );
         // Read before the window ended: it confirms nothing, and we renew.
-        let renewal = written(quorum.on_read(Ok(Some(claim)), 158, 159, 4).0);
+        let renewal = written(quorum.on_read(Ok(Some(claim)), 158, 159, 4, 4).0);
         assert_eq!(quorum.confirmed_owner_epoch, 0);
         assert!(!quorum.on_write(true, 159, 160));
         assert_eq!(quorum.valid_until_tick(), 159 + 78);
         assert_eq!(renewal.record.owner_epoch, 4);
     }
 
-    #[test]
-    fn a_renewal_issued_after_the_ownership_ended_revives_nothing() {
-        let (mut quorum, claim) = owner(3, 3);
-        let until = quorum.valid_until_tick();
-        assert_eq!(until, 110 + 78);
-        // The last renewal read, issued in time, completes after the end (within the read
-        // age): a write issued now is outside the chain (ARBITRATION.md rule 2), and a
-        // challenger may have claimed since our read; ownership is over.
+    /// Node 2 watches node 1's record `renewal` from tick 0 (its first read completes at 1).
+    fn watcher(renewal: &Sealed<Lease>) -> Quorum {
+        let mut quorum = Quorum::new(identity(2));
         assert_eq!(
-            quorum.on_interval(true, until - 2, 3).0,
+            quorum.on_interval(Want::Watch, 0, 3).0,
             Some(QuorumIo::Read)
         );
-        let (io, lost) = quorum.on_read(Ok(Some(claim.clone())), until - 2, until + 1, 3);
+        assert_eq!(
+            quorum.on_read(Ok(Some(renewal.clone())), 0, 1, 3, 4).0,
+            None
+        );
+        quorum
+    }
+
+    #[test]
+    fn a_watcher_claims_a_lease_expiry_after_the_owners_last_renewal_and_owns_once_confirmed() {
+        let (_, renewal) = owner(1, 3);
+        let mut quorum = watcher(&renewal);
+        // Watching reads change nothing while the record stands.
+        assert_eq!(
+            quorum.on_interval(Want::Watch, 10, 3).0,
+            Some(QuorumIo::Read)
+        );
+        assert_eq!(
+            quorum.on_read(Ok(Some(renewal.clone())), 10, 11, 3, 4).0,
+            None
+        );
+        // The quorum is needed (the owner went silent): no challenge; the closing read is due
+        // a lease expiry after the read that first showed the renewal completed.
+        assert!(quorum.challenge_io_due(Want::Own, 30));
+        assert_eq!(quorum.on_interval(Want::Own, 30, 3).0, Some(QuorumIo::Read));
+        assert_eq!(
+            quorum.on_read(Ok(Some(renewal.clone())), 30, 31, 3, 4).0,
+            None
+        );
+        assert!(!quorum.challenge_io_due(Want::Own, 101));
+        assert!(quorum.challenge_io_due(Want::Own, 102));
+        assert_eq!(
+            quorum.on_interval(Want::Own, 102, 3).0,
+            Some(QuorumIo::Read)
+        );
+        let claim = written(quorum.on_read(Ok(Some(renewal.clone())), 102, 103, 3, 4).0);
+        assert_eq!(claim.record.owner, 2);
+        assert_eq!(claim.record.challenger, 0);
+        assert_eq!(claim.record.owner_epoch, 4, "the epoch it would stabilize");
+        assert_eq!(claim.sequence, renewal.sequence + 1);
+        // Landed, but not ours until the window shows it unchanged.
+        assert!(!quorum.on_write(true, 103, 105));
+        assert!(!quorum.owned(105));
+        let window = confirm_ticks(10, 1000);
+        assert!(!quorum.challenge_io_due(Want::Own, 104 + window));
+        assert!(quorum.challenge_io_due(Want::Own, 105 + window));
+        assert_eq!(
+            quorum.on_interval(Want::Own, 105 + window, 3).0,
+            Some(QuorumIo::Read)
+        );
+        let (io, lost) = quorum.on_read(Ok(Some(claim)), 105 + window, 106 + window, 3, 4);
+        assert_eq!((io, lost), (None, false));
+        assert!(quorum.owned(106 + window));
+        assert_eq!(
+            quorum.valid_until_tick(),
+            103 + 78,
+            "held from the claim's issue"
+        );
+        assert_eq!(quorum.confirmed_owner_epoch, 4);
+        assert_eq!(
+            quorum.owner_epoch_seen, 3,
+            "our own claim is no newer membership"
+        );
+    }
+
+    #[test]
+    fn a_watcher_loses_when_the_record_moves_after_it_needed_it() {
+        let (_, renewal) = owner(1, 3);
+        let mut quorum = watcher(&renewal);
+        quorum.on_interval(Want::Own, 30, 3);
+        let mut defended = renewal.clone();
+        defended.sequence += 1;
+        assert_eq!(quorum.on_read(Ok(Some(defended)), 30, 31, 3, 4).0, None);
+        assert_eq!(
+            quorum.outcome,
+            Some(Outcome {
+                won: false,
+                tick: 31
+            })
+        );
+    }
+
+    #[test]
+    fn a_watcher_that_saw_a_challenge_challenges_too_and_a_claim_overwritten_is_not_ours() {
+        let (_, renewal) = owner(1, 3);
+        let mut pending = renewal.clone();
+        pending.sequence += 1;
+        pending.record.challenger = 3;
+        pending.record.challenger_incarnation = 1;
+        let mut quorum = watcher(&pending);
+        // Its writer may be about to claim: no claim from the watch, a challenge instead.
+        assert_eq!(
+            quorum.on_interval(Want::Own, 200, 3).0,
+            Some(QuorumIo::Read)
+        );
+        let challenge = written(quorum.on_read(Ok(Some(pending)), 200, 201, 3, 4).0);
+        assert_eq!(challenge.record.challenger, 2);
+        assert_eq!(challenge.record.owner, 1);
+
+        // Another watcher's claim, overwritten inside its window, is lost.
+        let mut other = watcher(&renewal);
+        other.on_interval(Want::Own, 30, 3);
+        other.on_read(Ok(Some(renewal.clone())), 30, 31, 3, 4);
+        other.on_interval(Want::Own, 102, 3);
+        let claim = written(other.on_read(Ok(Some(renewal)), 102, 103, 3, 4).0);
+        other.on_write(true, 103, 105);
+        let mut overwritten = claim;
+        overwritten.record.owner = 3;
+        other.on_interval(Want::Own, 130, 3);
+        other.on_read(Ok(Some(overwritten)), 130, 131, 3, 4);
+        assert!(!other.owned(131));
+        assert_eq!(
+            other.outcome,
+            Some(Outcome {
+                won: false,
+                tick: 131
+            })
+        );
+    }
+
+    #[test]
+    fn an_owner_whose_read_completes_after_its_ownership_lapsed_does_not_renew() {
+        let (mut quorum, claim) = owner(2, 3);
+        // Owned until 110 + 78 = 188: a read issued at 187 completes at 190.
+        assert_eq!(
+            quorum.on_interval(Want::Own, 187, 3).0,
+            Some(QuorumIo::Read)
+        );
+        let (io, lost) = quorum.on_read(Ok(Some(claim)), 187, 190, 3, 3);
         assert_eq!((io, lost), (None, true));
-        assert!(!quorum.owned(until + 1));
-        // A renewal issued just in time that completes late still extends the chain.
-        let (mut quorum, claim) = owner(3, 3);
-        let until = quorum.valid_until_tick();
-        quorum.on_interval(true, until - 3, 3);
-        let renewal = quorum.on_read(Ok(Some(claim)), until - 3, until - 1, 3).0;
-        assert!(renewal.is_some());
-        assert!(!quorum.on_write(true, until - 1, until + 4));
-        assert_eq!(quorum.valid_until_tick(), until - 1 + 78);
+        assert!(!quorum.owned(190));
     }
 
     #[test]
     fn an_unopposed_challenger_wins_after_the_expiry_and_a_defended_one_loses() {
         let mut quorum = Quorum::new(identity(2));
-        assert_eq!(quorum.on_interval(true, 0, 5).0, Some(QuorumIo::Read));
-        let challenge = written(quorum.on_read(Ok(None), 0, 1, 5).0);
+        assert_eq!(quorum.on_interval(Want::Own, 0, 5).0, Some(QuorumIo::Read));
+        let challenge = written(quorum.on_read(Ok(None), 0, 1, 5, 5).0);
         assert_eq!(challenge.record.challenger, 2);
         assert!(!quorum.on_write(true, 1, 2));
         // Too early: still challenging.
-        assert_eq!(quorum.on_interval(true, 50, 5).0, Some(QuorumIo::Read));
+        assert_eq!(quorum.on_interval(Want::Own, 50, 5).0, Some(QuorumIo::Read));
         assert_eq!(
-            quorum.on_read(Ok(Some(challenge.clone())), 50, 51, 5).0,
+            quorum.on_read(Ok(Some(challenge.clone())), 50, 51, 5, 5).0,
             None
         );
-        assert_eq!(quorum.on_interval(true, 110, 5).0, Some(QuorumIo::Read));
-        let claim = written(quorum.on_read(Ok(Some(challenge.clone())), 110, 111, 5).0);
+        assert_eq!(
+            quorum.on_interval(Want::Own, 110, 5).0,
+            Some(QuorumIo::Read)
+        );
+        let claim = written(
+            quorum
+                .on_read(Ok(Some(challenge.clone())), 110, 111, 5, 5)
+                .0,
+        );
         assert_eq!(claim.record.owner, 2);
         assert!(quorum.on_write(true, 110, 112));
         assert!(quorum.owned(112));
@@ -664,14 +1064,14 @@ mod tests {
 
         // A second challenger whose record is rewritten by the defender loses.
         let mut other = Quorum::new(identity(3));
-        other.on_interval(true, 0, 5);
-        let challenge = written(other.on_read(Ok(Some(claim.clone())), 0, 1, 5).0);
+        other.on_interval(Want::Own, 0, 5);
+        let challenge = written(other.on_read(Ok(Some(claim.clone())), 0, 1, 5, 5).0);
         other.on_write(true, 1, 2);
-        other.on_interval(true, 20, 5);
+        other.on_interval(Want::Own, 20, 5);
         let mut defended = challenge;
         defended.sequence += 1;
         defended.record.challenger = 0;
-        other.on_read(Ok(Some(defended)), 20, 21, 5);
+        other.on_read(Ok(Some(defended)), 20, 21, 5, 5);
         assert_eq!(
             other.outcome,
             Some(Outcome {

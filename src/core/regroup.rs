@@ -268,7 +268,18 @@ impl Node {
         // (or a heartbeat of the new epoch stands in for it).
         let acked_joiner = self.role != Role::Member && matches!(round.phase, Phase::Acked { .. });
         let round_ticks = self.timeouts.regroup_round_ticks * if acked_joiner { 3 } else { 1 };
-        if now >= round.started_tick + round_ticks {
+        // A coordinator whose install every member acknowledged waits only for its epoch to be
+        // durable (a membership of one: confirmed in the quorum record it owns, ~C). A new round
+        // would decide again and restart that wait: the survivor of two, whose challenge takes
+        // most of a round, lost up to a confirmation window to it. The give-up timer still runs.
+        let only_durability_left = match &round.phase {
+            Phase::AwaitAcks { install, acks } => {
+                *acks == install.members
+                    && (install.members != bit(self.me()) || self.quorum.owned(now))
+            }
+            _ => false,
+        };
+        if now >= round.started_tick + round_ticks && !only_durability_left {
             if self.role == Role::Member {
                 self.start_regroup();
             } else {

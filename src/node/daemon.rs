@@ -63,6 +63,8 @@ pub struct NodeOptions {
     pub test_groups: Vec<(u8, String)>,
     /// The log file SIGHUP reopens; `None` when logging to stderr.
     pub log_file: Option<super::log_file::LogFile>,
+    /// Obey `ctl fault ...` (tests only; see `fault_injection.rs`).
+    pub allow_fault_injection: bool,
 }
 
 /// Runs the node until SIGTERM/SIGINT. `Err` is one line for the user; nothing was written to
@@ -715,6 +717,12 @@ impl Daemon {
                 }
             }
             Some("get") => super::updates::render_get(self.core.database(), &words[1..], json),
+            Some("fault") => super::fault_injection::answer(
+                self.options.allow_fault_injection,
+                self.options.node_id,
+                &self.disk_worker,
+                &words[1..],
+            ),
             Some(other) => Err(format!("unknown command '{other}'")),
             None => Err("empty request".to_string()),
         };

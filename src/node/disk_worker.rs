@@ -5,15 +5,22 @@
 //! Group commit: the worker drains every request queued while it was busy, performs them in
 //! order, flushes once if any was a write, and only then reports them done. A write is reported
 //! done only when durable, which is what the core assumes of `DiskWrite`.
+//!
+//! Fault injection (`ctl fault disk-stall MS`, only on a node started with
+//! `--allow-fault-injection`): while a stall is set, every batch waits that long before it
+//! runs, as on a disk that stopped answering; clearing it releases a waiting batch at once.
 use crate::disk::storage::Storage;
 use disklayout::{Block, BLOCK_SIZE};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The most requests one batch takes, so completions flow even under a flood of writes.
 const BATCH_REQUESTS_MAX: usize = 256;
+/// How often a stalled batch looks whether its stall was changed or cleared.
+const STALL_CHECK_INTERVAL: Duration = Duration::from_millis(5);
 
 /// A block operation for the worker.
 #[derive(Debug)]
@@ -42,6 +49,8 @@ pub struct DiskWorker {
     requests: Option<mpsc::Sender<DiskRequest>>,
     completions: mpsc::Receiver<DiskCompletion>,
     thread: Option<thread::JoinHandle<()>>,
+    /// The injected stall in ms (0: none), shared with the worker thread.
+    stall_ms: Arc<AtomicU64>,
 }
 
 impl DiskWorker {
@@ -49,14 +58,36 @@ impl DiskWorker {
     pub fn spawn(storage: Box<dyn Storage>, waker: Arc<mio::Waker>) -> std::io::Result<DiskWorker> {
         let (request_sender, request_receiver) = mpsc::channel();
         let (completion_sender, completion_receiver) = mpsc::channel();
+        let stall_ms = Arc::new(AtomicU64::new(0));
+        let worker_stall_ms = stall_ms.clone();
         let thread = thread::Builder::new()
             .name("wolfpack-disk".into())
-            .spawn(move || run(storage, request_receiver, completion_sender, waker))?;
+            .spawn(move || {
+                run(
+                    storage,
+                    request_receiver,
+                    completion_sender,
+                    waker,
+                    &worker_stall_ms,
+                )
+            })?;
         Ok(DiskWorker {
             requests: Some(request_sender),
             completions: completion_receiver,
             thread: Some(thread),
+            stall_ms,
         })
+    }
+
+    /// Fault injection: from now on every batch waits `stall_ms` before it runs (0 clears the
+    /// stall, and a batch waiting for it runs at once).
+    pub fn set_stall_ms(&self, stall_ms: u64) {
+        self.stall_ms.store(stall_ms, Ordering::Relaxed);
+    }
+
+    /// The injected stall in ms (0: none).
+    pub fn stall_ms(&self) -> u64 {
+        self.stall_ms.load(Ordering::Relaxed)
     }
 
     /// Queues a request. Returns false when the worker has stopped (it panicked: a bug).
@@ -74,6 +105,8 @@ impl DiskWorker {
 
 impl Drop for DiskWorker {
     fn drop(&mut self) {
+        // A stalled batch must not hold up the daemon's exit.
+        self.set_stall_ms(0);
         self.requests.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -86,9 +119,11 @@ fn run(
     requests: mpsc::Receiver<DiskRequest>,
     completions: mpsc::Sender<DiskCompletion>,
     waker: Arc<mio::Waker>,
+    stall_ms: &AtomicU64,
 ) {
     while let Ok(first) = requests.recv() {
         let started = Instant::now();
+        wait_out_stall(stall_ms, started);
         let mut batch = vec![first];
         while batch.len() < BATCH_REQUESTS_MAX {
             match requests.try_recv() {
@@ -143,6 +178,19 @@ fn run(
     }
 }
 
+/// Waits until the injected stall (re-read as it goes, so a change or a clear takes effect at
+/// once) has passed since `since`.
+fn wait_out_stall(stall_ms: &AtomicU64, since: Instant) {
+    loop {
+        let stall = Duration::from_millis(stall_ms.load(Ordering::Relaxed));
+        let left = stall.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return;
+        }
+        thread::sleep(left.min(STALL_CHECK_INTERVAL));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +240,29 @@ mod tests {
         assert_eq!(done[0].op, 1);
         assert_eq!(done[1].op, 2);
         assert_eq!(done[1].result.as_ref().expect("read")[0], 42);
+    }
+
+    #[test]
+    fn a_stalled_worker_answers_nothing_until_the_stall_is_cleared() {
+        let mut poll = Poll::new().expect("poll");
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER).expect("waker"));
+        let worker =
+            DiskWorker::spawn(Box::new(MemoryStorage::new(4 * 4096)), waker).expect("spawn");
+        // Far longer than this test may take: only clearing the stall can release the read.
+        worker.set_stall_ms(3_600_000);
+        assert_eq!(worker.stall_ms(), 3_600_000);
+        assert!(worker.submit(DiskRequest::Read {
+            op: 1,
+            offset_bytes: 0
+        }));
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_millis(200)))
+            .expect("poll");
+        assert!(worker.try_completion().is_none(), "answered while stalled");
+        worker.set_stall_ms(0);
+        let done = wait_for(&worker, &mut poll, 1);
+        assert_eq!(done[0].op, 1);
+        assert!(done[0].result.is_ok());
     }
 
     #[test]

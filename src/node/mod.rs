@@ -9,6 +9,7 @@ pub mod event_exchange;
 pub mod event_merge;
 pub mod event_record;
 pub mod event_ring;
+pub mod fault_injection;
 pub mod log_file;
 pub mod report;
 pub mod signals;

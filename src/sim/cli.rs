@@ -27,6 +27,11 @@ pub fn run_simulate(args: &[String]) -> i32 {
     );
     options.optopt("", "mutate", "break one rule on purpose", "NAME");
     options.optflag("v", "verbose", "print one line per seed");
+    options.optflag(
+        "",
+        "failover-timeline",
+        "per seed: the two-node failover after a crash of the quorum owner, in ticks",
+    );
     let matches = match options.parse(args) {
         Ok(matches) => matches,
         Err(error) => {
@@ -54,6 +59,12 @@ pub fn run_simulate(args: &[String]) -> i32 {
         Some(Ok(count)) if (1..=64).contains(&count) => Some(count),
         Some(_) => return usage("--nodes: expected 1..=64"),
     };
+    if matches.opt_present("failover-timeline") {
+        if matches.opt_present("nodes") || matches.opt_present("mutate") {
+            return usage("--failover-timeline: two nodes, no mutation (no --nodes, no --mutate)");
+        }
+        return failover_timelines(seeds);
+    }
     let mutation_name = matches.opt_str("mutate");
     let mutation =
         match mutation_name.as_deref() {
@@ -86,6 +97,52 @@ pub fn run_simulate(args: &[String]) -> i32 {
     } else {
         0
     }
+}
+
+/// Prints each seed's failover timeline and the median and maximum of each step.
+fn failover_timelines(seeds: std::ops::RangeInclusive<u64>) -> i32 {
+    use super::timeline::{quorum_owner_crash, Timeline};
+    let mut timelines: Vec<Timeline> = Vec::new();
+    for seed in seeds {
+        match quorum_owner_crash(seed) {
+            Some(timeline) => {
+                print!("{}", timeline.render());
+                timelines.push(timeline);
+            }
+            None => {
+                println!("seed {seed}: no quiet two-node cluster with a group on its quorum owner")
+            }
+        }
+    }
+    println!(
+        "ticks after the crash over {} seeds (10 ms each):",
+        timelines.len()
+    );
+    let names = Timeline::default().steps().map(|(name, _)| name);
+    let mut never_online = 0;
+    for (index, name) in names.into_iter().enumerate() {
+        let mut ticks: Vec<u64> = timelines
+            .iter()
+            .filter_map(|timeline| timeline.steps()[index].1)
+            .collect();
+        ticks.sort_unstable();
+        let missing = timelines.len() - ticks.len();
+        if name == "group online" {
+            never_online = missing;
+        }
+        let never = if missing > 0 {
+            format!("  (never in {missing})")
+        } else {
+            String::new()
+        };
+        match (ticks.get(ticks.len() / 2), ticks.last()) {
+            (Some(median), Some(max)) => {
+                println!("  {name:<22} median {median:>5}  max {max:>5}{never}")
+            }
+            _ => println!("  {name:<22} never"),
+        }
+    }
+    i32::from(never_online > 0 || timelines.is_empty())
 }
 
 fn usage(message: &str) -> i32 {

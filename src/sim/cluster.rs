@@ -14,7 +14,7 @@ use super::node_runner::NodeRunner;
 use super::resource_checker::{self, ResourceChecker};
 use super::workload::Fault;
 use super::{Params, Report};
-use crate::core::disk_records::{Geometry, Timing};
+use crate::core::disk_records::{decode, Geometry, QuorumLease, Timing, BLOCK_SIZE};
 use crate::core::timeout::{Timeouts, TICK_MS};
 use crate::core::{bit, Config, DiskError, Event, Input, Node, Output};
 use crate::prng::Prng;
@@ -75,6 +75,32 @@ pub struct Cluster {
     /// counts (see `checker::check_resource_leases`).
     lingering_leases: Vec<(u8, String, u64)>,
     pub resource_checker: ResourceChecker,
+    /// When `Some`, every event and every quorum record write is recorded here with its tick
+    /// (`timeline.rs` reads a failover's milestones from it).
+    pub recorded: Option<Vec<Recorded>>,
+}
+
+/// Something a node did, as `Cluster::recorded` keeps it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub tick: u64,
+    pub node: u8,
+    pub what: RecordedKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum RecordedKind {
+    Event(Event),
+    /// A write of the quorum record issued: who it names as owner and as challenger.
+    QuorumWrite {
+        owner: u8,
+        challenger: u8,
+    },
+    /// A group's resources asked online or offline.
+    Resource {
+        group: u8,
+        online: bool,
+    },
 }
 
 impl Cluster {
@@ -117,6 +143,7 @@ impl Cluster {
             power_loss: false,
             lingering_leases: Vec::new(),
             resource_checker: ResourceChecker::default(),
+            recorded: None,
             nodes,
             params,
         };
@@ -474,6 +501,7 @@ impl Cluster {
                 offset_bytes,
                 block,
             } => {
+                self.record_quorum_write(id, offset_bytes, &block);
                 let op = DiskOp {
                     node: id,
                     op,
@@ -484,6 +512,7 @@ impl Cluster {
                 self.disk.submit(op, self.tick, &mut self.prng);
             }
             Output::Resource { group, online } => {
+                self.record(id, RecordedKind::Resource { group, online });
                 self.fold_digest(&format!("{id} group {group} online={online}"));
                 if self.trace {
                     println!("tick={} node={id} group {group} online={online}", self.tick);
@@ -544,7 +573,27 @@ impl Cluster {
         self.report.digest = hash;
     }
 
+    fn record(&mut self, node: u8, what: RecordedKind) {
+        let tick = self.tick;
+        if let Some(recorded) = self.recorded.as_mut() {
+            recorded.push(Recorded { tick, node, what });
+        }
+    }
+
+    fn record_quorum_write(&mut self, id: u8, offset_bytes: u64, block: &[u8; BLOCK_SIZE]) {
+        if self.recorded.is_none() || offset_bytes != self.config(id, 1).geometry.quorum_offset() {
+            return;
+        }
+        if let Ok(Some(sealed)) = decode::<QuorumLease>(&block[..]) {
+            let (owner, challenger) = (sealed.record.0.owner, sealed.record.0.challenger);
+            self.record(id, RecordedKind::QuorumWrite { owner, challenger });
+        }
+    }
+
     fn on_event(&mut self, id: u8, event: Event) {
+        if self.recorded.is_some() {
+            self.record(id, RecordedKind::Event(event.clone()));
+        }
         self.fold_digest(&format!("{id} {event:?}"));
         if self.trace {
             println!("tick={} node={id} {event:?}", self.tick);

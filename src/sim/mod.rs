@@ -16,6 +16,7 @@ pub mod network;
 pub mod node_runner;
 pub mod resource_checker;
 pub mod resource_workload;
+pub mod timeline;
 pub mod workload;
 
 use std::collections::BTreeMap;

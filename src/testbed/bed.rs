@@ -91,6 +91,8 @@ pub struct Bed {
     pub(super) paused: BTreeSet<u8>,
     pub(super) frozen: BTreeSet<u8>,
     pub(super) links_down: BTreeSet<(u8, u8)>,
+    /// Nodes whose disk worker was told to stall (`faults.rs`).
+    pub(super) disk_stalled: BTreeSet<u8>,
     pub(super) partitioned: bool,
     /// The groups' slots (the core's numbers): 1..=nodes for test groups; in catalog mode
     /// those added so far.
@@ -140,6 +142,7 @@ impl Bed {
             paused: BTreeSet::new(),
             frozen: BTreeSet::new(),
             links_down: BTreeSet::new(),
+            disk_stalled: BTreeSet::new(),
             partitioned: false,
             keep_files: false,
             torn_down: false,
@@ -272,7 +275,9 @@ impl Bed {
             .args([
                 "--resource-log-dir",
                 &self.path(&format!("resources-n{node}")),
-            ]);
+            ])
+            // The disk-stall verb (`faults.rs`) is a fault command to the node itself.
+            .arg("--allow-fault-injection");
         if self.options.groups == GroupSource::TestGroups {
             for group in 1..=self.options.nodes {
                 command

@@ -3,7 +3,7 @@
 //! Per cluster size (2 nodes + disk, 5 nodes by default): build a bed, start every node with
 //! one service group per node, start the prober, then until the duration is over run cycles:
 //! one fault (kill, daemon pause, short whole-node freeze, symmetric or one-way partition,
-//! link down), held for a random time, undone; half the cycles then wait for the cluster to
+//! link down, disk stall), held for a random time, undone; half the cycles then wait for the cluster to
 //! converge, the others go on while it is still recovering. At the end everything is healed and
 //! the run checks the event log (overlaps), the samples (two names in one round), that every
 //! group is online on exactly one node (stuck groups), and that every database update a writer
@@ -86,17 +86,20 @@ enum Fault {
     FreezeNode(u8),
     Partition(u64, Direction),
     LinkDown(u8, u8),
+    /// Every disk operation of the node waits for the whole hold time.
+    StallDisk(u8),
 }
 
 fn choose(prng: &mut Prng, bed: &Bed, nodes: u8) -> Fault {
     let victim = 1 + prng.below(u64::from(nodes)) as u8;
-    let kinds = if bed.can_freeze() { 6 } else { 5 };
+    let kinds = if bed.can_freeze() { 7 } else { 6 };
     match prng.below(kinds) {
         0 => Fault::Kill(victim),
         1 => Fault::PauseDaemon(victim),
         2 => Fault::Partition(prng.next_u64(), Direction::Symmetric),
         3 => Fault::Partition(prng.next_u64(), Direction::OneWay),
         4 => Fault::LinkDown(victim, prng.below(u64::from(bed.networks())) as u8),
+        5 => Fault::StallDisk(victim),
         _ => Fault::FreezeNode(victim),
     }
 }
@@ -107,12 +110,19 @@ fn sides(bits: u64, nodes: u8) -> (Vec<u8>, Vec<u8>) {
     (1..=nodes).partition(|node| mask & (1 << (node - 1)) != 0)
 }
 
-fn apply(bed: &mut Bed, fault: Fault) -> Result<(), String> {
+fn apply(bed: &mut Bed, fault: Fault, hold_ms: u64) -> Result<(), String> {
     let nodes = bed.options.nodes;
     match fault {
         // A victim whose daemon is not running (still restarting) is skipped, not an error.
         Fault::Kill(node) if bed.daemon_pid(node).is_some() => bed.kill(node),
         Fault::PauseDaemon(node) if bed.daemon_pid(node).is_some() => bed.pause(node),
+        // So is one whose admin socket is not up yet (just restarted).
+        Fault::StallDisk(node) if bed.daemon_pid(node).is_some() => {
+            if let Err(error) = bed.stall_disk(node, hold_ms) {
+                bed.note(&format!("disk stall skipped: {error}"));
+            }
+            Ok(())
+        }
         Fault::FreezeNode(node) => bed.freeze(node),
         Fault::Partition(bits, direction) => {
             let (a, b) = sides(bits, nodes);
@@ -158,7 +168,7 @@ fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String
             "cycle {}: {fault:?} for {hold_ms} ms",
             outcome.cycles
         ));
-        apply(&mut bed, fault)?;
+        apply(&mut bed, fault, hold_ms)?;
         sleep_ms(hold_ms)?;
         bed.heal()?;
         outcome.cycles += 1;

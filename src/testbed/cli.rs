@@ -24,7 +24,7 @@ Commands:
         'runs=R median_ms=M max_ms=X overlaps=O double_answers=D'; exit 1 on split brain
   scenario NAME [--nodes N] [--second-network] [--group G]
         one fault against group G's holder (kill, pause-daemon, freeze-node, partition,
-        partition-one-way), heal, check; prints the client-observed outage
+        partition-one-way, disk-stall), heal, check; prints the client-observed outage
   chaos [--seed S] [--duration-s D] [--nodes 2,5] [--second-network] [--verbose]
         a seeded random fault schedule per cluster size, then heal and check; the last line is
         'cycles=N overlaps=O lost_updates=L stuck_groups=S', exit 1 unless all are 0

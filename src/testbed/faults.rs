@@ -2,6 +2,7 @@
 use super::bed::{stop_child, Bed};
 use super::host;
 use super::network;
+use crate::admin::client;
 use std::time::Duration;
 
 /// How a partition cuts the nodes apart.
@@ -46,6 +47,38 @@ impl Bed {
             }
         }
         Ok(())
+    }
+
+    /// Stalls node `node`'s shared disk: every disk operation of its daemon waits `stall_ms`
+    /// before it runs (`ctl fault disk-stall`; the bed starts every node with
+    /// `--allow-fault-injection`). Its heartbeats go on; its lease cannot be renewed.
+    pub fn stall_disk(&mut self, node: u8, stall_ms: u64) -> Result<(), String> {
+        self.note(&format!(
+            "stall the disk of node {node} ({stall_ms} ms per operation)"
+        ));
+        self.fault_command(node, &["fault", "disk-stall", &stall_ms.to_string()])?;
+        self.disk_stalled.insert(node);
+        Ok(())
+    }
+
+    /// Ends a disk stall. A daemon that exited meanwhile (fenced by its monitor) restarts with
+    /// a disk that answers, so there is nothing to undo for it.
+    pub fn unstall_disk(&mut self, node: u8) -> Result<(), String> {
+        if self.disk_stalled.remove(&node) && self.daemon_pid(node).is_some() {
+            self.note(&format!("disk of node {node} answers again"));
+            self.fault_command(node, &["fault", "disk-stall", "off"])?;
+        }
+        Ok(())
+    }
+
+    fn fault_command(&self, node: u8, words: &[&str]) -> Result<(), String> {
+        client::request(
+            &self.socket(node),
+            words,
+            Some(Duration::from_secs(2)),
+            |_| true,
+        )
+        .map_err(|error| format!("node {node}: {} failed: {error}", words.join(" ")))
     }
 
     /// Whether freezing whole nodes works on this host (a cgroup freezer).
@@ -124,8 +157,9 @@ impl Bed {
         Ok(())
     }
 
-    /// Undoes every fault: thaw, resume, links up, partitions healed, and every daemon that
-    /// exited (killed, or stopped itself after losing quorum) started again.
+    /// Undoes every fault: thaw, resume, links up, disks answering, partitions healed, and
+    /// every daemon that exited (killed, fenced, or stopped itself after losing quorum)
+    /// started again.
     pub fn heal(&mut self) -> Result<(), String> {
         for node in self.frozen.clone() {
             self.thaw(node)?;
@@ -135,6 +169,12 @@ impl Bed {
         }
         for (node, network) in self.links_down.clone() {
             self.link(node, network, true)?;
+        }
+        for node in self.disk_stalled.clone() {
+            // Its daemon may have exited between the check and the command: not an error.
+            if let Err(error) = self.unstall_disk(node) {
+                self.note(&format!("disk stall of node {node} not cleared: {error}"));
+            }
         }
         self.heal_partitions()?;
         self.restart_exited()

@@ -18,6 +18,9 @@ pub enum Scenario {
     PartitionSymmetric,
     /// The other nodes stop hearing the holder; it still hears them.
     PartitionOneWay,
+    /// Every shared-disk operation of the holder waits `DISK_STALL_MS`: it cannot renew its
+    /// lease, so it must stop its groups and the others take them over.
+    DiskStall,
 }
 
 impl Scenario {
@@ -28,6 +31,7 @@ impl Scenario {
             Scenario::FreezeNode => "freeze-node",
             Scenario::PartitionSymmetric => "partition",
             Scenario::PartitionOneWay => "partition-one-way",
+            Scenario::DiskStall => "disk-stall",
         }
     }
 
@@ -38,6 +42,7 @@ impl Scenario {
             Scenario::FreezeNode,
             Scenario::PartitionSymmetric,
             Scenario::PartitionOneWay,
+            Scenario::DiskStall,
         ]
         .into_iter()
         .find(|scenario| scenario.name() == name)
@@ -49,6 +54,8 @@ impl Scenario {
 pub const FROZEN_MS: u64 = 2500;
 /// How long a partition is held: the losing side must notice, stop, and the winner take over.
 pub const PARTITION_MS: u64 = 4000;
+/// How long the holder's disk stalls: three lease expiries (1000 ms).
+pub const DISK_STALL_MS: u64 = 3000;
 /// Generous waits (a loaded 2-core machine must not fail a correct run).
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -85,6 +92,7 @@ pub fn trial(bed: &mut Bed, scenario: Scenario, group: u8) -> Result<Trial, Stri
         Scenario::FreezeNode => bed.freeze(victim)?,
         Scenario::PartitionSymmetric => bed.partition(&[victim], &others, Direction::Symmetric)?,
         Scenario::PartitionOneWay => bed.partition(&[victim], &others, Direction::OneWay)?,
+        Scenario::DiskStall => bed.stall_disk(victim, DISK_STALL_MS)?,
     }
     match scenario {
         Scenario::Kill | Scenario::PauseDaemon => {
@@ -100,6 +108,20 @@ pub fn trial(bed: &mut Bed, scenario: Scenario, group: u8) -> Result<Trial, Stri
             sleep_ms(300)?;
         }
         Scenario::FreezeNode => sleep_ms(FROZEN_MS)?,
+        Scenario::DiskStall => {
+            // The stall lasts its whole time even when the group moved sooner.
+            bed.wait_for(
+                &format!("group {group} to leave node {victim} (its disk stalled)"),
+                DEADLINE,
+                |bed| {
+                    bed.holders()
+                        .get(&group)
+                        .is_some_and(|nodes| nodes.len() == 1 && nodes[0] != victim)
+                },
+            )?;
+            let stalled_ms = (micros().saturating_sub(fault_us)) / 1000;
+            sleep_ms(DISK_STALL_MS.saturating_sub(stalled_ms))?;
+        }
         Scenario::PartitionSymmetric | Scenario::PartitionOneWay => sleep_ms(PARTITION_MS)?,
     }
     let holder_at_heal = bed
