@@ -295,15 +295,23 @@ fn a_holder_that_loses_its_resource_lease_fails_the_group_here_and_the_group_mov
     sealed.record.0.owner_incarnation = 99;
     let mut block = Box::new([0u8; BLOCK_SIZE]);
     encode(&sealed, &mut block).expect("fits");
-    let op = DiskOp {
-        node: 1,
-        op: u64::MAX,
-        offset_bytes: offset,
-        block: Some(block),
-        fails: false,
-    };
-    cluster.disk.submit(op, cluster.tick, &mut Prng::new(1));
-    run(&mut cluster, 30);
+    // The claim may land between the holder's renewal read and its write, which then
+    // overwrites it (the holder still owned the block when it read): land it again until the
+    // holder reads it.
+    for _ in 0..20 {
+        let op = DiskOp {
+            node: 1,
+            op: u64::MAX,
+            offset_bytes: offset,
+            block: Some(block.clone()),
+            fails: false,
+        };
+        cluster.disk.submit(op, cluster.tick, &mut Prng::new(1));
+        run(&mut cluster, 15);
+        if !cluster.nodes[1].leases.contains_key("fs-data") {
+            break;
+        }
+    }
     assert!(
         !cluster.nodes[1].leases.contains_key("fs-data"),
         "unmounted"
