@@ -233,7 +233,11 @@ impl Cluster {
                 moved = true;
                 route_runner_output(id, node_runner, output, now_ms, faulty, &mut drained);
             }
-            while let Some(event) = node_runner.monitor.next_event() {
+            // One event at a time, its outputs routed before the next is read: what the
+            // runner asked while it still believed the earlier state reaches the monitor
+            // before the monitor's next news does, as in the daemon (`drain_runner` after each
+            // monitor event).
+            if let Some(event) = node_runner.monitor.next_event() {
                 moved = true;
                 drained.counts.push(event_kind(&event));
                 drained.log.push(format!("{id} monitor {event:?}"));
