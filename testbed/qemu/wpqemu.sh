@@ -397,7 +397,17 @@ boot_both() {
     echo go >&6
     echo go >&7
     host_event "go: both nodes start wolfpack"
+    # A "go" that arrives before the guest's reader opened its serial port is lost (seen once
+    # in CI: both guests ready, neither started): say it again until each guest says it started.
+    local tries
+    for tries in $(seq 1 40); do
+        started 1 && started 2 && return 0
+        sleep 0.5
+        started 1 || echo go >&6
+        started 2 || echo go >&7
+    done
 }
+started() { grep -q ' wp-init: starting wolfpack' "$WORK/n$1.con.log" 2>/dev/null; }
 
 # ---------------------------------------------------------------------------------------------
 # Reading the VMs' serial lines
