@@ -356,7 +356,7 @@ impl DemoCluster {
                     continue;
                 };
                 // The subject column (`group/resource`, or `-`) names what a transition is of.
-                let subject = line.splitn(7, ' ').nth(5).unwrap_or("-");
+                let subject = line.split(' ').nth(5).unwrap_or("-");
                 let text = if subject == "-" {
                     text.to_string()
                 } else {

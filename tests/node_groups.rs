@@ -169,10 +169,11 @@ fn a_resource_failing_its_monitor_restarts_in_place_then_its_group_moves() {
     cluster.wait_for(
         "the group to move to node 2 after repeated failures",
         || {
-            if state.exists() && cluster.groups(2).get("app").and_then(|(o, _)| *o) == Some(1) {
-                if std::fs::remove_file(&state).is_ok() {
-                    removed += 1;
-                }
+            if state.exists()
+                && cluster.groups(2).get("app").and_then(|(o, _)| *o) == Some(1)
+                && std::fs::remove_file(&state).is_ok()
+            {
+                removed += 1;
             }
             owner_when(&cluster, 2, "app", "online") == Some(2)
         },

@@ -301,6 +301,17 @@ impl Node {
         self.outputs.pop_front()
     }
 
+    /// The epoch of the last stabilized membership (what `status().epoch` says, without
+    /// building the whole view: the driver asks on every wakeup).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Groups asked offline whose stop is not yet confirmed (`status().stopping_groups`).
+    pub fn stopping_groups(&self) -> u64 {
+        self.stopping
+    }
+
     /// A read-only view.
     pub fn status(&self) -> Status {
         Status {

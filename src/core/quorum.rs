@@ -475,20 +475,9 @@ impl Quorum {
                 if issue_tick < since_tick + me.expiry_observed_ticks {
                     return (None, false);
                 }
-                let claim = Sealed {
-                    cluster_id: me.cluster_id,
-                    sequence: written.sequence + 1,
-                    record: Lease {
-                        owner: me.node_id,
-                        owner_incarnation: me.incarnation,
-                        // Never lower the epoch the record carries: it is a durable copy of
-                        // the last owner's epoch, and a later former starts above it.
-                        owner_epoch: epoch.max(self.owner_epoch_seen),
-                        challenger: 0,
-                        challenger_incarnation: 0,
-                        name: QUORUM_LEASE_NAME.to_string(),
-                    },
-                };
+                // Never lower the epoch the record carries: it is a durable copy of the last
+                // owner's epoch, and a later former starts above it.
+                let claim = self.claim_record(written.sequence + 1, epoch);
                 self.state = State::Claiming {
                     written: claim.clone(),
                     watched: false,
@@ -601,26 +590,34 @@ impl Quorum {
         }
         // The owner's ownership is over (rule (b) of the observer, applied to the record):
         // claim straight away, above every epoch seen, carrying the epoch we would stabilize.
-        let claim = Sealed {
-            cluster_id: me.cluster_id,
-            sequence: sealed.sequence + 1,
-            record: Lease {
-                owner: me.node_id,
-                owner_incarnation: me.incarnation,
-                owner_epoch: next_epoch
-                    .max(self.owner_epoch_seen)
-                    .max(sealed.record.owner_epoch),
-                challenger: 0,
-                challenger_incarnation: 0,
-                name: QUORUM_LEASE_NAME.to_string(),
-            },
-        };
+        let claim = self.claim_record(
+            sealed.sequence + 1,
+            next_epoch.max(sealed.record.owner_epoch),
+        );
         self.state = State::Claiming {
             written: claim.clone(),
             watched: true,
         };
         self.io_in_flight = true;
         (Some(QuorumIo::Write(claim)), false)
+    }
+
+    /// The record that makes this node the owner: numbered `sequence`, carrying `epoch` or the
+    /// highest owner epoch seen, whichever is higher.
+    fn claim_record(&self, sequence: u64, epoch: u64) -> Sealed<Lease> {
+        let me = self.identity;
+        Sealed {
+            cluster_id: me.cluster_id,
+            sequence,
+            record: Lease {
+                owner: me.node_id,
+                owner_incarnation: me.incarnation,
+                owner_epoch: epoch.max(self.owner_epoch_seen),
+                challenger: 0,
+                challenger_incarnation: 0,
+                name: QUORUM_LEASE_NAME.to_string(),
+            },
+        }
     }
 
     fn challenge_record(&self, record: &Result<Option<Sealed<Lease>>, ()>) -> Sealed<Lease> {

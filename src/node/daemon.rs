@@ -502,7 +502,7 @@ impl Daemon {
     }
 
     fn dispatch_outputs(&mut self, now_ms: u64) {
-        self.events.set_epoch(self.core.status().epoch);
+        self.events.set_epoch(self.core.epoch());
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Send {
@@ -560,7 +560,7 @@ impl Daemon {
 
     fn core_event(&mut self, event: core::Event) {
         let node = self.options.node_id;
-        let epoch = self.core.status().epoch;
+        let epoch = self.core.epoch();
         match &event {
             core::Event::Stabilized { .. } => self.metrics.regroups += 1,
             // One per update: counted, not logged.

@@ -82,7 +82,7 @@ impl Daemon {
         log::info!(
             "node={} epoch={} group slot {slot} {transition} (core)",
             self.options.node_id,
-            self.core.status().epoch
+            self.core.epoch()
         );
         if self.is_test_group(slot) {
             self.test_group(slot, online);
@@ -151,7 +151,7 @@ impl Daemon {
                     log::info!(
                         "node={} epoch={} {subject} {from} -> {to}: {reason}",
                         self.options.node_id,
-                        self.core.status().epoch
+                        self.core.epoch()
                     );
                     self.events.push_transition(&Transition {
                         group,
@@ -162,7 +162,7 @@ impl Daemon {
                     });
                 }
                 RunnerOutput::GroupStopped { slot } => {
-                    if self.core.status().stopping_groups & core::bit(slot) != 0 {
+                    if self.core.stopping_groups() & core::bit(slot) != 0 {
                         self.core.step(Input::GroupStopped { group: slot });
                     }
                 }
@@ -304,7 +304,7 @@ impl Daemon {
             .strip_prefix("group-")
             .and_then(|id| id.parse::<u8>().ok());
         if let Some(group) = group {
-            if self.core.status().stopping_groups & core::bit(group) != 0 {
+            if self.core.stopping_groups() & core::bit(group) != 0 {
                 self.core.step(Input::GroupStopped { group });
             }
         }
