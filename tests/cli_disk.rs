@@ -213,7 +213,7 @@ fn bad_disks_are_reported_and_never_written() {
     std::fs::write(&random, &noise).expect("write");
     let newer = dir.join("newer.img");
     let mut newer_bytes = good_bytes.clone();
-    newer_bytes[4] = 2;
+    newer_bytes[4] = 3;
     std::fs::write(&newer, &newer_bytes).expect("write");
     let zeros = dir.join("zeros.img");
     std::fs::write(&zeros, vec![0u8; 1 << 20]).expect("write");
@@ -226,7 +226,7 @@ fn bad_disks_are_reported_and_never_written() {
             "truncated: formatted for 8388608 bytes but only 4194304 are there",
         ),
         (&random, "not a wolfpack disk"),
-        (&newer, "layout version 2 is not supported"),
+        (&newer, "layout version 3 is not supported"),
         (&zeros, "never formatted"),
         (&empty, "holds 0 bytes, fewer than the 4096 needed"),
     ] {

@@ -1,9 +1,17 @@
 //! The fence mailbox (FORMAT.md §8): survivors ask a node to stop; the node acknowledges.
+//!
+//! A request is identified by its requester, the requester's incarnation and its sequence
+//! (which that incarnation of the requester never reuses). An acknowledgement echoes that
+//! identity, so it proves the node read *this* request, after it landed, and stopped. Request
+//! numbers alone could not: two requesters race on one mailbox, and a write based on an older
+//! read can land last and make the mailbox's number go back, so a number acknowledged for one
+//! request could be written again by another requester long after the node resumed holding.
 use crate::error::{DecodeError, EncodeError};
 use crate::fields::{check_node_id, Reader, Writer};
 use crate::Record;
 
-/// A survivor's request that `target` stop every resource; the header's sequence is its id.
+/// A survivor's request that `target` stop every resource. The header's sequence numbers the
+/// requests of one incarnation of the requester, increasing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FenceRequest {
     /// The node asked to stop.
@@ -14,6 +22,25 @@ pub struct FenceRequest {
     pub requester: u8,
     /// The membership epoch in which the requester decided to fence.
     pub requester_epoch: u64,
+    /// The requester's incarnation: with `requester` and the sequence, the request's identity.
+    pub requester_incarnation: u64,
+}
+
+/// Which request an acknowledgement answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acknowledged {
+    /// Every request for this incarnation, past and future: the node's resource monitor fenced
+    /// it, and this incarnation never holds a resource again.
+    Every,
+    /// One request, by its identity.
+    Request {
+        /// The node that asked.
+        requester: u8,
+        /// The requester's incarnation when it asked.
+        requester_incarnation: u64,
+        /// The request's sequence (its header's).
+        sequence: u64,
+    },
 }
 
 /// A node's answer to a fence request, written only by that node.
@@ -23,15 +50,15 @@ pub struct FenceAck {
     pub node_id: u8,
     /// Its incarnation.
     pub incarnation: u64,
-    /// The request id this answers.
-    pub acknowledged_request: u64,
+    /// The request this answers.
+    pub acknowledged: Acknowledged,
     /// True when the node stopped every resource and starts none until it rejoins.
     pub resources_stopped: bool,
 }
 
 impl Record for FenceRequest {
     const MAGIC: [u8; 4] = *b"WPFR";
-    const BODY_BYTES: Option<usize> = Some(24);
+    const BODY_BYTES: Option<usize> = Some(32);
 
     fn validate(&self) -> Result<(), EncodeError> {
         check_node_id("target", self.target)?;
@@ -45,6 +72,7 @@ impl Record for FenceRequest {
         writer.reserved(6);
         writer.u64(self.target_incarnation);
         writer.u64(self.requester_epoch);
+        writer.u64(self.requester_incarnation);
         writer.finish();
     }
 
@@ -55,31 +83,47 @@ impl Record for FenceRequest {
         reader.reserved(6)?;
         let target_incarnation = reader.u64("target_incarnation")?;
         let requester_epoch = reader.u64("requester_epoch")?;
+        let requester_incarnation = reader.u64("requester_incarnation")?;
         reader.finish()?;
         Ok(FenceRequest {
             target,
             target_incarnation,
             requester,
             requester_epoch,
+            requester_incarnation,
         })
     }
 }
 
 impl Record for FenceAck {
     const MAGIC: [u8; 4] = *b"WPFA";
-    const BODY_BYTES: Option<usize> = Some(24);
+    const BODY_BYTES: Option<usize> = Some(32);
 
     fn validate(&self) -> Result<(), EncodeError> {
-        check_node_id("node_id", self.node_id)
+        check_node_id("node_id", self.node_id)?;
+        match self.acknowledged {
+            Acknowledged::Every => Ok(()),
+            Acknowledged::Request { requester, .. } => check_node_id("requester", requester),
+        }
     }
 
     fn encode_body(&self, body: &mut [u8]) {
+        let (requester, requester_incarnation, sequence) = match self.acknowledged {
+            Acknowledged::Every => (0, 0, u64::MAX),
+            Acknowledged::Request {
+                requester,
+                requester_incarnation,
+                sequence,
+            } => (requester, requester_incarnation, sequence),
+        };
         let mut writer = Writer::new(body);
         writer.u8(self.node_id);
         writer.u8(self.resources_stopped as u8);
-        writer.reserved(6);
+        writer.u8(requester);
+        writer.reserved(5);
         writer.u64(self.incarnation);
-        writer.u64(self.acknowledged_request);
+        writer.u64(sequence);
+        writer.u64(requester_incarnation);
         writer.finish();
     }
 
@@ -97,14 +141,32 @@ impl Record for FenceAck {
                 })
             }
         };
-        reader.reserved(6)?;
+        let requester_at = reader.offset();
+        let requester = reader.u8("requester")?;
+        reader.reserved(5)?;
         let incarnation = reader.u64("incarnation")?;
-        let acknowledged_request = reader.u64("acked_request")?;
+        let sequence = reader.u64("acked_request")?;
+        let requester_incarnation = reader.u64("requester_incarnation")?;
         reader.finish()?;
+        let acknowledged = match (requester, requester_incarnation, sequence) {
+            (0, 0, u64::MAX) => Acknowledged::Every,
+            (1..=crate::NODE_ID_MAX, _, _) => Acknowledged::Request {
+                requester,
+                requester_incarnation,
+                sequence,
+            },
+            _ => {
+                return Err(DecodeError::InvalidField {
+                    offset: requester_at,
+                    field: "requester",
+                    problem: "neither a node id nor 0 with every request acknowledged",
+                })
+            }
+        };
         Ok(FenceAck {
             node_id,
             incarnation,
-            acknowledged_request,
+            acknowledged,
             resources_stopped,
         })
     }

@@ -27,7 +27,7 @@ mod superblock;
 pub use checkpoint::{payload_crc32, CheckpointHeader};
 pub use envelope::{decode, encode, Header, Record, Sealed};
 pub use error::{DecodeError, EncodeError, GeometryError};
-pub use fence::{FenceAck, FenceRequest};
+pub use fence::{Acknowledged, FenceAck, FenceRequest};
 pub use geometry::{Geometry, Region, RegionKind};
 pub use image::format_blocks;
 pub use lease::{Lease, QuorumLease, ResourceLease, LEASE_NAME_BYTES_MAX, QUORUM_LEASE_NAME};
@@ -48,7 +48,7 @@ pub const BODY_BYTES_MAX: usize = BLOCK_SIZE - HEADER_SIZE;
 /// Control records must fit in one 512-byte sector to be written atomically (FORMAT.md §1).
 pub const ATOMIC_SECTOR_SIZE: usize = 512;
 /// The layout version this crate reads and writes.
-pub const LAYOUT_VERSION: u16 = 1;
+pub const LAYOUT_VERSION: u16 = 2;
 /// Node ids run from 1 to this.
 pub const NODE_ID_MAX: u8 = 64;
 /// One block of the disk.

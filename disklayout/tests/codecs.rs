@@ -132,17 +132,21 @@ fn newer_layout_version_is_named() {
         record: FenceAck {
             node_id: 1,
             incarnation: 1,
-            acknowledged_request: 1,
+            acknowledged: Acknowledged::Request {
+                requester: 2,
+                requester_incarnation: 7,
+                sequence: 1,
+            },
             resources_stopped: true,
         },
     };
     let mut block = encoded(&sealed);
-    block[4] = 2;
+    block[4] = 3;
     assert_eq!(
         decode::<FenceAck>(&block[..]),
         Err(DecodeError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         })
     );
 }
@@ -155,7 +159,11 @@ fn wrong_type_is_named() {
         record: FenceAck {
             node_id: 1,
             incarnation: 1,
-            acknowledged_request: 1,
+            acknowledged: Acknowledged::Request {
+                requester: 2,
+                requester_incarnation: 7,
+                sequence: 1,
+            },
             resources_stopped: false,
         },
     };

@@ -298,13 +298,18 @@ fn build_populated() -> DiskImage {
         target_incarnation: GAMMA_DEAD_INCARNATION,
         requester: 1,
         requester_epoch: EPOCH_BEFORE_FENCE,
+        requester_incarnation: ALPHA_INCARNATION,
     };
     image.write(geometry.fence_request_offset(3), FENCE_REQUEST_ID, request);
-    // Written by the dead incarnation's resource monitor, the dead-man switch, after it stopped.
+    // Written by the fenced incarnation once it stopped everything: it echoes the request.
     let ack = FenceAck {
         node_id: 3,
         incarnation: GAMMA_DEAD_INCARNATION,
-        acknowledged_request: FENCE_REQUEST_ID,
+        acknowledged: Acknowledged::Request {
+            requester: 1,
+            requester_incarnation: ALPHA_INCARNATION,
+            sequence: FENCE_REQUEST_ID,
+        },
         resources_stopped: true,
     };
     image.write(geometry.fence_ack_offset(3), 1, ack);
@@ -370,7 +375,7 @@ const DAMAGE: [(RegionKind, u64, &str); 5] = [
     (
         RegionKind::CheckpointA,
         0,
-        "layout version 2 is not supported",
+        "layout version 3 is not supported",
     ),
     (
         RegionKind::Log,
@@ -391,9 +396,9 @@ fn build_damaged() -> DiskImage {
     let request = image.block_mut(geometry.fence_request_offset(3));
     request[34] = 0x01;
     reseal(request);
-    // Checkpoint A as a newer wolfpack would write it: layout version 2, CRC matching.
+    // Checkpoint A as a newer wolfpack would write it: layout version 3, CRC matching.
     let checkpoint_a = image.block_mut(geometry.checkpoint_offset(0));
-    checkpoint_a[4..6].copy_from_slice(&2u16.to_le_bytes());
+    checkpoint_a[4..6].copy_from_slice(&3u16.to_le_bytes());
     reseal(checkpoint_a);
     // A free resource lease slot full of garbage.
     SplitMix64(SEED_RANDOM_LEASE_SLOT)

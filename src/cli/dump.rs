@@ -2,7 +2,7 @@
 use crate::disk::storage::DiskIo;
 use crate::json::Json;
 use disklayout::inspect::{AnyRecord, BlockReport, Inspection, Outcome};
-use disklayout::{LogEnd, RegionKind, Sealed, Superblock};
+use disklayout::{Acknowledged, LogEnd, RegionKind, Sealed, Superblock};
 use std::fmt::Write;
 
 /// `BAD region[index] @offset: message`, the line `check` prints for every bad block.
@@ -118,19 +118,29 @@ fn describe(record: &AnyRecord) -> String {
             )
         }
         AnyRecord::FenceRequest(request) => format!(
-            "request {}: node {} asks node {} (incarnation {}) to stop, in epoch {}",
+            "request {}: node {} (incarnation {}) asks node {} (incarnation {}) to stop, in epoch {}",
             request.sequence,
             request.record.requester,
+            request.record.requester_incarnation,
             request.record.target,
             request.record.target_incarnation,
             request.record.requester_epoch
         ),
         AnyRecord::FenceAck(ack) => format!(
-            "ack {}: node {} (incarnation {}) answers request {}: resources {}",
+            "ack {}: node {} (incarnation {}) answers {}: resources {}",
             ack.sequence,
             ack.record.node_id,
             ack.record.incarnation,
-            ack.record.acknowledged_request,
+            match ack.record.acknowledged {
+                Acknowledged::Every => "every request (its monitor fenced it)".to_string(),
+                Acknowledged::Request {
+                    requester,
+                    requester_incarnation,
+                    sequence,
+                } => format!(
+                    "request {sequence} of node {requester} (incarnation {requester_incarnation})"
+                ),
+            },
             if ack.record.resources_stopped { "stopped" } else { "not stopped" }
         ),
         AnyRecord::Checkpoint(header) => format!(
@@ -371,14 +381,29 @@ fn record_json(record: &AnyRecord) -> Json {
             ),
             ("requester", number(request.record.requester as u64)),
             ("requester_epoch", number(request.record.requester_epoch)),
+            (
+                "requester_incarnation",
+                number(request.record.requester_incarnation),
+            ),
         ]),
         AnyRecord::FenceAck(ack) => Json::Object(vec![
             ("ack", number(ack.sequence)),
             ("node_id", number(ack.record.node_id as u64)),
             ("incarnation", number(ack.record.incarnation)),
             (
-                "acknowledged_request",
-                number(ack.record.acknowledged_request),
+                "acknowledged",
+                match ack.record.acknowledged {
+                    Acknowledged::Every => Json::Text("every".to_string()),
+                    Acknowledged::Request {
+                        requester,
+                        requester_incarnation,
+                        sequence,
+                    } => Json::Object(vec![
+                        ("requester", number(requester as u64)),
+                        ("requester_incarnation", number(requester_incarnation)),
+                        ("request", number(sequence)),
+                    ]),
+                },
             ),
             (
                 "resources_stopped",

@@ -3,7 +3,8 @@
 //! functions); a torn or corrupt block fails its CRC in `decode` and is never trusted.
 
 pub use disklayout::{
-    decode, encode, payload_crc32, CheckpointHeader, DuplicateRule, FenceAck, FenceRequest,
+    decode, encode, payload_crc32, Acknowledged, CheckpointHeader, DuplicateRule, FenceAck,
+    FenceRequest,
     Geometry, Lease, LogBlock, LogReplayer, LogUpdate, NodeSlot, NodeState, QuorumLease, Record,
     ReplayStep, ResourceLease, Sealed, Timing, BLOCK_SIZE, LEASE_NAME_BYTES_MAX,
     LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,

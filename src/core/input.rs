@@ -88,7 +88,9 @@ impl Node {
             Purpose::StartQuorumRead => self.on_start_quorum_read(block),
             Purpose::StartSlotRead { peer } => self.on_start_slot_read(peer, block),
             Purpose::OwnAckRead => self.on_own_ack_read(block),
-            Purpose::OwnAckWrite { request } => self.on_own_ack_written(block.is_some(), request),
+            Purpose::OwnAckWrite { acknowledged } => {
+                self.on_own_ack_written(block.is_some(), acknowledged)
+            }
             Purpose::QuorumRead { issue_tick } => self.on_quorum_read(block, issue_tick),
             Purpose::QuorumWrite { issue_tick } => {
                 self.on_quorum_written(block.is_some(), issue_tick)
@@ -96,12 +98,10 @@ impl Node {
             Purpose::PeerSlotRead { peer, issue_tick } => {
                 self.on_peer_slot(peer, block, issue_tick)
             }
-            Purpose::PeerMailboxRead { peer } => self.on_peer_mailbox(peer, block),
             Purpose::FenceRequestWrite { peer, request } => {
                 self.on_fence_written(peer, request, block.is_some())
             }
             Purpose::PeerAckRead { peer } => self.on_peer_ack(peer, block),
-            Purpose::PeerAckBeforeRequest { peer } => self.on_ack_before_request(peer, block),
             Purpose::FormSlotRead {
                 peer,
                 second,

@@ -260,6 +260,7 @@ impl Node {
     pub(super) fn forming_won_quorum(&mut self) {
         if self.role == Role::Forming && !self.form_second_pass {
             self.form_second_pass = true;
+            self.form_ownership = self.quorum.ownerships_won();
             self.read_all_slots(true);
         }
     }
@@ -308,9 +309,18 @@ impl Node {
         }
     }
 
+    /// True while the ownership the form's second reads were made under lasts. A form whose
+    /// ownership lapsed starts over: while it did not own, another partition may have owned,
+    /// stabilized an epoch above the one this form chose, and committed updates under it
+    /// (simulator seed 221631 --nodes 2: a node paused mid-form won the record back and
+    /// stabilized epoch 1 after another had stabilized epoch 2 alone).
+    fn form_ownership_unbroken(&self) -> bool {
+        self.quorum.owned(self.now_ticks) && self.quorum.ownerships_won() == self.form_ownership
+    }
+
     fn finish_forming(&mut self) {
         let live_cluster = self.form_snapshot.values().any(|seen| seen.2);
-        if live_cluster || !self.quorum.owned(self.now_ticks) {
+        if live_cluster || !self.form_ownership_unbroken() {
             self.abort_forming();
             return;
         }
@@ -336,15 +346,15 @@ impl Node {
         let Some(epoch) = self.form_pending_epoch else {
             return;
         };
+        if !self.form_ownership_unbroken() {
+            self.abort_forming();
+            return;
+        }
         if !self.epoch_durable(epoch, super::bit(self.me())) {
             self.make_epoch_durable(epoch, super::bit(self.me()));
             return;
         }
         self.form_pending_epoch = None;
-        if !self.quorum.owned(self.now_ticks) {
-            self.abort_forming();
-            return;
-        }
         let me = self.me();
         // Every other node is a possible holder of every group: confirm each anew.
         self.observations.clear();

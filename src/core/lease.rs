@@ -12,7 +12,9 @@
 //! issued that long after); or it acknowledged our fence request in its mailbox (fast path).
 //! A silent peer whose slot keeps changing is reported partitioned, not dead.
 
-use super::disk_records::{self, FenceAck, FenceRequest, NodeSlot, NodeState, Sealed, BLOCK_SIZE};
+use super::disk_records::{
+    self, Acknowledged, FenceAck, FenceRequest, NodeSlot, NodeState, Sealed, BLOCK_SIZE,
+};
 use super::node::{Node, Purpose, Role};
 
 /// This node's own lease and mailbox state.
@@ -39,8 +41,12 @@ pub(crate) struct OwnLease {
     pub start_reads_left: u32,
     /// All start reads so far succeeded (starts true; reset after each attempt).
     pub start_reads_ok: bool,
-    /// Highest fence request acknowledged; `None` until read from disk at start.
-    pub last_acked_request: Option<u64>,
+    /// Our acknowledgement block has been read at start (its sequence carried on).
+    pub ack_loaded: bool,
+    /// The sequence of the acknowledgement block's record (each write takes the next).
+    pub ack_sequence: u64,
+    /// The request this incarnation acknowledged last (an identity, FORMAT.md §8).
+    pub last_acked: Option<Acknowledged>,
 }
 
 impl OwnLease {
@@ -90,11 +96,11 @@ impl Node {
         }
         self.own_lease.slot_write_due = true;
         self.try_write_own_slot();
-        if self.own_lease.last_acked_request.is_none() && !self.own_lease.ack_read_in_flight {
+        if !self.own_lease.ack_loaded && !self.own_lease.ack_read_in_flight {
             self.own_lease.ack_read_in_flight = true;
             self.disk_read(Purpose::OwnAckRead, geometry.fence_ack_offset(me));
         }
-        if self.own_lease.last_acked_request.is_some() && !self.own_lease.mailbox_read_in_flight {
+        if self.own_lease.ack_loaded && !self.own_lease.mailbox_read_in_flight {
             self.own_lease.mailbox_read_in_flight = true;
             let purpose = Purpose::OwnMailboxRead {
                 issue_tick: self.now_ticks,
@@ -315,17 +321,18 @@ impl Node {
     pub(super) fn on_own_ack_read(&mut self, block: Option<&[u8; BLOCK_SIZE]>) {
         self.own_lease.ack_read_in_flight = false;
         let Some(block) = block else { return };
-        let acked = match disk_records::decode::<FenceAck>(&block[..]) {
+        match disk_records::decode::<FenceAck>(&block[..]) {
             Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
-                sealed.record.acknowledged_request
+                self.own_lease.ack_sequence = sealed.sequence;
+                // Another incarnation's acknowledgements answer requests that are not ours.
+                if sealed.record.incarnation == self.config.incarnation {
+                    self.own_lease.last_acked = Some(sealed.record.acknowledged);
+                }
             }
-            Ok(_) => 0,
-            Err(_) => {
-                self.dropped.disk_records_invalid += 1;
-                0
-            }
-        };
-        self.own_lease.last_acked_request = Some(acked);
+            Ok(_) => {}
+            Err(_) => self.dropped.disk_records_invalid += 1,
+        }
+        self.own_lease.ack_loaded = true;
     }
 
     pub(super) fn on_own_mailbox(&mut self, block: Option<&[u8; BLOCK_SIZE]>, issue_tick: u64) {
@@ -345,11 +352,15 @@ impl Node {
                 return;
             }
         };
-        let last_acked = self.own_lease.last_acked_request.unwrap_or(u64::MAX);
         let for_me = request.cluster_id == self.config.cluster_id
             && request.record.target == self.me()
             && request.record.target_incarnation == self.config.incarnation;
-        if !for_me || request.sequence <= last_acked {
+        let identity = Acknowledged::Request {
+            requester: request.record.requester,
+            requester_incarnation: request.record.requester_incarnation,
+            sequence: request.sequence,
+        };
+        if !for_me || self.own_lease.last_acked == Some(identity) {
             self.start_pending_lease(issue_tick);
             return;
         }
@@ -374,13 +385,14 @@ impl Node {
             // next renewal reads the mailbox again.
             return;
         }
+        self.own_lease.ack_sequence += 1;
         let ack = Sealed {
             cluster_id: self.config.cluster_id,
-            sequence: request.sequence,
+            sequence: self.own_lease.ack_sequence,
             record: FenceAck {
                 node_id: self.me(),
                 incarnation: self.config.incarnation,
-                acknowledged_request: request.sequence,
+                acknowledged: identity,
                 resources_stopped: true,
             },
         };
@@ -388,7 +400,7 @@ impl Node {
         let offset = self.config.geometry.fence_ack_offset(self.me());
         self.disk_write(
             Purpose::OwnAckWrite {
-                request: request.sequence,
+                acknowledged: identity,
             },
             offset,
             &ack,
@@ -414,7 +426,7 @@ impl Node {
     }
 
     fn read_own_mailbox_now(&mut self) {
-        if self.own_lease.mailbox_read_in_flight || self.own_lease.last_acked_request.is_none() {
+        if self.own_lease.mailbox_read_in_flight || !self.own_lease.ack_loaded {
             return;
         }
         self.own_lease.mailbox_read_in_flight = true;
@@ -425,11 +437,10 @@ impl Node {
         self.disk_read(purpose, offset);
     }
 
-    pub(super) fn on_own_ack_written(&mut self, ok: bool, request: u64) {
+    pub(super) fn on_own_ack_written(&mut self, ok: bool, acknowledged: Acknowledged) {
         self.own_lease.ack_write_in_flight = false;
         if ok {
-            let last = self.own_lease.last_acked_request.unwrap_or(0);
-            self.own_lease.last_acked_request = Some(last.max(request));
+            self.own_lease.last_acked = Some(acknowledged);
         }
     }
 }

@@ -50,7 +50,7 @@ pub(crate) enum Purpose {
     },
     OwnAckRead,
     OwnAckWrite {
-        request: u64,
+        acknowledged: super::disk_records::Acknowledged,
     },
     QuorumRead {
         issue_tick: u64,
@@ -62,17 +62,11 @@ pub(crate) enum Purpose {
         peer: u8,
         issue_tick: u64,
     },
-    PeerMailboxRead {
-        peer: u8,
-    },
     FenceRequestWrite {
         peer: u8,
         request: u64,
     },
     PeerAckRead {
-        peer: u8,
-    },
-    PeerAckBeforeRequest {
         peer: u8,
     },
     FormSlotRead {
@@ -132,12 +126,16 @@ pub struct Node {
     pub(super) pending: BTreeMap<u64, Purpose>,
     pub(super) own_lease: OwnLease,
     pub(super) observations: BTreeMap<u8, Observation>,
+    /// The sequence of our last fence request: this incarnation never reuses one (`observe.rs`).
+    pub(super) fence_sequence: u64,
     pub(super) form_snapshot: BTreeMap<u8, (u64, u64, bool, u64)>,
     pub(super) form_reads_left: u32,
     pub(super) form_second_pass: bool,
     pub(super) form_attempt: u64,
     /// A formed epoch waiting for the own slot write that makes it durable.
     pub(super) form_pending_epoch: Option<u64>,
+    /// The quorum ownership (`Quorum::ownerships_won`) a form's second reads were made under.
+    pub(super) form_ownership: u64,
     pub(super) quorum: Quorum,
     pub(super) online: u64,
     /// Groups asked offline and not yet confirmed stopped by the driver.
@@ -233,11 +231,13 @@ impl Node {
                 ..OwnLease::default()
             },
             observations: BTreeMap::new(),
+            fence_sequence: 0,
             form_snapshot: BTreeMap::new(),
             form_reads_left: 0,
             form_second_pass: false,
             form_attempt: 0,
             form_pending_epoch: None,
+            form_ownership: 0,
             quorum,
             online: 0,
             stopping: 0,

@@ -1,7 +1,9 @@
 //! Observation of peers that may still hold groups, on the shared disk.
 //!
 //! A survivor may bring a lost node's group online only once that node is confirmed stopped:
-//! - it acknowledged our fence request in its mailbox (fast path); or
+//! - it acknowledged our fence request in its mailbox (fast path): its acknowledgement echoes
+//!   our request's identity (us, our incarnation, our sequence), or acknowledges every request
+//!   of its incarnation (its monitor fenced it); or
 //! - after our fence request landed, its slot was seen unchanged for
 //!   `lease_expiry_observed_ticks` (timed from the read that first showed the value to a read
 //!   issued that long after): its lease expired; or
@@ -17,7 +19,9 @@
 //!
 //! A silent peer whose slot keeps changing is reported partitioned, not dead.
 
-use super::disk_records::{self, FenceAck, FenceRequest, NodeSlot, NodeState, Sealed, BLOCK_SIZE};
+use super::disk_records::{
+    self, Acknowledged, FenceAck, FenceRequest, NodeSlot, NodeState, Sealed, BLOCK_SIZE,
+};
 use super::node::{Node, Purpose, Role};
 use super::{bit, Event};
 
@@ -108,6 +112,7 @@ impl Node {
             return;
         }
         let read_slot = !observation.slot_read_in_flight;
+        let target_incarnation = observation.target_incarnation;
         let fence_now =
             may_fence && observation.fence == Fence::NotSent && observation.target_incarnation != 0;
         let read_ack =
@@ -125,10 +130,7 @@ impl Node {
             self.disk_read(purpose, geometry.node_slot_offset(peer));
         }
         if fence_now {
-            self.disk_read(
-                Purpose::PeerMailboxRead { peer },
-                geometry.fence_request_offset(peer),
-            );
+            self.write_fence_request(peer, target_incarnation);
         }
         if read_ack {
             self.disk_read(
@@ -234,78 +236,29 @@ impl Node {
         }
     }
 
-    /// The incarnation a fence of `peer` targets and the block a fence read returned; `None`
-    /// when `peer` is no longer observed, or the read failed (the fence starts over).
-    fn fence_read<'a>(
-        &mut self,
-        peer: u8,
-        block: Option<&'a [u8; BLOCK_SIZE]>,
-    ) -> Option<(u64, &'a [u8; BLOCK_SIZE])> {
-        let observation = self.observations.get_mut(&peer)?;
-        match block {
-            Some(block) => Some((observation.target_incarnation, block)),
-            None => {
-                observation.fence = Fence::NotSent;
-                None
-            }
-        }
-    }
-
-    pub(super) fn on_peer_mailbox(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some((target_incarnation, block)) = self.fence_read(peer, block) else {
-            return;
-        };
-        match disk_records::decode::<FenceRequest>(&block[..]) {
-            Ok(Some(sealed)) => self.write_fence_request(peer, target_incarnation, sealed.sequence),
-            // Empty or torn (a requester crashed mid-write): the request numbers before are
-            // unknown, and numbering from 0 would let an old acknowledgement count for the new
-            // request. Number above the acknowledgement block instead.
-            _ => {
-                let offset = self.config.geometry.fence_ack_offset(peer);
-                self.disk_read(Purpose::PeerAckBeforeRequest { peer }, offset);
-            }
-        }
-    }
-
-    /// The acknowledgement block read because the mailbox said nothing: request above it.
-    pub(super) fn on_ack_before_request(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some((target_incarnation, block)) = self.fence_read(peer, block) else {
-            return;
-        };
-        // Only an acknowledgement by the incarnation we fence can count for our request
-        // (`on_peer_ack`); a blanket one (its monitor fenced it: every request) counts for any
-        // number, rightly, since that incarnation never holds anything again.
-        let floor = match disk_records::decode::<FenceAck>(&block[..]) {
-            Ok(Some(sealed))
-                if sealed.cluster_id == self.config.cluster_id
-                    && sealed.record.incarnation == target_incarnation
-                    && sealed.record.acknowledged_request != u64::MAX =>
-            {
-                sealed.record.acknowledged_request
-            }
-            _ => 0,
-        };
-        self.write_fence_request(peer, target_incarnation, floor);
-    }
-
-    fn write_fence_request(&mut self, peer: u8, target_incarnation: u64, previous: u64) {
-        // Saturating: a number read from disk is not trusted to leave room.
-        let number = previous.saturating_add(1);
+    /// Writes our fence request into `peer`'s mailbox. Its sequence is new for this incarnation
+    /// of ours, so the identity (us, our incarnation, sequence) is one no other request has: an
+    /// acknowledgement echoing it proves `peer` read this very request, after it landed
+    /// (FORMAT.md §8; what the mailbox held before does not matter).
+    fn write_fence_request(&mut self, peer: u8, target_incarnation: u64) {
+        self.fence_sequence += 1;
+        let sequence = self.fence_sequence;
         let request = Sealed {
             cluster_id: self.config.cluster_id,
-            sequence: number,
+            sequence,
             record: FenceRequest {
                 target: peer,
                 target_incarnation,
                 requester: self.me(),
                 requester_epoch: self.epoch,
+                requester_incarnation: self.config.incarnation,
             },
         };
         let offset = self.config.geometry.fence_request_offset(peer);
         self.disk_write(
             Purpose::FenceRequestWrite {
                 peer,
-                request: number,
+                request: sequence,
             },
             offset,
             &request,
@@ -337,6 +290,7 @@ impl Node {
 
     pub(super) fn on_peer_ack(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
         let cluster_id = self.config.cluster_id;
+        let (me, my_incarnation) = (self.me(), self.config.incarnation);
         let Some(observation) = self.observations.get_mut(&peer) else {
             return;
         };
@@ -344,12 +298,24 @@ impl Node {
         let (Some(block), Fence::Sent { request, .. }) = (block, observation.fence) else {
             return;
         };
+        // Only an echo of our own request counts (or the blanket acknowledgement of a node
+        // whose monitor fenced it): a sequence alone may have been another requester's.
+        let mine = |acknowledged: Acknowledged| match acknowledged {
+            Acknowledged::Every => true,
+            Acknowledged::Request {
+                requester,
+                requester_incarnation,
+                sequence,
+            } => {
+                requester == me && requester_incarnation == my_incarnation && sequence >= request
+            }
+        };
         let acknowledged = match disk_records::decode::<FenceAck>(&block[..]) {
             Ok(Some(sealed)) => {
                 sealed.cluster_id == cluster_id
                     && sealed.record.node_id == peer
                     && sealed.record.incarnation == observation.target_incarnation
-                    && sealed.record.acknowledged_request >= request
+                    && mine(sealed.record.acknowledged)
                     && sealed.record.resources_stopped
             }
             _ => false,

@@ -170,6 +170,9 @@ pub(crate) struct Quorum {
     confirm_ticks: u64,
     /// What the node last said it wants (`on_interval`, `challenge_io_due`).
     want: Want,
+    /// Ownerships this node won: a change tells a forming node that its ownership was not
+    /// unbroken since it read the disk (others may have used the record and epochs between).
+    ownerships_won: u64,
 }
 
 impl Quorum {
@@ -194,7 +197,13 @@ impl Quorum {
             confirmed_owner_epoch: 0,
             confirm_ticks,
             want: Want::Nothing,
+            ownerships_won: 0,
         }
+    }
+
+    /// How many ownerships this node won (see the field).
+    pub fn ownerships_won(&self) -> u64 {
+        self.ownerships_won
     }
 
     /// True while a read or write of the quorum record is in flight.
@@ -448,6 +457,7 @@ impl Quorum {
                     won: true,
                     tick: now_ticks,
                 });
+                self.ownerships_won += 1;
                 (None, false)
             }
             State::Idle => {
@@ -702,6 +712,7 @@ impl Quorum {
                         won: true,
                         tick: now_ticks,
                     });
+                    self.ownerships_won += 1;
                     true
                 } else {
                     self.state = State::Idle;

@@ -2,7 +2,7 @@
 //!
 //! When the monitor fences (its daemon died, hung, or stopped renewing) and every resource's
 //! processes are confirmed gone, it writes a fence acknowledgement for its node's incarnation
-//! that covers every request (`acknowledged_request = u64::MAX`). Survivors that fenced this
+//! that covers every request (`Acknowledged::Every`). Survivors that fenced this
 //! node accept it at once instead of waiting for its lease to expire on disk.
 //!
 //! Why this is safe: the monitor exits right after fencing, resources are started only through
@@ -10,7 +10,7 @@
 //! a resource again, which is exactly what the acknowledgement claims. A later incarnation
 //! carries a larger number and is not covered.
 use crate::disk::storage::{self, Access, DiskIo};
-use disklayout::{decode, encode, FenceAck, Sealed, BLOCK_SIZE};
+use disklayout::{decode, encode, Acknowledged, FenceAck, Sealed, BLOCK_SIZE};
 use std::path::PathBuf;
 
 /// Where and as whom to acknowledge.
@@ -40,7 +40,7 @@ impl FenceAckTarget {
         let record = FenceAck {
             node_id: self.node_id,
             incarnation: self.incarnation,
-            acknowledged_request: u64::MAX,
+            acknowledged: Acknowledged::Every,
             resources_stopped: true,
         };
         let sealed = Sealed {

@@ -502,6 +502,9 @@ impl Cluster {
                 block,
             } => {
                 self.record_quorum_write(id, offset_bytes, &block);
+                if self.trace {
+                    self.trace_fence_write(id, &block);
+                }
                 let op = DiskOp {
                     node: id,
                     op,
@@ -587,6 +590,23 @@ impl Cluster {
         if let Ok(Some(sealed)) = decode::<QuorumLease>(&block[..]) {
             let (owner, challenger) = (sealed.record.0.owner, sealed.record.0.challenger);
             self.record(id, RecordedKind::QuorumWrite { owner, challenger });
+        }
+    }
+
+    /// Fence requests and acknowledgements are where survivors and a lost node meet: tracing
+    /// them shows who confirmed whom stopped, and with which numbers.
+    fn trace_fence_write(&self, id: u8, block: &[u8; BLOCK_SIZE]) {
+        use crate::core::disk_records::{FenceAck, FenceRequest};
+        if let Ok(Some(sealed)) = decode::<FenceRequest>(&block[..]) {
+            println!(
+                "tick={} node={id} writes fence request {} {:?}",
+                self.tick, sealed.sequence, sealed.record
+            );
+        } else if let Ok(Some(sealed)) = decode::<FenceAck>(&block[..]) {
+            println!(
+                "tick={} node={id} writes fence ack {:?}",
+                self.tick, sealed.record
+            );
         }
     }
 

@@ -89,22 +89,38 @@ pub fn node_slot() -> impl Strategy<Value = NodeSlot> {
 }
 
 pub fn fence_request() -> impl Strategy<Value = FenceRequest> {
-    (node_id(), any::<u64>(), node_id(), any::<u64>()).prop_map(
-        |(target, target_incarnation, requester, requester_epoch)| FenceRequest {
-            target,
-            target_incarnation,
-            requester,
-            requester_epoch,
+    (node_id(), any::<u64>(), node_id(), any::<u64>(), any::<u64>()).prop_map(
+        |(target, target_incarnation, requester, requester_epoch, requester_incarnation)| {
+            FenceRequest {
+                target,
+                target_incarnation,
+                requester,
+                requester_epoch,
+                requester_incarnation,
+            }
         },
     )
 }
 
+pub fn acknowledged() -> impl Strategy<Value = Acknowledged> {
+    prop_oneof![
+        Just(Acknowledged::Every),
+        (node_id(), any::<u64>(), any::<u64>()).prop_map(
+            |(requester, requester_incarnation, sequence)| Acknowledged::Request {
+                requester,
+                requester_incarnation,
+                sequence,
+            }
+        ),
+    ]
+}
+
 pub fn fence_ack() -> impl Strategy<Value = FenceAck> {
-    (node_id(), any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
-        |(node_id, incarnation, acknowledged_request, resources_stopped)| FenceAck {
+    (node_id(), any::<u64>(), acknowledged(), any::<bool>()).prop_map(
+        |(node_id, incarnation, acknowledged, resources_stopped)| FenceAck {
             node_id,
             incarnation,
-            acknowledged_request,
+            acknowledged,
             resources_stopped,
         },
     )
