@@ -315,7 +315,9 @@ impl Node {
     /// (simulator seed 221631 --nodes 2: a node paused mid-form won the record back and
     /// stabilized epoch 1 after another had stabilized epoch 2 alone).
     fn form_ownership_unbroken(&self) -> bool {
-        self.quorum.owned(self.now_ticks) && self.quorum.ownerships_won() == self.form_ownership
+        let across = self.config.mutation == super::Mutation::FormAcrossOwnerships;
+        self.quorum.owned(self.now_ticks)
+            && (across || self.quorum.ownerships_won() == self.form_ownership)
     }
 
     fn finish_forming(&mut self) {
@@ -346,7 +348,8 @@ impl Node {
         let Some(epoch) = self.form_pending_epoch else {
             return;
         };
-        if !self.form_ownership_unbroken() {
+        let across = self.config.mutation == super::Mutation::FormAcrossOwnerships;
+        if !across && !self.form_ownership_unbroken() {
             self.abort_forming();
             return;
         }

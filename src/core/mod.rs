@@ -114,6 +114,15 @@ pub enum Mutation {
     ReplayKeepsDuplicate,
     /// A resource lease challenger claims without waiting the defence window.
     NoResourceLeaseDefence,
+    /// A survivor takes an acknowledgement of any request numbered at least as its own for an
+    /// answer to its own, whoever asked (the rule before layout version 2).
+    FenceAckAnyRequester,
+    /// A forming node waits for its epoch to be durable whether or not it still owns the
+    /// quorum, then completes under any ownership, even another than the one it read the disk
+    /// under (the rule before seed 221631 --nodes 2).
+    FormAcrossOwnerships,
+    /// A recovering locker leaves its applied position before the blocks it discarded.
+    RecoveryKeepsAppliedPosition,
 }
 
 impl Mutation {
@@ -130,6 +139,9 @@ impl Mutation {
             "no-locker-succession" => Some(Mutation::NoLockerSuccession),
             "replay-keeps-duplicate" => Some(Mutation::ReplayKeepsDuplicate),
             "no-resource-lease-defence" => Some(Mutation::NoResourceLeaseDefence),
+            "fence-ack-any-requester" => Some(Mutation::FenceAckAnyRequester),
+            "form-across-ownerships" => Some(Mutation::FormAcrossOwnerships),
+            "recovery-keeps-applied-position" => Some(Mutation::RecoveryKeepsAppliedPosition),
             _ => None,
         }
     }

@@ -307,6 +307,24 @@ impl Node {
         self.epoch
     }
 
+    /// True while this node owns the quorum alone: it forms a cluster, or it is a membership
+    /// of one. A stall here lets another node win the quorum and go on without it, and the
+    /// stalled node then resumes with what it knew (the simulator aims pauses at it).
+    pub fn owns_quorum_alone(&self) -> bool {
+        let alone = self.role == Role::Forming
+            || (self.role == Role::Member && self.stabilized && self.members == bit(self.me()));
+        alone && self.quorum.owned(self.now_ticks)
+    }
+
+    /// True while this node is the GUM locker and the log ring holds no free block: nothing is
+    /// written until a checkpoint frees some (the simulator aims crashes at it).
+    pub fn log_ring_full(&self) -> bool {
+        self.gum.locker.as_ref().is_some_and(|locker| {
+            locker.next_position
+                >= self.gum.checkpoint.log_position + self.config.geometry.log_blocks()
+        })
+    }
+
     /// Groups asked offline whose stop is not yet confirmed (`status().stopping_groups`).
     pub fn stopping_groups(&self) -> u64 {
         self.stopping

@@ -300,8 +300,10 @@ impl Node {
         };
         // Only an echo of our own request counts (or the blanket acknowledgement of a node
         // whose monitor fenced it): a sequence alone may have been another requester's.
+        let any_requester = self.config.mutation == super::Mutation::FenceAckAnyRequester;
         let mine = |acknowledged: Acknowledged| match acknowledged {
             Acknowledged::Every => true,
+            Acknowledged::Request { sequence, .. } if any_requester => sequence >= request,
             Acknowledged::Request {
                 requester,
                 requester_incarnation,

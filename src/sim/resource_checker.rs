@@ -172,19 +172,24 @@ pub fn converged(cluster: &Cluster) -> bool {
         .all(|(name, holder)| running.get(name.as_str()) == Some(holder))
 }
 
-/// Whether the runner gave `status`'s resource up on its node: more failures within its
-/// restart period than its threshold allows, or a rejected start (its state may read Offline
-/// rather than Failed, after its role went offline and back).
+/// Whether the runner may keep `status`'s resource given up on its node: a rejected start (its
+/// state may read Offline rather than Failed, after its role went offline and back), or a give-up
+/// for its threshold that still stands. A give-up stands until a new failure would be restarted
+/// in place, that is until fewer than the threshold (at least one) failures count within the
+/// period (`src/runner/mod.rs`, as Pacemaker keeps a resource off a node while its fail count
+/// reaches the migration threshold). Not "more failures than the threshold": that differs once
+/// one of them expired, or once the catalog raised the threshold after the give-up (simulator
+/// seed 106618: threshold 0 raised to 1 after one failure; the runner rightly kept it down).
 fn is_given_up(catalog: &Catalog, status: &ResourceStatus) -> bool {
     let threshold = catalog
         .resource(&status.resource)
         .map_or(u32::MAX, |spec| spec.restart_threshold);
-    let rejected = status.state == State::Failed
+    let rejected = matches!(status.state, State::Failed | State::Offline)
         && status
             .last_failure
             .as_deref()
             .is_some_and(|failure| failure.starts_with("start rejected"));
-    rejected || status.recent_failures > threshold as usize
+    rejected || status.recent_failures >= (threshold as usize).max(1)
 }
 
 /// Whether resource `name` of `group` must run at convergence: Some(true) it must, Some(false)

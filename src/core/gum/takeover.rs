@@ -566,6 +566,16 @@ impl Node {
             return;
         }
         self.gum.pending = self.gum.pending.split_off(&(self.gum.replica.sequence + 1));
+        // The replica now accounts for every block before `end`: what it did not apply there
+        // is discarded for good (a checkpoint from `end` on leaves it out of every later
+        // replay, as the barrier below would supersede it). Without this, discarded blocks at
+        // the ring's end kept `applied_position + 1` below `end` and so no checkpoint could
+        // start, while the full ring let no barrier be written: the log never moved again
+        // (simulator seed 216565 --nodes 2, a small disk).
+        let keeps = self.config.mutation == crate::core::Mutation::RecoveryKeepsAppliedPosition;
+        if end > 0 && !keeps {
+            self.gum.applied_position = self.gum.applied_position.max(end - 1);
+        }
         self.emit(Event::GumRecovery {
             what: "recovered",
             detail: "updates discarded (never replicated)",
