@@ -320,7 +320,7 @@ impl Node {
             epoch: self.epoch,
             members: self.members,
             quorum_owner: self.quorum.owned(self.now_ticks),
-            quorum_valid_until_ms: self.quorum.valid_until_tick() * TICK_MS,
+            quorum_valid_until_ms: self.quorum_valid_until_ms(),
             lease_valid_until_ms: self.own_lease.valid_until_tick * TICK_MS,
             regrouping: self.regroup.is_some(),
             online_groups: self.online,
@@ -336,6 +336,12 @@ impl Node {
                 && self.resource_leases_released(),
             dropped: self.dropped.clone(),
         }
+    }
+
+    /// The end of the quorum lease's validity, as `status()` reports it, without building the
+    /// whole status (the simulator reads it after every step).
+    pub fn quorum_valid_until_ms(&self) -> u64 {
+        self.quorum.valid_until_tick() * TICK_MS
     }
 
     /// GUM's part of the status.

@@ -78,6 +78,10 @@ pub struct Cluster {
     /// When `Some`, every event and every quorum record write is recorded here with its tick
     /// (`timeline.rs` reads a failover's milestones from it).
     pub recorded: Option<Vec<Recorded>>,
+    /// `drain`'s outputs of one step, kept for the next so it need not allocate.
+    output_buffer: Vec<Output>,
+    /// `check_instant`'s quorum owners and groups online per node, kept for the next step.
+    check_instant_buffers: (Vec<u8>, Vec<(u8, u64)>),
 }
 
 /// Something a node did, as `Cluster::recorded` keeps it.
@@ -144,6 +148,8 @@ impl Cluster {
             lingering_leases: Vec::new(),
             resource_checker: ResourceChecker::default(),
             recorded: None,
+            output_buffer: Vec::new(),
+            check_instant_buffers: (Vec::new(), Vec::new()),
             nodes,
             params,
         };
@@ -439,24 +445,25 @@ impl Cluster {
         let Some(node) = self.nodes[index].node.as_mut() else {
             return;
         };
-        let mut outputs = Vec::new();
-        while let Some(output) = node.poll_output() {
-            outputs.push(output);
-        }
+        // A buffer kept between steps: most steps output a few things, allocating for them
+        // every time showed in the profile. (Routing may step a node again: that drain finds
+        // the buffer taken and starts a new one.)
+        let mut outputs = std::mem::take(&mut self.output_buffer);
+        outputs.extend(std::iter::from_fn(|| node.poll_output()));
         let leases_valid_until = node.resource_leases_held();
-        let status = node.status();
-        if self.trace && self.nodes[index].quorum_valid_until_ms != status.quorum_valid_until_ms {
+        let quorum_valid_until_ms = node.quorum_valid_until_ms();
+        if self.trace && self.nodes[index].quorum_valid_until_ms != quorum_valid_until_ms {
             println!(
-                "tick={} node={id} local_ms={} quorum_valid_until_ms={}",
+                "tick={} node={id} local_ms={} quorum_valid_until_ms={quorum_valid_until_ms}",
                 self.tick,
                 self.local_ms(id),
-                status.quorum_valid_until_ms
             );
         }
-        self.nodes[index].quorum_valid_until_ms = status.quorum_valid_until_ms;
-        for output in outputs {
+        self.nodes[index].quorum_valid_until_ms = quorum_valid_until_ms;
+        for output in outputs.drain(..) {
             self.route(id, output);
         }
+        self.output_buffer = outputs;
         for (resource, valid_until_ms) in leases_valid_until {
             if let Some(until) = self.nodes[index].leases.get_mut(&resource) {
                 *until = valid_until_ms;
@@ -728,8 +735,11 @@ impl Cluster {
     }
 
     fn check_instant(&mut self) {
-        let mut owners = Vec::new();
-        let mut online = Vec::new();
+        // Buffers kept between steps: this runs after every step, and allocating showed in
+        // the profile.
+        let (mut owners, mut online) = std::mem::take(&mut self.check_instant_buffers);
+        owners.clear();
+        online.clear();
         for id in 1..=self.params.node_count {
             let sim_node = &self.nodes[usize::from(id - 1)];
             if sim_node.node.is_none() {
@@ -741,8 +751,22 @@ impl Cluster {
             online.push((id, sim_node.online));
         }
         self.checker.check_instant(self.tick, &owners, &online);
+        self.check_instant_buffers = (owners, online);
         let tick = self.tick;
         self.lingering_leases.retain(|(_, _, until)| tick < *until);
+        // Most seeds lease nothing: then there is no holder to count.
+        let some_lease = !self.lingering_leases.is_empty()
+            || self.nodes.iter().any(|sim_node| !sim_node.leases.is_empty());
+        if some_lease {
+            self.check_resource_leases();
+        }
+        if self.params.catalog_groups {
+            self.check_resources();
+        }
+    }
+
+    /// At most one holder per resource lease, counting lingering ones (`checker`).
+    fn check_resource_leases(&mut self) {
         let mut holders: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
         let lingering = self
             .lingering_leases
@@ -761,10 +785,7 @@ impl Cluster {
                 nodes.push(id);
             }
         }
-        self.checker.check_resource_leases(tick, &holders);
-        if self.params.catalog_groups {
-            self.check_resources();
-        }
+        self.checker.check_resource_leases(self.tick, &holders);
     }
 
     /// True when every node runs, stabilized in one epoch with everyone, with the same
