@@ -523,7 +523,7 @@ impl Cluster {
             }
             Output::Resource { group, online } => {
                 self.record(id, RecordedKind::Resource { group, online });
-                self.fold_digest(&format!("{id} group {group} online={online}"));
+                self.fold_digest(format_args!("{id} group {group} online={online}"));
                 if self.trace {
                     println!("tick={} node={id} group {group} online={online}", self.tick);
                 }
@@ -552,7 +552,7 @@ impl Cluster {
             }
             Output::Event(event) => self.on_event(id, event),
             Output::ResourceLease { resource, held } => {
-                self.fold_digest(&format!("{id} lease {resource} held={held}"));
+                self.fold_digest(format_args!("{id} lease {resource} held={held}"));
                 if self.trace {
                     println!("tick={} node={id} lease {resource} held={held}", self.tick);
                 }
@@ -570,17 +570,17 @@ impl Cluster {
         }
     }
 
-    pub(super) fn fold_digest(&mut self, text: &str) {
-        let mut hash = if self.report.digest == 0 {
+    /// Folds the tick and `text` into the run's digest. The text is hashed as it is
+    /// formatted, never built as a string: this runs on every event.
+    pub(super) fn fold_digest(&mut self, text: std::fmt::Arguments<'_>) {
+        let mut digest = DigestFold(if self.report.digest == 0 {
             0xcbf2_9ce4_8422_2325
         } else {
             self.report.digest
-        };
-        for byte in self.tick.to_le_bytes().iter().chain(text.as_bytes()) {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.report.digest = hash;
+        });
+        digest.fold(&self.tick.to_le_bytes());
+        let _ = std::fmt::Write::write_fmt(&mut digest, text);
+        self.report.digest = digest.0;
     }
 
     fn record(&mut self, node: u8, what: RecordedKind) {
@@ -621,7 +621,7 @@ impl Cluster {
         if self.recorded.is_some() {
             self.record(id, RecordedKind::Event(event.clone()));
         }
-        self.fold_digest(&format!("{id} {event:?}"));
+        self.fold_digest(format_args!("{id} {event:?}"));
         if self.trace {
             println!("tick={} node={id} {event:?}", self.tick);
         }
@@ -841,5 +841,24 @@ impl Cluster {
             .map(Node::replica_digest);
         let first = digests.next();
         digests.all(|digest| Some(digest) == first)
+    }
+}
+
+/// FNV-1a over bytes as they come (`Cluster::fold_digest`).
+struct DigestFold(u64);
+
+impl DigestFold {
+    fn fold(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl std::fmt::Write for DigestFold {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.fold(text.as_bytes());
+        Ok(())
     }
 }
