@@ -391,29 +391,34 @@ impl Node {
     /// Sends `body` to `to` on every network both nodes have.
     pub(crate) fn send(&mut self, to: u8, body: &Body) {
         assert_ne!(to, self.me());
-        let shared = self.config.networks[usize::from(to - 1)]
-            .min(self.config.networks[usize::from(self.me() - 1)]);
-        if shared == 0 {
-            return;
-        }
-        let payload = Message {
-            from: self.me(),
-            incarnation: self.config.incarnation,
-            body: body.clone(),
-        }
-        .encode();
-        for network in 0..shared {
-            self.outputs.push_back(Output::Send {
-                to,
-                network,
-                payload: payload.clone(),
-            });
-        }
+        self.send_all(bit(to), body);
     }
 
+    /// Sends `body` to every node of `targets` but this one, on every network it shares with
+    /// each. The message does not name its receiver, so it is encoded once for all of them.
     pub(crate) fn send_all(&mut self, targets: u64, body: &Body) {
+        let mut payload = None;
         for to in ids(targets & !bit(self.me())) {
-            self.send(to, body);
+            let shared = self.config.networks[usize::from(to - 1)]
+                .min(self.config.networks[usize::from(self.me() - 1)]);
+            if shared == 0 {
+                continue;
+            }
+            let payload = payload.get_or_insert_with(|| {
+                Message {
+                    from: self.me(),
+                    incarnation: self.config.incarnation,
+                    body: body.clone(),
+                }
+                .encode()
+            });
+            for network in 0..shared {
+                self.outputs.push_back(Output::Send {
+                    to,
+                    network,
+                    payload: payload.clone(),
+                });
+            }
         }
     }
 
