@@ -745,7 +745,9 @@ impl Cluster {
             if sim_node.node.is_none() {
                 continue;
             }
-            if sim_node.quorum_valid_until_ms > self.local_ms(id) {
+            // A node that never held the quorum reports 0, below any clock: skip the clock.
+            let valid_until_ms = sim_node.quorum_valid_until_ms;
+            if valid_until_ms > 0 && valid_until_ms > self.local_ms(id) {
                 owners.push(id);
             }
             online.push((id, sim_node.online));
@@ -767,19 +769,20 @@ impl Cluster {
 
     /// At most one holder per resource lease, counting lingering ones (`checker`).
     fn check_resource_leases(&mut self) {
-        let mut holders: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-        let lingering = self
-            .lingering_leases
-            .iter()
-            .map(|(id, resource, _)| (*id, resource.as_str()));
-        let in_use = self.nodes.iter().enumerate().flat_map(|(index, sim_node)| {
-            let id = index as u8 + 1;
-            sim_node
-                .leases
-                .keys()
-                .map(move |resource| (id, resource.as_str()))
+        // The few (node, resource) pairs are compared in place first: the holder map the
+        // checker reports from is built only when two nodes share a resource, so a step
+        // that finds nothing allocates nothing.
+        let holdings = || lease_holdings(&self.lingering_leases, &self.nodes);
+        let shared = holdings().enumerate().any(|(index, (id, resource))| {
+            holdings()
+                .skip(index + 1)
+                .any(|(other_id, other)| other == resource && other_id != id)
         });
-        for (id, resource) in lingering.chain(in_use) {
+        if !shared {
+            return;
+        }
+        let mut holders: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        for (id, resource) in lease_holdings(&self.lingering_leases, &self.nodes) {
             let nodes = holders.entry(resource).or_default();
             if !nodes.contains(&id) {
                 nodes.push(id);
@@ -842,6 +845,24 @@ impl Cluster {
         let first = digests.next();
         digests.all(|digest| Some(digest) == first)
     }
+}
+
+/// Every (node, resource) whose lease counts now: the lingering ones, then those in use.
+fn lease_holdings<'a>(
+    lingering_leases: &'a [(u8, String, u64)],
+    nodes: &'a [SimNode],
+) -> impl Iterator<Item = (u8, &'a str)> {
+    let lingering = lingering_leases
+        .iter()
+        .map(|(id, resource, _)| (*id, resource.as_str()));
+    let in_use = nodes.iter().enumerate().flat_map(|(index, sim_node)| {
+        let id = index as u8 + 1;
+        sim_node
+            .leases
+            .keys()
+            .map(move |resource| (id, resource.as_str()))
+    });
+    lingering.chain(in_use)
 }
 
 /// FNV-1a over bytes as they come (`Cluster::fold_digest`).
