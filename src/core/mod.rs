@@ -347,7 +347,30 @@ pub fn bit(id: u8) -> u64 {
     1u64 << (id - 1)
 }
 
-/// The node ids in a bitmap, ascending.
+/// The node ids in a bitmap, ascending. Walks the set bits only: membership bitmaps are
+/// iterated on every tick, and most of their 64 bits are clear.
 pub fn ids(bitmap: u64) -> impl Iterator<Item = u8> {
-    (1..=NODES_MAX as u8).filter(move |id| bitmap & bit(*id) != 0)
+    const _: () = assert!(NODES_MAX == u64::BITS as usize, "every bit is a node id");
+    let mut rest = bitmap;
+    std::iter::from_fn(move || {
+        if rest == 0 {
+            return None;
+        }
+        let id = rest.trailing_zeros() as u8 + 1;
+        rest &= rest - 1;
+        Some(id)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_lists_the_set_bits_ascending() {
+        assert_eq!(ids(0).count(), 0);
+        assert_eq!(ids(0b1010_0001).collect::<Vec<_>>(), vec![1, 6, 8]);
+        assert_eq!(ids(u64::MAX).collect::<Vec<_>>(), (1..=64).collect::<Vec<u8>>());
+        assert_eq!(ids(1 << 63).collect::<Vec<_>>(), vec![64]);
+    }
 }

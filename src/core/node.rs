@@ -338,7 +338,7 @@ impl Node {
             epoch: self.epoch,
             members: self.members,
             quorum_owner: self.quorum.owned(self.now_ticks),
-            quorum_valid_until_ms: self.quorum.valid_until_tick() * TICK_MS,
+            quorum_valid_until_ms: self.quorum_valid_until_ms(),
             lease_valid_until_ms: self.own_lease.valid_until_tick * TICK_MS,
             regrouping: self.regroup.is_some(),
             online_groups: self.online,
@@ -354,6 +354,12 @@ impl Node {
                 && self.resource_leases_released(),
             dropped: self.dropped.clone(),
         }
+    }
+
+    /// The end of the quorum lease's validity, as `status()` reports it, without building the
+    /// whole status (the simulator reads it after every step).
+    pub fn quorum_valid_until_ms(&self) -> u64 {
+        self.quorum.valid_until_tick() * TICK_MS
     }
 
     /// GUM's part of the status.
@@ -403,29 +409,34 @@ impl Node {
     /// Sends `body` to `to` on every network both nodes have.
     pub(crate) fn send(&mut self, to: u8, body: &Body) {
         assert_ne!(to, self.me());
-        let shared = self.config.networks[usize::from(to - 1)]
-            .min(self.config.networks[usize::from(self.me() - 1)]);
-        if shared == 0 {
-            return;
-        }
-        let payload = Message {
-            from: self.me(),
-            incarnation: self.config.incarnation,
-            body: body.clone(),
-        }
-        .encode();
-        for network in 0..shared {
-            self.outputs.push_back(Output::Send {
-                to,
-                network,
-                payload: payload.clone(),
-            });
-        }
+        self.send_all(bit(to), body);
     }
 
+    /// Sends `body` to every node of `targets` but this one, on every network it shares with
+    /// each. The message does not name its receiver, so it is encoded once for all of them.
     pub(crate) fn send_all(&mut self, targets: u64, body: &Body) {
+        let mut payload = None;
         for to in ids(targets & !bit(self.me())) {
-            self.send(to, body);
+            let shared = self.config.networks[usize::from(to - 1)]
+                .min(self.config.networks[usize::from(self.me() - 1)]);
+            if shared == 0 {
+                continue;
+            }
+            let payload = payload.get_or_insert_with(|| {
+                Message {
+                    from: self.me(),
+                    incarnation: self.config.incarnation,
+                    body: body.clone(),
+                }
+                .encode()
+            });
+            for network in 0..shared {
+                self.outputs.push_back(Output::Send {
+                    to,
+                    network,
+                    payload: payload.clone(),
+                });
+            }
         }
     }
 

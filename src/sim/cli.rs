@@ -249,11 +249,12 @@ pub fn sweep(
         converge_max = converge_max.max(report.converge_ticks.unwrap_or(0));
         if verbose {
             println!(
-                "seed={seed} nodes={node_count} steps={} faults={:?} converged_after_ticks={:?} violations={}",
+                "seed={seed} nodes={node_count} steps={} faults={:?} converged_after_ticks={:?} violations={} digest={:016x}",
                 report.steps,
                 report.faults,
                 report.converge_ticks,
-                report.violations.len()
+                report.violations.len(),
+                report.digest
             );
         }
         if let Some(first) = report.violations.first() {

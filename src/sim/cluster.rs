@@ -78,6 +78,10 @@ pub struct Cluster {
     /// When `Some`, every event and every quorum record write is recorded here with its tick
     /// (`timeline.rs` reads a failover's milestones from it).
     pub recorded: Option<Vec<Recorded>>,
+    /// `drain`'s outputs of one step, kept for the next so it need not allocate.
+    output_buffer: Vec<Output>,
+    /// `check_instant`'s quorum owners and groups online per node, kept for the next step.
+    check_instant_buffers: (Vec<u8>, Vec<(u8, u64)>),
 }
 
 /// Something a node did, as `Cluster::recorded` keeps it.
@@ -144,6 +148,8 @@ impl Cluster {
             lingering_leases: Vec::new(),
             resource_checker: ResourceChecker::default(),
             recorded: None,
+            output_buffer: Vec::new(),
+            check_instant_buffers: (Vec::new(), Vec::new()),
             nodes,
             params,
         };
@@ -439,24 +445,25 @@ impl Cluster {
         let Some(node) = self.nodes[index].node.as_mut() else {
             return;
         };
-        let mut outputs = Vec::new();
-        while let Some(output) = node.poll_output() {
-            outputs.push(output);
-        }
+        // A buffer kept between steps: most steps output a few things, allocating for them
+        // every time showed in the profile. (Routing may step a node again: that drain finds
+        // the buffer taken and starts a new one.)
+        let mut outputs = std::mem::take(&mut self.output_buffer);
+        outputs.extend(std::iter::from_fn(|| node.poll_output()));
         let leases_valid_until = node.resource_leases_held();
-        let status = node.status();
-        if self.trace && self.nodes[index].quorum_valid_until_ms != status.quorum_valid_until_ms {
+        let quorum_valid_until_ms = node.quorum_valid_until_ms();
+        if self.trace && self.nodes[index].quorum_valid_until_ms != quorum_valid_until_ms {
             println!(
-                "tick={} node={id} local_ms={} quorum_valid_until_ms={}",
+                "tick={} node={id} local_ms={} quorum_valid_until_ms={quorum_valid_until_ms}",
                 self.tick,
                 self.local_ms(id),
-                status.quorum_valid_until_ms
             );
         }
-        self.nodes[index].quorum_valid_until_ms = status.quorum_valid_until_ms;
-        for output in outputs {
+        self.nodes[index].quorum_valid_until_ms = quorum_valid_until_ms;
+        for output in outputs.drain(..) {
             self.route(id, output);
         }
+        self.output_buffer = outputs;
         for (resource, valid_until_ms) in leases_valid_until {
             if let Some(until) = self.nodes[index].leases.get_mut(&resource) {
                 *until = valid_until_ms;
@@ -516,7 +523,7 @@ impl Cluster {
             }
             Output::Resource { group, online } => {
                 self.record(id, RecordedKind::Resource { group, online });
-                self.fold_digest(&format!("{id} group {group} online={online}"));
+                self.fold_digest(format_args!("{id} group {group} online={online}"));
                 if self.trace {
                     println!("tick={} node={id} group {group} online={online}", self.tick);
                 }
@@ -545,7 +552,7 @@ impl Cluster {
             }
             Output::Event(event) => self.on_event(id, event),
             Output::ResourceLease { resource, held } => {
-                self.fold_digest(&format!("{id} lease {resource} held={held}"));
+                self.fold_digest(format_args!("{id} lease {resource} held={held}"));
                 if self.trace {
                     println!("tick={} node={id} lease {resource} held={held}", self.tick);
                 }
@@ -563,17 +570,17 @@ impl Cluster {
         }
     }
 
-    pub(super) fn fold_digest(&mut self, text: &str) {
-        let mut hash = if self.report.digest == 0 {
+    /// Folds the tick and `text` into the run's digest. The text is hashed as it is
+    /// formatted, never built as a string: this runs on every event.
+    pub(super) fn fold_digest(&mut self, text: std::fmt::Arguments<'_>) {
+        let mut digest = DigestFold(if self.report.digest == 0 {
             0xcbf2_9ce4_8422_2325
         } else {
             self.report.digest
-        };
-        for byte in self.tick.to_le_bytes().iter().chain(text.as_bytes()) {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.report.digest = hash;
+        });
+        digest.fold(&self.tick.to_le_bytes());
+        let _ = std::fmt::Write::write_fmt(&mut digest, text);
+        self.report.digest = digest.0;
     }
 
     fn record(&mut self, node: u8, what: RecordedKind) {
@@ -614,7 +621,7 @@ impl Cluster {
         if self.recorded.is_some() {
             self.record(id, RecordedKind::Event(event.clone()));
         }
-        self.fold_digest(&format!("{id} {event:?}"));
+        self.fold_digest(format_args!("{id} {event:?}"));
         if self.trace {
             println!("tick={} node={id} {event:?}", self.tick);
         }
@@ -728,43 +735,60 @@ impl Cluster {
     }
 
     fn check_instant(&mut self) {
-        let mut owners = Vec::new();
-        let mut online = Vec::new();
+        // Buffers kept between steps: this runs after every step, and allocating showed in
+        // the profile.
+        let (mut owners, mut online) = std::mem::take(&mut self.check_instant_buffers);
+        owners.clear();
+        online.clear();
         for id in 1..=self.params.node_count {
             let sim_node = &self.nodes[usize::from(id - 1)];
             if sim_node.node.is_none() {
                 continue;
             }
-            if sim_node.quorum_valid_until_ms > self.local_ms(id) {
+            // A node that never held the quorum reports 0, below any clock: skip the clock.
+            let valid_until_ms = sim_node.quorum_valid_until_ms;
+            if valid_until_ms > 0 && valid_until_ms > self.local_ms(id) {
                 owners.push(id);
             }
             online.push((id, sim_node.online));
         }
         self.checker.check_instant(self.tick, &owners, &online);
+        self.check_instant_buffers = (owners, online);
         let tick = self.tick;
         self.lingering_leases.retain(|(_, _, until)| tick < *until);
-        let mut holders: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-        let lingering = self
-            .lingering_leases
-            .iter()
-            .map(|(id, resource, _)| (*id, resource.as_str()));
-        let in_use = self.nodes.iter().enumerate().flat_map(|(index, sim_node)| {
-            let id = index as u8 + 1;
-            sim_node
-                .leases
-                .keys()
-                .map(move |resource| (id, resource.as_str()))
+        // Most seeds lease nothing: then there is no holder to count.
+        let some_lease = !self.lingering_leases.is_empty()
+            || self.nodes.iter().any(|sim_node| !sim_node.leases.is_empty());
+        if some_lease {
+            self.check_resource_leases();
+        }
+        if self.params.catalog_groups {
+            self.check_resources();
+        }
+    }
+
+    /// At most one holder per resource lease, counting lingering ones (`checker`).
+    fn check_resource_leases(&mut self) {
+        // The few (node, resource) pairs are compared in place first: the holder map the
+        // checker reports from is built only when two nodes share a resource, so a step
+        // that finds nothing allocates nothing.
+        let holdings = || lease_holdings(&self.lingering_leases, &self.nodes);
+        let shared = holdings().enumerate().any(|(index, (id, resource))| {
+            holdings()
+                .skip(index + 1)
+                .any(|(other_id, other)| other == resource && other_id != id)
         });
-        for (id, resource) in lingering.chain(in_use) {
+        if !shared {
+            return;
+        }
+        let mut holders: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        for (id, resource) in lease_holdings(&self.lingering_leases, &self.nodes) {
             let nodes = holders.entry(resource).or_default();
             if !nodes.contains(&id) {
                 nodes.push(id);
             }
         }
-        self.checker.check_resource_leases(tick, &holders);
-        if self.params.catalog_groups {
-            self.check_resources();
-        }
+        self.checker.check_resource_leases(self.tick, &holders);
     }
 
     /// True when every node runs, stabilized in one epoch with everyone, with the same
@@ -774,7 +798,6 @@ impl Cluster {
         let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
         let mut epoch = None;
         let mut database_version = None;
-        let mut gum_digest = None;
         let mut online = 0u64;
         for sim_node in &self.nodes {
             let Some(node) = sim_node.node.as_ref() else {
@@ -790,14 +813,10 @@ impl Cluster {
             if *database_version.get_or_insert(status.database_version) != status.database_version {
                 return false;
             }
-            // GUM caught up: a valid replica with the same state everywhere, every proposal
-            // acknowledged, every acknowledged update held.
+            // GUM caught up: a valid replica (the same state everywhere: `same_replicas`),
+            // every proposal acknowledged, every acknowledged update held.
             let gum = &status.gum;
-            if !gum.valid
-                || gum.outbox != 0
-                || *gum_digest.get_or_insert(node.replica_digest()) != node.replica_digest()
-                || gum.applied < self.gum_checker.acked_max()
-            {
+            if !gum.valid || gum.outbox != 0 || gum.applied < self.gum_checker.acked_max() {
                 return false;
             }
             if online & sim_node.online != 0 || status.refusing_groups != 0 {
@@ -805,11 +824,62 @@ impl Cluster {
             }
             online |= sim_node.online;
         }
-        if !self.params.catalog_groups {
-            return online == all;
+        let placed = if self.params.catalog_groups {
+            super::group_workload::placed_as_the_rule_says(self, online)
+                && super::group_workload::leases_held_by_the_holders(self)
+                && resource_checker::converged(self)
+        } else {
+            online == all
+        };
+        // Last, because it hashes every replica in full: the rest is cheap and usually false.
+        placed && self.same_replicas()
+    }
+
+    /// Whether every node's replica has the same digest (every node runs: `converged`).
+    fn same_replicas(&self) -> bool {
+        let mut digests = self
+            .nodes
+            .iter()
+            .filter_map(|sim_node| sim_node.node.as_ref())
+            .map(Node::replica_digest);
+        let first = digests.next();
+        digests.all(|digest| Some(digest) == first)
+    }
+}
+
+/// Every (node, resource) whose lease counts now: the lingering ones, then those in use.
+fn lease_holdings<'a>(
+    lingering_leases: &'a [(u8, String, u64)],
+    nodes: &'a [SimNode],
+) -> impl Iterator<Item = (u8, &'a str)> {
+    let lingering = lingering_leases
+        .iter()
+        .map(|(id, resource, _)| (*id, resource.as_str()));
+    let in_use = nodes.iter().enumerate().flat_map(|(index, sim_node)| {
+        let id = index as u8 + 1;
+        sim_node
+            .leases
+            .keys()
+            .map(move |resource| (id, resource.as_str()))
+    });
+    lingering.chain(in_use)
+}
+
+/// FNV-1a over bytes as they come (`Cluster::fold_digest`).
+struct DigestFold(u64);
+
+impl DigestFold {
+    fn fold(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
-        super::group_workload::placed_as_the_rule_says(self, online)
-            && super::group_workload::leases_held_by_the_holders(self)
-            && resource_checker::converged(self)
+    }
+}
+
+impl std::fmt::Write for DigestFold {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.fold(text.as_bytes());
+        Ok(())
     }
 }

@@ -25,8 +25,8 @@ pub struct NetworkParams {
 #[derive(Debug)]
 pub struct Network {
     pub params: NetworkParams,
-    queue: BTreeMap<(u64, u64), Packet>,
-    sequence: u64,
+    /// Packets in flight by the tick they arrive, each tick's in the order they were sent.
+    queue: BTreeMap<u64, Vec<Packet>>,
     /// Directed links cut on every network: (from, to) → number of faults cutting it.
     cut: BTreeMap<(u8, u8), u32>,
     /// A node's network down (in both directions): (node, network) → number of faults.
@@ -42,7 +42,6 @@ impl Network {
         Network {
             params,
             queue: BTreeMap::new(),
-            sequence: 0,
             cut: BTreeMap::new(),
             network_down: BTreeMap::new(),
             sent: 0,
@@ -81,15 +80,24 @@ impl Network {
     }
 
     fn enqueue(&mut self, tick: u64, packet: Packet) {
-        self.sequence += 1;
-        self.queue.insert((tick, self.sequence), packet);
+        self.queue.entry(tick).or_default().push(packet);
     }
 
-    /// Packets due at or before `now_tick`, in order.
+    /// Packets due at or before `now_tick`, in order: by arrival tick, then as sent.
     pub fn due(&mut self, now_tick: u64) -> Vec<Packet> {
-        let later = self.queue.split_off(&(now_tick + 1, 0));
-        let due = std::mem::replace(&mut self.queue, later);
-        due.into_values().collect()
+        let mut due = Vec::new();
+        while let Some(entry) = self.queue.first_entry() {
+            if *entry.key() > now_tick {
+                break;
+            }
+            let packets = entry.remove();
+            if due.is_empty() {
+                due = packets;
+            } else {
+                due.extend(packets);
+            }
+        }
+        due
     }
 
     pub fn cut_link(&mut self, from: u8, to: u8) {

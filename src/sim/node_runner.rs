@@ -251,7 +251,7 @@ impl Cluster {
         let made_to_fail = node_runner.monitor.take_made_to_fail();
         self.resource_checker.made_to_fail.extend(made_to_fail);
         for text in drained.log {
-            self.fold_digest(&text);
+            self.fold_digest(format_args!("{text}"));
             if self.trace {
                 println!("tick={} node={text}", self.tick);
             }

@@ -9,7 +9,10 @@ use crate::core::db::{Database, Path, Value};
 use crate::core::NODES_MAX;
 use std::collections::BTreeMap;
 
-type Fields = BTreeMap<String, BTreeMap<String, Value>>;
+/// A name's keys (`rest...` → value), borrowed from the database: the catalog is re-read on
+/// every change of its namespaces, and copying every key and value showed in the profile.
+type Keys<'a> = BTreeMap<&'a str, &'a Value>;
+type Fields<'a> = BTreeMap<&'a str, Keys<'a>>;
 
 /// The catalog as `database` states it.
 pub fn read(database: &Database) -> Catalog {
@@ -49,25 +52,29 @@ pub fn read(database: &Database) -> Catalog {
 }
 
 /// `namespace/NAME/rest...` → NAME → rest → value.
-fn fields(database: &Database, namespace: &str) -> Fields {
+fn fields<'a>(database: &'a Database, namespace: &str) -> Fields<'a> {
     let mut by_name = Fields::new();
     let Ok(prefix) = Path::parse(namespace) else {
         return by_name;
     };
-    for (path, value, _) in database.list(&prefix) {
-        let segments: Vec<&str> = path.segments().collect();
-        if segments.len() < 3 {
+    // `Database::list` without tying what it yields to the local `prefix`.
+    let listed = database
+        .entries()
+        .range(&prefix..)
+        .take_while(|(path, _)| path.is_within(&prefix));
+    for (path, entry) in listed {
+        let value = &entry.value;
+        let mut parts = path.as_str().splitn(3, '/');
+        let (Some(_namespace), Some(name), Some(rest)) = (parts.next(), parts.next(), parts.next())
+        else {
             continue;
-        }
-        by_name
-            .entry(segments[1].to_string())
-            .or_default()
-            .insert(segments[2..].join("/"), value.clone());
+        };
+        by_name.entry(name).or_default().insert(rest, value);
     }
     by_name
 }
 
-fn group(name: &str, keys: &BTreeMap<String, Value>) -> Result<GroupSpec, String> {
+fn group(name: &str, keys: &Keys<'_>) -> Result<GroupSpec, String> {
     let slot = match keys.get("slot") {
         Some(Value::U64(slot)) if (1..=NODES_MAX as u64).contains(slot) => *slot as u8,
         Some(_) => return Err("slot is not a number in 1..=64".into()),
@@ -116,7 +123,7 @@ fn group(name: &str, keys: &BTreeMap<String, Value>) -> Result<GroupSpec, String
     })
 }
 
-fn resource(name: &str, keys: &BTreeMap<String, Value>) -> Result<ResourceSpec, String> {
+fn resource(name: &str, keys: &Keys<'_>) -> Result<ResourceSpec, String> {
     let text = |key: &str| match keys.get(key) {
         Some(Value::Text(text)) => Ok(Some(text.clone())),
         Some(_) => Err(format!("{key} is not text")),
@@ -178,7 +185,7 @@ fn resource(name: &str, keys: &BTreeMap<String, Value>) -> Result<ResourceSpec, 
     })
 }
 
-fn number(keys: &BTreeMap<String, Value>, key: &str, default: u32) -> Result<u32, String> {
+fn number(keys: &Keys<'_>, key: &str, default: u32) -> Result<u32, String> {
     match keys.get(key) {
         Some(Value::U64(value)) => Ok(u32::try_from(*value).unwrap_or(u32::MAX)),
         Some(_) => Err(format!("{key} is not a number")),
