@@ -325,6 +325,19 @@ impl Node {
         })
     }
 
+    /// For a ready GUM locker with no log write in flight: how many log blocks before its next
+    /// write its replica neither applied nor counts as discarded. Always 0 when the locker is
+    /// sound: a checkpoint starts only when none is left (`checkpoint_maybe`), so one left for
+    /// good means the ring fills and the log stops (simulator seed 216565 --nodes 2).
+    pub fn log_blocks_unaccounted(&self) -> u64 {
+        match self.gum.locker.as_ref() {
+            Some(locker) if locker.ready() && locker.flights.is_empty() => locker
+                .next_position
+                .saturating_sub(self.gum.applied_position + 1),
+            _ => 0,
+        }
+    }
+
     /// Groups asked offline whose stop is not yet confirmed (`status().stopping_groups`).
     pub fn stopping_groups(&self) -> u64 {
         self.stopping

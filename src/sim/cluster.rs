@@ -452,6 +452,7 @@ impl Cluster {
         outputs.extend(std::iter::from_fn(|| node.poll_output()));
         let leases_valid_until = node.resource_leases_held();
         let quorum_valid_until_ms = node.quorum_valid_until_ms();
+        let unaccounted = node.log_blocks_unaccounted();
         if self.trace && self.nodes[index].quorum_valid_until_ms != quorum_valid_until_ms {
             println!(
                 "tick={} node={id} local_ms={} quorum_valid_until_ms={quorum_valid_until_ms}",
@@ -460,6 +461,16 @@ impl Cluster {
             );
         }
         self.nodes[index].quorum_valid_until_ms = quorum_valid_until_ms;
+        if unaccounted > 0 {
+            let description = format!(
+                "locker {id}: {unaccounted} log block(s) before its next write neither applied \
+                 nor discarded (no checkpoint can start)"
+            );
+            self.checker.violations.push(Violation {
+                tick: self.tick,
+                description,
+            });
+        }
         for output in outputs.drain(..) {
             self.route(id, output);
         }

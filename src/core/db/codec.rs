@@ -1,5 +1,5 @@
 //! The byte-level pieces shared by the update and snapshot encodings: a bounds-checked reader of
-//! untrusted bytes, the field error it reports, and the FNV-1a hash behind `Database::digest`.
+//! untrusted bytes, the field error it reports, and the hash behind `Database::digest`.
 //!
 //! Every read returns an error naming the field and its offset instead of panicking, so a
 //! decoder built from these never trusts a length it has not checked.
@@ -129,28 +129,78 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// FNV-1a, 64 bits: tiny, deterministic on every platform, and good enough to tell two
-/// databases apart in the simulator's checker (not an integrity check; the CRC is that).
-pub(crate) struct Fnv1a(u64);
+/// A 64-bit hash of a byte stream, eight bytes at a time: deterministic on every platform,
+/// independent of how the stream is cut into `put`s, and good enough to tell two databases
+/// apart in the simulator's checker (not an integrity check; the CRC is that). The checker
+/// hashes every replica after every update, so speed matters: byte-at-a-time FNV-1a was a
+/// fifth of the simulator's time.
+pub(crate) struct StateHash {
+    state: u64,
+    /// Bytes not yet folded in, little-endian, `pending_bytes` of them.
+    pending: u64,
+    pending_bytes: u32,
+    total_bytes: u64,
+}
 
-impl Fnv1a {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
+impl StateHash {
+    const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
-    pub(crate) fn new() -> Fnv1a {
-        Fnv1a(Fnv1a::OFFSET_BASIS)
+    pub(crate) fn new() -> StateHash {
+        StateHash {
+            state: StateHash::SEED,
+            pending: 0,
+            pending_bytes: 0,
+            total_bytes: 0,
+        }
+    }
+
+    fn fold(&mut self, word: u64) {
+        let mixed = (self.state ^ word).wrapping_mul(StateHash::MULTIPLIER);
+        self.state = mixed ^ (mixed >> 29);
     }
 
     pub(crate) fn finish(&self) -> u64 {
-        self.0
+        let mut last = StateHash {
+            state: self.state,
+            pending: 0,
+            pending_bytes: 0,
+            total_bytes: 0,
+        };
+        // The length separates streams that differ only by trailing zero bytes.
+        last.fold(self.pending);
+        last.fold(self.total_bytes);
+        last.state
     }
 }
 
-impl Sink for Fnv1a {
-    fn put(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(Fnv1a::PRIME);
+impl Sink for StateHash {
+    fn put(&mut self, mut bytes: &[u8]) {
+        self.total_bytes += bytes.len() as u64;
+        while self.pending_bytes != 0 {
+            let Some((&byte, rest)) = bytes.split_first() else {
+                return;
+            };
+            self.pending |= u64::from(byte) << (8 * self.pending_bytes);
+            self.pending_bytes += 1;
+            bytes = rest;
+            if self.pending_bytes == 8 {
+                let word = self.pending;
+                self.fold(word);
+                self.pending = 0;
+                self.pending_bytes = 0;
+            }
         }
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut array = [0u8; 8];
+            array.copy_from_slice(word);
+            self.fold(u64::from_le_bytes(array));
+        }
+        for (index, &byte) in words.remainder().iter().enumerate() {
+            self.pending |= u64::from(byte) << (8 * index);
+        }
+        self.pending_bytes = words.remainder().len() as u32;
     }
 }
 
@@ -158,16 +208,29 @@ impl Sink for Fnv1a {
 mod tests {
     use super::*;
 
+    fn state_hash(pieces: &[&[u8]]) -> u64 {
+        let mut hash = StateHash::new();
+        for piece in pieces {
+            hash.put(piece);
+        }
+        hash.finish()
+    }
+
     #[test]
-    fn fnv1a_matches_the_published_test_vectors() {
-        let hash = |bytes: &[u8]| {
-            let mut fnv = Fnv1a::new();
-            fnv.put(bytes);
-            fnv.finish()
-        };
-        assert_eq!(hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(hash(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(hash(b"foobar"), 0x8594_4171_f739_67e8);
+    fn the_state_hash_ignores_how_the_stream_is_cut_and_tells_streams_apart() {
+        let whole = state_hash(&[b"properties/a\x00\x01twelve bytes"]);
+        assert_eq!(
+            whole,
+            state_hash(&[b"prop", b"erties/a\x00", b"\x01", b"twelve bytes"])
+        );
+        assert_eq!(whole, state_hash(&[b"", b"properties/a\x00\x01twelve bytes", b""]));
+        assert_ne!(whole, state_hash(&[b"properties/b\x00\x01twelve bytes"]));
+        assert_ne!(state_hash(&[b""]), state_hash(&[b"\x00"]));
+        assert_ne!(state_hash(&[b"\x00"]), state_hash(&[b"\x00\x00"]));
+        assert_ne!(
+            state_hash(&[b"0123456789abcdef"]),
+            state_hash(&[b"89abcdef01234567"])
+        );
     }
 
     #[test]

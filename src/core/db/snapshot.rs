@@ -129,10 +129,15 @@ pub(crate) fn encode_content(database: &Database, sink: &mut impl Sink) {
     let count = u32::try_from(database.len()).expect("ENTRIES_MAX bounds the count");
     sink.put(&count.to_le_bytes());
     for (path, entry) in database.entries() {
-        encode_path(path, sink);
-        sink.put(&entry.version.to_le_bytes());
-        entry.value.encode(sink);
+        encode_entry(path, entry, sink);
     }
+}
+
+/// One entry as the snapshot encodes it.
+pub(crate) fn encode_entry(path: &Path, entry: &Entry, sink: &mut impl Sink) {
+    encode_path(path, sink);
+    sink.put(&entry.version.to_le_bytes());
+    entry.value.encode(sink);
 }
 
 impl Database {
