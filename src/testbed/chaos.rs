@@ -2,12 +2,17 @@
 //!
 //! Per cluster size (2 nodes + disk, 5 nodes by default): build a bed, start every node with
 //! one service group per node, start the prober, then until the duration is over run cycles:
-//! one fault (kill, daemon pause, short whole-node freeze, symmetric or one-way partition,
-//! link down, disk stall), held for a random time, undone; half the cycles then wait for the cluster to
-//! converge, the others go on while it is still recovering. At the end everything is healed and
-//! the run checks the event log (overlaps), the samples (two names in one round), that every
-//! group is online on exactly one node (stuck groups), and that every database update a writer
-//! saw acknowledged during the faults is on every node (lost updates).
+//! one fault, held for a random time, undone. The faults are the simulator's mix
+//! (`src/sim/workload.rs`) as far as real nodes allow: kill (the daemon alone), crash (the
+//! whole node at once), a graceful leave (SIGTERM, started again at the heal), a crash of
+//! every node at once (rarely), daemon pause, short whole-node freeze, symmetric or one-way
+//! partition, link down, disk stall, message loss and message duplication (nftables). A
+//! quarter of the cycles then wait for the cluster to converge, the others go on while it is
+//! still recovering. At the end everything is healed and the run checks the event log
+//! (overlaps, with each crashed node's intervals closed at its crash), the samples (two names
+//! in one round), that every group is online on exactly one node (stuck groups), and that
+//! every database update a writer saw acknowledged during the faults is on every node (lost
+//! updates).
 //!
 //! The seed decides every choice (fault, victims, times); real timing still differs between
 //! runs, so a seed reproduces a schedule, not an interleaving. `actions.log` in the run

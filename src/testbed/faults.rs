@@ -44,7 +44,9 @@ impl Bed {
         let pid = self
             .daemon_pid(node)
             .ok_or(format!("node {node} is not running"))?;
-        self.note(&format!("leave: node {node} shuts down (SIGTERM pid {pid})"));
+        self.note(&format!(
+            "leave: node {node} shuts down (SIGTERM pid {pid})"
+        ));
         host::signal(pid, libc::SIGTERM);
         self.leaving.insert(node);
         Ok(())
