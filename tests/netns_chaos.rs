@@ -1,6 +1,7 @@
 //! The network-namespace testbed against real nodes (root): forming, a killed owner, a paused
 //! daemon, a whole node frozen shorter than its lease, one-way and symmetric partitions, an
-//! owner whose disk stalls beyond its lease, and a
+//! owner whose disk stalls beyond its lease, message loss and duplication with a graceful
+//! leave, and a
 //! short seeded chaos run on a 2-node and a 5-node cluster. Each checks the monitors' event log
 //! for overlapping online intervals and the client's samples for two nodes answering one group
 //! in the same round. Without root these SKIP loudly, except under CI=true, where they must
@@ -161,6 +162,39 @@ fn a_node_frozen_shorter_than_its_lease_keeps_its_groups() {
     std::thread::sleep(Duration::from_millis(500));
     bed.thaw(owner).expect("thaw");
     bed.converge(Duration::from_secs(60)).expect("converges");
+    assert_no_split_brain(&mut bed);
+}
+
+/// The chaos run's newer verbs on their own: lossy (30 %) and duplicating (50 %) cluster
+/// traffic on every node for 2 s, then a graceful leave (SIGTERM) of group 1's owner, which the
+/// heal starts again: one owner per group throughout, and the cluster whole again after.
+#[test]
+fn loss_duplication_and_a_leaving_owner_keep_one_owner_per_group() {
+    if !may_run("loss_duplication_and_a_leaving_owner_keep_one_owner_per_group") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut bed = started_bed(3, false);
+    bed.lose_messages(&[1, 2, 3], 30).expect("loss");
+    bed.duplicate_messages(&[1, 2, 3], 50).expect("duplication");
+    std::thread::sleep(Duration::from_secs(2));
+    bed.heal().expect("heal");
+    let owner = scenarios::holder(&mut bed, 1).expect("a holder");
+    bed.leave(owner).expect("leave");
+    bed.wait_for(
+        "group 1 online on another node",
+        Duration::from_secs(60),
+        |bed| {
+            bed.holders()
+                .get(&1)
+                .is_some_and(|nodes| nodes.len() == 1 && nodes[0] != owner)
+        },
+    )
+    .expect("group 1 moves away from the leaving node");
+    bed.converge(Duration::from_secs(60))
+        .expect("the node that left is started again and rejoins");
     assert_no_split_brain(&mut bed);
 }
 

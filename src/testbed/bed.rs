@@ -93,7 +93,12 @@ pub struct Bed {
     pub(super) links_down: BTreeSet<(u8, u8)>,
     /// Nodes whose disk worker was told to stall (`faults.rs`).
     pub(super) disk_stalled: BTreeSet<u8>,
-    pub(super) partitioned: bool,
+    /// Nodes whose fault tables hold rules (partitions, loss, duplication): `heal` flushes
+    /// exactly these.
+    pub(super) filtered: BTreeSet<u8>,
+    /// Nodes whose daemon was sent SIGTERM (a graceful leave, `faults.rs`) and that `heal`
+    /// waits for before starting them again.
+    pub(super) leaving: BTreeSet<u8>,
     /// The groups' slots (the core's numbers): 1..=nodes for test groups; in catalog mode
     /// those added so far.
     pub(super) group_slots: Vec<u8>,
@@ -143,7 +148,8 @@ impl Bed {
             frozen: BTreeSet::new(),
             links_down: BTreeSet::new(),
             disk_stalled: BTreeSet::new(),
-            partitioned: false,
+            filtered: BTreeSet::new(),
+            leaving: BTreeSet::new(),
             keep_files: false,
             torn_down: false,
         };

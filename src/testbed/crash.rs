@@ -30,43 +30,73 @@ impl Bed {
     /// Crashes node `node` (see the module doc); returns the CLOCK_MONOTONIC µs by which
     /// nothing of it ran and no address it added remained, also kept in `crashes`.
     pub fn crash(&mut self, node: u8) -> Result<u64, String> {
-        let cgroup = self
-            .cgroups
-            .get(&node)
-            .ok_or("no cgroup freezer on this host: cannot crash a whole node at once")?;
-        // Frozen first, so no process acts on another's death (the monitor would fence and
-        // delete the address, the daemon would notice its monitor) before all are killed.
-        cgroup.set_frozen(true)?;
-        let until = Instant::now() + SETTLE_DEADLINE;
-        while !cgroup.is_frozen() {
-            if Instant::now() > until {
-                let _ = cgroup.set_frozen(false);
-                return Err(format!("node {node}'s cgroup did not freeze"));
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        self.crash_all(&[node])
+    }
+
+    /// Crashes every node of `nodes` at once, as a power loss of the whole room: all their
+    /// cgroups frozen first, then every process in them SIGKILLed, thawed, waited until empty,
+    /// and their added addresses deleted. Returns the µs by which that was done for all, kept
+    /// in `crashes` for each node.
+    pub fn crash_all(&mut self, nodes: &[u8]) -> Result<u64, String> {
+        let mut cgroups = Vec::new();
+        for node in nodes {
+            cgroups.push(
+                self.cgroups
+                    .get(node)
+                    .ok_or("no cgroup freezer on this host: cannot crash a whole node at once")?,
+            );
         }
-        for pid in cgroup.pids() {
-            host::signal(pid, libc::SIGKILL);
+        // Frozen first, so no process acts on another's death (the monitor would fence and
+        // delete the address, the daemon would notice its monitor, a survivor would take
+        // over) before all are killed.
+        for cgroup in &cgroups {
+            cgroup.set_frozen(true)?;
+        }
+        let until = Instant::now() + SETTLE_DEADLINE;
+        for (cgroup, node) in cgroups.iter().zip(nodes) {
+            while !cgroup.is_frozen() {
+                if Instant::now() > until {
+                    for cgroup in &cgroups {
+                        let _ = cgroup.set_frozen(false);
+                    }
+                    return Err(format!("node {node}'s cgroup did not freeze"));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        for cgroup in &cgroups {
+            for pid in cgroup.pids() {
+                host::signal(pid, libc::SIGKILL);
+            }
         }
         // Killed while frozen; they die as they thaw, before running any more of their code.
-        cgroup.set_frozen(false)?;
-        while !cgroup.pids().is_empty() {
-            if Instant::now() > until {
-                return Err(format!("node {node}'s processes did not die"));
+        for cgroup in &cgroups {
+            cgroup.set_frozen(false)?;
+        }
+        for (cgroup, node) in cgroups.iter().zip(nodes) {
+            while !cgroup.pids().is_empty() {
+                if Instant::now() > until {
+                    return Err(format!("node {node}'s processes did not die"));
+                }
+                std::thread::sleep(Duration::from_millis(2));
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
-        if let Some(daemon) = self.daemons.remove(&node) {
-            // Already dead: this only reaps it.
-            stop_child(daemon, 0, Duration::from_secs(1));
+        for &node in nodes {
+            if let Some(daemon) = self.daemons.remove(&node) {
+                // Already dead: this only reaps it.
+                stop_child(daemon, 0, Duration::from_secs(1));
+            }
+            self.paused.remove(&node);
+            self.frozen.remove(&node);
+            self.leaving.remove(&node);
+            self.remove_added_addresses(node)?;
         }
-        self.paused.remove(&node);
-        self.frozen.remove(&node);
-        self.remove_added_addresses(node)?;
         let at = micros();
-        self.crashes.push((node, at));
+        for &node in nodes {
+            self.crashes.push((node, at));
+        }
         self.note(&format!(
-            "crash node {node} (every process of its cgroup SIGKILLed, added addresses removed)"
+            "crash nodes {nodes:?} (every process of their cgroups SIGKILLed, added addresses removed)"
         ));
         Ok(at)
     }

@@ -2,8 +2,17 @@
 use super::bed::{stop_child, Bed};
 use super::host;
 use super::network;
+use super::status::NodeStatus;
 use crate::admin::client;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long `heal` waits for a leaving daemon (SIGTERM: it stops its groups, writes a
+/// non-member slot, tells the members, exits) before it goes on without restarting it; the
+/// next heal or converge starts it once it exited.
+const LEAVE_DEADLINE: Duration = Duration::from_secs(10);
+/// How often `converge` and `heal` look again.
+const POLL: Duration = Duration::from_millis(20);
 
 /// How a partition cuts the nodes apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +33,44 @@ impl Bed {
         self.note(&format!("kill node {node} (SIGKILL pid {})", child.id()));
         stop_child(child, libc::SIGKILL, Duration::ZERO);
         self.paused.remove(&node);
+        self.leaving.remove(&node);
+        Ok(())
+    }
+
+    /// SIGTERM of the daemon: a graceful leave (an administrator's shutdown). It stops its
+    /// groups, writes a non-member slot and tells the members, then exits; `heal` waits for
+    /// that and starts it again (a new incarnation that joins).
+    pub fn leave(&mut self, node: u8) -> Result<(), String> {
+        let pid = self
+            .daemon_pid(node)
+            .ok_or(format!("node {node} is not running"))?;
+        self.note(&format!(
+            "leave: node {node} shuts down (SIGTERM pid {pid})"
+        ));
+        host::signal(pid, libc::SIGTERM);
+        self.leaving.insert(node);
+        Ok(())
+    }
+
+    /// Waits (up to `LEAVE_DEADLINE` in all) for every leaving daemon to exit.
+    fn finish_leaving(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        for node in self.leaving.clone() {
+            while self.daemon_pid(node).is_some() && started.elapsed() < LEAVE_DEADLINE {
+                super::bed::sleep_ms(POLL.as_millis() as u64)?;
+            }
+            self.leaving.remove(&node);
+            match self.daemon_pid(node) {
+                None => self.note(&format!(
+                    "node {node} left and exited ({} ms after the heal began)",
+                    started.elapsed().as_millis()
+                )),
+                Some(pid) => self.note(&format!(
+                    "node {node} (pid {pid}) still shutting down after {} ms; restarted once it exits",
+                    started.elapsed().as_millis()
+                )),
+            }
+        }
         Ok(())
     }
 
@@ -117,12 +164,13 @@ impl Bed {
         direction: Direction,
     ) -> Result<(), String> {
         self.note(&format!("partition {side_a:?} | {side_b:?} {direction:?}"));
-        self.partitioned = true;
         let networks = self.networks();
         for &a in side_a {
             for &b in side_b {
+                self.filtered.insert(b);
                 network::drop_from(&self.names, b, a, networks)?;
                 if direction == Direction::Symmetric {
+                    self.filtered.insert(a);
                     network::drop_from(&self.names, a, b, networks)?;
                 }
             }
@@ -130,13 +178,42 @@ impl Bed {
         Ok(())
     }
 
+    /// Message loss: each node of `receivers` drops `percent` % of the cluster datagrams it
+    /// gets from the other nodes, each drawn on its own (the simulator's `loss_per_mille`).
+    pub fn lose_messages(&mut self, receivers: &[u8], percent: u64) -> Result<(), String> {
+        self.note(&format!(
+            "message loss: {receivers:?} drop {percent} % of the cluster datagrams they get"
+        ));
+        let (nodes, networks) = (self.options.nodes, self.networks());
+        for &node in receivers {
+            self.filtered.insert(node);
+            network::lose_from_peers(&self.names, node, nodes, networks, percent)?;
+        }
+        Ok(())
+    }
+
+    /// Message duplication: each node of `senders` sends `percent` % of its cluster datagrams
+    /// twice (the simulator's `duplicate_per_mille`; the receiver's replay window must drop
+    /// the copy).
+    pub fn duplicate_messages(&mut self, senders: &[u8], percent: u64) -> Result<(), String> {
+        self.note(&format!(
+            "message duplication: {senders:?} send {percent} % of their cluster datagrams twice"
+        ));
+        let (nodes, networks) = (self.options.nodes, self.networks());
+        for &node in senders {
+            self.filtered.insert(node);
+            network::duplicate_to_peers(&self.names, node, nodes, networks, percent)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every partition, loss and duplication rule.
     pub fn heal_partitions(&mut self) -> Result<(), String> {
-        if self.partitioned {
-            for node in 1..=self.options.nodes {
-                network::heal_partitions(&self.names, node)?;
+        if !self.filtered.is_empty() {
+            for node in std::mem::take(&mut self.filtered) {
+                network::heal_filters(&self.names, node)?;
             }
-            self.partitioned = false;
-            self.note("healed partitions");
+            self.note("healed partitions, loss and duplication");
         }
         Ok(())
     }
@@ -157,9 +234,9 @@ impl Bed {
         Ok(())
     }
 
-    /// Undoes every fault: thaw, resume, links up, disks answering, partitions healed, and
-    /// every daemon that exited (killed, fenced, or stopped itself after losing quorum)
-    /// started again.
+    /// Undoes every fault: thaw, resume, links up, disks answering, partitions (and loss and
+    /// duplication) healed, leaving daemons waited for, and every daemon that exited (killed,
+    /// left, fenced, or stopped itself after losing quorum) started again.
     pub fn heal(&mut self) -> Result<(), String> {
         for node in self.frozen.clone() {
             self.thaw(node)?;
@@ -177,6 +254,7 @@ impl Bed {
             }
         }
         self.heal_partitions()?;
+        self.finish_leaving()?;
         self.restart_exited()
     }
 
@@ -191,16 +269,55 @@ impl Bed {
     }
 
     /// Heals, then waits until every node is a member and every group is online on exactly
-    /// one node, restarting daemons that exit meanwhile.
+    /// one node, restarting daemons that exit meanwhile. Polls every 20 ms, one status per
+    /// node each time; notes how long it took.
     pub fn converge(&mut self, deadline: Duration) -> Result<(), String> {
         self.heal()?;
+        let started = Instant::now();
+        loop {
+            let _ = self.restart_exited();
+            if self.converged() {
+                self.note(&format!(
+                    "converged in {} ms",
+                    started.elapsed().as_millis()
+                ));
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                return Err(format!(
+                    "timed out after {} s waiting for the cluster to converge (files in {})",
+                    deadline.as_secs(),
+                    self.dir.display()
+                ));
+            }
+            super::bed::sleep_ms(POLL.as_millis() as u64)?;
+        }
+    }
+
+    /// Every node stabilized with every node as a member, and every group online on exactly
+    /// one node (the same condition as `wait_membership` of all plus `wait_groups_placed`, from
+    /// one status per node).
+    fn converged(&self) -> bool {
         let all: Vec<u8> = (1..=self.options.nodes).collect();
-        self.wait_for("the cluster to converge", deadline, |bed| {
-            let _ = bed.restart_exited();
-            all.iter().all(|&node| {
-                bed.status(node)
-                    .is_some_and(|status| status.stabilized && status.members == all)
-            }) && bed.holders().values().all(|nodes| nodes.len() == 1)
-        })
+        let mut holders: BTreeMap<u8, usize> =
+            self.group_slots.iter().map(|&group| (group, 0)).collect();
+        for &node in &all {
+            let Some(NodeStatus {
+                stabilized: true,
+                members,
+                groups_online_here,
+                ..
+            }) = self.status(node)
+            else {
+                return false;
+            };
+            if members != all {
+                return false;
+            }
+            for group in groups_online_here {
+                *holders.entry(group).or_default() += 1;
+            }
+        }
+        holders.values().all(|&count| count == 1)
     }
 }

@@ -1,13 +1,17 @@
 //! Building a run's namespaces, bridges and veths (the layout is in `mod.rs`), and the
-//! nftables table each node namespace gets for partitions.
+//! nftables tables each node namespace gets for network faults (partitions, loss, duplication).
 use super::host::{ip_in, nft_in, run};
 use super::names::RunNames;
-use super::{host_address, CLIENT_HOST};
+use super::{host_address, CLIENT_HOST, CLUSTER_PORT};
 
-/// The nftables table of every node namespace: partitions add `drop` rules to its input chain
-/// (dropping on the receiver, so the sender's `sendto` still succeeds as it would on a real
-/// network), healing flushes the chain.
+/// The nftables table of every node namespace: partitions and message loss add `drop` rules to
+/// its input chain (dropping on the receiver, so the sender's `sendto` still succeeds as it
+/// would on a real network), healing flushes the chain.
 pub const FAULT_TABLE: &str = "inet wp_fault";
+/// The table for duplicated datagrams: `dup to` exists only in the `ip` family. Rules in its
+/// output chain send a copy of a node's cluster datagram to the same peer (the kernel marks
+/// the copy, so it is not copied again).
+pub const DUP_TABLE: &str = "ip wp_dup";
 
 /// Creates a namespace with loopback up; records it in `created` before configuring it, so a
 /// failure half-way is still torn down.
@@ -87,7 +91,8 @@ pub fn build_node(
     nft_in(
         &namespace,
         &format!(
-            "table {FAULT_TABLE} {{\n  chain input {{ type filter hook input priority 0; policy accept; }}\n}}\n"
+            "table {FAULT_TABLE} {{\n  chain input {{ type filter hook input priority 0; policy accept; }}\n}}\n\
+             table {DUP_TABLE} {{\n  chain output {{ type filter hook output priority 0; policy accept; }}\n}}\n"
         ),
     )
 }
@@ -155,10 +160,56 @@ pub fn drop_from(names: &RunNames, receiver: u8, sender: u8, networks: u8) -> Re
     )
 }
 
-/// Removes every partition rule of `node`.
-pub fn heal_partitions(names: &RunNames, node: u8) -> Result<(), String> {
+/// Every address of every node but `node` (its peers), on every network.
+fn peer_addresses(node: u8, nodes: u8, networks: u8) -> Vec<String> {
+    (1..=nodes)
+        .filter(|&peer| peer != node)
+        .flat_map(|peer| (0..networks).map(move |network| host_address(network, peer)))
+        .collect()
+}
+
+/// Drops, inside `receiver`'s namespace, `percent` % of the cluster datagrams (UDP to the
+/// cluster port) from the other nodes, each datagram drawn on its own (`numgen random`).
+/// Client traffic is never dropped.
+pub fn lose_from_peers(
+    names: &RunNames,
+    receiver: u8,
+    nodes: u8,
+    networks: u8,
+    percent: u64,
+) -> Result<(), String> {
+    nft_in(
+        &names.node_namespace(receiver),
+        &format!(
+            "add rule {FAULT_TABLE} input ip saddr {{ {} }} udp dport {CLUSTER_PORT} numgen random mod 100 < {percent} drop\n",
+            peer_addresses(receiver, nodes, networks).join(", ")
+        ),
+    )
+}
+
+/// Sends, from `sender`'s namespace, `percent` % of its cluster datagrams to each peer twice.
+pub fn duplicate_to_peers(
+    names: &RunNames,
+    sender: u8,
+    nodes: u8,
+    networks: u8,
+    percent: u64,
+) -> Result<(), String> {
+    let rules: String = peer_addresses(sender, nodes, networks)
+        .iter()
+        .map(|peer| {
+            format!(
+                "add rule {DUP_TABLE} output ip daddr {peer} udp dport {CLUSTER_PORT} numgen random mod 100 < {percent} dup to {peer}\n"
+            )
+        })
+        .collect();
+    nft_in(&names.node_namespace(sender), &rules)
+}
+
+/// Removes every network fault rule of `node` (partitions, loss, duplication).
+pub fn heal_filters(names: &RunNames, node: u8) -> Result<(), String> {
     nft_in(
         &names.node_namespace(node),
-        &format!("flush chain {FAULT_TABLE} input\n"),
+        &format!("flush chain {FAULT_TABLE} input\nflush chain {DUP_TABLE} output\n"),
     )
 }
