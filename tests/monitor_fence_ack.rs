@@ -4,7 +4,8 @@
 mod monitor_support;
 
 use disklayout::{
-    decode, encode, format_blocks, FenceAck, Geometry, NodeEntry, Sealed, Superblock, Timing,
+    decode, encode, format_blocks, Acknowledged, FenceAck, Geometry, NodeEntry, Sealed, Superblock,
+    Timing,
 };
 use monitor_support::*;
 use std::path::Path;
@@ -38,7 +39,11 @@ fn formatted_disk(scratch: &Scratch) -> (std::path::PathBuf, u64) {
     let older = FenceAck {
         node_id: NODE,
         incarnation: 41,
-        acknowledged_request: 3,
+        acknowledged: Acknowledged::Request {
+            requester: 2,
+            requester_incarnation: 17,
+            sequence: 3,
+        },
         resources_stopped: true,
     };
     let mut block = Box::new([0u8; disklayout::BLOCK_SIZE]);
@@ -107,7 +112,7 @@ fn a_fence_acknowledges_every_request_of_the_incarnation() {
         FenceAck {
             node_id: NODE,
             incarnation: 42,
-            acknowledged_request: u64::MAX,
+            acknowledged: Acknowledged::Every,
             resources_stopped: true
         }
     );

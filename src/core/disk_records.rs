@@ -4,8 +4,7 @@
 
 pub use disklayout::{
     decode, encode, payload_crc32, Acknowledged, CheckpointHeader, DuplicateRule, FenceAck,
-    FenceRequest,
-    Geometry, Lease, LogBlock, LogReplayer, LogUpdate, NodeSlot, NodeState, QuorumLease, Record,
-    ReplayStep, ResourceLease, Sealed, Timing, BLOCK_SIZE, LEASE_NAME_BYTES_MAX,
-    LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,
+    FenceRequest, Geometry, Lease, LogBlock, LogReplayer, LogUpdate, NodeSlot, NodeState,
+    QuorumLease, Record, ReplayStep, ResourceLease, Sealed, Timing, BLOCK_SIZE,
+    LEASE_NAME_BYTES_MAX, LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,
 };

@@ -370,7 +370,10 @@ mod tests {
     fn ids_lists_the_set_bits_ascending() {
         assert_eq!(ids(0).count(), 0);
         assert_eq!(ids(0b1010_0001).collect::<Vec<_>>(), vec![1, 6, 8]);
-        assert_eq!(ids(u64::MAX).collect::<Vec<_>>(), (1..=64).collect::<Vec<u8>>());
+        assert_eq!(
+            ids(u64::MAX).collect::<Vec<_>>(),
+            (1..=64).collect::<Vec<u8>>()
+        );
         assert_eq!(ids(1 << 63).collect::<Vec<_>>(), vec![64]);
     }
 }

@@ -308,9 +308,7 @@ impl Node {
                 requester,
                 requester_incarnation,
                 sequence,
-            } => {
-                requester == me && requester_incarnation == my_incarnation && sequence >= request
-            }
+            } => requester == me && requester_incarnation == my_incarnation && sequence >= request,
         };
         let acknowledged = match disk_records::decode::<FenceAck>(&block[..]) {
             Ok(Some(sealed)) => {

@@ -769,7 +769,10 @@ impl Cluster {
         self.lingering_leases.retain(|(_, _, until)| tick < *until);
         // Most seeds lease nothing: then there is no holder to count.
         let some_lease = !self.lingering_leases.is_empty()
-            || self.nodes.iter().any(|sim_node| !sim_node.leases.is_empty());
+            || self
+                .nodes
+                .iter()
+                .any(|sim_node| !sim_node.leases.is_empty());
         if some_lease {
             self.check_resource_leases();
         }

@@ -107,10 +107,14 @@ fn crash_all(cluster: &mut Cluster) {
 /// found a form completing across two ownerships: one node paused mid-form, the other formed,
 /// committed and was paused alone in turn). Random faults land in these windows too rarely.
 fn pause_a_lone_owner(cluster: &mut Cluster) {
-    let lone = cluster.nodes.iter().enumerate().find_map(|(index, sim_node)| {
-        let node = sim_node.node.as_ref()?;
-        (node.owns_quorum_alone() && !sim_node.paused).then_some(index as u8 + 1)
-    });
+    let lone = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .find_map(|(index, sim_node)| {
+            let node = sim_node.node.as_ref()?;
+            (node.owns_quorum_alone() && !sim_node.paused).then_some(index as u8 + 1)
+        });
     let Some(node) = lone else {
         return;
     };
@@ -128,10 +132,14 @@ fn pause_a_lone_owner(cluster: &mut Cluster) {
 /// where a checkpoint is the only way on (simulator seed 216565 --nodes 2: blocks the
 /// recovery discarded at the ring's end kept every checkpoint from starting, for good).
 fn crash_a_locker_with_a_full_ring(cluster: &mut Cluster) {
-    let full = cluster.nodes.iter().enumerate().find_map(|(index, sim_node)| {
-        let node = sim_node.node.as_ref()?;
-        (node.log_ring_full() && !sim_node.paused).then_some(index as u8 + 1)
-    });
+    let full = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .find_map(|(index, sim_node)| {
+            let node = sim_node.node.as_ref()?;
+            (node.log_ring_full() && !sim_node.paused).then_some(index as u8 + 1)
+        });
     let Some(node) = full else {
         return;
     };

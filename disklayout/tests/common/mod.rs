@@ -89,17 +89,24 @@ pub fn node_slot() -> impl Strategy<Value = NodeSlot> {
 }
 
 pub fn fence_request() -> impl Strategy<Value = FenceRequest> {
-    (node_id(), any::<u64>(), node_id(), any::<u64>(), any::<u64>()).prop_map(
-        |(target, target_incarnation, requester, requester_epoch, requester_incarnation)| {
-            FenceRequest {
-                target,
-                target_incarnation,
-                requester,
-                requester_epoch,
-                requester_incarnation,
-            }
-        },
+    (
+        node_id(),
+        any::<u64>(),
+        node_id(),
+        any::<u64>(),
+        any::<u64>(),
     )
+        .prop_map(
+            |(target, target_incarnation, requester, requester_epoch, requester_incarnation)| {
+                FenceRequest {
+                    target,
+                    target_incarnation,
+                    requester,
+                    requester_epoch,
+                    requester_incarnation,
+                }
+            },
+        )
 }
 
 pub fn acknowledged() -> impl Strategy<Value = Acknowledged> {

@@ -223,7 +223,10 @@ mod tests {
             whole,
             state_hash(&[b"prop", b"erties/a\x00", b"\x01", b"twelve bytes"])
         );
-        assert_eq!(whole, state_hash(&[b"", b"properties/a\x00\x01twelve bytes", b""]));
+        assert_eq!(
+            whole,
+            state_hash(&[b"", b"properties/a\x00\x01twelve bytes", b""])
+        );
         assert_ne!(whole, state_hash(&[b"properties/b\x00\x01twelve bytes"]));
         assert_ne!(state_hash(&[b""]), state_hash(&[b"\x00"]));
         assert_ne!(state_hash(&[b"\x00"]), state_hash(&[b"\x00\x00"]));

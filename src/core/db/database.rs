@@ -334,8 +334,7 @@ impl Database {
                         version: sequence,
                     };
                     self.snapshot_bytes += entry.snapshot_len(path);
-                    self.entries_digest =
-                        self.entries_digest.wrapping_add(entry.digest_part(path));
+                    self.entries_digest = self.entries_digest.wrapping_add(entry.digest_part(path));
                     let previous = self.entries.insert(path.clone(), entry);
                     self.forget(path, &previous);
                     undo.push((path.clone(), previous));
@@ -586,15 +585,26 @@ mod tests {
         ];
         let mut digests = vec![database.digest()];
         for (index, update) in updates.iter().enumerate() {
-            assert_eq!(database.apply(index as u64 + 1, update), Ok(Outcome::Applied));
+            assert_eq!(
+                database.apply(index as u64 + 1, update),
+                Ok(Outcome::Applied)
+            );
             let read_back =
                 Database::from_snapshot(&database.snapshot_bytes()).expect("a valid snapshot");
-            assert_eq!(read_back.digest(), database.digest(), "after update {index}");
+            assert_eq!(
+                read_back.digest(),
+                database.digest(),
+                "after update {index}"
+            );
             digests.push(database.digest());
         }
         digests.sort_unstable();
         digests.dedup();
-        assert_eq!(digests.len(), updates.len() + 1, "every state has its own digest");
+        assert_eq!(
+            digests.len(),
+            updates.len() + 1,
+            "every state has its own digest"
+        );
     }
 
     #[test]
@@ -644,7 +654,11 @@ mod tests {
         assert_eq!(database, before);
         assert_eq!(database.snapshot_len(), before.snapshot_len());
         assert_eq!(database.snapshot_bytes(), before.snapshot_bytes());
-        assert_eq!(database.digest(), before.digest(), "the roll-back restored the digest");
+        assert_eq!(
+            database.digest(),
+            before.digest(),
+            "the roll-back restored the digest"
+        );
         let fits = Update::new(vec![
             put("properties/c", Value::U64(1)),
             Op::Delete {
