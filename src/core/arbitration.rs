@@ -143,6 +143,7 @@ impl Node {
             self.forming_won_quorum();
         }
         self.issue_quorum_io(io);
+        self.quorum_holder_read_done();
     }
 
     pub(super) fn on_quorum_written(&mut self, ok: bool, issue_tick: u64) {

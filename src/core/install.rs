@@ -30,7 +30,7 @@ impl Node {
             + 1
     }
 
-    pub(super) fn propose(&mut self, survivors: u64, basis: u64) {
+    pub(super) fn propose(&mut self, survivors: u64, basis: u64, quorum_holder: u8) {
         let epoch = self.next_epoch();
         let Some(round) = self.regroup.as_ref() else {
             return;
@@ -58,6 +58,7 @@ impl Node {
             epoch,
             members: survivors,
             previous_members: basis,
+            quorum_holder,
             groups: table,
         };
         let round_started_ms = round.started_tick * super::timeout::TICK_MS;
@@ -144,11 +145,58 @@ impl Node {
             return;
         };
         let (round, epoch, coordinator) = (install.round, install.epoch, *coordinator);
+        let holder = install.quorum_holder == self.me();
         if self.own_lease.durable_epoch < epoch {
             self.own_lease.slot_write_due = true;
             return;
         }
+        if holder && !self.quorum_confirms(epoch) {
+            return;
+        }
         self.send(coordinator, &Body::InstallAck { round, epoch });
+    }
+
+    /// True once `epoch` is confirmed in the quorum record under our ownership; until then,
+    /// drives the confirmation (a renewal carrying it, then the confirming read). A holder that
+    /// no longer owns never confirms: the round stalls and a new one judges again.
+    pub(super) fn quorum_confirms(&mut self, epoch: u64) -> bool {
+        if self.quorum.owned(self.now_ticks) && self.quorum.confirmed_owner_epoch >= epoch {
+            return true;
+        }
+        self.confirm_quorum_epoch(epoch);
+        false
+    }
+
+    /// The epoch of the install we adopted as its quorum holder, if any.
+    fn held_install_epoch(&self) -> Option<u64> {
+        match self.regroup.as_ref().map(|round| &round.phase) {
+            Some(Phase::Acked { install, .. }) if install.quorum_holder == self.me() => {
+                Some(install.epoch)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every tick of a round: the quorum holder of an install it adopted drives the record's
+    /// confirmation of its epoch until it holds.
+    pub(super) fn quorum_holder_tick(&mut self) {
+        let confirmed = |node: &Node, epoch: u64| {
+            node.quorum.owned(node.now_ticks) && node.quorum.confirmed_owner_epoch >= epoch
+        };
+        if self
+            .held_install_epoch()
+            .is_some_and(|epoch| !confirmed(self, epoch))
+        {
+            self.acknowledge_when_durable();
+        }
+    }
+
+    /// A quorum read completed: if it confirmed the epoch of the install we hold the quorum
+    /// for, acknowledge now.
+    pub(super) fn quorum_holder_read_done(&mut self) {
+        if self.held_install_epoch().is_some() {
+            self.acknowledge_when_durable();
+        }
     }
 
     pub(super) fn on_install_ack(&mut self, from: u8, round_number: u64, epoch: u64) {
@@ -182,11 +230,20 @@ impl Node {
         if *acks != install.members {
             return;
         }
-        if !self.epoch_durable(install.epoch, install.members) {
-            let (epoch, members) = (install.epoch, install.members);
+        let (epoch, members) = (install.epoch, install.members);
+        let holder = install.quorum_holder == self.me();
+        if !self.epoch_durable(epoch, members) {
             self.make_epoch_durable(epoch, members);
             return;
         }
+        if holder && !self.quorum_confirms(epoch) {
+            return;
+        }
+        let Some(Phase::AwaitAcks { install, .. }) =
+            self.regroup.as_ref().map(|round| &round.phase)
+        else {
+            return;
+        };
         let install = install.clone();
         self.send_all(
             install.members,

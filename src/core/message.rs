@@ -91,6 +91,10 @@ pub struct Install {
     pub epoch: u64,
     pub members: u64,
     pub previous_members: u64,
+    /// The member whose quorum ownership the survival judgement relied on (exactly half
+    /// survived), 0 when it did not: that member acknowledges only once the new epoch is
+    /// confirmed in the quorum record (ARBITRATION.md §3.3).
+    pub quorum_holder: u8,
     pub groups: Vec<GroupAssignment>,
 }
 
@@ -272,6 +276,7 @@ fn encode_install(install: &Install, out: &mut Vec<u8>) {
     put_u64(out, install.epoch);
     put_u64(out, install.members);
     put_u64(out, install.previous_members);
+    out.push(install.quorum_holder);
     assert!(install.groups.len() <= 64);
     out.push(install.groups.len() as u8);
     for group in &install.groups {
@@ -285,6 +290,10 @@ fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
     let epoch = reader.u64()?;
     let members = reader.u64()?;
     let previous_members = reader.u64()?;
+    let quorum_holder = reader.u8()?;
+    if quorum_holder > 64 || (quorum_holder != 0 && members & super::bit(quorum_holder) == 0) {
+        return Err(MessageError::OutOfRange);
+    }
     let group_count = reader.u8()?;
     if group_count > 64 {
         return Err(MessageError::OutOfRange);
@@ -305,6 +314,7 @@ fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
         epoch,
         members,
         previous_members,
+        quorum_holder,
         groups,
     })
 }
@@ -351,6 +361,7 @@ mod tests {
             epoch: 4,
             members: 0b101,
             previous_members: 0b111,
+            quorum_holder: 3,
             groups: vec![GroupAssignment {
                 owner: 1,
                 unconfirmed: 0b10,

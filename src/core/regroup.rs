@@ -309,6 +309,7 @@ impl Node {
             }
         }
         self.retransmit_install();
+        self.quorum_holder_tick();
         self.finish_install();
         if self.regroup.is_none() {
             return;
@@ -387,8 +388,23 @@ impl Node {
         } else {
             judge_all(&views, survivors & continuing, quorum_held)
         };
+        // Exactly half survives only by the quorum: the new epoch must then be in the quorum
+        // record before anyone stabilizes it, or a later owner from the other half would not
+        // know its half is stale (§3.3; simulator seed 116273).
+        let relied_on_quorum = verdict == Survival::Survives
+            && self.config.mutation != Mutation::NoMajorityRule
+            && judge_all(&views, survivors & continuing, false) != Survival::Survives;
+        let quorum_holder = match relied_on_quorum {
+            false => 0,
+            true if self.quorum_supports_survival() => self.me(),
+            true => round
+                .statuses
+                .iter()
+                .find(|(id, status)| survivors & bit(**id) != 0 && status.quorum_owner)
+                .map_or(0, |(id, _)| *id),
+        };
         match verdict {
-            Survival::Survives => self.propose(survivors, basis),
+            Survival::Survives => self.propose(survivors, basis, quorum_holder),
             Survival::NeedsQuorum => {
                 let lost = self
                     .quorum

@@ -42,6 +42,8 @@ pub struct SimNode {
     stops: Vec<(u8, u64)>,
     pub(super) deadman_stop_at_ms: Option<u64>,
     quorum_valid_until_ms: u64,
+    /// When the node was last paused (meaningful while `paused`).
+    pub(crate) paused_at_tick: u64,
     /// Resource leases the driver was told are held (`Output::ResourceLease`), each with the
     /// local time its validity ends: what may be mounted here.
     pub leases: BTreeMap<String, u64>,
@@ -60,6 +62,10 @@ pub struct Cluster {
     pub faults: Vec<Fault>,
     pub report: Report,
     pub(crate) link_down_since: BTreeMap<(u8, u8), u64>,
+    /// Every pause that ended: (node, paused at, resumed at). Datagrams that reached a paused
+    /// node are handed to it when it resumes, so a link cut while its receiver was paused may
+    /// look up to the receiver until then: the connectivity checker counts from the resume.
+    pub(crate) pauses_ended: Vec<(u8, u64, u64)>,
     timeouts: Timeouts,
     /// Print every event (WOLFPACK_SIM_TRACE=1), for debugging one seed.
     pub trace: bool,
@@ -125,6 +131,7 @@ impl Cluster {
                 stops: Vec::new(),
                 deadman_stop_at_ms: None,
                 quorum_valid_until_ms: 0,
+                paused_at_tick: 0,
                 leases: BTreeMap::new(),
                 runner: None,
             });
@@ -139,6 +146,7 @@ impl Cluster {
             faults: Vec::new(),
             report: Report::default(),
             link_down_since: BTreeMap::new(),
+            pauses_ended: Vec::new(),
             timeouts: Timeouts::new(&Timing::default()),
             trace: std::env::var_os("WOLFPACK_SIM_TRACE").is_some(),
             gum_checker: GumChecker::default(),
@@ -397,6 +405,8 @@ impl Cluster {
             return self.restart_after_fence(id);
         }
         self.nodes[index].paused = false;
+        self.pauses_ended
+            .push((id, self.nodes[index].paused_at_tick, self.tick));
         let now_ms = self.local_ms(id);
         self.step(id, Input::Tick { now_ms });
         let completions = std::mem::take(&mut self.nodes[index].held_completions);
@@ -654,12 +664,27 @@ impl Cluster {
                 let knowable =
                     self.timeouts.peer_silence_ticks + self.params.network.delay_ticks_max + 2;
                 let links = self.link_down_since.clone();
+                let delay = self.params.network.delay_ticks_max;
+                let pauses = &self.pauses_ended;
+                // A datagram sent before the cut and held while its receiver was paused
+                // arrives at the resume: the link looks up to the receiver until then.
+                let seen_down_since = |a: u8, b: u8| {
+                    let since = *links.get(&(a, b))?;
+                    let held_until = pauses
+                        .iter()
+                        .filter(|(node, paused, resumed)| {
+                            *node == b && *paused <= since + delay && *resumed > since
+                        })
+                        .map(|(_, _, resumed)| *resumed)
+                        .max();
+                    Some(held_until.map_or(since, |resumed| resumed.max(since)))
+                };
                 self.checker.on_decided(
                     self.tick,
                     round_started_tick,
                     members,
                     knowable,
-                    |a, b| links.get(&(a, b)).copied(),
+                    seen_down_since,
                 );
             }
             Event::PeerPartitioned { .. } => self.report.partitions_detected += 1,

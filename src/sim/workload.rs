@@ -324,6 +324,7 @@ impl Cluster {
                 if start {
                     if self.nodes[usize::from(node - 1)].node.is_some() {
                         self.nodes[usize::from(node - 1)].paused = true;
+                        self.nodes[usize::from(node - 1)].paused_at_tick = self.tick;
                     }
                 } else {
                     self.resume(node);
