@@ -55,6 +55,21 @@ fn a_form_completed_across_two_quorum_ownerships_is_caught() {
 }
 
 #[test]
+fn a_half_that_stabilizes_before_the_quorum_record_names_its_epoch_is_caught() {
+    let caught = first_caught_within(
+        Mutation::HalfWithoutQuorumEpoch,
+        RARE_SEEDS_TO_CATCH_MAX,
+        None,
+    );
+    assert!(
+        caught
+            .as_ref()
+            .is_some_and(|(_, text)| text.contains("survived by the quorum")),
+        "{caught:?}"
+    );
+}
+
+#[test]
 fn no_majority_rule_is_caught() {
     let caught = first_caught(Mutation::NoMajorityRule);
     assert!(caught.is_some(), "a minority partition survived unnoticed");

@@ -404,3 +404,115 @@ fn the_survivor_of_two_wins_the_quorum_from_a_dead_owner_in_about_one_lease_expi
         "most survivors claim from their watch"
     );
 }
+
+/// A quiet, converged two-node cluster running `mutation`.
+fn converged_pair(mutation: Mutation) -> Cluster {
+    let mut params = Params::from_seed(7, Some(2), mutation);
+    params.networks = vec![1; 2];
+    params.network.loss_per_mille = 0;
+    params.network.duplicate_per_mille = 0;
+    params.disk.error_per_mille = 0;
+    params.garbage_per_mille = 0;
+    params.ticks_faulty = 0;
+    let mut prng = Prng::new(7);
+    let mut cluster = Cluster::new(params, &mut prng);
+    for id in 1..=2 {
+        if cluster.nodes[usize::from(id - 1)].node.is_none() {
+            cluster.boot(id);
+        }
+    }
+    for _ in 0..2000 {
+        cluster.run_tick();
+        if cluster.converged() {
+            return cluster;
+        }
+    }
+    panic!("no convergence: {:?}", cluster.checker.violations);
+}
+
+/// A membership of one lives by its quorum ownership: when another run's claim lands on the
+/// record (the ownership is lost), it leaves at once, stopping its groups; staying on, it kept
+/// challenging the new owner, whose form could then never confirm its epoch (simulator seed
+/// 123741). The mutation `membership-outlives-quorum` stays on.
+#[test]
+fn a_membership_of_one_that_loses_the_quorum_leaves() {
+    use wolfpack::core::disk_records::{Lease, QuorumLease, QUORUM_LEASE_NAME};
+    for mutation in [Mutation::None, Mutation::MembershipOutlivesQuorum] {
+        let mut cluster = converged_pair(mutation);
+        cluster.crash(2);
+        let alone = |cluster: &Cluster| {
+            cluster.nodes[0]
+                .node
+                .as_ref()
+                .map(|node| node.status())
+                .is_some_and(|status| {
+                    status.stabilized && status.members == 0b1 && status.quorum_owner
+                })
+        };
+        for _ in 0..3000 {
+            cluster.run_tick();
+            if alone(&cluster) {
+                break;
+            }
+        }
+        assert!(alone(&cluster), "node 1 stabilized alone with the quorum");
+        let epoch = cluster.nodes[0]
+            .node
+            .as_ref()
+            .map_or(0, |node| node.epoch());
+        // Another run of node 2 claims the record (as a challenger that won would).
+        let offset = cluster.config(1, 1).geometry.quorum_offset();
+        let sequence = match decode::<QuorumLease>(&cluster.disk.read(offset)[..]) {
+            Ok(Some(sealed)) => sealed.sequence,
+            _ => 0,
+        };
+        let claim = Sealed {
+            cluster_id: 0x5741_4C46,
+            sequence: sequence + 1,
+            record: QuorumLease(Lease {
+                owner: 2,
+                owner_incarnation: 99,
+                owner_epoch: epoch,
+                challenger: 0,
+                challenger_incarnation: 0,
+                name: QUORUM_LEASE_NAME.to_string(),
+            }),
+        };
+        let mut block = Box::new([0u8; BLOCK_SIZE]);
+        encode(&claim, &mut block).expect("a valid record");
+        let mut prng = Prng::new(1);
+        // Landing again and again: a renewal based on a read from before one landing
+        // overwrites it, but node 1's next read sees the claim.
+        for _ in 0..300 {
+            let op = DiskOp {
+                node: 2,
+                op: u64::MAX,
+                offset_bytes: offset,
+                block: Some(block.clone()),
+                fails: false,
+            };
+            cluster.disk.submit(op, cluster.tick, &mut prng);
+            cluster.run_tick();
+        }
+        let stayed = cluster.nodes[0]
+            .node
+            .as_ref()
+            .is_some_and(|node| node.status().stabilized);
+        let left_for_it = cluster
+            .report
+            .leaves_by_reason
+            .contains_key("quorum ownership lost");
+        match mutation {
+            Mutation::None => assert!(
+                !stayed && left_for_it,
+                "node 1 left: {:?} {:?}",
+                cluster.report.leaves_by_reason,
+                cluster.nodes[0]
+                    .node
+                    .as_ref()
+                    .map(|node| node.status().quorum_owner)
+            ),
+            _ => assert!(stayed && !left_for_it, "the mutation stays on"),
+        }
+    }
+}

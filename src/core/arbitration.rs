@@ -37,6 +37,21 @@ impl Node {
         }
     }
 
+    /// A membership that lives by our quorum ownership ends when the ownership does (it lapsed
+    /// while we were stalled, or a challenger took it): without it, this side has no right to
+    /// survive, and a node that won the record may form meanwhile. Staying on, a membership of
+    /// one kept challenging the new owner, whose form then never confirmed its epoch: neither
+    /// side progressed (simulator seed 123741, a membership of one paused past its ownership).
+    /// Leaving stops our groups, and our members regroup without us.
+    pub(super) fn enforce_quorum_reliance(&mut self) {
+        let member = self.role == Role::Member && self.stabilized;
+        let outlives = self.config.mutation == super::Mutation::MembershipOutlivesQuorum;
+        if member && !outlives && self.relies_on_quorum && !self.quorum.owned(self.now_ticks) {
+            self.relies_on_quorum = false;
+            self.leave("quorum ownership lost");
+        }
+    }
+
     /// Every renew interval: leases, then the quorum record.
     pub(super) fn renew_tick(&mut self) {
         self.renew_leases();

@@ -326,6 +326,8 @@ impl Node {
         self.acked_epoch = self.acked_epoch.max(install.epoch);
         self.members = install.members;
         self.basis_members = install.members;
+        self.relies_on_quorum = install.quorum_holder == self.me()
+            || (install.members == bit(self.me()) && self.configured() != bit(self.me()));
         self.table = install.groups;
         self.regroup = None;
         self.joiners_waiting &= !install.members;

@@ -368,6 +368,7 @@ impl Node {
         self.acked_epoch = epoch;
         self.members = bit(me);
         self.basis_members = bit(me);
+        self.relies_on_quorum = self.configured() != bit(me);
         self.table = groups::formed(&self.policies, self.configured(), me, self.refusing());
         self.emit(Event::Stabilized {
             epoch,

@@ -123,6 +123,11 @@ pub enum Mutation {
     FormAcrossOwnerships,
     /// A recovering locker leaves its applied position before the blocks it discarded.
     RecoveryKeepsAppliedPosition,
+    /// A membership that exactly half of a view formed by the quorum stabilizes without its
+    /// epoch confirmed in the quorum record.
+    HalfWithoutQuorumEpoch,
+    /// A membership that lives by our quorum ownership stays on once the ownership is lost.
+    MembershipOutlivesQuorum,
 }
 
 impl Mutation {
@@ -142,6 +147,8 @@ impl Mutation {
             "fence-ack-any-requester" => Some(Mutation::FenceAckAnyRequester),
             "form-across-ownerships" => Some(Mutation::FormAcrossOwnerships),
             "recovery-keeps-applied-position" => Some(Mutation::RecoveryKeepsAppliedPosition),
+            "half-without-quorum-epoch" => Some(Mutation::HalfWithoutQuorumEpoch),
+            "membership-outlives-quorum" => Some(Mutation::MembershipOutlivesQuorum),
             _ => None,
         }
     }

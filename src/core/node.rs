@@ -136,6 +136,9 @@ pub struct Node {
     pub(super) form_pending_epoch: Option<u64>,
     /// The quorum ownership (`Quorum::ownerships_won`) a form's second reads were made under.
     pub(super) form_ownership: u64,
+    /// Our membership lives by our quorum ownership: we are a membership of one, or the member
+    /// whose ownership let exactly half survive. Losing the ownership ends the membership.
+    pub(super) relies_on_quorum: bool,
     pub(super) quorum: Quorum,
     pub(super) online: u64,
     /// Groups asked offline and not yet confirmed stopped by the driver.
@@ -238,6 +241,7 @@ impl Node {
             form_attempt: 0,
             form_pending_epoch: None,
             form_ownership: 0,
+            relies_on_quorum: false,
             quorum,
             online: 0,
             stopping: 0,
@@ -307,13 +311,14 @@ impl Node {
         self.epoch
     }
 
-    /// True while this node owns the quorum alone: it forms a cluster, or it is a membership
-    /// of one. A stall here lets another node win the quorum and go on without it, and the
-    /// stalled node then resumes with what it knew (the simulator aims pauses at it).
-    pub fn owns_quorum_alone(&self) -> bool {
-        let alone = self.role == Role::Forming
-            || (self.role == Role::Member && self.stabilized && self.members == bit(self.me()));
-        alone && self.quorum.owned(self.now_ticks)
+    /// True while this node's side lives by its quorum ownership: it forms a cluster, or its
+    /// membership relies on the ownership (a membership of one, or the holder that let exactly
+    /// half survive). A stall here lets another node win the quorum and go on without it, and
+    /// the stalled node then resumes with what it knew (the simulator aims pauses at it).
+    pub fn lives_by_quorum(&self) -> bool {
+        let relies = self.role == Role::Forming
+            || (self.role == Role::Member && self.stabilized && self.relies_on_quorum);
+        relies && self.quorum.owned(self.now_ticks)
     }
 
     /// True while this node is the GUM locker and the log ring holds no free block: nothing is
@@ -517,6 +522,7 @@ impl Node {
             self.start(now_ticks);
         }
         self.enforce_own_lease();
+        self.enforce_quorum_reliance();
         self.expire_resource_leases();
         self.enforce_deadman();
         self.membership_tick();

@@ -393,6 +393,7 @@ impl Node {
         // know its half is stale (§3.3; simulator seed 116273).
         let relied_on_quorum = verdict == Survival::Survives
             && self.config.mutation != Mutation::NoMajorityRule
+            && self.config.mutation != Mutation::HalfWithoutQuorumEpoch
             && judge_all(&views, survivors & continuing, false) != Survival::Survives;
         let quorum_holder = match relied_on_quorum {
             false => 0,

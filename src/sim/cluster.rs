@@ -66,6 +66,9 @@ pub struct Cluster {
     /// node are handed to it when it resumes, so a link cut while its receiver was paused may
     /// look up to the receiver until then: the connectivity checker counts from the resume.
     pub(crate) pauses_ended: Vec<(u8, u64, u64)>,
+    /// Memberships (epoch, members) decided by exactly half of their view (by the quorum),
+    /// not yet stabilized. Two coordinators may decide one epoch differently; one stabilizes.
+    decided_by_quorum: std::collections::BTreeSet<(u64, u64)>,
     timeouts: Timeouts,
     /// Print every event (WOLFPACK_SIM_TRACE=1), for debugging one seed.
     pub trace: bool,
@@ -147,6 +150,7 @@ impl Cluster {
             report: Report::default(),
             link_down_since: BTreeMap::new(),
             pauses_ended: Vec::new(),
+            decided_by_quorum: std::collections::BTreeSet::new(),
             timeouts: Timeouts::new(&Timing::default()),
             trace: std::env::var_os("WOLFPACK_SIM_TRACE").is_some(),
             gum_checker: GumChecker::default(),
@@ -393,6 +397,11 @@ impl Cluster {
         );
     }
 
+    /// How long a membership lease and a quorum ownership last, in ticks.
+    pub fn lease_hold_ticks(&self) -> u64 {
+        self.timeouts.lease_hold_ticks
+    }
+
     /// Resumes a paused node: a Tick first (the driver reads the clock on every wakeup),
     /// then what arrived meanwhile.
     pub fn resume(&mut self, id: u8) {
@@ -621,6 +630,26 @@ impl Cluster {
         }
     }
 
+    /// A membership that survived by the quorum stabilizes only with its epoch in the quorum
+    /// record: a later owner from the other half reads it there and knows its half is stale
+    /// (ARBITRATION.md §3.3; simulator seed 116273 found both halves living).
+    fn check_quorum_record_names(&mut self, epoch: u64) {
+        let offset = self.config(1, 1).geometry.quorum_offset();
+        let named = match decode::<QuorumLease>(&self.disk.read(offset)[..]) {
+            Ok(Some(sealed)) => sealed.record.0.owner_epoch,
+            _ => 0,
+        };
+        if named < epoch {
+            self.checker.violations.push(Violation {
+                tick: self.tick,
+                description: format!(
+                    "epoch {epoch} survived by the quorum and stabilized while the quorum record \
+                     names epoch {named}"
+                ),
+            });
+        }
+    }
+
     /// Fence requests and acknowledgements are where survivors and a lost node meet: tracing
     /// them shows who confirmed whom stopped, and with which numbers.
     fn trace_fence_write(&self, id: u8, block: &[u8; BLOCK_SIZE]) {
@@ -654,12 +683,22 @@ impl Cluster {
                 self.report.stabilizations += 1;
                 self.checker
                     .on_stabilized(self.tick, id, incarnation, epoch, members);
+                if self.decided_by_quorum.remove(&(epoch, members)) {
+                    self.check_quorum_record_names(epoch);
+                }
             }
             Event::Decided {
                 members,
+                basis,
+                epoch,
                 round_started_ms,
                 ..
             } => {
+                // Exactly half of the view survived: by the quorum.
+                let kept = (members & basis).count_ones();
+                if basis != 0 && kept * 2 == basis.count_ones() {
+                    self.decided_by_quorum.insert((epoch, members));
+                }
                 let round_started_tick = self.real_tick_of(id, round_started_ms);
                 let knowable =
                     self.timeouts.peer_silence_ticks + self.params.network.delay_ticks_max + 2;

@@ -101,8 +101,8 @@ fn crash_all(cluster: &mut Cluster) {
     cluster.power_loss = false;
 }
 
-/// A node that owns the quorum alone (forming, or a membership of one) may be paused now, for
-/// up to several lease expiries: its ownership lapses while others may form, use epochs and
+/// A node whose side lives by its quorum ownership (`Node::lives_by_quorum`) may be paused
+/// now, for up to several lease expiries: its ownership lapses while others may form, use epochs and
 /// commit updates, and it resumes with what it knew before (simulator seed 221631 --nodes 2
 /// found a form completing across two ownerships: one node paused mid-form, the other formed,
 /// committed and was paused alone in turn). Random faults land in these windows too rarely.
@@ -113,7 +113,7 @@ fn pause_a_lone_owner(cluster: &mut Cluster) {
         .enumerate()
         .find_map(|(index, sim_node)| {
             let node = sim_node.node.as_ref()?;
-            (node.owns_quorum_alone() && !sim_node.paused).then_some(index as u8 + 1)
+            (node.lives_by_quorum() && !sim_node.paused).then_some(index as u8 + 1)
         });
     let Some(node) = lone else {
         return;
@@ -121,7 +121,17 @@ fn pause_a_lone_owner(cluster: &mut Cluster) {
     if !cluster.prng.chance(1, LONE_OWNER_PAUSE_ONE_IN_TICKS) {
         return;
     }
-    let end_tick = cluster.tick + cluster.prng.range_inclusive(20, LONE_OWNER_PAUSE_TICKS_MAX);
+    // Half the pauses end near the lease expiry, where an ownership may have lapsed while
+    // the membership lease, written half an interval later, still holds.
+    let hold_ticks = cluster.lease_hold_ticks();
+    let duration = if cluster.prng.chance(1, 2) {
+        cluster
+            .prng
+            .range_inclusive(hold_ticks.saturating_sub(10), hold_ticks + 10)
+    } else {
+        cluster.prng.range_inclusive(20, LONE_OWNER_PAUSE_TICKS_MAX)
+    };
+    let end_tick = cluster.tick + duration;
     cluster.start_fault(Fault {
         kind: FaultKind::Pause { node },
         end_tick,
