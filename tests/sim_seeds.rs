@@ -119,8 +119,11 @@ fn seeds_that_found_bugs_run_clean() {
     // on without it and kept challenging the node that had won the record, whose form could
     // then never confirm its epoch. 114008: a datagram held while its receiver was paused made
     // a cut link look up at the resume (the connectivity checker now counts from the resume).
-    let seeds: [(u64, Option<u8>); 16] = [
+    // 157582: the GUM checker missed that a node holding a state by a snapshot holds the
+    // updates in it, when a takeover reused one of their numbers.
+    let seeds: [(u64, Option<u8>); 17] = [
         (114008, None),
+        (157582, None),
         (116273, None),
         (123741, None),
         (19195, None),

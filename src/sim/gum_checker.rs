@@ -107,6 +107,17 @@ impl GumChecker {
                     ));
                 }
                 self.superseded.extend(live);
+                // So are runs that hold a state at or past this number by a snapshot: they hold
+                // the superseded update without having applied it (simulator seed 157582).
+                let holders: Vec<Run> = self
+                    .last_applied
+                    .iter()
+                    .filter(|(holder, last)| {
+                        **holder != run && **last >= sequence && !self.forgotten.contains(holder)
+                    })
+                    .map(|(holder, _)| *holder)
+                    .collect();
+                self.superseded.extend(holders);
                 self.reused_numbers += 1;
                 // The superseded update may live on at another number (it was proposed again).
                 if self.sequence_of.get(&known.digest) == Some(&sequence) {
