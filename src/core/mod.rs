@@ -59,7 +59,7 @@ mod resource_lease;
 mod survival;
 pub mod timeout;
 
-pub use node::Node;
+pub use node::{Node, QuorumReliance};
 pub use resource_lease::LEASED_RESOURCE_KIND;
 
 use disk_records::{Geometry, Timing, BLOCK_SIZE};

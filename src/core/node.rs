@@ -19,6 +19,15 @@ use crate::prng::Prng;
 pub(crate) const OUTPUTS_MAX: usize = 64 * 64 * 8;
 
 /// Whether the node belongs to a cluster.
+/// How a node's side lives by its quorum ownership (`Node::lives_by_quorum`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuorumReliance {
+    /// It forms a cluster: a window of a few ticks.
+    Forming,
+    /// Its membership relies on the ownership: it may last long.
+    Membership,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
     /// No cluster: asks to join; forms after `form_wait_ticks` of hearing no member.
@@ -315,10 +324,17 @@ impl Node {
     /// membership relies on the ownership (a membership of one, or the holder that let exactly
     /// half survive). A stall here lets another node win the quorum and go on without it, and
     /// the stalled node then resumes with what it knew (the simulator aims pauses at it).
-    pub fn lives_by_quorum(&self) -> bool {
-        let relies = self.role == Role::Forming
-            || (self.role == Role::Member && self.stabilized && self.relies_on_quorum);
-        relies && self.quorum.owned(self.now_ticks)
+    pub fn lives_by_quorum(&self) -> Option<QuorumReliance> {
+        if !self.quorum.owned(self.now_ticks) {
+            return None;
+        }
+        match self.role {
+            Role::Forming => Some(QuorumReliance::Forming),
+            Role::Member if self.stabilized && self.relies_on_quorum => {
+                Some(QuorumReliance::Membership)
+            }
+            _ => None,
+        }
     }
 
     /// True while this node is the GUM locker and the log ring holds no free block: nothing is

@@ -2,7 +2,7 @@
 //! Also injects garbage datagrams (mangled copies, random bytes) to exercise bad-input paths.
 
 use super::cluster::Cluster;
-use crate::core::{bit, ids};
+use crate::core::{bit, ids, QuorumReliance};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
@@ -29,8 +29,11 @@ pub struct Fault {
 
 /// Concurrent faults at most (beyond this, the cluster just cannot make progress).
 const FAULTS_ACTIVE_MAX: usize = 3;
-/// A lone quorum owner is paused with this chance (one in so many) on each tick it is one.
-const LONE_OWNER_PAUSE_ONE_IN_TICKS: u64 = 40;
+/// A forming quorum owner is paused with this chance (one in so many) on each tick it forms.
+const FORMING_PAUSE_ONE_IN_TICKS: u64 = 40;
+/// A member whose membership relies on its quorum ownership is paused with this chance (one in
+/// so many) on each tick.
+const MEMBERSHIP_PAUSE_ONE_IN_TICKS: u64 = 40;
 /// The longest such pause: several lease expiries, so its ownership lapses.
 const LONE_OWNER_PAUSE_TICKS_MAX: u64 = 500;
 /// A locker with a full log ring crashes with this chance (one in so many) on each such tick.
@@ -107,18 +110,29 @@ fn crash_all(cluster: &mut Cluster) {
 /// found a form completing across two ownerships: one node paused mid-form, the other formed,
 /// committed and was paused alone in turn). Random faults land in these windows too rarely.
 fn pause_a_lone_owner(cluster: &mut Cluster) {
+    // Catalog seeds keep their mix: they exercise the resource runner's paths, which these
+    // pauses would mostly cut short.
+    if cluster.params.catalog_groups {
+        return;
+    }
     let lone = cluster
         .nodes
         .iter()
         .enumerate()
         .find_map(|(index, sim_node)| {
-            let node = sim_node.node.as_ref()?;
-            (node.lives_by_quorum() && !sim_node.paused).then_some(index as u8 + 1)
+            let reliance = sim_node.node.as_ref()?.lives_by_quorum()?;
+            (!sim_node.paused).then_some((index as u8 + 1, reliance))
         });
-    let Some(node) = lone else {
+    let Some((node, reliance)) = lone else {
         return;
     };
-    if !cluster.prng.chance(1, LONE_OWNER_PAUSE_ONE_IN_TICKS) {
+    // A form's window lasts a few ticks, a membership's may last the whole run: a pause on
+    // every tick of it with one chance would change the run's whole mix.
+    let one_in_ticks = match reliance {
+        QuorumReliance::Forming => FORMING_PAUSE_ONE_IN_TICKS,
+        QuorumReliance::Membership => MEMBERSHIP_PAUSE_ONE_IN_TICKS,
+    };
+    if cluster.faults.len() >= FAULTS_ACTIVE_MAX || !cluster.prng.chance(1, one_in_ticks) {
         return;
     }
     // Half the pauses end near the lease expiry, where an ownership may have lapsed while
