@@ -12,7 +12,12 @@ use wolfpack::sim::Params;
 
 /// A quiet cluster of `nodes` nodes with `networks` networks each, converged.
 fn converged_cluster(nodes: u8, networks: u8) -> Cluster {
-    let mut params = Params::from_seed(7, Some(nodes), Mutation::None);
+    converged_cluster_breaking(nodes, networks, Mutation::None)
+}
+
+/// The same, with one rule broken on purpose.
+fn converged_cluster_breaking(nodes: u8, networks: u8, mutation: Mutation) -> Cluster {
+    let mut params = Params::from_seed(7, Some(nodes), mutation);
     params.networks = vec![networks; usize::from(nodes)];
     params.network.loss_per_mille = 0;
     params.network.duplicate_per_mille = 0;
@@ -405,31 +410,6 @@ fn the_survivor_of_two_wins_the_quorum_from_a_dead_owner_in_about_one_lease_expi
     );
 }
 
-/// A quiet, converged two-node cluster running `mutation`.
-fn converged_pair(mutation: Mutation) -> Cluster {
-    let mut params = Params::from_seed(7, Some(2), mutation);
-    params.networks = vec![1; 2];
-    params.network.loss_per_mille = 0;
-    params.network.duplicate_per_mille = 0;
-    params.disk.error_per_mille = 0;
-    params.garbage_per_mille = 0;
-    params.ticks_faulty = 0;
-    let mut prng = Prng::new(7);
-    let mut cluster = Cluster::new(params, &mut prng);
-    for id in 1..=2 {
-        if cluster.nodes[usize::from(id - 1)].node.is_none() {
-            cluster.boot(id);
-        }
-    }
-    for _ in 0..2000 {
-        cluster.run_tick();
-        if cluster.converged() {
-            return cluster;
-        }
-    }
-    panic!("no convergence: {:?}", cluster.checker.violations);
-}
-
 /// A membership of one lives by its quorum ownership: when another run's claim lands on the
 /// record (the ownership is lost), it leaves at once, stopping its groups; staying on, it kept
 /// challenging the new owner, whose form could then never confirm its epoch (simulator seed
@@ -438,7 +418,7 @@ fn converged_pair(mutation: Mutation) -> Cluster {
 fn a_membership_of_one_that_loses_the_quorum_leaves() {
     use wolfpack::core::disk_records::{Lease, QuorumLease, QUORUM_LEASE_NAME};
     for mutation in [Mutation::None, Mutation::MembershipOutlivesQuorum] {
-        let mut cluster = converged_pair(mutation);
+        let mut cluster = converged_cluster_breaking(2, 1, mutation);
         cluster.crash(2);
         let alone = |cluster: &Cluster| {
             cluster.nodes[0]
