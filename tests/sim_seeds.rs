@@ -121,7 +121,12 @@ fn seeds_that_found_bugs_run_clean() {
     // a cut link look up at the resume (the connectivity checker now counts from the resume).
     // 157582: the GUM checker missed that a node holding a state by a snapshot holds the
     // updates in it, when a takeover reused one of their numbers.
-    let seeds: [(u64, Option<u8>); 17] = [
+    // 254398 --nodes 2: a group given back to a node still stopping it counted as held by its
+    // owner alone, clearing the node it had been given to meanwhile. 775: a member
+    // acknowledged one coordinator's install, then another's judged without that membership.
+    let seeds: [(u64, Option<u8>); 19] = [
+        (254398, Some(2)),
+        (775, None),
         (114008, None),
         (157582, None),
         (116273, None),

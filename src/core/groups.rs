@@ -225,10 +225,16 @@ pub(crate) fn reassign(
                 unconfirmed &= !bit(member);
             }
         }
-        if owner != 0 && holds(owner, slot) && ids(members).filter(|m| holds(*m, slot)).count() == 1
+        let kept_by_its_owner = owner != 0 && owner == entry.owner;
+        if kept_by_its_owner
+            && holds(owner, slot)
+            && ids(members).filter(|m| holds(*m, slot)).count() == 1
         {
-            // The owner holds it alone: every earlier holder was confirmed before it went
-            // online, and no other member holds it.
+            // Its owner keeps it and holds it alone: every earlier holder was confirmed before
+            // it went online, and no other member holds it. Not when it comes back to a node
+            // that still holds it while stopping it: the owner it was given to meanwhile may
+            // have started it (simulator seed 254398 --nodes 2: node 1, still stopping the
+            // group it had handed to node 2, took it back alone and started it beside node 2).
             unconfirmed = 0;
         }
         if owner != 0 {

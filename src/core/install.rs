@@ -42,6 +42,7 @@ impl Node {
             refusing_by_node[usize::from(*id - 1)] = status.refusing;
         }
         let views = Self::round_views(round);
+        let judged_epoch = Self::round_newest_epoch(round);
         let outsiders = views.iter().fold(0u64, |set, view| set | view) & !survivors;
         let facts = groups::Facts {
             members: survivors,
@@ -59,6 +60,8 @@ impl Node {
             members: survivors,
             previous_members: basis,
             quorum_holder,
+            judged_epoch,
+            judged_views: views,
             groups: table,
         };
         let round_started_ms = round.started_tick * super::timeout::TICK_MS;
@@ -104,6 +107,17 @@ impl Node {
             return;
         }
         if !fresh && !duplicate {
+            self.dropped.stale += 1;
+            return;
+        }
+        // We adopted a membership newer than any the coordinator judged survival against: it
+        // decided from a status we sent before, and its members may now overlap another live
+        // membership through us (simulator seed 775: node 4 acknowledged {2,3,4}, then node 1's
+        // {1,4}, judged against {1,2,3,4} alone).
+        let decided_without_us = self.role == Role::Member
+            && self.acked_epoch > install.judged_epoch
+            && !install.judged_views.contains(&self.basis_members);
+        if decided_without_us && !duplicate && self.config.mutation != Mutation::StaleEpoch {
             self.dropped.stale += 1;
             return;
         }

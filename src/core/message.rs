@@ -95,6 +95,12 @@ pub struct Install {
     /// survived), 0 when it did not: that member acknowledges only once the new epoch is
     /// confirmed in the quorum record (ARBITRATION.md §3.3).
     pub quorum_holder: u8,
+    /// The epoch of the newest stabilized membership among the statuses the coordinator
+    /// judged, and the memberships it judged survival against (that one and newer acknowledged
+    /// ones): a member that acknowledged a newer membership not among them rejects the install,
+    /// which was decided without it (ARBITRATION.md §3.4).
+    pub judged_epoch: u64,
+    pub judged_views: Vec<u64>,
     pub groups: Vec<GroupAssignment>,
 }
 
@@ -277,6 +283,12 @@ fn encode_install(install: &Install, out: &mut Vec<u8>) {
     put_u64(out, install.members);
     put_u64(out, install.previous_members);
     out.push(install.quorum_holder);
+    put_u64(out, install.judged_epoch);
+    assert!(install.judged_views.len() <= 64);
+    out.push(install.judged_views.len() as u8);
+    for view in &install.judged_views {
+        put_u64(out, *view);
+    }
     assert!(install.groups.len() <= 64);
     out.push(install.groups.len() as u8);
     for group in &install.groups {
@@ -293,6 +305,15 @@ fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
     let quorum_holder = reader.u8()?;
     if quorum_holder > 64 || (quorum_holder != 0 && members & super::bit(quorum_holder) == 0) {
         return Err(MessageError::OutOfRange);
+    }
+    let judged_epoch = reader.u64()?;
+    let view_count = reader.u8()?;
+    if view_count > 64 {
+        return Err(MessageError::OutOfRange);
+    }
+    let mut judged_views = Vec::with_capacity(usize::from(view_count));
+    for _ in 0..view_count {
+        judged_views.push(reader.u64()?);
     }
     let group_count = reader.u8()?;
     if group_count > 64 {
@@ -315,6 +336,8 @@ fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
         members,
         previous_members,
         quorum_holder,
+        judged_epoch,
+        judged_views,
         groups,
     })
 }
@@ -362,6 +385,8 @@ mod tests {
             members: 0b101,
             previous_members: 0b111,
             quorum_holder: 3,
+            judged_epoch: 3,
+            judged_views: vec![0b111, 0b101],
             groups: vec![GroupAssignment {
                 owner: 1,
                 unconfirmed: 0b10,

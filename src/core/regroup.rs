@@ -123,6 +123,17 @@ impl Node {
 
     /// The views the round must satisfy: the newest stabilized membership among the
     /// statuses, plus every newer acknowledged (possibly stabilized elsewhere) membership.
+    /// The epoch of the newest stabilized membership among the round's statuses (0: none).
+    pub(super) fn round_newest_epoch(round: &Round) -> u64 {
+        round
+            .statuses
+            .values()
+            .filter(|status| status.members != 0)
+            .map(|status| status.epoch)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub(super) fn round_views(round: &Round) -> Vec<u64> {
         let newest = round
             .statuses

@@ -75,6 +75,9 @@ fn a_lost_owner_group_moves_and_remembers_the_lost_owner() {
         }
     );
     // A member holding a group keeps it; an outsider of a newer view is a possible holder.
+    // Node 3 was not its owner (node 2 was): it may hold it only while stopping it, so the
+    // earlier possible holder stays unconfirmed (a start waits for it; holding online, node 3
+    // keeps running it).
     let mut holding = vec![0u64; 64];
     holding[2] = 0b010; // node 3 holds group 2
     let mut with_views_facts = facts(0b110, &holding, &none);
@@ -84,7 +87,7 @@ fn a_lost_owner_group_moves_and_remembers_the_lost_owner() {
         with_views[1],
         GroupAssignment {
             owner: 3,
-            unconfirmed: 0
+            unconfirmed: 0b001
         }
     );
     assert_eq!(with_views[0].unconfirmed, 0b001);
