@@ -124,7 +124,13 @@ fn seeds_that_found_bugs_run_clean() {
     // 254398 --nodes 2: a group given back to a node still stopping it counted as held by its
     // owner alone, clearing the node it had been given to meanwhile. 775: a member
     // acknowledged one coordinator's install, then another's judged without that membership.
-    let seeds: [(u64, Option<u8>); 19] = [
+    // 49080282, 49136876, 49179559 (a fresh sweep): two coordinators decided one epoch
+    // number; a node that had only proposed it took a quorum record naming it, written by the
+    // membership that stabilized it, for its own, and its stale half lived.
+    let seeds: [(u64, Option<u8>); 22] = [
+        (49080282, None),
+        (49136876, None),
+        (49179559, None),
         (254398, Some(2)),
         (775, None),
         (114008, None),

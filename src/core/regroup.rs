@@ -448,8 +448,20 @@ impl Node {
     /// it), and our side is a stale partition. Such a side must not survive by the quorum, even
     /// after the newer membership let the lease lapse (simulator seed 12450 with a regroup
     /// timing variant: a node cut off since epoch 2 won the lapsed lease and stabilized alone).
+    ///
+    /// An epoch we only acknowledged (or proposed) and never saw stabilize is no view of ours:
+    /// two coordinators may decide one epoch number for different memberships, and only one
+    /// stabilizes. A record naming that number may be the other one's (simulator seed 49136876:
+    /// node 3 proposed {3,6,8} as epoch 5 while {1,8} stabilized epoch 5 by the quorum; later,
+    /// holding the record that named epoch 5, node 3 let {3,6} live as half of {1,3,6,8}).
     fn quorum_record_is_newer_than_our_views(&self) -> bool {
-        self.quorum.owner_epoch_seen > self.newest_known_epoch()
+        let seen = self.quorum.owner_epoch_seen;
+        let unstabilized_acknowledged = self.acked_epoch > self.epoch;
+        if unstabilized_acknowledged && self.config.mutation != Mutation::StaleEpoch {
+            seen > self.epoch && seen >= self.acked_epoch
+        } else {
+            seen > self.newest_known_epoch()
+        }
     }
 
     /// Holding the quorum counts toward survival only if no newer membership held it.
