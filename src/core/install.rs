@@ -174,7 +174,7 @@ impl Node {
     /// drives the confirmation (a renewal carrying it, then the confirming read). A holder that
     /// no longer owns never confirms: the round stalls and a new one judges again.
     pub(super) fn quorum_confirms(&mut self, epoch: u64) -> bool {
-        if self.quorum.owned(self.now_ticks) && self.quorum.confirmed_owner_epoch >= epoch {
+        if self.quorum_record_confirms(epoch) {
             return true;
         }
         self.confirm_quorum_epoch(epoch);
@@ -194,12 +194,9 @@ impl Node {
     /// Every tick of a round: the quorum holder of an install it adopted drives the record's
     /// confirmation of its epoch until it holds.
     pub(super) fn quorum_holder_tick(&mut self) {
-        let confirmed = |node: &Node, epoch: u64| {
-            node.quorum.owned(node.now_ticks) && node.quorum.confirmed_owner_epoch >= epoch
-        };
         if self
             .held_install_epoch()
-            .is_some_and(|epoch| !confirmed(self, epoch))
+            .is_some_and(|epoch| !self.quorum_record_confirms(epoch))
         {
             self.acknowledge_when_durable();
         }

@@ -204,9 +204,12 @@ impl Node {
         if members != super::bit(self.me()) {
             return own_copy;
         }
-        let quorum_copy =
-            self.quorum.owned(self.now_ticks) && self.quorum.confirmed_owner_epoch >= epoch;
-        own_copy && quorum_copy
+        own_copy && self.quorum_record_confirms(epoch)
+    }
+
+    /// True while we own the quorum and the record confirms `epoch` under our ownership.
+    pub(super) fn quorum_record_confirms(&self, epoch: u64) -> bool {
+        self.quorum.owned(self.now_ticks) && self.quorum.confirmed_owner_epoch >= epoch
     }
 
     /// Called on every tick while `epoch` of `members` is not yet durable (`epoch_durable`).
