@@ -53,9 +53,12 @@ fn check(path: &Path) -> Output {
     wolfpack(&["disk", "check", path.to_str().expect("utf-8 path")])
 }
 
+/// Flips a byte of a control record in both of its copies (sectors 0 and 1 of its block,
+/// FORMAT.md §3): one copy alone is masked by the other.
 fn flip_byte(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).expect("read image");
     bytes[offset as usize] ^= 0x20;
+    bytes[offset as usize + 512] ^= 0x20;
     std::fs::write(path, bytes).expect("write image");
 }
 
@@ -213,7 +216,8 @@ fn bad_disks_are_reported_and_never_written() {
     std::fs::write(&random, &noise).expect("write");
     let newer = dir.join("newer.img");
     let mut newer_bytes = good_bytes.clone();
-    newer_bytes[4] = 3;
+    newer_bytes[4] = 4;
+    newer_bytes[512 + 4] = 4;
     std::fs::write(&newer, &newer_bytes).expect("write");
     let zeros = dir.join("zeros.img");
     std::fs::write(&zeros, vec![0u8; 1 << 20]).expect("write");
@@ -226,7 +230,7 @@ fn bad_disks_are_reported_and_never_written() {
             "truncated: formatted for 8388608 bytes but only 4194304 are there",
         ),
         (&random, "not a wolfpack disk"),
-        (&newer, "layout version 3 is not supported"),
+        (&newer, "layout version 4 is not supported"),
         (&zeros, "never formatted"),
         (&empty, "holds 0 bytes, fewer than the 4096 needed"),
     ] {

@@ -1,6 +1,6 @@
 //! The 32-byte record header shared by every record, and the generic encode/decode (FORMAT.md §3).
 use crate::error::{DecodeError, EncodeError};
-use crate::{Block, BLOCK_SIZE, BODY_BYTES_MAX, HEADER_SIZE, LAYOUT_VERSION};
+use crate::{Block, ATOMIC_SECTOR_SIZE, BLOCK_SIZE, BODY_BYTES_MAX, HEADER_SIZE, LAYOUT_VERSION};
 use byteorder::{ByteOrder, LittleEndian};
 
 const MAGIC_AT: usize = 0;
@@ -17,6 +17,13 @@ pub trait Record: Sized {
     const MAGIC: [u8; 4];
     /// The body length of every record of this type, or `None` when it varies (the log block).
     const BODY_BYTES: Option<usize>;
+    /// Whether the block carries the record twice, in sectors 0 and 1 (FORMAT.md §3): every
+    /// record that fits one sector. A crash that tears the write of one sector leaves the other
+    /// whole, so the block always reads as the old record or the new one, never as nothing.
+    const MIRRORED: bool = match Self::BODY_BYTES {
+        Some(body) => HEADER_SIZE + body <= ATOMIC_SECTOR_SIZE,
+        None => false,
+    };
     /// The body length of this record.
     fn body_bytes(&self) -> usize {
         Self::BODY_BYTES.expect("variable-length records override body_bytes")
@@ -93,27 +100,62 @@ pub fn encode<R: Record>(sealed: &Sealed<R>, block: &mut Block) -> Result<(), En
         .encode_body(&mut block[HEADER_SIZE..HEADER_SIZE + body_bytes]);
     let crc = record_crc(block, body_bytes);
     LittleEndian::write_u32(&mut block[CRC_AT..], crc);
+    if R::MIRRORED {
+        let (first, rest) = block.split_at_mut(ATOMIC_SECTOR_SIZE);
+        rest[..ATOMIC_SECTOR_SIZE].copy_from_slice(first);
+    }
     Ok(())
 }
 
 /// Decodes a block: `Ok(None)` for an empty (all-zero) block, the record when it is valid, and
-/// otherwise the first problem found. The order: block size, empty or torn, magic, version (a
-/// newer layout may define the rest differently), body length, CRC, then the reserved bytes and
-/// padding (a flipped bit there already fails the CRC; these catch a writer that set them), then
-/// the body's fields.
+/// otherwise the first problem found. A mirrored record (FORMAT.md §3) is the copy in sector 0
+/// when that copy is valid, else the copy in sector 1; the block is empty when no copy is valid
+/// and one copy is empty (a first write torn over an empty block), and otherwise fails with the
+/// problem of sector 0's copy. Bytes after the two copies must be zero.
 pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError> {
     if block.len() != BLOCK_SIZE {
         return Err(DecodeError::WrongBlockSize {
             length: block.len(),
         });
     }
-    if is_zero(&block[..HEADER_SIZE]) {
-        return match is_zero(block) {
+    if !R::MIRRORED {
+        return decode_copy(block);
+    }
+    let copies_end = 2 * ATOMIC_SECTOR_SIZE;
+    let first = decode_copy::<R>(&block[..ATOMIC_SECTOR_SIZE]);
+    let read = match first {
+        Ok(Some(sealed)) => Ok(Some(sealed)),
+        first => match (
+            first,
+            decode_copy::<R>(&block[ATOMIC_SECTOR_SIZE..copies_end]),
+        ) {
+            (_, Ok(Some(sealed))) => Ok(Some(sealed)),
+            (Ok(None), _) | (_, Ok(None)) => Ok(None),
+            (Err(problem), _) => Err(problem),
+            (Ok(Some(_)), _) => unreachable!("a valid first copy is matched above"),
+        },
+    }?;
+    match block[copies_end..].iter().position(|&byte| byte != 0) {
+        Some(index) => Err(DecodeError::NonZeroPadding {
+            offset: copies_end + index,
+        }),
+        None => Ok(read),
+    }
+}
+
+/// Decodes one copy of a record that fills `window` (the block, or one sector of a mirrored
+/// block). The order: empty or torn, magic, version (a newer layout may define the rest
+/// differently), body length, CRC, then the reserved bytes and padding (a flipped bit there
+/// already fails the CRC; these catch a writer that set them), then the body's fields. Offsets
+/// in errors are offsets in the window.
+fn decode_copy<R: Record>(window: &[u8]) -> Result<Option<Sealed<R>>, DecodeError> {
+    if is_zero(&window[..HEADER_SIZE]) {
+        return match is_zero(window) {
             true => Ok(None),
             false => Err(DecodeError::Torn),
         };
     }
-    let header = Header::peek(block).expect("a block is longer than a header");
+    let header = Header::peek(window).expect("a window is longer than a header");
     if header.magic != R::MAGIC {
         return Err(DecodeError::WrongMagic {
             found: header.magic,
@@ -132,18 +174,18 @@ pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError>
         Some(fixed) => body_bytes == fixed,
         None => body_bytes <= BODY_BYTES_MAX,
     };
-    if !length_ok {
+    if !length_ok || HEADER_SIZE + body_bytes > window.len() {
         return Err(DecodeError::BodyLength {
             found: header.body_bytes,
             allowed: allowed as u32,
         });
     }
-    let stored = LittleEndian::read_u32(&block[CRC_AT..]);
-    let computed = record_crc(block, body_bytes);
+    let stored = LittleEndian::read_u32(&window[CRC_AT..]);
+    let computed = record_crc(window, body_bytes);
     if stored != computed {
         return Err(DecodeError::Checksum { stored, computed });
     }
-    if let Some(index) = block[RESERVED_AT..RESERVED_AT + 2]
+    if let Some(index) = window[RESERVED_AT..RESERVED_AT + 2]
         .iter()
         .position(|&byte| byte != 0)
     {
@@ -152,8 +194,8 @@ pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError>
         });
     }
     let padding_start = HEADER_SIZE + body_bytes;
-    if !is_zero(&block[padding_start..]) {
-        let index = block[padding_start..]
+    if !is_zero(&window[padding_start..]) {
+        let index = window[padding_start..]
             .iter()
             .position(|&byte| byte != 0)
             .unwrap_or(0);
@@ -161,7 +203,7 @@ pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError>
             offset: padding_start + index,
         });
     }
-    let record = R::decode_body(&block[HEADER_SIZE..padding_start])?;
+    let record = R::decode_body(&window[HEADER_SIZE..padding_start])?;
     Ok(Some(Sealed {
         cluster_id: header.cluster_id,
         sequence: header.sequence,

@@ -48,7 +48,7 @@ pub const BODY_BYTES_MAX: usize = BLOCK_SIZE - HEADER_SIZE;
 /// Control records must fit in one 512-byte sector to be written atomically (FORMAT.md §1).
 pub const ATOMIC_SECTOR_SIZE: usize = 512;
 /// The layout version this crate reads and writes.
-pub const LAYOUT_VERSION: u16 = 2;
+pub const LAYOUT_VERSION: u16 = 3;
 /// Node ids run from 1 to this.
 pub const NODE_ID_MAX: u8 = 64;
 /// One block of the disk.

@@ -12,12 +12,27 @@ fn encoded<R: Record>(sealed: &Sealed<R>) -> Box<Block> {
     block
 }
 
-/// Encode, decode, compare; re-encode, compare bytes; then flip one bit and expect an error.
+/// Encode, decode, compare; re-encode, compare bytes; then flip one bit. A mirrored record
+/// (FORMAT.md §3) survives a flipped bit in one of its copies and fails on the same bit flipped
+/// in both; any other record, and any byte past the copies, fails on a single flipped bit.
 fn check_codec<R: Record + PartialEq + std::fmt::Debug + Clone>(sealed: Sealed<R>, bit: usize) {
     let block = encoded(&sealed);
-    if R::BODY_BYTES.is_some_and(|bytes| bytes + HEADER_SIZE <= ATOMIC_SECTOR_SIZE) {
+    let mirrored = R::BODY_BYTES.is_some_and(|bytes| bytes + HEADER_SIZE <= ATOMIC_SECTOR_SIZE);
+    assert_eq!(
+        R::MIRRORED,
+        mirrored,
+        "every record that fits one sector is mirrored"
+    );
+    if mirrored {
+        assert_eq!(
+            block[..ATOMIC_SECTOR_SIZE],
+            block[ATOMIC_SECTOR_SIZE..2 * ATOMIC_SECTOR_SIZE],
+            "sector 1 mirrors sector 0"
+        );
         assert!(
-            block[ATOMIC_SECTOR_SIZE..].iter().all(|&byte| byte == 0),
+            block[2 * ATOMIC_SECTOR_SIZE..]
+                .iter()
+                .all(|&byte| byte == 0),
             "control records fit one sector"
         );
     }
@@ -30,9 +45,24 @@ fn check_codec<R: Record + PartialEq + std::fmt::Debug + Clone>(sealed: Sealed<R
     );
     let mut flipped = block.clone();
     flipped[bit / 8] ^= 1 << (bit % 8);
+    let in_a_copy = mirrored && bit / 8 < 2 * ATOMIC_SECTOR_SIZE;
+    if !in_a_copy {
+        assert!(
+            decode::<R>(&flipped[..]).is_err(),
+            "a flipped bit {bit} went unnoticed"
+        );
+        return;
+    }
+    assert_eq!(
+        decode::<R>(&flipped[..]),
+        Ok(Some(sealed)),
+        "the other copy of a mirrored record is read when bit {bit} of one is flipped"
+    );
+    let other = (bit / 8 + ATOMIC_SECTOR_SIZE) % (2 * ATOMIC_SECTOR_SIZE);
+    flipped[other] ^= 1 << (bit % 8);
     assert!(
         decode::<R>(&flipped[..]).is_err(),
-        "a flipped bit {bit} went unnoticed"
+        "bit {bit} flipped in both copies went unnoticed"
     );
 }
 
@@ -120,8 +150,76 @@ fn block_with_valid_crc(magic: &[u8; 4], body: &[u8]) -> Box<Block> {
 fn empty_block_decodes_as_empty_and_torn_header_is_an_error() {
     let mut block = Box::new([0u8; BLOCK_SIZE]);
     assert_eq!(decode::<NodeSlot>(&block[..]), Ok(None));
+    assert_eq!(decode::<LogBlock>(&block[..]), Ok(None));
     block[1000] = 1;
+    assert_eq!(decode::<LogBlock>(&block[..]), Err(DecodeError::Torn));
+    // A first write of a mirrored record torn over an empty block: the other copy is empty.
+    assert_eq!(decode::<NodeSlot>(&block[..]), Ok(None));
+    block[100] = 1;
     assert_eq!(decode::<NodeSlot>(&block[..]), Err(DecodeError::Torn));
+    block[100] = 0;
+    block[1000] = 0;
+    block[2000] = 1;
+    assert_eq!(
+        decode::<NodeSlot>(&block[..]),
+        Err(DecodeError::NonZeroPadding { offset: 2000 })
+    );
+}
+
+/// A crash that tears a write of a mirrored record leaves each sector old, new, or (one of
+/// them) partly written: the block reads as the old record or the new one, never as nothing.
+#[test]
+fn a_torn_mirrored_write_reads_as_the_old_record_or_the_new() {
+    let slot = |sequence: u64, epoch: u64| Sealed {
+        cluster_id: 7,
+        sequence,
+        record: NodeSlot {
+            node_id: 2,
+            state: NodeState::Member,
+            lease_valid_ms: 900,
+            incarnation: 3,
+            epoch,
+            members: 0b11,
+            realtime_ms: 1,
+        },
+    };
+    let (old, new) = (slot(10, 4), slot(11, 5));
+    let (old_block, new_block) = (encoded(&old), encoded(&new));
+    let sector = ATOMIC_SECTOR_SIZE;
+    let record_end = HEADER_SIZE + 40;
+    let old_or_new = |torn: &Block, what: &str| {
+        let read = decode::<NodeSlot>(&torn[..]);
+        assert!(
+            read == Ok(Some(old.clone())) || read == Ok(Some(new.clone())),
+            "{what}: {read:?}"
+        );
+    };
+    for landed in 1..=record_end {
+        let mut torn = old_block.clone();
+        torn[..landed].copy_from_slice(&new_block[..landed]);
+        old_or_new(
+            &torn,
+            &format!("sector 0 partly written ({landed} bytes), sector 1 not yet"),
+        );
+        let mut torn = new_block.clone();
+        torn[sector..2 * sector].copy_from_slice(&old_block[sector..2 * sector]);
+        torn[sector..sector + landed].copy_from_slice(&new_block[sector..sector + landed]);
+        old_or_new(
+            &torn,
+            &format!("sector 0 written, sector 1 partly ({landed} bytes)"),
+        );
+        let mut torn = new_block.clone();
+        torn[..sector].copy_from_slice(&old_block[..sector]);
+        torn[..landed].copy_from_slice(&new_block[..landed]);
+        old_or_new(
+            &torn,
+            &format!("sector 1 written, sector 0 partly ({landed} bytes)"),
+        );
+    }
+    // Sector 0 torn inside its header: sector 1 decides.
+    let mut torn = old_block.clone();
+    torn[..20].copy_from_slice(&new_block[..20]);
+    assert_eq!(decode(&torn[..]), Ok(Some(old)));
 }
 
 #[test]
@@ -141,12 +239,13 @@ fn newer_layout_version_is_named() {
         },
     };
     let mut block = encoded(&sealed);
-    block[4] = 3;
+    block[4] = 4;
+    block[ATOMIC_SECTOR_SIZE + 4] = 4;
     assert_eq!(
         decode::<FenceAck>(&block[..]),
         Err(DecodeError::UnsupportedVersion {
-            found: 3,
-            supported: 2
+            found: 4,
+            supported: 3
         })
     );
 }

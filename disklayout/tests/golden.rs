@@ -350,7 +350,7 @@ fn build_populated() -> DiskImage {
 
 /// Recomputes a record's CRC as envelope.rs defines it (header bytes 0..28, then the body), so a
 /// deliberately wrong field is reported for itself and not as a checksum mismatch.
-fn reseal(block: &mut Block) {
+fn reseal(block: &mut [u8]) {
     let body_bytes = u32::from_le_bytes(block[24..28].try_into().expect("four bytes")) as usize;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&block[..28]);
@@ -375,7 +375,7 @@ const DAMAGE: [(RegionKind, u64, &str); 5] = [
     (
         RegionKind::CheckpointA,
         0,
-        "layout version 3 is not supported",
+        "layout version 4 is not supported",
     ),
     (
         RegionKind::Log,
@@ -387,19 +387,26 @@ const DAMAGE: [(RegionKind, u64, &str); 5] = [
 fn build_damaged() -> DiskImage {
     let mut image = build_populated();
     let geometry = image.geometry;
-    // A single flipped bit in node 2's slot: bit 0 of the epoch field (block offset 48), 4 -> 5.
-    image.block_mut(geometry.node_slot_offset(2))[48] ^= 0x01;
+    // A single flipped bit in both copies of node 2's slot (FORMAT.md §3): bit 0 of the epoch
+    // field (offset 48 in each copy), 4 -> 5. One copy alone would be masked by the other.
+    let slot = image.block_mut(geometry.node_slot_offset(2));
+    slot[48] ^= 0x01;
+    slot[ATOMIC_SECTOR_SIZE + 48] ^= 0x01;
     // A torn write of the large log block over a block that was empty before: only its first
     // sector reached the disk, the other seven still hold zeros.
     image.block_mut(geometry.log_block_offset(TORN_LOG_POSITION))[ATOMIC_SECTOR_SIZE..].fill(0);
     // The first of the fence request's six reserved body bytes is set, with a CRC that matches.
     let request = image.block_mut(geometry.fence_request_offset(3));
-    request[34] = 0x01;
-    reseal(request);
-    // Checkpoint A as a newer wolfpack would write it: layout version 3, CRC matching.
+    for copy in request.chunks_mut(ATOMIC_SECTOR_SIZE).take(2) {
+        copy[34] = 0x01;
+        reseal(copy);
+    }
+    // Checkpoint A as a newer wolfpack would write it: layout version 4, CRC matching.
     let checkpoint_a = image.block_mut(geometry.checkpoint_offset(0));
-    checkpoint_a[4..6].copy_from_slice(&3u16.to_le_bytes());
-    reseal(checkpoint_a);
+    for copy in checkpoint_a.chunks_mut(ATOMIC_SECTOR_SIZE).take(2) {
+        copy[4..6].copy_from_slice(&4u16.to_le_bytes());
+        reseal(copy);
+    }
     // A free resource lease slot full of garbage.
     SplitMix64(SEED_RANDOM_LEASE_SLOT)
         .fill(image.block_mut(geometry.resource_lease_offset(RANDOM_RESOURCE_LEASE_SLOT)));

@@ -77,8 +77,6 @@ pub struct Cluster {
     pub submitted: BTreeMap<(u8, u64, u64), u64>,
     /// Per node, the number of its current GUM life (see `on_event`).
     gum_lives: Vec<u64>,
-    /// Set while every node crashes at once (`workload::crash_all`).
-    pub power_loss: bool,
     /// Leases no longer in use (taken back, crashed, stopped by the dead-man) that still count
     /// until their validity ends: the node, the resource, the first real tick it no longer
     /// counts (see `checker::check_resource_leases`).
@@ -156,7 +154,6 @@ impl Cluster {
             gum_checker: GumChecker::default(),
             submitted: BTreeMap::new(),
             gum_lives: vec![0; usize::from(params.node_count)],
-            power_loss: false,
             lingering_leases: Vec::new(),
             resource_checker: ResourceChecker::default(),
             recorded: None,
@@ -264,17 +261,10 @@ impl Cluster {
         sim_node.held_packets.clear();
         sim_node.held_completions.clear();
         sim_node.quorum_valid_until_ms = 0;
-        // One crash may tear any block it was writing (a worse medium than the format assumes,
-        // on purpose). A power loss of every node at once tears only the multi-sector blocks
-        // (log, checkpoints): control records fit one sector, which the format assumes the
-        // device writes atomically (FORMAT.md §1); tearing every copy of an epoch at once is
-        // outside what any protocol can survive.
-        let untorn_below_bytes = if self.power_loss {
-            self.config(id, 1).geometry.checkpoint_offset(0)
-        } else {
-            0
-        };
-        self.disk.crash(id, &mut self.prng, untorn_below_bytes);
+        // A crash may tear any block it was writing, a power loss of every node at once too
+        // (`sim::disk::tear`: a worse medium than the format assumes, on purpose). Control
+        // records survive by their mirror copy (FORMAT.md §3); the log by its CRC.
+        self.disk.crash(id, &mut self.prng);
     }
 
     /// The node's own clock: real time scaled by its drift, plus an arbitrary offset.

@@ -101,9 +101,8 @@ impl SimDisk {
             .unwrap_or_else(|| Box::new([0u8; BLOCK_SIZE]))
     }
 
-    /// `node` crashed: its writes in flight are lost, or torn (half lands). Blocks below
-    /// `untorn_below_bytes` are never torn, only lost (see `Cluster::crash_all`).
-    pub fn crash(&mut self, node: u8, prng: &mut Prng, untorn_below_bytes: u64) {
+    /// `node` crashed: its writes in flight are lost, or torn (see `tear`).
+    pub fn crash(&mut self, node: u8, prng: &mut Prng) {
         let keys: Vec<(u64, u64)> = self
             .inflight
             .iter()
@@ -115,18 +114,44 @@ impl SimDisk {
                 continue;
             };
             let Some(block) = op.block else { continue };
-            let may_tear = op.offset_bytes >= untorn_below_bytes;
-            if !op.fails && prng.chance(self.params.torn_per_mille, 1000) && may_tear {
-                // Records are small: tear inside the record so the CRC check is what catches it
-                // (a worse medium than the format assumes, on purpose).
-                let mut torn = self.read(op.offset_bytes);
-                let landed = prng.range_inclusive(1, 63) as usize;
-                torn[..landed].copy_from_slice(&block[..landed]);
-                self.blocks.insert(op.offset_bytes, torn);
+            if !op.fails && prng.chance(self.params.torn_per_mille, 1000) {
+                let old = self.read(op.offset_bytes);
+                self.blocks
+                    .insert(op.offset_bytes, tear(&old, &block, prng));
                 self.torn += 1;
             } else {
                 self.lost_on_crash += 1;
             }
         }
     }
+}
+
+/// A write cut by a crash, worse than the format assumes (FORMAT.md §1 promises whole sectors):
+/// the device wrote its sectors in any order, each old or new, and was cut inside one of them,
+/// which holds a prefix of its new bytes over its old ones. The cut sector is the first or the
+/// second half of the time, where control records and their mirror copies live.
+fn tear(old: &[u8; BLOCK_SIZE], new: &[u8; BLOCK_SIZE], prng: &mut Prng) -> Box<[u8; BLOCK_SIZE]> {
+    const SECTOR: usize = 512;
+    let sectors = BLOCK_SIZE / SECTOR;
+    let mut torn = Box::new(*old);
+    for sector in 0..sectors {
+        if prng.chance(1, 2) {
+            let range = sector * SECTOR..(sector + 1) * SECTOR;
+            torn[range.clone()].copy_from_slice(&new[range]);
+        }
+    }
+    let cut = match prng.chance(1, 2) {
+        true => prng.range_inclusive(0, 1) as usize,
+        false => prng.range_inclusive(0, sectors as u64 - 1) as usize,
+    };
+    let start = cut * SECTOR;
+    torn[start..start + SECTOR].copy_from_slice(&old[start..start + SECTOR]);
+    // Records are small: cut inside the first 64 bytes of the sector often, so the CRC is what
+    // catches the cut, not an all-zero header.
+    let landed = match prng.chance(1, 2) {
+        true => prng.range_inclusive(1, 63) as usize,
+        false => prng.range_inclusive(1, SECTOR as u64 - 1) as usize,
+    };
+    torn[start..start + landed].copy_from_slice(&new[start..start + landed]);
+    torn
 }

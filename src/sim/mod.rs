@@ -159,6 +159,8 @@ pub struct Report {
     pub messages_dropped_by_nodes: u64,
     /// Disk blocks the nodes rejected (torn or corrupt: failed CRC or checks).
     pub disk_records_rejected: u64,
+    /// Writes a crash cut (`disk::tear`): a control record then reads as its old or new copy.
+    pub disk_writes_torn: u64,
     /// FNV-1a over every event and resource change, in order: equal digests, equal runs.
     pub digest: u64,
     /// GUM: updates submitted, acknowledged, applied (events), numbers reused after their
@@ -262,6 +264,7 @@ pub fn run(params: Params) -> (Report, Cluster) {
     }
     let mut report = cluster.report.clone();
     report.violations = cluster.checker.violations.clone();
+    report.disk_writes_torn = cluster.disk.torn;
     report
         .gum
         .insert("applied (events)", cluster.gum_checker.applied_events);

@@ -90,7 +90,6 @@ fn crash_all(cluster: &mut Cluster) {
         })
         .collect();
     cluster.report.count_gum("every node crashed at once");
-    cluster.power_loss = true;
     for id in 1..=cluster.params.node_count {
         let sim_node = &cluster.nodes[usize::from(id - 1)];
         if sim_node.node.is_none() || sim_node.paused || busy.contains(&id) {
@@ -101,7 +100,6 @@ fn crash_all(cluster: &mut Cluster) {
             end_tick,
         });
     }
-    cluster.power_loss = false;
 }
 
 /// A node whose side lives by its quorum ownership (`Node::lives_by_quorum`) may be paused

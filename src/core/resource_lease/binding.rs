@@ -319,7 +319,10 @@ mod tests {
         disk_records::encode(&sealed, &mut block).expect("fits");
         assert!(matches!(BlockView::of(&block, 7), BlockView::Lease(s) if s.sequence == 3));
         assert!(matches!(BlockView::of(&block, 8), BlockView::Foreign(s) if s.cluster_id == 7));
+        // Both copies of the mirrored record (FORMAT.md §3): one alone is masked by the other.
         block[40] ^= 1;
+        assert!(matches!(BlockView::of(&block, 7), BlockView::Lease(s) if s.sequence == 3));
+        block[512 + 40] ^= 1;
         let torn = BlockView::of(&block, 7);
         assert!(matches!(torn, BlockView::Unreadable { .. }));
         block[41] ^= 1;
