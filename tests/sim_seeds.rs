@@ -159,11 +159,19 @@ fn seeds_that_found_bugs_run_clean() {
         (220977, Some(2)),
         (221631, Some(2)),
     ];
-    for (seed, nodes) in seeds {
-        let (report, _) = run(Params::from_seed(seed, nodes, Mutation::None));
+    // Each in the fault mix it was found in (before coordinators were cut while deciding),
+    // which replays the schedule that found it, and in today's.
+    let mixes = [false, true];
+    for ((seed, nodes), cut_deciding_coordinators) in seeds
+        .into_iter()
+        .flat_map(|seed| mixes.map(|mix| (seed, mix)))
+    {
+        let mut params = Params::from_seed(seed, nodes, Mutation::None);
+        params.cut_deciding_coordinators = cut_deciding_coordinators;
+        let (report, _) = run(params);
         assert!(
             report.violations.is_empty(),
-            "seed {seed} nodes {nodes:?}: {:?}",
+            "seed {seed} nodes {nodes:?} cut {cut_deciding_coordinators}: {:?}",
             report
                 .violations
                 .first()

@@ -135,12 +135,16 @@ pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError>
             (Ok(Some(_)), _) => unreachable!("a valid first copy is matched above"),
         },
     }?;
-    match block[copies_end..].iter().position(|&byte| byte != 0) {
-        Some(index) => Err(DecodeError::NonZeroPadding {
-            offset: copies_end + index,
-        }),
-        None => Ok(read),
+    if is_zero(&block[copies_end..]) {
+        return Ok(read);
     }
+    let index = block[copies_end..]
+        .iter()
+        .position(|&byte| byte != 0)
+        .unwrap_or(0);
+    Err(DecodeError::NonZeroPadding {
+        offset: copies_end + index,
+    })
 }
 
 /// Decodes one copy of a record that fills `window` (the block, or one sector of a mirrored

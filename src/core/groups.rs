@@ -48,6 +48,8 @@ pub(crate) struct Facts<'a> {
     /// rejoined has no replica until its snapshot arrives: it must not read "no catalog" as
     /// "every group was removed".
     pub catalog_known: bool,
+    /// `Mutation::HandBackHeldAlone`: the rule of `reassign` for a group handed back is broken.
+    pub hand_back_held_alone: bool,
 }
 
 /// The policies of every group: the built-in test groups, then the catalog's (a catalog group
@@ -225,7 +227,7 @@ pub(crate) fn reassign(
                 unconfirmed &= !bit(member);
             }
         }
-        let kept_by_its_owner = owner != 0 && owner == entry.owner;
+        let kept_by_its_owner = owner != 0 && (owner == entry.owner || facts.hand_back_held_alone);
         if kept_by_its_owner
             && holds(owner, slot)
             && ids(members).filter(|m| holds(*m, slot)).count() == 1

@@ -52,6 +52,7 @@ impl Node {
             local_hour: self.local_hour,
             wall_s: self.wall_s,
             catalog_known: self.gum.valid,
+            hand_back_held_alone: self.config.mutation == Mutation::HandBackHeldAlone,
         };
         let table = groups::reassign(&self.table, &self.policies, &facts);
         let install = Install {
@@ -117,7 +118,11 @@ impl Node {
         let decided_without_us = self.role == Role::Member
             && self.acked_epoch > install.judged_epoch
             && !install.judged_views.contains(&self.basis_members);
-        if decided_without_us && !duplicate && self.config.mutation != Mutation::StaleEpoch {
+        let rule_broken = matches!(
+            self.config.mutation,
+            Mutation::StaleEpoch | Mutation::InstallIgnoresJudgedViews
+        );
+        if decided_without_us && !duplicate && !rule_broken {
             self.dropped.stale += 1;
             return;
         }

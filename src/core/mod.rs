@@ -128,6 +128,15 @@ pub enum Mutation {
     HalfWithoutQuorumEpoch,
     /// A membership that lives by our quorum ownership stays on once the ownership is lost.
     MembershipOutlivesQuorum,
+    /// A group given back to a node still stopping it counts as held by that node alone (the
+    /// rule before seed 254398 --nodes 2).
+    HandBackHeldAlone,
+    /// A member acknowledges an install whatever views it was judged against (the rule before
+    /// seed 775).
+    InstallIgnoresJudgedViews,
+    /// An epoch only acknowledged, never seen stabilize, counts as a view of ours against the
+    /// quorum record (the rule before seeds 49080282, 49136876, 49179559).
+    AcknowledgedEpochIsAView,
 }
 
 impl Mutation {
@@ -149,6 +158,9 @@ impl Mutation {
             "recovery-keeps-applied-position" => Some(Mutation::RecoveryKeepsAppliedPosition),
             "half-without-quorum-epoch" => Some(Mutation::HalfWithoutQuorumEpoch),
             "membership-outlives-quorum" => Some(Mutation::MembershipOutlivesQuorum),
+            "hand-back-held-alone" => Some(Mutation::HandBackHeldAlone),
+            "install-ignores-judged-views" => Some(Mutation::InstallIgnoresJudgedViews),
+            "acknowledged-epoch-is-a-view" => Some(Mutation::AcknowledgedEpochIsAView),
             _ => None,
         }
     }

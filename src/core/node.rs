@@ -337,6 +337,15 @@ impl Node {
         }
     }
 
+    /// True while this node coordinates a regroup and waits for its install's acknowledgements:
+    /// a cut now leaves some members bound to this install while the rest regroup without it
+    /// (the simulator aims partitions and pauses at it).
+    pub fn awaiting_install_acks(&self) -> bool {
+        self.regroup
+            .as_ref()
+            .is_some_and(|round| matches!(round.phase, super::regroup::Phase::AwaitAcks { .. }))
+    }
+
     /// True while this node is the GUM locker and the log ring holds no free block: nothing is
     /// written until a checkpoint frees some (the simulator aims crashes at it).
     pub fn log_ring_full(&self) -> bool {

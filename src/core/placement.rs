@@ -150,6 +150,7 @@ impl Node {
             local_hour: self.local_hour,
             wall_s: self.wall_s,
             catalog_known: true,
+            hand_back_held_alone: self.config.mutation == super::Mutation::HandBackHeldAlone,
         };
         let next = groups::reassign(&self.table, &self.policies, &facts);
         let slots = self.group_slots();

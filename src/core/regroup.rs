@@ -457,7 +457,11 @@ impl Node {
     fn quorum_record_is_newer_than_our_views(&self) -> bool {
         let seen = self.quorum.owner_epoch_seen;
         let unstabilized_acknowledged = self.acked_epoch > self.epoch;
-        if unstabilized_acknowledged && self.config.mutation != Mutation::StaleEpoch {
+        let rule_broken = matches!(
+            self.config.mutation,
+            Mutation::StaleEpoch | Mutation::AcknowledgedEpochIsAView
+        );
+        if unstabilized_acknowledged && !rule_broken {
             seen > self.epoch && seen >= self.acked_epoch
         } else {
             seen > self.newest_known_epoch()

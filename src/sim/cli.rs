@@ -81,6 +81,10 @@ pub fn run_simulate(args: &[String]) -> i32 {
                 (None, None) => return usage(
                     "--mutate: expected no-majority-rule, no-lease-wait, no-prune, stale-epoch, \
                      gum-no-replay, ack-before-log, no-locker-succession, replay-keeps-duplicate, \
+                     no-resource-lease-defence, fence-ack-any-requester, form-across-ownerships, \
+                     recovery-keeps-applied-position, half-without-quorum-epoch, \
+                     membership-outlives-quorum, hand-back-held-alone, \
+                     install-ignores-judged-views, acknowledged-epoch-is-a-view, \
                      runner-stop-unconfirmed or runner-start-before-dependencies",
                 ),
             },

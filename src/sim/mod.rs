@@ -60,6 +60,10 @@ pub struct Params {
     /// The resource workload also moves resources between groups (catalog seeds), which the
     /// runner cannot do safely yet: only the test that shows it sets this.
     pub workload_moves_resources: bool,
+    /// Coordinators waiting for their install's acknowledgements are cut off now and then
+    /// (`workload::cut_a_deciding_coordinator`). Off only to replay a seed in the mix it was
+    /// found in, before this fault existed.
+    pub cut_deciding_coordinators: bool,
 }
 
 /// Convergence bound after the last fault heals, in ticks (12 s). Worst case, summed from the
@@ -133,6 +137,7 @@ impl Params {
             catalog_groups: prng.chance(1, 3),
             runner_mutation: RunnerMutation::None,
             workload_moves_resources: false,
+            cut_deciding_coordinators: true,
         };
         if params.catalog_groups {
             params.converge_ticks_max += RESOURCE_SETTLE_TICKS_MAX;

@@ -36,6 +36,9 @@ const FORMING_PAUSE_ONE_IN_TICKS: u64 = 40;
 const MEMBERSHIP_PAUSE_ONE_IN_TICKS: u64 = 40;
 /// The longest such pause: several lease expiries, so its ownership lapses.
 const LONE_OWNER_PAUSE_TICKS_MAX: u64 = 500;
+/// A coordinator waiting for its install's acknowledgements is cut off with this chance (one in
+/// so many) on each such tick.
+const DECIDING_COORDINATOR_CUT_ONE_IN_TICKS: u64 = 10;
 /// A locker with a full log ring crashes with this chance (one in so many) on each such tick.
 const FULL_RING_CRASH_ONE_IN_TICKS: u64 = 4;
 
@@ -63,6 +66,7 @@ pub fn inject(cluster: &mut Cluster) {
         }
     }
     pause_a_lone_owner(cluster);
+    cut_a_deciding_coordinator(cluster);
     crash_a_locker_with_a_full_ring(cluster);
     if cluster.prng.chance(cluster.params.garbage_per_mille, 1000) {
         garbage(cluster);
@@ -148,6 +152,58 @@ fn pause_a_lone_owner(cluster: &mut Cluster) {
         kind: FaultKind::Pause { node },
         end_tick,
     });
+}
+
+/// A coordinator that waits for its install's acknowledgements may be cut off now, with a random
+/// part of the cluster, or paused: some members have acknowledged its install and the others
+/// regroup without it, so two coordinators decide at once, one epoch number each or the same
+/// (seeds 775 and 49136876 found members bound to two installs). Random faults land in these
+/// few ticks too rarely.
+fn cut_a_deciding_coordinator(cluster: &mut Cluster) {
+    let params = &cluster.params;
+    if params.catalog_groups || params.node_count < 3 || !params.cut_deciding_coordinators {
+        return;
+    }
+    let deciding = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .find_map(|(index, sim_node)| {
+            let node = sim_node.node.as_ref()?;
+            (node.awaiting_install_acks() && !sim_node.paused).then_some(index as u8 + 1)
+        });
+    let Some(coordinator) = deciding else {
+        return;
+    };
+    if cluster.faults.len() >= FAULTS_ACTIVE_MAX
+        || !cluster
+            .prng
+            .chance(1, DECIDING_COORDINATOR_CUT_ONE_IN_TICKS)
+    {
+        return;
+    }
+    let count = cluster.params.node_count;
+    let duration = cluster
+        .prng
+        .range_inclusive(20, cluster.params.fault_duration_ticks_max);
+    let kind = if cluster.prng.chance(1, 3) {
+        FaultKind::Pause { node: coordinator }
+    } else {
+        let mut side = bit(coordinator);
+        for id in 1..=count {
+            if cluster.prng.chance(1, 2) {
+                side |= bit(id);
+            }
+        }
+        let all = (1..=count).fold(0u64, |set, id| set | bit(id));
+        if side == all {
+            side = bit(coordinator);
+        }
+        FaultKind::Partition { side }
+    };
+    let end_tick = cluster.tick + duration;
+    cluster.report.count_gum("coordinator cut while deciding");
+    cluster.start_fault(Fault { kind, end_tick });
 }
 
 /// The locker whose log ring is full may crash now: its successor recovers from a full ring,

@@ -13,6 +13,7 @@ fn facts<'a>(members: u64, holding: &'a [u64], refusing: &'a [u64]) -> Facts<'a>
         local_hour: Some(12),
         wall_s: Some(1_000_000),
         catalog_known: true,
+        hand_back_held_alone: false,
     }
 }
 
