@@ -28,8 +28,11 @@ pub struct GumChecker {
     /// Snapshot states seen at a sequence, when no node applied that sequence itself yet.
     snapshot_states: BTreeMap<u64, u64>,
     last_applied: BTreeMap<Run, u64>,
-    /// Where each update (by digest) was applied.
-    sequence_of: BTreeMap<u64, u64>,
+    /// Where each update (by digest) was applied and still stands. Two lockers may sequence
+    /// one proposal at two numbers, each applied in some life, until one is superseded
+    /// (simulator seed 47591889: request 32 of node 8 at 245, then at 228 by a locker whose
+    /// 228 a later one reused, while 245 stood and was acknowledged).
+    sequence_of: BTreeMap<u64, BTreeSet<u64>>,
     forgotten: BTreeSet<Run>,
     /// Runs whose applied update lost its number to another: they must forget before anything.
     superseded: BTreeSet<Run>,
@@ -120,10 +123,10 @@ impl GumChecker {
                 self.superseded.extend(holders);
                 self.reused_numbers += 1;
                 // The superseded update may live on at another number (it was proposed again).
-                if self.sequence_of.get(&known.digest) == Some(&sequence) {
-                    self.sequence_of.remove(&known.digest);
+                if let Some(sequences) = self.sequence_of.get_mut(&known.digest) {
+                    sequences.remove(&sequence);
                 }
-                self.sequence_of.insert(digest, sequence);
+                self.sequence_of.entry(digest).or_default().insert(sequence);
                 *known = AtSequence {
                     digest,
                     state_digest,
@@ -139,7 +142,7 @@ impl GumChecker {
                         ));
                     }
                 }
-                self.sequence_of.insert(digest, sequence);
+                self.sequence_of.entry(digest).or_default().insert(sequence);
                 self.at.insert(
                     sequence,
                     AtSequence {
@@ -200,16 +203,23 @@ impl GumChecker {
         acknowledged: u64,
         digest: u64,
     ) -> Result<(), String> {
-        let Some(&sequence) = self.sequence_of.get(&digest) else {
+        let standing = self.sequence_of.get(&digest);
+        let Some(&first) = standing.and_then(|sequences| sequences.iter().next()) else {
             return Err(format!(
                 "node {node} was acknowledged (sequence {acknowledged}) an update no node applied"
             ));
         };
-        if sequence > acknowledged {
+        // Standing at several numbers, all but one will be superseded, and which is not known
+        // yet: take the highest the acknowledgement covers. A wrong pick can only raise a
+        // false alarm later (its number reused), never hide a lost update: an update standing
+        // nowhere at or below the bound fails here.
+        let Some(&sequence) =
+            standing.and_then(|sequences| sequences.range(..=acknowledged).next_back())
+        else {
             return Err(format!(
-                "node {node} was acknowledged sequence {acknowledged} for an update applied at {sequence}"
+                "node {node} was acknowledged sequence {acknowledged} for an update applied at {first}"
             ));
-        }
+        };
         if let Some(previous) = self.acked.insert(sequence, digest) {
             if previous != digest {
                 return Err(format!("sequence {sequence} acknowledged for two updates"));
@@ -227,6 +237,27 @@ impl GumChecker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seed 47591889: one proposal sequenced by two lockers at two numbers; the one applied
+    /// later is superseded, and the acknowledgement names the bound of the one that stands.
+    #[test]
+    fn an_update_sequenced_twice_is_acknowledged_where_it_still_stands() {
+        let mut checker = GumChecker::default();
+        assert!(checker.on_applied((1, 1), 5, 32, 500).is_ok());
+        assert!(
+            checker.on_applied((3, 1), 4, 32, 400).is_ok(),
+            "a second number"
+        );
+        checker.forget((3, 1));
+        assert!(checker.on_applied((4, 1), 4, 44, 401).is_ok(), "4 reused");
+        assert!(checker.on_acknowledged(8, 6, 32).is_ok(), "it stands at 5");
+        assert_eq!(checker.acked.get(&5), Some(&32));
+        assert!(
+            checker.on_acknowledged(8, 3, 32).is_err(),
+            "not at or below 3"
+        );
+        assert!(checker.on_acknowledged(8, 9, 77).is_err(), "never applied");
+    }
 
     #[test]
     fn reuse_is_allowed_only_after_every_applier_is_gone_and_never_when_acknowledged() {
