@@ -164,8 +164,8 @@ fn a_node_refuses_bad_start_up_input_without_writing_the_disk() {
     std::fs::copy(&cluster.key, &open_key).expect("copy key");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let existing_socket = cluster.dir.join("taken.sock");
-    std::fs::write(&existing_socket, b"").expect("file");
+    let not_a_socket = cluster.dir.join("taken.sock");
+    std::fs::write(&not_a_socket, b"").expect("file");
     let foreign = cluster.dir.join("foreign.img");
     std::fs::write(&foreign, vec![7u8; 1 << 20]).expect("foreign");
     let cases: Vec<(Vec<String>, &str)> = vec![
@@ -178,8 +178,8 @@ fn a_node_refuses_bad_start_up_input_without_writing_the_disk() {
             "node id 9 is not in the disk's node table",
         ),
         (
-            with("--admin-socket", existing_socket.to_str().expect("utf-8")),
-            "already exists",
+            with("--admin-socket", not_a_socket.to_str().expect("utf-8")),
+            "not a socket",
         ),
         (
             with("--disk", foreign.to_str().expect("utf-8")),

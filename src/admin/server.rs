@@ -8,7 +8,7 @@ use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -20,9 +20,11 @@ const PENDING_BYTES_MAX: usize = 4 << 20;
 /// Why the admin socket could not start.
 #[derive(Debug)]
 pub enum AdminSocketError {
-    /// Something is already at the path (another node, or a stale socket).
-    Exists(PathBuf),
-    /// Binding, chmod or registration failed.
+    /// A node answers on the socket at the path.
+    InUse(PathBuf),
+    /// Something other than a socket is at the path; it is never removed.
+    NotASocket(PathBuf),
+    /// Inspecting, removing, binding, chmod or registration failed.
     Io {
         path: PathBuf,
         step: &'static str,
@@ -33,9 +35,15 @@ pub enum AdminSocketError {
 impl std::fmt::Display for AdminSocketError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AdminSocketError::Exists(path) => write!(
+            AdminSocketError::InUse(path) => write!(
                 f,
-                "admin socket {} already exists (another node running? if not, remove it)",
+                "admin socket {} is in use: another node answers on it",
+                path.display()
+            ),
+            AdminSocketError::NotASocket(path) => write!(
+                f,
+                "admin socket path {} holds something that is not a socket; \
+                 move it away or pass another --admin-socket",
                 path.display()
             ),
             AdminSocketError::Io { path, step, source } => {
@@ -46,6 +54,37 @@ impl std::fmt::Display for AdminSocketError {
 }
 
 impl std::error::Error for AdminSocketError {}
+
+/// The `step` on `path` failed with `source`.
+fn io_failure(path: &Path, step: &'static str, source: io::Error) -> AdminSocketError {
+    AdminSocketError::Io {
+        path: path.to_path_buf(),
+        step,
+        source,
+    }
+}
+
+/// Clears the way to bind `path`. A node that crashed leaves its socket behind, and refusing
+/// that would keep systemd's restart from ever bringing the node back; so a socket nobody
+/// listens on is removed. A socket that answers belongs to a running node, and anything that
+/// is not a socket is not ours to delete.
+fn remove_stale_socket(path: &Path) -> Result<(), AdminSocketError> {
+    let metadata = match path.symlink_metadata() {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(io_failure(path, "inspect", source)),
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(AdminSocketError::NotASocket(path.to_path_buf()));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(AdminSocketError::InUse(path.to_path_buf())),
+        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+            std::fs::remove_file(path).map_err(|source| io_failure(path, "remove stale", source))
+        }
+        Err(source) => Err(io_failure(path, "probe", source)),
+    }
+}
 
 /// A complete request from a client.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,16 +127,8 @@ impl AdminServer {
         listener_token: Token,
         first_connection_token: usize,
     ) -> Result<AdminServer, AdminSocketError> {
-        if path.symlink_metadata().is_ok() {
-            return Err(AdminSocketError::Exists(path.to_path_buf()));
-        }
-        let io_error = |step| {
-            move |source| AdminSocketError::Io {
-                path: path.to_path_buf(),
-                step,
-                source,
-            }
-        };
+        remove_stale_socket(path)?;
+        let io_error = |step| move |source| io_failure(path, step, source);
         let mut listener = UnixListener::bind(path).map_err(io_error("bind"))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(io_error("chmod"))?;

@@ -101,17 +101,59 @@ fn answers_refusals_and_streams() {
     );
 }
 
+fn bind_error(path: &std::path::Path) -> AdminSocketError {
+    let poll = Poll::new().expect("poll");
+    AdminServer::bind(path, poll.registry(), Token(0), 1)
+        .err()
+        .expect("refused")
+}
+
 #[test]
-fn an_existing_path_is_refused_and_kept() {
+fn a_regular_file_at_the_path_is_refused_and_kept() {
     let path = socket_path("exists");
     std::fs::write(&path, b"someone else's").expect("write");
-    let poll = Poll::new().expect("poll");
-    let error = AdminServer::bind(&path, poll.registry(), Token(0), 1)
-        .err()
-        .expect("refused");
-    assert!(matches!(error, AdminSocketError::Exists(_)));
-    assert!(error.to_string().contains("already exists"), "{error}");
+    let error = bind_error(&path);
+    assert!(
+        matches!(error, AdminSocketError::NotASocket(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("not a socket"), "{error}");
     assert_eq!(std::fs::read(&path).expect("kept"), b"someone else's");
+}
+
+#[test]
+fn a_stale_socket_left_by_a_crashed_node_is_replaced() {
+    let path = socket_path("stale");
+    // Binding and dropping a std listener leaves the socket file with nobody listening, as a
+    // crashed node does.
+    drop(std::os::unix::net::UnixListener::bind(&path).expect("stale bind"));
+    assert!(path.exists(), "the stale socket file is left behind");
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = serve(path.clone(), stop.clone());
+    let mut answer = Vec::new();
+    request(
+        &path,
+        &["echo", "back"],
+        Some(Duration::from_secs(5)),
+        |line| {
+            answer.push(line.to_string());
+            true
+        },
+    )
+    .expect("the new node answers");
+    assert_eq!(answer, vec!["back"]);
+    stop.store(true, Ordering::Relaxed);
+    thread.join().expect("server thread");
+}
+
+#[test]
+fn a_socket_a_node_answers_on_is_refused() {
+    let path = socket_path("live");
+    let _live = std::os::unix::net::UnixListener::bind(&path).expect("live bind");
+    let error = bind_error(&path);
+    assert!(matches!(error, AdminSocketError::InUse(_)), "{error:?}");
+    assert!(error.to_string().contains("in use"), "{error}");
+    assert!(path.exists(), "the live socket is kept");
 }
 
 #[test]
