@@ -1,6 +1,7 @@
 //! Runs `wolfpack keygen` as a user would and loads what it writes: mode 0600 and 65 bytes,
 //! an existing file refused without `--force` and replaced with it, and `ClusterKey::load`
-//! refusing a key file that group or others can read, with the chmod hint.
+//! refusing a key file that group or others can read (with the chmod hint), that another user
+//! owns, or that is a FIFO (at once, without waiting for a writer).
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -185,4 +186,59 @@ fn load_says_what_is_wrong_with_a_malformed_key() {
         matches!(directory, KeyError::NotAFile { .. }),
         "{directory:?}"
     );
+}
+
+#[test]
+fn load_refuses_a_fifo_at_once_instead_of_hanging() {
+    let path = scratch("fifo").join("cluster.key");
+    let made = Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let loading = path.clone();
+    // On a thread, so a load that blocks in open fails the test instead of hanging it.
+    std::thread::spawn(move || {
+        let _ = sender.send(ClusterKey::load(&loading).map(|_| ()));
+    });
+    let outcome = receiver
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("load returns within 5 s");
+    let error = outcome.expect_err("a FIFO is not a key file");
+    assert!(matches!(error, KeyError::NotAFile { .. }), "{error:?}");
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+}
+
+/// Whether this test may chown files to another user; says loudly when it skips. Under CI the
+/// test must run, so there not being root fails it.
+fn can_chown(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs root to chown and CI=true requires it to run"
+    );
+    eprintln!("SKIPPED {test}: needs root to chown a key file to another user");
+    false
+}
+
+#[test]
+fn load_refuses_a_key_another_user_owns() {
+    if !can_chown("load_refuses_a_key_another_user_owns") {
+        return;
+    }
+    let path = scratch("foreign").join("cluster.key");
+    assert_eq!(keygen(&path, &[]).status.code(), Some(0));
+    ClusterKey::load(&path).expect("our own key loads");
+    let nobody = 65534;
+    std::os::unix::fs::chown(&path, Some(nobody), Some(nobody)).expect("chown");
+    assert_eq!(mode(&path), 0o600, "chown leaves the mode private");
+    let error = ClusterKey::load(&path).expect_err("a key another user owns");
+    assert!(matches!(error, KeyError::ForeignOwner { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("owned by uid 65534"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
 }

@@ -3,12 +3,13 @@
 //! its owner may read or write it (mode 0600 or stricter).
 //!
 //! Invariants: nothing here ever prints, logs or formats a key byte (`Debug` shows
-//! `ClusterKey(..)`, errors name the file and the fault only); a key file whose mode gives group
-//! or others any access is refused; the key bytes are zeroed when dropped.
+//! `ClusterKey(..)`, errors name the file and the fault only); a key file that another user
+//! owns, or whose mode gives group or others any access, is refused; the key bytes are zeroed
+//! when dropped.
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Bytes of a cluster key.
@@ -46,6 +47,8 @@ pub enum KeyError {
     Exposed { path: PathBuf, mode: u32 },
     /// The file is not a regular file.
     NotAFile { path: PathBuf },
+    /// The file belongs to another user, who could read or replace the key.
+    ForeignOwner { path: PathBuf, owner: u32, us: u32 },
     /// The file is not 64 lowercase hex characters and a newline; `why` says where it differs.
     Malformed { path: PathBuf, why: String },
 }
@@ -63,6 +66,12 @@ impl fmt::Display for KeyError {
             KeyError::NotAFile { path } => {
                 write!(f, "key file {} is not a regular file", path.display())
             }
+            KeyError::ForeignOwner { path, owner, us } => write!(
+                f,
+                "key file {0} is owned by uid {owner}, not by uid {us} that runs this node; \
+                 run 'chown {us} {0}' if the file is yours",
+                path.display()
+            ),
             KeyError::Malformed { path, why } => write!(
                 f,
                 "key file {} is not a cluster key: {why} (expected 64 lowercase hex characters \
@@ -132,28 +141,23 @@ impl ClusterKey {
         Ok(ClusterKey { bytes })
     }
 
-    /// Loads the key file at `path`, refusing one that group or others may access, that is not
-    /// a regular file, or that is malformed. The mode is read from the opened file, so it is
-    /// the mode of the file whose bytes are read.
+    /// Loads the key file at `path`, refusing one that group or others may access, that another
+    /// user owns, that is not a regular file, or that is malformed. Type, owner and mode are read
+    /// from the opened file, so they are those of the file whose bytes are read.
     pub fn load(path: &Path) -> Result<ClusterKey, KeyError> {
         let io = |error| KeyError::Io {
             path: path.to_path_buf(),
             error,
         };
-        let file = File::open(path).map_err(io)?;
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever, and
+        // the node would hang before it could say what is wrong. Regular files ignore the flag.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io)?;
         let metadata = file.metadata().map_err(io)?;
-        if !metadata.is_file() {
-            return Err(KeyError::NotAFile {
-                path: path.to_path_buf(),
-            });
-        }
-        let mode = metadata.permissions().mode() & 0o7777;
-        if mode & GROUP_OTHER_BITS != 0 {
-            return Err(KeyError::Exposed {
-                path: path.to_path_buf(),
-                mode,
-            });
-        }
+        check_private(path, &metadata)?;
         if metadata.len() != KEY_FILE_BYTES as u64 {
             return Err(KeyError::Malformed {
                 path: path.to_path_buf(),
@@ -174,6 +178,33 @@ impl ClusterKey {
     }
 }
 
+/// Refuses a key file that is not a regular file, that another user owns, or whose mode lets
+/// group or others at it.
+fn check_private(path: &Path, metadata: &Metadata) -> Result<(), KeyError> {
+    if !metadata.is_file() {
+        return Err(KeyError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let us = unsafe { libc::geteuid() };
+    if metadata.uid() != us {
+        return Err(KeyError::ForeignOwner {
+            path: path.to_path_buf(),
+            owner: metadata.uid(),
+            us,
+        });
+    }
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & GROUP_OTHER_BITS != 0 {
+        return Err(KeyError::Exposed {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
 impl fmt::Debug for ClusterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ClusterKey(..)")
@@ -187,8 +218,7 @@ impl Drop for ClusterKey {
 }
 
 /// Overwrites secret bytes with zeros. `black_box` keeps the optimizer from removing the
-/// stores to memory about to be freed (best effort, without the `unsafe` of a volatile write:
-/// the crate keeps its `unsafe` to the storage backends).
+/// stores to memory about to be freed (best effort, without the `unsafe` of a volatile write).
 pub(super) fn zero(bytes: &mut [u8]) {
     bytes.fill(0);
     std::hint::black_box(bytes);
