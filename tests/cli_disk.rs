@@ -1,5 +1,6 @@
 //! Runs the `wolfpack disk` commands as a user would, on temporary files (and on a loop device
 //! when root), and checks exit codes, messages, and that dump and check never write.
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -191,6 +192,19 @@ fn format_creates_a_sparse_file_of_the_default_size() {
     assert!(format(&disk, &[]).status.success());
     assert_eq!(std::fs::metadata(&disk).expect("created").len(), 64 << 20);
     assert_eq!(check(&disk).status.code(), Some(0));
+}
+
+#[test]
+fn format_creates_an_image_only_its_owner_may_read() {
+    let dir = scratch("private");
+    let disk = dir.join("new.img");
+    assert!(format(&disk, &[]).status.success());
+    let mode = std::fs::metadata(&disk)
+        .expect("created")
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o600, "mode {mode:04o}: disk contents are private");
 }
 
 /// Bad input: dump and check say what and where, exit 1, never panic, never write.

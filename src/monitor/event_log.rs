@@ -10,6 +10,7 @@
 //! opened with O_APPEND, so lines from several monitors sharing one file never interleave.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Microseconds of CLOCK_MONOTONIC.
@@ -46,9 +47,14 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Opens (creating) `path` for appending.
+    /// Opens (creating, mode 0600: resource names are no other local user's business) `path`
+    /// for appending.
     pub fn open(path: &Path, node_id: u8) -> io::Result<EventLog> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
         Ok(EventLog { file, node_id })
     }
 
@@ -65,5 +71,24 @@ impl EventLog {
             self.node_id
         );
         self.file.write_all(line.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_created_event_log_is_private() {
+        let dir = std::env::temp_dir().join(format!("wp-eventlog-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("events.log");
+        let mut log = EventLog::open(&path, 1).expect("open");
+        log.record("web", Transition::Online).expect("record");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "mode {mode:04o}: the event log is private");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

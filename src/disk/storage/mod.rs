@@ -26,7 +26,7 @@ pub use memory::MemoryStorage;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Every offset and length given to a Storage must be a multiple of BLOCK_SIZE (4096 bytes).
@@ -131,9 +131,12 @@ pub fn create(
     check_size(path, size_bytes)?;
     match std::fs::metadata(path) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            // 0600: the disk holds resource parameters and database values, which are no
+            // other local user's business.
             let file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(path)
                 .map_err(|source| open_error(path, "create", source))?;
             file.set_len(size_bytes)
