@@ -1,5 +1,6 @@
 //! The `wolfpack ctl` side of the admin socket: blocking, one command per connection.
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -40,14 +41,14 @@ pub fn request(
     timeout: Option<Duration>,
     mut on_line: impl FnMut(&str) -> bool,
 ) -> Result<(), ClientError> {
-    let mut stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
+    let stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
         path: socket.display().to_string(),
         source,
     })?;
     stream.set_read_timeout(timeout).map_err(ClientError::Io)?;
     let mut line = words.join("\t");
     line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(ClientError::Io)?;
+    send_all(&stream, line.as_bytes()).map_err(ClientError::Io)?;
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status).map_err(ClientError::Io)?;
@@ -68,6 +69,32 @@ pub fn request(
         let line = line.map_err(ClientError::Io)?;
         if !on_line(&line) {
             break;
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes` to the node without raising SIGPIPE: `ctl` ends quietly from SIGPIPE
+/// when its stdout closes, but a node that hung up on it must be reported, not end it silently.
+fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is valid for its length, and the descriptor is open while `stream` is.
+        let sent = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        match usize::try_from(sent) {
+            Ok(count) => bytes = &bytes[count..],
+            Err(_) => {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
         }
     }
     Ok(())

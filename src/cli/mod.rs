@@ -112,6 +112,18 @@ pub fn run(args: &[String]) -> i32 {
     }
 }
 
+/// Whether the command line `args` (program name first) runs a command that only prints and
+/// exits, which a closed stdout may end. The node and the monitor serve clients, and demo and
+/// testbed look after child processes: a peer hanging up must never end any of them, so they
+/// keep SIGPIPE ignored and see EPIPE instead.
+pub fn only_prints(args: &[String]) -> bool {
+    matches!(
+        args.get(1).map(String::as_str),
+        None | Some("-h" | "--help" | "help" | "-V" | "--version")
+            | Some("disk" | "simulate" | "ctl" | "keygen")
+    )
+}
+
 /// Parses `words` with `options`, turning getopts' errors into one line that names the flag.
 fn parse_flags(
     options: &getopts::Options,
