@@ -135,7 +135,10 @@ fn seeds_that_found_bugs_run_clean() {
     // 47591889 (a fresh sweep): the GUM checker kept one number per update, but two lockers
     // had sequenced one proposal at two numbers; the one it kept was reused, and the
     // acknowledgement of the one that stood read as an update no node applied.
-    let seeds: [(u64, Option<u8>); 26] = [
+    // 30124784 (a fresh sweep): a slot showing a newer incarnation counted as proof that the
+    // peer stopped; the newer run had joined the other side of a partition and held a group.
+    let seeds: [(u64, Option<u8>); 27] = [
+        (30124784, None),
         (47591889, None),
         (35899441, Some(2)),
         (35933061, Some(2)),

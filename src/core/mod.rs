@@ -137,6 +137,9 @@ pub enum Mutation {
     /// An epoch only acknowledged, never seen stabilize, counts as a view of ours against the
     /// quorum record (the rule before seeds 49080282, 49136876, 49179559).
     AcknowledgedEpochIsAView,
+    /// A slot showing a newer incarnation confirms the observed peer stopped (the rule before
+    /// seed 30124784).
+    NewerIncarnationConfirms,
 }
 
 impl Mutation {
@@ -161,6 +164,7 @@ impl Mutation {
             "hand-back-held-alone" => Some(Mutation::HandBackHeldAlone),
             "install-ignores-judged-views" => Some(Mutation::InstallIgnoresJudgedViews),
             "acknowledged-epoch-is-a-view" => Some(Mutation::AcknowledgedEpochIsAView),
+            "newer-incarnation-confirms" => Some(Mutation::NewerIncarnationConfirms),
             _ => None,
         }
     }

@@ -8,8 +8,15 @@
 //!   `lease_expiry_observed_ticks` (timed from the read that first showed the value to a read
 //!   issued that long after): its lease expired; or
 //! - after our fence request landed, its slot showed it not a member (it writes a non-member
-//!   slot only after stopping everything); or
-//! - its slot shows a newer incarnation (the observed run is gone).
+//!   slot only after stopping everything).
+//!
+//! A slot showing a newer incarnation than the one we observe proves the observed run gone,
+//! not the node stopped: the newer run may have joined a membership we were not in and taken
+//! groups (simulator seed 30124784: node 4 restarted behind a partition, joined node 3 and took
+//! a group; node 1, which knew only node 4's first run, took the slot's newer incarnation for
+//! proof and started the group beside it). So the observation moves to the newer run: a fence
+//! request for it, and the rules above from its landing. A peer whose incarnation we never
+//! learned is observed under the first incarnation its slot shows, the same way.
 //!
 //! Why "after our fence request landed": a node starting a *new* lease (a fresh member) counts
 //! it only after reading its mailbox once its first member write completed (`lease.rs`), so a
@@ -38,7 +45,10 @@ pub(crate) enum SlotSeen {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fence {
     NotSent,
-    InFlight,
+    /// Request `request` is being written.
+    InFlight {
+        request: u64,
+    },
     /// Landed at `landed_tick` (our clock).
     Sent {
         request: u64,
@@ -115,12 +125,13 @@ impl Node {
         let target_incarnation = observation.target_incarnation;
         let fence_now =
             may_fence && observation.fence == Fence::NotSent && observation.target_incarnation != 0;
+        let request = self.fence_sequence + 1;
         let read_ack =
             matches!(observation.fence, Fence::Sent { .. }) && !observation.ack_read_in_flight;
         observation.slot_read_in_flight |= read_slot;
         observation.ack_read_in_flight |= read_ack;
         if fence_now {
-            observation.fence = Fence::InFlight;
+            observation.fence = Fence::InFlight { request };
         }
         if read_slot {
             let purpose = Purpose::PeerSlotRead {
@@ -130,7 +141,8 @@ impl Node {
             self.disk_read(purpose, geometry.node_slot_offset(peer));
         }
         if fence_now {
-            self.write_fence_request(peer, target_incarnation);
+            let written = self.write_fence_request(peer, target_incarnation);
+            assert_eq!(written, request);
         }
         if read_ack {
             self.disk_read(
@@ -167,11 +179,21 @@ impl Node {
             Ok(Some(sealed)) => {
                 self.epoch_seen_on_disk = self.epoch_seen_on_disk.max(sealed.record.epoch);
                 let (incarnation, sequence) = (sealed.record.incarnation, sealed.sequence);
-                if observation.target_incarnation != 0
+                let old_rule = self.config.mutation == super::Mutation::NewerIncarnationConfirms;
+                if old_rule
+                    && observation.target_incarnation != 0
                     && incarnation > observation.target_incarnation
                 {
-                    // A newer run of the node started: the observed run is gone.
                     self.confirm(peer, "newer incarnation");
+                    return;
+                }
+                if incarnation > observation.target_incarnation {
+                    // A newer run (or the first we learn of): it may hold groups too, so it is
+                    // the one to confirm stopped, from a fence request of its own.
+                    observation.target_incarnation = incarnation;
+                    observation.fence = Fence::NotSent;
+                    observation.seen = None;
+                    observation.unchanged_since_tick = 0;
                     return;
                 }
                 match sealed.record.state {
@@ -240,7 +262,7 @@ impl Node {
     /// of ours, so the identity (us, our incarnation, sequence) is one no other request has: an
     /// acknowledgement echoing it proves `peer` read this very request, after it landed
     /// (FORMAT.md §8; what the mailbox held before does not matter).
-    fn write_fence_request(&mut self, peer: u8, target_incarnation: u64) {
+    fn write_fence_request(&mut self, peer: u8, target_incarnation: u64) -> u64 {
         self.fence_sequence += 1;
         let sequence = self.fence_sequence;
         let request = Sealed {
@@ -263,6 +285,7 @@ impl Node {
             offset,
             &request,
         );
+        sequence
     }
 
     pub(super) fn on_fence_written(&mut self, peer: u8, request: u64, ok: bool) {
@@ -270,6 +293,10 @@ impl Node {
         let Some(observation) = self.observations.get_mut(&peer) else {
             return;
         };
+        if observation.fence != (Fence::InFlight { request }) {
+            // A request for a run we no longer observe (see the module docs).
+            return;
+        }
         observation.fence = if ok {
             Fence::Sent {
                 request,
