@@ -167,7 +167,16 @@ fn heartbeat_anything_keeps_a_sleep_running_and_stops_it() {
     );
     let pid = pid_in(&pidfile);
     assert!(process_exists(pid), "anything started the sleep");
-    let command = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // The agent writes the pid file as it forks; the child may still be exec'ing sleep, when
+    // its command line reads empty (a flake seen under a loaded CI run).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let command = loop {
+        let command = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if command.starts_with("/bin/sleep") || std::time::Instant::now() > deadline {
+            break command;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(command.starts_with("/bin/sleep"), "{command:?}");
     assert_eq!(
         check_op(&mut client, "sleeper", CheckLevel::IsAlive, None),
