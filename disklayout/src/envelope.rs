@@ -123,18 +123,16 @@ pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError>
     }
     let copies_end = 2 * ATOMIC_SECTOR_SIZE;
     let first = decode_copy::<R>(&block[..ATOMIC_SECTOR_SIZE]);
+    let second = || decode_copy::<R>(&block[ATOMIC_SECTOR_SIZE..copies_end]);
     let read = match first {
-        Ok(Some(sealed)) => Ok(Some(sealed)),
-        first => match (
-            first,
-            decode_copy::<R>(&block[ATOMIC_SECTOR_SIZE..copies_end]),
-        ) {
-            (_, Ok(Some(sealed))) => Ok(Some(sealed)),
-            (Ok(None), _) | (_, Ok(None)) => Ok(None),
-            (Err(problem), _) => Err(problem),
-            (Ok(Some(_)), _) => unreachable!("a valid first copy is matched above"),
+        Ok(Some(sealed)) => Some(sealed),
+        first => match (first, second()) {
+            (_, Ok(Some(sealed))) => Some(sealed),
+            (Err(problem), Err(_)) => return Err(problem),
+            // One copy is empty: a first write torn over an empty block.
+            _ => None,
         },
-    }?;
+    };
     if is_zero(&block[copies_end..]) {
         return Ok(read);
     }

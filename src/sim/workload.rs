@@ -2,7 +2,7 @@
 //! Also injects garbage datagrams (mangled copies, random bytes) to exercise bad-input paths.
 
 use super::cluster::Cluster;
-use crate::core::{bit, ids, QuorumReliance};
+use crate::core::{bit, ids, Node, QuorumReliance};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
@@ -164,15 +164,7 @@ fn cut_a_deciding_coordinator(cluster: &mut Cluster) {
     if params.catalog_groups || params.node_count < 3 || !params.cut_deciding_coordinators {
         return;
     }
-    let deciding = cluster
-        .nodes
-        .iter()
-        .enumerate()
-        .find_map(|(index, sim_node)| {
-            let node = sim_node.node.as_ref()?;
-            (node.awaiting_install_acks() && !sim_node.paused).then_some(index as u8 + 1)
-        });
-    let Some(coordinator) = deciding else {
+    let Some(coordinator) = first_running(cluster, Node::awaiting_install_acks) else {
         return;
     };
     if cluster.faults.len() >= FAULTS_ACTIVE_MAX
@@ -206,19 +198,23 @@ fn cut_a_deciding_coordinator(cluster: &mut Cluster) {
     cluster.start_fault(Fault { kind, end_tick });
 }
 
-/// The locker whose log ring is full may crash now: its successor recovers from a full ring,
-/// where a checkpoint is the only way on (simulator seed 216565 --nodes 2: blocks the
-/// recovery discarded at the ring's end kept every checkpoint from starting, for good).
-fn crash_a_locker_with_a_full_ring(cluster: &mut Cluster) {
-    let full = cluster
+/// The lowest id of a node running, not paused, in the state `state` says.
+fn first_running(cluster: &Cluster, state: impl Fn(&Node) -> bool) -> Option<u8> {
+    cluster
         .nodes
         .iter()
         .enumerate()
         .find_map(|(index, sim_node)| {
             let node = sim_node.node.as_ref()?;
-            (node.log_ring_full() && !sim_node.paused).then_some(index as u8 + 1)
-        });
-    let Some(node) = full else {
+            (state(node) && !sim_node.paused).then_some(index as u8 + 1)
+        })
+}
+
+/// The locker whose log ring is full may crash now: its successor recovers from a full ring,
+/// where a checkpoint is the only way on (simulator seed 216565 --nodes 2: blocks the
+/// recovery discarded at the ring's end kept every checkpoint from starting, for good).
+fn crash_a_locker_with_a_full_ring(cluster: &mut Cluster) {
+    let Some(node) = first_running(cluster, Node::log_ring_full) else {
         return;
     };
     if !cluster.prng.chance(1, FULL_RING_CRASH_ONE_IN_TICKS) {
