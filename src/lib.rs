@@ -7,6 +7,7 @@ pub mod cli;
 pub mod core;
 pub mod demo;
 pub mod disk;
+pub mod host;
 pub mod json;
 pub mod monitor;
 pub mod node;

@@ -121,9 +121,14 @@ fn no_locker_succession_is_caught() {
     assert!(caught.is_some(), "two lockers went unnoticed");
 }
 
+/// Since the simulator runs the daemon's host (issue 15) the first seed that catches it is 69.
 #[test]
 fn replay_keeps_duplicate_is_caught() {
-    let caught = first_caught(Mutation::ReplayKeepsDuplicate);
+    let caught = first_caught_within(
+        Mutation::ReplayKeepsDuplicate,
+        RARE_SEEDS_TO_CATCH_MAX,
+        None,
+    );
     assert!(caught.is_some(), "the wrong duplicate won unnoticed");
 }
 

@@ -27,7 +27,7 @@ fn converged_cluster_breaking(nodes: u8, networks: u8, mutation: Mutation) -> Cl
     let mut prng = Prng::new(7);
     let mut cluster = Cluster::new(params, &mut prng);
     for id in 1..=nodes {
-        if cluster.nodes[usize::from(id - 1)].node.is_none() {
+        if cluster.nodes[usize::from(id - 1)].host.is_none() {
             cluster.boot(id);
         }
     }
@@ -221,7 +221,7 @@ fn crashes_that_tear_every_copy_of_an_epoch_leave_it_readable() {
             }
         }
         assert!(cluster.converged(), "seed {seed}");
-        let status = cluster.nodes[0].node.as_ref().map(|node| node.status());
+        let status = cluster.nodes[0].core().map(|node| node.status());
         assert!(
             status.as_ref().is_some_and(|status| status.epoch > epoch),
             "seed {seed}: {status:?}"
@@ -242,7 +242,7 @@ fn leased_cluster() -> Cluster {
     let mut prng = Prng::new(7);
     let mut cluster = Cluster::new(params, &mut prng);
     for id in 1..=3 {
-        if cluster.nodes[usize::from(id - 1)].node.is_none() {
+        if cluster.nodes[usize::from(id - 1)].host.is_none() {
             cluster.boot(id);
         }
     }
@@ -267,7 +267,7 @@ fn leased_cluster() -> Cluster {
     run_until_converged(&mut cluster);
     assert_eq!(cluster.nodes[1].online, 0b1, "the group runs on node 2");
     assert!(cluster.nodes[1].leases.contains_key("fs-data"));
-    let node = cluster.nodes[1].node.as_ref();
+    let node = cluster.nodes[1].core();
     assert!(node.is_some_and(|node| node.resource_lease_held("fs-data")));
     cluster
 }
@@ -456,8 +456,7 @@ fn a_membership_of_one_that_loses_the_quorum_leaves() {
         cluster.crash(2);
         let alone = |cluster: &Cluster| {
             cluster.nodes[0]
-                .node
-                .as_ref()
+                .core()
                 .map(|node| node.status())
                 .is_some_and(|status| {
                     status.stabilized && status.members == 0b1 && status.quorum_owner
@@ -470,10 +469,7 @@ fn a_membership_of_one_that_loses_the_quorum_leaves() {
             }
         }
         assert!(alone(&cluster), "node 1 stabilized alone with the quorum");
-        let epoch = cluster.nodes[0]
-            .node
-            .as_ref()
-            .map_or(0, |node| node.epoch());
+        let epoch = cluster.nodes[0].core().map_or(0, |node| node.epoch());
         // Another run of node 2 claims the record (as a challenger that won would).
         let offset = cluster.config(1, 1).geometry.quorum_offset();
         let sequence = match decode::<QuorumLease>(&cluster.disk.read(offset)[..]) {
@@ -509,8 +505,7 @@ fn a_membership_of_one_that_loses_the_quorum_leaves() {
             cluster.run_tick();
         }
         let stayed = cluster.nodes[0]
-            .node
-            .as_ref()
+            .core()
             .is_some_and(|node| node.status().stabilized);
         let left_for_it = cluster
             .report
@@ -522,8 +517,7 @@ fn a_membership_of_one_that_loses_the_quorum_leaves() {
                 "node 1 left: {:?} {:?}",
                 cluster.report.leaves_by_reason,
                 cluster.nodes[0]
-                    .node
-                    .as_ref()
+                    .core()
                     .map(|node| node.status().quorum_owner)
             ),
             _ => assert!(stayed && !left_for_it, "the mutation stays on"),

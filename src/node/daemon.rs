@@ -1,25 +1,27 @@
-//! `wolfpack node`: the event loop that drives `core::Node` with real I/O.
+//! `wolfpack node`: the event loop that drives the node's `host::Host` with real I/O.
 //!
 //! One thread runs the loop (mio); the shared disk has its own worker thread; resources run in
 //! the monitor process. Every iteration: handle readiness (signals, disk completions, monitor
-//! events, datagrams, admin connections), step one `Tick` with CLOCK_MONOTONIC, drain the core's
-//! outputs, answer admin requests, keep the monitor's dead-man switch armed.
+//! events, datagrams, admin connections), tick the host with CLOCK_MONOTONIC, carry out its
+//! outputs, answer admin requests.
 //!
-//! **Invariant:** the daemon pings the monitor only when the core re-arms its dead-man switch
-//! (after a lease renewal) or holds no group, so a core that cannot renew its lease lets the
-//! monitor stop the resources even while this loop keeps running.
+//! **Invariant:** this file decides nothing about groups, leases or the monitor's dead-man: the
+//! host does (`src/host`), and the simulator runs the same host. What is here is I/O: sockets,
+//! the disk thread, the monitor's socket, the clock, logs and metrics.
 use super::disk_worker::{DiskCompletion, DiskRequest, DiskWorker};
 use super::event_exchange::{self, EventExchange};
+use super::event_record::Transition;
 use super::report::{self, EventRing, LinkTable, Metrics};
 use super::signals::Signals;
 use super::startup::{read_disk_config, DiskConfig};
 use super::time_service;
 use super::transport::Transport;
 use crate::admin::server::{AdminRequest, AdminServer};
-use crate::core::{self, Input, Output};
+use crate::core::{self, Input};
 use crate::disk::storage::{self, Access, DiskIo};
+use crate::host::{Host, HostConfig, HostOutput};
 use crate::monitor::{self, MonitorClient, MonitorConfig};
-use crate::runner::Runner;
+use crate::runner::RunnerMutation;
 use crate::wire::{ClusterKey, Opener, Sealer};
 
 mod groups;
@@ -128,10 +130,13 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     );
     let disk_worker = DiskWorker::spawn(disk, waker)
         .map_err(|error| format!("cannot start the disk thread: {error}"))?;
-    let core = core::Node::new(
-        core_config(&config, !options.test_groups.is_empty()),
-        random_seed()?,
-    );
+    let host = Host::new(HostConfig {
+        core: core_config(&config, !options.test_groups.is_empty()),
+        seed: random_seed()?,
+        test_groups: options.test_groups.clone(),
+        refuse_ms_max: u64::MAX,
+        runner_mutation: RunnerMutation::None,
+    });
     let peers: Vec<u8> = config
         .nodes
         .iter()
@@ -152,7 +157,6 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     // Request ids from the incarnation up, so no reply to a previous incarnation's request
     // matches one of ours.
     let event_exchange = EventExchange::new(config.incarnation << 16);
-    let node_id = options.node_id;
     let mut daemon = Daemon {
         event_exchange,
         events: EventRing::new(options.node_id),
@@ -161,7 +165,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         links: LinkTable::new(&config.nodes, options.node_id, now_ms),
         config,
         options,
-        core,
+        host,
         transport,
         admin,
         signals,
@@ -169,16 +173,12 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         disk_worker,
         metrics: Metrics::default(),
         outgoing: Vec::with_capacity(crate::wire::FRAME_BYTES_MAX),
-        last_ping_ms: now_ms,
-        holding: 0,
-        stopping: std::collections::BTreeSet::new(),
         first_frame_sent: false,
         waiting_updates: std::collections::BTreeMap::new(),
         finished_updates: Vec::new(),
         time: time_service::TimeService::default(),
         leaving_since_ms: None,
         wall_clock_told_ms: None,
-        runner: Runner::new(node_id),
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -187,7 +187,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
 struct Daemon {
     options: NodeOptions,
     config: DiskConfig,
-    core: core::Node,
+    host: Host,
     transport: Transport,
     sealer: Sealer,
     opener: Opener,
@@ -201,11 +201,6 @@ struct Daemon {
     metrics: Metrics,
     links: LinkTable,
     outgoing: Vec<u8>,
-    last_ping_ms: u64,
-    /// Groups the core told this node to hold (bit g-1).
-    holding: u64,
-    /// Resources told to stop whose stop the monitor has not yet confirmed.
-    stopping: std::collections::BTreeSet<String>,
     /// Whether the "first frame sent" event was pushed.
     first_frame_sent: bool,
     /// `ctl update` connections waiting for GUM's acknowledgement, by request id, with the
@@ -219,8 +214,6 @@ struct Daemon {
     leaving_since_ms: Option<u64>,
     /// When the core was last told the wall clock (monotonic ms).
     wall_clock_told_ms: Option<u64>,
-    /// Runs the catalog groups the core gives this node (`groups.rs`).
-    runner: Runner,
 }
 
 impl Daemon {
@@ -263,23 +256,18 @@ impl Daemon {
                 let now_ms = monitor::event_log::monotonic_micros() / 1000;
                 self.leaving_since_ms = Some(now_ms);
                 log::info!("node={} leaving the cluster", self.options.node_id);
-                self.core.step(Input::Admin(core::AdminCommand::Leave));
+                self.host.leave(now_ms);
                 self.dispatch_outputs(now_ms);
             }
             if let Some(since_ms) = self.leaving_since_ms {
                 let now_ms = monitor::event_log::monotonic_micros() / 1000;
-                let done = self.core.status().left_cleanly
-                    && self.holding == 0
-                    && self.stopping.is_empty();
-                if done || now_ms >= since_ms + LEAVE_GRACE_MS {
+                if self.host.left() || now_ms >= since_ms + LEAVE_GRACE_MS {
                     return Ok(());
                 }
             }
             let now_ms = monitor::event_log::monotonic_micros() / 1000;
             self.tell_wall_clock(now_ms);
-            self.core.step(Input::Tick { now_ms });
-            self.dispatch_outputs(now_ms);
-            self.runner_tick(now_ms);
+            self.host.tick(now_ms);
             self.dispatch_outputs(now_ms);
             while let Some(request) = self.admin.next_request() {
                 self.answer(poll, request, now_ms);
@@ -289,7 +277,6 @@ impl Daemon {
             }
             self.events
                 .flush_followers(&mut self.admin, poll.registry());
-            self.keep_monitor_armed(now_ms);
             self.send_time(now_ms);
             self.exchange_events(poll.registry(), now_ms);
             if let Ok(Some(status)) = self.monitor.try_wait() {
@@ -303,7 +290,7 @@ impl Daemon {
         let Daemon {
             transport,
             opener,
-            core,
+            host,
             links,
             metrics,
             time,
@@ -319,10 +306,13 @@ impl Daemon {
                     if let Some(gap) = links.heard(frame.header.sender, network, now_ms) {
                         *metrics.frame_gaps_ms.entry(gap).or_insert(0) += 1;
                     }
-                    core.step(Input::Message {
-                        network,
-                        payload: frame.payload,
-                    });
+                    host.step(
+                        now_ms,
+                        Input::Message {
+                            network,
+                            payload: frame.payload,
+                        },
+                    );
                 }
                 Ok(frame) if frame.header.kind == time_service::FRAME_KIND_TIME => {
                     let own_wall_ms = time_service::wall_ms();
@@ -360,7 +350,7 @@ impl Daemon {
         if due {
             self.wall_clock_told_ms = Some(now_ms);
             if let Some(reading) = super::wall_clock::reading() {
-                self.core.step(reading);
+                self.host.step(now_ms, reading);
             }
         }
     }
@@ -419,24 +409,31 @@ impl Daemon {
             latency_us,
         }) = self.disk_worker.try_completion()
         {
+            let now_ms = monitor::event_log::monotonic_micros() / 1000;
             self.metrics.disk_operations += 1;
             self.metrics.disk_latency_us_sum += latency_us;
             self.metrics.disk_latency_us_max = self.metrics.disk_latency_us_max.max(latency_us);
             match result {
-                Ok(block) => self.core.step(Input::DiskDone {
-                    op,
-                    result: Ok(&block),
-                }),
+                Ok(block) => self.host.step(
+                    now_ms,
+                    Input::DiskDone {
+                        op,
+                        result: Ok(&block),
+                    },
+                ),
                 Err(error) => {
                     self.metrics.disk_errors += 1;
                     log::warn!(
                         "node={} disk operation {op} failed: {error}",
                         self.options.node_id
                     );
-                    self.core.step(Input::DiskDone {
-                        op,
-                        result: Err(core::DiskError),
-                    });
+                    self.host.step(
+                        now_ms,
+                        Input::DiskDone {
+                            op,
+                            result: Err(core::DiskError),
+                        },
+                    );
                 }
             }
         }
@@ -447,65 +444,49 @@ impl Daemon {
             return;
         }
         while let Ok(Some(event)) = self.monitor.try_recv() {
-            let test_resource = match &event {
-                monitor::Event::Done { resource, .. }
-                | monitor::Event::ResourceFailed { resource, .. } => {
-                    self.is_test_group_resource(resource)
-                }
-                monitor::Event::Pong { .. } => true,
-                monitor::Event::AllStopped => false,
-            };
-            if !test_resource {
-                let now_ms = monitor::event_log::monotonic_micros() / 1000;
-                self.runner_monitor_event(&event, now_ms);
-                continue;
-            }
-            match event {
-                monitor::Event::Pong { .. } | monitor::Event::AllStopped => {}
-                monitor::Event::Done {
-                    resource,
-                    operation,
-                    outcome,
-                    elapsed_ms,
-                } => {
-                    // A failed stop may have left processes running: its resource stays in
-                    // `stopping`, so no fence acknowledgement claims otherwise (the survivors
-                    // then wait for this node's lease to expire).
-                    if operation == monitor::Operation::Stop && outcome == monitor::Outcome::Success
-                    {
-                        self.stopping.remove(&resource);
-                        self.test_group_stopped(&resource);
-                    }
-                    let text =
-                        format!("resource {resource} {operation:?} {outcome:?} in {elapsed_ms} ms");
-                    if outcome != monitor::Outcome::Success {
-                        log::warn!("node={} {text}", self.options.node_id);
-                    }
-                    self.events.push(text);
-                }
-                monitor::Event::ResourceFailed { resource, reason } => {
-                    // Its processes may outlive the failure ("offline not confirmed"): then it
-                    // stays stopping, like after a stop that could not confirm it.
-                    if monitor::protocol::confirms_offline(&reason) {
-                        self.stopping.remove(&resource);
-                        self.test_group_stopped(&resource);
-                    }
-                    log::warn!(
-                        "node={} resource {resource} failed: {reason}",
-                        self.options.node_id
-                    );
-                    self.events
-                        .push(format!("resource {resource} failed: {reason}"));
-                }
-            }
+            self.log_test_group_event(&event);
+            let now_ms = monitor::event_log::monotonic_micros() / 1000;
+            self.host.monitor_event(now_ms, &event);
+            self.dispatch_outputs(now_ms);
         }
     }
 
+    /// The runner's resources have their transitions logged (`HostOutput::Transition`); a test
+    /// group's one resource has its monitor events logged here.
+    fn log_test_group_event(&mut self, event: &monitor::Event) {
+        let node = self.options.node_id;
+        match event {
+            monitor::Event::Done {
+                resource,
+                operation,
+                outcome,
+                elapsed_ms,
+            } if self.host.is_test_group_resource(resource) => {
+                let text =
+                    format!("resource {resource} {operation:?} {outcome:?} in {elapsed_ms} ms");
+                if *outcome != monitor::Outcome::Success {
+                    log::warn!("node={node} {text}");
+                }
+                self.events.push(text);
+            }
+            monitor::Event::ResourceFailed { resource, reason }
+                if self.host.is_test_group_resource(resource) =>
+            {
+                log::warn!("node={node} resource {resource} failed: {reason}");
+                self.events
+                    .push(format!("resource {resource} failed: {reason}"));
+            }
+            _ => {}
+        }
+    }
+
+    /// Carries out what the host asked for, in order.
     fn dispatch_outputs(&mut self, now_ms: u64) {
-        self.events.set_epoch(self.core.epoch());
-        while let Some(output) = self.core.poll_output() {
+        let node = self.options.node_id;
+        self.events.set_epoch(self.host.core().epoch());
+        while let Some(output) = self.host.poll_output() {
             match output {
-                Output::Send {
+                HostOutput::Send {
                     to,
                     network,
                     payload,
@@ -524,43 +505,89 @@ impl Daemon {
                         self.events.push("first frame sent".into());
                     }
                 }
-                Output::DiskRead { op, offset_bytes } => {
+                HostOutput::DiskRead { op, offset_bytes } => {
                     let _ = self
                         .disk_worker
                         .submit(DiskRequest::Read { op, offset_bytes });
                 }
-                Output::DiskWrite {
+                HostOutput::DiskWrite {
                     op,
                     offset_bytes,
                     block,
                 } => {
-                    // The core itself holds back every write that claims our groups stopped
-                    // (fence acknowledgement, non-member slot) until `Input::GroupStopped`.
                     let _ = self.disk_worker.submit(DiskRequest::Write {
                         op,
                         offset_bytes,
                         block,
                     });
                 }
-                Output::Resource { group, online } => self.group(group, online, now_ms),
-                Output::ArmDeadman { .. } => self.ping_monitor(now_ms),
-                Output::Event(event) => self.core_event(event),
-                // The daemon starts no filesystem resource yet (the group runner will, and
-                // only while its lease is held): it records the lease for the event log.
-                Output::ResourceLease { resource, held } => {
+                HostOutput::Monitor(command) => {
+                    if let Err(error) = self.monitor.send(&command) {
+                        log::error!("node={node} cannot reach the resource monitor: {error}");
+                    }
+                }
+                HostOutput::Group { slot, online } => {
+                    let transition = if online { "online" } else { "offline" };
+                    let epoch = self.host.core().epoch();
+                    log::info!("node={node} epoch={epoch} group slot {slot} {transition} (core)");
+                    if self
+                        .host
+                        .is_test_group_resource(&crate::host::test_group_resource(slot))
+                    {
+                        self.events.push(format!("group {slot} {transition} here"));
+                    }
+                }
+                HostOutput::DeadmanArmed { .. } | HostOutput::Proposed { .. } => {}
+                HostOutput::ResourceLease { resource, held } => {
                     let text = format!("resource lease of {resource} {}", held_text(held));
-                    log::info!("node={} {text}", self.options.node_id);
+                    log::info!("node={node} {text}");
                     self.events.push(text);
-                    self.runner.set_lease(&resource, held, now_ms);
-                    self.drain_runner(now_ms);
+                }
+                HostOutput::Catalog(catalog) => {
+                    for problem in &catalog.problems {
+                        log::warn!("node={node} catalog: {problem}");
+                    }
+                }
+                HostOutput::Event(event) => self.core_event(event),
+                HostOutput::Transition {
+                    group,
+                    resource,
+                    from,
+                    to,
+                    reason,
+                } => {
+                    let subject = match &resource {
+                        Some(resource) => format!("resource {group}/{resource}"),
+                        None => format!("group {group}"),
+                    };
+                    let epoch = self.host.core().epoch();
+                    log::info!("node={node} epoch={epoch} {subject} {from} -> {to}: {reason}");
+                    self.events.push_transition(&Transition {
+                        group,
+                        resource,
+                        from: from.name().to_string(),
+                        to: to.name().to_string(),
+                        reason,
+                    });
+                }
+                HostOutput::GroupFailed {
+                    slot,
+                    reason,
+                    refuse_ms,
+                } => log::warn!(
+                    "node={node} group slot {slot} failed here: {reason}; refused here for {refuse_ms} ms"
+                ),
+                HostOutput::FailureNotRecorded { group, why } => {
+                    log::warn!("node={node} cannot record the failure of group {group}: {why}");
                 }
             }
         }
+        let _ = now_ms;
     }
 
     fn core_event(&mut self, event: core::Event) {
         let node = self.options.node_id;
-        let epoch = self.core.epoch();
+        let epoch = self.host.core().epoch();
         match &event {
             core::Event::Stabilized { .. } => self.metrics.regroups += 1,
             // One per update: counted, not logged.
@@ -577,10 +604,6 @@ impl Daemon {
                 return;
             }
             _ => {}
-        }
-        if matches!(event, core::Event::CatalogChanged) {
-            let now_ms = monitor::event_log::monotonic_micros() / 1000;
-            self.catalog_changed(now_ms);
         }
         let text = report::describe_event(&event);
         log::info!("node={node} epoch={epoch} {text}");
@@ -618,31 +641,11 @@ impl Daemon {
         }
     }
 
-    fn keep_monitor_armed(&mut self, now_ms: u64) {
-        let quarter_ms = u64::from(self.config.superblock.timing.fence_timeout_ms) / 4;
-        // Groups still stopping count as held: a stop after a lost lease must not be allowed
-        // to outlast the lease because this loop kept the monitor armed.
-        if self.core.holding_groups() == 0 && now_ms.saturating_sub(self.last_ping_ms) >= quarter_ms
-        {
-            self.ping_monitor(now_ms);
-        }
-    }
-
-    fn ping_monitor(&mut self, now_ms: u64) {
-        self.last_ping_ms = now_ms;
-        if let Err(error) = self.monitor.ping() {
-            log::error!(
-                "node={} cannot ping the resource monitor: {error}",
-                self.options.node_id
-            );
-        }
-    }
-
     fn answer(&mut self, poll: &Poll, request: AdminRequest, now_ms: u64) {
         let registry = poll.registry();
         let words: Vec<&str> = request.words.iter().map(String::as_str).collect();
         let json = words.contains(&"--json");
-        let status = self.core.status();
+        let status = self.host.core().status();
         let result = match words.first().copied() {
             Some("status") => Ok(report::status(
                 &status,
@@ -650,7 +653,7 @@ impl Daemon {
                 &self.links,
                 &self.time,
                 now_ms,
-                self.holding,
+                self.host.online_groups(),
                 json,
             )),
             Some("nodes") => Ok(report::nodes(
@@ -696,13 +699,13 @@ impl Daemon {
                     }
                     _ => {
                         let runtime = self.catalog_runtime(&status);
-                        let answer = catalog::answer(self.core.database(), &words, &runtime);
+                        let answer = catalog::answer(self.host.core().database(), &words, &runtime);
                         (answer, Some(catalog::CONFLICT))
                     }
                 };
                 match answer {
                     Ok(Answer::Show(text)) => Ok(text),
-                    Ok(Answer::Propose(update)) => match self.core.submit(update) {
+                    Ok(Answer::Propose(update)) => match self.host.submit(now_ms, update) {
                         Ok(request_id) => {
                             // Answered when GUM acknowledges it (durable, applied everywhere).
                             let proposed_us = monitor::event_log::monotonic_micros();
@@ -716,7 +719,9 @@ impl Daemon {
                     Err(error) => Err(error),
                 }
             }
-            Some("get") => super::updates::render_get(self.core.database(), &words[1..], json),
+            Some("get") => {
+                super::updates::render_get(self.host.core().database(), &words[1..], json)
+            }
             Some("fault") => super::fault_injection::answer(
                 self.options.allow_fault_injection,
                 self.options.node_id,

@@ -1,23 +1,28 @@
-//! One simulated cluster: the same `core::Node` as production, driven tick by tick.
+//! One simulated cluster: the same `host::Host` as production (core, group runner and their
+//! glue), driven tick by tick with simulated I/O.
 //!
 //! Each tick: faults start and end, due packets are delivered, due disk operations complete,
-//! every running node gets a `Tick` with its own drifting clock, the resource monitors' dead-man
-//! switches fire. Every output is routed at once, and the checker runs after every step.
+//! every running node's host ticks with its own drifting clock, the simulated monitors move on
+//! and fire their dead-man switches. Every output is routed at once, and the checker runs after
+//! every step.
 
 use std::collections::BTreeMap;
 
 use super::checker::{Checker, Violation};
 use super::disk::{Completion, DiskOp, SimDisk};
 use super::gum_checker::GumChecker;
+use super::monitor_sim::SimMonitor;
 use super::network::{Network, Packet};
-use super::node_runner::NodeRunner;
 use super::resource_checker::{self, ResourceChecker};
 use super::workload::Fault;
 use super::{Params, Report};
+use crate::core::catalog::Catalog;
 use crate::core::disk_records::{decode, Geometry, QuorumLease, Timing, BLOCK_SIZE};
 use crate::core::timeout::{Timeouts, TICK_MS};
-use crate::core::{bit, Config, DiskError, Event, Input, Node, Output};
+use crate::core::{bit, Config, DiskError, Event, Input, Node};
+use crate::host::{Host, HostConfig, HostOutput};
 use crate::prng::Prng;
+use std::sync::Arc;
 
 /// Size of the simulated shared disk.
 const SIM_DISK_SIZE_BYTES: u64 = 64 << 20;
@@ -28,27 +33,40 @@ pub const SIM_RESOURCE_LEASE_BLOCKS: u32 = 16;
 /// of 10: the log wraps and checkpoints within one run.
 const SIM_SMALL_DISK_SIZE_BYTES: u64 = (258 + SIM_RESOURCE_LEASE_BLOCKS as u64 + 80) * 4096;
 
+/// Longest a node refuses a group its runner gave up (ms): the restart periods of the
+/// workload's resources reach 900 s, which would outlast a run; the core's refusal logic is the
+/// same whatever the length.
+const REFUSE_MS_MAX: u64 = 4_000;
+
 pub struct SimNode {
-    pub node: Option<Node>,
+    /// The node's host while its daemon runs.
+    pub host: Option<Host>,
     pub incarnation: u64,
     pub paused: bool,
     held_packets: Vec<Packet>,
     held_completions: Vec<Completion>,
     clock_offset_ms: u64,
     drift_ppm: i64,
-    /// What the resource agents actually run (the truth the checker sees).
+    /// The groups the host holds (online, or stopping and not confirmed), nothing once its
+    /// monitor fenced: what may run here (the monitor's `held` is the resources' truth).
     pub online: u64,
-    /// Groups asked offline, with the tick their stop completes (then `GroupStopped`).
-    stops: Vec<(u8, u64)>,
-    pub(super) deadman_stop_at_ms: Option<u64>,
     quorum_valid_until_ms: u64,
     /// When the node was last paused (meaningful while `paused`).
     pub(crate) paused_at_tick: u64,
     /// Resource leases the driver was told are held (`Output::ResourceLease`), each with the
     /// local time its validity ends: what may be mounted here.
     pub leases: BTreeMap<String, u64>,
-    /// Catalog seeds: the node's group runner and its simulated monitor (`node_runner.rs`).
-    pub(super) runner: Option<NodeRunner>,
+    /// The node's resource monitor (`node_monitor.rs`); it outlives a pause, not a crash.
+    pub(super) monitor: Option<SimMonitor>,
+    /// The catalog the node's runner acts on, as its host last announced it.
+    pub(super) catalog: Arc<Catalog>,
+}
+
+impl SimNode {
+    /// The node's protocol core, while its daemon runs.
+    pub fn core(&self) -> Option<&Node> {
+        self.host.as_ref().map(Host::core)
+    }
 }
 
 pub struct Cluster {
@@ -86,7 +104,7 @@ pub struct Cluster {
     /// (`timeline.rs` reads a failover's milestones from it).
     pub recorded: Option<Vec<Recorded>>,
     /// `drain`'s outputs of one step, kept for the next so it need not allocate.
-    output_buffer: Vec<Output>,
+    output_buffer: Vec<HostOutput>,
     /// `check_instant`'s quorum owners and groups online per node, kept for the next step.
     check_instant_buffers: (Vec<u8>, Vec<(u8, u64)>),
 }
@@ -121,7 +139,7 @@ impl Cluster {
             let drift_bound = i64::from(Timing::default().clock_drift_ppm_max);
             let drift_ppm = prng.range_inclusive(0, 2 * drift_bound as u64) as i64 - drift_bound;
             nodes.push(SimNode {
-                node: None,
+                host: None,
                 incarnation: 0,
                 paused: false,
                 held_packets: Vec::new(),
@@ -129,12 +147,11 @@ impl Cluster {
                 clock_offset_ms: prng.below(1_000_000),
                 drift_ppm,
                 online: 0,
-                stops: Vec::new(),
-                deadman_stop_at_ms: None,
                 quorum_valid_until_ms: 0,
                 paused_at_tick: 0,
                 leases: BTreeMap::new(),
-                runner: None,
+                monitor: None,
+                catalog: Arc::new(Catalog::default()),
             });
             let _ = index;
         }
@@ -211,19 +228,27 @@ impl Cluster {
         let index = usize::from(id - 1);
         let incarnation = self.nodes[index].incarnation + 1;
         let seed = self.prng.next_u64();
-        let node = Node::new(self.config(id, incarnation), seed);
-        let runner = self.params.catalog_groups.then(|| {
-            let monitor_seed = self.prng.next_u64();
-            NodeRunner::new(id, monitor_seed, self.params.runner_mutation)
+        let monitor_seed = self.prng.next_u64();
+        let config = self.config(id, incarnation);
+        // Test groups run one process each, as `--test-group` does.
+        let test_groups = crate::core::ids(config.builtin_groups)
+            .map(|group| (group, format!("serve group {group}")))
+            .collect();
+        let fence_timeout_ms = u64::from(config.timing.fence_timeout_ms);
+        let host = Host::new(HostConfig {
+            core: config,
+            seed,
+            test_groups,
+            refuse_ms_max: REFUSE_MS_MAX,
+            runner_mutation: self.params.runner_mutation,
         });
         let sim_node = &mut self.nodes[index];
-        sim_node.runner = runner;
+        sim_node.monitor = Some(SimMonitor::new(monitor_seed, fence_timeout_ms));
+        sim_node.catalog = Arc::new(Catalog::default());
         sim_node.incarnation = incarnation;
-        sim_node.node = Some(node);
+        sim_node.host = Some(host);
         sim_node.paused = false;
         sim_node.online = 0;
-        sim_node.stops.clear();
-        sim_node.deadman_stop_at_ms = None;
         sim_node.quorum_valid_until_ms = 0;
         sim_node.leases.clear();
         // Noon everywhere: failback policies apply (windows are `groups.rs`'s unit tests).
@@ -238,7 +263,7 @@ impl Cluster {
 
     pub fn crash(&mut self, id: u8) {
         let index = usize::from(id - 1);
-        if let Some(node) = self.nodes[index].node.as_ref() {
+        if let Some(node) = self.nodes[index].core() {
             self.report.add_dropped(&node.status().dropped);
         }
         // A crashed node mounts nothing, but its lease stays its own until it would have
@@ -252,11 +277,12 @@ impl Cluster {
         self.gum_checker.forget(run);
         self.gum_lives[index] += 1;
         let sim_node = &mut self.nodes[index];
-        sim_node.node = None;
-        // Its monitor's dead-man kills every resource at once (the daemon's socket closed).
-        sim_node.runner = None;
+        sim_node.host = None;
+        // Its monitor kills every resource at once (the daemon's socket closed).
+        sim_node.monitor = None;
         sim_node.online = 0;
-        sim_node.stops.clear();
+        self.resource_checker.holding_changed = true;
+        let sim_node = &mut self.nodes[index];
         sim_node.paused = false;
         sim_node.held_packets.clear();
         sim_node.held_completions.clear();
@@ -293,63 +319,18 @@ impl Cluster {
         }
         for id in 1..=self.params.node_count {
             let sim_node = &self.nodes[usize::from(id - 1)];
-            if sim_node.node.is_some() && !sim_node.paused {
+            if sim_node.host.is_some() && !sim_node.paused {
                 let now_ms = self.local_ms(id);
                 self.step(id, Input::Tick { now_ms });
             }
         }
-        if self.params.catalog_groups {
-            self.advance_runners();
-        }
-        for id in 1..=self.params.node_count {
-            let local = self.local_ms(id);
-            let sim_node = &mut self.nodes[usize::from(id - 1)];
-            let deadman_due = sim_node
-                .deadman_stop_at_ms
-                .is_some_and(|stop| local >= stop);
-            if !deadman_due {
-                continue;
-            }
-            // The monitor's dead-man unmounts every filesystem: its leases count until their
-            // validity ends, not while they are "in use" (catalog seeds fence their simulated
-            // monitor in `advance_runners`, the rest here).
-            let leases = std::mem::take(&mut sim_node.leases);
-            for (resource, valid_until_ms) in leases {
-                self.report.count_lease("stopped by the dead-man");
-                self.linger(id, resource, valid_until_ms);
-            }
-            let sim_node = &mut self.nodes[usize::from(id - 1)];
-            if sim_node.runner.is_none() && sim_node.online != 0 {
-                sim_node.online = 0;
-                // The monitor killed everything: every stop in progress is done too.
-                for stop in &mut sim_node.stops {
-                    stop.1 = self.tick;
-                }
-                self.report.deadman_stops += 1;
-            }
-        }
-        for id in 1..=self.params.node_count {
-            let index = usize::from(id - 1);
-            let tick = self.tick;
-            let sim_node = &mut self.nodes[index];
-            if sim_node.paused {
-                continue;
-            }
-            let stops = std::mem::take(&mut sim_node.stops);
-            let (done, pending): (Vec<_>, Vec<_>) =
-                stops.into_iter().partition(|(_, due)| *due <= tick);
-            sim_node.stops = pending;
-            for (group, _) in done {
-                self.nodes[index].online &= !bit(group);
-                self.step(id, Input::GroupStopped { group });
-            }
-        }
+        self.advance_monitors();
         self.check_instant();
     }
 
     fn deliver_packet(&mut self, packet: Packet) {
         let sim_node = &mut self.nodes[usize::from(packet.to - 1)];
-        if sim_node.node.is_none() {
+        if sim_node.host.is_none() {
             return;
         }
         if sim_node.paused {
@@ -367,7 +348,7 @@ impl Cluster {
 
     fn deliver_completion(&mut self, completion: Completion) {
         let sim_node = &mut self.nodes[usize::from(completion.node - 1)];
-        if sim_node.node.is_none() {
+        if sim_node.host.is_none() {
             return;
         }
         if sim_node.paused {
@@ -396,7 +377,7 @@ impl Cluster {
     /// then what arrived meanwhile.
     pub fn resume(&mut self, id: u8) {
         let index = usize::from(id - 1);
-        if self.nodes[index].node.is_none() || !self.nodes[index].paused {
+        if self.nodes[index].host.is_none() || !self.nodes[index].paused {
             return;
         }
         if self.monitor_fenced(id) {
@@ -416,15 +397,17 @@ impl Cluster {
         for packet in packets {
             self.deliver_packet(packet);
         }
+        self.deliver_monitor_events(id);
     }
 
-    /// Steps one node and routes everything it asks for.
+    /// Steps one node's host and routes everything it asks for.
     pub fn step(&mut self, id: u8, input: Input<'_>) {
+        let now_ms = self.local_ms(id);
         let index = usize::from(id - 1);
-        let Some(node) = self.nodes[index].node.as_mut() else {
+        let Some(host) = self.nodes[index].host.as_mut() else {
             return;
         };
-        node.step(input);
+        host.step(now_ms, input);
         self.drain(id);
     }
 
@@ -432,11 +415,12 @@ impl Cluster {
     pub fn submit(&mut self, id: u8, body: Vec<u8>) {
         let index = usize::from(id - 1);
         let incarnation = self.nodes[index].incarnation;
-        let Some(node) = self.nodes[index].node.as_mut() else {
+        let now_ms = self.local_ms(id);
+        let Some(host) = self.nodes[index].host.as_mut() else {
             return;
         };
         let digest_body = body.clone();
-        match node.submit(body) {
+        match host.submit(now_ms, body) {
             Ok(request_id) => {
                 let digest =
                     crate::core::gum::entry_digest(id, incarnation, request_id, &digest_body);
@@ -449,16 +433,17 @@ impl Cluster {
     }
 
     /// Routes everything node `id` asked for.
-    fn drain(&mut self, id: u8) {
+    pub(super) fn drain(&mut self, id: u8) {
         let index = usize::from(id - 1);
-        let Some(node) = self.nodes[index].node.as_mut() else {
+        let Some(host) = self.nodes[index].host.as_mut() else {
             return;
         };
         // A buffer kept between steps: most steps output a few things, allocating for them
         // every time showed in the profile. (Routing may step a node again: that drain finds
         // the buffer taken and starts a new one.)
         let mut outputs = std::mem::take(&mut self.output_buffer);
-        outputs.extend(std::iter::from_fn(|| node.poll_output()));
+        outputs.extend(std::iter::from_fn(|| host.poll_output()));
+        let node = host.core();
         let leases_valid_until = node.resource_leases_held();
         let quorum_valid_until_ms = node.quorum_valid_until_ms();
         let unaccounted = node.log_blocks_unaccounted();
@@ -489,15 +474,23 @@ impl Cluster {
                 *until = valid_until_ms;
             }
         }
-        self.deliver_to_core(id);
+        let sim_node = &mut self.nodes[index];
+        if let Some(host) = sim_node.host.as_ref() {
+            let fenced = sim_node.monitor.as_ref().is_some_and(SimMonitor::is_fenced);
+            let online = if fenced { 0 } else { host.holding_groups() };
+            if online != sim_node.online {
+                sim_node.online = online;
+                self.resource_checker.holding_changed = true;
+            }
+        }
         self.report.steps += 1;
         self.check_instant();
     }
 
-    fn route(&mut self, id: u8, output: Output) {
+    fn route(&mut self, id: u8, output: HostOutput) {
         let index = usize::from(id - 1);
         match output {
-            Output::Send {
+            HostOutput::Send {
                 to,
                 network,
                 payload,
@@ -513,7 +506,7 @@ impl Cluster {
                     &mut self.prng,
                 );
             }
-            Output::DiskRead { op, offset_bytes } => {
+            HostOutput::DiskRead { op, offset_bytes } => {
                 let op = DiskOp {
                     node: id,
                     op,
@@ -523,7 +516,7 @@ impl Cluster {
                 };
                 self.disk.submit(op, self.tick, &mut self.prng);
             }
-            Output::DiskWrite {
+            HostOutput::DiskWrite {
                 op,
                 offset_bytes,
                 block,
@@ -541,24 +534,21 @@ impl Cluster {
                 };
                 self.disk.submit(op, self.tick, &mut self.prng);
             }
-            Output::Resource { group, online } => {
-                self.record(id, RecordedKind::Resource { group, online });
-                self.fold_digest(format_args!("{id} group {group} online={online}"));
+            HostOutput::Monitor(command) => self.send_to_monitor(id, command),
+            HostOutput::Group { slot, online } => {
+                self.record(
+                    id,
+                    RecordedKind::Resource {
+                        group: slot,
+                        online,
+                    },
+                );
+                self.fold_digest(format_args!("{id} group {slot} online={online}"));
                 if self.trace {
-                    println!("tick={} node={id} group {group} online={online}", self.tick);
-                }
-                if self.nodes[index].runner.is_some() {
-                    self.runner_group(id, group, online);
-                } else if online {
-                    self.nodes[index].online |= bit(group);
-                } else {
-                    // Stopping takes 0 to 3 ticks (deterministic, so the seed's random stream
-                    // is untouched); the resources run until then.
-                    let delay = (self.tick * 31 + u64::from(id) * 7 + u64::from(group)) % 4;
-                    self.nodes[index].stops.push((group, self.tick + delay));
+                    println!("tick={} node={id} group {slot} online={online}", self.tick);
                 }
             }
-            Output::ArmDeadman {
+            HostOutput::DeadmanArmed {
                 stop_resources_at_ms,
             } => {
                 if self.trace {
@@ -568,17 +558,64 @@ impl Cluster {
                         self.tick
                     );
                 }
-                self.nodes[index].deadman_stop_at_ms = Some(stop_resources_at_ms);
             }
-            Output::Event(event) => self.on_event(id, event),
-            Output::ResourceLease { resource, held } => {
+            HostOutput::Catalog(catalog) => {
+                let sim_node = &mut self.nodes[index];
+                if let Some(monitor) = sim_node.monitor.as_mut() {
+                    // Resources running stop requiring dependencies the catalog dropped.
+                    monitor.catalog_changed(|name| {
+                        catalog.resource(name).map(|spec| spec.depends.as_slice())
+                    });
+                }
+                sim_node.catalog = catalog;
+            }
+            HostOutput::Event(event) => self.on_event(id, event),
+            HostOutput::Transition {
+                group,
+                resource,
+                to,
+                reason,
+                ..
+            } => {
+                self.fold_digest(format_args!("{id} {group}/{resource:?} {to}: {reason}"));
+                if self.trace {
+                    println!(
+                        "tick={} node={id} {group}/{resource:?} {to}: {reason}",
+                        self.tick
+                    );
+                }
+            }
+            HostOutput::GroupFailed { slot, reason, .. } => {
+                self.report.count_gum("groups failed by the runner");
+                *self
+                    .report
+                    .resources
+                    .entry("groups given up by a runner")
+                    .or_insert(0) += 1;
+                self.fold_digest(format_args!("{id} runner gave up slot {slot}: {reason}"));
+                if self.trace {
+                    println!(
+                        "tick={} node={id} runner gave up slot {slot}: {reason}",
+                        self.tick
+                    );
+                }
+            }
+            HostOutput::Proposed { request_id, body } => {
+                let incarnation = self.nodes[index].incarnation;
+                let digest = crate::core::gum::entry_digest(id, incarnation, request_id, &body);
+                self.submitted.insert((id, incarnation, request_id), digest);
+                self.report.count_gum("failures recorded");
+            }
+            HostOutput::FailureNotRecorded { .. } => {
+                self.report.count_gum("failures not recorded");
+            }
+            HostOutput::ResourceLease { resource, held } => {
                 self.fold_digest(format_args!("{id} lease {resource} held={held}"));
                 if self.trace {
                     println!("tick={} node={id} lease {resource} held={held}", self.tick);
                 }
                 self.report
                     .count_lease(if held { "announced held" } else { "taken back" });
-                self.runner_lease(id, &resource, held);
                 let leases = &mut self.nodes[index].leases;
                 if held {
                     // The validity comes with the node's state after this step (`drain`).
@@ -723,8 +760,7 @@ impl Cluster {
             Event::Left { reason } => {
                 *self.report.leaves_by_reason.entry(reason).or_insert(0) += 1;
             }
-            Event::CatalogChanged => self.runner_catalog_changed(id),
-            Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
+            Event::CatalogChanged | Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
             Event::PlacementChanged { .. } => self.report.count_gum("placement regroup"),
             Event::GroupRefused { .. } => self.report.count_gum("group refused"),
             Event::ResourceLeaseUnavailable { .. } => self.report.count_lease("unavailable"),
@@ -779,7 +815,7 @@ impl Cluster {
     }
 
     /// Keeps a lease that `id` no longer uses counted until its validity ends.
-    fn linger(&mut self, id: u8, resource: String, valid_until_ms: u64) {
+    pub(super) fn linger(&mut self, id: u8, resource: String, valid_until_ms: u64) {
         if valid_until_ms == u64::MAX {
             // Taken back in the step that announced it: no validity was ever reported.
             return;
@@ -807,7 +843,7 @@ impl Cluster {
         online.clear();
         for id in 1..=self.params.node_count {
             let sim_node = &self.nodes[usize::from(id - 1)];
-            if sim_node.node.is_none() {
+            if sim_node.host.is_none() {
                 continue;
             }
             // A node that never held the quorum reports 0, below any clock: skip the clock.
@@ -830,9 +866,7 @@ impl Cluster {
         if some_lease {
             self.check_resource_leases();
         }
-        if self.params.catalog_groups {
-            self.check_resources();
-        }
+        self.check_resources();
     }
 
     /// At most one holder per resource lease, counting lingering ones (`checker`).
@@ -868,7 +902,7 @@ impl Cluster {
         let mut database_version = None;
         let mut online = 0u64;
         for sim_node in &self.nodes {
-            let Some(node) = sim_node.node.as_ref() else {
+            let Some(node) = sim_node.core() else {
                 return false;
             };
             let status = node.status();
@@ -897,10 +931,26 @@ impl Cluster {
                 && super::group_workload::leases_held_by_the_holders(self)
                 && resource_checker::converged(self)
         } else {
-            online == all
+            online == all && self.test_groups_up()
         };
         // Last, because it hashes every replica in full: the rest is cheap and usually false.
         placed && self.same_replicas()
+    }
+
+    /// Whether each node runs exactly the test groups its host holds, each up (seeds without a
+    /// catalog; every node runs: `converged`).
+    fn test_groups_up(&self) -> bool {
+        self.nodes.iter().all(|sim_node| {
+            let Some(monitor) = sim_node.monitor.as_ref() else {
+                return false;
+            };
+            let held = monitor.held();
+            held.len() == sim_node.online.count_ones() as usize
+                && crate::core::ids(sim_node.online).all(|group| {
+                    held.get(&crate::host::test_group_resource(group))
+                        .is_some_and(|resource| resource.is_up())
+                })
+        })
     }
 
     /// Whether every node's replica has the same digest (every node runs: `converged`).
@@ -908,7 +958,7 @@ impl Cluster {
         let mut digests = self
             .nodes
             .iter()
-            .filter_map(|sim_node| sim_node.node.as_ref())
+            .filter_map(SimNode::core)
             .map(Node::replica_digest);
         let first = digests.next();
         digests.all(|digest| Some(digest) == first)

@@ -24,7 +24,7 @@ pub fn step(cluster: &mut Cluster) {
         let count = u64::from(cluster.params.node_count);
         let id = cluster.prng.range_inclusive(1, count) as u8;
         let sim_node = &cluster.nodes[usize::from(id - 1)];
-        if sim_node.node.is_some() && !sim_node.paused {
+        if sim_node.host.is_some() && !sim_node.paused {
             let body = random_change(cluster);
             cluster.submit(id, body);
         }
@@ -151,7 +151,7 @@ fn fail_a_group(cluster: &mut Cluster) {
     }
     let (id, group) = holders[cluster.prng.below(holders.len() as u64) as usize];
     let sim_node = &cluster.nodes[usize::from(id - 1)];
-    if sim_node.node.is_none() || sim_node.paused {
+    if sim_node.host.is_none() || sim_node.paused {
         return;
     }
     let refuse_ms = cluster.prng.range_inclusive(500, 4000);
@@ -164,11 +164,7 @@ fn fail_a_group(cluster: &mut Cluster) {
 /// node is a member: the move target if possible, else (failback immediate) the first
 /// possible preferred node, else any possible node.
 pub fn placed_as_the_rule_says(cluster: &Cluster, online: u64) -> bool {
-    let Some(node) = cluster
-        .nodes
-        .iter()
-        .find_map(|sim_node| sim_node.node.as_ref())
-    else {
+    let Some(node) = cluster.nodes.iter().find_map(|sim_node| sim_node.core()) else {
         return false;
     };
     let catalog = node.catalog();
@@ -208,11 +204,7 @@ pub fn placed_as_the_rule_says(cluster: &Cluster, online: u64) -> bool {
 /// Convergence with leased resources: the lease of each leased resource of a group is held by
 /// the node that holds the group online, and by no other node.
 pub fn leases_held_by_the_holders(cluster: &Cluster) -> bool {
-    let Some(node) = cluster
-        .nodes
-        .iter()
-        .find_map(|sim_node| sim_node.node.as_ref())
-    else {
+    let Some(node) = cluster.nodes.iter().find_map(|sim_node| sim_node.core()) else {
         return false;
     };
     let catalog = node.catalog();

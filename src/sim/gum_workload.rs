@@ -17,7 +17,7 @@ pub fn submit(cluster: &mut Cluster) {
     let count = u64::from(cluster.params.node_count);
     let id = cluster.prng.range_inclusive(1, count) as u8;
     let sim_node = &cluster.nodes[usize::from(id - 1)];
-    if sim_node.node.is_none() || sim_node.paused {
+    if sim_node.host.is_none() || sim_node.paused {
         return;
     }
     let body = random_update(cluster);

@@ -13,7 +13,7 @@ pub mod gum_checker;
 pub mod gum_workload;
 pub mod monitor_sim;
 pub mod network;
-pub mod node_runner;
+pub mod node_monitor;
 pub mod resource_checker;
 pub mod resource_workload;
 pub mod timeline;
@@ -223,7 +223,7 @@ pub fn run(params: Params) -> (Report, Cluster) {
                 .prng
                 .range_inclusive(1, u64::from(cluster.params.node_count))
                 as u8;
-            if cluster.nodes[usize::from(id - 1)].node.is_none()
+            if cluster.nodes[usize::from(id - 1)].host.is_none()
                 && cluster.nodes[usize::from(id - 1)].incarnation == 0
             {
                 cluster.boot(id);
@@ -250,11 +250,11 @@ pub fn run(params: Params) -> (Report, Cluster) {
             };
             cluster.checker.violations.push(violation);
             if cluster.trace {
-                if let Some(node) = cluster.nodes.iter().find_map(|n| n.node.as_ref()) {
+                if let Some(node) = cluster.nodes.iter().find_map(|n| n.core()) {
                     println!("catalog: {:?}", node.catalog());
                 }
                 for sim_node in &cluster.nodes {
-                    let status = sim_node.node.as_ref().map(|node| node.status());
+                    let status = sim_node.core().map(|node| node.status());
                     println!(
                         "paused={} online={:#b} {status:?}",
                         sim_node.paused, sim_node.online
@@ -278,7 +278,7 @@ pub fn run(params: Params) -> (Report, Cluster) {
         cluster.gum_checker.reused_numbers,
     );
     for sim_node in &cluster.nodes {
-        if let Some(node) = sim_node.node.as_ref() {
+        if let Some(node) = sim_node.core() {
             report.add_dropped(&node.status().dropped);
         }
     }
@@ -295,7 +295,7 @@ fn heal(cluster: &mut Cluster) {
     cluster.network.heal();
     cluster.disk.params.error_per_mille = 0;
     for id in 1..=cluster.params.node_count {
-        if cluster.nodes[usize::from(id - 1)].node.is_none() {
+        if cluster.nodes[usize::from(id - 1)].host.is_none() {
             cluster.boot(id);
         }
     }

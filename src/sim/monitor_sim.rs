@@ -13,6 +13,10 @@
 //!
 //! Time is the node's own monotonic clock in ms, like the runner's. Every draw comes from the
 //! monitor's own `Prng`, seeded by the cluster when the node boots.
+//!
+//! The dead-man switch is the real monitor's (`monitor/server.rs`): the first command of any
+//! kind arms it, and only a `Ping` restarts it, for `fence_timeout_ms`. When it runs out the
+//! monitor kills everything and exits, whether it held anything or not.
 
 use crate::monitor::constants::KILL_WAIT_MS_MAX;
 use crate::monitor::protocol::{CheckLevel, Event, Operation, Outcome, OFFLINE_NOT_CONFIRMED};
@@ -129,10 +133,13 @@ pub struct SimMonitor {
     /// Set whenever what may be running changes (a resource held, let go, or moved on): the
     /// checker need not look again before it is.
     changed: bool,
+    fence_timeout_ms: u64,
+    /// When the dead-man fences if no `Ping` comes first (None: no command yet).
+    fence_deadline_ms: Option<u64>,
 }
 
 impl SimMonitor {
-    pub fn new(seed: u64) -> SimMonitor {
+    pub fn new(seed: u64, fence_timeout_ms: u64) -> SimMonitor {
         SimMonitor {
             prng: Prng::new(seed),
             held: BTreeMap::new(),
@@ -141,7 +148,22 @@ impl SimMonitor {
             unread_failures: BTreeSet::new(),
             fenced: false,
             changed: false,
+            fence_timeout_ms,
+            fence_deadline_ms: None,
         }
+    }
+
+    /// A command arrived: a `Ping` restarts the dead-man, the first command of any kind arms it.
+    pub fn heard(&mut self, now_ms: u64, is_ping: bool) {
+        if is_ping || self.fence_deadline_ms.is_none() {
+            self.fence_deadline_ms = Some(now_ms + self.fence_timeout_ms);
+        }
+    }
+
+    /// Whether the dead-man ran out (no `Ping` for `fence_timeout_ms`).
+    pub fn fence_due(&self, now_ms: u64) -> bool {
+        self.fence_deadline_ms
+            .is_some_and(|deadline_ms| now_ms >= deadline_ms)
     }
 
     /// Every resource that may be running here, by name.
@@ -686,7 +708,7 @@ mod tests {
         let names = ["a", "b", "c"];
         let mut seen_not_confirmed = false;
         for seed in 1..=200 {
-            let mut monitor = SimMonitor::new(seed);
+            let mut monitor = SimMonitor::new(seed, 500);
             let mut script = Prng::new(seed ^ 0xC0FFEE);
             let mut outstanding: BTreeMap<&str, usize> = BTreeMap::new();
             let mut now_ms = 0;

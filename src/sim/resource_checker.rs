@@ -112,7 +112,7 @@ pub fn converged(cluster: &Cluster) -> bool {
     let Some(catalog) = cluster
         .nodes
         .iter()
-        .find_map(|sim_node| sim_node.node.as_ref().map(|node| node.catalog()))
+        .find_map(|sim_node| sim_node.core().map(|node| node.catalog()))
     else {
         return false;
     };
@@ -124,11 +124,11 @@ pub fn converged(cluster: &Cluster) -> bool {
         else {
             return false;
         };
-        let Some(runner) = cluster.nodes[usize::from(holder - 1)].runner.as_ref() else {
+        let Some(host) = cluster.nodes[usize::from(holder - 1)].host.as_ref() else {
             return false;
         };
-        let given_up: BTreeSet<String> = runner
-            .runner
+        let given_up: BTreeSet<String> = host
+            .runner()
             .resource_states_at(cluster.local_ms(holder))
             .into_iter()
             .filter(|status| is_given_up(catalog, status))
@@ -156,10 +156,10 @@ pub fn converged(cluster: &Cluster) -> bool {
     }
     let mut running: BTreeMap<&str, u8> = BTreeMap::new();
     for (index, sim_node) in cluster.nodes.iter().enumerate() {
-        let Some(runner) = sim_node.runner.as_ref() else {
+        let Some(monitor) = sim_node.monitor.as_ref() else {
             continue;
         };
-        for (name, held) in runner.monitor.held() {
+        for (name, held) in monitor.held() {
             let node = index as u8 + 1;
             if allowed.get(name.as_str()) != Some(&node) || !held.is_up() {
                 return false;
@@ -228,7 +228,7 @@ mod tests {
     /// A monitor of node `node` running `started` (name, slot, depends), each started in turn
     /// once what it needs is up.
     fn monitor_running(started: &[(&str, u8, &[&str])]) -> SimMonitor {
-        let mut monitor = SimMonitor::new(7);
+        let mut monitor = SimMonitor::new(7, 500);
         let mut now_ms = 0;
         for (name, slot, depends) in started {
             let depends: Vec<String> = depends.iter().map(|name| name.to_string()).collect();

@@ -33,7 +33,7 @@ pub fn step(cluster: &mut Cluster) {
         .range_inclusive(1, u64::from(cluster.params.node_count)) as u8;
     let sim_node = &cluster.nodes[usize::from(id - 1)];
     // Mostly the groups that node's catalog has (resources of other groups are left out).
-    let known_slots: Vec<u64> = sim_node.node.as_ref().map_or_else(Vec::new, |node| {
+    let known_slots: Vec<u64> = sim_node.core().map_or_else(Vec::new, |node| {
         node.catalog()
             .groups
             .iter()
@@ -49,7 +49,7 @@ pub fn step(cluster: &mut Cluster) {
     let moves = cluster.params.workload_moves_resources;
     let body = random_change(prng, slot, moves);
     let sim_node = &cluster.nodes[usize::from(id - 1)];
-    if sim_node.node.is_none() || sim_node.paused {
+    if sim_node.host.is_none() || sim_node.paused {
         return;
     }
     if let Some(body) = body {

@@ -52,7 +52,7 @@ pub fn quorum_owner_crash(seed: u64) -> Option<Timeline> {
     let mut prng = Prng::new(seed);
     let mut cluster = Cluster::new(params, &mut prng);
     for id in 1..=2 {
-        if cluster.nodes[usize::from(id - 1)].node.is_none() {
+        if cluster.nodes[usize::from(id - 1)].host.is_none() {
             cluster.boot(id);
         }
     }
@@ -70,8 +70,7 @@ pub fn quorum_owner_crash(seed: u64) -> Option<Timeline> {
     }
     let owner = (1..=2u8).find(|&id| {
         cluster.nodes[usize::from(id - 1)]
-            .node
-            .as_ref()
+            .core()
             .is_some_and(|node| node.status().quorum_owner)
     })?;
     let victim_groups = cluster.nodes[usize::from(owner - 1)].online;
@@ -90,8 +89,7 @@ pub fn quorum_owner_crash(seed: u64) -> Option<Timeline> {
     for _ in 0..FAILOVER_TICKS_MAX {
         cluster.run_tick();
         let regrouping = cluster.nodes[usize::from(survivor - 1)]
-            .node
-            .as_ref()
+            .core()
             .is_some_and(|node| node.status().regrouping);
         if regrouping && timeline.regroup_started.is_none() {
             timeline.regroup_started = Some(cluster.tick - crash_tick);

@@ -96,7 +96,7 @@ fn crash_all(cluster: &mut Cluster) {
     cluster.report.count_gum("every node crashed at once");
     for id in 1..=cluster.params.node_count {
         let sim_node = &cluster.nodes[usize::from(id - 1)];
-        if sim_node.node.is_none() || sim_node.paused || busy.contains(&id) {
+        if sim_node.host.is_none() || sim_node.paused || busy.contains(&id) {
             continue;
         }
         cluster.start_fault(Fault {
@@ -122,7 +122,7 @@ fn pause_a_lone_owner(cluster: &mut Cluster) {
         .iter()
         .enumerate()
         .find_map(|(index, sim_node)| {
-            let reliance = sim_node.node.as_ref()?.lives_by_quorum()?;
+            let reliance = sim_node.core()?.lives_by_quorum()?;
             (!sim_node.paused).then_some((index as u8 + 1, reliance))
         });
     let Some((node, reliance)) = lone else {
@@ -205,7 +205,7 @@ fn first_running(cluster: &Cluster, state: impl Fn(&Node) -> bool) -> Option<u8>
         .iter()
         .enumerate()
         .find_map(|(index, sim_node)| {
-            let node = sim_node.node.as_ref()?;
+            let node = sim_node.core()?;
             (state(node) && !sim_node.paused).then_some(index as u8 + 1)
         })
 }
@@ -234,7 +234,7 @@ fn ready_locker(cluster: &Cluster) -> Option<u8> {
         .iter()
         .enumerate()
         .find_map(|(index, sim_node)| {
-            let node = sim_node.node.as_ref()?;
+            let node = sim_node.core()?;
             (node.status().gum.locker_ready && !sim_node.paused).then_some(index as u8 + 1)
         })
 }
@@ -282,7 +282,7 @@ fn draw(cluster: &mut Cluster) -> Option<Fault> {
         }
         3 => {
             // Never crash or pause a node already crashed or paused.
-            if cluster.nodes[usize::from(node - 1)].node.is_none()
+            if cluster.nodes[usize::from(node - 1)].host.is_none()
                 || cluster.nodes[usize::from(node - 1)].paused
             {
                 return None;
@@ -294,7 +294,7 @@ fn draw(cluster: &mut Cluster) -> Option<Fault> {
             }
         }
         4 => {
-            if cluster.nodes[usize::from(node - 1)].node.is_none()
+            if cluster.nodes[usize::from(node - 1)].host.is_none()
                 || cluster.nodes[usize::from(node - 1)].paused
             {
                 return None;
@@ -390,13 +390,13 @@ impl Cluster {
             FaultKind::Crash { node } => {
                 if start {
                     self.crash(node);
-                } else if self.nodes[usize::from(node - 1)].node.is_none() {
+                } else if self.nodes[usize::from(node - 1)].host.is_none() {
                     self.boot(node);
                 }
             }
             FaultKind::Pause { node } => {
                 if start {
-                    if self.nodes[usize::from(node - 1)].node.is_some() {
+                    if self.nodes[usize::from(node - 1)].host.is_some() {
                         self.nodes[usize::from(node - 1)].paused = true;
                         self.nodes[usize::from(node - 1)].paused_at_tick = self.tick;
                     }
@@ -407,14 +407,14 @@ impl Cluster {
             FaultKind::Leave { node } => {
                 let index = usize::from(node - 1);
                 if start {
-                    if self.nodes[index].node.is_some() && !self.nodes[index].paused {
+                    if self.nodes[index].host.is_some() && !self.nodes[index].paused {
                         self.step(
                             node,
                             crate::core::Input::Admin(crate::core::AdminCommand::Leave),
                         );
                     }
                 } else {
-                    if self.nodes[index].node.is_some() {
+                    if self.nodes[index].host.is_some() {
                         self.crash(node);
                     }
                     self.boot(node);

@@ -1,0 +1,277 @@
+//! Each node's resource monitor, simulated (`SimMonitor`), between the node's host and the
+//! resource checker. The host (`crate::host::Host`, the daemon's own) sends it commands
+//! (`HostOutput::Monitor`): starts, stops and checks from the runner or for a test group, and
+//! pings by the dead-man rule. Its answers go back to the host when due, one at a time, each
+//! routed before the next is read, as the daemon reads its monitor's socket.
+//!
+//! The monitor runs on while its node is paused (it is its own process): operations finish,
+//! resources fail, and its dead-man fences once `fence_timeout_ms` pass with no ping. A fenced
+//! monitor kills everything and exits, and a daemon whose monitor is gone exits too: the node
+//! restarts (at once, or when it resumes). A crash kills the monitor's resources at once (its
+//! socket closes).
+//!
+//! Test groups' resources (`group-N`, seeds without a catalog) never fail by themselves: no
+//! runner would restart them, and those seeds test the protocol, not resource failures.
+
+use super::cluster::Cluster;
+use super::monitor_sim::Start;
+use super::resource_checker::{self, NodeTruth};
+use crate::monitor::protocol::{confirms_offline, Command, Event, Operation, Outcome};
+
+impl Cluster {
+    fn faulty(&self) -> bool {
+        self.tick < self.params.ticks_faulty
+    }
+
+    /// Whether node `id`'s monitor draws failures now.
+    fn monitor_faulty(&self) -> bool {
+        self.params.catalog_groups && self.faulty()
+    }
+
+    /// Every tick: each monitor moves on (paused nodes' too), fences when its dead-man ran
+    /// out, and hands its events to a running node's host.
+    pub(super) fn advance_monitors(&mut self) {
+        for id in 1..=self.params.node_count {
+            if self.advance_monitor(id) && !self.nodes[usize::from(id - 1)].paused {
+                self.deliver_monitor_events(id);
+            }
+        }
+    }
+
+    /// Moves node `id`'s monitor on to its clock and fires its dead-man switch if due; false
+    /// when it has no monitor or the monitor fenced.
+    fn advance_monitor(&mut self, id: u8) -> bool {
+        let faulty = self.monitor_faulty();
+        let now_ms = self.local_ms(id);
+        let sim_node = &mut self.nodes[usize::from(id - 1)];
+        let Some(monitor) = sim_node.monitor.as_mut() else {
+            return false;
+        };
+        if monitor.is_fenced() {
+            return false;
+        }
+        monitor.advance(now_ms, faulty);
+        let made_to_fail = monitor.take_made_to_fail();
+        self.resource_checker.made_to_fail.extend(made_to_fail);
+        if !monitor.fence_due(now_ms) {
+            return true;
+        }
+        let held_anything = monitor.holds_anything();
+        monitor.fence();
+        sim_node.online = 0;
+        let paused = sim_node.paused;
+        // Every filesystem is unmounted: its leases count until their validity ends, not
+        // while they are "in use".
+        let leases = std::mem::take(&mut sim_node.leases);
+        for (resource, valid_until_ms) in leases {
+            self.report.count_lease("stopped by the dead-man");
+            self.linger(id, resource, valid_until_ms);
+        }
+        if held_anything {
+            self.report.deadman_stops += 1;
+        }
+        *self.report.resources.entry("monitors fenced").or_insert(0) += 1;
+        if self.trace {
+            println!("tick={} node={id} monitor fenced (dead-man)", self.tick);
+        }
+        if !paused {
+            self.restart_after_fence(id);
+        }
+        false
+    }
+
+    /// A node whose monitor fenced: its daemon exits, and is started again.
+    pub(super) fn restart_after_fence(&mut self, id: u8) {
+        self.crash(id);
+        self.boot(id);
+    }
+
+    /// Whether node `id`'s monitor fenced (its daemon must exit when it next runs).
+    pub(super) fn monitor_fenced(&self, id: u8) -> bool {
+        self.nodes[usize::from(id - 1)]
+            .monitor
+            .as_ref()
+            .is_some_and(|monitor| monitor.is_fenced())
+    }
+
+    /// Hands node `id`'s host its monitor's due events, one at a time (each one's outputs
+    /// routed, which may bring more events, before the next is read).
+    pub(super) fn deliver_monitor_events(&mut self, id: u8) {
+        let index = usize::from(id - 1);
+        loop {
+            let now_ms = self.local_ms(id);
+            let sim_node = &mut self.nodes[index];
+            if sim_node.paused || sim_node.host.is_none() {
+                return;
+            }
+            let Some(event) = sim_node.monitor.as_mut().and_then(|m| m.next_event()) else {
+                return;
+            };
+            *self.report.resources.entry(event_kind(&event)).or_insert(0) += 1;
+            if !matches!(event, Event::Pong { .. }) {
+                self.fold_digest(format_args!("{id} monitor {event:?}"));
+                if self.trace {
+                    println!("tick={} node={id} monitor {event:?}", self.tick);
+                }
+            }
+            if let Some(host) = self.nodes[index].host.as_mut() {
+                host.monitor_event(now_ms, &event);
+            }
+            self.drain(id);
+        }
+    }
+
+    /// A command of node `id`'s host to its monitor (a start checked first).
+    pub(super) fn send_to_monitor(&mut self, id: u8, command: Command) {
+        let now_ms = self.local_ms(id);
+        let faulty = self.monitor_faulty();
+        let kind = match command {
+            Command::Start { .. } => "starts",
+            Command::Stop { .. } => "stops",
+            Command::Check { .. } => "checks",
+            Command::Ping { .. } => "pings",
+            _ => "other commands",
+        };
+        *self.report.resources.entry(kind).or_insert(0) += 1;
+        if !matches!(command, Command::Ping { .. }) {
+            self.fold_digest(format_args!("{id} runner {command:?}"));
+            if self.trace {
+                println!("tick={} node={id} to monitor {command:?}", self.tick);
+            }
+        }
+        let sim_node = &mut self.nodes[usize::from(id - 1)];
+        let Some(monitor) = sim_node.monitor.as_mut() else {
+            return;
+        };
+        if monitor.is_fenced() {
+            return;
+        }
+        monitor.heard(now_ms, matches!(command, Command::Ping { .. }));
+        let mut violations = Vec::new();
+        match &command {
+            Command::Start {
+                resource,
+                kind,
+                timeout_ms,
+                ..
+            } => {
+                let catalog = &sim_node.catalog;
+                let spec = catalog.resource(resource);
+                let depends = spec.map_or(&[][..], |spec| spec.depends.as_slice());
+                // A test group's resource is its group; slot 0 (a resource of no group in the
+                // runner's catalog) is never held: the checker reports it.
+                let slot = test_group_slot(resource).unwrap_or_else(|| {
+                    spec.and_then(|spec| catalog.group(&spec.group))
+                        .map_or(0, |group| group.slot)
+                });
+                violations = resource_checker::check_start(id, resource, depends, monitor);
+                let start = Start {
+                    name: resource,
+                    kind,
+                    timeout_ms: *timeout_ms,
+                    slot,
+                    depends,
+                };
+                monitor.start(&start, now_ms, faulty);
+            }
+            Command::Stop {
+                resource,
+                timeout_ms,
+            } => monitor.stop(resource, *timeout_ms, now_ms, faulty),
+            Command::Check {
+                resource,
+                level,
+                timeout_ms,
+            } => monitor.check(resource, *level, *timeout_ms, now_ms, faulty),
+            // The dead-man is restarted above; the host ignores the `Pong`, so none is sent.
+            Command::Ping { .. } => {}
+            // The host never sends these (the daemon does, on its way out).
+            Command::StopAll | Command::Shutdown => {
+                violations.push(format!("node {id}: the host sent {command:?}"));
+            }
+        }
+        let made_to_fail = monitor.take_made_to_fail();
+        self.resource_checker.made_to_fail.extend(made_to_fail);
+        for description in violations {
+            self.resource_violation(description);
+        }
+    }
+
+    /// The instant resource invariants over every live node, when anything they read changed
+    /// (after most steps nothing did: checking only then is the same and much cheaper).
+    pub(super) fn check_resources(&mut self) {
+        let mut changed = std::mem::take(&mut self.resource_checker.holding_changed);
+        for sim_node in &mut self.nodes {
+            if let Some(monitor) = sim_node.monitor.as_mut() {
+                changed |= monitor.take_changed();
+            }
+        }
+        if !changed {
+            return;
+        }
+        let truths: Vec<NodeTruth<'_>> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, sim_node)| {
+                Some(NodeTruth {
+                    node: index as u8 + 1,
+                    monitor: sim_node.monitor.as_ref()?,
+                    core_holding: sim_node
+                        .host
+                        .as_ref()
+                        .map_or(0, |host| host.holding_groups()),
+                })
+            })
+            .collect();
+        let violations = resource_checker::check_instant(&truths);
+        for description in violations {
+            self.resource_violation(description);
+        }
+    }
+
+    pub(super) fn resource_violation(&mut self, description: String) {
+        if self.checker.violations.len() < 16 {
+            self.checker.violations.push(super::checker::Violation {
+                tick: self.tick,
+                description,
+            });
+        }
+    }
+}
+
+/// The group of a test group's resource (`group-N`).
+fn test_group_slot(resource: &str) -> Option<u8> {
+    resource
+        .strip_prefix("group-")
+        .and_then(|id| id.parse::<u8>().ok())
+}
+
+/// A monitor event's kind, for the report's totals.
+fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::Done {
+            outcome: Outcome::Failed(reason),
+            ..
+        }
+        | Event::ResourceFailed { reason, .. }
+            if !confirms_offline(reason) =>
+        {
+            "offline not confirmed"
+        }
+        Event::Done {
+            operation, outcome, ..
+        } => match (operation, outcome) {
+            (_, Outcome::Rejected(_)) => "rejected",
+            (Operation::Start, Outcome::Success) => "started",
+            (Operation::Start, Outcome::Failed(_)) => "start failed or cancelled",
+            (Operation::Start, Outcome::TimedOut) => "start timed out",
+            (Operation::Stop, Outcome::Success) => "stopped",
+            (Operation::Stop, _) => "stop failed or timed out",
+            (Operation::Check(_), Outcome::Success) => "checked",
+            (Operation::Check(_), _) => "check failed or timed out",
+        },
+        Event::ResourceFailed { .. } => "failed while online",
+        Event::Pong { .. } | Event::AllStopped => "other events",
+    }
+}
