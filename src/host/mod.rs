@@ -285,3 +285,6 @@ impl Host {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -60,8 +60,8 @@ pub struct NodeOptions {
     /// HA_RSCTMP/HA_VARRUN for OCF agents (`--ocf-state-dir`), for testbeds whose nodes
     /// share one filesystem.
     pub ocf_state_dir: Option<PathBuf>,
-    /// The command each test group runs (group id = its home node id), until groups live in
-    /// the replicated database.
+    /// The command each test group runs (group id = its home node id): `--test-group` puts the
+    /// cluster in test mode, one built-in group per node beside the catalog's.
     pub test_groups: Vec<(u8, String)>,
     /// The log file SIGHUP reopens; `None` when logging to stderr.
     pub log_file: Option<super::log_file::LogFile>,
@@ -734,9 +734,9 @@ impl Daemon {
         self.admin.respond(registry, request.connection, result);
     }
 
-    /// SIGTERM/SIGINT: stop every resource through the monitor, then exit. (Moving groups to
-    /// other nodes first needs a leave protocol in the core; until then peers regroup as after
-    /// a failure, and take the groups after this node's lease expires.)
+    /// After the core left (or `LEAVE_GRACE_MS` passed): the monitor stops whatever still runs
+    /// and exits, then so does the daemon. The members took the groups over when the core
+    /// told them it left; after the grace they wait for this node's lease instead.
     fn leave(self) -> Result<(), String> {
         log::info!(
             "node={} leaving: stopping every resource",
