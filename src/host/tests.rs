@@ -53,8 +53,14 @@ fn a_host_holding_nothing_pings_its_monitor_every_quarter_of_the_fence_timeout()
 fn only_the_configured_test_groups_resources_are_the_hosts_own() {
     let host = host(vec![(1, "sleep 100".into())]);
     assert!(host.is_test_group_resource("group-1"));
-    assert!(host.is_test_group_resource("group-2"), "a built-in group without a command");
-    assert!(!host.is_test_group_resource("group-3"), "not a built-in group");
+    assert!(
+        host.is_test_group_resource("group-2"),
+        "a built-in group without a command"
+    );
+    assert!(
+        !host.is_test_group_resource("group-3"),
+        "not a built-in group"
+    );
     assert!(!host.is_test_group_resource("group-x"));
     assert!(!host.is_test_group_resource("web"));
 }

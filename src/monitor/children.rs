@@ -12,6 +12,7 @@
 //!   whole node's daemon and monitor. It reaches only the group leader.
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -26,6 +27,10 @@ pub fn become_subreaper() -> io::Result<()> {
     }
 }
 
+/// Resources' output files and logs: mode 0600, as the event log (a resource's output may hold
+/// secrets of its configuration, and is no other local user's business).
+pub const RESOURCE_LOG_MODE: u32 = 0o600;
+
 /// Runs `sh -c script` as the leader of a new process group, stdin from /dev/null, stdout and
 /// stderr appended to `log_path`, with `environment` added. Returns its pid, which is also its
 /// process group id.
@@ -33,6 +38,7 @@ pub fn spawn_shell(script: &str, log_path: &Path, environment: &[(&str, &str)]) 
     let log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(RESOURCE_LOG_MODE)
         .open(log_path)?;
     let mut command = Command::new("/bin/sh");
     command
@@ -138,4 +144,27 @@ pub fn describe_status(status: i32) -> String {
 /// Whether the raw wait status is a normal exit with status 0.
 pub fn succeeded(status: i32) -> bool {
     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+#[cfg(test)]
+mod log_mode_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_resource_log_is_created_readable_by_its_owner_only() {
+        let dir = std::env::temp_dir().join(format!("wp-log-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("the temporary directory is writable");
+        let log_path = dir.join("resource.log");
+        let pid = spawn_shell("echo hello", &log_path, &[]).expect("sh runs");
+        let mut status = 0;
+        // SAFETY: waitpid on the child just spawned, with a valid status pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let mode = std::fs::metadata(&log_path)
+            .expect("created")
+            .permissions()
+            .mode();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(mode & 0o777, RESOURCE_LOG_MODE);
+    }
 }

@@ -20,13 +20,14 @@
 //!   something or failed. Programs never write into a pipe of the monitor, so nothing they
 //!   leave running can block on a full pipe or die of SIGPIPE.
 use super::{Progress, Settings};
-use crate::monitor::children::{self, describe_status};
+use crate::monitor::children::{self, describe_status, RESOURCE_LOG_MODE};
 use crate::monitor::constants::TERM_GRACE_MS_MAX;
 use crate::monitor::constants::{CLEANUP_RETRY_MS, OUTPUT_BYTES_MAX, REAP_GRACE_MS};
 use crate::monitor::constants::{REASON_OUTPUT_BYTES_MAX, STOP_TIMEOUT_MS_DEFAULT};
 use crate::monitor::protocol::CheckLevel;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -460,6 +461,7 @@ impl<D: Driver> Engine<D> {
         let output = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(RESOURCE_LOG_MODE)
             .open(&self.capture_path)
             .map_err(cannot)?;
         output.set_len(0).map_err(cannot)?;
@@ -485,6 +487,7 @@ impl<D: Driver> Engine<D> {
             let spawned = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(RESOURCE_LOG_MODE)
                 .open(&self.settings.log_path)
                 .and_then(|log| {
                     children::spawn_program(&step.program, &step.args, &step.environment, log)
@@ -522,6 +525,7 @@ impl<D: Driver> Engine<D> {
             let logged = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(RESOURCE_LOG_MODE)
                 .open(&self.settings.log_path)
                 .and_then(|mut log| log.write_all(&text));
             if let Err(error) = logged {
