@@ -23,6 +23,7 @@ mod log;
 mod node_entry;
 mod node_slot;
 mod superblock;
+pub mod timing;
 
 pub use checkpoint::{payload_crc32, CheckpointHeader};
 pub use envelope::{decode, encode, Header, Record, Sealed};
@@ -37,7 +38,8 @@ pub use log::{
 };
 pub use node_entry::{NodeEntry, ADDRESSES_MAX, NODE_NAME_BYTES_MAX};
 pub use node_slot::{NodeSlot, NodeState};
-pub use superblock::{Superblock, Timing, CLUSTER_NAME_BYTES_MAX};
+pub use superblock::{Superblock, CLUSTER_NAME_BYTES_MAX};
+pub use timing::Timing;
 
 /// Every read and write is a whole number of blocks of this size at an aligned offset.
 pub const BLOCK_SIZE: usize = 4096;

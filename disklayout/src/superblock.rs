@@ -3,65 +3,10 @@ use crate::error::{DecodeError, EncodeError};
 use crate::fields::{check_string, Reader, Writer};
 use crate::geometry::{Geometry, Region};
 use crate::Record;
+pub use crate::timing::Timing;
 
 /// The cluster name field's size; the name itself is at most one byte less.
 pub const CLUSTER_NAME_BYTES_MAX: usize = 64;
-
-/// The timing parameters every node must share; they live on the disk so nodes cannot disagree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timing {
-    /// How often a node heartbeats on every network and on its disk slot.
-    pub heartbeat_interval_ms: u32,
-    /// How often a node renews its lease (its slot; the quorum lease if it owns it).
-    pub lease_renew_interval_ms: u32,
-    /// How long after its last renewal a lease still counts as held.
-    pub lease_expiry_ms: u32,
-    /// How long the resource monitor waits for its daemon before stopping every resource.
-    pub fence_timeout_ms: u32,
-    /// The largest clock-rate difference between two nodes the timing argument tolerates.
-    pub clock_drift_ppm_max: u32,
-}
-
-impl Default for Timing {
-    fn default() -> Timing {
-        Timing {
-            heartbeat_interval_ms: 50,
-            lease_renew_interval_ms: 100,
-            lease_expiry_ms: 1000,
-            fence_timeout_ms: 500,
-            clock_drift_ppm_max: 1000,
-        }
-    }
-}
-
-impl Timing {
-    /// Checks the relations FORMAT.md §4 requires; the error names the field at fault.
-    pub fn validate(&self) -> Result<(), EncodeError> {
-        let fail = |field, problem: &str| Err(EncodeError::field(field, problem));
-        if self.heartbeat_interval_ms == 0 {
-            return fail("heartbeat_interval_ms", "must be more than 0");
-        }
-        if self.lease_renew_interval_ms == 0 {
-            return fail("lease_renew_interval_ms", "must be more than 0");
-        }
-        if self.lease_expiry_ms as u64 <= 2 * self.lease_renew_interval_ms as u64 {
-            return fail(
-                "lease_expiry_ms",
-                "must exceed twice the lease renewal interval",
-            );
-        }
-        if self.fence_timeout_ms == 0 || self.fence_timeout_ms >= self.lease_expiry_ms {
-            return fail(
-                "fence_timeout_ms",
-                "must be more than 0 and less than the lease expiry",
-            );
-        }
-        if self.clock_drift_ppm_max >= 100_000 {
-            return fail("clock_drift_ppm_max", "must be below 100000 (10%)");
-        }
-        Ok(())
-    }
-}
 
 /// Block 0 of the disk.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -34,10 +34,12 @@ Flags:
   --resource-leases N         lease slots for exclusive disk resources (default 256)
   --force                     overwrite a disk that already holds a wolfpack cluster or other data
   --disk-io mmap|direct       I/O backend (default: direct for block devices, mmap for files)
-  --heartbeat-interval-ms MS  default 50
-  --lease-renew-interval-ms MS  default 100
-  --lease-expiry-ms MS        default 1000; must exceed twice the renewal interval
-  --fence-timeout-ms MS       default 500; must be less than the lease expiry
+  --heartbeat-interval-ms MS  default 50; at least 10
+  --lease-renew-interval-ms MS  default 100; at least 10
+  --lease-expiry-ms MS        default 1000; the lease a renewal gives (about 88% of it, after
+                              the I/O, stop and drift margins) must exceed two renewals
+  --fence-timeout-ms MS       default 500; at most that lease less one disk I/O (750 ms for
+                              the defaults); a watchdog's timeout must not exceed it
   --clock-drift-ppm-max PPM   default 1000
   --json                      (dump) print JSON
 ";

@@ -3,17 +3,12 @@
 //! The driver steps `Input::Tick { now_ms }` with the host's monotonic clock reading; the core
 //! only ever compares tick counts derived from it. The lease arithmetic (why `lease_hold_ticks`
 //! is safe against `lease_expiry_observed_ticks`) is argued in `disklayout/ARBITRATION.md` and
-//! asserted by `Timeouts::new`.
+//! computed with the timing's validation in `disklayout/src/timing.rs`: a timing the disk
+//! accepts is one this derivation works for.
 
 use super::disk_records::Timing;
 
-/// Length of one tick.
-pub const TICK_MS: u64 = 10;
-/// Media assumption: a disk operation completes, or is abandoned with nothing written, within
-/// this bound (the driver's I/O timeout).
-pub const DISK_IO_LATENCY_MAX_MS: u64 = 100;
-/// A node stops all its resources within this bound once it decides to.
-pub const RESOURCE_STOP_DEADLINE_MS: u64 = 100;
+pub use disklayout::timing::{DISK_IO_LATENCY_MAX_MS, RESOURCE_STOP_DEADLINE_MS, TICK_MS};
 /// Consecutive heartbeat intervals missed on every network before a peer is lost (MSCS: six).
 pub const HEARTBEATS_MISSED_MAX: u64 = 6;
 
@@ -45,26 +40,18 @@ fn ticks_floor(milliseconds: u64) -> u64 {
 }
 
 impl Timeouts {
-    /// Derives the tick intervals from the shared timing, asserting the lease safety margin.
+    /// Derives the tick intervals from a validated timing (`Timing::validate`: every timing
+    /// read from a disk is, since the superblock codec refuses others).
     pub fn new(timing: &Timing) -> Timeouts {
-        let drift_ppm = u64::from(timing.clock_drift_ppm_max);
-        assert!(
-            drift_ppm < 100_000,
-            "clock drift bound must be well below 10%"
-        );
+        if let Err(error) = timing.validate() {
+            panic!("Timeouts::new takes a validated timing: {error}");
+        }
         let expiry_ms = u64::from(timing.lease_expiry_ms);
         let renew_ms = u64::from(timing.lease_renew_interval_ms);
         let heartbeat_ms = u64::from(timing.heartbeat_interval_ms);
-        assert!(heartbeat_ms >= TICK_MS);
-        assert!(renew_ms >= TICK_MS);
         // One extra tick: the observer's tick count may start up to one tick late.
         let lease_expiry_observed_ticks = ticks_floor(expiry_ms) + 1;
-        let hold_ms = lease_hold_ms(expiry_ms, drift_ppm);
-        let lease_hold_ticks = ticks_floor(hold_ms).saturating_sub(1);
-        assert!(
-            lease_hold_ticks > 2 * ticks_floor(renew_ms),
-            "lease expiry too short for the renew interval, I/O and stop bounds"
-        );
+        let lease_hold_ticks = timing.lease_hold_ticks();
         let peer_silence_ticks = ticks_floor(heartbeat_ms * HEARTBEATS_MISSED_MAX);
         let regroup_round_ticks = 4 * peer_silence_ticks;
         Timeouts {
@@ -82,16 +69,6 @@ impl Timeouts {
             form_wait_ticks: 2 * peer_silence_ticks,
         }
     }
-}
-
-/// The holder's validity after issuing a successful write, in its own clock's milliseconds:
-/// `hold / (1 - drift) + max(io, stop) + tick <= expiry / (1 + drift)`, rounded down.
-pub fn lease_hold_ms(expiry_ms: u64, drift_ppm: u64) -> u64 {
-    let million = 1_000_000u64;
-    let observed_real_ms = expiry_ms * million / (million + drift_ppm);
-    let margin_ms = DISK_IO_LATENCY_MAX_MS.max(RESOURCE_STOP_DEADLINE_MS) + 2 * TICK_MS;
-    let real_budget_ms = observed_real_ms.saturating_sub(margin_ms);
-    real_budget_ms * (million - drift_ppm) / million
 }
 
 #[cfg(test)]
@@ -120,7 +97,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "lease expiry too short")]
+    #[should_panic(expected = "takes a validated timing")]
     fn an_expiry_shorter_than_the_margins_is_rejected() {
         let timing = Timing {
             lease_expiry_ms: 300,
