@@ -8,6 +8,7 @@ pub mod core;
 pub mod demo;
 pub mod disk;
 pub mod json;
+pub mod loopback;
 pub mod monitor;
 pub mod node;
 pub mod prng;
