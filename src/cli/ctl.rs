@@ -264,3 +264,33 @@ fn run_meta_data(
     })?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_flag_is_taken_out_and_the_command_word_put_first() {
+        let cases: [(&[&str], Option<&str>, &[&str]); 5] = [
+            (&["status", "--json"], None, &["status", "--json"]),
+            (
+                &["--socket", "/s", "--json", "status"],
+                Some("/s"),
+                &["status", "--json"],
+            ),
+            (
+                &["--type", "u64", "update", "--socket=/t", "k", "7"],
+                Some("/t"),
+                &["update", "--type", "u64", "k", "7"],
+            ),
+            (&["--json", "groups"], None, &["groups", "--json"]),
+            (&["--json"], None, &["--json"]),
+        ];
+        for (words, socket, request) in cases {
+            let (found, rest) = split_socket(words).expect("accepted");
+            assert_eq!(found.as_deref(), socket, "{words:?}");
+            assert_eq!(rest, request, "{words:?}");
+        }
+        assert!(split_socket(&["status", "--socket"]).is_err());
+    }
+}
