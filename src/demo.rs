@@ -6,13 +6,11 @@
 //! SIGKILLs its owner; waits for the group on another node; prints what happened when
 //! (CLOCK_MONOTONIC, shared by every process of the host) and `failover_ms=N` as its last
 //! line. Needs no root.
-use crate::admin::client;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::loopback::{micros, Addresses, Loopback, LoopbackSpec};
+use std::time::Duration;
 
-/// Every wait has this deadline: a slow machine delays the demo but does not fail it.
-const DEADLINE: Duration = Duration::from_secs(60);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(10);
 /// The group the demo adds and watches; its slot (the first group of a fresh catalog).
 const DEMO_GROUP: &str = "web";
 const DEMO_SLOT: u64 = 1;
@@ -24,18 +22,33 @@ pub struct DemoOptions {
     pub json: bool,
 }
 
-/// Runs the demo; `Err` is the reason it failed.
+/// Runs the demo; `Err` is the reason it failed. The cluster's daemons are stopped and its
+/// folder removed either way (`Loopback`'s drop).
 pub fn run(options: &DemoOptions) -> Result<(), String> {
-    let mut cluster = DemoCluster::create(options.nodes)?;
-    let result = cluster.run_scenario(options);
-    cluster.stop_all();
-    result
+    let count = options.nodes;
+    if !(2..=16).contains(&count) {
+        return Err(format!("--nodes {count}: the demo runs 2 to 16 nodes"));
+    }
+    let binary = std::env::current_exe()
+        .map_err(|error| format!("cannot find the wolfpack binary: {error}"))?;
+    let dir =
+        std::env::temp_dir().join(format!("wolfpack-demo-{}-{}", std::process::id(), micros()));
+    let mut cluster = DemoCluster {
+        cluster: Loopback::create(LoopbackSpec {
+            cluster_name: "demo".into(),
+            nodes: count,
+            dir,
+            binary,
+            addresses: Addresses::FreePorts,
+            node_prefix: "node".into(),
+            test_group_command: None,
+        })?,
+    };
+    cluster.run_scenario(options)
 }
 
 struct DemoCluster {
-    dir: PathBuf,
-    binary: PathBuf,
-    nodes: Vec<(u8, Option<Child>)>,
+    cluster: Loopback,
 }
 
 fn say(json: bool, line: &str) {
@@ -44,108 +57,21 @@ fn say(json: bool, line: &str) {
     }
 }
 
-fn micros() -> u64 {
-    crate::monitor::event_log::monotonic_micros()
-}
-
 impl DemoCluster {
-    fn create(count: u8) -> Result<DemoCluster, String> {
-        if !(2..=16).contains(&count) {
-            return Err(format!("--nodes {count}: the demo runs 2 to 16 nodes"));
-        }
-        let binary = std::env::current_exe()
-            .map_err(|error| format!("cannot find the wolfpack binary: {error}"))?;
-        let dir =
-            std::env::temp_dir().join(format!("wolfpack-demo-{}-{}", std::process::id(), micros()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
-        let cluster = DemoCluster {
-            dir,
-            binary,
-            nodes: Vec::new(),
-        };
-        cluster.tool(&["keygen", &cluster.path("cluster.key")])?;
-        let mut format = vec![
-            "disk".to_string(),
-            "format".into(),
-            cluster.path("disk.img"),
-        ];
-        format.extend([
-            "--cluster-name".into(),
-            "demo".into(),
-            "--size".into(),
-            "16M".into(),
-        ]);
-        for id in 1..=count {
-            let port = free_udp_port()?;
-            format.extend(["--node".into(), format!("{id}=node{id}@127.0.0.1:{port}")]);
-        }
-        let words: Vec<&str> = format.iter().map(String::as_str).collect();
-        cluster.tool(&words)?;
-        Ok(cluster)
-    }
-
     fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn tool(&self, args: &[&str]) -> Result<(), String> {
-        let output = Command::new(&self.binary)
-            .args(args)
-            .output()
-            .map_err(|error| format!("{}: {error}", args[0]))?;
-        match output.status.success() {
-            true => Ok(()),
-            false => Err(format!(
-                "wolfpack {} failed: {}",
-                args[0],
-                String::from_utf8_lossy(&output.stderr).trim()
-            )),
-        }
-    }
-
-    fn start(&mut self, id: u8) -> Result<(), String> {
-        let log = std::fs::File::create(self.dir.join(format!("node{id}.log")))
-            .map_err(|error| error.to_string())?;
-        let stderr = log.try_clone().map_err(|error| error.to_string())?;
-        let child = Command::new(&self.binary)
-            .args([
-                "node",
-                "--disk",
-                &self.path("disk.img"),
-                "--node-id",
-                &id.to_string(),
-            ])
-            .args([
-                "--key",
-                &self.path("cluster.key"),
-                "--admin-socket",
-                &self.path(&format!("node{id}.sock")),
-            ])
-            .args([
-                "--event-log",
-                &self.path("events.log"),
-                "--resource-log-dir",
-                &self.path("resources"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|error| format!("cannot start node {id}: {error}"))?;
-        self.nodes.push((id, Some(child)));
-        Ok(())
+        self.cluster.path(name).display().to_string()
     }
 
     fn ask(&self, id: u8, words: &[&str]) -> Option<String> {
-        let socket = PathBuf::from(self.path(&format!("node{id}.sock")));
-        let mut text = String::new();
-        let answered = client::request(&socket, words, Some(Duration::from_secs(5)), |line| {
-            text.push_str(line);
-            text.push('\n');
-            true
-        });
-        answered.ok().map(|_| text)
+        self.cluster.ask(id, words)
+    }
+
+    fn start(&mut self, id: u8) -> Result<(), String> {
+        self.cluster.start(id)
+    }
+
+    fn kill(&mut self, id: u8) {
+        self.cluster.kill(id);
     }
 
     /// (stabilized, members, groups online here) from `ctl status --json` of our own making.
@@ -164,20 +90,7 @@ impl DemoCluster {
         what: &str,
         mut probe: impl FnMut(&Self) -> Option<T>,
     ) -> Result<T, String> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(value) = probe(self) {
-                return Ok(value);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "timed out after {}s waiting for {what}; logs in {}",
-                    DEADLINE.as_secs(),
-                    self.dir.display()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.cluster.wait_for(what, POLL, |_| probe(self))
     }
 
     fn run_scenario(&mut self, options: &DemoOptions) -> Result<(), String> {
@@ -343,12 +256,13 @@ impl DemoCluster {
     ) -> Vec<(u64, String)> {
         let mut steps = vec![(0, format!("node {killed} killed"))];
         let mut seen = Vec::new();
-        for (id, _) in self
-            .nodes
-            .iter()
-            .filter(|(id, child)| *id != killed && child.is_some())
+        for id in self
+            .cluster
+            .running()
+            .into_iter()
+            .filter(|id| *id != killed)
         {
-            let Some(events) = self.ask(*id, &["events", "--local"]) else {
+            let Some(events) = self.ask(id, &["events", "--local"]) else {
                 continue;
             };
             for line in events.lines() {
@@ -384,38 +298,4 @@ impl DemoCluster {
         steps.sort();
         steps
     }
-
-    fn kill(&mut self, id: u8) {
-        for (node, child) in self.nodes.iter_mut() {
-            if *node == id {
-                if let Some(mut child) = child.take() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-        }
-    }
-
-    fn stop_all(&mut self) {
-        for (_, child) in self.nodes.iter_mut() {
-            if let Some(mut child) = child.take() {
-                // SAFETY: kill(2) on a child this process started and has not reaped.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_udp_port() -> Result<u16, String> {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|socket| socket.local_addr())
-        .map(|address| address.port())
-        .map_err(|error| format!("cannot find a free UDP port on 127.0.0.1: {error}"))
 }

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod disk;
 pub mod host;
 pub mod json;
+pub mod loopback;
 pub mod monitor;
 pub mod node;
 pub mod prng;

@@ -1,23 +1,16 @@
 //! A loopback cluster of real `wolfpack node` processes for the membership benchmarks (join,
-//! regroup, footprint, false evictions): a temp dir, a formatted disk file, a key, one daemon
-//! per node on its own 127.x.y.z address. Times come from the nodes' own event rings
-//! (`ctl events`: CLOCK_MONOTONIC µs, the clock every process of the host shares), so polling
-//! only decides when to look, never what is measured. Every daemon is stopped by the PID
-//! recorded when it was started (its monitor follows it); the temp dir is removed on drop.
+//! regroup, footprint, false evictions): `wolfpack::loopback` (a temp dir, a formatted disk
+//! file, a key, one daemon per node on its own 127.x.y.z address, every daemon stopped by the
+//! PID recorded when it was started) with the queries the benchmarks share. Times come from
+//! the nodes' own event rings (`ctl events`: CLOCK_MONOTONIC µs, the clock every process of
+//! the host shares), so polling only decides when to look, never what is measured.
 #![allow(dead_code)]
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use wolfpack::admin::client;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::time::Duration;
+use wolfpack::loopback::{Addresses, Loopback, LoopbackSpec};
 
-/// Conditions are waited for this long: a loaded machine delays a run but does not fail it.
-pub const DEADLINE: Duration = Duration::from_secs(60);
-
-/// CLOCK_MONOTONIC in µs, the clock of every event line.
-pub fn micros() -> u64 {
-    wolfpack::monitor::event_log::monotonic_micros()
-}
+pub use wolfpack::loopback::micros;
 
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_wolfpack")
@@ -35,13 +28,23 @@ pub struct Status {
     pub quorum_owner: bool,
 }
 
+/// A `Loopback` with the benchmarks' queries (the fields and methods not defined here are its
+/// own: `start`, `kill`, `stop`, `pid`, `running`, `socket`, `keep`, `started_us`, ...).
 pub struct Cluster {
-    pub dir: PathBuf,
-    pub size: u8,
-    daemons: BTreeMap<u8, Child>,
-    /// CLOCK_MONOTONIC µs just before each node's latest spawn.
-    pub started_us: BTreeMap<u8, u64>,
-    keep_dir: bool,
+    loopback: Loopback,
+}
+
+impl Deref for Cluster {
+    type Target = Loopback;
+    fn deref(&self) -> &Loopback {
+        &self.loopback
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Loopback {
+        &mut self.loopback
+    }
 }
 
 impl Cluster {
@@ -52,132 +55,23 @@ impl Cluster {
             std::process::id(),
             micros()
         ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let cluster = Cluster {
-            dir,
-            size: configured,
-            daemons: BTreeMap::new(),
-            started_us: BTreeMap::new(),
-            keep_dir: false,
-        };
-        cluster.tool(&["keygen", &cluster.path("cluster.key")])?;
         // A loopback /16 per benchmark process (and a /24 per cluster) so concurrent runs and
         // the loopback tests never share an address.
         let lane = 100 + (std::process::id() % 100) as u8;
         let cluster_lane = (micros() / 1000 % 250) as u8;
-        let mut format = vec![
-            "disk".to_string(),
-            "format".into(),
-            cluster.path("disk.img"),
-            "--cluster-name".into(),
-            name.into(),
-            "--size".into(),
-            "16M".into(),
-        ];
-        for id in 1..=configured {
-            format.push("--node".into());
-            format.push(format!("{id}=n{id}@127.{lane}.{cluster_lane}.{id}:7400"));
-        }
-        let words: Vec<&str> = format.iter().map(String::as_str).collect();
-        cluster.tool(&words)?;
-        Ok(cluster)
-    }
-
-    pub fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn tool(&self, args: &[&str]) -> Result<(), String> {
-        let output = Command::new(binary())
-            .args(args)
-            .output()
-            .map_err(|e| format!("{}: {e}", args[0]))?;
-        match output.status.success() {
-            true => Ok(()),
-            false => Err(format!(
-                "wolfpack {} failed: {}",
-                args[0],
-                String::from_utf8_lossy(&output.stderr).trim()
-            )),
-        }
-    }
-
-    pub fn socket(&self, id: u8) -> PathBuf {
-        self.dir.join(format!("n{id}.sock"))
-    }
-
-    /// Spawns node `id`; its start time is taken just before the spawn.
-    pub fn start(&mut self, id: u8) -> Result<(), String> {
-        let _ = std::fs::remove_file(self.socket(id));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("n{id}.log")))
-            .map_err(|e| e.to_string())?;
-        let stderr = log.try_clone().map_err(|e| e.to_string())?;
-        let mut command = Command::new(binary());
-        command
-            .args(["node", "--disk", &self.path("disk.img")])
-            .args([
-                "--node-id",
-                &id.to_string(),
-                "--key",
-                &self.path("cluster.key"),
-            ])
-            .args(["--admin-socket", &self.socket(id).display().to_string()])
-            .args(["--event-log", &self.path("events.log")])
-            .args(["--resource-log-dir", &self.path(&format!("resources-{id}"))])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr);
-        self.started_us.insert(id, micros());
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start node {id}: {e}"))?;
-        self.daemons.insert(id, child);
-        Ok(())
-    }
-
-    pub fn pid(&self, id: u8) -> Option<u32> {
-        self.daemons.get(&id).map(Child::id)
-    }
-
-    pub fn running(&self) -> Vec<u8> {
-        self.daemons.keys().copied().collect()
-    }
-
-    /// SIGKILLs node `id`'s daemon and reaps it; returns the CLOCK_MONOTONIC µs taken just
-    /// before the signal.
-    pub fn kill(&mut self, id: u8) -> Option<u64> {
-        let mut child = self.daemons.remove(&id)?;
-        let at = micros();
-        let _ = child.kill();
-        let _ = child.wait();
-        Some(at)
-    }
-
-    /// SIGTERM (a graceful leave), then waits for the daemon to exit.
-    pub fn stop(&mut self, id: u8) {
-        if let Some(child) = self.daemons.remove(&id) {
-            stop_child(child);
-        }
-    }
-
-    /// Sends one admin command; the answer's body, or `None` when the node does not answer.
-    pub fn ask(&self, id: u8, words: &[&str]) -> Option<String> {
-        let mut text = String::new();
-        client::request(
-            &self.socket(id),
-            words,
-            Some(Duration::from_secs(5)),
-            |line| {
-                text.push_str(line);
-                text.push('\n');
-                true
+        let loopback = Loopback::create(LoopbackSpec {
+            cluster_name: name.to_string(),
+            nodes: configured,
+            dir,
+            binary: binary().into(),
+            addresses: Addresses::Lane {
+                a: lane,
+                b: cluster_lane,
             },
-        )
-        .ok()?;
-        Some(text)
+            node_prefix: "n".into(),
+            test_group_command: None,
+        })?;
+        Ok(Cluster { loopback })
     }
 
     pub fn status(&self, id: u8) -> Option<Status> {
@@ -205,33 +99,12 @@ impl Cluster {
         self.ask(id, &["metrics"]).unwrap_or_default()
     }
 
-    /// Whether every node of `ids` is stabilized with exactly `ids` as members.
-    pub fn has_membership(&self, ids: &[u8]) -> bool {
-        ids.iter().all(|&id| {
-            self.status(id)
-                .is_some_and(|s| s.stabilized && s.members == ids)
-        })
-    }
-
     /// Polls every `every` until every node of `ids` reports exactly `ids`, stabilized.
     pub fn wait_membership(&self, ids: &[u8], every: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + DEADLINE;
-        while !self.has_membership(ids) {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "timed out after {}s waiting for membership {ids:?}; logs kept in {}",
-                    DEADLINE.as_secs(),
-                    self.dir.display()
-                ));
-            }
-            std::thread::sleep(every);
-        }
-        Ok(())
-    }
-
-    /// Keeps the temp dir (a failed run's logs) instead of removing it on drop.
-    pub fn keep(&mut self) {
-        self.keep_dir = true;
+        self.loopback
+            .wait_for(&format!("membership {ids:?}"), every, |cluster| {
+                cluster.has_membership(ids).then_some(())
+            })
     }
 }
 
@@ -252,31 +125,6 @@ pub fn members_text(ids: &[u8]) -> String {
 pub fn is_stabilized_with(text: &str, ids: &[u8]) -> bool {
     text.starts_with("stabilized epoch ")
         && text.ends_with(&format!("members {}", members_text(ids)))
-}
-
-fn stop_child(mut child: Child) {
-    // SAFETY: kill(2) on a PID this process started and has not reaped.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGCONT);
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for (_, child) in std::mem::take(&mut self.daemons) {
-            stop_child(child);
-        }
-        if !self.keep_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 fn json_number(json: &str, name: &str) -> Option<u64> {

@@ -8,8 +8,18 @@
 //!
 //! **Invariant:** the socket file has mode 0600 and every connection's peer is checked with
 //! SO_PEERCRED: only root or the daemon's own user is served.
+//!
+//! The words of a request are escaped on the way (`words.rs`) and parsed once into a typed
+//! `AdminRequest` (`request.rs`, the catalog's commands in `catalog_grammar.rs`), by `ctl`
+//! before it sends and by the daemon when it answers.
+pub mod catalog_grammar;
 pub mod client;
+pub mod request;
 pub mod server;
+pub mod words;
+
+pub use catalog_grammar::CatalogCommand;
+pub use request::{AdminRequest, Fault, RequestError};
 
 /// The longest request line accepted; a longer one is refused, not buffered without bound.
 pub const REQUEST_BYTES_MAX: usize = 64 * 1024;

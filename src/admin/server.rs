@@ -86,12 +86,13 @@ fn remove_stale_socket(path: &Path) -> Result<(), AdminSocketError> {
     }
 }
 
-/// A complete request from a client.
+/// A complete request line from a client, split into its words (still escaped:
+/// `AdminRequest::parse_received` decodes and parses them).
 #[derive(Debug, PartialEq, Eq)]
-pub struct AdminRequest {
+pub struct RequestLine {
     /// Answer with this.
     pub connection: Token,
-    /// The command's words, as `wolfpack ctl` was given them.
+    /// The request's words as they arrived, escaped (`crate::admin::words`).
     pub words: Vec<String>,
 }
 
@@ -113,7 +114,7 @@ pub struct AdminServer {
     next_token: usize,
     first_connection_token: usize,
     connections: BTreeMap<Token, Connection>,
-    requests: Vec<AdminRequest>,
+    requests: Vec<RequestLine>,
     allowed_uid: u32,
     /// Connections refused: wrong user, too many, or a malformed request.
     pub refused: u64,
@@ -165,7 +166,7 @@ impl AdminServer {
     }
 
     /// The next complete request, if any.
-    pub fn next_request(&mut self) -> Option<AdminRequest> {
+    pub fn next_request(&mut self) -> Option<RequestLine> {
         match self.requests.is_empty() {
             true => None,
             false => Some(self.requests.remove(0)),
@@ -289,7 +290,7 @@ impl AdminServer {
                             .filter(|word| !word.is_empty())
                             .map(String::from)
                             .collect();
-                        self.requests.push(AdminRequest {
+                        self.requests.push(RequestLine {
                             connection: token,
                             words,
                         });

@@ -1,13 +1,16 @@
 //! `wolfpack ctl`: asks a running node something through its admin socket and prints the answer.
 //!
-//! The node renders answers (text or JSON) itself, so ctl stays a thin client; it checks only the
-//! command's name and arity, so a typo is named without contacting the node.
-use super::{parse_flags, CommandError, UsageError, EXIT_OK};
-use crate::admin::{client, DEFAULT_SOCKET_PATH, SOCKET_ENVIRONMENT_VARIABLE};
+//! The node renders answers (text or JSON) itself, so ctl stays a thin client; it parses the
+//! command with the daemon's own grammar (`crate::admin::AdminRequest`), so a wrong command is
+//! named without contacting the node (exit 2), and sends the words escaped
+//! (`crate::admin::words`).
+use super::{CommandError, UsageError, EXIT_OK};
+use crate::admin::words::encode_word;
+use crate::admin::{client, AdminRequest, CatalogCommand, RequestError};
+use crate::admin::{DEFAULT_SOCKET_PATH, SOCKET_ENVIRONMENT_VARIABLE};
 use crate::core::catalog::NewResource;
 use crate::monitor::constants::{META_DATA_BYTES_MAX, OCF_ROOT_DEFAULT, PROGRAM_PATH};
 use crate::monitor::resource::{find_program, ocf};
-use crate::node::catalog_commands;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -58,96 +61,42 @@ Flags:
   --type TYPE         (update) the value's type
 ";
 
-/// Each command and how many operands it takes.
-const COMMANDS: [(&str, usize); 8] = [
-    ("status", 0),
-    ("nodes", 0),
-    ("events", 0),
-    ("metrics", 0),
-    ("get", 1),
-    ("update", 2),
-    ("delete", 1),
-    ("fault", 2),
-];
-
 pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     if matches!(words.first(), Some(&"-h") | Some(&"--help") | Some(&"help")) {
         print!("{CTL_HELP}");
         return Ok(EXIT_OK);
     }
-    if let Some((socket, catalog_words)) = catalog_command(words) {
-        return run_catalog(socket, &catalog_words);
+    let (socket, words) = split_socket(words)?;
+    let request = AdminRequest::parse(&words).map_err(|error| {
+        CommandError::Usage(UsageError(match error {
+            RequestError::Request(why) => format!("ctl: {why}"),
+            RequestError::Command(why) => format!("ctl {why}"),
+        }))
+    })?;
+    // The admin request drops empty words, which would shift the ones after it.
+    if words.iter().any(|word| word.is_empty()) {
+        return Err(UsageError("ctl: an argument is empty".to_string()).into());
     }
-    let mut options = getopts::Options::new();
-    options.optopt("", "socket", "", "PATH");
-    options.optflag("", "json", "");
-    options.optflag("", "follow", "");
-    options.optflag("", "local", "");
-    options.optopt("", "type", "", "TYPE");
-    let matches = parse_flags(&options, words, "ctl")?;
-    let Some((command, operands)) = matches.free.split_first() else {
-        return Err(UsageError(
-            "ctl: missing command (status, nodes, events, metrics, get, update, delete, groups, \
-             resources, group, resource, fault)"
-                .into(),
-        )
-        .into());
+    if let AdminRequest::Catalog(CatalogCommand::AddResource(resource)) = &request {
+        if resource.kind.starts_with("ocf:") {
+            check_ocf_agent(resource).map_err(CommandError::Failed)?;
+        }
+    }
+    let timeout = match request {
+        AdminRequest::Events { follow: true, .. } => None,
+        _ => Some(client::ANSWER_TIMEOUT),
     };
-    let Some(&(_, arity)) = COMMANDS.iter().find(|(name, _)| name == command) else {
-        return Err(UsageError(format!("ctl: unknown command '{command}'")).into());
-    };
-    if operands.len() != arity {
-        let expected = match (command.as_str(), arity) {
-            (_, 0) => String::from("no operands"),
-            (_, 1) => String::from("one operand (KEY)"),
-            ("fault", _) => String::from("two operands (disk-stall MS|off)"),
-            _ => String::from("two operands (KEY VALUE)"),
-        };
-        return Err(UsageError(format!(
-            "ctl {command}: takes {expected}, got {}",
-            operands.len()
-        ))
-        .into());
-    }
-    let follow = matches.opt_present("follow");
-    if follow && command != "events" {
-        return Err(
-            UsageError(format!("ctl {command}: flag '--follow' is for events only")).into(),
-        );
-    }
-    let local = matches.opt_present("local");
-    if local && command != "events" {
-        return Err(UsageError(format!("ctl {command}: flag '--local' is for events only")).into());
-    }
-    let value_type = matches.opt_str("type");
-    if value_type.is_some() && command != "update" {
-        return Err(UsageError(format!("ctl {command}: flag '--type' is for update only")).into());
-    }
-    let socket = socket_path(matches.opt_str("socket"));
-    let mut request: Vec<&str> = vec![command.as_str()];
-    request.extend(operands.iter().map(String::as_str));
-    if matches.opt_present("json") {
-        request.push("--json");
-    }
-    if follow {
-        request.push("--follow");
-    }
-    if local {
-        request.push("--local");
-    }
-    if let Some(value_type) = value_type.as_deref() {
-        request.push("--type");
-        request.push(value_type);
-    }
-    let timeout = if follow {
-        None
-    } else {
-        Some(client::ANSWER_TIMEOUT)
-    };
-    client::request(&PathBuf::from(&socket), &request, timeout, |line| {
-        println!("{line}");
-        true
-    })
+    let encoded: Vec<String> = words.iter().map(|word| encode_word(word)).collect();
+    let encoded: Vec<&str> = encoded.iter().map(String::as_str).collect();
+    client::request(
+        &PathBuf::from(socket_path(socket)),
+        &encoded,
+        timeout,
+        |line| {
+            println!("{line}");
+            true
+        },
+    )
     .map_err(|error| CommandError::Failed(error.to_string()))?;
     Ok(EXIT_OK)
 }
@@ -157,17 +106,20 @@ fn socket_path(flag: Option<String>) -> String {
         .unwrap_or_else(|| DEFAULT_SOCKET_PATH.to_string())
 }
 
-/// A catalog command (`group`, `resource`, `groups`, `resources`): the `--socket` flag, if
-/// given, and the command's words, command word first. Its flags are many and its own, so it
-/// is parsed by `catalog_commands::parse` (the daemon's parser) rather than the flags above.
-fn catalog_command<'a>(words: &[&'a str]) -> Option<(Option<String>, Vec<&'a str>)> {
+/// The `--socket` flag, if given (`--socket PATH` or `--socket=PATH`, anywhere), and the
+/// request's words without it, the command word first: flags may come before it, as in
+/// `ctl --json status` (`--type`'s value is not the command).
+fn split_socket<'a>(words: &[&'a str]) -> Result<(Option<String>, Vec<&'a str>), UsageError> {
     let mut socket = None;
     let mut rest = Vec::new();
     let mut index = 0;
     while index < words.len() {
         let word = words[index];
         if word == "--socket" {
-            socket = words.get(index + 1).map(|path| path.to_string());
+            let path = words
+                .get(index + 1)
+                .ok_or_else(|| UsageError("ctl: flag '--socket' needs a value".to_string()))?;
+            socket = Some(path.to_string());
             index += 2;
             continue;
         }
@@ -177,45 +129,13 @@ fn catalog_command<'a>(words: &[&'a str]) -> Option<(Option<String>, Vec<&'a str
         }
         index += 1;
     }
-    let position = rest.iter().position(|word| !word.starts_with('-'))?;
-    if !catalog_commands::COMMAND_WORDS.contains(&rest[position]) {
-        return None;
+    let command = (0..rest.len())
+        .find(|&at| !rest[at].starts_with('-') && (at == 0 || rest[at - 1] != "--type"));
+    if let Some(position) = command {
+        let command = rest.remove(position);
+        rest.insert(0, command);
     }
-    let command = rest.remove(position);
-    rest.insert(0, command);
-    Some((socket, rest))
-}
-
-/// Checks what only this host can (an OCF agent and its meta-data), then hands the command to
-/// the node, which validates it against the catalog and commits it cluster-wide.
-fn run_catalog(socket: Option<String>, words: &[&str]) -> Result<i32, CommandError> {
-    let command = catalog_commands::parse(words)
-        .map_err(|why| CommandError::Usage(UsageError(format!("ctl {why}"))))?;
-    // The admin request drops empty words, which would shift the ones after it.
-    if words.iter().any(|word| word.is_empty()) {
-        return Err(UsageError("ctl: an argument is empty".to_string()).into());
-    }
-    if let catalog_commands::Command::AddResource(resource) = &command {
-        if resource.kind.starts_with("ocf:") {
-            check_ocf_agent(resource).map_err(CommandError::Failed)?;
-        }
-    }
-    let encoded: Vec<String> = words
-        .iter()
-        .map(|word| catalog_commands::encode_word(word))
-        .collect();
-    let request: Vec<&str> = encoded.iter().map(String::as_str).collect();
-    client::request(
-        &PathBuf::from(socket_path(socket)),
-        &request,
-        Some(client::ANSWER_TIMEOUT),
-        |line| {
-            println!("{line}");
-            true
-        },
-    )
-    .map_err(|error| CommandError::Failed(error.to_string()))?;
-    Ok(EXIT_OK)
+    Ok((socket, rest))
 }
 
 /// How long an agent's `meta-data` may take before `resource add` gives up on it.
@@ -343,4 +263,34 @@ fn run_meta_data(
         format!("agent {kind}: meta-data exited but a process it started holds its output open")
     })?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_flag_is_taken_out_and_the_command_word_put_first() {
+        let cases: [(&[&str], Option<&str>, &[&str]); 5] = [
+            (&["status", "--json"], None, &["status", "--json"]),
+            (
+                &["--socket", "/s", "--json", "status"],
+                Some("/s"),
+                &["status", "--json"],
+            ),
+            (
+                &["--type", "u64", "update", "--socket=/t", "k", "7"],
+                Some("/t"),
+                &["update", "--type", "u64", "k", "7"],
+            ),
+            (&["--json", "groups"], None, &["groups", "--json"]),
+            (&["--json"], None, &["--json"]),
+        ];
+        for (words, socket, request) in cases {
+            let (found, rest) = split_socket(words).expect("accepted");
+            assert_eq!(found.as_deref(), socket, "{words:?}");
+            assert_eq!(rest, request, "{words:?}");
+        }
+        assert!(split_socket(&["status", "--socket"]).is_err());
+    }
 }

@@ -16,7 +16,8 @@ use super::signals::Signals;
 use super::startup::{read_disk_config, DiskConfig};
 use super::time_service;
 use super::transport::Transport;
-use crate::admin::server::{AdminRequest, AdminServer};
+use crate::admin::server::{AdminServer, RequestLine};
+use crate::admin::AdminRequest;
 use crate::core::{self, Input};
 use crate::disk::storage::{self, Access, DiskIo};
 use crate::host::{Host, HostConfig, HostOutput};
@@ -641,42 +642,63 @@ impl Daemon {
         }
     }
 
-    fn answer(&mut self, poll: &Poll, request: AdminRequest, now_ms: u64) {
+    fn answer(&mut self, poll: &Poll, line: RequestLine, now_ms: u64) {
+        use super::catalog_commands::{self as catalog, Answer};
         let registry = poll.registry();
-        let words: Vec<&str> = request.words.iter().map(String::as_str).collect();
-        let json = words.contains(&"--json");
-        let status = self.host.core().status();
-        let result = match words.first().copied() {
-            Some("status") => Ok(report::status(
-                &status,
-                &self.config,
-                &self.links,
-                &self.time,
-                now_ms,
-                self.host.online_groups(),
-                json,
-            )),
-            Some("nodes") => Ok(report::nodes(
-                &status,
-                &self.config,
-                &self.links,
-                now_ms,
-                json,
-            )),
-            Some("metrics") => Ok(report::metrics(
-                &status,
-                &self.metrics,
-                &self.transport,
-                &self.opener,
-                self.options.node_id,
-            )),
-            Some("events") if words.contains(&"--follow") => {
-                self.events
-                    .follow(&mut self.admin, registry, request.connection, json);
+        let request = match AdminRequest::parse_received(&line.words) {
+            Ok(request) => request,
+            Err(error) => {
+                self.admin
+                    .respond(registry, line.connection, Err(error.to_string()));
                 return;
             }
-            Some("events") if words.contains(&"--local") => Ok(self.events.render(json)),
-            Some("events") => {
+        };
+        let status = self.host.core().status();
+        // What to answer, or the update to propose and the answer if the database rejects it.
+        let (answer, rejected) = match request {
+            AdminRequest::Status { json } => (
+                Ok(Answer::Show(report::status(
+                    &status,
+                    &self.config,
+                    &self.links,
+                    &self.time,
+                    now_ms,
+                    self.host.online_groups(),
+                    json,
+                ))),
+                None,
+            ),
+            AdminRequest::Nodes { json } => (
+                Ok(Answer::Show(report::nodes(
+                    &status,
+                    &self.config,
+                    &self.links,
+                    now_ms,
+                    json,
+                ))),
+                None,
+            ),
+            AdminRequest::Metrics => (
+                Ok(Answer::Show(report::metrics(
+                    &status,
+                    &self.metrics,
+                    &self.transport,
+                    &self.opener,
+                    self.options.node_id,
+                ))),
+                None,
+            ),
+            AdminRequest::Events {
+                follow: true, json, ..
+            } => {
+                self.events
+                    .follow(&mut self.admin, registry, line.connection, json);
+                return;
+            }
+            AdminRequest::Events {
+                local: true, json, ..
+            } => (Ok(Answer::Show(self.events.render(json))), None),
+            AdminRequest::Events { json, .. } => {
                 // Answered by `exchange_events` once the peers answered or a second passed.
                 let peers = event_exchange::peers(
                     &self.config.nodes,
@@ -685,53 +707,57 @@ impl Daemon {
                 );
                 let own_newest = self.events.newest_sequence();
                 self.event_exchange
-                    .start(request.connection, json, own_newest, &peers, now_ms);
+                    .start(line.connection, json, own_newest, &peers, now_ms);
                 return;
             }
-            Some(
-                command @ ("update" | "delete" | "group" | "resource" | "groups" | "resources"),
-            ) => {
-                use super::catalog_commands::{self as catalog, Answer};
-                let (answer, rejected) = match command {
-                    "update" | "delete" => {
-                        let update = super::updates::parse_update(command, &words[1..]);
-                        (update.map(Answer::Propose), None)
-                    }
-                    _ => {
-                        let runtime = self.catalog_runtime(&status);
-                        let answer = catalog::answer(self.host.core().database(), &words, &runtime);
-                        (answer, Some(catalog::CONFLICT))
-                    }
-                };
-                match answer {
-                    Ok(Answer::Show(text)) => Ok(text),
-                    Ok(Answer::Propose(update)) => match self.host.submit(now_ms, update) {
-                        Ok(request_id) => {
-                            // Answered when GUM acknowledges it (durable, applied everywhere).
-                            let proposed_us = monitor::event_log::monotonic_micros();
-                            self.waiting_updates
-                                .insert(request_id, (request.connection, proposed_us, rejected));
-                            self.dispatch_outputs(now_ms);
-                            return;
-                        }
-                        Err(error) => Err(format!("update refused: {error}")),
-                    },
-                    Err(error) => Err(error),
-                }
-            }
-            Some("get") => {
-                super::updates::render_get(self.host.core().database(), &words[1..], json)
-            }
-            Some("fault") => super::fault_injection::answer(
-                self.options.allow_fault_injection,
-                self.options.node_id,
-                &self.disk_worker,
-                &words[1..],
+            AdminRequest::Update { path, value } => (
+                super::updates::encode(&path, Some(&value)).map(Answer::Propose),
+                None,
             ),
-            Some(other) => Err(format!("unknown command '{other}'")),
-            None => Err("empty request".to_string()),
+            AdminRequest::Delete { path } => (
+                super::updates::encode(&path, None).map(Answer::Propose),
+                None,
+            ),
+            AdminRequest::Catalog(command) => {
+                let runtime = self.catalog_runtime(&status);
+                let answer = catalog::answer(self.host.core().database(), &command, &runtime);
+                (answer, Some(catalog::CONFLICT))
+            }
+            AdminRequest::Get { path, json } => (
+                Ok(Answer::Show(super::updates::render_get(
+                    self.host.core().database(),
+                    &path,
+                    json,
+                ))),
+                None,
+            ),
+            AdminRequest::Fault(fault) => (
+                super::fault_injection::answer(
+                    self.options.allow_fault_injection,
+                    self.options.node_id,
+                    &self.disk_worker,
+                    &fault,
+                )
+                .map(Answer::Show),
+                None,
+            ),
         };
-        self.admin.respond(registry, request.connection, result);
+        let result = match answer {
+            Ok(Answer::Show(text)) => Ok(text),
+            Ok(Answer::Propose(update)) => match self.host.submit(now_ms, update) {
+                Ok(request_id) => {
+                    // Answered when GUM acknowledges it (durable, applied everywhere).
+                    let proposed_us = monitor::event_log::monotonic_micros();
+                    self.waiting_updates
+                        .insert(request_id, (line.connection, proposed_us, rejected));
+                    self.dispatch_outputs(now_ms);
+                    return;
+                }
+                Err(error) => Err(format!("update refused: {error}")),
+            },
+            Err(error) => Err(error),
+        };
+        self.admin.respond(registry, line.connection, result);
     }
 
     /// After the core left (or `LEAVE_GRACE_MS` passed): the monitor stops whatever still runs

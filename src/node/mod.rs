@@ -2,6 +2,7 @@
 //! `core::Node` from a mio event loop: UDP sockets per network, timers, signals, the disk worker
 //! thread and the resource monitor.
 pub mod catalog_commands;
+pub mod catalog_render;
 pub mod daemon;
 pub mod disk_worker;
 pub mod event_codec;

@@ -1,14 +1,17 @@
-//! A cluster of real `wolfpack node` processes on loopback for integration tests: a temp dir, a
-//! formatted disk file, a key, one process per node on its own 127.x.y.z address. Every process
-//! is stopped by the PID recorded at start, also when a test fails (Drop).
+//! A cluster of real `wolfpack node` processes on loopback for integration tests
+//! (`wolfpack::loopback`: a temp dir, a formatted disk file, a key, one process per node on its
+//! own 127.x.y.z address, every process stopped by the PID recorded at start, also when a test
+//! fails), with the queries the tests share; a wait that times out panics with the logs.
 #![allow(dead_code)]
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use wolfpack::loopback::{Addresses, Loopback, LoopbackSpec};
 
 /// Conditions are waited for this long: shared, noisy machines must not fail a correct run.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub const DEADLINE: Duration = wolfpack::loopback::DEADLINE;
 
 pub fn wolfpack() -> &'static str {
     env!("CARGO_BIN_EXE_wolfpack")
@@ -21,78 +24,76 @@ pub fn run(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// A `Loopback` whose failures panic (the field and methods not redefined here are its own).
 pub struct Cluster {
-    pub dir: PathBuf,
-    pub disk: PathBuf,
-    pub key: PathBuf,
-    pub event_log: PathBuf,
-    pub size: u8,
-    test_groups: Vec<String>,
-    children: BTreeMap<u8, Child>,
+    loopback: Loopback,
+}
+
+impl Deref for Cluster {
+    type Target = Loopback;
+    fn deref(&self) -> &Loopback {
+        &self.loopback
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Loopback {
+        &mut self.loopback
+    }
 }
 
 impl Cluster {
-    /// Formats a disk for `configured` nodes (all on 127.`lane`.x.y) without starting any.
+    /// Formats a disk for `configured` nodes (all on 127.`lane`.x.y) without starting any. In
+    /// test mode: every node has a built-in group running `sleep 1000` (`catalog_mode` undoes it).
     pub fn new(name: &str, configured: u8) -> Cluster {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("wp-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("cluster dir");
-        let disk = dir.join("disk.img");
-        let key = dir.join("cluster.key");
-        let output = run(&["keygen", key.to_str().expect("utf-8")]);
-        assert!(
-            output.status.success(),
-            "keygen: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
         // A loopback address unique to this process and test, so parallel tests never collide.
         let lane = 20 + (std::process::id() % 200) as u8;
         let test_lane = name
             .bytes()
             .fold(0u8, |acc, byte| acc.wrapping_mul(31).wrapping_add(byte));
-        let mut args: Vec<String> =
-            vec!["disk".into(), "format".into(), disk.display().to_string()];
-        args.extend([
-            "--cluster-name".into(),
-            name.into(),
-            "--size".into(),
-            "16M".into(),
-        ]);
-        for id in 1..=configured {
-            args.push("--node".into());
-            args.push(format!("{id}=n{id}@127.{lane}.{test_lane}.{id}:7400"));
-        }
-        let words: Vec<&str> = args.iter().map(String::as_str).collect();
-        let output = run(&words);
-        assert!(
-            output.status.success(),
-            "format: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let test_groups = (1..=configured)
-            .map(|id| format!("{id}=sleep 1000"))
-            .collect();
-        let event_log = dir.join("events.log");
-        Cluster {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("wp-{name}-{}", std::process::id()));
+        let loopback = Loopback::create(LoopbackSpec {
+            cluster_name: name.to_string(),
+            nodes: configured,
             dir,
-            disk,
-            key,
-            event_log,
-            size: configured,
-            test_groups,
-            children: BTreeMap::new(),
+            binary: wolfpack().into(),
+            addresses: Addresses::Lane {
+                a: lane,
+                b: test_lane,
+            },
+            node_prefix: "n".into(),
+            test_group_command: Some("sleep 1000".into()),
+        })
+        .expect("a loopback cluster");
+        Cluster { loopback }
+    }
+
+    pub fn start(&mut self, id: u8) {
+        self.loopback.start(id).expect("node starts");
+    }
+
+    pub fn pid(&self, id: u8) -> u32 {
+        self.loopback.pid(id).expect("started")
+    }
+
+    pub fn signal(&self, id: u8, signal: i32) {
+        if let Err(error) = self.loopback.signal(id, signal) {
+            panic!("{error}");
         }
     }
 
-    /// No `--test-group`: the cluster runs only the groups of its catalog (`ctl group add`).
-    pub fn catalog_mode(&mut self) {
-        self.test_groups.clear();
+    /// SIGKILL the daemon (its monitor notices and stops its resources) and reap it.
+    pub fn kill(&mut self, id: u8) {
+        self.loopback.kill(id);
     }
 
-    /// Node `id`'s HA_RSCTMP for OCF agents (Dummy keeps its state file there).
-    pub fn ocf_state_dir(&self, id: u8) -> PathBuf {
-        self.dir.join(format!("ocf-{id}"))
+    /// Waits for a node to exit by itself and returns its exit code.
+    pub fn wait_exit(&mut self, id: u8) -> Option<i32> {
+        match self.loopback.wait_exit(id) {
+            Ok(code) => code,
+            Err(error) => panic!("{error}; {}", self.logs()),
+        }
     }
 
     /// `wolfpack ctl` on node `id`: exit code and stdout + stderr.
@@ -130,91 +131,6 @@ impl Cluster {
             groups.insert(name, (owner, state));
         }
         groups
-    }
-
-    pub fn socket(&self, id: u8) -> PathBuf {
-        self.dir.join(format!("n{id}.sock"))
-    }
-
-    pub fn node_args(&self, id: u8) -> Vec<String> {
-        let mut args = vec![
-            "node".to_string(),
-            "--disk".into(),
-            self.disk.display().to_string(),
-            "--node-id".into(),
-            id.to_string(),
-            "--key".into(),
-            self.key.display().to_string(),
-            "--admin-socket".into(),
-            self.socket(id).display().to_string(),
-            "--event-log".into(),
-            self.event_log.display().to_string(),
-            "--resource-log-dir".into(),
-            self.dir
-                .join(format!("resources-{id}"))
-                .display()
-                .to_string(),
-            // Loopback nodes share one filesystem: each gets its own OCF state and pid files.
-            "--ocf-state-dir".into(),
-            self.ocf_state_dir(id).display().to_string(),
-        ];
-        for group in &self.test_groups {
-            args.push("--test-group".into());
-            args.push(group.clone());
-        }
-        args
-    }
-
-    pub fn start(&mut self, id: u8) {
-        let _ = std::fs::remove_file(self.socket(id));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("n{id}.log")))
-            .expect("node log");
-        let child = Command::new(wolfpack())
-            .args(self.node_args(id))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("node starts");
-        self.children.insert(id, child);
-    }
-
-    pub fn pid(&self, id: u8) -> u32 {
-        self.children.get(&id).expect("started").id()
-    }
-
-    pub fn signal(&self, id: u8, signal: i32) {
-        // SAFETY: kill(2) on a PID this test started and has not reaped.
-        let result = unsafe { libc::kill(self.pid(id) as i32, signal) };
-        assert_eq!(result, 0, "signal {signal} to node {id}");
-    }
-
-    /// SIGKILL the daemon (its monitor notices and stops its resources) and reap it.
-    pub fn kill(&mut self, id: u8) {
-        if let Some(mut child) = self.children.remove(&id) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Waits for a node to exit by itself and returns its exit code.
-    pub fn wait_exit(&mut self, id: u8) -> Option<i32> {
-        let mut child = self.children.remove(&id).expect("started");
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("node {id} did not exit; {}", self.logs());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// `ctl status --json` of a node, if it answers.
@@ -280,50 +196,11 @@ impl Cluster {
         }
     }
 
-    pub fn logs(&self) -> String {
-        let mut text = String::new();
-        for id in 1..=self.size {
-            if let Ok(log) = std::fs::read_to_string(self.dir.join(format!("n{id}.log"))) {
-                let tail: Vec<&str> = log.lines().rev().take(30).collect();
-                text += &format!(
-                    "\n--- node {id} log (last lines) ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
-        }
-        text + &format!(
-            "\n--- events ---\n{}",
-            std::fs::read_to_string(&self.event_log).unwrap_or_default()
-        )
-    }
-
     /// Asserts that no resource was online on two nodes at the same CLOCK_MONOTONIC instant.
     pub fn assert_no_overlap(&self) {
         let text = std::fs::read_to_string(&self.event_log).unwrap_or_default();
         if let Err(problem) = check_no_overlap(&text) {
             panic!("split brain: {problem}\n{}", self.logs());
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for (_, mut child) in std::mem::take(&mut self.children) {
-            // SIGCONT first: a paused daemon cannot act on SIGTERM.
-            // SAFETY: kill(2) on PIDs this test started and has not reaped.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGCONT);
-                libc::kill(child.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

@@ -19,7 +19,8 @@
 //! - A resource's `resources/R/group` is its existence: a new resource requires it absent, and
 //!   edits of a resource require it at the version read.
 
-use super::validate::{check_dependencies, check_name, check_nodes, check_range, list_nodes};
+use super::edit_error::{join, EditError};
+use super::validate::{check_dependencies, check_name, check_nodes, check_range};
 use super::validate::{check_type_and_params, CHECK_INTERVAL_S_RANGE, PERIOD_S_RANGE};
 use super::validate::{THRESHOLD_RANGE, TIMEOUT_S_RANGE};
 use super::{read, Catalog, Failback, GroupSpec, ResourceSpec};
@@ -86,20 +87,20 @@ pub fn add_group(
     database: &Database,
     group: &NewGroup,
     configured_nodes: u64,
-) -> Result<Update, String> {
+) -> Result<Update, EditError> {
     let name = group.name.as_str();
     check_name("group", name)?;
     check_node_list("--preferred", &group.preferred, configured_nodes)?;
     if let Some(possible) = &group.possible {
         if possible.is_empty() {
-            return Err("--possible: name at least one node".to_string());
+            return Err(EditError::PossibleEmpty);
         }
         check_node_list("--possible", possible, configured_nodes)?;
         if let Some(id) = group.preferred.iter().find(|id| !possible.contains(id)) {
-            return Err(format!(
-                "--preferred: node {id} is not one of --possible ({})",
-                join(possible)
-            ));
+            return Err(EditError::PreferredNotPossible {
+                node: *id,
+                possible: possible.clone(),
+            });
         }
     }
     if let Some(threshold) = group.failover_threshold {
@@ -110,15 +111,15 @@ pub fn add_group(
     }
     let catalog = read(database);
     if catalog.group(name).is_some() {
-        return Err(format!("group {name:?} already exists"));
+        return Err(EditError::GroupExists {
+            group: name.to_string(),
+        });
     }
     refuse_left_over_keys(database, "groups", name)?;
     let used = catalog.slots();
     let slot = (1..=NODES_MAX as u8)
         .find(|slot| used & crate::core::bit(*slot) == 0)
-        .ok_or(format!(
-            "no free group slot: the cluster holds {NODES_MAX} groups, the most it can"
-        ))?;
+        .ok_or(EditError::NoFreeSlot)?;
     let claim = slot_claim(slot)?;
     let mut ops = vec![
         require(group_key(name, "slot")?, 0),
@@ -167,7 +168,7 @@ pub fn move_group(
     to: Option<u8>,
     configured_nodes: u64,
     current_owner: u8,
-) -> Result<Update, String> {
+) -> Result<Update, EditError> {
     let catalog = read(database);
     let group = existing_group(database, &catalog, name)?;
     let possible = possible_owners(group, configured_nodes);
@@ -175,10 +176,11 @@ pub fn move_group(
         Some(id) => {
             check_nodes("--to", &[id], configured_nodes)?;
             if possible & crate::core::bit(id) == 0 {
-                return Err(format!(
-                    "--to: node {id} is not a possible owner of group {name:?} (possible: {})",
-                    list_nodes(possible)
-                ));
+                return Err(EditError::NotPossibleOwner {
+                    group: name.to_string(),
+                    node: id,
+                    possible,
+                });
             }
             id
         }
@@ -189,10 +191,10 @@ pub fn move_group(
             .chain(crate::core::ids(configured_nodes))
             .filter(|id| (1..=NODES_MAX as u8).contains(id))
             .find(|&id| id != current_owner && possible & crate::core::bit(id) != 0)
-            .ok_or(format!(
-                "group {name:?} has no other node to move to (possible: {})",
-                list_nodes(possible)
-            ))?,
+            .ok_or_else(|| EditError::NoOtherNode {
+                group: name.to_string(),
+                possible,
+            })?,
     };
     finish(vec![
         require_group(database, name)?,
@@ -201,7 +203,7 @@ pub fn move_group(
 }
 
 /// `group move NAME --clear`: placement is free again.
-pub fn clear_group_target(database: &Database, name: &str) -> Result<Update, String> {
+pub fn clear_group_target(database: &Database, name: &str) -> Result<Update, EditError> {
     let catalog = read(database);
     existing_group(database, &catalog, name)?;
     finish(vec![
@@ -213,20 +215,20 @@ pub fn clear_group_target(database: &Database, name: &str) -> Result<Update, Str
 }
 
 /// `group remove NAME`: refused while the group has resources.
-pub fn remove_group(database: &Database, name: &str) -> Result<Update, String> {
+pub fn remove_group(database: &Database, name: &str) -> Result<Update, EditError> {
     let catalog = read(database);
     let group = existing_group(database, &catalog, name)?;
-    let members: Vec<String> = catalog
+    let resources: Vec<String> = catalog
         .resources
         .iter()
         .filter(|resource| resource.group == name)
-        .map(|resource| format!("{:?}", resource.name))
+        .map(|resource| resource.name.clone())
         .collect();
-    if !members.is_empty() {
-        return Err(format!(
-            "group {name:?} still has resources: {} (remove them first)",
-            members.join(", ")
-        ));
+    if !resources.is_empty() {
+        return Err(EditError::GroupHasResources {
+            group: name.to_string(),
+            resources,
+        });
     }
     let mut ops = vec![
         require_group(database, name)?,
@@ -242,7 +244,7 @@ pub fn remove_group(database: &Database, name: &str) -> Result<Update, String> {
 }
 
 /// `resource add`.
-pub fn add_resource(database: &Database, resource: &NewResource) -> Result<Update, String> {
+pub fn add_resource(database: &Database, resource: &NewResource) -> Result<Update, EditError> {
     let name = resource.name.as_str();
     let group_name = resource.group.as_str();
     check_name("resource", name)?;
@@ -288,19 +290,18 @@ pub fn add_resource(database: &Database, resource: &NewResource) -> Result<Updat
     let looks_alive_s = resource.looks_alive_s.unwrap_or(LOOKS_ALIVE_S_DEFAULT);
     let is_alive_s = resource.is_alive_s.unwrap_or(IS_ALIVE_S_DEFAULT);
     if is_alive_s < looks_alive_s {
-        return Err(format!(
-            "--isalive {is_alive_s} is more often than --looksalive {looks_alive_s}: \
-             IsAlive is the thorough check, LooksAlive the quick one, so IsAlive's interval \
-             must be at least LooksAlive's"
-        ));
+        return Err(EditError::ChecksSwapped {
+            is_alive_s,
+            looks_alive_s,
+        });
     }
     let catalog = read(database);
     let group = existing_group(database, &catalog, group_name)?;
     if let Some(existing) = catalog.resource(name) {
-        return Err(format!(
-            "resource {name:?} already exists (in group {:?})",
-            existing.group
-        ));
+        return Err(EditError::ResourceExists {
+            resource: name.to_string(),
+            group: existing.group.clone(),
+        });
     }
     refuse_left_over_keys(database, "resources", name)?;
     check_dependencies(&catalog, name, group_name, &resource.depends)?;
@@ -342,11 +343,18 @@ pub fn add_resource(database: &Database, resource: &NewResource) -> Result<Updat
             Value::Bool(false),
         ));
     }
-    finish(ops).map_err(|why| format!("resource {name:?}: {why}"))
+    finish(ops).map_err(|error| EditError::InResource {
+        resource: name.to_string(),
+        error: Box::new(error),
+    })
 }
 
 /// `resource online|offline NAME`: the administrator's wish for it.
-pub fn set_resource_role(database: &Database, name: &str, online: bool) -> Result<Update, String> {
+pub fn set_resource_role(
+    database: &Database,
+    name: &str,
+    online: bool,
+) -> Result<Update, EditError> {
     let catalog = read(database);
     existing_resource(database, &catalog, name)?;
     let role = if online { "online" } else { "offline" };
@@ -357,20 +365,20 @@ pub fn set_resource_role(database: &Database, name: &str, online: bool) -> Resul
 }
 
 /// `resource remove NAME`: refused while another resource depends on it.
-pub fn remove_resource(database: &Database, name: &str) -> Result<Update, String> {
+pub fn remove_resource(database: &Database, name: &str) -> Result<Update, EditError> {
     let catalog = read(database);
     let resource = existing_resource(database, &catalog, name)?;
     let dependents: Vec<String> = catalog
         .resources
         .iter()
         .filter(|other| other.depends.iter().any(|needed| needed == name))
-        .map(|other| format!("{:?}", other.name))
+        .map(|other| other.name.clone())
         .collect();
     if !dependents.is_empty() {
-        return Err(format!(
-            "resource {name:?} is needed by {} (remove or change them first)",
-            dependents.join(", ")
-        ));
+        return Err(EditError::ResourceNeeded {
+            resource: name.to_string(),
+            dependents,
+        });
     }
     let group = existing_group(database, &catalog, &resource.group)?;
     let mut ops = touch_group(database, group)?;
@@ -382,7 +390,7 @@ pub fn remove_resource(database: &Database, name: &str) -> Result<Update, String
 }
 
 /// `resource cleanup NAME`: bumps `resources/R/cleanup`, so its runner forgets its failures.
-pub fn cleanup_resource(database: &Database, name: &str) -> Result<Update, String> {
+pub fn cleanup_resource(database: &Database, name: &str) -> Result<Update, EditError> {
     let catalog = read(database);
     let resource = existing_resource(database, &catalog, name)?;
     let key = resource_key(name, "cleanup")?;
@@ -393,11 +401,11 @@ pub fn cleanup_resource(database: &Database, name: &str) -> Result<Update, Strin
     ])
 }
 
-fn check_node_list(flag: &str, ids: &[u8], configured_nodes: u64) -> Result<(), String> {
+fn check_node_list(flag: &'static str, ids: &[u8], configured_nodes: u64) -> Result<(), EditError> {
     check_nodes(flag, ids, configured_nodes)?;
     for (index, id) in ids.iter().enumerate() {
         if ids[..index].contains(id) {
-            return Err(format!("{flag}: node {id} is listed twice"));
+            return Err(EditError::ListedTwice { flag, node: *id });
         }
     }
     Ok(())
@@ -415,24 +423,23 @@ fn existing_group<'a>(
     database: &Database,
     catalog: &'a Catalog,
     name: &str,
-) -> Result<&'a GroupSpec, String> {
+) -> Result<&'a GroupSpec, EditError> {
     if let Some(group) = catalog.group(name) {
         return Ok(group);
     }
     if has_keys(database, "groups", name) {
-        return Err(format!(
-            "group {name:?} is left out of the catalog (see 'ctl groups'); \
-             'ctl delete groups/{name}' removes its keys"
-        ));
+        return Err(EditError::GroupLeftOut {
+            group: name.to_string(),
+        });
     }
     let known: Vec<String> = catalog
         .groups
         .iter()
-        .map(|group| format!("{:?}", group.name))
+        .map(|group| group.name.clone())
         .collect();
-    Err(match known.is_empty() {
-        true => format!("unknown group {name:?} (there are no groups yet)"),
-        false => format!("unknown group {name:?} (groups: {})", known.join(", ")),
+    Err(EditError::UnknownGroup {
+        group: name.to_string(),
+        known,
     })
 }
 
@@ -440,27 +447,32 @@ fn existing_resource<'a>(
     database: &Database,
     catalog: &'a Catalog,
     name: &str,
-) -> Result<&'a ResourceSpec, String> {
+) -> Result<&'a ResourceSpec, EditError> {
     if let Some(resource) = catalog.resource(name) {
         return Ok(resource);
     }
     if has_keys(database, "resources", name) {
-        return Err(format!(
-            "resource {name:?} is left out of the catalog (see 'ctl resources'); \
-             'ctl delete resources/{name}' removes its keys"
-        ));
+        return Err(EditError::ResourceLeftOut {
+            resource: name.to_string(),
+        });
     }
-    Err(format!("unknown resource {name:?}"))
+    Err(EditError::UnknownResource {
+        resource: name.to_string(),
+    })
 }
 
 /// Keys a hand edit (`ctl update`) left under `namespace/NAME` that the catalog does not
 /// read as an entry: a new entry on top of them would inherit them.
-fn refuse_left_over_keys(database: &Database, namespace: &str, name: &str) -> Result<(), String> {
+fn refuse_left_over_keys(
+    database: &Database,
+    namespace: &'static str,
+    name: &str,
+) -> Result<(), EditError> {
     if has_keys(database, namespace, name) {
-        return Err(format!(
-            "{namespace}/{name} already holds keys the catalog leaves out (see \
-             'ctl get {namespace}/{name}'); 'ctl delete {namespace}/{name}' removes them"
-        ));
+        return Err(EditError::LeftOverKeys {
+            namespace,
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -471,7 +483,7 @@ fn has_keys(database: &Database, namespace: &str, name: &str) -> bool {
 
 /// The group's slot key required at the version read and written again with the same value:
 /// the group's structure changed (see the module docs).
-fn touch_group(database: &Database, group: &GroupSpec) -> Result<Vec<Op>, String> {
+fn touch_group(database: &Database, group: &GroupSpec) -> Result<Vec<Op>, EditError> {
     Ok(vec![
         require_group(database, &group.name)?,
         put(
@@ -481,36 +493,39 @@ fn touch_group(database: &Database, group: &GroupSpec) -> Result<Vec<Op>, String
     ])
 }
 
-fn require_group(database: &Database, name: &str) -> Result<Op, String> {
+fn require_group(database: &Database, name: &str) -> Result<Op, EditError> {
     let key = group_key(name, "slot")?;
     Ok(require(key.clone(), database.version(&key)))
 }
 
-fn require_resource(database: &Database, name: &str) -> Result<Op, String> {
+fn require_resource(database: &Database, name: &str) -> Result<Op, EditError> {
     let key = resource_key(name, "group")?;
     Ok(require(key.clone(), database.version(&key)))
 }
 
-fn named(namespace: &str, name: &str) -> Result<Path, String> {
+fn named(namespace: &str, name: &str) -> Result<Path, EditError> {
     path(&format!("{namespace}/{name}"))
 }
 
-fn group_key(name: &str, key: &str) -> Result<Path, String> {
+fn group_key(name: &str, key: &str) -> Result<Path, EditError> {
     path(&format!("groups/{name}/{key}"))
 }
 
-fn resource_key(name: &str, key: &str) -> Result<Path, String> {
+fn resource_key(name: &str, key: &str) -> Result<Path, EditError> {
     path(&format!("resources/{name}/{key}"))
 }
 
-fn slot_claim(slot: u8) -> Result<Path, String> {
+fn slot_claim(slot: u8) -> Result<Path, EditError> {
     path(&format!("{SLOT_CLAIMS}/{slot}"))
 }
 
 /// Names are checked before any path is built, so this fails only on a rule they do not cover
 /// (the path's total length); the message still names the key.
-fn path(text: &str) -> Result<Path, String> {
-    Path::parse(text).map_err(|why| format!("cannot store {text}: {why}"))
+fn path(text: &str) -> Result<Path, EditError> {
+    Path::parse(text).map_err(|why| EditError::Key {
+        key: text.to_string(),
+        why,
+    })
 }
 
 fn put(path: Path, value: Value) -> Op {
@@ -521,14 +536,8 @@ fn require(path: Path, version: u64) -> Op {
     Op::Require { path, version }
 }
 
-fn finish(ops: Vec<Op>) -> Result<Update, String> {
+fn finish(ops: Vec<Op>) -> Result<Update, EditError> {
     let update = Update::new(ops);
-    update
-        .validate()
-        .map_err(|why| format!("the change does not fit one database update: {why}"))?;
+    update.validate().map_err(EditError::TooLarge)?;
     Ok(update)
-}
-
-fn join(ids: &[u8]) -> String {
-    ids.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
 }

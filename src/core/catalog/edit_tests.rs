@@ -12,7 +12,7 @@ fn apply(database: &mut Database, update: &Update) -> Outcome {
 }
 
 /// Decides an edit on `database` and applies it there.
-fn commit(database: &mut Database, edit: impl FnOnce(&Database) -> Result<Update, String>) {
+fn commit(database: &mut Database, edit: impl FnOnce(&Database) -> Result<Update, EditError>) {
     let update = edit(database).expect("the edit is accepted");
     assert_eq!(apply(database, &update), Outcome::Applied, "{update:?}");
 }
@@ -54,8 +54,8 @@ fn sample() -> Database {
     database
 }
 
-fn refused(result: Result<Update, String>) -> String {
-    result.expect_err("refused")
+fn refused(result: Result<Update, EditError>) -> String {
+    result.expect_err("refused").to_string()
 }
 
 #[test]
@@ -596,5 +596,47 @@ fn an_entry_the_reader_leaves_out_is_named_with_the_way_to_remove_it() {
     assert!(
         error.contains("resources/old already holds keys the catalog leaves out"),
         "{error}"
+    );
+}
+
+#[test]
+fn refusals_are_typed() {
+    let database = sample();
+    assert_eq!(
+        remove_group(&database, "web"),
+        Err(EditError::GroupHasResources {
+            group: "web".into(),
+            resources: vec!["app".into(), "ip".into()],
+        })
+    );
+    assert_eq!(
+        remove_resource(&database, "ip"),
+        Err(EditError::ResourceNeeded {
+            resource: "ip".into(),
+            dependents: vec!["app".into()],
+        })
+    );
+    assert_eq!(
+        set_resource_role(&database, "nope", true),
+        Err(EditError::UnknownResource {
+            resource: "nope".into()
+        })
+    );
+    assert_eq!(
+        add_group(&database, &group("web"), CONFIGURED),
+        Err(EditError::GroupExists {
+            group: "web".into()
+        })
+    );
+    let twice = NewGroup {
+        preferred: vec![1, 1],
+        ..group("mail")
+    };
+    assert_eq!(
+        add_group(&database, &twice, CONFIGURED),
+        Err(EditError::ListedTwice {
+            flag: "--preferred",
+            node: 1
+        })
     );
 }

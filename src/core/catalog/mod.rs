@@ -41,6 +41,7 @@
 //! version is also the version of the group's membership.
 
 mod edit;
+mod edit_error;
 mod read;
 pub mod validate;
 
@@ -50,6 +51,7 @@ mod edit_tests;
 pub use edit::SLOT_CLAIMS;
 pub use edit::{add_group, add_resource, cleanup_resource, clear_group_target, move_group};
 pub use edit::{remove_group, remove_resource, set_resource_role, NewGroup, NewResource};
+pub use edit_error::EditError;
 pub use read::{node_ids, read};
 
 /// Restarts in place allowed per period before the group fails over (MSCS: 3).
