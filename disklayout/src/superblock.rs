@@ -2,8 +2,8 @@
 use crate::error::{DecodeError, EncodeError};
 use crate::fields::{check_string, Reader, Writer};
 use crate::geometry::{Geometry, Region};
-use crate::Record;
 pub use crate::timing::Timing;
+use crate::Record;
 
 /// The cluster name field's size; the name itself is at most one byte less.
 pub const CLUSTER_NAME_BYTES_MAX: usize = 64;

@@ -59,7 +59,10 @@ impl Timing {
             return fail("heartbeat_interval_ms", format!("must be at least {tick}"));
         }
         if u64::from(self.lease_renew_interval_ms) < tick {
-            return fail("lease_renew_interval_ms", format!("must be at least {tick}"));
+            return fail(
+                "lease_renew_interval_ms",
+                format!("must be at least {tick}"),
+            );
         }
         if self.clock_drift_ppm_max >= CLOCK_DRIFT_PPM_LIMIT {
             return fail(
@@ -82,7 +85,8 @@ impl Timing {
         // A renewal that completes as late as the I/O bound allows must still re-arm the
         // dead-man (`fence_timeout` ahead within the lease), or a holder's monitor fences it.
         let fence_max_ms = self.fence_timeout_max_ms();
-        if u64::from(self.fence_timeout_ms) < tick || u64::from(self.fence_timeout_ms) > fence_max_ms
+        if u64::from(self.fence_timeout_ms) < tick
+            || u64::from(self.fence_timeout_ms) > fence_max_ms
         {
             return fail(
                 "fence_timeout_ms",
@@ -182,17 +186,63 @@ mod tests {
         };
         let base = Timing::default();
         let cases = [
-            (Timing { heartbeat_interval_ms: 9, ..base }, "heartbeat_interval_ms"),
-            (Timing { lease_renew_interval_ms: 0, ..base }, "lease_renew_interval_ms"),
-            (Timing { lease_expiry_ms: 300, ..base }, "lease_expiry_ms"),
-            (Timing { fence_timeout_ms: 0, ..base }, "fence_timeout_ms"),
-            (Timing { fence_timeout_ms: 760, ..base }, "fence_timeout_ms"),
-            (Timing { clock_drift_ppm_max: 100_000, ..base }, "clock_drift_ppm_max"),
+            (
+                Timing {
+                    heartbeat_interval_ms: 9,
+                    ..base
+                },
+                "heartbeat_interval_ms",
+            ),
+            (
+                Timing {
+                    lease_renew_interval_ms: 0,
+                    ..base
+                },
+                "lease_renew_interval_ms",
+            ),
+            (
+                Timing {
+                    lease_expiry_ms: 300,
+                    ..base
+                },
+                "lease_expiry_ms",
+            ),
+            (
+                Timing {
+                    fence_timeout_ms: 0,
+                    ..base
+                },
+                "fence_timeout_ms",
+            ),
+            (
+                Timing {
+                    fence_timeout_ms: 760,
+                    ..base
+                },
+                "fence_timeout_ms",
+            ),
+            (
+                Timing {
+                    clock_drift_ppm_max: 100_000,
+                    ..base
+                },
+                "clock_drift_ppm_max",
+            ),
         ];
         for (timing, field) in cases {
-            assert!(field_of(timing).contains(field), "{timing:?}: {}", field_of(timing));
+            assert!(
+                field_of(timing).contains(field),
+                "{timing:?}: {}",
+                field_of(timing)
+            );
         }
-        assert_eq!(field_of(Timing { fence_timeout_ms: 750, ..base }), "valid");
+        assert_eq!(
+            field_of(Timing {
+                fence_timeout_ms: 750,
+                ..base
+            }),
+            "valid"
+        );
     }
 
     #[test]
@@ -205,8 +255,14 @@ mod tests {
             clock_drift_ppm_max: u32::MAX,
         };
         assert!(extreme.validate().is_err());
-        let no_drift = Timing { clock_drift_ppm_max: 0, ..extreme };
-        assert!(no_drift.validate().is_err(), "a renewal interval of 49 days");
+        let no_drift = Timing {
+            clock_drift_ppm_max: 0,
+            ..extreme
+        };
+        assert!(
+            no_drift.validate().is_err(),
+            "a renewal interval of 49 days"
+        );
         assert!(extreme.fitting_watchdog(u64::from(u32::MAX)).is_none());
     }
 

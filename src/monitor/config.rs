@@ -25,6 +25,9 @@ pub struct MonitorConfig {
     pub resource_log_dir: PathBuf,
     /// A Linux watchdog device fed on every `Ping` from the daemon, if any.
     pub watchdog: Option<PathBuf>,
+    /// The longest watchdog timeout the disk's timing covers (`Timing::watchdog_timeout_max_ms`,
+    /// ARBITRATION.md rule 5); a device that cannot give one is refused.
+    pub watchdog_timeout_max_ms: u64,
     /// Where to acknowledge every fence request once a fence left nothing running, if anywhere.
     pub fence_ack: Option<FenceAckTarget>,
     /// See `resource::Settings::ocf_state_dir`.
@@ -44,6 +47,8 @@ impl MonitorConfig {
             event_log,
             resource_log_dir,
             watchdog: None,
+            // Below the fence timeout whatever the drift: the daemon sets the exact bound.
+            watchdog_timeout_max_ms: u64::from(fence_timeout_ms) * 9 / 10,
             fence_ack: None,
             ocf_state_dir: None,
         }
@@ -66,6 +71,8 @@ impl MonitorConfig {
         if let Some(device) = &self.watchdog {
             args.push("--watchdog".into());
             args.push(device.clone().into_os_string());
+            args.push("--watchdog-timeout-max-ms".into());
+            args.push(self.watchdog_timeout_max_ms.to_string().into());
         }
         if let Some(directory) = &self.ocf_state_dir {
             args.push("--ocf-state-dir".into());
@@ -100,6 +107,7 @@ impl MonitorConfig {
         options.reqopt("", "event-log", "", "PATH");
         options.reqopt("", "log-dir", "", "DIR");
         options.optopt("", "watchdog", "", "DEV");
+        options.optopt("", "watchdog-timeout-max-ms", "", "MS");
         options.optopt("", "ocf-state-dir", "", "DIR");
         options.optopt("", "ack-disk", "", "PATH");
         options.optopt("", "ack-disk-io", "", "mmap|direct");
@@ -126,6 +134,10 @@ impl MonitorConfig {
             Ok(timeout @ 1..) => timeout,
             _ => return Err("monitor: --fence-timeout-ms must be 1 to 2^32-1".to_string()),
         };
+        let watchdog_timeout_max_ms = match matches.opt_present("watchdog-timeout-max-ms") {
+            true => number("watchdog-timeout-max-ms")?,
+            false => u64::from(fence_timeout_ms) * 9 / 10,
+        };
         let path = |flag: &str| PathBuf::from(matches.opt_str(flag).unwrap_or_default());
         let fence_ack = match matches.opt_str("ack-disk") {
             None => None,
@@ -150,6 +162,7 @@ impl MonitorConfig {
             event_log: path("event-log"),
             resource_log_dir: path("log-dir"),
             watchdog: matches.opt_str("watchdog").map(PathBuf::from),
+            watchdog_timeout_max_ms,
             fence_ack,
             ocf_state_dir: matches.opt_str("ocf-state-dir").map(PathBuf::from),
         };

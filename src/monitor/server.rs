@@ -79,7 +79,11 @@ impl Monitor {
         let log = EventLog::open(&config.event_log, config.node_id)
             .map_err(context("event log", &config.event_log))?;
         let watchdog = match &config.watchdog {
-            Some(path) => Some(Watchdog::open(path).map_err(context("watchdog", path))?),
+            Some(path) => Some(
+                Watchdog::open(path, config.watchdog_timeout_max_ms)
+                    .map_err(|error| io::Error::other(error.to_string()))
+                    .map_err(context("watchdog", path))?,
+            ),
             None => None,
         };
         children::become_subreaper()?;

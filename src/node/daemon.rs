@@ -81,6 +81,9 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     let now_ms = monitor::event_log::monotonic_micros() / 1000;
     let config = read_disk_config(&mut *disk, &disk_path, options.node_id, realtime_ms())
         .map_err(|error| error.to_string())?;
+    if let Some(device) = &options.watchdog {
+        check_watchdog(device, &config.superblock.timing)?;
+    }
     let mut poll = Poll::new().map_err(|error| format!("cannot create the event loop: {error}"))?;
     let transport = Transport::bind(
         &config.own,
@@ -105,6 +108,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     );
     monitor_config.resource_log_dir = options.resource_log_dir.clone();
     monitor_config.watchdog = options.watchdog.clone();
+    monitor_config.watchdog_timeout_max_ms = config.superblock.timing.watchdog_timeout_max_ms();
     monitor_config.ocf_state_dir = options.ocf_state_dir.clone();
     monitor_config.fence_ack = Some(monitor::fence_ack::FenceAckTarget {
         disk: options.disk.clone(),
@@ -799,6 +803,48 @@ fn core_config(config: &DiskConfig, test_mode: bool) -> core::Config {
         mutation: core::Mutation::None,
         digest_every_update: false,
         builtin_groups,
+    }
+}
+
+/// A watchdog must reset a node that stops feeding it before any lease the node holds can
+/// expire (ARBITRATION.md rule 5): refused, with the timing that would fit, when it cannot.
+fn check_watchdog(
+    device: &std::path::Path,
+    timing: &core::disk_records::Timing,
+) -> Result<(), String> {
+    use crate::monitor::watchdog::{self, WatchdogError};
+    let max_ms = timing.watchdog_timeout_max_ms();
+    match watchdog::check(device, max_ms) {
+        Ok(Some(timeout_ms)) => {
+            log::info!(
+                "watchdog {}: timeout {timeout_ms} ms (the disk's timing covers {max_ms} ms)",
+                device.display()
+            );
+            Ok(())
+        }
+        Ok(None) => {
+            log::warn!(
+                "watchdog {}: not a watchdog device; its timeout is not checked against the lease",
+                device.display()
+            );
+            Ok(())
+        }
+        Err(error) => {
+            let fit = match &error {
+                WatchdogError::TooLong { device_ms, .. } => timing
+                    .fitting_watchdog(*device_ms)
+                    .map(|fit| (*device_ms, fit)),
+                _ => None,
+            };
+            let fit = match fit {
+                Some((device_ms, fit)) => format!(
+                    "; a disk formatted with --fence-timeout-ms {} --lease-expiry-ms {} (the smallest lease expiry that fits) covers a {device_ms} ms watchdog",
+                    fit.fence_timeout_ms, fit.lease_expiry_ms
+                ),
+                None => String::new(),
+            };
+            Err(format!("--watchdog {}: {error}{fit}", device.display()))
+        }
     }
 }
 
