@@ -3,10 +3,11 @@
 
 use byteorder::{ByteOrder, LittleEndian};
 
-use super::UPDATE_BYTES_MAX;
+use super::PROPOSAL_BYTES_MAX;
 use crate::core::disk_records::LogUpdate;
 
-const HEADER_BYTES: usize = 16;
+/// Bytes before the body in a log payload: incarnation u64, request id u64.
+pub(crate) const HEADER_BYTES: usize = 8 + 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -45,7 +46,7 @@ impl Entry {
     pub fn from_log(update: &LogUpdate) -> Option<Entry> {
         let payload = &update.payload;
         if payload.len() < HEADER_BYTES
-            || payload.len() > HEADER_BYTES + UPDATE_BYTES_MAX
+            || payload.len() > HEADER_BYTES + PROPOSAL_BYTES_MAX
             || update.origin == 0
             || usize::from(update.origin) > crate::core::NODES_MAX
         {

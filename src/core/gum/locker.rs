@@ -20,8 +20,9 @@ const RETRANSMIT_TICKS: u64 = 3;
 const RETRANSMIT_BATCH: usize = 64;
 /// Ticks between two snapshot transfers to one member.
 const SNAPSHOT_RETRY_TICKS: u64 = 30;
-/// Bytes of a GUM entry's header inside a log payload (incarnation, request id).
-const ENTRY_HEADER_BYTES: usize = 16;
+// Bytes of a GUM entry's header inside a log payload (incarnation, request id): the one
+// `Entry::to_log` writes.
+use super::entry::HEADER_BYTES as ENTRY_HEADER_BYTES;
 
 #[derive(Debug)]
 pub(crate) enum Phase {

@@ -4,7 +4,7 @@
 
 use super::replica::{Outcome, Replica};
 use super::wire::{GumMessage, SyncReply};
-use super::UPDATE_BYTES_MAX;
+use super::PROPOSAL_BYTES_MAX;
 use super::{Committed, IncomingSnapshot, Outgoing, SubmitError, OUTBOX_MAX, PENDING_MAX};
 use crate::core::message::Body;
 use crate::core::node::{Node, Role};
@@ -17,7 +17,7 @@ impl Node {
     /// Queues an update for the cluster database; returns its request id. The outcome arrives
     /// as `Event::GumAcknowledged` with that id.
     pub fn submit(&mut self, body: Vec<u8>) -> Result<u64, SubmitError> {
-        if body.len() > UPDATE_BYTES_MAX {
+        if body.len() > PROPOSAL_BYTES_MAX {
             return Err(SubmitError::TooLarge);
         }
         if self.gum.outbox.len() >= OUTBOX_MAX {

@@ -48,8 +48,38 @@ pub use entry::Entry;
 use locker::Locker;
 use replica::Replica;
 
-/// Largest update body a sender may submit: one update, with its headers, fits one datagram.
-pub const UPDATE_BYTES_MAX: usize = 1024;
+/// Largest update body a sender may submit (and GUM carries, logs and replays): one update,
+/// with its headers, fits one datagram.
+///
+/// Not to be confused with `db::UPDATE_BYTES_MAX` (4036): that one is the database's bound on
+/// an encoded update, set by the disk (one update alone in a log block). This one is GUM's, set
+/// by the network (a `Commit` and its headers in one datagram), and is the binding one: the two
+/// once had the same name and different values. The asserts below keep them ordered.
+pub const PROPOSAL_BYTES_MAX: usize = 1024;
+// Every body GUM accepts is one the database could have encoded: GUM never carries an update
+// the database would refuse by size alone.
+const _: () = assert!(PROPOSAL_BYTES_MAX <= crate::core::db::UPDATE_BYTES_MAX);
+// One body behind its GUM entry header fits an empty log block: the locker's group commit
+// always takes at least the first queued update, so no block is ever written empty and the
+// queue always drains (`locker_write`).
+const _: () = assert!(
+    entry::HEADER_BYTES + PROPOSAL_BYTES_MAX <= crate::core::disk_records::LOG_BODY_BYTES_MAX
+);
+// A `Commit` carrying the largest body fits one message, hence one datagram (`wire.rs`).
+const _: () = assert!(
+    crate::core::message::MESSAGE_HEADER_BYTES + wire::COMMIT_FIXED_BYTES + PROPOSAL_BYTES_MAX
+        <= crate::core::message::MESSAGE_SIZE_MAX
+);
+// A snapshot chunk too.
+const _: () = assert!(
+    crate::core::message::MESSAGE_HEADER_BYTES
+        + wire::SNAPSHOT_CHUNK_FIXED_BYTES
+        + wire::SNAPSHOT_CHUNK_BYTES
+        <= crate::core::message::MESSAGE_SIZE_MAX
+);
+// Bodies and chunks travel with a u16 length (`wire.rs`, `put_bytes`).
+const _: () = assert!(PROPOSAL_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(wire::SNAPSHOT_CHUNK_BYTES <= u16::MAX as usize);
 /// Updates a sender may have proposed and not yet seen acknowledged.
 pub const OUTBOX_MAX: usize = 256;
 /// Applied updates every node keeps to retransmit to a lagging member (or as a new locker).
@@ -60,11 +90,13 @@ pub(crate) const LOG_WRITES_IN_FLIGHT_MAX: usize = 4;
 pub(crate) const RECOVERY_READS_IN_FLIGHT_MAX: u64 = 8;
 /// Commits received ahead of the next expected sequence, kept until the gap is filled.
 pub(crate) const PENDING_MAX: usize = 8192;
+// The pipeline must admit one block, or the locker would never write the log.
+const _: () = assert!(LOG_WRITES_IN_FLIGHT_MAX >= 1);
 
 /// Why a submission was refused at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubmitError {
-    /// The body is larger than `UPDATE_BYTES_MAX`.
+    /// The body is larger than `PROPOSAL_BYTES_MAX`.
     TooLarge,
     /// `OUTBOX_MAX` updates are already waiting for their acknowledgement.
     OutboxFull,
@@ -74,7 +106,7 @@ impl std::fmt::Display for SubmitError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SubmitError::TooLarge => {
-                write!(formatter, "update larger than {UPDATE_BYTES_MAX} bytes")
+                write!(formatter, "update larger than {PROPOSAL_BYTES_MAX} bytes")
             }
             SubmitError::OutboxFull => write!(
                 formatter,

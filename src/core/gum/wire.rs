@@ -1,11 +1,17 @@
 //! GUM messages inside the core's frame (`message.rs`): kinds 8 to 14. Each fits one datagram:
-//! an update body is at most `UPDATE_BYTES_MAX`, a snapshot chunk `SNAPSHOT_CHUNK_BYTES`.
+//! an update body is at most `PROPOSAL_BYTES_MAX`, a snapshot chunk `SNAPSHOT_CHUNK_BYTES`.
 
-use super::{Committed, Entry, UPDATE_BYTES_MAX};
+use super::{Committed, Entry, PROPOSAL_BYTES_MAX};
 use crate::core::message::{put_u16, put_u64, MessageError, Reader};
 
 /// Bytes of snapshot per `SnapshotChunk` message.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024;
+/// Bytes of a `Commit` body besides the update body: epoch, sequence, position u64, origin u8,
+/// incarnation, request id u64, body length u16.
+pub(crate) const COMMIT_FIXED_BYTES: usize = 8 + 8 + 8 + 1 + 8 + 8 + 2;
+/// Bytes of a `SnapshotChunk` body besides the chunk: epoch, sequence, position, total, offset
+/// u64, chunk length u16.
+pub(crate) const SNAPSHOT_CHUNK_FIXED_BYTES: usize = 5 * 8 + 2;
 
 /// What a member tells a new locker (and the locker tells itself) in a takeover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +156,7 @@ impl GumMessage {
             8 => GumMessage::Propose {
                 epoch: reader.u64()?,
                 request_id: reader.u64()?,
-                body: take_bytes(reader, UPDATE_BYTES_MAX)?,
+                body: take_bytes(reader, PROPOSAL_BYTES_MAX)?,
             },
             9 => {
                 let epoch = reader.u64()?;
@@ -164,7 +170,7 @@ impl GumMessage {
                     origin,
                     incarnation: reader.u64()?,
                     request_id: reader.u64()?,
-                    body: take_bytes(reader, UPDATE_BYTES_MAX)?,
+                    body: take_bytes(reader, PROPOSAL_BYTES_MAX)?,
                 };
                 if sequence == 0 {
                     return Err(MessageError::OutOfRange);
