@@ -224,6 +224,15 @@ impl Gum {
     }
 }
 
+impl crate::core::node::Node {
+    /// Whether GUM runs unmutated. The assertions of invariants that span nodes or rely on the
+    /// succession rules hold only then: a mutation breaks one on purpose, for the simulator's
+    /// checker (not a local assertion) to catch.
+    pub(crate) fn gum_rules_intact(&self) -> bool {
+        self.config.mutation == crate::core::Mutation::None
+    }
+}
+
 /// GUM-related view for the CLI and the simulator.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GumStatus {
