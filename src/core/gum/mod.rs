@@ -208,6 +208,11 @@ impl Gum {
 
     /// Remembers an applied update for retransmission.
     pub fn retain(&mut self, committed: Committed) {
+        // What is retained is contiguous (`retained_from` indexes by sequence difference).
+        debug_assert!(self
+            .retained
+            .back()
+            .is_none_or(|last| last.sequence + 1 == committed.sequence));
         if self.retained.len() == RETAINED_MAX {
             self.retained.pop_front();
         }
@@ -220,6 +225,11 @@ impl Gum {
         if sequence < first || sequence > self.replica.sequence {
             return None;
         }
+        // Retained updates end at the replica's last: the index lands on `sequence` itself.
+        debug_assert!(self
+            .retained
+            .get((sequence - first) as usize)
+            .is_some_and(|committed| committed.sequence == sequence));
         Some(self.retained.iter().skip((sequence - first) as usize))
     }
 }

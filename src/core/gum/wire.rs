@@ -68,7 +68,7 @@ pub enum GumMessage {
 
 impl GumMessage {
     pub fn kind(&self) -> u8 {
-        match self {
+        let kind = match self {
             GumMessage::Propose { .. } => 8,
             GumMessage::Commit { .. } => 9,
             GumMessage::Applied { .. } => 10,
@@ -76,7 +76,10 @@ impl GumMessage {
             GumMessage::Sync { .. } => 12,
             GumMessage::SyncReply { .. } => 13,
             GumMessage::SnapshotChunk { .. } => 14,
-        }
+        };
+        // `message.rs` routes by this range: a kind outside it would never reach GUM.
+        debug_assert!(Self::is_kind(kind));
+        kind
     }
 
     pub fn is_kind(kind: u8) -> bool {
@@ -84,6 +87,7 @@ impl GumMessage {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         match self {
             GumMessage::Propose {
                 epoch,
@@ -149,10 +153,18 @@ impl GumMessage {
                 put_bytes(out, bytes);
             }
         }
+        // The fixed sizes the datagram budget is asserted with (`mod.rs`) are these encodings.
+        debug_assert!(match self {
+            GumMessage::Commit { committed, .. } =>
+                out.len() - start == COMMIT_FIXED_BYTES + committed.entry.body.len(),
+            GumMessage::SnapshotChunk { bytes, .. } =>
+                out.len() - start == SNAPSHOT_CHUNK_FIXED_BYTES + bytes.len(),
+            _ => true,
+        });
     }
 
     pub(crate) fn decode(kind: u8, reader: &mut Reader<'_>) -> Result<GumMessage, MessageError> {
-        Ok(match kind {
+        let message = match kind {
             8 => GumMessage::Propose {
                 epoch: reader.u64()?,
                 request_id: reader.u64()?,
@@ -229,16 +241,23 @@ impl GumMessage {
                 }
             }
             _ => return Err(MessageError::UnknownKind),
-        })
+        };
+        // Pair with `kind`: a message decodes as the kind it is encoded as.
+        debug_assert_eq!(message.kind(), kind);
+        Ok(message)
     }
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // The length travels as a u16: a longer slice would be cut silently.
+    debug_assert!(bytes.len() <= usize::from(u16::MAX));
     put_u16(out, bytes.len() as u16);
     out.extend_from_slice(bytes);
 }
 
 fn take_bytes(reader: &mut Reader<'_>, max: usize) -> Result<Vec<u8>, MessageError> {
+    // A bound a u16 length cannot reach would refuse nothing.
+    debug_assert!(max < usize::from(u16::MAX));
     let size = usize::from(reader.u16()?);
     if size > max {
         return Err(MessageError::OutOfRange);
