@@ -41,6 +41,9 @@ pub mod replica;
 pub(crate) mod takeover;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, VecDeque};
 
 pub use entry::entry_digest;
