@@ -7,6 +7,7 @@
 //! be scripted.
 
 mod locker;
+mod sizes;
 mod takeover;
 
 use std::collections::BTreeMap;
