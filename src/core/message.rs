@@ -9,9 +9,17 @@ use byteorder::{ByteOrder, LittleEndian};
 
 use super::gum::wire::GumMessage;
 
-/// Largest encoded message: what one authenticated datagram carries (`wire::PAYLOAD_BYTES_MAX`,
-/// checked equal in `src/node`). Every message the core builds fits; larger input is refused.
-pub const MESSAGE_SIZE_MAX: usize = 1348;
+/// Largest encoded message: what one authenticated datagram carries, so defined from the wire's
+/// payload limit (the daemon seals every encoded message into one frame, and refuses a larger
+/// payload). Every message the core builds fits; larger input is refused.
+pub const MESSAGE_SIZE_MAX: usize = crate::wire::PAYLOAD_BYTES_MAX;
+/// Bytes before the body: magic u16, version u8, kind u8, from u8, incarnation u64.
+pub(crate) const MESSAGE_HEADER_BYTES: usize = 2 + 1 + 1 + 1 + 8;
+// The documented size (ARCHITECTURE.md, `wire/frame.rs`): a change of the frame layout must be
+// a deliberate change of every message's budget too.
+const _: () = assert!(MESSAGE_SIZE_MAX == 1348);
+// Every body length travels as a u16 somewhere inside a message.
+const _: () = assert!(MESSAGE_SIZE_MAX <= u16::MAX as usize);
 const MAGIC: u16 = 0x5057; // "WP"
 const VERSION: u8 = 1;
 

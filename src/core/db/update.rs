@@ -20,8 +20,10 @@ use super::codec::{FieldError, FieldProblem, Reader, Sink};
 use super::path::Path;
 use super::value::{decode_path, encode_path, path_encoded_len, Value, ValueError};
 
-/// The largest encoded update: what one log block carries as its only update, so any update
-/// can be logged (FORMAT.md §10).
+/// The largest encoded update the database accepts: what one log block carries as its only
+/// update payload (FORMAT.md §10), the disk's bound. The update manager carries less: its own
+/// `gum::PROPOSAL_BYTES_MAX` (1024, one datagram) is the binding limit on what is submitted,
+/// and asserts that it stays at most this one, with room for its entry header in the block.
 pub const UPDATE_BYTES_MAX: usize = disklayout::LOG_BODY_BYTES_MAX;
 
 const FORMAT: u8 = 1;

@@ -59,6 +59,10 @@ impl Node {
             });
             return;
         }
+        // Checkpoints only move forward in the log, and the header waits for at least one
+        // payload write (a replica snapshot is never empty).
+        debug_assert!(known.generation == 0 || log_position > known.log_position);
+        debug_assert!(blocks >= 1, "an empty checkpoint payload");
         let job = CheckpointJob {
             generation: known.generation + 1,
             slot,
@@ -96,12 +100,22 @@ impl Node {
     }
 
     pub(crate) fn on_checkpoint_written(&mut self, what: CheckpointWrite, ok: bool) {
+        debug_assert!(
+            self.gum.log_writes_in_flight > 0,
+            "a checkpoint write completes once"
+        );
         self.gum.log_writes_in_flight = self.gum.log_writes_in_flight.saturating_sub(1);
         self.answer_sync();
         let Some(job) = self.checkpoint_job() else {
             return;
         };
         job.failed |= !ok;
+        // FORMAT.md §9: the payload first, then the header; the header landing truncates the
+        // log, so it may be in flight only once every payload block landed.
+        debug_assert!(match what {
+            CheckpointWrite::Payload => job.payload_writes_left > 0 && !job.header_in_flight,
+            CheckpointWrite::Header => job.payload_writes_left == 0 && job.header_in_flight,
+        });
         match what {
             CheckpointWrite::Payload => {
                 job.payload_writes_left -= 1;
@@ -135,7 +149,10 @@ impl Node {
 
     /// The checkpoint this locker is writing, if any.
     fn checkpoint_job(&mut self) -> Option<&mut CheckpointJob> {
-        self.gum.locker.as_mut()?.checkpoint_job.as_mut()
+        let locker = self.gum.locker.as_mut()?;
+        // Only a ready locker checkpoints, and a locker never becomes not ready again.
+        debug_assert!(locker.checkpoint_job.is_none() || locker.ready());
+        locker.checkpoint_job.as_mut()
     }
 
     fn checkpoint_header_when_ready(&mut self) {
@@ -155,6 +172,15 @@ impl Node {
             return;
         }
         job.header_in_flight = true;
+        let (job_sequence, job_position) = (job.sequence, job.log_position);
+        // The header claims no more than is applied and written: its sequence is the replica's
+        // at the start, and its position is one the locker numbered already.
+        debug_assert!(self.gum.locker.as_ref().is_some_and(|locker| {
+            job_position <= locker.next_position && job_sequence <= self.gum.replica.sequence
+        }));
+        let Some(job) = self.checkpoint_job() else {
+            return;
+        };
         let sealed = Sealed {
             cluster_id,
             sequence: job.generation,

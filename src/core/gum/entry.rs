@@ -3,10 +3,11 @@
 
 use byteorder::{ByteOrder, LittleEndian};
 
-use super::UPDATE_BYTES_MAX;
+use super::PROPOSAL_BYTES_MAX;
 use crate::core::disk_records::LogUpdate;
 
-const HEADER_BYTES: usize = 16;
+/// Bytes before the body in a log payload: incarnation u64, request id u64.
+pub(crate) const HEADER_BYTES: usize = 8 + 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -21,6 +22,8 @@ impl Entry {
     /// A no-op that takes a sequence number (see `takeover.rs`: the barrier after a takeover
     /// that discarded unreplicated updates).
     pub fn barrier(origin: u8, incarnation: u64) -> Entry {
+        // A replay refuses origin 0 (`from_log`): a barrier must name the locker that writes it.
+        debug_assert!(origin != 0 && usize::from(origin) <= crate::core::NODES_MAX);
         Entry {
             origin,
             incarnation,
@@ -34,40 +37,51 @@ impl Entry {
         LittleEndian::write_u64(&mut payload[0..8], self.incarnation);
         LittleEndian::write_u64(&mut payload[8..16], self.request_id);
         payload[HEADER_BYTES..].copy_from_slice(&self.body);
-        LogUpdate {
+        let update = LogUpdate {
             sequence,
             origin: self.origin,
             payload,
-        }
+        };
+        // Pair assertion: what is logged replays to this very entry (a larger body or a bad
+        // origin would be dropped by the replay, silently losing a committed update).
+        debug_assert_eq!(Entry::from_log(&update).as_ref(), Some(self));
+        update
     }
 
     /// The entry a log update carries; `None` if its payload is not one of ours.
     pub fn from_log(update: &LogUpdate) -> Option<Entry> {
         let payload = &update.payload;
         if payload.len() < HEADER_BYTES
-            || payload.len() > HEADER_BYTES + UPDATE_BYTES_MAX
+            || payload.len() > HEADER_BYTES + PROPOSAL_BYTES_MAX
             || update.origin == 0
             || usize::from(update.origin) > crate::core::NODES_MAX
         {
             return None;
         }
-        Some(Entry {
+        let entry = Entry {
             origin: update.origin,
             incarnation: LittleEndian::read_u64(&payload[0..8]),
             request_id: LittleEndian::read_u64(&payload[8..16]),
             body: payload[HEADER_BYTES..].to_vec(),
-        })
+        };
+        // The other half of the pair: the header layout is the one `to_log` writes.
+        debug_assert_eq!(entry.body.len() + HEADER_BYTES, payload.len());
+        Some(entry)
     }
 
     /// Identity of the update (FNV-1a), for the simulator's checker: equal digests at one
     /// sequence number mean the same update.
     pub fn digest(&self) -> u64 {
+        // Every entry GUM handles names a real origin (decoding and replay refuse 0).
+        debug_assert!(self.origin != 0);
         entry_digest(self.origin, self.incarnation, self.request_id, &self.body)
     }
 }
 
 /// FNV-1a over an update's identity and body.
 pub fn entry_digest(origin: u8, incarnation: u64, request_id: u64, body: &[u8]) -> u64 {
+    // The simulator's checker compares digests of updates of real nodes only.
+    debug_assert!(origin != 0 && usize::from(origin) <= crate::core::NODES_MAX);
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |byte: u8| {
         hash ^= u64::from(byte);

@@ -20,8 +20,9 @@ const RETRANSMIT_TICKS: u64 = 3;
 const RETRANSMIT_BATCH: usize = 64;
 /// Ticks between two snapshot transfers to one member.
 const SNAPSHOT_RETRY_TICKS: u64 = 30;
-/// Bytes of a GUM entry's header inside a log payload (incarnation, request id).
-const ENTRY_HEADER_BYTES: usize = 16;
+// Bytes of a GUM entry's header inside a log payload (incarnation, request id): the one
+// `Entry::to_log` writes.
+use super::entry::HEADER_BYTES as ENTRY_HEADER_BYTES;
 
 #[derive(Debug)]
 pub(crate) enum Phase {
@@ -69,6 +70,13 @@ pub(crate) struct Locker {
 
 impl Locker {
     pub fn new(phase: Phase) -> Locker {
+        // A locker is born taking over: only `finish_recovery` makes it ready, with its first
+        // sequence set above what it recovered. A ready locker built here would number from 0,
+        // a sequence no commit may carry (`wire.rs` refuses it).
+        debug_assert!(
+            matches!(phase, Phase::TakingOver(_)),
+            "a locker starts taking over"
+        );
         Locker {
             phase,
             next_sequence: 0,
@@ -84,13 +92,29 @@ impl Locker {
     }
 
     pub fn ready(&self) -> bool {
-        matches!(self.phase, Phase::Ready)
+        let ready = matches!(self.phase, Phase::Ready);
+        // Sequences start at 1: a ready locker has numbered past what it recovered.
+        debug_assert!(
+            !ready || self.next_sequence >= 1,
+            "a ready locker numbers from 1"
+        );
+        ready
     }
 }
 
 impl Node {
     /// Becoming the locker of a new epoch: continue, or take over.
     pub(crate) fn locker_begin(&mut self, formed: bool, was_locker_before: bool) {
+        // Only the locker of the epoch (its lowest member, chosen just before) begins.
+        debug_assert_eq!(
+            self.gum.locker_id,
+            self.me(),
+            "only this epoch's locker begins"
+        );
+        debug_assert!(
+            self.members & crate::core::bit(self.me()) != 0,
+            "the locker is a member of its epoch"
+        );
         let continuing = was_locker_before
             && self.gum.valid
             && self.gum.locker.as_ref().is_some_and(Locker::ready);
@@ -106,7 +130,16 @@ impl Node {
 
     /// Whether the locker may write the log now.
     fn locker_may_write(&self) -> bool {
-        self.gum_member() && self.own_lease.valid(self.now_ticks)
+        let may = self.gum_member() && self.own_lease.valid(self.now_ticks);
+        // Only the locker of the current epoch writes the log (ARCHITECTURE.md): a locker state
+        // left behind on a node that is no longer the locker must never pass this gate.
+        debug_assert!(
+            !may || self.gum.locker.is_none()
+                || self.gum.locker_id == self.me()
+                || !self.gum_rules_intact(),
+            "a node writes the log only as its epoch's locker"
+        );
+        may
     }
 
     /// A proposal from `origin` (possibly ourselves).
@@ -159,6 +192,13 @@ impl Node {
             }
             return;
         }
+        // Per-origin order: what is queued now continues exactly where the origin's committed
+        // and accepted requests end, never repeats one of them.
+        debug_assert!(
+            replica.committed(origin, incarnation, request_id).is_none(),
+            "a committed request is acknowledged again, never queued again"
+        );
+        let previously_accepted = locker.accepted.get(&origin).copied();
         let mut next = request_id;
         let mut body = body;
         loop {
@@ -175,6 +215,17 @@ impl Node {
                 None => break,
             }
         }
+        debug_assert!(
+            previously_accepted.is_none_or(|(accepted_incarnation, accepted)| accepted_incarnation
+                != incarnation
+                || accepted < request_id),
+            "an origin's accepted request ids only grow within one incarnation"
+        );
+        debug_assert_eq!(
+            locker.queue.back().map(|entry| entry.request_id),
+            Some(next - 1),
+            "the queue ends with the origin's last accepted request"
+        );
         self.locker_write();
     }
 
@@ -200,6 +251,14 @@ impl Node {
                 break;
             }
             let position = locker.next_position;
+            // A block is written only where a checkpoint already covers what the ring would
+            // overwrite (checked above), and never before the newest checkpoint's position: a
+            // checkpoint starts only with no block in flight, from the next position on.
+            debug_assert!(
+                covered_from <= position && position < covered_from + log_blocks,
+                "log block {position} outside the uncovered window from {covered_from}"
+            );
+            let first_sequence = locker.next_sequence;
             let mut entries = Vec::new();
             let mut builder = LogBlockBuilder::new();
             while let Some(entry) = locker.queue.front() {
@@ -224,11 +283,21 @@ impl Node {
                 entries.push(committed);
                 locker.next_sequence += 1;
             }
+            // The first queued update always fits an empty block (`PROPOSAL_BYTES_MAX` is
+            // asserted to), so no block is written empty and the queue always drains; its
+            // sequences continue the previous block's without a gap.
+            debug_assert!(!entries.is_empty(), "a log block holds at least one update");
+            debug_assert!(first_sequence >= 1, "sequences start at 1");
+            debug_assert_eq!(
+                entries.last().map(|committed| committed.sequence + 1),
+                Some(locker.next_sequence),
+                "a block's sequences are contiguous and end where numbering continues"
+            );
             locker.next_position += 1;
             let block = builder
                 .encode(cluster_id, position, epoch)
                 .expect("a log block is filled only up to its capacity");
-            locker.flights.insert(
+            let replaced = locker.flights.insert(
                 position,
                 Flight {
                     entries,
@@ -238,6 +307,9 @@ impl Node {
                     delivered: false,
                 },
             );
+            // Positions only grow: a position in flight is never written with other updates.
+            debug_assert!(replaced.is_none(), "log position {position} written twice");
+            debug_assert!(locker.flights.len() <= LOG_WRITES_IN_FLIGHT_MAX);
             self.gum.log_writes_in_flight += 1;
             let offset = self.config.geometry.log_block_offset(position);
             self.disk_write_block(Purpose::GumLogWrite { position }, offset, block);
@@ -249,6 +321,11 @@ impl Node {
 
     /// A log write finished.
     pub(crate) fn on_gum_log_written(&mut self, position: u64, ok: bool) {
+        // Every completion answers a write this node counted when it issued it.
+        debug_assert!(
+            self.gum.log_writes_in_flight > 0,
+            "a log write completes once"
+        );
         self.gum.log_writes_in_flight = self.gum.log_writes_in_flight.saturating_sub(1);
         if let Some(flight) = self
             .gum
@@ -256,6 +333,12 @@ impl Node {
             .as_mut()
             .and_then(|locker| locker.flights.get_mut(&position))
         {
+            // One write per flight at a time: a block is retried only once its write failed,
+            // and a takeover starts its flights only once no older write is in flight.
+            debug_assert!(
+                flight.writing && !flight.durable,
+                "no write of {position} was due"
+            );
             flight.writing = false;
             flight.durable = ok;
         }
@@ -286,6 +369,12 @@ impl Node {
             let offset = self.config.geometry.log_block_offset(position);
             self.disk_write_block(Purpose::GumLogWrite { position }, offset, block);
         }
+        // No block is left behind: each is durable or being written, so delivery cannot stall
+        // on a block nobody writes.
+        debug_assert!(self.gum.locker.as_ref().is_none_or(|locker| locker
+            .flights
+            .values()
+            .all(|flight| flight.durable || flight.writing)));
     }
 
     /// Delivers durable blocks in position order.
@@ -301,9 +390,19 @@ impl Node {
                 break;
             }
             let position = *position;
+            let last_sequence = flight
+                .entries
+                .last()
+                .map_or(0, |committed| committed.sequence);
             if !flight.delivered {
                 self.deliver_flight(position);
             }
+            // Delivered in position order, once durable: by now this node applied the whole
+            // block, so removing the flight forgets nothing not yet applied.
+            debug_assert!(
+                self.gum.replica.sequence >= last_sequence || !self.gum_rules_intact(),
+                "block {position} removed before its updates were applied here"
+            );
             if let Some(locker) = self.gum.locker.as_mut() {
                 locker.flights.remove(&position);
             }
@@ -323,8 +422,16 @@ impl Node {
         else {
             return;
         };
+        // An update is applied and broadcast only once durable (the `ack-before-log` mutation
+        // breaks exactly this), and only once: a second delivery would broadcast it again.
+        debug_assert!(
+            flight.durable || self.config.mutation == Mutation::AckBeforeLog,
+            "block {position} delivered before it was durable"
+        );
+        debug_assert!(!flight.delivered, "block {position} delivered twice");
         flight.delivered = true;
         let entries = flight.entries.clone();
+        let last_sequence = entries.last().map_or(0, |committed| committed.sequence);
         for committed in entries {
             if committed.sequence != self.gum.replica.sequence + 1 {
                 // Out of order can only happen under a mutation; the checker reports it.
@@ -355,6 +462,12 @@ impl Node {
             self.send_all(self.members, &message);
         }
         let applied = self.gum.replica.sequence;
+        // Blocks are delivered in position order, so the block's updates are exactly the next
+        // ones: the replica now ends with its last.
+        debug_assert!(
+            applied == last_sequence || !self.gum_rules_intact(),
+            "block {position} ends at {last_sequence}, the replica at {applied}"
+        );
         let me = self.me();
         if let Some(progress) = self
             .gum
@@ -376,6 +489,11 @@ impl Node {
             self.dropped.stale += 1;
             return;
         }
+        // Our own report is our replica as it is: the locker counts itself like any member.
+        debug_assert!(
+            from != self.me() || (applied == self.gum.replica.sequence && valid == self.gum.valid),
+            "the locker's report about itself is its replica"
+        );
         let Some(locker) = self.gum.locker.as_mut() else {
             return;
         };
@@ -413,6 +531,9 @@ impl Node {
             .awaiting_ack
             .split_off(&(floor.saturating_add(1), 0, 0, 0));
         let due = std::mem::replace(&mut locker.awaiting_ack, later);
+        if cfg!(debug_assertions) && self.gum_rules_intact() {
+            self.assert_acknowledgeable(&due);
+        }
         for ((sequence, origin, incarnation, request_id), rejected) in due {
             if origin == self.me() {
                 if incarnation == self.config.incarnation {
@@ -431,6 +552,57 @@ impl Node {
         }
     }
 
+    /// The local check behind every acknowledgement (ARCHITECTURE.md: "an update is
+    /// acknowledged only once durable and applied by every member"), against the state that
+    /// records each part, independently of how `locker_acknowledge` chose what is due:
+    /// - durable: the locker keeps every block whose write has not completed in `flights`
+    ///   (`durable: false`) and removes a block only once it and every block before it are
+    ///   durable. Sequences grow with positions, so nothing at or above the first sequence of
+    ///   a block not yet durable may be acknowledged; an update in no flight was delivered
+    ///   from a durable block, or recovered from the log itself.
+    /// - applied here: the locker's replica is past it.
+    /// - applied by every member: the locker's record of each member (`progress`) is valid
+    ///   and reaches it; a member without a record has applied nothing as far as we know.
+    fn assert_acknowledgeable(&self, due: &BTreeMap<(u64, u8, u64, u64), bool>) {
+        let Some(locker) = self.gum.locker.as_ref() else {
+            return;
+        };
+        let undurable_from = locker
+            .flights
+            .values()
+            .filter(|flight| !flight.durable)
+            .filter_map(|flight| flight.entries.first())
+            .map(|committed| committed.sequence)
+            .min()
+            .unwrap_or(u64::MAX);
+        for &(sequence, origin, _, request_id) in due.keys() {
+            assert!(
+                request_id != 0,
+                "a barrier (sequence {sequence}) is never acknowledged"
+            );
+            assert!(
+                sequence < undurable_from,
+                "sequence {sequence} of node {origin} acknowledged before its block was durable"
+            );
+            assert!(
+                sequence <= self.gum.replica.sequence,
+                "sequence {sequence} acknowledged before the locker applied it"
+            );
+            for member in ids(self.members) {
+                let applied = locker
+                    .progress
+                    .get(&member)
+                    .filter(|progress| progress.valid)
+                    .map(|progress| progress.applied);
+                assert!(
+                    applied.is_some_and(|applied| applied >= sequence),
+                    "sequence {sequence} acknowledged before member {member} applied it \
+                     (it reports {applied:?})"
+                );
+            }
+        }
+    }
+
     /// Every tick: takeover steps, writes, retransmissions, snapshots, checkpoints.
     pub(crate) fn locker_tick(&mut self) {
         if self.gum.locker.is_none() {
@@ -440,6 +612,9 @@ impl Node {
         if !self.gum.locker.as_ref().is_some_and(Locker::ready) || !self.gum_member() {
             return;
         }
+        // A ready locker serves from an authoritative replica: it recovered one, and leaving
+        // the membership drops the locker along with the replica.
+        debug_assert!(self.gum.valid, "a ready locker has a valid replica");
         self.locker_retry_writes();
         self.locker_write();
         self.locker_retransmit();
@@ -474,6 +649,15 @@ impl Node {
             }
             match from_retained {
                 Some(batch) => {
+                    // What is retained is contiguous: the batch starts right after what the
+                    // member applied and never goes past what we applied.
+                    debug_assert!(
+                        batch.iter().enumerate().all(|(index, committed)| {
+                            committed.sequence == progress.applied + 1 + index as u64
+                                && committed.sequence <= applied
+                        }),
+                        "retransmission to {member} is not the next contiguous updates"
+                    );
                     for committed in batch {
                         let message = Body::Gum(GumMessage::Commit {
                             epoch: self.epoch,
@@ -512,6 +696,11 @@ impl Node {
                 },
             );
         }
+        // A snapshot is a copy of an authoritative replica only (the locker is ready).
+        debug_assert!(
+            self.gum.valid,
+            "snapshot of a replica that is not authoritative"
+        );
         let bytes = self.gum.replica.snapshot_bytes();
         let Ok(total) = u32::try_from(bytes.len()) else {
             self.emit(Event::GumTrouble {

@@ -4,7 +4,7 @@
 
 use super::replica::{Outcome, Replica};
 use super::wire::{GumMessage, SyncReply};
-use super::UPDATE_BYTES_MAX;
+use super::PROPOSAL_BYTES_MAX;
 use super::{Committed, IncomingSnapshot, Outgoing, SubmitError, OUTBOX_MAX, PENDING_MAX};
 use crate::core::message::Body;
 use crate::core::node::{Node, Role};
@@ -17,7 +17,7 @@ impl Node {
     /// Queues an update for the cluster database; returns its request id. The outcome arrives
     /// as `Event::GumAcknowledged` with that id.
     pub fn submit(&mut self, body: Vec<u8>) -> Result<u64, SubmitError> {
-        if body.len() > UPDATE_BYTES_MAX {
+        if body.len() > PROPOSAL_BYTES_MAX {
             return Err(SubmitError::TooLarge);
         }
         if self.gum.outbox.len() >= OUTBOX_MAX {
@@ -25,20 +25,30 @@ impl Node {
         }
         let request_id = self.gum.next_request_id;
         self.gum.next_request_id += 1;
-        self.gum.outbox.insert(
+        let reused = self.gum.outbox.insert(
             request_id,
             Outgoing {
                 body,
                 last_sent_tick: None,
             },
         );
+        // Request ids are never reused within an incarnation: the locker deduplicates by them.
+        debug_assert!(reused.is_none(), "request id {request_id} reused");
+        debug_assert!(self.gum.outbox.len() <= OUTBOX_MAX);
         self.send_proposals();
         Ok(request_id)
     }
 
     /// True while this node is a stabilized member that GUM may serve.
     pub(crate) fn gum_member(&self) -> bool {
-        self.role == Role::Member && self.stabilized && self.regroup.is_none()
+        let member = self.role == Role::Member && self.stabilized && self.regroup.is_none();
+        // GUM serves a stabilized epoch that includes this node (its locker is its lowest
+        // member, chosen from `members`).
+        debug_assert!(
+            !member || (self.epoch > 0 && self.members & bit(self.me()) != 0),
+            "a GUM member belongs to a stabilized epoch"
+        );
+        member
     }
 
     /// Sends (or re-sends, when due) every unacknowledged proposal to the locker.
@@ -58,6 +68,10 @@ impl Node {
             })
             .map(|(request_id, _)| *request_id)
             .collect();
+        // Only ids this incarnation handed out are proposed (the locker orders by them).
+        debug_assert!(due
+            .iter()
+            .all(|request_id| *request_id >= 1 && *request_id < self.gum.next_request_id));
         for request_id in due {
             let Some(outgoing) = self.gum.outbox.get_mut(&request_id) else {
                 continue;
@@ -83,6 +97,9 @@ impl Node {
     }
 
     pub(crate) fn on_gum_message(&mut self, from: u8, incarnation: u64, message: GumMessage) {
+        // Input drops our own frames: what we tell ourselves as locker or member is a call
+        // (`locker_accept`, `locker_on_applied`, `acknowledge_local`), never a message.
+        debug_assert_ne!(from, self.me(), "a GUM message from ourselves");
         match message {
             GumMessage::Propose {
                 request_id, body, ..
@@ -140,6 +157,13 @@ impl Node {
         if !current {
             self.dropped.stale += 1;
         }
+        // The locker we listen to is a member of our epoch, and not us (we would not send).
+        debug_assert!(
+            !current
+                || (self.members & bit(from) != 0 && from != self.me())
+                || !self.gum_rules_intact(),
+            "listening to a locker {from} outside the epoch"
+        );
         current
     }
 
@@ -152,6 +176,8 @@ impl Node {
         }
         let before = self.gum.replica.sequence;
         self.apply_pending();
+        // The reorder buffer is bounded, whatever a locker sends.
+        debug_assert!(self.gum.pending.len() <= PENDING_MAX);
         if self.gum.replica.sequence != before {
             self.report_applied();
         }
@@ -171,10 +197,26 @@ impl Node {
         }
         let applied = self.gum.replica.sequence;
         self.gum.pending = self.gum.pending.split_off(&(applied + 1));
+        // Nothing applicable is left waiting: what is buffered lies beyond a gap.
+        debug_assert!(self
+            .gum
+            .pending
+            .keys()
+            .next()
+            .is_none_or(|first| *first > applied + 1));
     }
 
     /// Applies one update in order, remembers it for retransmission, and tells the simulator.
     pub(crate) fn apply_committed(&mut self, committed: Committed) {
+        // Log positions grow with sequences: an update never comes from a block before the
+        // one of the update applied before it (a recovery starts from `applied_position`).
+        debug_assert!(
+            committed.position >= self.gum.applied_position || !self.gum_rules_intact(),
+            "update {} from block {} after block {}",
+            committed.sequence,
+            committed.position,
+            self.gum.applied_position
+        );
         let outcome = self.gum.replica.apply(committed.sequence, &committed.entry);
         self.gum.applied_position = committed.position;
         let state_digest = if self.config.digest_every_update {
@@ -199,6 +241,10 @@ impl Node {
         self.gum.last_applied_report_tick = self.now_ticks;
         let applied = self.gum.replica.sequence;
         let valid = self.gum.valid;
+        // A replica that is not authoritative is the empty one: forgotten on leaving, before
+        // any snapshot. Reporting progress from anything else would count updates a new locker
+        // may have discarded.
+        debug_assert!(valid || applied == 0, "an invalid replica at {applied}");
         if self.gum.locker_id == self.me() {
             let me = self.me();
             let epoch = self.epoch;
@@ -216,6 +262,8 @@ impl Node {
 
     fn on_ack(&mut self, from: u8, epoch: u64, request_id: u64, sequence: u64, rejected: bool) {
         if self.from_current_locker(from, epoch) {
+            // A locker acknowledges its own proposals without a message.
+            debug_assert!(self.gum.locker_id != self.me() || !self.gum_rules_intact());
             self.acknowledge_local(request_id, sequence, rejected);
         }
     }
@@ -223,12 +271,20 @@ impl Node {
     /// Our proposal `request_id` is acknowledged (by the locker, possibly ourselves).
     pub(crate) fn acknowledge_local(&mut self, request_id: u64, sequence: u64, rejected: bool) {
         if self.gum.outbox.remove(&request_id).is_some() {
+            // Removed from the outbox, so this is its only acknowledgement event.
             self.emit(Event::GumAcknowledged {
                 request_id,
                 sequence,
                 rejected,
             });
         }
+        // Every waiting proposal is one this incarnation handed out.
+        debug_assert!(self
+            .gum
+            .outbox
+            .keys()
+            .next_back()
+            .is_none_or(|last| *last < self.gum.next_request_id));
     }
 
     /// Answers a new locker's `Sync` once none of our log writes is in flight.
@@ -239,6 +295,11 @@ impl Node {
         if self.gum.log_writes_in_flight > 0 || epoch != self.epoch || !self.gum_member() {
             return;
         }
+        // Only this epoch's locker asks (`on_gum_message`), and a new epoch forgets the ask.
+        debug_assert_eq!(
+            locker, self.gum.locker_id,
+            "a Sync answered to another locker"
+        );
         self.gum.sync_asked = None;
         let reply = GumMessage::SyncReply {
             epoch,
@@ -249,6 +310,13 @@ impl Node {
 
     /// What this node tells a new locker about itself.
     pub(crate) fn own_sync_reply(&self) -> SyncReply {
+        // We never wait for ourselves to be confirmed stopped; nor do we name a member.
+        debug_assert!(
+            self.gum.unresolved & bit(self.me()) == 0
+                && (!self.gum_member() || self.gum.unresolved & self.members == 0),
+            "unresolved lockers {:#x} include a member",
+            self.gum.unresolved
+        );
         SyncReply {
             applied: self.gum.replica.sequence,
             valid: self.gum.valid,
@@ -306,6 +374,9 @@ impl Node {
             }
             assembled.extend_from_slice(&chunk);
         }
+        // Chunks are checked to end within `total` (`wire.rs`) and were assembled without a
+        // gap or overlap, so they make exactly `total` bytes.
+        debug_assert_eq!(assembled.len(), total as usize);
         match Replica::from_snapshot(&assembled) {
             Ok(replica) if replica.sequence == sequence => {
                 self.gum.replica = replica;
@@ -326,6 +397,16 @@ impl Node {
 
     /// Every tick: retransmit proposals, report progress now and then, drive the locker.
     pub(crate) fn gum_tick(&mut self) {
+        // Only this epoch's locker (once known) keeps locker state: a node that stops being
+        // the locker drops it, so it can neither sequence nor write.
+        debug_assert!(
+            self.gum.locker.is_none()
+                || self.gum.locker_id == self.me()
+                || !self.gum_rules_intact(),
+            "node {} keeps locker state while {} is the locker",
+            self.me(),
+            self.gum.locker_id
+        );
         if self.gum_member() {
             self.send_proposals();
             if self.now_ticks
@@ -371,6 +452,12 @@ impl Node {
         } else if !keeps_sequencing {
             self.gum.locker = None;
         }
+        // The locker of the epoch, and only it, holds locker state from now on.
+        debug_assert!(
+            self.gum.locker.is_some() == (locker == self.me()) || !self.gum_rules_intact(),
+            "locker state on node {} while {locker} is the locker",
+            self.me()
+        );
         // Proposals in flight go to the new locker at once.
         for outgoing in self.gum.outbox.values_mut() {
             outgoing.last_sent_tick = None;
@@ -382,6 +469,11 @@ impl Node {
     /// We left the membership: a later locker may discard what we applied beyond what others
     /// have (never acknowledged) and reuse those numbers, so our replica is no longer trusted.
     pub(crate) fn gum_on_left(&mut self) {
+        // Forgotten only once out of the membership: no locker may count on us any longer.
+        debug_assert!(
+            !self.gum_member() && self.members == 0,
+            "forgetting as a member"
+        );
         self.gum.locker = None;
         self.gum.valid = false;
         self.gum.pending.clear();

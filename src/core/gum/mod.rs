@@ -41,6 +41,9 @@ pub mod replica;
 pub(crate) mod takeover;
 pub mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, VecDeque};
 
 pub use entry::entry_digest;
@@ -48,8 +51,38 @@ pub use entry::Entry;
 use locker::Locker;
 use replica::Replica;
 
-/// Largest update body a sender may submit: one update, with its headers, fits one datagram.
-pub const UPDATE_BYTES_MAX: usize = 1024;
+/// Largest update body a sender may submit (and GUM carries, logs and replays): one update,
+/// with its headers, fits one datagram.
+///
+/// Not to be confused with `db::UPDATE_BYTES_MAX` (4036): that one is the database's bound on
+/// an encoded update, set by the disk (one update alone in a log block). This one is GUM's, set
+/// by the network (a `Commit` and its headers in one datagram), and is the binding one: the two
+/// once had the same name and different values. The asserts below keep them ordered.
+pub const PROPOSAL_BYTES_MAX: usize = 1024;
+// Every body GUM accepts is one the database could have encoded: GUM never carries an update
+// the database would refuse by size alone.
+const _: () = assert!(PROPOSAL_BYTES_MAX <= crate::core::db::UPDATE_BYTES_MAX);
+// One body behind its GUM entry header fits an empty log block: the locker's group commit
+// always takes at least the first queued update, so no block is ever written empty and the
+// queue always drains (`locker_write`).
+const _: () = assert!(
+    entry::HEADER_BYTES + PROPOSAL_BYTES_MAX <= crate::core::disk_records::LOG_BODY_BYTES_MAX
+);
+// A `Commit` carrying the largest body fits one message, hence one datagram (`wire.rs`).
+const _: () = assert!(
+    crate::core::message::MESSAGE_HEADER_BYTES + wire::COMMIT_FIXED_BYTES + PROPOSAL_BYTES_MAX
+        <= crate::core::message::MESSAGE_SIZE_MAX
+);
+// A snapshot chunk too.
+const _: () = assert!(
+    crate::core::message::MESSAGE_HEADER_BYTES
+        + wire::SNAPSHOT_CHUNK_FIXED_BYTES
+        + wire::SNAPSHOT_CHUNK_BYTES
+        <= crate::core::message::MESSAGE_SIZE_MAX
+);
+// Bodies and chunks travel with a u16 length (`wire.rs`, `put_bytes`).
+const _: () = assert!(PROPOSAL_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(wire::SNAPSHOT_CHUNK_BYTES <= u16::MAX as usize);
 /// Updates a sender may have proposed and not yet seen acknowledged.
 pub const OUTBOX_MAX: usize = 256;
 /// Applied updates every node keeps to retransmit to a lagging member (or as a new locker).
@@ -60,11 +93,13 @@ pub(crate) const LOG_WRITES_IN_FLIGHT_MAX: usize = 4;
 pub(crate) const RECOVERY_READS_IN_FLIGHT_MAX: u64 = 8;
 /// Commits received ahead of the next expected sequence, kept until the gap is filled.
 pub(crate) const PENDING_MAX: usize = 8192;
+// The pipeline must admit one block, or the locker would never write the log.
+const _: () = assert!(LOG_WRITES_IN_FLIGHT_MAX >= 1);
 
 /// Why a submission was refused at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubmitError {
-    /// The body is larger than `UPDATE_BYTES_MAX`.
+    /// The body is larger than `PROPOSAL_BYTES_MAX`.
     TooLarge,
     /// `OUTBOX_MAX` updates are already waiting for their acknowledgement.
     OutboxFull,
@@ -74,7 +109,7 @@ impl std::fmt::Display for SubmitError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SubmitError::TooLarge => {
-                write!(formatter, "update larger than {UPDATE_BYTES_MAX} bytes")
+                write!(formatter, "update larger than {PROPOSAL_BYTES_MAX} bytes")
             }
             SubmitError::OutboxFull => write!(
                 formatter,
@@ -176,6 +211,11 @@ impl Gum {
 
     /// Remembers an applied update for retransmission.
     pub fn retain(&mut self, committed: Committed) {
+        // What is retained is contiguous (`retained_from` indexes by sequence difference).
+        debug_assert!(self
+            .retained
+            .back()
+            .is_none_or(|last| last.sequence + 1 == committed.sequence));
         if self.retained.len() == RETAINED_MAX {
             self.retained.pop_front();
         }
@@ -188,7 +228,21 @@ impl Gum {
         if sequence < first || sequence > self.replica.sequence {
             return None;
         }
+        // Retained updates end at the replica's last: the index lands on `sequence` itself.
+        debug_assert!(self
+            .retained
+            .get((sequence - first) as usize)
+            .is_some_and(|committed| committed.sequence == sequence));
         Some(self.retained.iter().skip((sequence - first) as usize))
+    }
+}
+
+impl crate::core::node::Node {
+    /// Whether GUM runs unmutated. The assertions of invariants that span nodes or rely on the
+    /// succession rules hold only then: a mutation breaks one on purpose, for the simulator's
+    /// checker (not a local assertion) to catch.
+    pub(crate) fn gum_rules_intact(&self) -> bool {
+        self.config.mutation == crate::core::Mutation::None
     }
 }
 

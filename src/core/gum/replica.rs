@@ -51,6 +51,8 @@ impl Replica {
     /// at most.
     pub fn committed(&self, origin: u8, incarnation: u64, request_id: u64) -> Option<u64> {
         let record = self.origins.get(&origin)?;
+        // The origin table never runs ahead of the replica.
+        debug_assert!(record.sequence <= self.sequence);
         (record.incarnation == incarnation && request_id <= record.request_id)
             .then_some(record.sequence)
     }
@@ -58,7 +60,11 @@ impl Replica {
     /// The next request id this origin's incarnation may commit (1 for an unknown incarnation).
     pub fn next_request(&self, origin: u8, incarnation: u64) -> u64 {
         match self.origins.get(&origin) {
-            Some(record) if record.incarnation == incarnation => record.request_id + 1,
+            Some(record) if record.incarnation == incarnation => {
+                // The record is of an update this replica applied (snapshots are checked so).
+                debug_assert!(record.sequence <= self.sequence);
+                record.request_id + 1
+            }
             _ => 1,
         }
     }
@@ -83,6 +89,8 @@ impl Replica {
             return Outcome::Nothing;
         }
         let outcome = self.apply_body(sequence, &entry.body);
+        // Whatever the outcome, the database took this sequence too: both stay in step.
+        debug_assert_eq!(self.database.sequence(), sequence, "database out of step");
         self.origins.insert(
             entry.origin,
             OriginRecord {
@@ -96,6 +104,8 @@ impl Replica {
     }
 
     fn apply_body(&mut self, sequence: u64, body: &[u8]) -> Outcome {
+        // The database is exactly one behind: `advance` and `apply` below cannot gap.
+        debug_assert_eq!(self.database.sequence() + 1, sequence);
         let update = match Update::decode(body) {
             Ok(update) => update,
             Err(error) => {
@@ -119,6 +129,8 @@ impl Replica {
 
     /// A digest of the whole replicated state (equal on nodes that applied the same updates).
     pub fn digest(&self) -> u64 {
+        // Equal digests mean equal states only if the two parts agree on the sequence.
+        debug_assert_eq!(self.database.sequence(), self.sequence);
         let mut hash = self.database.digest() ^ self.sequence.rotate_left(17);
         for (origin, record) in &self.origins {
             for value in [
@@ -145,6 +157,8 @@ impl Replica {
         out.push(SNAPSHOT_VERSION);
         LittleEndian::write_u64(&mut word, self.sequence);
         out.extend_from_slice(&word);
+        // The origin count travels as one byte: origins are node ids, at most `NODES_MAX`.
+        debug_assert!(self.origins.len() <= crate::core::NODES_MAX);
         out.push(self.origins.len() as u8);
         for (origin, record) in &self.origins {
             out.push(*origin);
@@ -197,6 +211,7 @@ impl Replica {
             }
             at += ORIGIN_RECORD_BYTES;
         }
+        debug_assert_eq!(origins.len(), count, "a duplicate origin was refused above");
         let database = Database::from_snapshot(&bytes[at..])
             .map_err(|error| SnapshotError(format!("database snapshot: {error}")))?;
         if database.sequence() != sequence {

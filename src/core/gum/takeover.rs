@@ -80,6 +80,13 @@ pub(crate) enum RecoveryRead {
 
 impl Node {
     pub(crate) fn takeover_begin(&mut self, formed: bool) {
+        // Only this epoch's locker takes over (a retry after a failure included: a node that
+        // stops being the locker drops its locker state, and with it the failed takeover).
+        debug_assert_eq!(
+            self.gum.locker_id,
+            self.me(),
+            "only the epoch's locker takes over"
+        );
         self.gum.takeover_attempts += 1;
         let takeover = Takeover {
             attempt: self.gum.takeover_attempts,
@@ -101,8 +108,14 @@ impl Node {
     }
 
     fn takeover(&mut self) -> Option<&mut Takeover> {
+        let attempts = self.gum.takeover_attempts;
         match self.gum.locker.as_mut().map(|locker| &mut locker.phase) {
-            Some(Phase::TakingOver(takeover)) => Some(takeover),
+            Some(Phase::TakingOver(takeover)) => {
+                // Only the latest attempt is under way: a read answered for an older one is
+                // told apart by this number (`on_recovery_read`).
+                debug_assert_eq!(takeover.attempt, attempts, "a stale takeover is under way");
+                Some(takeover)
+            }
             _ => None,
         }
     }
@@ -112,15 +125,24 @@ impl Node {
             self.dropped.stale += 1;
             return;
         }
+        let members = self.members;
         if let Some(Step::Sync { replies, .. }) = self.takeover().map(|takeover| &mut takeover.step)
         {
             replies.insert(from, reply);
+            // What decides the adoption comes from members of this epoch only.
+            debug_assert!(replies.keys().all(|id| members & bit(*id) != 0));
         }
         self.takeover_progress();
     }
 
     /// Advances the takeover as far as what we know allows.
     pub(crate) fn takeover_progress(&mut self) {
+        // While taking over, the locker sequences nothing: no proposal is queued, no block in
+        // flight, nothing awaits an acknowledgement (all start once the log is recovered).
+        debug_assert!(self.gum.locker.as_ref().is_none_or(|locker| locker.ready()
+            || (locker.queue.is_empty()
+                && locker.flights.is_empty()
+                && locker.awaiting_ack.is_empty())));
         for _ in 0..4 {
             if !self.gum_member() {
                 return;
@@ -179,6 +201,17 @@ impl Node {
                 } else {
                     valid.iter().copied().max()
                 };
+                // The new locker never adopts less than it applied itself: our own reply is
+                // among those (it waited for our writes), so a half-done broadcast we applied
+                // is completed, never discarded.
+                debug_assert!(
+                    replies.contains_key(&me)
+                        && (!own.valid
+                            || takeover
+                                .adopt_up_to
+                                .is_none_or(|limit| limit >= own.applied)),
+                    "the new locker adopts at least what it applied"
+                );
                 let mut required = 0;
                 for reply in replies.values() {
                     required |= reply.unresolved;
@@ -207,6 +240,12 @@ impl Node {
                 if waiting != 0 {
                     return;
                 }
+                // No write of ours can still land on the log we are about to read: our own
+                // `Sync` answer waited for them, and a locker not ready writes nothing.
+                debug_assert!(
+                    self.gum.log_writes_in_flight == 0 || !self.gum_rules_intact(),
+                    "the log is read while a write of ours is in flight"
+                );
                 self.gum.unresolved = 0;
                 if let Some(takeover) = self.takeover() {
                     takeover.step = Step::Headers {
@@ -245,9 +284,25 @@ impl Node {
                     Some(Step::Payload { slot, .. }) => *slot,
                     _ => return,
                 };
+                // Payload blocks follow the header block, inside the slot.
+                debug_assert!(
+                    index >= 1 && index < geometry.checkpoint_region(slot).blocks,
+                    "payload block {index} outside checkpoint slot {slot}"
+                );
                 geometry.checkpoint_region(slot).block_offset(index)
             }
-            RecoveryRead::Log { position } => geometry.log_block_offset(position),
+            RecoveryRead::Log { position } => {
+                // Log reads stay within one turn of the ring from where the replay starts.
+                debug_assert!(
+                    matches!(
+                        self.takeover().map(|takeover| &takeover.step),
+                        Some(Step::Log { start, .. })
+                            if *start <= position && position < start + geometry.log_blocks()
+                    ),
+                    "log read at {position} outside the replay window"
+                );
+                geometry.log_block_offset(position)
+            }
         };
         self.disk_read(Purpose::GumRecoveryRead { attempt, what }, offset);
     }
@@ -293,8 +348,11 @@ impl Node {
                     ..
                 },
             ) => {
+                // A completion answers one read of this attempt, issued and counted once.
+                debug_assert!(*reads_in_flight > 0, "log read {position} answered twice");
                 *reads_in_flight -= 1;
-                blocks.insert(position, Box::new(*block));
+                let earlier = blocks.insert(position, Box::new(*block));
+                debug_assert!(earlier.is_none(), "log block {position} read twice");
             }
             _ => return,
         }
@@ -307,6 +365,17 @@ impl Node {
         a: Result<Option<Sealed<CheckpointHeader>>, ()>,
         b: Result<Option<Sealed<CheckpointHeader>>, ()>,
     ) {
+        // Called once both headers are read, and before the replay has a base.
+        debug_assert!(matches!(
+            self.takeover()
+                .map(|takeover| (&takeover.step, takeover.base.is_none())),
+            Some((
+                Step::Headers {
+                    headers: [Some(_), Some(_)]
+                },
+                true
+            ))
+        ));
         let mut valid: Vec<(usize, Sealed<CheckpointHeader>)> = [a, b]
             .into_iter()
             .enumerate()
@@ -345,6 +414,8 @@ impl Node {
         header: Sealed<CheckpointHeader>,
         fallback: Option<(usize, Sealed<CheckpointHeader>)>,
     ) {
+        // The fallback is the other slot, tried at most once: recovery cannot loop on one slot.
+        debug_assert!(slot < 2 && fallback.as_ref().is_none_or(|(other, _)| *other != slot));
         let blocks_needed = header.record.payload_bytes.div_ceil(BLOCK_SIZE as u64);
         let capacity = self.config.geometry.checkpoint_region(slot).blocks - 1;
         if blocks_needed > capacity {
@@ -379,6 +450,8 @@ impl Node {
             return;
         };
         let needed = header.record.payload_bytes.div_ceil(BLOCK_SIZE as u64);
+        // Only the payload blocks asked for are kept, so counting them tells when all are in.
+        debug_assert!(blocks.keys().all(|index| (1..=needed).contains(index)));
         if (blocks.len() as u64) < needed {
             return;
         }
@@ -408,6 +481,8 @@ impl Node {
         fallback: Option<(usize, Sealed<CheckpointHeader>)>,
         why: &'static str,
     ) {
+        // Falling back to the same slot would read it again and again.
+        debug_assert!(fallback.as_ref().is_none_or(|(other, _)| *other != slot));
         self.emit(Event::GumRecovery {
             what: "checkpoint unusable, trying the other slot",
             detail: why,
@@ -420,6 +495,14 @@ impl Node {
     }
 
     fn recovery_failed(&mut self, why: &'static str) {
+        // Only a takeover under way fails; a ready locker is never sent back.
+        debug_assert!(
+            matches!(
+                self.gum.locker.as_ref().map(|locker| &locker.phase),
+                Some(Phase::TakingOver(_))
+            ),
+            "recovery failed outside a takeover: {why}"
+        );
         self.emit(Event::GumRecovery {
             what: "recovery refused",
             detail: why,
@@ -432,6 +515,15 @@ impl Node {
     }
 
     fn start_log(&mut self, base: Replica, start: u64) {
+        // The replay builds on the checkpoint it starts from, or on something newer, and never
+        // reads before the checkpoint's position (the ring may have reused those blocks).
+        debug_assert!(
+            base.sequence >= self.gum.checkpoint.sequence
+                && start >= self.gum.checkpoint.log_position,
+            "replay from {start} at sequence {} below the checkpoint {:?}",
+            base.sequence,
+            self.gum.checkpoint
+        );
         let ring = self.config.geometry.log_blocks();
         let rule = if self.config.mutation == Mutation::ReplayKeepsDuplicate {
             DuplicateRule::EarlierWins
@@ -488,6 +580,10 @@ impl Node {
                 *reads_in_flight += 1;
             }
         }
+        // The read window: a bounded number in flight, and never more than one turn of the ring.
+        debug_assert!(
+            *reads_in_flight <= RECOVERY_READS_IN_FLIGHT_MAX && *next_read - *start <= ring
+        );
         let done = replayer.next_position().is_none() && *reads_in_flight == 0;
         for position in reads {
             self.recovery_read(RecoveryRead::Log { position });
@@ -584,6 +680,15 @@ impl Node {
         let me = self.me();
         let incarnation = self.config.incarnation;
         let applied = self.gum.replica.sequence;
+        // The new locker starts from an authoritative replica holding everything a member
+        // applied (checked above), and what it retains for lagging members ends where its
+        // replica does (`retained_from` counts on it).
+        debug_assert!(self.gum.valid, "a recovered locker has a valid replica");
+        debug_assert!(self
+            .gum
+            .retained
+            .back()
+            .is_none_or(|committed| committed.sequence == applied));
         let Some(locker) = self.gum.locker.as_mut() else {
             return;
         };
@@ -607,6 +712,8 @@ impl Node {
 }
 
 fn known(slot: usize, header: &Sealed<CheckpointHeader>) -> CheckpointKnown {
+    // Two slots: `checkpoint_maybe` writes the next one into `1 - slot`.
+    debug_assert!(slot < 2, "checkpoint slot {slot}");
     CheckpointKnown {
         generation: header.sequence,
         slot,

@@ -1,11 +1,17 @@
 //! GUM messages inside the core's frame (`message.rs`): kinds 8 to 14. Each fits one datagram:
-//! an update body is at most `UPDATE_BYTES_MAX`, a snapshot chunk `SNAPSHOT_CHUNK_BYTES`.
+//! an update body is at most `PROPOSAL_BYTES_MAX`, a snapshot chunk `SNAPSHOT_CHUNK_BYTES`.
 
-use super::{Committed, Entry, UPDATE_BYTES_MAX};
+use super::{Committed, Entry, PROPOSAL_BYTES_MAX};
 use crate::core::message::{put_u16, put_u64, MessageError, Reader};
 
 /// Bytes of snapshot per `SnapshotChunk` message.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024;
+/// Bytes of a `Commit` body besides the update body: epoch, sequence, position u64, origin u8,
+/// incarnation, request id u64, body length u16.
+pub(crate) const COMMIT_FIXED_BYTES: usize = 8 + 8 + 8 + 1 + 8 + 8 + 2;
+/// Bytes of a `SnapshotChunk` body besides the chunk: epoch, sequence, position, total, offset
+/// u64, chunk length u16.
+pub(crate) const SNAPSHOT_CHUNK_FIXED_BYTES: usize = 5 * 8 + 2;
 
 /// What a member tells a new locker (and the locker tells itself) in a takeover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +68,7 @@ pub enum GumMessage {
 
 impl GumMessage {
     pub fn kind(&self) -> u8 {
-        match self {
+        let kind = match self {
             GumMessage::Propose { .. } => 8,
             GumMessage::Commit { .. } => 9,
             GumMessage::Applied { .. } => 10,
@@ -70,7 +76,10 @@ impl GumMessage {
             GumMessage::Sync { .. } => 12,
             GumMessage::SyncReply { .. } => 13,
             GumMessage::SnapshotChunk { .. } => 14,
-        }
+        };
+        // `message.rs` routes by this range: a kind outside it would never reach GUM.
+        debug_assert!(Self::is_kind(kind));
+        kind
     }
 
     pub fn is_kind(kind: u8) -> bool {
@@ -78,6 +87,7 @@ impl GumMessage {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         match self {
             GumMessage::Propose {
                 epoch,
@@ -143,14 +153,22 @@ impl GumMessage {
                 put_bytes(out, bytes);
             }
         }
+        // The fixed sizes the datagram budget is asserted with (`mod.rs`) are these encodings.
+        debug_assert!(match self {
+            GumMessage::Commit { committed, .. } =>
+                out.len() - start == COMMIT_FIXED_BYTES + committed.entry.body.len(),
+            GumMessage::SnapshotChunk { bytes, .. } =>
+                out.len() - start == SNAPSHOT_CHUNK_FIXED_BYTES + bytes.len(),
+            _ => true,
+        });
     }
 
     pub(crate) fn decode(kind: u8, reader: &mut Reader<'_>) -> Result<GumMessage, MessageError> {
-        Ok(match kind {
+        let message = match kind {
             8 => GumMessage::Propose {
                 epoch: reader.u64()?,
                 request_id: reader.u64()?,
-                body: take_bytes(reader, UPDATE_BYTES_MAX)?,
+                body: take_bytes(reader, PROPOSAL_BYTES_MAX)?,
             },
             9 => {
                 let epoch = reader.u64()?;
@@ -164,7 +182,7 @@ impl GumMessage {
                     origin,
                     incarnation: reader.u64()?,
                     request_id: reader.u64()?,
-                    body: take_bytes(reader, UPDATE_BYTES_MAX)?,
+                    body: take_bytes(reader, PROPOSAL_BYTES_MAX)?,
                 };
                 if sequence == 0 {
                     return Err(MessageError::OutOfRange);
@@ -223,16 +241,23 @@ impl GumMessage {
                 }
             }
             _ => return Err(MessageError::UnknownKind),
-        })
+        };
+        // Pair with `kind`: a message decodes as the kind it is encoded as.
+        debug_assert_eq!(message.kind(), kind);
+        Ok(message)
     }
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // The length travels as a u16: a longer slice would be cut silently.
+    debug_assert!(bytes.len() <= usize::from(u16::MAX));
     put_u16(out, bytes.len() as u16);
     out.extend_from_slice(bytes);
 }
 
 fn take_bytes(reader: &mut Reader<'_>, max: usize) -> Result<Vec<u8>, MessageError> {
+    // A bound a u16 length cannot reach would refuse nothing.
+    debug_assert!(max < usize::from(u16::MAX));
     let size = usize::from(reader.u16()?);
     if size > max {
         return Err(MessageError::OutOfRange);
