@@ -42,6 +42,7 @@ mod arbitration;
 pub mod catalog;
 pub mod db;
 pub mod disk_records;
+mod forming;
 mod groups;
 pub mod gum;
 mod input;

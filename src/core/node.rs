@@ -137,14 +137,8 @@ pub struct Node {
     pub(super) observations: BTreeMap<u8, Observation>,
     /// The sequence of our last fence request: this incarnation never reuses one (`observe.rs`).
     pub(super) fence_sequence: u64,
-    pub(super) form_snapshot: BTreeMap<u8, (u64, u64, bool, u64)>,
-    pub(super) form_reads_left: u32,
-    pub(super) form_second_pass: bool,
-    pub(super) form_attempt: u64,
-    /// A formed epoch waiting for the own slot write that makes it durable.
-    pub(super) form_pending_epoch: Option<u64>,
-    /// The quorum ownership (`Quorum::ownerships_won`) a form's second reads were made under.
-    pub(super) form_ownership: u64,
+    /// Form attempts: their slot reads and pending epoch (`forming.rs`).
+    pub(super) forming: super::forming::Forming,
     /// Our membership lives by our quorum ownership: we are a membership of one, or the member
     /// whose ownership let exactly half survive. Losing the ownership ends the membership.
     pub(super) relies_on_quorum: bool,
@@ -244,12 +238,7 @@ impl Node {
             },
             observations: BTreeMap::new(),
             fence_sequence: 0,
-            form_snapshot: BTreeMap::new(),
-            form_reads_left: 0,
-            form_second_pass: false,
-            form_attempt: 0,
-            form_pending_epoch: None,
-            form_ownership: 0,
+            forming: Default::default(),
             relies_on_quorum: false,
             quorum,
             online: 0,
