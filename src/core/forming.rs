@@ -232,7 +232,13 @@ impl Node {
         self.members = bit(me);
         self.basis_members = bit(me);
         self.relies_on_quorum = self.configured() != bit(me);
-        self.table = groups::formed(&self.policies, self.configured(), me, self.refusing());
+        let table = groups::formed(
+            self.placement.policies(),
+            self.configured(),
+            me,
+            self.refusing(),
+        );
+        self.placement.install_table(table);
         self.emit(Event::Stabilized {
             epoch,
             members: bit(me),

@@ -382,8 +382,8 @@ impl Node {
             Role::Forming => self.abort_forming(),
             Role::Searching { .. } => {}
         }
-        assert_eq!(self.online, 0);
-        if self.stopping != 0 {
+        assert_eq!(self.placement.online(), 0);
+        if self.placement.stopping() != 0 {
             // The acknowledgement says "resources stopped": it waits for the confirmation; the
             // next renewal reads the mailbox again.
             return;
