@@ -30,7 +30,9 @@ impl Node {
     fn quorum_want(&self) -> Want {
         if self.wants_quorum() {
             Want::Own
-        } else if self.role == Role::Member && self.members.count_ones() == 2 && !self.shutting_down
+        } else if self.role == Role::Member
+            && self.members.count_ones() == 2
+            && !self.shutdown.begun()
         {
             Want::Watch
         } else {

@@ -175,16 +175,8 @@ impl Node {
     }
 
     pub(super) fn search_tick(&mut self) {
-        if self.shutting_down {
-            // Repeat the goodbye until our non-member slot is durable: it may be lost, and a
-            // driver may hold our sends while our stops are unconfirmed.
-            let due =
-                self.now_ticks >= self.last_heartbeat_tick + self.timeouts.heartbeat_interval_ticks;
-            if due && !self.shutdown_slot_written {
-                self.last_heartbeat_tick = self.now_ticks;
-                let (targets, epoch) = (self.leaving_to, self.epoch);
-                self.send_all(targets, &Body::Leaving { epoch });
-            }
+        if self.shutdown.begun() {
+            self.repeat_goodbye();
             return;
         }
         let now = self.now_ticks;
@@ -219,32 +211,6 @@ impl Node {
         self.member_since_tick = self.now_ticks;
         self.own_lease.start_pending = None;
         self.last_renew_tick = None;
-    }
-
-    /// Shutdown: leave the membership for good and tell the members, so they regroup at once
-    /// and confirm us stopped from our non-member slot instead of waiting for our lease.
-    pub(super) fn shut_down(&mut self) {
-        if self.shutting_down {
-            return;
-        }
-        self.shutting_down = true;
-        let former = self.members;
-        self.leaving_to = former;
-        if self.role == Role::Member {
-            self.leave("leaving on request (shutdown)");
-        } else {
-            self.quorum.release();
-            self.regroup = None;
-            self.role = Role::Searching {
-                since_tick: self.now_ticks,
-                form_wait_ticks: u64::MAX / 2,
-            };
-        }
-        let epoch = self.epoch;
-        self.send_all(former, &Body::Leaving { epoch });
-        // The non-member slot: written at once (not at the next renewal).
-        self.own_lease.slot_write_due = true;
-        self.try_write_own_slot();
     }
 
     /// A member says it leaves: forget it now, so the next tick regroups without it.

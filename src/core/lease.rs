@@ -166,11 +166,8 @@ impl Node {
         epoch: u64,
     ) {
         self.own_lease.slot_write_in_flight = false;
-        if ok && !member && self.shutting_down && self.role != Role::Member {
-            self.shutdown_slot_written = true;
-            // The last goodbye: our slot now confirms us stopped to whoever reads it.
-            let (targets, epoch) = (self.leaving_to, self.epoch);
-            self.send_all(targets, &super::message::Body::Leaving { epoch });
+        if ok && !member && self.role != Role::Member {
+            self.non_member_slot_written();
         }
         if ok {
             self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(epoch);

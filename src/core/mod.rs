@@ -57,6 +57,7 @@ mod placement;
 mod quorum;
 mod regroup;
 mod resource_lease;
+mod shutdown;
 mod survival;
 pub mod timeout;
 

@@ -154,12 +154,8 @@ pub struct Node {
     pub(super) epoch_seen_on_disk: u64,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
     pub(super) stalled_at_tick: Option<u64>,
-    /// Leaving for good (shutdown): never search, join or form again in this incarnation.
-    pub(super) shutting_down: bool,
-    /// A non-member slot written since the shutdown began.
-    pub(super) shutdown_slot_written: bool,
-    /// The members told (and told again) that we leave.
-    pub(super) leaving_to: u64,
+    /// Leaving for good (`shutdown.rs`).
+    pub(super) shutdown: super::shutdown::Shutdown,
     /// The lease of each leased resource of the groups held here, by resource name.
     pub(super) resource_leases: BTreeMap<String, super::resource_lease::Acquisition>,
     /// Numbers the acquisitions, so a completion for an abandoned one is ignored.
@@ -231,9 +227,7 @@ impl Node {
             member_since_tick: 0,
             stalled_at_tick: None,
             epoch_seen_on_disk: 0,
-            shutting_down: false,
-            shutdown_slot_written: false,
-            leaving_to: 0,
+            shutdown: Default::default(),
             resource_leases: BTreeMap::new(),
             resource_lease_ids: 1,
             deadman_armed_tick: 0,
@@ -356,8 +350,8 @@ impl Node {
                 .collect(),
             database_version: self.gum.replica.sequence,
             gum: self.gum_status(),
-            left_cleanly: self.shutting_down
-                && self.shutdown_slot_written
+            left_cleanly: self.shutdown.begun()
+                && self.shutdown.slot_written()
                 && self.placement.holding() == 0
                 && self.resource_leases_released(),
             dropped: self.dropped.clone(),

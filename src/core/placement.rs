@@ -372,7 +372,7 @@ impl Node {
         if self.role != Role::Member
             || !self.stabilized
             || self.regroup.is_some()
-            || self.shutting_down
+            || self.shutdown.begun()
             || !self.gum.valid
             || ids(self.members).next() != Some(self.me())
             || !now.is_multiple_of(PLACEMENT_CHECK_TICKS)
