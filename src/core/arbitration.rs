@@ -1,7 +1,7 @@
 //! Node glue for the quorum machine (`quorum.rs`): what this node wants of the record, and the
 //! per-interval disk schedule of its reads and writes. (Group placement is `placement.rs`.)
 
-use super::disk_records::{self, QuorumLease, Sealed, BLOCK_SIZE};
+use super::disk_records::{self, QuorumLease, Sealed, Unreadable, BLOCK_SIZE};
 use super::node::{Node, Purpose, Role};
 use super::quorum::{QuorumIo, Want};
 use super::{ids, Event};
@@ -140,7 +140,7 @@ impl Node {
             })),
             Err(_) => {
                 self.dropped.disk_records_invalid += 1;
-                Err(())
+                Err(Unreadable)
             }
         };
         let owned_before = self.quorum.owned(self.now_ticks);
