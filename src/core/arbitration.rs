@@ -1,9 +1,10 @@
-//! Node glue for the quorum machine (`quorum.rs`) and the per-interval disk schedule.
+//! Node glue for the quorum machine (`quorum.rs`): what this node wants of the record, and the
+//! per-interval disk schedule of its reads and writes. (Group placement is `placement.rs`.)
 
-use super::disk_records::{self, QuorumLease, Sealed, BLOCK_SIZE};
+use super::disk_records::{self, QuorumLease, Sealed, Unreadable, BLOCK_SIZE};
 use super::node::{Node, Purpose, Role};
 use super::quorum::{QuorumIo, Want};
-use super::{bit, ids, Event};
+use super::{ids, Event};
 
 impl Node {
     /// Whether this node should own, defend or challenge for the quorum now.
@@ -29,7 +30,9 @@ impl Node {
     fn quorum_want(&self) -> Want {
         if self.wants_quorum() {
             Want::Own
-        } else if self.role == Role::Member && self.members.count_ones() == 2 && !self.shutting_down
+        } else if self.role == Role::Member
+            && self.members.count_ones() == 2
+            && !self.shutdown.begun()
         {
             Want::Watch
         } else {
@@ -137,7 +140,7 @@ impl Node {
             })),
             Err(_) => {
                 self.dropped.disk_records_invalid += 1;
-                Err(())
+                Err(Unreadable)
             }
         };
         let owned_before = self.quorum.owned(self.now_ticks);
@@ -166,86 +169,6 @@ impl Node {
         if won {
             self.emit(Event::QuorumOwner { owned: true });
             self.forming_won_quorum();
-        }
-    }
-
-    /// Brings this node's groups online or offline to match the rules.
-    pub(super) fn evaluate_groups(&mut self) {
-        let now = self.now_ticks;
-        let started = self.start_tick.unwrap_or(now);
-        // A restarted node waits out its previous run's lease before holding anything.
-        let old_run_expired = now >= started + self.timeouts.lease_expiry_observed_ticks;
-        let eligible = self.role == Role::Member
-            && self.stabilized
-            && self.own_lease.valid(now)
-            && now < self.deadman_armed_tick
-            && old_run_expired;
-        let mut desired = 0u64;
-        if eligible {
-            let refusing = self.refusing();
-            for group in ids(self.group_slots() & !refusing) {
-                let entry = self.table[usize::from(group - 1)];
-                if entry.owner != self.me() {
-                    continue;
-                }
-                if self.online & bit(group) != 0 {
-                    // Confirmations are what a start waits for; once online, the group stays
-                    // while we own it. (A joiner's confirmation is dropped when it enters the
-                    // membership: waiting for it again would bounce every group on every join.)
-                    desired |= bit(group);
-                    continue;
-                }
-                let waiting: Vec<u8> = ids(entry.unconfirmed & !bit(self.me())).collect();
-                // A member lets a group go by saying so in its heartbeats; a lost node is
-                // confirmed stopped on disk. Never observe a member: that path may fence it.
-                let (members_waiting, lost_waiting): (Vec<u8>, Vec<u8>) = waiting
-                    .into_iter()
-                    .partition(|peer| self.members & bit(*peer) != 0);
-                for peer in &lost_waiting {
-                    self.observe(*peer);
-                }
-                let skip_wait = self.config.mutation == super::Mutation::NoLeaseWait;
-                let released = members_waiting
-                    .iter()
-                    .all(|peer| self.member_released(*peer, group));
-                let stopped = lost_waiting
-                    .iter()
-                    .all(|peer| self.confirmed_stopped(*peer));
-                if skip_wait || (released && stopped) {
-                    desired |= bit(group);
-                }
-            }
-        }
-        for group in ids(self.online & !desired) {
-            self.set_group(group, false);
-        }
-        // A group still stopping here comes back only once its stop is confirmed: the driver
-        // never has a start and a stop of one group in flight at once. And nothing starts
-        // during a regroup: our status told the coordinator what we hold, and the table it
-        // installs may give a group we do not hold to another member at once.
-        if self.regroup.is_some() {
-            return;
-        }
-        for group in ids(desired & !self.online & !self.stopping) {
-            self.set_group(group, true);
-        }
-    }
-
-    fn set_group(&mut self, group: u8, online: bool) {
-        if online {
-            self.online |= bit(group);
-        } else {
-            self.online &= !bit(group);
-            self.stopping |= bit(group);
-        }
-        self.outputs
-            .push_back(super::Output::Resource { group, online });
-    }
-
-    /// Stops every group at once (leaving, lease lost, fenced).
-    pub(super) fn stop_all_groups(&mut self) {
-        for group in ids(self.online) {
-            self.set_group(group, false);
         }
     }
 }

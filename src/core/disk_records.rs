@@ -8,3 +8,11 @@ pub use disklayout::{
     QuorumLease, Record, ReplayStep, ResourceLease, Sealed, Timing, BLOCK_SIZE,
     LEASE_NAME_BYTES_MAX, LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,
 };
+
+/// A block whose record failed its check (torn by a crash mid-write, or corrupt): never trusted,
+/// and never taken for an empty block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Unreadable;
+
+/// A lease record as a read found it: `Ok(None)` for an empty block.
+pub(crate) type LeaseRead = Result<Option<Sealed<Lease>>, Unreadable>;

@@ -127,7 +127,7 @@ impl Node {
 
     /// Local invariants, split (TigerBeetle style): positive and negative space.
     pub(super) fn assert_invariants(&self) {
-        if self.online != 0 {
+        if self.placement.online() != 0 {
             assert!(self.stabilized, "holds groups only while stabilized");
             assert_eq!(self.role, Role::Member, "holds groups only as a member");
             assert!(
@@ -140,9 +140,9 @@ impl Node {
             );
         }
         self.assert_resource_lease_invariants();
-        for group in ids(self.online) {
+        for group in ids(self.placement.online()) {
             assert_eq!(
-                self.table[usize::from(group - 1)].owner,
+                self.placement.table()[usize::from(group - 1)].owner,
                 self.me(),
                 "holds only its own groups"
             );
@@ -155,7 +155,7 @@ impl Node {
             assert!(self.epoch > 0);
             assert!(self.epoch <= self.acked_epoch);
         } else {
-            assert_eq!(self.online, 0);
+            assert_eq!(self.placement.online(), 0);
         }
         if self.role != Role::Member {
             assert!(!self.stabilized, "only members are stabilized");

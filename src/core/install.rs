@@ -49,12 +49,12 @@ impl Node {
             holding_by_node: &holding_by_node,
             refusing_by_node: &refusing_by_node,
             outsiders,
-            local_hour: self.local_hour,
-            wall_s: self.wall_s,
+            local_hour: self.placement.local_hour(),
+            wall_s: self.placement.wall_s(),
             catalog_known: self.gum.valid,
             hand_back_held_alone: self.config.mutation == Mutation::HandBackHeldAlone,
         };
-        let table = groups::reassign(&self.table, &self.policies, &facts);
+        let table = groups::reassign(self.placement.table(), self.placement.policies(), &facts);
         let install = Install {
             round: round.round,
             epoch,
@@ -344,7 +344,7 @@ impl Node {
         self.basis_members = install.members;
         self.relies_on_quorum = install.quorum_holder == self.me()
             || (install.members == bit(self.me()) && self.configured() != bit(self.me()));
-        self.table = install.groups;
+        self.placement.install_table(install.groups);
         self.regroup = None;
         self.joiners_waiting &= !install.members;
         for member in ids(install.members & !bit(self.me())) {

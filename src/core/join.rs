@@ -1,15 +1,13 @@
-//! Heartbeats, searching, joining through the sponsor, forming with quorum, leaving.
+//! Heartbeats, searching, joining through the sponsor, leaving and shutdown.
 //!
 //! A node starts `Searching`: it sends `JoinRequest` to every configured node; the sponsor (the
 //! lowest member of a stabilized membership) answers by starting a regroup round with it as a
-//! joiner. A node that heard no member for `form_wait_ticks` (plus jitter) tries to form: it
-//! challenges for the quorum record while reading every node's disk slot twice; it forms only if
-//! it won the quorum and no slot beat as a `Member` in between (no live cluster exists).
+//! joiner. A node that heard no member for `form_wait_ticks` (plus jitter) tries to form
+//! (`forming.rs`).
 
-use super::disk_records::{self, NodeSlot, NodeState};
 use super::message::Body;
-use super::node::{Node, Purpose, Role};
-use super::{bit, groups, ids, Event};
+use super::node::{Node, Role};
+use super::{bit, ids, Event};
 
 impl Node {
     /// Heartbeats to the membership on every network, and detection of silent members.
@@ -177,16 +175,8 @@ impl Node {
     }
 
     pub(super) fn search_tick(&mut self) {
-        if self.shutting_down {
-            // Repeat the goodbye until our non-member slot is durable: it may be lost, and a
-            // driver may hold our sends while our stops are unconfirmed.
-            let due =
-                self.now_ticks >= self.last_heartbeat_tick + self.timeouts.heartbeat_interval_ticks;
-            if due && !self.shutdown_slot_written {
-                self.last_heartbeat_tick = self.now_ticks;
-                let (targets, epoch) = (self.leaving_to, self.epoch);
-                self.send_all(targets, &Body::Leaving { epoch });
-            }
+        if self.shutdown.begun() {
+            self.repeat_goodbye();
             return;
         }
         let now = self.now_ticks;
@@ -216,198 +206,11 @@ impl Node {
         }
     }
 
-    fn begin_forming(&mut self) {
-        self.role = Role::Forming;
-        self.form_attempt += 1;
-        self.quorum.outcome = None;
-        self.form_pending_epoch = None;
-        self.form_snapshot.clear();
-        self.form_second_pass = false;
-        self.read_all_slots(false);
-    }
-
-    fn read_all_slots(&mut self, second: bool) {
-        self.form_reads_left = 0;
-        for peer in ids(self.configured()) {
-            self.form_reads_left += 1;
-            let offset = self.config.geometry.node_slot_offset(peer);
-            let attempt = self.form_attempt;
-            self.disk_read(
-                Purpose::FormSlotRead {
-                    peer,
-                    second,
-                    attempt,
-                },
-                offset,
-            );
-        }
-    }
-
-    pub(super) fn abort_forming(&mut self) {
-        self.quorum.release();
-        self.form_pending_epoch = None;
-        // Back off longer than a challenge lasts, so the winner's challenge can complete.
-        let wait = self.timeouts.lease_expiry_observed_ticks
-            + self.timeouts.form_wait_ticks
-            + self.prng.below(2 * self.timeouts.form_wait_ticks.max(1));
-        self.role = Role::Searching {
-            since_tick: self.now_ticks,
-            form_wait_ticks: wait,
-        };
-    }
-
-    /// Called when the quorum challenge of a forming node is won.
-    pub(super) fn forming_won_quorum(&mut self) {
-        if self.role == Role::Forming && !self.form_second_pass {
-            self.form_second_pass = true;
-            self.form_ownership = self.quorum.ownerships_won();
-            self.read_all_slots(true);
-        }
-    }
-
-    pub(super) fn on_form_slot(
-        &mut self,
-        peer: u8,
-        second: bool,
-        attempt: u64,
-        block: Option<&[u8; disk_records::BLOCK_SIZE]>,
-    ) {
-        // Reads of an earlier (aborted) attempt or pass are not counted.
-        let current = attempt == self.form_attempt && second == self.form_second_pass;
-        if self.role != Role::Forming || !current {
-            return;
-        }
-        let seen = match block.map(|block| disk_records::decode::<NodeSlot>(&block[..])) {
-            Some(Ok(Some(sealed))) if sealed.cluster_id == self.config.cluster_id => (
-                sealed.record.incarnation,
-                sealed.sequence,
-                sealed.record.state == NodeState::Member,
-                sealed.record.epoch,
-            ),
-            Some(Err(_)) => {
-                self.dropped.disk_records_invalid += 1;
-                (0, 0, false, 0)
-            }
-            _ => (0, 0, false, 0),
-        };
-        self.form_reads_left -= 1;
-        if !second {
-            self.form_snapshot.insert(peer, seen);
-            return;
-        }
-        let before = self
-            .form_snapshot
-            .get(&peer)
-            .copied()
-            .unwrap_or((0, 0, false, 0));
-        let beating = peer != self.me() && seen.2 && (seen.0, seen.1) != (before.0, before.1);
-        let epoch_seen = seen.3.max(before.3);
-        self.form_snapshot
-            .insert(peer, (seen.0, seen.1, beating, epoch_seen));
-        if self.form_reads_left == 0 {
-            self.finish_forming();
-        }
-    }
-
-    /// True while the ownership the form's second reads were made under lasts. A form whose
-    /// ownership lapsed starts over: while it did not own, another partition may have owned,
-    /// stabilized an epoch above the one this form chose, and committed updates under it
-    /// (simulator seed 221631 --nodes 2: a node paused mid-form won the record back and
-    /// stabilized epoch 1 after another had stabilized epoch 2 alone).
-    fn form_ownership_unbroken(&self) -> bool {
-        let across = self.config.mutation == super::Mutation::FormAcrossOwnerships;
-        self.quorum.owned(self.now_ticks)
-            && (across || self.quorum.ownerships_won() == self.form_ownership)
-    }
-
-    fn finish_forming(&mut self) {
-        let live_cluster = self.form_snapshot.values().any(|seen| seen.2);
-        if live_cluster || !self.form_ownership_unbroken() {
-            self.abort_forming();
-            return;
-        }
-        let epoch_seen = self
-            .form_snapshot
-            .values()
-            .map(|seen| seen.3)
-            .max()
-            .unwrap_or(0);
-        let epoch = epoch_seen
-            .max(self.quorum.owner_epoch_seen)
-            .max(self.acked_epoch)
-            .max(self.epoch)
-            + 1;
-        // Make the epoch durable in our slot before stabilizing it (see `OwnLease`).
-        self.acked_epoch = epoch;
-        self.form_pending_epoch = Some(epoch);
-        self.own_lease.slot_write_due = true;
-    }
-
-    /// Completes a form once its epoch is durable (still owning the quorum).
-    fn complete_forming(&mut self) {
-        let Some(epoch) = self.form_pending_epoch else {
-            return;
-        };
-        let across = self.config.mutation == super::Mutation::FormAcrossOwnerships;
-        if !across && !self.form_ownership_unbroken() {
-            self.abort_forming();
-            return;
-        }
-        if !self.epoch_durable(epoch, super::bit(self.me())) {
-            self.make_epoch_durable(epoch, super::bit(self.me()));
-            return;
-        }
-        self.form_pending_epoch = None;
-        let me = self.me();
-        // Every other node is a possible holder of every group: confirm each anew.
-        self.observations.clear();
-        self.became_member();
-        self.role = Role::Member;
-        self.stabilized = true;
-        self.epoch = epoch;
-        self.acked_epoch = epoch;
-        self.members = bit(me);
-        self.basis_members = bit(me);
-        self.relies_on_quorum = self.configured() != bit(me);
-        self.table = groups::formed(&self.policies, self.configured(), me, self.refusing());
-        self.emit(Event::Stabilized {
-            epoch,
-            members: bit(me),
-        });
-        self.gum_on_stabilized(true);
-    }
-
     /// Entering a membership: write a member slot at once (the lease starts with it).
     pub(super) fn became_member(&mut self) {
         self.member_since_tick = self.now_ticks;
         self.own_lease.start_pending = None;
         self.last_renew_tick = None;
-    }
-
-    /// Shutdown: leave the membership for good and tell the members, so they regroup at once
-    /// and confirm us stopped from our non-member slot instead of waiting for our lease.
-    pub(super) fn shut_down(&mut self) {
-        if self.shutting_down {
-            return;
-        }
-        self.shutting_down = true;
-        let former = self.members;
-        self.leaving_to = former;
-        if self.role == Role::Member {
-            self.leave("leaving on request (shutdown)");
-        } else {
-            self.quorum.release();
-            self.regroup = None;
-            self.role = Role::Searching {
-                since_tick: self.now_ticks,
-                form_wait_ticks: u64::MAX / 2,
-            };
-        }
-        let epoch = self.epoch;
-        self.send_all(former, &Body::Leaving { epoch });
-        // The non-member slot: written at once (not at the next renewal).
-        self.own_lease.slot_write_due = true;
-        self.try_write_own_slot();
     }
 
     /// A member says it leaves: forget it now, so the next tick regroups without it.

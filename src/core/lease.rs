@@ -166,11 +166,8 @@ impl Node {
         epoch: u64,
     ) {
         self.own_lease.slot_write_in_flight = false;
-        if ok && !member && self.shutting_down && self.role != Role::Member {
-            self.shutdown_slot_written = true;
-            // The last goodbye: our slot now confirms us stopped to whoever reads it.
-            let (targets, epoch) = (self.leaving_to, self.epoch);
-            self.send_all(targets, &super::message::Body::Leaving { epoch });
+        if ok && !member && self.role != Role::Member {
+            self.non_member_slot_written();
         }
         if ok {
             self.own_lease.durable_epoch = self.own_lease.durable_epoch.max(epoch);
@@ -382,8 +379,8 @@ impl Node {
             Role::Forming => self.abort_forming(),
             Role::Searching { .. } => {}
         }
-        assert_eq!(self.online, 0);
-        if self.stopping != 0 {
+        assert_eq!(self.placement.online(), 0);
+        if self.placement.stopping() != 0 {
             // The acknowledgement says "resources stopped": it waits for the confirmation; the
             // next renewal reads the mailbox again.
             return;

@@ -42,6 +42,7 @@ mod arbitration;
 pub mod catalog;
 pub mod db;
 pub mod disk_records;
+mod forming;
 mod groups;
 pub mod gum;
 mod input;
@@ -56,6 +57,7 @@ mod placement;
 mod quorum;
 mod regroup;
 mod resource_lease;
+mod shutdown;
 mod survival;
 pub mod timeout;
 

@@ -7,7 +7,7 @@ use super::disk_records::{self, Sealed, BLOCK_SIZE};
 use super::gum::Gum;
 use super::lease::OwnLease;
 use super::membership::Peers;
-use super::message::{Body, GroupAssignment, Message};
+use super::message::{Body, Message};
 use super::observe::Observation;
 use super::quorum::{Identity, Quorum};
 use super::regroup::Round;
@@ -121,7 +121,6 @@ pub struct Node {
     /// membership its survival is judged against until a later one.
     pub(super) acked_epoch: u64,
     pub(super) basis_members: u64,
-    pub(super) table: Vec<GroupAssignment>,
     pub(super) regroup: Option<Round>,
     pub(super) regroup_started_tick: u64,
     /// This regroup's survival hangs on the quorum: challenge until it ends.
@@ -137,35 +136,14 @@ pub struct Node {
     pub(super) observations: BTreeMap<u8, Observation>,
     /// The sequence of our last fence request: this incarnation never reuses one (`observe.rs`).
     pub(super) fence_sequence: u64,
-    pub(super) form_snapshot: BTreeMap<u8, (u64, u64, bool, u64)>,
-    pub(super) form_reads_left: u32,
-    pub(super) form_second_pass: bool,
-    pub(super) form_attempt: u64,
-    /// A formed epoch waiting for the own slot write that makes it durable.
-    pub(super) form_pending_epoch: Option<u64>,
-    /// The quorum ownership (`Quorum::ownerships_won`) a form's second reads were made under.
-    pub(super) form_ownership: u64,
+    /// Form attempts: their slot reads and pending epoch (`forming.rs`).
+    pub(super) forming: super::forming::Forming,
     /// Our membership lives by our quorum ownership: we are a membership of one, or the member
     /// whose ownership let exactly half survive. Losing the ownership ends the membership.
     pub(super) relies_on_quorum: bool,
     pub(super) quorum: Quorum,
-    pub(super) online: u64,
-    /// Groups asked offline and not yet confirmed stopped by the driver.
-    pub(super) stopping: u64,
-    /// Groups that failed here: slot → the tick until which this node refuses them.
-    pub(super) refusing_until: BTreeMap<u8, u64>,
-    /// The placement policies, from the built-in groups and the replica's catalog.
-    pub(super) policies: Vec<super::groups::Policy>,
-    pub(super) catalog: super::catalog::Catalog,
-    /// The replica changed groups or resources: re-read the catalog.
-    pub(super) catalog_dirty: bool,
-    /// What `refresh_catalog` last saw: the replica's groups and resources change sequences.
-    pub(super) catalog_seen: (u64, u64, bool),
-    /// Per node id - 1: (epoch, holding, refusing) from its latest heartbeat.
-    pub(super) peer_groups: Vec<(u64, u64, u64)>,
-    pub(super) local_hour: Option<u8>,
-    pub(super) wall_s: Option<u64>,
-    pub(super) last_placement_regroup_tick: Option<u64>,
+    /// The groups: this epoch's table, what is held here, the catalog (`placement.rs`).
+    pub(super) placement: super::placement::Placement,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
     pub(super) last_quorum_tick: Option<u64>,
@@ -176,12 +154,8 @@ pub struct Node {
     pub(super) epoch_seen_on_disk: u64,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
     pub(super) stalled_at_tick: Option<u64>,
-    /// Leaving for good (shutdown): never search, join or form again in this incarnation.
-    pub(super) shutting_down: bool,
-    /// A non-member slot written since the shutdown began.
-    pub(super) shutdown_slot_written: bool,
-    /// The members told (and told again) that we leave.
-    pub(super) leaving_to: u64,
+    /// Leaving for good (`shutdown.rs`).
+    pub(super) shutdown: super::shutdown::Shutdown,
     /// The lease of each leased resource of the groups held here, by resource name.
     pub(super) resource_leases: BTreeMap<String, super::resource_lease::Acquisition>,
     /// Numbers the acquisitions, so a completion for an abandoned one is ignored.
@@ -228,7 +202,6 @@ impl Node {
             members: 0,
             acked_epoch: 0,
             basis_members: 0,
-            table: super::groups::empty_table(),
             regroup: None,
             regroup_started_tick: 0,
             regroup_needs_quorum: false,
@@ -244,34 +217,17 @@ impl Node {
             },
             observations: BTreeMap::new(),
             fence_sequence: 0,
-            form_snapshot: BTreeMap::new(),
-            form_reads_left: 0,
-            form_second_pass: false,
-            form_attempt: 0,
-            form_pending_epoch: None,
-            form_ownership: 0,
+            forming: Default::default(),
             relies_on_quorum: false,
             quorum,
-            online: 0,
-            stopping: 0,
-            refusing_until: BTreeMap::new(),
-            policies: super::groups::policies(config.builtin_groups, &Default::default()),
-            catalog: Default::default(),
-            catalog_dirty: false,
-            catalog_seen: (0, 0, true),
-            peer_groups: vec![(0, 0, 0); super::NODES_MAX],
-            local_hour: None,
-            wall_s: None,
-            last_placement_regroup_tick: None,
+            placement: super::placement::Placement::new(config.builtin_groups),
             last_heartbeat_tick: 0,
             last_renew_tick: None,
             last_quorum_tick: None,
             member_since_tick: 0,
             stalled_at_tick: None,
             epoch_seen_on_disk: 0,
-            shutting_down: false,
-            shutdown_slot_written: false,
-            leaving_to: 0,
+            shutdown: Default::default(),
             resource_leases: BTreeMap::new(),
             resource_lease_ids: 1,
             deadman_armed_tick: 0,
@@ -295,8 +251,7 @@ impl Node {
             Input::GroupStopped { group } => self.on_group_stopped(group),
             Input::GroupFailed { group, refuse_ms } => self.on_group_failed(group, refuse_ms),
             Input::WallClock { unix_s, local_hour } => {
-                self.local_hour = (local_hour < 24).then_some(local_hour);
-                self.wall_s = Some(unix_s);
+                self.placement.set_wall_clock(unix_s, local_hour);
             }
             Input::Admin(AdminCommand::Submit { update }) => {
                 // The caller that needs the request id uses `submit`; a refusal is counted.
@@ -370,7 +325,7 @@ impl Node {
 
     /// Groups asked offline whose stop is not yet confirmed (`status().stopping_groups`).
     pub fn stopping_groups(&self) -> u64 {
-        self.stopping
+        self.placement.stopping()
     }
 
     /// A read-only view.
@@ -384,16 +339,20 @@ impl Node {
             quorum_valid_until_ms: self.quorum_valid_until_ms(),
             lease_valid_until_ms: self.own_lease.valid_until_tick * TICK_MS,
             regrouping: self.regroup.is_some(),
-            online_groups: self.online,
-            stopping_groups: self.stopping,
+            online_groups: self.placement.online(),
+            stopping_groups: self.placement.stopping(),
             refusing_groups: self.refusing(),
-            owners: self.table.iter().map(|entry| entry.owner).collect(),
+            owners: self
+                .placement
+                .table()
+                .iter()
+                .map(|entry| entry.owner)
+                .collect(),
             database_version: self.gum.replica.sequence,
             gum: self.gum_status(),
-            left_cleanly: self.shutting_down
-                && self.shutdown_slot_written
-                && self.online == 0
-                && self.stopping == 0
+            left_cleanly: self.shutdown.begun()
+                && self.shutdown.slot_written()
+                && self.placement.holding() == 0
                 && self.resource_leases_released(),
             dropped: self.dropped.clone(),
         }

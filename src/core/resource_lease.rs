@@ -103,13 +103,13 @@ impl Node {
 
     /// The leased resources of the groups online here, each with its group's slot.
     fn leased_resources_wanted(&self) -> Vec<(String, u8)> {
-        self.catalog
+        self.catalog()
             .resources
             .iter()
             .filter(|resource| resource.kind == LEASED_RESOURCE_KIND)
             .filter_map(|resource| {
-                let slot = self.catalog.group(&resource.group)?.slot;
-                (self.online & bit(slot) != 0).then(|| (resource.name.clone(), slot))
+                let slot = self.catalog().group(&resource.group)?.slot;
+                (self.placement.online() & bit(slot) != 0).then(|| (resource.name.clone(), slot))
             })
             .collect()
     }
@@ -387,7 +387,7 @@ impl Node {
                 self.resource_leases.remove(name);
                 self.take_back_resource_lease(name, announced);
                 self.rearm_deadman();
-                if self.online & bit(group) != 0 {
+                if self.placement.online() & bit(group) != 0 {
                     // Like a failure of the group here: placement moves it.
                     let refuse_ms = 2 * u64::from(self.config.timing.lease_expiry_ms);
                     self.on_group_failed(group, refuse_ms);
@@ -405,7 +405,7 @@ impl Node {
     fn announce_resource_lease(&mut self, name: &str) {
         let now = self.now_ticks;
         let reach = now + self.timeouts.fence_timeout_ticks;
-        let online = self.online;
+        let online = self.placement.online();
         let acquisition = self.resource_leases.get_mut(name).expect("caller found it");
         if acquisition.announced {
             // A renewal: the dead-man may move on.

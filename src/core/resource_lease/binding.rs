@@ -14,7 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use super::super::disk_records::{self, Lease, ResourceLease, Sealed, BLOCK_SIZE};
+use super::super::disk_records::{
+    self, Lease, LeaseRead, ResourceLease, Sealed, Unreadable, BLOCK_SIZE,
+};
 
 /// What a read of one block showed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,12 +54,12 @@ impl BlockView {
     }
 
     /// The record, as the lease machine reads it (`Err` for unreadable).
-    pub fn record(&self) -> Result<Option<Sealed<Lease>>, ()> {
+    pub fn record(&self) -> LeaseRead {
         match self {
             BlockView::Empty => Ok(None),
             // The machine sees another cluster's id and leaves that block alone.
             BlockView::Lease(sealed) | BlockView::Foreign(sealed) => Ok(Some(sealed.clone())),
-            BlockView::Unreadable { .. } => Err(()),
+            BlockView::Unreadable { .. } => Err(Unreadable),
         }
     }
 

@@ -20,7 +20,7 @@
 //! (ARBITRATION.md rule 2). Otherwise a renewal issued just after expiry could land after a
 //! challenger's claim, overwrite it, and revive our lease next to the claimer's.
 
-use super::super::disk_records::{Lease, Sealed};
+use super::super::disk_records::{Lease, LeaseRead, Sealed, Unreadable};
 use super::binding::Verdict;
 
 /// Identity and timing of the machine.
@@ -162,7 +162,7 @@ impl LeaseBlock {
     /// for a final read the verdict on the other blocks. `epoch` goes into what we write.
     pub fn on_read(
         &mut self,
-        record: Result<Option<Sealed<Lease>>, ()>,
+        record: LeaseRead,
         issue_tick: u64,
         now_ticks: u64,
         verdict: Option<Verdict>,
@@ -363,7 +363,7 @@ impl LeaseBlock {
 
     /// Our owner record, possibly with a challenger in it, or unreadable (a challenger died
     /// mid-write: rewriting defends, as the quorum owner does).
-    fn still_mine(&self, record: &Result<Option<Sealed<Lease>>, ()>) -> bool {
+    fn still_mine(&self, record: &LeaseRead) -> bool {
         let me = self.params;
         match record {
             Ok(Some(sealed)) => {
@@ -372,18 +372,14 @@ impl LeaseBlock {
                     && sealed.record.owner_incarnation == me.incarnation
                     && sealed.record.name == self.name
             }
-            Err(()) => true,
+            Err(Unreadable) => true,
             Ok(None) => false,
         }
     }
 
     /// The challenge to write over what the read showed; `None` when the block now carries
     /// another resource (or another cluster's record): not ours to write.
-    fn challenge_record(
-        &self,
-        record: &Result<Option<Sealed<Lease>>, ()>,
-        epoch: u64,
-    ) -> Option<Sealed<Lease>> {
+    fn challenge_record(&self, record: &LeaseRead, epoch: u64) -> Option<Sealed<Lease>> {
         let me = self.params;
         let (sequence, mut lease) = match record {
             Ok(Some(sealed)) => {
@@ -394,7 +390,7 @@ impl LeaseBlock {
             }
             // Empty, or torn by a writer that died: the probe saw it empty or carrying our
             // name, so a fresh record takes it.
-            Ok(None) | Err(()) => (
+            Ok(None) | Err(Unreadable) => (
                 0,
                 Lease {
                     owner: 0,
@@ -436,7 +432,7 @@ impl LeaseBlock {
     fn next_record(
         &self,
         written: &Sealed<Lease>,
-        record: &Result<Option<Sealed<Lease>>, ()>,
+        record: &LeaseRead,
         epoch: u64,
     ) -> Sealed<Lease> {
         let mut next = written.clone();

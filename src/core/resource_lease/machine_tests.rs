@@ -185,7 +185,7 @@ fn the_owner_defends_by_rewriting_and_loses_to_another_record() {
     assert_eq!(lease.valid_until_tick(), 121 + HOLD);
     // A torn block (a challenger died mid-write): still ours, rewritten.
     lease.read_issued();
-    let rewrite = written(lease.on_read(Err(()), 130, 131, None, 3));
+    let rewrite = written(lease.on_read(Err(Unreadable), 130, 131, None, 3));
     assert_eq!(rewrite.sequence, renewal.sequence + 1);
     lease.on_write(true, 131, 132);
     // Someone else's claim, or an empty block: lost at once.
