@@ -235,11 +235,7 @@ impl Node {
     /// re-arm, which would then outlast a lease. Until the next re-arm the earlier deadline
     /// stands, and `enforce_deadman` holds no group past it.
     pub(super) fn rearm_deadman(&mut self) {
-        let deadline = self
-            .resource_leases_valid_until_tick()
-            .map_or(self.own_lease.valid_until_tick, |until| {
-                until.min(self.own_lease.valid_until_tick)
-            });
+        let deadline = self.deadline_tick();
         let reach = self.now_ticks + self.timeouts.fence_timeout_ticks;
         if deadline == self.deadman_armed_tick || deadline < reach {
             return;
@@ -248,6 +244,24 @@ impl Node {
         self.outputs.push_back(super::Output::ArmDeadman {
             stop_resources_at_ms: deadline * super::timeout::TICK_MS,
         });
+    }
+
+    /// The earliest end of the leases that cover running resources: the membership lease and
+    /// every resource lease announced held (ARBITRATION.md rule 5's `D`).
+    pub(super) fn deadline_tick(&self) -> u64 {
+        self.resource_leases_valid_until_tick()
+            .map_or(self.own_lease.valid_until_tick, |until| {
+                until.min(self.own_lease.valid_until_tick)
+            })
+    }
+
+    /// Whether a group may start now: only with its deadline at least the fence timeout ahead
+    /// (ARBITRATION.md rule 5). The last ping may have been an idle one, just before: the
+    /// monitor's dead-man and a watchdog then run `fence_timeout` from it, which must end
+    /// before the leases do, should the node hang or freeze right after the start.
+    pub(super) fn may_start_groups(&self) -> bool {
+        self.config.mutation == super::Mutation::StartNearDeadline
+            || self.deadline_tick() >= self.now_ticks + self.timeouts.fence_timeout_ticks
     }
 
     /// At the armed deadline the monitor stops everything (if the daemon hangs): the core

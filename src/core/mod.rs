@@ -142,6 +142,9 @@ pub enum Mutation {
     /// A slot showing a newer incarnation confirms the observed peer stopped (the rule before
     /// seed 30124784).
     NewerIncarnationConfirms,
+    /// A group starts whatever its dead-man deadline, even less than the fence timeout ahead
+    /// (the rule before ARBITRATION.md rule 5).
+    StartNearDeadline,
 }
 
 impl Mutation {
@@ -167,6 +170,7 @@ impl Mutation {
             "install-ignores-judged-views" => Some(Mutation::InstallIgnoresJudgedViews),
             "acknowledged-epoch-is-a-view" => Some(Mutation::AcknowledgedEpochIsAView),
             "newer-incarnation-confirms" => Some(Mutation::NewerIncarnationConfirms),
+            "start-near-deadline" => Some(Mutation::StartNearDeadline),
             _ => None,
         }
     }

@@ -299,7 +299,7 @@ impl Node {
         // never has a start and a stop of one group in flight at once. And nothing starts
         // during a regroup: our status told the coordinator what we hold, and the table it
         // installs may give a group we do not hold to another member at once.
-        if self.regroup.is_some() {
+        if self.regroup.is_some() || !self.may_start_groups() {
             return;
         }
         for group in ids(desired & !self.placement.online & !self.placement.stopping) {
