@@ -233,6 +233,10 @@ impl Daemon {
                     return Err(format!("event loop failed: {error}"));
                 }
             }
+            // Before anything else: a daemon resumed after a long stop whose monitor fenced
+            // meanwhile must not act on what it knew before (the monitor stopped everything
+            // and the survivors may have moved on).
+            self.exit_if_monitor_gone()?;
             let mut more_datagrams = Vec::new();
             for event in events.iter() {
                 match event.token() {
@@ -284,9 +288,16 @@ impl Daemon {
                 .flush_followers(&mut self.admin, poll.registry());
             self.send_time(now_ms);
             self.exchange_events(poll.registry(), now_ms);
-            if let Ok(Some(status)) = self.monitor.try_wait() {
-                return Err(format!("the resource monitor exited ({status}); stopping so the cluster fences this node"));
-            }
+            self.exit_if_monitor_gone()?;
+        }
+    }
+
+    fn exit_if_monitor_gone(&mut self) -> Result<(), String> {
+        match self.monitor.try_wait() {
+            Ok(Some(status)) => Err(format!(
+                "the resource monitor exited ({status}); stopping so the cluster fences this node"
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -64,6 +64,12 @@ pub struct Params {
     /// (`workload::cut_a_deciding_coordinator`). Off only to replay a seed in the mix it was
     /// found in, before this fault existed.
     pub cut_deciding_coordinators: bool,
+    /// The monitors' dead-man fires whether or not anything is held, as the real one does, so
+    /// a node paused past `fence_timeout` restarts when it resumes. When false (half the
+    /// seeds) a monitor fences only while its node holds something, and an idle node resumes
+    /// with everything it knew before the pause: a harsher world than production's, in which
+    /// the core's own rules (ARBITRATION.md) must keep a stale node safe without that help.
+    pub idle_monitors_fence: bool,
 }
 
 /// Convergence bound after the last fault heals, in ticks (12 s). Worst case, summed from the
@@ -138,6 +144,7 @@ impl Params {
             runner_mutation: RunnerMutation::None,
             workload_moves_resources: false,
             cut_deciding_coordinators: true,
+            idle_monitors_fence: prng.chance(1, 2),
         };
         if params.catalog_groups {
             params.converge_ticks_max += RESOURCE_SETTLE_TICKS_MAX;

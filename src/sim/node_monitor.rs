@@ -57,6 +57,13 @@ impl Cluster {
             return true;
         }
         let held_anything = monitor.holds_anything();
+        let core_holds = sim_node
+            .host
+            .as_ref()
+            .is_some_and(|host| host.holding_groups() != 0);
+        if !(self.params.idle_monitors_fence || held_anything || core_holds) {
+            return true;
+        }
         monitor.fence();
         sim_node.online = 0;
         let paused = sim_node.paused;
