@@ -123,6 +123,94 @@ fn a_paused_holder_is_stopped_by_its_deadman_before_its_group_moves() {
     assert!(cluster.converged());
 }
 
+/// A quiet converged cluster of three whose nodes have watchdogs of `watchdog_ms` (or none):
+/// the holder of some group freezes whole (daemon, monitor, resources) for `freeze_ticks`, then
+/// thaws. Returns the violations, the holder, and how many watchdog resets happened.
+fn freeze_a_holder(
+    watchdog_ms: Option<u64>,
+    freeze_ticks: u64,
+    mutation: Mutation,
+) -> (Vec<String>, u8, u64) {
+    let mut params = Params::from_seed(7, Some(3), mutation);
+    params.network.loss_per_mille = 0;
+    params.network.duplicate_per_mille = 0;
+    params.disk.error_per_mille = 0;
+    params.garbage_per_mille = 0;
+    params.ticks_faulty = 0;
+    params.watchdog_ms = watchdog_ms;
+    let mut prng = Prng::new(7);
+    let mut cluster = Cluster::new(params, &mut prng);
+    for id in 1..=3 {
+        if cluster.nodes[usize::from(id - 1)].host.is_none() {
+            cluster.boot(id);
+        }
+    }
+    for _ in 0..2000 {
+        cluster.run_tick();
+        if cluster.converged() {
+            break;
+        }
+    }
+    assert!(cluster.converged(), "{:?}", cluster.checker.violations);
+    let holder = (1..=3u8)
+        .find(|id| cluster.nodes[usize::from(id - 1)].online != 0)
+        .expect("every group is online somewhere");
+    cluster.apply_fault(&FaultKind::Freeze { node: holder }, true);
+    for _ in 0..freeze_ticks {
+        cluster.run_tick();
+    }
+    cluster.apply_fault(&FaultKind::Freeze { node: holder }, false);
+    for _ in 0..600 {
+        cluster.run_tick();
+    }
+    let resets = cluster
+        .report
+        .resources
+        .get("watchdog resets")
+        .copied()
+        .unwrap_or(0);
+    let violations = cluster
+        .checker
+        .violations
+        .iter()
+        .map(|violation| violation.description.clone())
+        .collect();
+    (violations, holder, resets)
+}
+
+/// Issue 14: without a watchdog, a node frozen past its lease thaws with its resources running
+/// beside the survivor that took them over: the hazard the simulator must show.
+#[test]
+fn a_node_frozen_past_its_lease_without_a_watchdog_serves_beside_its_successor() {
+    let (violations, holder, _) = freeze_a_holder(None, 400, Mutation::None);
+    assert!(
+        violations.iter().any(|text| text.contains("at once")),
+        "node {holder} frozen for 4 s: {violations:?}"
+    );
+}
+
+/// With a watchdog within `Timing::watchdog_timeout_max_ms`, the frozen holder is reset before
+/// its lease can expire: nothing runs twice, and the cluster converges again.
+#[test]
+fn a_watchdog_within_the_bound_resets_a_frozen_holder_before_its_group_moves() {
+    let bound_ms = wolfpack::core::disk_records::Timing::default().watchdog_timeout_max_ms();
+    let (violations, holder, resets) = freeze_a_holder(Some(bound_ms), 400, Mutation::None);
+    assert!(violations.is_empty(), "node {holder}: {violations:?}");
+    assert!(resets >= 1, "the frozen holder was not reset");
+}
+
+/// `--mutate watchdog-timeout-too-long`: a watchdog longer than the bound lets the frozen
+/// holder thaw after its group moved.
+#[test]
+fn a_watchdog_longer_than_the_bound_is_caught() {
+    let (violations, holder, _) =
+        freeze_a_holder(Some(3000), 400, Mutation::WatchdogTimeoutTooLong);
+    assert!(
+        violations.iter().any(|text| text.contains("at once")),
+        "node {holder}: {violations:?}"
+    );
+}
+
 /// The epoch in node `id`'s slot, `None` if the slot is unreadable or empty.
 fn slot_epoch(cluster: &Cluster, id: u8) -> Option<u64> {
     let offset = cluster.config(id, 1).geometry.node_slot_offset(id);

@@ -145,6 +145,12 @@ pub enum Mutation {
     /// A group starts whatever its dead-man deadline, even less than the fence timeout ahead
     /// (the rule before ARBITRATION.md rule 5).
     StartNearDeadline,
+    /// The host pings its monitor (which feeds the watchdog) every quarter of the fence
+    /// timeout whatever the node holds, not only when the core re-arms the dead-man.
+    WatchdogFeedPastLease,
+    /// The simulator's watchdogs run three lease expiries, far past the bound
+    /// `Timing::watchdog_timeout_max_ms` (ARBITRATION.md rule 5).
+    WatchdogTimeoutTooLong,
 }
 
 impl Mutation {
@@ -171,6 +177,8 @@ impl Mutation {
             "acknowledged-epoch-is-a-view" => Some(Mutation::AcknowledgedEpochIsAView),
             "newer-incarnation-confirms" => Some(Mutation::NewerIncarnationConfirms),
             "start-near-deadline" => Some(Mutation::StartNearDeadline),
+            "watchdog-feed-past-lease" => Some(Mutation::WatchdogFeedPastLease),
+            "watchdog-timeout-too-long" => Some(Mutation::WatchdogTimeoutTooLong),
             _ => None,
         }
     }

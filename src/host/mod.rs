@@ -271,8 +271,9 @@ impl Host {
     /// outlast the lease because the driver kept the monitor armed.
     fn keep_monitor_armed(&mut self, now_ms: u64) {
         let quarter_ms = u64::from(self.config.core.timing.fence_timeout_ms) / 4;
-        if self.core.holding_groups() == 0 && now_ms.saturating_sub(self.last_ping_ms) >= quarter_ms
-        {
+        let idle = self.core.holding_groups() == 0
+            || self.config.core.mutation == core::Mutation::WatchdogFeedPastLease;
+        if idle && now_ms.saturating_sub(self.last_ping_ms) >= quarter_ms {
             self.ping_monitor(now_ms);
         }
     }

@@ -42,7 +42,13 @@ pub struct SimNode {
     /// The node's host while its daemon runs.
     pub host: Option<Host>,
     pub incarnation: u64,
+    /// The daemon is not stepped (a pause or a freeze).
     pub paused: bool,
+    /// The whole node is stopped: its monitor too (a freeze; `paused` is set as well).
+    pub frozen: bool,
+    /// When the node's watchdog was last fed (real ms): its monitor's open arms it, each ping
+    /// feeds it (`Params::watchdog_ms`).
+    pub(super) watchdog_fed_ms: u64,
     held_packets: Vec<Packet>,
     held_completions: Vec<Completion>,
     clock_offset_ms: u64,
@@ -142,6 +148,8 @@ impl Cluster {
                 host: None,
                 incarnation: 0,
                 paused: false,
+                frozen: false,
+                watchdog_fed_ms: 0,
                 held_packets: Vec::new(),
                 held_completions: Vec::new(),
                 clock_offset_ms: prng.below(1_000_000),
@@ -248,6 +256,8 @@ impl Cluster {
         sim_node.incarnation = incarnation;
         sim_node.host = Some(host);
         sim_node.paused = false;
+        sim_node.frozen = false;
+        sim_node.watchdog_fed_ms = self.tick * TICK_MS;
         sim_node.online = 0;
         sim_node.quorum_valid_until_ms = 0;
         sim_node.leases.clear();
@@ -284,6 +294,7 @@ impl Cluster {
         self.resource_checker.holding_changed = true;
         let sim_node = &mut self.nodes[index];
         sim_node.paused = false;
+        sim_node.frozen = false;
         sim_node.held_packets.clear();
         sim_node.held_completions.clear();
         sim_node.quorum_valid_until_ms = 0;
@@ -325,7 +336,35 @@ impl Cluster {
             }
         }
         self.advance_monitors();
+        self.fire_watchdogs();
         self.check_instant();
+    }
+
+    /// A node whose watchdog went unfed for its timeout is reset by the hardware, frozen or
+    /// not: everything on it stops at once, and it boots again.
+    fn fire_watchdogs(&mut self) {
+        let Some(watchdog_ms) = self.params.watchdog_ms else {
+            return;
+        };
+        let now_ms = self.tick * TICK_MS;
+        for id in 1..=self.params.node_count {
+            let sim_node = &self.nodes[usize::from(id - 1)];
+            if sim_node.host.is_none() || now_ms < sim_node.watchdog_fed_ms + watchdog_ms {
+                continue;
+            }
+            *self.report.resources.entry("watchdog resets").or_insert(0) += 1;
+            if self.trace {
+                println!("tick={} node={id} reset by its watchdog", self.tick);
+            }
+            let index = usize::from(id - 1);
+            let frozen = self.nodes[index].frozen;
+            self.crash(id);
+            self.boot(id);
+            if frozen {
+                // The freeze's end finds it running again: nothing to thaw.
+                self.nodes[index].frozen = false;
+            }
+        }
     }
 
     fn deliver_packet(&mut self, packet: Packet) {

@@ -21,6 +21,7 @@ pub mod workload;
 
 use std::collections::BTreeMap;
 
+use crate::core::disk_records::Timing;
 use crate::core::timeout::{DISK_IO_LATENCY_MAX_MS, TICK_MS};
 use crate::core::Mutation;
 use crate::prng::Prng;
@@ -70,6 +71,10 @@ pub struct Params {
     /// with everything it knew before the pause: a harsher world than production's, in which
     /// the core's own rules (ARBITRATION.md) must keep a stale node safe without that help.
     pub idle_monitors_fence: bool,
+    /// Each node's hardware watchdog (real ms), fed by its monitor on each ping, or none (half
+    /// the seeds). With one, freezes of a whole node (daemon, monitor and resources) may last
+    /// several lease expiries; without, they stay shorter than the resources' stop budget.
+    pub watchdog_ms: Option<u64>,
 }
 
 /// Convergence bound after the last fault heals, in ticks (12 s). Worst case, summed from the
@@ -145,7 +150,13 @@ impl Params {
             workload_moves_resources: false,
             cut_deciding_coordinators: true,
             idle_monitors_fence: prng.chance(1, 2),
+            watchdog_ms: prng
+                .chance(1, 2)
+                .then(|| Timing::default().watchdog_timeout_max_ms()),
         };
+        if mutation == Mutation::WatchdogTimeoutTooLong {
+            params.watchdog_ms = Some(3 * u64::from(Timing::default().lease_expiry_ms));
+        }
         if params.catalog_groups {
             params.converge_ticks_max += RESOURCE_SETTLE_TICKS_MAX;
         }
@@ -199,6 +210,7 @@ impl Report {
             FaultKind::NetworkDown { .. } => "network-down",
             FaultKind::Crash { .. } => "crash",
             FaultKind::Pause { .. } => "pause",
+            FaultKind::Freeze { .. } => "freeze",
             FaultKind::Leave { .. } => "leave",
         };
         *self.faults.entry(name).or_insert(0) += 1;

@@ -47,7 +47,7 @@ impl Cluster {
         let Some(monitor) = sim_node.monitor.as_mut() else {
             return false;
         };
-        if monitor.is_fenced() {
+        if monitor.is_fenced() || sim_node.frozen {
             return false;
         }
         monitor.advance(now_ms, faulty);
@@ -153,7 +153,11 @@ impl Cluster {
         if monitor.is_fenced() {
             return;
         }
-        monitor.heard(now_ms, matches!(command, Command::Ping { .. }));
+        let is_ping = matches!(command, Command::Ping { .. });
+        monitor.heard(now_ms, is_ping);
+        if is_ping {
+            sim_node.watchdog_fed_ms = self.tick * crate::core::timeout::TICK_MS;
+        }
         let mut violations = Vec::new();
         match &command {
             Command::Start {

@@ -14,8 +14,13 @@ pub enum FaultKind {
     NetworkDown { node: u8, network: u8 },
     /// The node crashes (writes in flight lost or torn) and restarts with a new incarnation.
     Crash { node: u8 },
-    /// The node stops being stepped, then resumes (its clock runs on meanwhile).
+    /// The node's daemon stops being stepped, then resumes (its clock runs on meanwhile); its
+    /// monitor and resources run on.
     Pause { node: u8 },
+    /// The whole node stops: daemon, monitor and resources (a VM paused by its host, a kernel
+    /// stall). Its resources count as running until it is reset by its watchdog or, thawed,
+    /// stops them itself.
+    Freeze { node: u8 },
     /// The node leaves on purpose (shutdown: `AdminCommand::Leave`); at the end it is stopped
     /// and restarts with a new incarnation.
     Leave { node: u8 },
@@ -39,6 +44,9 @@ const LONE_OWNER_PAUSE_TICKS_MAX: u64 = 500;
 /// A coordinator waiting for its install's acknowledgements is cut off with this chance (one in
 /// so many) on each such tick.
 const DECIDING_COORDINATOR_CUT_ONE_IN_TICKS: u64 = 10;
+/// The longest freeze of a node without a watchdog (ticks): within the resources' stop budget
+/// (`RESOURCE_STOP_DEADLINE_MS`).
+const FREEZE_TICKS_WITHOUT_WATCHDOG_MAX: u64 = 10;
 /// A locker with a full log ring crashes with this chance (one in so many) on each such tick.
 const FULL_RING_CRASH_ONE_IN_TICKS: u64 = 4;
 
@@ -87,9 +95,10 @@ fn crash_all(cluster: &mut Cluster) {
         .faults
         .iter()
         .filter_map(|fault| match fault.kind {
-            FaultKind::Crash { node } | FaultKind::Pause { node } | FaultKind::Leave { node } => {
-                Some(node)
-            }
+            FaultKind::Crash { node }
+            | FaultKind::Pause { node }
+            | FaultKind::Freeze { node }
+            | FaultKind::Leave { node } => Some(node),
             _ => None,
         })
         .collect();
@@ -299,17 +308,29 @@ fn draw(cluster: &mut Cluster) -> Option<Fault> {
             {
                 return None;
             }
-            FaultKind::Pause { node }
+            if prng.chance(1, 2) {
+                FaultKind::Pause { node }
+            } else {
+                FaultKind::Freeze { node }
+            }
         }
         _ => return None,
+    };
+    // Without a watchdog a freeze outlasting the resources' stop budget is the hazard a
+    // watchdog exists for (ARBITRATION.md rule 5), not a fault the protocol can survive.
+    let duration_ticks = match (kind, cluster.params.watchdog_ms) {
+        (FaultKind::Freeze { .. }, None) => duration_ticks.min(FREEZE_TICKS_WITHOUT_WATCHDOG_MAX),
+        _ => duration_ticks,
     };
     let busy = cluster.faults.iter().any(|fault| match (fault.kind, kind) {
         (
             FaultKind::Crash { node: a }
             | FaultKind::Pause { node: a }
+            | FaultKind::Freeze { node: a }
             | FaultKind::Leave { node: a },
             FaultKind::Crash { node: b }
             | FaultKind::Pause { node: b }
+            | FaultKind::Freeze { node: b }
             | FaultKind::Leave { node: b },
         ) => a == b,
         _ => false,
@@ -401,6 +422,21 @@ impl Cluster {
                         self.nodes[usize::from(node - 1)].paused_at_tick = self.tick;
                     }
                 } else {
+                    self.resume(node);
+                }
+            }
+            FaultKind::Freeze { node } => {
+                let index = usize::from(node - 1);
+                if start {
+                    if self.nodes[index].host.is_some() && !self.nodes[index].paused {
+                        self.nodes[index].paused = true;
+                        self.nodes[index].frozen = true;
+                        self.nodes[index].paused_at_tick = self.tick;
+                    }
+                } else if self.nodes[index].frozen {
+                    // Thawed (unless its watchdog reset it meanwhile): the monitor first, as
+                    // its loop checks its dead-man before anything.
+                    self.nodes[index].frozen = false;
                     self.resume(node);
                 }
             }
