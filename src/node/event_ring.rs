@@ -187,7 +187,10 @@ mod tests {
     #[test]
     fn the_category_is_the_pushers_never_guessed_from_the_text() {
         let mut ring = EventRing::new(1);
-        ring.push(EventKind::Node, "resource lease text pushed as a node event".into());
+        ring.push(
+            EventKind::Node,
+            "resource lease text pushed as a node event".into(),
+        );
         ring.push(EventKind::Gum, "group-like wording in a gum event".into());
         let kinds: Vec<EventKind> = ring.records().map(|record| record.kind).collect();
         assert_eq!(kinds, [EventKind::Node, EventKind::Gum]);
