@@ -115,7 +115,7 @@ fn a_busy_filesystem_without_force_fails_the_stop_and_stays_online_until_unmount
         Outcome::Success
     );
     let user = busy_user(&directory);
-    let reason = reason_of(&stop_op(&mut client, "busy", None), false);
+    let reason = unconfirmed_reason_of(&stop_op(&mut client, "busy", None));
     assert!(reason.contains("umount"), "{reason}");
     assert!(is_mount_point(&directory), "no lazy unmount: still mounted");
     assert_eq!(

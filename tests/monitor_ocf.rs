@@ -555,7 +555,7 @@ fn a_stop_the_agent_does_not_confirm_fails_and_offline_waits_for_the_cleanup() {
         Outcome::Success
     );
     std::fs::write(&stuck, b"").expect("make it stick");
-    let reason = reason_of(&stop_op(&mut client, "sticky", None), false);
+    let reason = unconfirmed_reason_of(&stop_op(&mut client, "sticky", None));
     assert!(reason.contains("not reported stopped"), "{reason}");
     assert_eq!(
         transitions_of(&scratch, "sticky"),

@@ -120,10 +120,16 @@ fn a_process_that_exits_by_itself_is_reported_failed_and_offline() {
     let (failed, _) = wait_for(&mut client, |event| {
         matches!(event, Event::ResourceFailed { .. })
     });
-    let Event::ResourceFailed { resource, reason } = failed else {
+    let Event::ResourceFailed {
+        resource,
+        reason,
+        offline_confirmed,
+    } = failed
+    else {
         unreachable!()
     };
     assert_eq!(resource, "flaky");
+    assert!(offline_confirmed, "its process group is gone: {reason}");
     assert!(reason.contains("status 3"), "{reason}");
     assert!(!group_exists(pid));
     let child = read_pid(&child_file);

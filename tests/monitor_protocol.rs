@@ -56,6 +56,7 @@ fn event() -> impl Strategy<Value = Event> {
         ".{0,100}".prop_map(Outcome::Failed),
         Just(Outcome::TimedOut),
         ".{0,100}".prop_map(Outcome::Rejected),
+        ".{0,100}".prop_map(Outcome::OfflineNotConfirmed),
     ];
     prop_oneof![
         any::<u64>().prop_map(|sequence| Event::Pong { sequence }),
@@ -69,8 +70,13 @@ fn event() -> impl Strategy<Value = Event> {
                 }
             }
         ),
-        (name(), ".{0,100}")
-            .prop_map(|(resource, reason)| Event::ResourceFailed { resource, reason }),
+        (name(), ".{0,100}", any::<bool>()).prop_map(|(resource, reason, offline_confirmed)| {
+            Event::ResourceFailed {
+                resource,
+                reason,
+                offline_confirmed,
+            }
+        }),
         Just(Event::AllStopped),
     ]
 }
@@ -196,6 +202,7 @@ fn long_reasons_are_cut_at_a_character_boundary() {
         &Event::ResourceFailed {
             resource: "web".into(),
             reason,
+            offline_confirmed: true,
         },
         &mut out,
     )
@@ -208,26 +215,72 @@ fn long_reasons_are_cut_at_a_character_boundary() {
 
 #[test]
 fn a_long_reason_keeps_its_offline_not_confirmed_ending_across_the_cut() {
-    let reason = format!(
-        "{}; {}",
-        "x".repeat(2 * REASON_BYTES_MAX),
-        wolfpack::monitor::protocol::OFFLINE_NOT_CONFIRMED
-    );
+    use wolfpack::monitor::protocol::OFFLINE_NOT_CONFIRMED;
+    let long = "x".repeat(2 * REASON_BYTES_MAX);
     let mut out = Vec::new();
     encode_event(
         &Event::ResourceFailed {
             resource: "web".into(),
-            reason,
+            reason: format!("{long}; {OFFLINE_NOT_CONFIRMED}"),
+            offline_confirmed: false,
         },
         &mut out,
     )
     .expect("encodes");
-    let Ok(Event::ResourceFailed { reason, .. }) = decode_event(&out[4..]) else {
+    let Ok(Event::ResourceFailed {
+        reason,
+        offline_confirmed,
+        ..
+    }) = decode_event(&out[4..])
+    else {
         panic!("decodes")
     };
     assert!(reason.len() <= REASON_BYTES_MAX, "{}", reason.len());
     assert!(
-        !wolfpack::monitor::protocol::confirms_offline(&reason),
-        "the cut lost the ending: {reason}"
+        !offline_confirmed,
+        "the flag, not the text, carries the fact"
+    );
+    assert!(reason.ends_with(OFFLINE_NOT_CONFIRMED), "{reason}");
+    // The same for a `Done` answered `OfflineNotConfirmed`, whatever its text ended in.
+    let mut out = Vec::new();
+    let done = Event::Done {
+        resource: "web".into(),
+        operation: Operation::Stop,
+        outcome: Outcome::OfflineNotConfirmed(long.clone()),
+        elapsed_ms: 1,
+    };
+    encode_event(&done, &mut out).expect("encodes");
+    let Ok(Event::Done {
+        outcome: Outcome::OfflineNotConfirmed(reason),
+        ..
+    }) = decode_event(&out[4..])
+    else {
+        panic!("decodes")
+    };
+    assert!(reason.len() <= REASON_BYTES_MAX, "{}", reason.len());
+    assert!(reason.ends_with(OFFLINE_NOT_CONFIRMED), "{reason}");
+}
+
+#[test]
+fn a_flag_byte_other_than_0_or_1_is_a_protocol_error() {
+    let mut out = Vec::new();
+    let failed = Event::ResourceFailed {
+        resource: "web".into(),
+        reason: "exit code 7".into(),
+        offline_confirmed: true,
+    };
+    encode_event(&failed, &mut out).expect("encodes");
+    let body = &out[4..];
+    assert_eq!(body.last(), Some(&1), "the flag is the last byte");
+    assert_eq!(decode_event(body), Ok(failed));
+    let mut bad = body.to_vec();
+    for byte in [2u8, 0xff] {
+        *bad.last_mut().expect("not empty") = byte;
+        assert_eq!(decode_event(&bad), Err(CodecError::UnknownTag(byte)));
+    }
+    // A `ResourceFailed` without the flag (the layout before it) is refused too.
+    assert_eq!(
+        decode_event(&body[..body.len() - 1]),
+        Err(CodecError::Truncated)
     );
 }

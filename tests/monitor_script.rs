@@ -137,7 +137,7 @@ fn words_reach_the_program_verbatim_without_a_shell_in_a_clean_environment() {
     }
     // `stop` ("true") leaves the state file, so status after stop still passes: the stop
     // fails, and the cleanup keeps the resource until status says it is stopped.
-    let reason = reason_of(&stop_op(&mut client, "words", Some(3_000)), false);
+    let reason = unconfirmed_reason_of(&stop_op(&mut client, "words", Some(3_000)));
     assert!(reason.contains("still running"), "{reason}");
     assert_eq!(transitions_of(&scratch, "words"), ["online"]);
     std::fs::remove_file(&state).expect("stop it by hand");

@@ -188,7 +188,7 @@ impl Host {
     }
 
     /// The monitor's news of a test group's resource. A failed stop may have left processes
-    /// running, and a failure "offline not confirmed" may have too: then the resource stays
+    /// running, and a failure not confirmed offline may have too: then the resource stays
     /// stopping, so no fence acknowledgement claims otherwise (the survivors then wait for
     /// this node's lease to expire).
     pub(super) fn test_group_event(&mut self, event: &monitor::Event) {
@@ -199,9 +199,11 @@ impl Host {
                 outcome: Outcome::Success,
                 ..
             } => (resource, true),
-            monitor::Event::ResourceFailed { resource, reason } => {
-                (resource, monitor::protocol::confirms_offline(reason))
-            }
+            monitor::Event::ResourceFailed {
+                resource,
+                offline_confirmed,
+                ..
+            } => (resource, *offline_confirmed),
             _ => return,
         };
         if !confirmed_offline {

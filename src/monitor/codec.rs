@@ -2,7 +2,8 @@
 //!
 //! Frame: `length: u32 BE` (1 ..= FRAME_BYTES_MAX) then a body of that many bytes. Body: a tag
 //! byte, then the fields in order. Integers are big-endian; a string is `u16 BE length` + UTF-8;
-//! an optional timeout is a presence byte (0 or 1) and, when 1, a `u32`.
+//! an optional timeout is a presence byte (0 or 1) and, when 1, a `u32`; a flag is a byte, 0
+//! (false) or 1 (true), anything else a protocol error.
 //!
 //! | tag | command                                                                  |
 //! |-----|--------------------------------------------------------------------------|
@@ -17,9 +18,15 @@
 //! |-----|--------------------------------------------------------------------------|
 //! | 1   | Pong: sequence u64                                                       |
 //! | 2   | Done: resource, operation u8 (1 start, 2 stop, 3 looks-alive, 4 is-alive), |
-//! |     | outcome u8 (1 success, 2 failed + reason, 3 timed out, 4 rejected + reason), elapsed_ms u64 |
-//! | 3   | ResourceFailed: resource, reason                                         |
+//! |     | outcome u8 (1 success, 2 failed + reason, 3 timed out, 4 rejected + reason, |
+//! |     | 5 offline not confirmed + reason), elapsed_ms u64                        |
+//! | 3   | ResourceFailed: resource, reason, offline_confirmed flag                 |
 //! | 4   | AllStopped                                                               |
+//!
+//! There is no version number: the daemon runs the monitor from its own executable
+//! (`current_exe`), so both ends always share this table. The layout changed once, when outcome
+//! 5 and the `ResourceFailed` flag replaced the reason's "offline not confirmed" ending as the
+//! carrier of that fact; a `ResourceFailed` of the older layout decodes as `Truncated`.
 //!
 //! Invariants: decoding never panics and never allocates more than the frame it was given; it
 //! accepts a body only when every field is in range (names, keys, limits, flags) and no byte is
@@ -27,7 +34,7 @@
 use super::constants::{FRAME_BYTES_MAX, KIND_BYTES_MAX, PARAMS_MAX, PARAM_VALUE_BYTES_MAX};
 use super::constants::{PARAM_KEY_BYTES_MAX, REASON_BYTES_MAX, RESOURCE_NAME_BYTES_MAX};
 use super::error::CodecError;
-use super::protocol::{confirms_offline, is_param_key, is_resource_name, OFFLINE_NOT_CONFIRMED};
+use super::protocol::{is_param_key, is_resource_name, OFFLINE_NOT_CONFIRMED};
 use super::protocol::{CheckLevel, Command, Event, Operation, Outcome};
 
 /// Bytes of the length prefix.
@@ -116,20 +123,33 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) -> Result<(), CodecError> 
                 Outcome::Success => body.push(1),
                 Outcome::Failed(reason) => {
                     body.push(2);
-                    put_string(&mut body, &cut(reason), REASON_BYTES_MAX)?;
+                    put_string(&mut body, &cut(reason, false), REASON_BYTES_MAX)?;
                 }
                 Outcome::TimedOut => body.push(3),
                 Outcome::Rejected(reason) => {
                     body.push(4);
-                    put_string(&mut body, &cut(reason), REASON_BYTES_MAX)?;
+                    put_string(&mut body, &cut(reason, false), REASON_BYTES_MAX)?;
+                }
+                Outcome::OfflineNotConfirmed(reason) => {
+                    body.push(5);
+                    put_string(&mut body, &cut(reason, true), REASON_BYTES_MAX)?;
                 }
             }
             body.extend_from_slice(&elapsed_ms.to_be_bytes());
         }
-        Event::ResourceFailed { resource, reason } => {
+        Event::ResourceFailed {
+            resource,
+            reason,
+            offline_confirmed,
+        } => {
             body.push(3);
             put_name(&mut body, resource)?;
-            put_string(&mut body, &cut(reason), REASON_BYTES_MAX)?;
+            put_string(
+                &mut body,
+                &cut(reason, !offline_confirmed),
+                REASON_BYTES_MAX,
+            )?;
+            body.push(u8::from(*offline_confirmed));
         }
         Event::AllStopped => body.push(4),
     }
@@ -215,6 +235,7 @@ pub fn decode_event(body: &[u8]) -> Result<Event, CodecError> {
                 2 => Outcome::Failed(reader.string(REASON_BYTES_MAX)?),
                 3 => Outcome::TimedOut,
                 4 => Outcome::Rejected(reader.string(REASON_BYTES_MAX)?),
+                5 => Outcome::OfflineNotConfirmed(reader.string(REASON_BYTES_MAX)?),
                 other => return Err(CodecError::UnknownTag(other)),
             };
             let elapsed_ms = reader.u64()?;
@@ -228,6 +249,7 @@ pub fn decode_event(body: &[u8]) -> Result<Event, CodecError> {
         3 => Event::ResourceFailed {
             resource: reader.name()?,
             reason: reader.string(REASON_BYTES_MAX)?,
+            offline_confirmed: reader.flag()?,
         },
         4 => Event::AllStopped,
         other => return Err(CodecError::UnknownTag(other)),
@@ -303,18 +325,17 @@ fn put_timeout(body: &mut Vec<u8>, timeout_ms: Option<u32>) {
     }
 }
 
-/// `reason` cut to REASON_BYTES_MAX at a character boundary.
-/// `reason` within REASON_BYTES_MAX, cut at a character boundary. A reason ending in
-/// OFFLINE_NOT_CONFIRMED keeps that ending: it is how the daemon learns that the resource may
-/// still run, so losing it to the cut would make a running resource count as offline.
-fn cut(reason: &str) -> std::borrow::Cow<'_, str> {
+/// `reason` within REASON_BYTES_MAX, cut at a character boundary. The reason of a report that
+/// does not confirm the resource offline (`not_confirmed`) keeps its OFFLINE_NOT_CONFIRMED
+/// ending across the cut, for whoever reads it; the fact itself travels in the report's type.
+fn cut(reason: &str, not_confirmed: bool) -> std::borrow::Cow<'_, str> {
     if reason.len() <= REASON_BYTES_MAX {
         return std::borrow::Cow::Borrowed(reason);
     }
-    let ending = if confirms_offline(reason) {
-        String::new()
-    } else {
+    let ending = if not_confirmed {
         format!(" ...; {OFFLINE_NOT_CONFIRMED}")
+    } else {
+        String::new()
     };
     let mut end = REASON_BYTES_MAX - ending.len();
     while !reason.is_char_boundary(end) {
@@ -378,6 +399,15 @@ impl Reader<'_> {
                     bytes[0], bytes[1], bytes[2], bytes[3],
                 ])))
             }
+            other => Err(CodecError::UnknownTag(other)),
+        }
+    }
+
+    /// A flag: 0 or 1, anything else a protocol error.
+    fn flag(&mut self) -> Result<bool, CodecError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
             other => Err(CodecError::UnknownTag(other)),
         }
     }

@@ -11,7 +11,7 @@ pub enum CodecError {
     Truncated,
     /// A frame length of 0 or above FRAME_BYTES_MAX; the stream cannot be resynchronized.
     BadFrameLength(u32),
-    /// An unknown message tag, level, operation, outcome or presence byte.
+    /// An unknown message tag, level, operation or outcome, or a presence or flag byte not 0 or 1.
     UnknownTag(u8),
     /// A string that is not UTF-8.
     NotUtf8,

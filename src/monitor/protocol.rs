@@ -10,21 +10,22 @@
 //!   it stops, then `AllStopped`.
 //! - After a `Done` for `Start` with `Failed` or `TimedOut`, after any `Done` for `Stop`, and
 //!   after `ResourceFailed`, the monitor no longer holds the resource, its `offline` line is in
-//!   the event log, and its processes are gone; the one exception is a reason ending "offline
-//!   not confirmed" (`OFFLINE_NOT_CONFIRMED`: processes in uninterruptible sleep, or a resource
-//!   whose cleanup stop has not succeeded yet: an address, a mount or an agent's service that
-//!   may still be there), when `offline` waits until they are gone and the monitor keeps
-//!   retrying the cleanup. Every such report sent before the resource is gone says so, whatever
-//!   its outcome would have been: a stop that succeeded or timed out, a start that timed out,
-//!   becomes `Failed` with that ending (`Success` and `TimedOut` carry no reason), and the
-//!   wire keeps the ending when it cuts a long reason. The monitor sends nothing when the
-//!   resource is finally gone: a later `Stop` is answered `Success` then.
+//!   the event log, and its processes are gone. The one exception is a report that says
+//!   otherwise in its type: a `Done` with `OfflineNotConfirmed`, a `ResourceFailed` with
+//!   `offline_confirmed: false` (processes in uninterruptible sleep, or a resource whose
+//!   cleanup stop has not succeeded yet: an address, a mount or an agent's service that may
+//!   still be there); then `offline` waits until they are gone and the monitor keeps retrying
+//!   the cleanup. Every such report sent before the resource is gone says so, whatever its
+//!   outcome would have been: a start or stop that succeeded, failed or timed out is answered
+//!   `OfflineNotConfirmed`. Readers decide by these types, never by the text (whose ending
+//!   OFFLINE_NOT_CONFIRMED is for humans). The monitor sends nothing when the resource is
+//!   finally gone: a later `Stop` is answered `Success` then.
 //! - `Rejected` means the command changed nothing (unknown type, bad parameters, a missing OCF
 //!   agent, a required parameter its meta-data declares, a failing validate-all, another
 //!   operation pending on that resource, a `StopAll` under way). For `ocf:` resources the
 //!   meta-data and validate-all run before the `online` line, so their `Rejected` can come
 //!   after a while. `Stop` is never rejected: a pending start or check is cancelled (answered
-//!   `Failed("cancelled by stop")`; a start still being admitted is answered
+//!   `Failed` "cancelled by stop"; a start still being admitted is answered
 //!   `Rejected("cancelled by stop before it began")`) and a second `Stop` shares the first one's
 //!   outcome.
 //! - A `Check` that fails or times out leaves the resource held and online: the daemon decides
@@ -105,10 +106,18 @@ impl Operation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Success,
-    /// It ran and failed; the reason is for humans.
+    /// It ran and failed; the reason is for humans. After a start or a stop, the resource is
+    /// confirmed gone; after a check, it stays online.
     Failed(String),
-    /// It exceeded its timeout; for start and stop, everything it started was SIGKILLed.
+    /// It exceeded its timeout. After a start or a stop, everything it started was SIGKILLed
+    /// and is confirmed gone; after a check, the resource stays online.
     TimedOut,
+    /// A start or a stop (never a check) is over, whatever it would otherwise have answered,
+    /// but the resource may still run: its processes outlived SIGKILL or its cleanup stop has
+    /// not succeeded yet. The monitor still holds it and keeps cleaning up; a later `Stop`
+    /// answers `Success` once it is gone. The reason (for humans) ends in
+    /// OFFLINE_NOT_CONFIRMED.
+    OfflineNotConfirmed(String),
     /// Refused before anything changed (busy, unknown type, bad parameters, not held).
     Rejected(String),
 }
@@ -125,21 +134,21 @@ pub enum Event {
         outcome: Outcome,
         elapsed_ms: u64,
     },
-    /// An online resource failed without being asked (its process exited); it is offline now.
-    ResourceFailed { resource: String, reason: String },
+    /// An online resource failed without being asked (its process exited). It is offline now
+    /// if `offline_confirmed`; otherwise it may still run and the monitor keeps cleaning up.
+    ResourceFailed {
+        resource: String,
+        reason: String,
+        offline_confirmed: bool,
+    },
     /// `StopAll` or `Shutdown` finished: the monitor holds nothing.
     AllStopped,
 }
 
-/// The ending of a failure reason by which the monitor says the resource may still be running
-/// (see the contract above).
+/// How the reason of a report that does not confirm the resource offline ends, for humans
+/// (logs, `ctl`, the event log). Only the types (`Outcome::OfflineNotConfirmed`,
+/// `ResourceFailed::offline_confirmed`) carry the fact.
 pub const OFFLINE_NOT_CONFIRMED: &str = "offline not confirmed";
-
-/// Whether a report with failure `reason` (a `Done`'s `Failed`, a `ResourceFailed`) confirms
-/// that nothing of the resource runs any more.
-pub fn confirms_offline(reason: &str) -> bool {
-    !reason.trim_end().ends_with(OFFLINE_NOT_CONFIRMED)
-}
 
 /// Whether `name` may name a resource: 1 to 64 bytes of `[A-Za-z0-9_.-]`, not starting with
 /// '.'. Names become log file names, so this keeps them from escaping the log directory.

@@ -10,7 +10,7 @@
 //! the disk thread, the monitor's socket, the clock, logs and metrics.
 use super::disk_worker::{DiskCompletion, DiskRequest, DiskWorker};
 use super::event_exchange::{self, EventExchange};
-use super::event_record::Transition;
+use super::event_record::{EventKind, Transition};
 use super::report::{self, EventRing, LinkTable, Metrics};
 use super::signals::Signals;
 use super::startup::{read_disk_config, DiskConfig};
@@ -335,7 +335,7 @@ impl Daemon {
                     match time.on_frame(frame.header.sender, frame.payload, own_wall_ms, now_ms) {
                         Ok(Some(line)) => {
                             log::warn!("node={} {line}", options.node_id);
-                            events.push(line);
+                            events.push(EventKind::Node, line);
                         }
                         Ok(None) => {}
                         Err(_) => metrics.unknown_frame_kinds += 1,
@@ -483,14 +483,14 @@ impl Daemon {
                 if *outcome != monitor::Outcome::Success {
                     log::warn!("node={node} {text}");
                 }
-                self.events.push(text);
+                self.events.push(EventKind::Resource, text);
             }
-            monitor::Event::ResourceFailed { resource, reason }
-                if self.host.is_test_group_resource(resource) =>
-            {
+            monitor::Event::ResourceFailed {
+                resource, reason, ..
+            } if self.host.is_test_group_resource(resource) => {
                 log::warn!("node={node} resource {resource} failed: {reason}");
-                self.events
-                    .push(format!("resource {resource} failed: {reason}"));
+                let text = format!("resource {resource} failed: {reason}");
+                self.events.push(EventKind::Resource, text);
             }
             _ => {}
         }
@@ -518,7 +518,7 @@ impl Daemon {
                         // Why: the join benchmark times a joiner from its first word on the
                         // network, which excludes process start-up and reading the disk.
                         self.first_frame_sent = true;
-                        self.events.push("first frame sent".into());
+                        self.events.push(EventKind::Node, "first frame sent".into());
                     }
                 }
                 HostOutput::DiskRead { op, offset_bytes } => {
@@ -550,14 +550,15 @@ impl Daemon {
                         .host
                         .is_test_group_resource(&crate::host::test_group_resource(slot))
                     {
-                        self.events.push(format!("group {slot} {transition} here"));
+                        let text = format!("group {slot} {transition} here");
+                        self.events.push(EventKind::Group, text);
                     }
                 }
                 HostOutput::DeadmanArmed { .. } | HostOutput::Proposed { .. } => {}
                 HostOutput::ResourceLease { resource, held } => {
                     let text = format!("resource lease of {resource} {}", held_text(held));
                     log::info!("node={node} {text}");
-                    self.events.push(text);
+                    self.events.push(EventKind::Resource, text);
                 }
                 HostOutput::Catalog(catalog) => {
                     for problem in &catalog.problems {
@@ -623,7 +624,7 @@ impl Daemon {
         }
         let text = report::describe_event(&event);
         log::info!("node={node} epoch={epoch} {text}");
-        self.events.push_kind(report::event_kind(&event), text);
+        self.events.push(report::event_kind(&event), text);
     }
 
     fn update_acknowledged(&mut self, request_id: u64, sequence: u64, rejected: bool) {

@@ -298,13 +298,15 @@ fn request(request_id: u64, to: u8, progress: &mut PeerProgress, now_ms: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::event_record::EventKind;
 
     const ASKER: u8 = 1;
 
     fn ring_of(node: u8, count: usize) -> EventRing {
         let mut ring = EventRing::new(node);
         for index in 0..count {
-            ring.push(format!("event {index} of node {node} {}", "x".repeat(100)));
+            let text = format!("event {index} of node {node} {}", "x".repeat(100));
+            ring.push(EventKind::Node, text);
         }
         ring
     }

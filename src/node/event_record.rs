@@ -70,18 +70,6 @@ impl EventKind {
     pub fn from_code(code: u8) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|kind| kind.code() == code)
     }
-
-    /// The category of a line pushed as plain text, from how the daemon words them: "group …"
-    /// and "resource …" lines are about those, the rest about the node.
-    pub fn of_text(text: &str) -> EventKind {
-        if text.starts_with("resource ") {
-            EventKind::Resource
-        } else if text.starts_with("group ") {
-            EventKind::Group
-        } else {
-            EventKind::Node
-        }
-    }
 }
 
 /// A group's or a resource's state change, as the group runner reports it. States are plain
@@ -350,16 +338,10 @@ mod tests {
     }
 
     #[test]
-    fn kinds_round_trip_through_their_codes_and_plain_text_is_categorized() {
+    fn kinds_round_trip_through_their_codes() {
         for kind in EventKind::ALL {
             assert_eq!(EventKind::from_code(kind.code()), Some(kind));
         }
         assert_eq!(EventKind::from_code(0), None);
-        assert_eq!(
-            EventKind::of_text("resource group-1 Start Success in 3 ms"),
-            EventKind::Resource
-        );
-        assert_eq!(EventKind::of_text("group 1 online here"), EventKind::Group);
-        assert_eq!(EventKind::of_text("first frame sent"), EventKind::Node);
     }
 }

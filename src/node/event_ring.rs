@@ -38,13 +38,8 @@ impl EventRing {
         self.epoch = epoch;
     }
 
-    /// Records a line of text; its category follows from its wording (`EventKind::of_text`).
-    pub fn push(&mut self, text: String) {
-        self.push_kind(EventKind::of_text(&text), text);
-    }
-
-    /// Records a line of text in a category.
-    pub fn push_kind(&mut self, kind: EventKind, text: String) {
+    /// Records a line of text in the category its pusher names.
+    pub fn push(&mut self, kind: EventKind, text: String) {
         self.record(kind, None, None, &text);
     }
 
@@ -168,9 +163,9 @@ mod tests {
     #[test]
     fn entries_carry_node_epoch_sequence_and_category() {
         let mut ring = EventRing::new(3);
-        ring.push("first frame sent".into());
+        ring.push(EventKind::Node, "first frame sent".into());
         ring.set_epoch(4);
-        ring.push_kind(EventKind::Membership, "stabilized epoch 4".into());
+        ring.push(EventKind::Membership, "stabilized epoch 4".into());
         ring.push_transition(&Transition {
             group: "web".into(),
             resource: Some("ip".into()),
@@ -190,10 +185,22 @@ mod tests {
     }
 
     #[test]
+    fn the_category_is_the_pushers_never_guessed_from_the_text() {
+        let mut ring = EventRing::new(1);
+        ring.push(
+            EventKind::Node,
+            "resource lease text pushed as a node event".into(),
+        );
+        ring.push(EventKind::Gum, "group-like wording in a gum event".into());
+        let kinds: Vec<EventKind> = ring.records().map(|record| record.kind).collect();
+        assert_eq!(kinds, [EventKind::Node, EventKind::Gum]);
+    }
+
+    #[test]
     fn after_skips_what_was_seen_and_survives_the_ring_wrapping() {
         let mut ring = EventRing::new(1);
         for index in 0..EVENTS_KEPT_MAX + 10 {
-            ring.push(format!("event {index}"));
+            ring.push(EventKind::Node, format!("event {index}"));
         }
         assert_eq!(ring.newest_sequence(), EVENTS_KEPT_MAX as u64 + 10);
         assert_eq!(ring.oldest_sequence(), 11);

@@ -2,13 +2,8 @@
 //! resource; anything else (an unknown resource, the answer to a start or check that a stop
 //! cancelled) is ignored and counted.
 
-use super::{Runner, State, OFFLINE_NOT_CONFIRMED, STOP_RETRY_MS};
+use super::{Runner, State, STOP_RETRY_MS};
 use crate::monitor::protocol::{CheckLevel, Event, Operation, Outcome};
-
-/// Whether the monitor, reporting `reason`, no longer holds the resource (see its contract).
-fn confirms_offline(reason: &str) -> bool {
-    !reason.trim_end().ends_with(OFFLINE_NOT_CONFIRMED)
-}
 
 impl Runner {
     pub(super) fn on_monitor_event(&mut self, event: &Event, now_ms: u64) {
@@ -19,9 +14,11 @@ impl Runner {
                 outcome,
                 ..
             } => self.on_done(resource, *operation, outcome, now_ms),
-            Event::ResourceFailed { resource, reason } => {
-                self.on_resource_failed(resource, reason, now_ms)
-            }
+            Event::ResourceFailed {
+                resource,
+                reason,
+                offline_confirmed,
+            } => self.on_resource_failed(resource, reason, *offline_confirmed, now_ms),
             Event::AllStopped => self.on_all_stopped(),
             // The daemon's keep-alive, not about resources.
             Event::Pong { .. } => {}
@@ -58,8 +55,11 @@ impl Runner {
                 self.set_resource_state(name, State::Online, "started".to_string());
             }
             Outcome::Failed(reason) => {
-                let held = !confirms_offline(reason);
-                self.resource_failed(name, format!("start failed: {reason}"), held, now_ms);
+                self.resource_failed(name, format!("start failed: {reason}"), false, now_ms);
+            }
+            // Still held: the stop that follows the failure learns when it is gone.
+            Outcome::OfflineNotConfirmed(reason) => {
+                self.resource_failed(name, format!("start failed: {reason}"), true, now_ms);
             }
             Outcome::TimedOut => {
                 let reason = format!("start timed out after {timeout_ms} ms");
@@ -73,23 +73,21 @@ impl Runner {
         let Some(resource) = self.resources.get_mut(name) else {
             return;
         };
-        if let Outcome::Failed(reason) = outcome {
-            if !confirms_offline(reason) {
-                // Still held: the monitor keeps cleaning up; ask again later to learn when
-                // it is done.
+        let reason = match outcome {
+            Outcome::OfflineNotConfirmed(reason) => {
+                // Still held: the monitor keeps cleaning up; ask again later to learn when it
+                // is done.
                 resource.stop_retry_at_ms = Some(now_ms.saturating_add(STOP_RETRY_MS));
                 resource.reason = format!("stop: {reason}");
                 return;
             }
-        }
-        resource.held = false;
-        resource.stop_retry_at_ms = None;
-        let reason = match outcome {
             Outcome::Success => "stopped".to_string(),
             Outcome::Failed(reason) => format!("stopped after a failed stop: {reason}"),
             Outcome::TimedOut => "stopped (killed after the stop timed out)".to_string(),
             Outcome::Rejected(reason) => format!("stop rejected, taken as stopped: {reason}"),
         };
+        resource.held = false;
+        resource.stop_retry_at_ms = None;
         if resource.state == State::Failed {
             return;
         }
@@ -112,7 +110,11 @@ impl Runner {
                 }
                 return;
             }
-            Outcome::Failed(reason) => format!("{check} check failed: {reason}"),
+            // The monitor never answers a check `OfflineNotConfirmed`; either way the resource
+            // is still held.
+            Outcome::Failed(reason) | Outcome::OfflineNotConfirmed(reason) => {
+                format!("{check} check failed: {reason}")
+            }
             Outcome::TimedOut => format!("{check} check timed out after {timeout_ms} ms"),
             // "not held" or "busy": either way the resource is not healthy as the runner
             // believed; the stop that follows confirms where it stands.
@@ -122,13 +124,13 @@ impl Runner {
         self.resource_failed(name, reason, true, now_ms);
     }
 
-    /// The resource stopped by itself (its process exited): it is offline already.
-    fn on_resource_failed(&mut self, name: &str, reason: &str, now_ms: u64) {
+    /// The resource stopped by itself (its process exited): it is offline already, unless
+    /// the monitor could not confirm it (`offline`).
+    fn on_resource_failed(&mut self, name: &str, reason: &str, offline: bool, now_ms: u64) {
         let Some(resource) = self.resources.get_mut(name) else {
             self.ignored_events += 1;
             return;
         };
-        let offline = confirms_offline(reason);
         match (resource.outstanding, resource.state) {
             // Being stopped anyway: its stop's answer settles it.
             (Some(Operation::Stop), _) => {}

@@ -34,8 +34,8 @@
 //! on their own, and `cleanup` (a bumped generation in the catalog) forgets them.
 //!
 //! **Offline is what the monitor confirms**: a `Done` for `Stop`, a failed start, or
-//! `ResourceFailed`, except a reason ending "offline not confirmed", after which the runner
-//! asks again every `STOP_RETRY_MS`. `GroupStopped` is emitted only once every resource of the
+//! `ResourceFailed`, except an `Outcome::OfflineNotConfirmed` or a `ResourceFailed` with
+//! `offline_confirmed: false`, after which the runner asks again every `STOP_RETRY_MS`. `GroupStopped` is emitted only once every resource of the
 //! group is confirmed offline.
 //!
 //! **Catalog changes** take effect at once for what runs (roles, dependencies, new, removed
@@ -77,14 +77,10 @@ pub use mutation::RunnerMutation;
 use resource::ResourceRun;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// After a stop answered "offline not confirmed", how long before the runner asks again. The
+/// After a stop answered `OfflineNotConfirmed`, how long before the runner asks again. The
 /// monitor keeps cleaning up on its own (every `CLEANUP_RETRY_MS`); asking again is only how
 /// the runner learns that it finished, so once a second is plenty.
 pub const STOP_RETRY_MS: u64 = 1_000;
-
-/// The suffix by which the monitor says a resource may still be running (see the contract in
-/// `monitor::protocol`).
-const OFFLINE_NOT_CONFIRMED: &str = crate::monitor::protocol::OFFLINE_NOT_CONFIRMED;
 
 /// The state of a resource or of a group, as `ctl` shows it and transitions log it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

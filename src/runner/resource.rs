@@ -36,7 +36,7 @@ pub(super) struct ResourceRun {
     /// Whether the monitor may hold it: from the moment a start is sent until the monitor
     /// confirms it offline.
     pub held: bool,
-    /// After "offline not confirmed": when to ask the monitor again.
+    /// After `OfflineNotConfirmed`: when to ask the monitor again.
     pub stop_retry_at_ms: Option<u64>,
     pub looks_alive_due_ms: Option<u64>,
     pub is_alive_due_ms: Option<u64>,

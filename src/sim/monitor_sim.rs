@@ -431,9 +431,11 @@ impl SimMonitor {
                 self.unread_failures.insert(name.to_string());
                 self.excuse_dependents(name);
                 let cleanup_ms = self.draw_cleanup_ms();
+                // Sent as it is once the processes are gone (else `not_confirmed` says so).
                 let report = Event::ResourceFailed {
                     resource: name.to_string(),
                     reason: "exit code 7 (not running)".to_string(),
+                    offline_confirmed: true,
                 };
                 self.clean_up(name, fails_at_ms, cleanup_ms, vec![report]);
                 true
@@ -639,12 +641,12 @@ fn not_confirmed(event: Event) -> Event {
                 Outcome::Success => unconfirmed(&format!("{} succeeded", operation.name())),
                 Outcome::TimedOut => unconfirmed(&format!("{} timed out", operation.name())),
                 Outcome::Failed(why) => unconfirmed(&why),
-                // Changed nothing: true as it is.
-                rejected @ Outcome::Rejected(_) => {
+                // Changed nothing, or says so already: true as it is.
+                unchanged @ (Outcome::Rejected(_) | Outcome::OfflineNotConfirmed(_)) => {
                     return Event::Done {
                         resource,
                         operation,
-                        outcome: rejected,
+                        outcome: unchanged,
                         elapsed_ms,
                     }
                 }
@@ -652,13 +654,16 @@ fn not_confirmed(event: Event) -> Event {
             Event::Done {
                 resource,
                 operation,
-                outcome: Outcome::Failed(reason),
+                outcome: Outcome::OfflineNotConfirmed(reason),
                 elapsed_ms,
             }
         }
-        Event::ResourceFailed { resource, reason } => Event::ResourceFailed {
+        Event::ResourceFailed {
+            resource, reason, ..
+        } => Event::ResourceFailed {
             resource,
             reason: unconfirmed(&reason),
+            offline_confirmed: false,
         },
         other => other,
     }
@@ -667,27 +672,20 @@ fn not_confirmed(event: Event) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::protocol::confirms_offline;
 
     /// Whether `event` tells the runner that nothing of its resource runs any more.
     fn claims_offline(event: &Event) -> Option<&str> {
         match event {
             Event::Done {
                 resource,
-                operation: Operation::Start,
-                outcome: Outcome::Failed(reason),
+                operation: Operation::Stop,
+                outcome: Outcome::Success | Outcome::Failed(_) | Outcome::TimedOut,
                 ..
             }
             | Event::Done {
                 resource,
-                operation: Operation::Stop,
-                outcome: Outcome::Failed(reason),
-                ..
-            } if confirms_offline(reason) => Some(resource),
-            Event::Done {
-                resource,
-                operation: Operation::Stop,
-                outcome: Outcome::Success | Outcome::TimedOut,
+                operation: Operation::Start,
+                outcome: Outcome::Failed(_),
                 ..
             }
             | Event::Done {
@@ -696,9 +694,11 @@ mod tests {
                 outcome: Outcome::TimedOut,
                 ..
             } => Some(resource),
-            Event::ResourceFailed { resource, reason } if confirms_offline(reason) => {
-                Some(resource)
-            }
+            Event::ResourceFailed {
+                resource,
+                offline_confirmed: true,
+                ..
+            } => Some(resource),
             _ => None,
         }
     }
@@ -748,9 +748,16 @@ mod tests {
                             .or_insert(0);
                         *count = count.saturating_sub(1);
                     }
-                    seen_not_confirmed |= matches!(&event,
-                        Event::Done { outcome: Outcome::Failed(reason), .. }
-                        | Event::ResourceFailed { reason, .. } if !confirms_offline(reason));
+                    seen_not_confirmed |= matches!(
+                        &event,
+                        Event::Done {
+                            outcome: Outcome::OfflineNotConfirmed(_),
+                            ..
+                        } | Event::ResourceFailed {
+                            offline_confirmed: false,
+                            ..
+                        }
+                    );
                 }
             }
             // Every command has had its answer (a stop retried after "not confirmed"

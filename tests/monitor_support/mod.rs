@@ -300,6 +300,21 @@ pub fn reason_of(outcome: &wolfpack::monitor::Outcome, want_rejected: bool) -> S
     }
 }
 
+/// The reason of an `OfflineNotConfirmed` outcome (the resource may still run, the monitor
+/// keeps cleaning up); panics on anything else.
+pub fn unconfirmed_reason_of(outcome: &wolfpack::monitor::Outcome) -> String {
+    match outcome {
+        wolfpack::monitor::Outcome::OfflineNotConfirmed(reason) => {
+            assert!(
+                reason.ends_with(wolfpack::monitor::protocol::OFFLINE_NOT_CONFIRMED),
+                "the reason says so to humans too: {reason}"
+            );
+            reason.clone()
+        }
+        _ => panic!("expected OfflineNotConfirmed, got {outcome:?}"),
+    }
+}
+
 /// Shuts the monitor down and asserts it exited 0 (every resource stopped).
 pub fn shut_down(client: MonitorClient) -> Vec<Event> {
     let (status, events) = client.shutdown(PATIENCE).expect("shutdown");

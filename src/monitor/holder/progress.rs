@@ -5,8 +5,7 @@ use super::{done, Holder, Report, State};
 use crate::monitor::children;
 use crate::monitor::constants::{FENCE_GRACE_MS, KILL_WAIT_MS_MAX};
 use crate::monitor::event_log::Transition;
-use crate::monitor::protocol::OFFLINE_NOT_CONFIRMED;
-use crate::monitor::protocol::{confirms_offline, Event, Operation, Outcome};
+use crate::monitor::protocol::{Event, Operation, Outcome, OFFLINE_NOT_CONFIRMED};
 use crate::monitor::resource::Progress;
 use std::time::{Duration, Instant};
 
@@ -129,7 +128,7 @@ impl Holder {
                 if let Err(error) = self.log.record(name, Transition::Offline) {
                     log::error!("resource={name}: cannot write the offline line: {error}");
                 }
-                emit(name, std::mem::take(reports), &mut self.out);
+                emit_gone(name, std::mem::take(reports), &mut self.out);
                 self.held.remove(name);
             } else if now.duration_since(*since) >= Duration::from_millis(KILL_WAIT_MS_MAX)
                 && !reports.is_empty()
@@ -143,11 +142,7 @@ impl Holder {
                 // start, a failure noticed while online) were true of the operation, not of the
                 // processes: each must now say that the resource may still run, or the daemon
                 // would count it offline while it runs.
-                let unconfirmed = std::mem::take(reports)
-                    .into_iter()
-                    .map(|report| not_confirmed(report, &reason))
-                    .collect();
-                emit(name, unconfirmed, &mut self.out);
+                emit_not_confirmed(name, std::mem::take(reports), &reason, &mut self.out);
             }
             return;
         }
@@ -257,45 +252,6 @@ impl Holder {
     }
 }
 
-/// `report` as it must go out while the resource may still run: a failure whose reason ends
-/// in OFFLINE_NOT_CONFIRMED (`unconfirmed_reason` for an outcome not known yet). `Rejected`
-/// stays: it changed nothing.
-fn not_confirmed(report: Report, unconfirmed_reason: &str) -> Report {
-    let with_ending = |what: String| {
-        if confirms_offline(&what) {
-            format!("{what}; {unconfirmed_reason}")
-        } else {
-            what
-        }
-    };
-    match report {
-        Report::Done {
-            operation,
-            since,
-            outcome,
-        } => {
-            let outcome = match outcome {
-                None => Outcome::Failed(unconfirmed_reason.to_string()),
-                Some(Outcome::Success) => {
-                    Outcome::Failed(with_ending(format!("{} succeeded", operation.name())))
-                }
-                Some(Outcome::TimedOut) => Outcome::Failed(with_ending(format!(
-                    "{} timed out and was killed",
-                    operation.name()
-                ))),
-                Some(Outcome::Failed(why)) => Outcome::Failed(with_ending(why)),
-                Some(rejected @ Outcome::Rejected(_)) => rejected,
-            };
-            Report::Done {
-                operation,
-                since,
-                outcome: Some(outcome),
-            }
-        }
-        Report::Failed(why) => Report::Failed(with_ending(why)),
-    }
-}
-
 /// Sets every still-unknown `Done` outcome.
 fn fill(reports: &mut [Report], outcome: Outcome) {
     for report in reports {
@@ -309,7 +265,8 @@ fn fill(reports: &mut [Report], outcome: Outcome) {
     }
 }
 
-fn emit(name: &str, reports: Vec<Report>, out: &mut Vec<Event>) {
+/// Sends the reports of a resource that is gone: each as it is, confirming it offline.
+fn emit_gone(name: &str, reports: Vec<Report>, out: &mut Vec<Event>) {
     for report in reports {
         out.push(match report {
             Report::Done {
@@ -320,6 +277,51 @@ fn emit(name: &str, reports: Vec<Report>, out: &mut Vec<Event>) {
             Report::Failed(reason) => Event::ResourceFailed {
                 resource: name.to_string(),
                 reason,
+                offline_confirmed: true,
+            },
+        });
+    }
+}
+
+/// Sends the reports of a resource that may still run: each says so in its type
+/// (`OfflineNotConfirmed`, `offline_confirmed: false`), whatever its outcome would have been,
+/// with `unconfirmed_reason` appended to the reason for humans (the whole reason for an outcome
+/// not known yet). `Rejected` goes as it is: it changed nothing.
+fn emit_not_confirmed(
+    name: &str,
+    reports: Vec<Report>,
+    unconfirmed_reason: &str,
+    out: &mut Vec<Event>,
+) {
+    let with_ending = |what: &str| format!("{what}; {unconfirmed_reason}");
+    for report in reports {
+        out.push(match report {
+            Report::Done {
+                operation,
+                since,
+                outcome,
+            } => {
+                let outcome = match outcome {
+                    None => Outcome::OfflineNotConfirmed(unconfirmed_reason.to_string()),
+                    Some(Outcome::Success) => Outcome::OfflineNotConfirmed(with_ending(&format!(
+                        "{} succeeded",
+                        operation.name()
+                    ))),
+                    Some(Outcome::TimedOut) => Outcome::OfflineNotConfirmed(with_ending(&format!(
+                        "{} timed out and was killed",
+                        operation.name()
+                    ))),
+                    Some(Outcome::Failed(why)) => Outcome::OfflineNotConfirmed(with_ending(&why)),
+                    Some(unchanged @ (Outcome::Rejected(_) | Outcome::OfflineNotConfirmed(_))) => {
+                        unchanged
+                    }
+                };
+                done(name, operation, outcome, since)
+            }
+            Report::Failed(why) => Event::ResourceFailed {
+                resource: name.to_string(),
+                reason: with_ending(&why),
+                offline_confirmed: false,
             },
         });
     }

@@ -1,12 +1,13 @@
 //! The holder against a resource type whose processes outlive SIGKILL until the test lets them
 //! go (a process in uninterruptible sleep, an address or a mount that will not go away): every
-//! report sent before the resource is gone must say "offline not confirmed", whatever its
-//! operation's outcome was, and the `offline` line must wait until it is gone.
+//! report sent before the resource is gone must say in its type that it may still run
+//! (`OfflineNotConfirmed`, `offline_confirmed: false`), whatever its operation's outcome was,
+//! and the `offline` line must wait until it is gone.
 
 use super::Holder;
 use crate::monitor::constants::KILL_WAIT_MS_MAX;
 use crate::monitor::event_log::EventLog;
-use crate::monitor::protocol::{confirms_offline, CheckLevel, Event, Operation, Outcome};
+use crate::monitor::protocol::{CheckLevel, Event, Operation, Outcome, OFFLINE_NOT_CONFIRMED};
 use crate::monitor::resource::{Progress, Resource};
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -148,8 +149,7 @@ fn claims_offline(event: &Event) -> bool {
             outcome,
             ..
         } => match outcome {
-            Outcome::Failed(reason) => confirms_offline(reason),
-            Outcome::TimedOut => true,
+            Outcome::Failed(_) | Outcome::TimedOut => true,
             // A successful start claims nothing of the kind; a successful stop does.
             Outcome::Success => matches!(
                 event,
@@ -158,9 +158,11 @@ fn claims_offline(event: &Event) -> bool {
                     ..
                 }
             ),
-            Outcome::Rejected(_) => false,
+            Outcome::OfflineNotConfirmed(_) | Outcome::Rejected(_) => false,
         },
-        Event::ResourceFailed { reason, .. } => confirms_offline(reason),
+        Event::ResourceFailed {
+            offline_confirmed, ..
+        } => *offline_confirmed,
         _ => false,
     }
 }
@@ -203,6 +205,15 @@ fn survivors_are_never_reported_offline(
             !claims_offline(event),
             "{case}: reported offline while its processes run: {event:?}"
         );
+        // And says so to humans too.
+        if let Event::Done {
+            outcome: Outcome::OfflineNotConfirmed(reason),
+            ..
+        }
+        | Event::ResourceFailed { reason, .. } = event
+        {
+            assert!(reason.ends_with(OFFLINE_NOT_CONFIRMED), "{case}: {reason}");
+        }
     }
     assert_eq!(
         bench.offline_lines(),

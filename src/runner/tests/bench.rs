@@ -1,6 +1,6 @@
 //! A scripted fake monitor and a bench that wires it to a runner. The fake keeps the real
 //! monitor's contract (a stop cancels a pending start or check, which is answered first;
-//! "offline not confirmed" leaves the resource held) and checks the runner's side of it on
+//! `OfflineNotConfirmed` leaves the resource held) and checks the runner's side of it on
 //! every command: no start of a held resource or before its dependencies are online at the
 //! monitor, no stop while a dependent is held, no second stop, checks only of online ones.
 
@@ -18,7 +18,7 @@ pub enum Held {
     Online,
     Checking,
     Stopping,
-    /// A stop answered "offline not confirmed": still held, no operation.
+    /// A start or stop answered `OfflineNotConfirmed`: still held, no operation.
     Lingering,
 }
 
@@ -111,9 +111,7 @@ impl FakeMonitor {
             (Operation::Start, Outcome::Success) | (Operation::Check(_), _) => {
                 self.held.insert(resource.clone(), Held::Online);
             }
-            (Operation::Start | Operation::Stop, Outcome::Failed(reason))
-                if reason.ends_with("not confirmed") =>
-            {
+            (Operation::Start | Operation::Stop, Outcome::OfflineNotConfirmed(_)) => {
                 self.held.insert(resource.clone(), Held::Lingering);
             }
             _ => {
@@ -135,6 +133,7 @@ impl FakeMonitor {
         Event::ResourceFailed {
             resource: resource.to_string(),
             reason: "exit code 7 (not running)".to_string(),
+            offline_confirmed: true,
         }
     }
 

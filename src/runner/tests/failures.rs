@@ -251,6 +251,7 @@ fn events_for_unknown_resources_or_operations_are_ignored_and_counted() {
         Event::ResourceFailed {
             resource: "nobody".to_string(),
             reason: "gone".to_string(),
+            offline_confirmed: true,
         },
         Event::Done {
             resource: "web".to_string(),

@@ -146,7 +146,7 @@ fn stop_not_confirmed_is_asked_again_until_confirmed() {
     bench.hold(1, true);
     bench.settle();
     bench.hold(1, false);
-    bench.answer("a", Outcome::Failed(NOT_CONFIRMED.to_string()));
+    bench.answer("a", Outcome::OfflineNotConfirmed(NOT_CONFIRMED.to_string()));
     assert_eq!(bench.state("a"), State::OfflinePending);
     assert_eq!(bench.group_stopped_count(1), 0);
     assert_eq!(
@@ -157,7 +157,7 @@ fn stop_not_confirmed_is_asked_again_until_confirmed() {
     assert!(bench.pending().is_empty(), "not before the retry is due");
     bench.advance(1);
     assert_eq!(bench.pending(), ["stop a"]);
-    bench.answer("a", Outcome::Failed(NOT_CONFIRMED.to_string()));
+    bench.answer("a", Outcome::OfflineNotConfirmed(NOT_CONFIRMED.to_string()));
     bench.advance(STOP_RETRY_MS);
     bench.answer("a", Outcome::Success);
     assert_eq!(bench.state("a"), State::Offline);

@@ -81,11 +81,11 @@ fn random_outcome(rng: &mut XorShift, operation: Operation) -> Outcome {
             70..=79 => Outcome::Failed("exit code 1".to_string()),
             80..=89 => Outcome::TimedOut,
             90..=94 => Outcome::Rejected("bad parameter".to_string()),
-            _ => Outcome::Failed(NOT_CONFIRMED.to_string()),
+            _ => Outcome::OfflineNotConfirmed(NOT_CONFIRMED.to_string()),
         },
         Operation::Stop => match roll {
             0..=74 => Outcome::Success,
-            75..=89 => Outcome::Failed(NOT_CONFIRMED.to_string()),
+            75..=89 => Outcome::OfflineNotConfirmed(NOT_CONFIRMED.to_string()),
             90..=94 => Outcome::TimedOut,
             _ => Outcome::Failed("stop script failed, cleaned up".to_string()),
         },
