@@ -116,7 +116,7 @@ impl Cluster {
             };
             *self.report.resources.entry(event_kind(&event)).or_insert(0) += 1;
             if !matches!(event, Event::Pong { .. }) {
-                self.fold_digest(format_args!("{id} monitor {}", DigestText(&event)));
+                self.fold_digest(format_args!("{id} monitor {event:?}"));
                 if self.trace {
                     println!("tick={} node={id} monitor {event:?}", self.tick);
                 }
@@ -256,36 +256,6 @@ fn test_group_slot(resource: &str) -> Option<u8> {
     resource
         .strip_prefix("group-")
         .and_then(|id| id.parse::<u8>().ok())
-}
-
-/// A monitor event as the digest folds it: its `Debug` text, except that a report not
-/// confirming its resource offline is written as it was while a reason's ending carried that
-/// fact (`Failed("…")`, a `ResourceFailed` without the flag), so that per-seed digests stayed
-/// the same when the fact got its own type and stay comparable with runs from before.
-struct DigestText<'a>(&'a Event);
-
-impl std::fmt::Display for DigestText<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Event::Done {
-                resource,
-                operation,
-                outcome: Outcome::OfflineNotConfirmed(reason),
-                elapsed_ms,
-            } => write!(
-                f,
-                "Done {{ resource: {resource:?}, operation: {operation:?}, \
-                 outcome: Failed({reason:?}), elapsed_ms: {elapsed_ms:?} }}"
-            ),
-            Event::ResourceFailed {
-                resource, reason, ..
-            } => write!(
-                f,
-                "ResourceFailed {{ resource: {resource:?}, reason: {reason:?} }}"
-            ),
-            other => write!(f, "{other:?}"),
-        }
-    }
 }
 
 /// A monitor event's kind, for the report's totals.
