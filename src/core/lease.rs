@@ -107,7 +107,7 @@ impl Node {
             };
             self.disk_read(purpose, geometry.fence_request_offset(me));
         }
-        let peers: Vec<u8> = self.observations.keys().copied().collect();
+        let peers = self.observer.observed();
         for peer in peers {
             self.renew_observation(peer);
         }
