@@ -1,5 +1,8 @@
-//! `Node`: the one state machine the driver steps. Only `step` branches on the input kind;
-//! the parts (`membership`, `regroup`, `quorum`, `lease`, `groups`) compute, `Node` applies.
+//! `Node`: the one state machine the driver steps. Only `step` branches on the input kind.
+//! `Node` holds the context every part reads (configuration, clock, outputs, role and
+//! membership, the quorum machine, the own lease, GUM) and one owned part per concern
+//! (`Forming`, `Regroups`, `Placement`, `Observer`, `Shutdown`, `ResourceLeases`), whose fields
+//! are private to their files: only the methods there change them.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -125,8 +128,8 @@ pub struct Node {
     pub(super) regroups: super::regroup::Regroups,
     pub(super) quorum_owner_seen_tick: Option<u64>,
     pub(crate) gum: Gum,
-    pub(super) op_next: u64,
-    pub(super) pending: BTreeMap<u64, Purpose>,
+    op_next: u64,
+    pending: BTreeMap<u64, Purpose>,
     pub(super) own_lease: OwnLease,
     /// Peers that may still hold groups, observed on disk (`observe.rs`).
     pub(super) observer: super::observe::Observer,
@@ -140,11 +143,11 @@ pub struct Node {
     pub(super) placement: super::placement::Placement,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
-    pub(super) last_quorum_tick: Option<u64>,
+    last_quorum_tick: Option<u64>,
     /// When this node last became a member (formed or stabilized from outside).
     pub(super) member_since_tick: u64,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
-    pub(super) stalled_at_tick: Option<u64>,
+    stalled_at_tick: Option<u64>,
     /// Leaving for good (`shutdown.rs`).
     pub(super) shutdown: super::shutdown::Shutdown,
     /// The leases of the leased resources of the groups held here (`resource_lease.rs`).
@@ -423,6 +426,12 @@ impl Node {
                 });
             }
         }
+    }
+
+    /// Why disk operation `op` was issued, once: `None` for an op not ours (a completion from
+    /// before a restart of the driver) or already answered.
+    pub(super) fn take_purpose(&mut self, op: u64) -> Option<Purpose> {
+        self.pending.remove(&op)
     }
 
     pub(crate) fn disk_read(&mut self, purpose: Purpose, offset_bytes: u64) {
