@@ -135,7 +135,7 @@ impl Node {
                 "holds groups only with a valid lease"
             );
             assert!(
-                self.now_ticks < self.deadman_armed_tick,
+                self.deadman.armed_at(self.now_ticks),
                 "holds groups only while the dead-man is armed"
             );
         }

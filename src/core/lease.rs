@@ -49,6 +49,25 @@ pub(crate) struct OwnLease {
     pub last_acked: Option<Acknowledged>,
 }
 
+/// The dead-man switch as last armed (`Output::ArmDeadman`); its field is private to this file.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Deadman {
+    /// The tick the last `Output::ArmDeadman` named: no group is held from then on.
+    armed_tick: u64,
+}
+
+impl Deadman {
+    /// True while the armed deadline lies ahead: groups may be held.
+    pub(super) fn armed_at(&self, now_ticks: u64) -> bool {
+        now_ticks < self.armed_tick
+    }
+
+    /// The tick the monitor stops everything at.
+    pub(super) fn armed_tick(&self) -> u64 {
+        self.armed_tick
+    }
+}
+
 impl OwnLease {
     pub fn valid(&self, now_ticks: u64) -> bool {
         now_ticks < self.valid_until_tick
@@ -241,10 +260,10 @@ impl Node {
                 until.min(self.own_lease.valid_until_tick)
             });
         let reach = self.now_ticks + self.timeouts.fence_timeout_ticks;
-        if deadline == self.deadman_armed_tick || deadline < reach {
+        if deadline == self.deadman.armed_tick || deadline < reach {
             return;
         }
-        self.deadman_armed_tick = deadline;
+        self.deadman.armed_tick = deadline;
         self.outputs.push_back(super::Output::ArmDeadman {
             stop_resources_at_ms: deadline * super::timeout::TICK_MS,
         });
@@ -253,7 +272,7 @@ impl Node {
     /// At the armed deadline the monitor stops everything (if the daemon hangs): the core
     /// holds nothing from then on either, so both agree on what runs.
     pub(super) fn enforce_deadman(&mut self) {
-        if self.now_ticks >= self.deadman_armed_tick {
+        if !self.deadman.armed_at(self.now_ticks) {
             self.stop_all_groups();
         }
     }

@@ -1,7 +1,8 @@
 //! `Node`: the one state machine the driver steps. Only `step` branches on the input kind.
 //! `Node` holds the context every part reads (configuration, clock, outputs, role and
 //! membership, the quorum machine, the own lease, GUM) and one owned part per concern
-//! (`Forming`, `Regroups`, `Placement`, `Observer`, `Shutdown`, `ResourceLeases`), whose fields
+//! (`Forming`, `Regroups`, `Placement`, `Observer`, `Shutdown`, `ResourceLeases`,
+//! `Deadman`), whose fields
 //! are private to their files: only the methods there change them.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -152,8 +153,8 @@ pub struct Node {
     pub(super) shutdown: super::shutdown::Shutdown,
     /// The leases of the leased resources of the groups held here (`resource_lease.rs`).
     pub(super) resource_leases: super::resource_lease::ResourceLeases,
-    /// The tick the last `Output::ArmDeadman` named: no group is held from then on.
-    pub(super) deadman_armed_tick: u64,
+    /// The dead-man switch as last armed (`lease.rs`).
+    pub(super) deadman: super::lease::Deadman,
 }
 
 impl Node {
@@ -216,7 +217,7 @@ impl Node {
             stalled_at_tick: None,
             shutdown: Default::default(),
             resource_leases: Default::default(),
-            deadman_armed_tick: 0,
+            deadman: Default::default(),
             config,
         }
     }

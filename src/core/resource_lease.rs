@@ -531,7 +531,7 @@ impl Node {
                 "{name}: announced past its validity"
             );
             assert!(
-                self.deadman_armed_tick <= valid_until,
+                self.deadman.armed_tick() <= valid_until,
                 "{name}: the dead-man is armed past its lease"
             );
         }
