@@ -17,6 +17,14 @@ use super::disk_records::{
 };
 use super::node::{Node, Purpose, Role};
 
+/// A new lease's first member write: the lease starts from its issue once a mailbox read
+/// issued after its completion shows no fence request to obey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LeaseStart {
+    pub write_issue_tick: u64,
+    pub write_done_tick: u64,
+}
+
 /// This node's own lease and mailbox state.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct OwnLease {
@@ -27,8 +35,8 @@ pub(crate) struct OwnLease {
     pub mailbox_read_in_flight: bool,
     pub ack_read_in_flight: bool,
     pub ack_write_in_flight: bool,
-    /// A new lease's first member write (issue tick, completion tick), waiting for the mailbox.
-    pub start_pending: Option<(u64, u64)>,
+    /// A new lease's first member write, waiting for the mailbox.
+    pub start_pending: Option<LeaseStart>,
     /// Highest epoch written in our slot: an epoch is stabilized (by its coordinator, or by a
     /// forming node) only once durable, so a later former reading the slots never reuses it.
     pub durable_epoch: u64,
@@ -204,7 +212,10 @@ impl Node {
             // A new lease: it starts only after a mailbox read issued from now on shows no
             // fence request for us (see `observe.rs` for why).
             if self.own_lease.start_pending.is_none() {
-                self.own_lease.start_pending = Some((issue_tick, self.now_ticks));
+                self.own_lease.start_pending = Some(LeaseStart {
+                    write_issue_tick: issue_tick,
+                    write_done_tick: self.now_ticks,
+                });
             }
             self.read_own_mailbox_now();
         }
@@ -429,7 +440,11 @@ impl Node {
     /// A mailbox read issued after the new lease's first write completed found no request
     /// to obey: the lease starts, from that write's issue.
     fn start_pending_lease(&mut self, read_issue_tick: u64) {
-        let Some((write_issue_tick, write_done_tick)) = self.own_lease.start_pending else {
+        let Some(LeaseStart {
+            write_issue_tick,
+            write_done_tick,
+        }) = self.own_lease.start_pending
+        else {
             return;
         };
         if self.role != Role::Member {
