@@ -14,7 +14,7 @@ impl Node {
             Role::Forming => true,
             Role::Searching { .. } => false,
             Role::Member => {
-                let closing = self.regroup.is_some() && self.regroup_needs_quorum;
+                let closing = self.regroup.is_some() && self.regroups.needs_quorum();
                 let leader = ids(self.members).next() == Some(self.me());
                 let owner_seen = self
                     .quorum_owner_seen_tick

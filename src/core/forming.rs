@@ -223,7 +223,7 @@ impl Node {
         self.forming.pending_epoch = None;
         let me = self.me();
         // Every other node is a possible holder of every group: confirm each anew.
-        self.observations.clear();
+        self.observer.forget_all();
         self.became_member();
         self.role = Role::Member;
         self.stabilized = true;

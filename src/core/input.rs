@@ -72,7 +72,7 @@ impl Node {
     }
 
     pub(super) fn on_disk_done(&mut self, op: u64, block: Option<&[u8; BLOCK_SIZE]>) {
-        let Some(purpose) = self.pending.remove(&op) else {
+        let Some(purpose) = self.take_purpose(op) else {
             // Not ours (e.g. a completion from before a restart of the driver): ignore.
             self.dropped.unexpected += 1;
             return;
@@ -135,7 +135,7 @@ impl Node {
                 "holds groups only with a valid lease"
             );
             assert!(
-                self.now_ticks < self.deadman_armed_tick,
+                self.deadman.armed_at(self.now_ticks),
                 "holds groups only while the dead-man is armed"
             );
         }

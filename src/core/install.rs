@@ -26,7 +26,7 @@ impl Node {
             .max(self.acked_epoch)
             .max(self.epoch)
             .max(self.quorum.owner_epoch_seen)
-            .max(self.epoch_seen_on_disk)
+            .max(self.observer.epoch_seen_on_disk())
             + 1
     }
 
@@ -134,14 +134,14 @@ impl Node {
         // Members of the acknowledged membership may hold groups again: confirmations of
         // them stopping (from when they were lost) no longer hold.
         for member in ids(install.members & !bit(self.me())) {
-            self.observations.remove(&member);
+            self.observer.forget(member);
         }
         self.acked_epoch = self.acked_epoch.max(install.epoch);
         if self.role == Role::Member {
             // Cleanup 1: from now on our survival is judged against the new membership.
             self.basis_members = install.members;
         }
-        self.round_max_seen = self.round_max_seen.max(install.round);
+        self.regroups.round_seen(install.round);
         if let Some(round) = self.regroup.as_mut() {
             round.round = round.round.max(install.round);
             round.phase = Phase::Acked {
@@ -346,13 +346,13 @@ impl Node {
             || (install.members == bit(self.me()) && self.configured() != bit(self.me()));
         self.placement.install_table(install.groups);
         self.regroup = None;
-        self.joiners_waiting &= !install.members;
+        self.regroups.joined(install.members);
         for member in ids(install.members & !bit(self.me())) {
             self.peers.grant_window(member, self.now_ticks);
         }
         // Every possible holder in the new table must be confirmed stopped anew: a lost node may
         // have been a member again meanwhile, in views this node never saw.
-        self.observations.clear();
+        self.observer.forget_all();
         self.emit(Event::Stabilized {
             epoch: install.epoch,
             members: install.members,

@@ -127,7 +127,7 @@ impl Node {
         if self.role == Role::Member && self.stabilized && self.members & bit(from) != 0 {
             // A member asking to join has left (fenced, lease lost, restarted): regroup, so
             // it is judged lost and re-added as a joiner.
-            self.joiners_waiting |= bit(from);
+            self.regroups.joiner_waits(from);
             if self.regroup.is_none() {
                 self.start_regroup();
             }
@@ -137,7 +137,7 @@ impl Node {
         if self.role != Role::Member || !self.stabilized || leader != Some(self.me()) {
             return;
         }
-        self.joiners_waiting |= bit(from);
+        self.regroups.joiner_waits(from);
         match self.regroup.as_mut() {
             None => self.start_regroup(),
             Some(round) if round.phase == super::regroup::Phase::Activate => {
@@ -151,7 +151,7 @@ impl Node {
     /// A member's incarnation grew: its previous run is gone; regroup so it can rejoin.
     pub(super) fn on_peer_restarted(&mut self, peer: u8) {
         // What we confirmed about its previous run says nothing about this one.
-        self.observations.remove(&peer);
+        self.observer.forget(peer);
         if self.role == Role::Member
             && self.members & bit(peer) != 0
             && self.stabilized
@@ -239,7 +239,7 @@ impl Node {
         self.members = 0;
         self.basis_members = 0;
         self.regroup = None;
-        self.joiners_waiting = 0;
+        self.regroups.forget_joiners();
         self.emit(Event::Left { reason });
         self.gum_on_left();
     }

@@ -17,6 +17,14 @@ use super::disk_records::{
 };
 use super::node::{Node, Purpose, Role};
 
+/// A new lease's first member write: the lease starts from its issue once a mailbox read
+/// issued after its completion shows no fence request to obey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LeaseStart {
+    pub write_issue_tick: u64,
+    pub write_done_tick: u64,
+}
+
 /// This node's own lease and mailbox state.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct OwnLease {
@@ -27,8 +35,8 @@ pub(crate) struct OwnLease {
     pub mailbox_read_in_flight: bool,
     pub ack_read_in_flight: bool,
     pub ack_write_in_flight: bool,
-    /// A new lease's first member write (issue tick, completion tick), waiting for the mailbox.
-    pub start_pending: Option<(u64, u64)>,
+    /// A new lease's first member write, waiting for the mailbox.
+    pub start_pending: Option<LeaseStart>,
     /// Highest epoch written in our slot: an epoch is stabilized (by its coordinator, or by a
     /// forming node) only once durable, so a later former reading the slots never reuses it.
     pub durable_epoch: u64,
@@ -47,6 +55,25 @@ pub(crate) struct OwnLease {
     pub ack_sequence: u64,
     /// The request this incarnation acknowledged last (an identity, FORMAT.md §8).
     pub last_acked: Option<Acknowledged>,
+}
+
+/// The dead-man switch as last armed (`Output::ArmDeadman`); its field is private to this file.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Deadman {
+    /// The tick the last `Output::ArmDeadman` named: no group is held from then on.
+    armed_tick: u64,
+}
+
+impl Deadman {
+    /// True while the armed deadline lies ahead: groups may be held.
+    pub(super) fn armed_at(&self, now_ticks: u64) -> bool {
+        now_ticks < self.armed_tick
+    }
+
+    /// The tick the monitor stops everything at.
+    pub(super) fn armed_tick(&self) -> u64 {
+        self.armed_tick
+    }
 }
 
 impl OwnLease {
@@ -107,7 +134,7 @@ impl Node {
             };
             self.disk_read(purpose, geometry.fence_request_offset(me));
         }
-        let peers: Vec<u8> = self.observations.keys().copied().collect();
+        let peers = self.observer.observed();
         for peer in peers {
             self.renew_observation(peer);
         }
@@ -185,7 +212,10 @@ impl Node {
             // A new lease: it starts only after a mailbox read issued from now on shows no
             // fence request for us (see `observe.rs` for why).
             if self.own_lease.start_pending.is_none() {
-                self.own_lease.start_pending = Some((issue_tick, self.now_ticks));
+                self.own_lease.start_pending = Some(LeaseStart {
+                    write_issue_tick: issue_tick,
+                    write_done_tick: self.now_ticks,
+                });
             }
             self.read_own_mailbox_now();
         }
@@ -237,10 +267,10 @@ impl Node {
     pub(super) fn rearm_deadman(&mut self) {
         let deadline = self.deadline_tick();
         let reach = self.now_ticks + self.timeouts.fence_timeout_ticks;
-        if deadline == self.deadman_armed_tick || deadline < reach {
+        if deadline == self.deadman.armed_tick || deadline < reach {
             return;
         }
-        self.deadman_armed_tick = deadline;
+        self.deadman.armed_tick = deadline;
         self.outputs.push_back(super::Output::ArmDeadman {
             stop_resources_at_ms: deadline * super::timeout::TICK_MS,
         });
@@ -267,7 +297,7 @@ impl Node {
     /// At the armed deadline the monitor stops everything (if the daemon hangs): the core
     /// holds nothing from then on either, so both agree on what runs.
     pub(super) fn enforce_deadman(&mut self) {
-        if self.now_ticks >= self.deadman_armed_tick {
+        if !self.deadman.armed_at(self.now_ticks) {
             self.stop_all_groups();
         }
     }
@@ -424,7 +454,11 @@ impl Node {
     /// A mailbox read issued after the new lease's first write completed found no request
     /// to obey: the lease starts, from that write's issue.
     fn start_pending_lease(&mut self, read_issue_tick: u64) {
-        let Some((write_issue_tick, write_done_tick)) = self.own_lease.start_pending else {
+        let Some(LeaseStart {
+            write_issue_tick,
+            write_done_tick,
+        }) = self.own_lease.start_pending
+        else {
             return;
         };
         if self.role != Role::Member {

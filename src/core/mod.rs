@@ -13,19 +13,25 @@
 //! `DISK_IO_LATENCY_MAX_MS` (media assumption, see `disklayout/ARBITRATION.md`).
 //!
 //! **Files.**
-//! - `node.rs`: the `Node` struct, `step`, the tick schedule; `input.rs`: untrusted input
-//!   (decode, sender and incarnation checks, dispatch) and the local invariant assertions.
+//! - `node.rs`: the `Node` struct (the orchestrator: context, and one owned part per concern,
+//!   each a struct whose fields are private to its file), `step`, the tick schedule;
+//!   `input.rs`: untrusted input (decode, sender and incarnation checks, dispatch) and the
+//!   local invariant assertions.
 //! - `membership.rs` + `join.rs`: heartbeats on every network, silence on all networks = lost;
-//!   searching, join requests, forming with quorum, leaving.
-//! - `regroup.rs` (activate, closing), `survival.rs` (survival rule, pruning to a fully
-//!   connected set), `install.rs` (pruning result, cleanup 1, cleanup 2, stabilize).
-//! - `quorum.rs` (challenge/defense state machine, pure) + `arbitration.rs` (its disk I/O,
-//!   group placement); `lease.rs` (own membership lease, mailbox, fencing answered);
-//!   `observe.rs` (peers' leases and fence requests: when a lost node counts as stopped).
-//! - `resource_lease.rs` (+ `binding.rs`, `machine.rs`): the lease of every `filesystem`
-//!   resource of a group held here, on the shared disk; the driver mounts only while it is held.
-//! - `groups.rs` (group table per epoch), `message.rs` (wire encoding), `timeout.rs` (every
-//!   interval in ticks, the lease arithmetic), `disk_records.rs`.
+//!   searching, join requests, leaving. `forming.rs` (`Forming`): forming with quorum.
+//!   `shutdown.rs` (`Shutdown`): leaving for good.
+//! - `regroup.rs` (activate, closing; `Regroups`), `survival.rs` (survival rule, pruning to a
+//!   fully connected set), `install.rs` (pruning result, cleanup 1, cleanup 2, stabilize).
+//! - `quorum.rs` (challenge/defense state machine, pure; tests in `quorum/tests.rs`) +
+//!   `arbitration.rs` (its disk I/O); `lease.rs` (own membership lease, mailbox, fencing
+//!   answered, the dead-man); `observe.rs` (`Observer`: peers' leases and fence requests, when
+//!   a lost node counts as stopped).
+//! - `resource_lease.rs` (`ResourceLeases`, + `binding.rs`, `machine.rs`): the lease of every
+//!   `filesystem` resource of a group held here, on the shared disk; the driver mounts only
+//!   while it is held.
+//! - `groups.rs` (the placement rule, group table per epoch), `placement.rs` (`Placement`: the
+//!   table, groups held here, the catalog, the start/stop decision), `message.rs` (wire
+//!   encoding), `timeout.rs` (every interval in ticks, the lease arithmetic), `disk_records.rs`.
 //! - `gum/`: the global update manager (locker, log on the shared disk, succession,
 //!   checkpoints, snapshots); `db/`: the cluster database it replicates.
 //!

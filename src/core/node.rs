@@ -1,5 +1,9 @@
-//! `Node`: the one state machine the driver steps. Only `step` branches on the input kind;
-//! the parts (`membership`, `regroup`, `quorum`, `lease`, `groups`) compute, `Node` applies.
+//! `Node`: the one state machine the driver steps. Only `step` branches on the input kind.
+//! `Node` holds the context every part reads (configuration, clock, outputs, role and
+//! membership, the quorum machine, the own lease, GUM) and one owned part per concern
+//! (`Forming`, `Regroups`, `Placement`, `Observer`, `Shutdown`, `ResourceLeases`,
+//! `Deadman`), whose fields
+//! are private to their files: only the methods there change them.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -8,7 +12,6 @@ use super::gum::Gum;
 use super::lease::OwnLease;
 use super::membership::Peers;
 use super::message::{Body, Message};
-use super::observe::Observation;
 use super::quorum::{Identity, Quorum};
 use super::regroup::Round;
 use super::timeout::{Timeouts, TICK_MS};
@@ -122,20 +125,15 @@ pub struct Node {
     pub(super) acked_epoch: u64,
     pub(super) basis_members: u64,
     pub(super) regroup: Option<Round>,
-    pub(super) regroup_started_tick: u64,
-    /// This regroup's survival hangs on the quorum: challenge until it ends.
-    pub(super) regroup_needs_quorum: bool,
-    pub(super) round_max_seen: u64,
-    /// Joiners waiting for the next round (sponsor only).
-    pub(super) joiners_waiting: u64,
+    /// What lasts across the rounds of a regroup (`regroup.rs`).
+    pub(super) regroups: super::regroup::Regroups,
     pub(super) quorum_owner_seen_tick: Option<u64>,
     pub(crate) gum: Gum,
-    pub(super) op_next: u64,
-    pub(super) pending: BTreeMap<u64, Purpose>,
+    op_next: u64,
+    pending: BTreeMap<u64, Purpose>,
     pub(super) own_lease: OwnLease,
-    pub(super) observations: BTreeMap<u8, Observation>,
-    /// The sequence of our last fence request: this incarnation never reuses one (`observe.rs`).
-    pub(super) fence_sequence: u64,
+    /// Peers that may still hold groups, observed on disk (`observe.rs`).
+    pub(super) observer: super::observe::Observer,
     /// Form attempts: their slot reads and pending epoch (`forming.rs`).
     pub(super) forming: super::forming::Forming,
     /// Our membership lives by our quorum ownership: we are a membership of one, or the member
@@ -146,22 +144,17 @@ pub struct Node {
     pub(super) placement: super::placement::Placement,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
-    pub(super) last_quorum_tick: Option<u64>,
+    last_quorum_tick: Option<u64>,
     /// When this node last became a member (formed or stabilized from outside).
     pub(super) member_since_tick: u64,
-    /// Highest epoch read in any node's slot: a new epoch is chosen above it (the quorum
-    /// record copy of a lost owner's epoch may be torn by its crash; its slot is not).
-    pub(super) epoch_seen_on_disk: u64,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
-    pub(super) stalled_at_tick: Option<u64>,
+    stalled_at_tick: Option<u64>,
     /// Leaving for good (`shutdown.rs`).
     pub(super) shutdown: super::shutdown::Shutdown,
-    /// The lease of each leased resource of the groups held here, by resource name.
-    pub(super) resource_leases: BTreeMap<String, super::resource_lease::Acquisition>,
-    /// Numbers the acquisitions, so a completion for an abandoned one is ignored.
-    pub(super) resource_lease_ids: u64,
-    /// The tick the last `Output::ArmDeadman` named: no group is held from then on.
-    pub(super) deadman_armed_tick: u64,
+    /// The leases of the leased resources of the groups held here (`resource_lease.rs`).
+    pub(super) resource_leases: super::resource_lease::ResourceLeases,
+    /// The dead-man switch as last armed (`lease.rs`).
+    pub(super) deadman: super::lease::Deadman,
 }
 
 impl Node {
@@ -203,10 +196,7 @@ impl Node {
             acked_epoch: 0,
             basis_members: 0,
             regroup: None,
-            regroup_started_tick: 0,
-            regroup_needs_quorum: false,
-            round_max_seen: 0,
-            joiners_waiting: 0,
+            regroups: Default::default(),
             quorum_owner_seen_tick: None,
             gum: Gum::new(),
             op_next: 1,
@@ -215,8 +205,7 @@ impl Node {
                 start_reads_ok: true,
                 ..OwnLease::default()
             },
-            observations: BTreeMap::new(),
-            fence_sequence: 0,
+            observer: Default::default(),
             forming: Default::default(),
             relies_on_quorum: false,
             quorum,
@@ -226,11 +215,9 @@ impl Node {
             last_quorum_tick: None,
             member_since_tick: 0,
             stalled_at_tick: None,
-            epoch_seen_on_disk: 0,
             shutdown: Default::default(),
-            resource_leases: BTreeMap::new(),
-            resource_lease_ids: 1,
-            deadman_armed_tick: 0,
+            resource_leases: Default::default(),
+            deadman: Default::default(),
             config,
         }
     }
@@ -440,6 +427,12 @@ impl Node {
                 });
             }
         }
+    }
+
+    /// Why disk operation `op` was issued, once: `None` for an op not ours (a completion from
+    /// before a restart of the driver) or already answered.
+    pub(super) fn take_purpose(&mut self, op: u64) -> Option<Purpose> {
+        self.pending.remove(&op)
     }
 
     pub(crate) fn disk_read(&mut self, purpose: Purpose, offset_bytes: u64) {

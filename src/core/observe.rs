@@ -26,6 +26,8 @@
 //!
 //! A silent peer whose slot keeps changing is reported partitioned, not dead.
 
+use std::collections::BTreeMap;
+
 use super::disk_records::{
     self, Acknowledged, FenceAck, FenceRequest, NodeSlot, NodeState, Sealed, BLOCK_SIZE,
 };
@@ -58,15 +60,49 @@ pub(crate) enum Fence {
 
 /// Observation of one peer that may still hold groups.
 #[derive(Clone, Debug)]
-pub(crate) struct Observation {
-    pub target_incarnation: u64,
-    pub seen: Option<SlotSeen>,
-    pub unchanged_since_tick: u64,
-    pub confirmed: bool,
-    pub partitioned_reported: bool,
-    pub slot_read_in_flight: bool,
-    pub ack_read_in_flight: bool,
-    pub fence: Fence,
+struct Observation {
+    /// The run of the peer to confirm stopped (0: none learned yet).
+    target_incarnation: u64,
+    seen: Option<SlotSeen>,
+    unchanged_since_tick: u64,
+    confirmed: bool,
+    partitioned_reported: bool,
+    slot_read_in_flight: bool,
+    ack_read_in_flight: bool,
+    fence: Fence,
+}
+
+/// Every peer observed, and what observing them needs.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Observer {
+    observations: BTreeMap<u8, Observation>,
+    /// The sequence of our last fence request: this incarnation never reuses one.
+    fence_sequence: u64,
+    /// Highest epoch read in any node's slot: a new epoch is chosen above it (the quorum
+    /// record copy of a lost owner's epoch may be torn by its crash; its slot is not).
+    epoch_seen_on_disk: u64,
+}
+
+impl Observer {
+    /// What we confirmed about `peer` says nothing about it from now on (it restarted, or it
+    /// is a member again).
+    pub(super) fn forget(&mut self, peer: u8) {
+        self.observations.remove(&peer);
+    }
+
+    /// Every other node is a possible holder again (a new membership's table).
+    pub(super) fn forget_all(&mut self) {
+        self.observations.clear();
+    }
+
+    /// The peers observed.
+    pub(super) fn observed(&self) -> Vec<u8> {
+        self.observations.keys().copied().collect()
+    }
+
+    pub(super) fn epoch_seen_on_disk(&self) -> u64 {
+        self.epoch_seen_on_disk
+    }
 }
 
 impl Node {
@@ -74,11 +110,11 @@ impl Node {
     /// fence it, go out now rather than at the next renew interval (a new owner waits on them).
     pub(super) fn observe(&mut self, peer: u8) {
         assert_ne!(peer, self.me());
-        if self.observations.contains_key(&peer) {
+        if self.observer.observations.contains_key(&peer) {
             return;
         }
         let target_incarnation = self.peers.incarnations[usize::from(peer - 1)];
-        self.observations.insert(
+        self.observer.observations.insert(
             peer,
             Observation {
                 target_incarnation,
@@ -96,13 +132,14 @@ impl Node {
 
     /// True once `peer` is confirmed to hold nothing.
     pub(super) fn confirmed_stopped(&self, peer: u8) -> bool {
-        self.observations
+        self.observer
+            .observations
             .get(&peer)
             .is_some_and(|observation| observation.confirmed)
     }
 
     fn confirm(&mut self, peer: u8, how: &'static str) {
-        if let Some(observation) = self.observations.get_mut(&peer) {
+        if let Some(observation) = self.observer.observations.get_mut(&peer) {
             if !observation.confirmed {
                 observation.confirmed = true;
                 self.emit(Event::PeerStopped { peer, how });
@@ -115,7 +152,7 @@ impl Node {
         let geometry = self.config.geometry;
         let may_fence =
             self.role == Role::Member && self.stabilized && self.members & bit(peer) == 0;
-        let Some(observation) = self.observations.get_mut(&peer) else {
+        let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
         if observation.confirmed {
@@ -125,7 +162,7 @@ impl Node {
         let target_incarnation = observation.target_incarnation;
         let fence_now =
             may_fence && observation.fence == Fence::NotSent && observation.target_incarnation != 0;
-        let request = self.fence_sequence + 1;
+        let request = self.observer.fence_sequence + 1;
         let read_ack =
             matches!(observation.fence, Fence::Sent { .. }) && !observation.ack_read_in_flight;
         observation.slot_read_in_flight |= read_slot;
@@ -164,7 +201,7 @@ impl Node {
         let silent = !self
             .peers
             .alive(peer, now, self.timeouts.peer_silence_ticks);
-        let Some(observation) = self.observations.get_mut(&peer) else {
+        let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
         observation.slot_read_in_flight = false;
@@ -177,7 +214,8 @@ impl Node {
             Ok(Some(sealed)) if sealed.cluster_id != cluster_id => SlotSeen::Empty,
             Ok(Some(sealed)) if sealed.record.node_id != peer => SlotSeen::Unreadable,
             Ok(Some(sealed)) => {
-                self.epoch_seen_on_disk = self.epoch_seen_on_disk.max(sealed.record.epoch);
+                self.observer.epoch_seen_on_disk =
+                    self.observer.epoch_seen_on_disk.max(sealed.record.epoch);
                 let (incarnation, sequence) = (sealed.record.incarnation, sealed.sequence);
                 let old_rule = self.config.mutation == super::Mutation::NewerIncarnationConfirms;
                 if old_rule
@@ -212,7 +250,7 @@ impl Node {
         if seen == SlotSeen::Unreadable {
             self.dropped.disk_records_invalid += 1;
         }
-        let Some(observation) = self.observations.get_mut(&peer) else {
+        let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
         // Confirmations by what the slot shows count only from a read issued after our fence
@@ -263,8 +301,8 @@ impl Node {
     /// acknowledgement echoing it proves `peer` read this very request, after it landed
     /// (FORMAT.md §8; what the mailbox held before does not matter).
     fn write_fence_request(&mut self, peer: u8, target_incarnation: u64) -> u64 {
-        self.fence_sequence += 1;
-        let sequence = self.fence_sequence;
+        self.observer.fence_sequence += 1;
+        let sequence = self.observer.fence_sequence;
         let request = Sealed {
             cluster_id: self.config.cluster_id,
             sequence,
@@ -290,7 +328,7 @@ impl Node {
 
     pub(super) fn on_fence_written(&mut self, peer: u8, request: u64, ok: bool) {
         let now = self.now_ticks;
-        let Some(observation) = self.observations.get_mut(&peer) else {
+        let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
         if observation.fence != (Fence::InFlight { request }) {
@@ -318,7 +356,7 @@ impl Node {
     pub(super) fn on_peer_ack(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
         let cluster_id = self.config.cluster_id;
         let (me, my_incarnation) = (self.me(), self.config.incarnation);
-        let Some(observation) = self.observations.get_mut(&peer) else {
+        let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
         observation.ack_read_in_flight = false;

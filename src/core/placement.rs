@@ -254,7 +254,7 @@ impl Node {
         let eligible = self.role == Role::Member
             && self.stabilized
             && self.own_lease.valid(now)
-            && now < self.deadman_armed_tick
+            && self.deadman.armed_at(now)
             && old_run_expired;
         let mut desired = 0u64;
         if eligible {

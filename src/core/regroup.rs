@@ -57,6 +57,46 @@ pub(crate) struct Round {
     pub phase: Phase,
 }
 
+/// What lasts across the rounds of this node's regroups (the current round is `Node::regroup`).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Regroups {
+    /// When the current regroup began (its first round, from a stabilized membership).
+    started_tick: u64,
+    /// This regroup's survival hangs on the quorum: challenge until it ends.
+    needs_quorum: bool,
+    /// The highest round number seen: a new round is numbered above it.
+    round_max_seen: u64,
+    /// Joiners waiting for the next round (sponsor only).
+    joiners_waiting: u64,
+}
+
+impl Regroups {
+    /// This regroup's survival hangs on the quorum (`wants_quorum` keeps challenging).
+    pub(super) fn needs_quorum(&self) -> bool {
+        self.needs_quorum
+    }
+
+    /// A round numbered `round` was seen (an install of it).
+    pub(super) fn round_seen(&mut self, round: u64) {
+        self.round_max_seen = self.round_max_seen.max(round);
+    }
+
+    /// `joiner` asked to join: it goes into the next round.
+    pub(super) fn joiner_waits(&mut self, joiner: u8) {
+        self.joiners_waiting |= bit(joiner);
+    }
+
+    /// `members` are in a membership now: none of them waits to join any more.
+    pub(super) fn joined(&mut self, members: u64) {
+        self.joiners_waiting &= !members;
+    }
+
+    /// Left the membership: no joiner waits for us.
+    pub(super) fn forget_joiners(&mut self) {
+        self.joiners_waiting = 0;
+    }
+}
+
 impl Node {
     /// Nodes heard recently on any network, this node included.
     pub(super) fn heard(&self) -> u64 {
@@ -89,10 +129,10 @@ impl Node {
     /// Enters round `round` (activate): resets the round state and broadcasts our status.
     pub(super) fn begin_round(&mut self, round: u64, joiners: u64, participants: u64) {
         if self.regroup.is_none() && self.role == Role::Member {
-            self.regroup_started_tick = self.now_ticks;
-            self.regroup_needs_quorum = false;
+            self.regroups.started_tick = self.now_ticks;
+            self.regroups.needs_quorum = false;
         }
-        self.round_max_seen = self.round_max_seen.max(round);
+        self.regroups.round_seen(round);
         let joiners = if self.role == Role::Member {
             joiners
         } else {
@@ -117,8 +157,8 @@ impl Node {
     /// Starts a regroup from a stabilized membership (a peer lost, a joiner, a newer view).
     pub(super) fn start_regroup(&mut self) {
         assert_eq!(self.role, Role::Member);
-        let round = self.round_max_seen + 1;
-        self.begin_round(round, self.joiners_waiting, self.basis_members);
+        let round = self.regroups.round_max_seen + 1;
+        self.begin_round(round, self.regroups.joiners_waiting, self.basis_members);
     }
 
     /// The views the round must satisfy: the newest stabilized membership among the
@@ -238,10 +278,10 @@ impl Node {
                 return;
             }
             if current.is_none() || status.round > current.unwrap_or(0) {
-                let joiners = self.joiners_waiting | status.joiners;
+                let joiners = self.regroups.joiners_waiting | status.joiners;
                 // A fresh regroup in our epoch: join it, with a round number no one used yet.
                 let round = if current.is_none() {
-                    status.round.max(self.round_max_seen + 1)
+                    status.round.max(self.regroups.round_max_seen + 1)
                 } else {
                     status.round
                 };
@@ -270,7 +310,7 @@ impl Node {
         };
         let now = self.now_ticks;
         if self.role == Role::Member
-            && now >= self.regroup_started_tick + self.timeouts.regroup_give_up_ticks
+            && now >= self.regroups.started_tick + self.timeouts.regroup_give_up_ticks
         {
             self.leave("regroup did not stabilize");
             return;
@@ -393,7 +433,7 @@ impl Node {
                 .statuses
                 .iter()
                 .any(|(id, status)| survivors & bit(*id) != 0 && status.quorum_owner);
-        let regroup_started_tick = self.regroup_started_tick;
+        let regroup_started_tick = self.regroups.started_tick;
         let verdict = if self.config.mutation == Mutation::NoMajorityRule {
             Survival::Survives
         } else {
@@ -428,7 +468,7 @@ impl Node {
                     round.phase = Phase::Closing;
                     // The challenge outlasts a round (it takes a lease expiry): keep it going
                     // across rounds until this regroup ends.
-                    self.regroup_needs_quorum = true;
+                    self.regroups.needs_quorum = true;
                 }
             }
             Survival::Dies => self.halt(survivors),

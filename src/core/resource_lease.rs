@@ -18,6 +18,8 @@
 mod binding;
 mod machine;
 
+use std::collections::BTreeMap;
+
 use self::binding::{BlockView, Target, UnreadableSeen};
 use self::machine::{LeaseBlock, Params, Reaction};
 use super::disk_records::{ResourceLease, Sealed, BLOCK_SIZE, LEASE_NAME_BYTES_MAX};
@@ -69,11 +71,31 @@ struct Batch {
     final_read: bool,
 }
 
+/// The lease of each leased resource of the groups held here; its fields are private to this
+/// file.
+#[derive(Debug)]
+pub(super) struct ResourceLeases {
+    /// By resource name.
+    by_name: BTreeMap<String, Acquisition>,
+    /// Numbers the acquisitions, so a completion for an abandoned one is ignored.
+    next_id: u64,
+}
+
+impl Default for ResourceLeases {
+    fn default() -> ResourceLeases {
+        ResourceLeases {
+            by_name: BTreeMap::new(),
+            next_id: 1,
+        }
+    }
+}
+
 impl Node {
     /// Whether the driver may keep `resource` running: between `Output::ResourceLease` with
     /// `held: true` and the next one with `held: false`.
     pub fn resource_lease_held(&self, resource: &str) -> bool {
         self.resource_leases
+            .by_name
             .get(resource)
             .is_some_and(|acquisition| acquisition.announced)
     }
@@ -81,6 +103,7 @@ impl Node {
     /// Every lease announced held, with the local time (ms) at which its validity ends.
     pub fn resource_leases_held(&self) -> Vec<(String, u64)> {
         self.resource_leases
+            .by_name
             .iter()
             .filter(|(_, acquisition)| acquisition.announced)
             .map(|(name, acquisition)| (name.clone(), acquisition.valid_until_tick() * TICK_MS))
@@ -90,6 +113,7 @@ impl Node {
     /// The earliest end of an announced lease's validity: the dead-man fires by then.
     pub(super) fn resource_leases_valid_until_tick(&self) -> Option<u64> {
         self.resource_leases
+            .by_name
             .values()
             .filter(|acquisition| acquisition.announced)
             .map(Acquisition::valid_until_tick)
@@ -98,7 +122,7 @@ impl Node {
 
     /// No release of a lease still in flight (a clean shutdown waits for them).
     pub(super) fn resource_leases_released(&self) -> bool {
-        self.resource_leases.is_empty()
+        self.resource_leases.by_name.is_empty()
     }
 
     /// The leased resources of the groups online here, each with its group's slot.
@@ -121,9 +145,9 @@ impl Node {
     pub(super) fn reconcile_resource_leases(&mut self) {
         let wanted = self.leased_resources_wanted();
         let holding = self.holding();
-        let names: Vec<String> = self.resource_leases.keys().cloned().collect();
+        let names: Vec<String> = self.resource_leases.by_name.keys().cloned().collect();
         for name in names {
-            let acquisition = &self.resource_leases[&name];
+            let acquisition = &self.resource_leases.by_name[&name];
             let group_held = holding & bit(acquisition.group) != 0;
             let still_wanted = wanted.contains(&(name.clone(), acquisition.group));
             if acquisition.owned(self.now_ticks) {
@@ -131,19 +155,19 @@ impl Node {
                     self.release_resource_lease(&name);
                 }
             } else if !acquisition.releasing() && !still_wanted {
-                self.resource_leases.remove(&name);
+                self.resource_leases.by_name.remove(&name);
             }
         }
         for (name, group) in wanted {
-            if !self.resource_leases.contains_key(&name) {
+            if !self.resource_leases.by_name.contains_key(&name) {
                 self.start_resource_lease(name, group);
             }
         }
     }
 
     fn start_resource_lease(&mut self, name: String, group: u8) {
-        let id = self.resource_lease_ids;
-        self.resource_lease_ids += 1;
+        let id = self.resource_leases.next_id;
+        self.resource_leases.next_id += 1;
         let unavailable = if name.len() >= LEASE_NAME_BYTES_MAX {
             Some("its name is longer than a lease record holds (47 bytes)")
         } else if self.config.geometry.resource_lease_slots() == 0 {
@@ -163,7 +187,9 @@ impl Node {
             batch: None,
             unreadable: UnreadableSeen::default(),
         };
-        self.resource_leases.insert(name.clone(), acquisition);
+        self.resource_leases
+            .by_name
+            .insert(name.clone(), acquisition);
         match unavailable {
             Some(reason) => self.emit(Event::ResourceLeaseUnavailable {
                 resource: name,
@@ -178,7 +204,7 @@ impl Node {
     pub(super) fn expire_resource_leases(&mut self) {
         let now = self.now_ticks;
         let mut expired = Vec::new();
-        for (name, acquisition) in &mut self.resource_leases {
+        for (name, acquisition) in &mut self.resource_leases.by_name {
             if let Phase::Contending { machine, .. } = &mut acquisition.phase {
                 if machine.expire(now) {
                     expired.push(name.clone());
@@ -192,7 +218,7 @@ impl Node {
 
     /// Every renew interval: probes, challenges' reads, renewals.
     pub(super) fn resource_lease_tick(&mut self) {
-        let names: Vec<String> = self.resource_leases.keys().cloned().collect();
+        let names: Vec<String> = self.resource_leases.by_name.keys().cloned().collect();
         for name in names {
             self.resource_lease_io(&name, true);
         }
@@ -202,7 +228,7 @@ impl Node {
     fn resource_lease_io(&mut self, name: &str, interval: bool) {
         let now = self.now_ticks;
         let blocks = self.config.geometry.resource_lease_slots();
-        let Some(acquisition) = self.resource_leases.get_mut(name) else {
+        let Some(acquisition) = self.resource_leases.by_name.get_mut(name) else {
             return;
         };
         if acquisition.batch.is_some() {
@@ -256,6 +282,7 @@ impl Node {
         };
         let acquisition = self
             .resource_leases
+            .by_name
             .get_mut(&name)
             .expect("found by id just now");
         let view = result.map(|block| BlockView::of(block, cluster_id));
@@ -283,7 +310,11 @@ impl Node {
         let now = self.now_ticks;
         let epoch = self.epoch;
         let params = self.resource_lease_params();
-        let acquisition = self.resource_leases.get_mut(name).expect("caller found it");
+        let acquisition = self
+            .resource_leases
+            .by_name
+            .get_mut(name)
+            .expect("caller found it");
         let reaction = match &mut acquisition.phase {
             Phase::Unavailable => unreachable!("no reads while unavailable"),
             Phase::Probing => {
@@ -342,7 +373,11 @@ impl Node {
         let Some(name) = self.resource_lease_name(id) else {
             return;
         };
-        let acquisition = self.resource_leases.get_mut(&name).expect("found by id");
+        let acquisition = self
+            .resource_leases
+            .by_name
+            .get_mut(&name)
+            .expect("found by id");
         let Phase::Contending { machine, .. } = &mut acquisition.phase else {
             unreachable!("only a contending acquisition writes")
         };
@@ -354,7 +389,7 @@ impl Node {
 
     /// Applies what the machine of `name` asks for.
     fn react(&mut self, name: &str, reaction: Reaction) {
-        let Some(acquisition) = self.resource_leases.get_mut(name) else {
+        let Some(acquisition) = self.resource_leases.by_name.get_mut(name) else {
             return;
         };
         let group = acquisition.group;
@@ -384,7 +419,7 @@ impl Node {
             Reaction::Won | Reaction::Renewed => self.announce_resource_lease(name),
             Reaction::Lost => {
                 let announced = acquisition.announced;
-                self.resource_leases.remove(name);
+                self.resource_leases.by_name.remove(name);
                 self.take_back_resource_lease(name, announced);
                 self.rearm_deadman();
                 if self.placement.online() & bit(group) != 0 {
@@ -394,7 +429,7 @@ impl Node {
                 }
             }
             Reaction::Released => {
-                self.resource_leases.remove(name);
+                self.resource_leases.by_name.remove(name);
             }
         }
     }
@@ -406,7 +441,11 @@ impl Node {
         let now = self.now_ticks;
         let reach = now + self.timeouts.fence_timeout_ticks;
         let online = self.placement.online();
-        let acquisition = self.resource_leases.get_mut(name).expect("caller found it");
+        let acquisition = self
+            .resource_leases
+            .by_name
+            .get_mut(name)
+            .expect("caller found it");
         if acquisition.announced {
             // A renewal: the dead-man may move on.
             self.rearm_deadman();
@@ -436,7 +475,11 @@ impl Node {
 
     /// The group of `name` is confirmed stopped: the driver no longer runs it; give it back.
     fn release_resource_lease(&mut self, name: &str) {
-        let acquisition = self.resource_leases.get_mut(name).expect("caller found it");
+        let acquisition = self
+            .resource_leases
+            .by_name
+            .get_mut(name)
+            .expect("caller found it");
         let announced = std::mem::take(&mut acquisition.announced);
         if let Phase::Contending { machine, .. } = &mut acquisition.phase {
             machine.release();
@@ -448,6 +491,7 @@ impl Node {
 
     fn resource_lease_name(&self, id: u64) -> Option<String> {
         self.resource_leases
+            .by_name
             .iter()
             .find(|(_, acquisition)| acquisition.id == id)
             .map(|(name, _)| name.clone())
@@ -472,7 +516,7 @@ impl Node {
     /// Local invariants: an announced lease is valid, its group held here, and the dead-man
     /// fires by its end.
     pub(super) fn assert_resource_lease_invariants(&self) {
-        for (name, acquisition) in &self.resource_leases {
+        for (name, acquisition) in &self.resource_leases.by_name {
             if !acquisition.announced {
                 continue;
             }
@@ -487,7 +531,7 @@ impl Node {
                 "{name}: announced past its validity"
             );
             assert!(
-                self.deadman_armed_tick <= valid_until,
+                self.deadman.armed_tick() <= valid_until,
                 "{name}: the dead-man is armed past its lease"
             );
         }
