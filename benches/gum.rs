@@ -22,13 +22,15 @@ use wolfpack::core::{Config, DiskError, Event, Input, Mutation, Node, Output};
 const WINDOW: usize = 64;
 const DISK_BYTES: u64 = 64 << 20;
 
+/// A disk operation completing next wave: (node, op, offset, block to write).
+type DiskOp = (u8, u64, u64, Option<Box<[u8; BLOCK_SIZE]>>);
+
 struct Bench {
     nodes: Vec<Node>,
     disk: BTreeMap<u64, Box<[u8; BLOCK_SIZE]>>,
     /// (to, payload) in flight this wave.
     messages: VecDeque<(u8, Vec<u8>)>,
-    /// (node, op, offset, block to write) completing next wave.
-    disk_ops: VecDeque<(u8, u64, u64, Option<Box<[u8; BLOCK_SIZE]>>)>,
+    disk_ops: VecDeque<DiskOp>,
     now_ms: u64,
     waves: u64,
     acknowledged: u64,

@@ -435,6 +435,12 @@ impl Node {
         self.pending.remove(&op)
     }
 
+    /// Why pending disk operation `op` was issued (scripted tests read it without answering).
+    #[cfg(test)]
+    pub(super) fn pending_purpose(&self, op: u64) -> Option<Purpose> {
+        self.pending.get(&op).cloned()
+    }
+
     pub(crate) fn disk_read(&mut self, purpose: Purpose, offset_bytes: u64) {
         let op = self.op_next;
         self.op_next += 1;

@@ -103,6 +103,16 @@ impl Observer {
     pub(super) fn epoch_seen_on_disk(&self) -> u64 {
         self.epoch_seen_on_disk
     }
+
+    /// Scripted tests (`gum/tests`) stand in for the disk reads that would confirm `peer`
+    /// stopped; false when `peer` is not observed.
+    #[cfg(test)]
+    pub(super) fn confirm_for_test(&mut self, peer: u8) -> bool {
+        self.observations
+            .get_mut(&peer)
+            .map(|observation| observation.confirmed = true)
+            .is_some()
+    }
 }
 
 impl Node {

@@ -152,7 +152,7 @@ impl Node {
     }
 
     /// Whether `from` speaks as the locker of our current stabilized epoch.
-    fn from_current_locker(&mut self, from: u8, epoch: u64) -> bool {
+    fn is_from_current_locker(&mut self, from: u8, epoch: u64) -> bool {
         let current = self.gum_member() && epoch == self.epoch && from == self.gum.locker_id;
         if !current {
             self.dropped.stale += 1;
@@ -168,7 +168,7 @@ impl Node {
     }
 
     fn on_commit(&mut self, from: u8, epoch: u64, committed: Committed) {
-        if !self.from_current_locker(from, epoch) {
+        if !self.is_from_current_locker(from, epoch) {
             return;
         }
         if committed.sequence > self.gum.replica.sequence && self.gum.pending.len() < PENDING_MAX {
@@ -261,7 +261,7 @@ impl Node {
     }
 
     fn on_ack(&mut self, from: u8, epoch: u64, request_id: u64, sequence: u64, rejected: bool) {
-        if self.from_current_locker(from, epoch) {
+        if self.is_from_current_locker(from, epoch) {
             // A locker acknowledges its own proposals without a message.
             debug_assert!(self.gum.locker_id != self.me() || !self.gum_rules_intact());
             self.acknowledge_local(request_id, sequence, rejected);
@@ -336,7 +336,7 @@ impl Node {
         offset: u32,
         bytes: Vec<u8>,
     ) {
-        if !self.from_current_locker(from, epoch) {
+        if !self.is_from_current_locker(from, epoch) {
             return;
         }
         if self.gum.valid && sequence <= self.gum.replica.sequence {

@@ -210,7 +210,7 @@ impl Bench {
 
     /// The purpose of a disk operation still pending at the node.
     fn purpose(&self, op: u64) -> Option<Purpose> {
-        self.node.pending.get(&op).cloned()
+        self.node.pending_purpose(op)
     }
 
     /// Log writes issued and not completed, by log position, oldest first.

@@ -44,12 +44,10 @@ fn step_name(bench: &mut Bench) -> &'static str {
 }
 
 fn confirm_stopped(bench: &mut Bench, peer: u8) {
-    bench
-        .node
-        .observations
-        .get_mut(&peer)
-        .expect("the takeover observes the earlier locker")
-        .confirmed = true;
+    assert!(
+        bench.node.observer.confirm_for_test(peer),
+        "the takeover observes the earlier locker"
+    );
     bench.node.takeover_progress();
     bench.drain();
 }
@@ -91,7 +89,7 @@ fn takeover_after_a_locker_crash_completes_what_a_member_applied_and_bars_the_re
         "the log is not read while node 1 may still write it"
     );
     assert!(
-        bench.node.observations.contains_key(&1),
+        bench.node.observer.observed().contains(&1),
         "node 1 is observed"
     );
     bench.tick(1);
