@@ -137,7 +137,13 @@ fn seeds_that_found_bugs_run_clean() {
     // acknowledgement of the one that stood read as an update no node applied.
     // 30124784 (a fresh sweep): a slot showing a newer incarnation counted as proof that the
     // peer stopped; the newer run had joined the other side of a partition and held a group.
-    let seeds: [(u64, Option<u8>); 27] = [
+    // 12714 and 63851 --nodes 2: where `tests/sim_mutations.rs` catches form-across-ownerships
+    // and hand-back-held-alone since the simulator runs the daemon's host (issue 15).
+    // The schedules of all of these changed with the host (and with each timing change): they
+    // guard only what they still exercise.
+    let seeds: [(u64, Option<u8>); 29] = [
+        (12714, Some(2)),
+        (63851, Some(2)),
         (30124784, None),
         (47591889, None),
         (35899441, Some(2)),
