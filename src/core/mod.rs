@@ -31,12 +31,14 @@
 //!   while it is held.
 //! - `groups.rs` (the placement rule, group table per epoch), `placement.rs` (`Placement`: the
 //!   table, groups held here, the catalog, the start/stop decision), `message.rs` (wire
-//!   encoding), `timeout.rs` (every interval in ticks, the lease arithmetic), `disk_records.rs`.
+//!   encoding), `timeout.rs` (every interval in ticks, from a timing validated with the lease
+//!   arithmetic in `disklayout/src/timing.rs`), `disk_records.rs`.
 //! - `gum/`: the global update manager (locker, log on the shared disk, succession,
 //!   checkpoints, snapshots); `db/`: the cluster database it replicates.
 //!
 //! **Messages** (`message.rs`): `Heartbeat`, `JoinRequest`, `RegroupStatus`, `Install`,
-//! `InstallAck`, `Stabilize`, `Halt`, each framed with sender id and incarnation.
+//! `InstallAck`, `Stabilize`, `Halt`, `Leaving`, and `Gum` (the global update manager's own,
+//! `gum/wire.rs`), each framed with sender id and incarnation.
 //!
 //! **Invariants.** Asserted in the core (`input.rs`, per step): a node holds a group only while
 //! stabilized, a member, lease-valid, and the group's owner in its table; a stabilized
