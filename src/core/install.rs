@@ -96,6 +96,11 @@ impl Node {
     }
 
     pub(super) fn on_install(&mut self, from: u8, install: Install) {
+        if install.epoch <= self.own_lease.fenced_by_epoch {
+            // A membership no newer than one that fenced us (`OwnLease::fenced_by_epoch`).
+            self.dropped.stale += 1;
+            return;
+        }
         let fresh =
             install.epoch > self.acked_epoch || self.config.mutation == Mutation::StaleEpoch;
         let duplicate = matches!(
@@ -328,6 +333,14 @@ impl Node {
 
     /// Cleanup 2 done: the membership of `install` is this node's stable view.
     pub(super) fn stabilize(&mut self, install: Install) {
+        if install.epoch <= self.own_lease.fenced_by_epoch {
+            // Every path here (a Stabilize, a member's heartbeat or status showing the epoch
+            // stabilized, our own round as coordinator) ends in this one check: a membership
+            // no newer than one that fenced us is never joined (`OwnLease::fenced_by_epoch`).
+            self.dropped.stale += 1;
+            self.regroup = None;
+            return;
+        }
         let was_member = self.role == Role::Member;
         if self.config.mutation != Mutation::StaleEpoch && was_member {
             assert!(install.epoch > self.epoch, "epochs only grow");

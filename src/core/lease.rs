@@ -55,6 +55,10 @@ pub(crate) struct OwnLease {
     pub ack_sequence: u64,
     /// The request this incarnation acknowledged last (an identity, FORMAT.md §8).
     pub last_acked: Option<Acknowledged>,
+    /// The newest requester epoch of a fence request this incarnation obeyed: the membership
+    /// that fenced us stands on our word that we hold nothing, so we never join a membership
+    /// of that epoch or an older one again (`install.rs`).
+    pub fenced_by_epoch: u64,
 }
 
 /// The dead-man switch as last armed (`Output::ArmDeadman`); its field is private to this file.
@@ -417,7 +421,15 @@ impl Node {
         if self.own_lease.ack_write_in_flight {
             return;
         }
-        // Fenced: stop everything first, then say so.
+        // Fenced: stop everything first, then say so. From now on no install of the
+        // requester's epoch or an older one is joined (`install.rs`): simulator seed 35871725,
+        // node 2 obeyed epoch 8's fence while its acknowledged install of epoch 7 was pending,
+        // then stabilized epoch 7 and took the groups epoch 8's members held. A round towards
+        // a newer epoch goes on: that is how a fenced node rejoins.
+        self.own_lease.fenced_by_epoch = self
+            .own_lease
+            .fenced_by_epoch
+            .max(request.record.requester_epoch);
         match self.role {
             Role::Member => self.leave("fenced by a survivor"),
             Role::Forming => self.abort_forming(),
