@@ -253,6 +253,12 @@ impl Host {
                     .push_back(HostOutput::ResourceLease { resource, held });
             }
             core::Output::Event(core::Event::CatalogChanged) => {
+                // What the runner asked under the catalog it had goes out before the new one
+                // (simulator seed 2926099: a start decided under the old catalog, routed after
+                // the new one, looked like a start before a dependency the new one added).
+                while let Some(output) = self.runner.poll_output() {
+                    self.runner_output(output, now_ms);
+                }
                 let catalog = Arc::new(self.core.catalog().clone());
                 self.runner.set_catalog(&catalog, now_ms);
                 self.runner_moved = true;
