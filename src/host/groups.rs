@@ -78,7 +78,8 @@ impl Host {
         test_group_of(resource).is_some_and(|slot| self.is_test_group(slot))
     }
 
-    fn is_test_group(&self, slot: u8) -> bool {
+    /// Whether group `slot` is a built-in test group (`--test-group`).
+    pub fn is_test_group(&self, slot: u8) -> bool {
         (1..=64).contains(&slot) && self.config.core.builtin_groups & core::bit(slot) != 0
     }
 
@@ -223,7 +224,8 @@ pub fn test_group_resource(group: u8) -> String {
     format!("group-{group}")
 }
 
-fn test_group_of(resource: &str) -> Option<u8> {
+/// The group of a test group's resource (`group-N`), whatever the configuration.
+pub fn test_group_of(resource: &str) -> Option<u8> {
     resource
         .strip_prefix("group-")
         .and_then(|id| id.parse::<u8>().ok())

@@ -17,7 +17,7 @@
 mod groups;
 mod output;
 
-pub use groups::test_group_resource;
+pub use groups::{test_group_of, test_group_resource};
 pub use output::HostOutput;
 
 use crate::core::catalog::Catalog;

@@ -546,10 +546,7 @@ impl Daemon {
                     let transition = if online { "online" } else { "offline" };
                     let epoch = self.host.core().epoch();
                     log::info!("node={node} epoch={epoch} group slot {slot} {transition} (core)");
-                    if self
-                        .host
-                        .is_test_group_resource(&crate::host::test_group_resource(slot))
-                    {
+                    if self.host.is_test_group(slot) {
                         let text = format!("group {slot} {transition} here");
                         self.events.push(EventKind::Group, text);
                     }

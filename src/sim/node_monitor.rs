@@ -171,7 +171,7 @@ impl Cluster {
                 let depends = spec.map_or(&[][..], |spec| spec.depends.as_slice());
                 // A test group's resource is its group; slot 0 (a resource of no group in the
                 // runner's catalog) is never held: the checker reports it.
-                let slot = test_group_slot(resource).unwrap_or_else(|| {
+                let slot = crate::host::test_group_of(resource).unwrap_or_else(|| {
                     spec.and_then(|spec| catalog.group(&spec.group))
                         .map_or(0, |group| group.slot)
                 });
@@ -249,13 +249,6 @@ impl Cluster {
             });
         }
     }
-}
-
-/// The group of a test group's resource (`group-N`).
-fn test_group_slot(resource: &str) -> Option<u8> {
-    resource
-        .strip_prefix("group-")
-        .and_then(|id| id.parse::<u8>().ok())
 }
 
 /// A monitor event's kind, for the report's totals.
