@@ -55,6 +55,23 @@ impl<'a> Reader<'a> {
         Ok(LittleEndian::read_u64(self.bytes(8, field)?))
     }
 
+    /// Reads a counter (an epoch, sequence, incarnation or position) and refuses one above
+    /// `COUNTER_MAX`, so arithmetic on it cannot overflow.
+    #[allow(dead_code)] // the record decoders take it up one field at a time
+    pub(crate) fn counter(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let offset = self.offset();
+        let value = self.u64(field)?;
+        if crate::is_counter(value) {
+            Ok(value)
+        } else {
+            Err(DecodeError::InvalidField {
+                offset,
+                field,
+                problem: "is above the largest counter (2^62-1)",
+            })
+        }
+    }
+
     /// Reads `count` reserved bytes and rejects any that is not zero.
     pub(crate) fn reserved(&mut self, count: usize) -> Result<(), DecodeError> {
         let start = self.offset();

@@ -53,6 +53,16 @@ pub const ATOMIC_SECTOR_SIZE: usize = 512;
 pub const LAYOUT_VERSION: u16 = 3;
 /// Node ids run from 1 to this.
 pub const NODE_ID_MAX: u8 = 64;
+/// The largest epoch, sequence, incarnation, round or log position that a disk record or a
+/// datagram may carry (FORMAT.md §3). Counting a million a second it lasts 146,000 years, and
+/// it leaves room above it: a decoded counter plus one, or plus a window, never overflows, so
+/// no value a peer or the disk can hold turns arithmetic into an abort.
+pub const COUNTER_MAX: u64 = (1 << 62) - 1;
+
+/// Checks that `value` is a counter a record or datagram may carry (at most `COUNTER_MAX`).
+pub fn is_counter(value: u64) -> bool {
+    value <= COUNTER_MAX
+}
 /// One block of the disk.
 pub type Block = [u8; BLOCK_SIZE];
 
