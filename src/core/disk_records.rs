@@ -5,7 +5,7 @@
 pub use disklayout::{
     decode, encode, payload_crc32, Acknowledged, CheckpointHeader, DuplicateRule, FenceAck,
     FenceRequest, Geometry, Lease, LogBlock, LogReplayer, LogUpdate, NodeSlot, NodeState,
-    QuorumLease, Record, ReplayStep, ResourceLease, Sealed, Timing, BLOCK_SIZE,
+    QuorumLease, Record, ReplayStep, ResourceLease, Sealed, Timing, BLOCK_SIZE, COUNTER_MAX,
     LEASE_NAME_BYTES_MAX, LOG_BODY_BYTES_MAX, QUORUM_LEASE_NAME,
 };
 

@@ -1,8 +1,9 @@
 //! Handling of untrusted input (datagrams, disk completions) and the node's local invariants.
 //!
 //! A datagram is decoded, its sender checked against the configuration (known node, not us, a
-//! network both have) and its incarnation against the highest heard; anything else is dropped
-//! and counted, never trusted. Then exactly one protocol handler runs.
+//! network both have, and every node it names configured) and its incarnation against the
+//! highest heard; anything else is dropped and counted, never trusted. Then exactly one
+//! protocol handler runs.
 
 use super::disk_records::BLOCK_SIZE;
 use super::message::{Body, Message};
@@ -29,6 +30,7 @@ impl Node {
         if from == self.me()
             || configured_networks == 0
             || network >= configured_networks.min(my_networks)
+            || message.nodes_named() & !self.configured() != 0
         {
             self.dropped.unknown_node += 1;
             return;

@@ -14,7 +14,7 @@ use super::gum::wire::GumMessage;
 /// payload). Every message the core builds fits; larger input is refused.
 pub const MESSAGE_SIZE_MAX: usize = crate::wire::PAYLOAD_BYTES_MAX;
 /// Bytes before the body: magic u16, version u8, kind u8, from u8, incarnation u64.
-pub(crate) const MESSAGE_HEADER_BYTES: usize = 2 + 1 + 1 + 1 + 8;
+pub const MESSAGE_HEADER_BYTES: usize = 2 + 1 + 1 + 1 + 8;
 // The documented size (ARCHITECTURE.md, `wire/frame.rs`): a change of the frame layout must be
 // a deliberate change of every message's budget too.
 const _: () = assert!(MESSAGE_SIZE_MAX == 1348);
@@ -216,6 +216,42 @@ impl Message {
         }
     }
 
+    /// Every node the message names, as a set: its node sets (members, views, heard, joiners,
+    /// unconfirmed holders, unresolved lockers) and its node ids (owners, the quorum holder,
+    /// an update's origin, the last locker). The receiver refuses a message naming a node that
+    /// is not configured, so no set from the network indexes past the node table.
+    pub fn nodes_named(&self) -> u64 {
+        let id = |node: u8| if node == 0 { 0 } else { super::bit(node) };
+        match &self.body {
+            Body::Heartbeat { members, .. } => *members,
+            Body::RegroupStatus(status) => {
+                status.members | status.acked_members | status.heard | status.joiners
+            }
+            Body::Install(install) => {
+                let views = install.judged_views.iter().fold(0, |set, view| set | view);
+                let groups = install
+                    .groups
+                    .iter()
+                    .fold(0, |set, group| set | id(group.owner) | group.unconfirmed);
+                install.members
+                    | install.previous_members
+                    | id(install.quorum_holder)
+                    | views
+                    | groups
+            }
+            Body::Gum(GumMessage::Commit { committed, .. }) => id(committed.entry.origin),
+            Body::Gum(GumMessage::SyncReply { reply, .. }) => {
+                reply.unresolved | id(reply.last_locker)
+            }
+            Body::JoinRequest
+            | Body::InstallAck { .. }
+            | Body::Stabilize { .. }
+            | Body::Halt { .. }
+            | Body::Leaving { .. }
+            | Body::Gum(_) => 0,
+        }
+    }
+
     /// Parses bytes from the network; any inconsistency is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Message, MessageError> {
         if bytes.len() > MESSAGE_SIZE_MAX {
@@ -233,10 +269,10 @@ impl Message {
         if from == 0 || from > 64 {
             return Err(MessageError::OutOfRange);
         }
-        let incarnation = reader.u64()?;
+        let incarnation = reader.counter()?;
         let body = match kind {
             1 => Body::Heartbeat {
-                epoch: reader.u64()?,
+                epoch: reader.counter()?,
                 members: reader.u64()?,
                 stabilized: reader.bool()?,
                 quorum_owner: reader.bool()?,
@@ -245,10 +281,10 @@ impl Message {
             },
             2 => Body::JoinRequest,
             3 => Body::RegroupStatus(RegroupStatus {
-                round: reader.u64()?,
-                epoch: reader.u64()?,
+                round: reader.counter()?,
+                epoch: reader.counter()?,
                 members: reader.u64()?,
-                acked_epoch: reader.u64()?,
+                acked_epoch: reader.counter()?,
                 acked_members: reader.u64()?,
                 heard: reader.u64()?,
                 joiners: reader.u64()?,
@@ -258,19 +294,19 @@ impl Message {
             }),
             4 => Body::Install(decode_install(&mut reader)?),
             5 => Body::InstallAck {
-                round: reader.u64()?,
-                epoch: reader.u64()?,
+                round: reader.counter()?,
+                epoch: reader.counter()?,
             },
             6 => Body::Stabilize {
-                round: reader.u64()?,
-                epoch: reader.u64()?,
+                round: reader.counter()?,
+                epoch: reader.counter()?,
             },
             7 => Body::Halt {
-                round: reader.u64()?,
+                round: reader.counter()?,
             },
             kind if GumMessage::is_kind(kind) => Body::Gum(GumMessage::decode(kind, &mut reader)?),
             15 => Body::Leaving {
-                epoch: reader.u64()?,
+                epoch: reader.counter()?,
             },
             _ => return Err(MessageError::UnknownKind),
         };
@@ -306,15 +342,15 @@ fn encode_install(install: &Install, out: &mut Vec<u8>) {
 }
 
 fn decode_install(reader: &mut Reader<'_>) -> Result<Install, MessageError> {
-    let round = reader.u64()?;
-    let epoch = reader.u64()?;
+    let round = reader.counter()?;
+    let epoch = reader.counter()?;
     let members = reader.u64()?;
     let previous_members = reader.u64()?;
     let quorum_holder = reader.u8()?;
     if quorum_holder > 64 || (quorum_holder != 0 && members & super::bit(quorum_holder) == 0) {
         return Err(MessageError::OutOfRange);
     }
-    let judged_epoch = reader.u64()?;
+    let judged_epoch = reader.counter()?;
     let view_count = reader.u8()?;
     if view_count > 64 {
         return Err(MessageError::OutOfRange);
@@ -378,6 +414,25 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn u64(&mut self) -> Result<u64, MessageError> {
         Ok(LittleEndian::read_u64(self.take(8)?))
+    }
+    /// An epoch, round, sequence, incarnation or position: refused above `COUNTER_MAX`, so a
+    /// peer's number plus one (the next epoch, the next sequence) never overflows.
+    pub(crate) fn counter(&mut self) -> Result<u64, MessageError> {
+        let value = self.u64()?;
+        if disklayout::is_counter(value) {
+            Ok(value)
+        } else {
+            Err(MessageError::OutOfRange)
+        }
+    }
+    /// A node id, or 0 where the field may name nobody.
+    pub(crate) fn node_or_none(&mut self) -> Result<u8, MessageError> {
+        let id = self.u8()?;
+        if usize::from(id) <= super::NODES_MAX {
+            Ok(id)
+        } else {
+            Err(MessageError::OutOfRange)
+        }
     }
 }
 

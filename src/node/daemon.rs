@@ -150,6 +150,9 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         .collect();
     let mut opener = Opener::new(&key, config.cluster_id, options.node_id);
     opener.set_peers(&peers);
+    for &(peer, incarnation) in &config.peer_incarnations {
+        opener.set_incarnation_min(peer, incarnation);
+    }
     log::info!(
         "node={} incarnation={} starting on {} ({} backend), {} networks, cluster \"{}\"",
         options.node_id,
@@ -313,6 +316,7 @@ impl Daemon {
             events,
             event_exchange,
             options,
+            config,
             ..
         } = self;
         let now_ms = monitor::event_log::monotonic_micros() / 1000;
@@ -332,13 +336,19 @@ impl Daemon {
                 }
                 Ok(frame) if frame.header.kind == time_service::FRAME_KIND_TIME => {
                     let own_wall_ms = time_service::wall_ms();
-                    match time.on_frame(frame.header.sender, frame.payload, own_wall_ms, now_ms) {
+                    let own_incarnation = config.incarnation;
+                    let sender = frame.header.sender;
+                    match time.on_frame(sender, frame.payload, own_incarnation, own_wall_ms, now_ms)
+                    {
                         Ok(Some(line)) => {
                             log::warn!("node={} {line}", options.node_id);
                             events.push(EventKind::Node, line);
                         }
                         Ok(None) => {}
-                        Err(_) => metrics.unknown_frame_kinds += 1,
+                        Err(refusal) => {
+                            metrics.time_frames_refused += 1;
+                            log::debug!("time frame from node {sender} refused: {refusal}");
+                        }
                     }
                 }
                 Ok(frame) if frame.header.kind == event_exchange::FRAME_KIND_EVENTS => {
@@ -372,9 +382,10 @@ impl Daemon {
     }
 
     fn send_time(&mut self, now_ms: u64) {
-        let Some(payload) = self.time.due(now_ms) else {
+        if !self.time.due(now_ms) {
             return;
-        };
+        }
+        let wall_ms = time_service::wall_ms();
         let peers: Vec<u8> = self
             .config
             .nodes
@@ -383,6 +394,11 @@ impl Daemon {
             .filter(|id| *id != self.options.node_id)
             .collect();
         for to in peers {
+            // A peer not heard yet is told next second, once its incarnation is known.
+            let Some(receiver_incarnation) = self.opener.incarnation_of(to) else {
+                continue;
+            };
+            let payload = time_service::payload(wall_ms, receiver_incarnation);
             self.sealer.seal(
                 time_service::FRAME_KIND_TIME,
                 to,

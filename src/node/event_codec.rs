@@ -94,6 +94,8 @@ pub enum Malformed {
     BadText,
     /// Sequences not strictly increasing, or beyond what the header claims.
     Inconsistent,
+    /// A sequence or epoch above `disklayout::COUNTER_MAX`, which no ring reaches.
+    OutOfRange,
 }
 
 pub fn encode_request(request: &EventRequest) -> Vec<u8> {
@@ -206,14 +208,14 @@ pub fn decode(payload: &[u8], sender: u8) -> Result<EventMessage, Malformed> {
     let message = match reader.u8()? {
         TYPE_REQUEST => EventMessage::Request(EventRequest {
             request_id: reader.u64()?,
-            after: reader.u64()?,
+            after: reader.counter()?,
         }),
         TYPE_REPLY => {
             let header = ReplyHeader {
                 request_id: reader.u64()?,
-                oldest: reader.u64()?,
-                newest: reader.u64()?,
-                page_last: reader.u64()?,
+                oldest: reader.counter()?,
+                newest: reader.counter()?,
+                page_last: reader.counter()?,
             };
             if header.oldest == 0
                 || header.oldest > header.newest.saturating_add(1)
@@ -266,6 +268,15 @@ impl<'payload> Reader<'payload> {
         Ok(u64::from_le_bytes(bytes))
     }
 
+    /// A sequence: refused above `COUNTER_MAX`, so the exchange's `frontier + 1` cannot
+    /// overflow.
+    fn counter(&mut self) -> Result<u64, Malformed> {
+        match self.u64()? {
+            value if disklayout::is_counter(value) => Ok(value),
+            _ => Err(Malformed::OutOfRange),
+        }
+    }
+
     fn varint(&mut self) -> Result<u64, Malformed> {
         let mut value = 0u64;
         for index in 0..VARINT_BYTES_MAX {
@@ -303,6 +314,9 @@ impl<'payload> Reader<'payload> {
     fn record(&mut self, node: u8) -> Result<EventRecord, Malformed> {
         let sequence = self.varint()?;
         let epoch = self.varint()?;
+        if !disklayout::is_counter(sequence) || !disklayout::is_counter(epoch) {
+            return Err(Malformed::OutOfRange);
+        }
         let monotonic_us = self.varint()?;
         let wall_ms = self.varint()?;
         let kind = EventKind::from_code(self.u8()?).ok_or(Malformed::UnknownCategory)?;
@@ -366,7 +380,12 @@ mod tests {
         use proptest::prelude::*;
         let name = proptest::option::of("[a-z0-9._-]{0,64}");
         (
-            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+            (
+                0..=disklayout::COUNTER_MAX,
+                0..=disklayout::COUNTER_MAX,
+                any::<u64>(),
+                any::<u64>(),
+            ),
             0usize..EventKind::ALL.len(),
             (name.clone(), name),
             "[^\\p{Cc}]{0,300}",
@@ -476,18 +495,36 @@ mod tests {
 
     #[test]
     fn the_largest_entry_fits_one_datagram() {
-        let mut big = record(u64::MAX, &"é".repeat(TEXT_BYTES_MAX));
-        big.epoch = u64::MAX;
+        let mut big = record(disklayout::COUNTER_MAX, &"é".repeat(TEXT_BYTES_MAX));
+        big.epoch = disklayout::COUNTER_MAX;
         big.wall_ms = u64::MAX;
+        big.monotonic_us = u64::MAX;
         big.group = Some("g".repeat(NAME_BYTES_MAX + 10));
         big.resource = Some("r".repeat(NAME_BYTES_MAX));
-        let datagrams = pack_reply(1, 1, u64::MAX, [&big].into_iter(), 1);
+        let datagrams = pack_reply(1, 1, disklayout::COUNTER_MAX, [&big].into_iter(), 1);
         assert_eq!(datagrams.len(), 1);
         assert!(datagrams[0].len() <= PAYLOAD_BYTES_MAX);
         let decoded = &reply_of(&datagrams[0]).records[0];
-        assert_eq!(decoded.sequence, u64::MAX);
+        assert_eq!(decoded.sequence, disklayout::COUNTER_MAX);
         assert_eq!(decoded.group.as_deref().map(str::len), Some(NAME_BYTES_MAX));
         assert!(decoded.text.len() <= TEXT_BYTES_MAX);
+    }
+
+    /// Issue 16, finding 4: a reply whose sequences reach u64::MAX made the exchange's
+    /// `frontier + 1` overflow (an abort in release); such a reply is now refused as decoded.
+    #[test]
+    fn sequences_above_the_largest_counter_are_refused() {
+        for newest in [disklayout::COUNTER_MAX + 1, u64::MAX - 1, u64::MAX] {
+            let datagram = pack_reply(1, 1, newest, [record(newest, "x")].iter(), 1).remove(0);
+            assert_eq!(decode(&datagram, 1), Err(Malformed::OutOfRange), "{newest}");
+        }
+        let mut request = vec![TYPE_REQUEST];
+        request.extend_from_slice(&7u64.to_le_bytes());
+        request.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(decode(&request, 1), Err(Malformed::OutOfRange));
+        let top = disklayout::COUNTER_MAX;
+        let datagram = pack_reply(1, 1, top, [record(top, "x")].iter(), 1).remove(0);
+        assert!(decode(&datagram, 1).is_ok());
     }
 
     #[test]

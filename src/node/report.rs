@@ -20,6 +20,9 @@ pub struct Metrics {
     pub disk_latency_us_max: u64,
     pub oversized_messages: u64,
     pub unknown_frame_kinds: u64,
+    /// Time frames refused: wrong size, a clock out of range, or meant for another
+    /// incarnation of this node (a replay from before a restart).
+    pub time_frames_refused: u64,
     /// Gaps between consecutive frames from one peer on one network, in whole ms → count.
     /// Why: heartbeat jitter as the failure detector sees it (benches/false_evictions.rs).
     /// Sparse; distinct gap values stay few.
@@ -492,6 +495,18 @@ pub fn metrics(
         "gauge",
         "The slowest proposal to acknowledgement so far.",
         one(metrics.update_latency_us_max),
+    );
+    metric(
+        "frames_of_unknown_kind_total",
+        "counter",
+        "Authenticated frames of a kind this version does not know, dropped.",
+        one(metrics.unknown_frame_kinds),
+    );
+    metric(
+        "time_frames_refused_total",
+        "counter",
+        "Time frames refused: wrong size, clock out of range, or for a previous incarnation.",
+        one(metrics.time_frames_refused),
     );
     metric(
         "event_frames_malformed_total",

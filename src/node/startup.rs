@@ -16,6 +16,11 @@ pub struct DiskConfig {
     /// Larger than any incarnation this node used before (its slot's) and than its wall clock in
     /// ms, so a restart is recognised even if the slot write of the last life was lost.
     pub incarnation: u64,
+    /// Each peer's incarnation as its slot records it (peers with no valid slot are absent).
+    /// Frames of an older incarnation of that peer are replays from a previous life: the
+    /// daemon makes this the wire's replay floor, so a node that restarts with empty replay
+    /// windows still refuses them.
+    pub peer_incarnations: Vec<(u8, u64)>,
 }
 
 /// Why the node cannot start from this disk; each is one line naming the disk or the node.
@@ -123,12 +128,26 @@ pub fn read_disk_config(
         _ => 0,
     };
     let incarnation = previous.saturating_add(1).max(realtime_ms);
+    let mut peer_incarnations = Vec::new();
+    for peer in nodes
+        .iter()
+        .map(|entry| entry.node_id)
+        .filter(|&id| id != node_id)
+    {
+        read(geometry.node_slot_offset(peer), &mut block)?;
+        if let Ok(Some(slot)) = decode::<NodeSlot>(&block[..]) {
+            if slot.cluster_id == cluster_id {
+                peer_incarnations.push((peer, slot.record.incarnation));
+            }
+        }
+    }
     Ok(DiskConfig {
         cluster_id,
         superblock,
         nodes,
         own,
         incarnation,
+        peer_incarnations,
     })
 }
 
@@ -196,6 +215,14 @@ mod tests {
             restarted.incarnation, 5001,
             "a clock that went back still gives a larger incarnation"
         );
+        assert!(
+            restarted.peer_incarnations.is_empty(),
+            "node 1 never wrote its slot"
+        );
+        // Issue 16, finding 5: node 1 restarting learns node 3's incarnation from its slot, so
+        // frames of node 3's earlier lives are replays even to a node with empty windows.
+        let peer_view = read_disk_config(&mut disk, "d", 1, 1000).expect("starts");
+        assert_eq!(peer_view.peer_incarnations, vec![(3, 5000)]);
     }
 
     #[test]

@@ -166,22 +166,22 @@ impl GumMessage {
     pub(crate) fn decode(kind: u8, reader: &mut Reader<'_>) -> Result<GumMessage, MessageError> {
         let message = match kind {
             8 => GumMessage::Propose {
-                epoch: reader.u64()?,
-                request_id: reader.u64()?,
+                epoch: reader.counter()?,
+                request_id: reader.counter()?,
                 body: take_bytes(reader, PROPOSAL_BYTES_MAX)?,
             },
             9 => {
-                let epoch = reader.u64()?;
-                let sequence = reader.u64()?;
-                let position = reader.u64()?;
+                let epoch = reader.counter()?;
+                let sequence = reader.counter()?;
+                let position = reader.counter()?;
                 let origin = reader.u8()?;
                 if origin == 0 || usize::from(origin) > crate::core::NODES_MAX {
                     return Err(MessageError::OutOfRange);
                 }
                 let entry = Entry {
                     origin,
-                    incarnation: reader.u64()?,
-                    request_id: reader.u64()?,
+                    incarnation: reader.counter()?,
+                    request_id: reader.counter()?,
                     body: take_bytes(reader, PROPOSAL_BYTES_MAX)?,
                 };
                 if sequence == 0 {
@@ -197,33 +197,33 @@ impl GumMessage {
                 }
             }
             10 => GumMessage::Applied {
-                epoch: reader.u64()?,
-                applied: reader.u64()?,
+                epoch: reader.counter()?,
+                applied: reader.counter()?,
                 valid: reader.bool()?,
             },
             11 => GumMessage::Ack {
-                epoch: reader.u64()?,
-                incarnation: reader.u64()?,
-                request_id: reader.u64()?,
-                sequence: reader.u64()?,
+                epoch: reader.counter()?,
+                incarnation: reader.counter()?,
+                request_id: reader.counter()?,
+                sequence: reader.counter()?,
                 rejected: reader.bool()?,
             },
             12 => GumMessage::Sync {
-                epoch: reader.u64()?,
+                epoch: reader.counter()?,
             },
             13 => GumMessage::SyncReply {
-                epoch: reader.u64()?,
+                epoch: reader.counter()?,
                 reply: SyncReply {
-                    applied: reader.u64()?,
+                    applied: reader.counter()?,
                     valid: reader.bool()?,
-                    unresolved: reader.u64()?,
-                    last_locker: reader.u8()?,
+                    unresolved: reader.counter()?,
+                    last_locker: reader.node_or_none()?,
                 },
             },
             14 => {
-                let epoch = reader.u64()?;
-                let sequence = reader.u64()?;
-                let position = reader.u64()?;
+                let epoch = reader.counter()?;
+                let sequence = reader.counter()?;
+                let position = reader.counter()?;
                 let total = u32::try_from(reader.u64()?).map_err(|_| MessageError::OutOfRange)?;
                 let offset = u32::try_from(reader.u64()?).map_err(|_| MessageError::OutOfRange)?;
                 let bytes = take_bytes(reader, SNAPSHOT_CHUNK_BYTES)?;

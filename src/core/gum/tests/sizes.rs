@@ -6,11 +6,12 @@ use crate::core::gum::wire::{
 };
 use crate::core::gum::{Committed, Entry, PROPOSAL_BYTES_MAX};
 use crate::core::message::{Body, Message, MESSAGE_HEADER_BYTES, MESSAGE_SIZE_MAX};
+use disklayout::COUNTER_MAX;
 
 fn encoded_len(message: GumMessage) -> usize {
     let bytes = Message {
         from: 64,
-        incarnation: u64::MAX,
+        incarnation: COUNTER_MAX,
         body: Body::Gum(message),
     }
     .encode();
@@ -19,17 +20,19 @@ fn encoded_len(message: GumMessage) -> usize {
     bytes.len()
 }
 
+/// Counters travel as fixed-width u64s, so the largest decodable counter, COUNTER_MAX, takes
+/// the same bytes as any other.
 #[test]
 fn the_largest_commit_and_snapshot_chunk_fit_one_message_exactly_as_budgeted() {
     let commit = GumMessage::Commit {
-        epoch: u64::MAX,
+        epoch: COUNTER_MAX,
         committed: Committed {
-            sequence: u64::MAX,
-            position: u64::MAX,
+            sequence: COUNTER_MAX,
+            position: COUNTER_MAX,
             entry: Entry {
                 origin: 64,
-                incarnation: u64::MAX,
-                request_id: u64::MAX,
+                incarnation: COUNTER_MAX,
+                request_id: COUNTER_MAX,
                 body: vec![0xA5; PROPOSAL_BYTES_MAX],
             },
         },
@@ -42,9 +45,9 @@ fn the_largest_commit_and_snapshot_chunk_fit_one_message_exactly_as_budgeted() {
     assert!(length <= MESSAGE_SIZE_MAX);
 
     let chunk = GumMessage::SnapshotChunk {
-        epoch: u64::MAX,
-        sequence: u64::MAX,
-        position: u64::MAX,
+        epoch: COUNTER_MAX,
+        sequence: COUNTER_MAX,
+        position: COUNTER_MAX,
         total: u32::MAX,
         offset: 0,
         bytes: vec![0x5A; SNAPSHOT_CHUNK_BYTES],
