@@ -299,7 +299,7 @@ use wolfpack::core::message::MESSAGE_HEADER_BYTES;
 
 /// Issue 16, finding 1: two forged `RegroupStatus` datagrams with epoch 2^64-2 aborted every
 /// node at its next proposal (`next_epoch() + 1`). Here every message kind from node 2, with
-/// each 8-byte window set to 2^64-2 and 2^64-1, reaches nodes 1 and 3 of a live cluster; then
+/// each 8-byte window set to 2^64-2 and 2^64-1 and each byte to 65 and 255, reaches nodes 1 and 3 of a live cluster; then
 /// node 2 crashes, so the survivors regroup and propose: nobody may panic.
 #[test]
 fn numbers_at_the_top_of_their_range_stop_no_node_of_a_live_cluster() {
@@ -311,9 +311,19 @@ fn numbers_at_the_top_of_their_range_stop_no_node_of_a_live_cluster() {
         // The header's sender and incarnation are the wire's and the first test's business; a
         // forged incarnation would make node 2's real frames stale and hide the rest.
         for offset in MESSAGE_HEADER_BYTES..valid.len().saturating_sub(7) {
+            let mut variants = Vec::new();
             for value in [u64::MAX - 1, u64::MAX] {
                 let mut bytes = valid.clone();
                 bytes[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+                variants.push(bytes);
+            }
+            // A byte past the node ids (65) or at the top (255): node ids, bit indexes, counts.
+            for value in [65u8, 255] {
+                let mut bytes = valid.clone();
+                bytes[offset] = value;
+                variants.push(bytes);
+            }
+            for bytes in variants {
                 for to in [1, 3] {
                     cluster.step(
                         to,
