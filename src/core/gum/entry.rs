@@ -64,6 +64,10 @@ impl Entry {
             request_id: LittleEndian::read_u64(&payload[8..16]),
             body: payload[HEADER_BYTES..].to_vec(),
         };
+        // Counters from the disk (FORMAT.md §3): the replica adds one to a request id.
+        if !disklayout::is_counter(entry.incarnation) || !disklayout::is_counter(entry.request_id) {
+            return None;
+        }
         // The other half of the pair: the header layout is the one `to_log` writes.
         debug_assert_eq!(entry.body.len() + HEADER_BYTES, payload.len());
         Some(entry)

@@ -185,6 +185,11 @@ impl Replica {
             return Err(fail("replica snapshot: unknown version"));
         }
         let sequence = LittleEndian::read_u64(&bytes[5..13]);
+        // Every number of a snapshot (from the disk or a peer) is a counter (FORMAT.md §3):
+        // the replica adds one to its sequence and to a request id.
+        if !disklayout::is_counter(sequence) {
+            return Err(fail("replica snapshot: sequence above 2^62-1"));
+        }
         let count = usize::from(bytes[13]);
         let mut at = fixed;
         let mut origins = BTreeMap::new();
@@ -206,6 +211,11 @@ impl Replica {
                     _ => return Err(fail("replica snapshot: bad rejected flag")),
                 },
             };
+            if !disklayout::is_counter(parsed.incarnation)
+                || !disklayout::is_counter(parsed.request_id)
+            {
+                return Err(fail("replica snapshot: origin counter above 2^62-1"));
+            }
             if parsed.sequence > sequence || origins.insert(origin, parsed).is_some() {
                 return Err(fail("replica snapshot: inconsistent origin table"));
             }
