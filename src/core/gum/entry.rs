@@ -121,4 +121,20 @@ mod tests {
         assert_eq!(Entry::from_log(&foreign), None);
         assert_ne!(entry.digest(), Entry::barrier(3, 7).digest());
     }
+
+    #[test]
+    fn counters_above_the_largest_are_not_ours() {
+        let at_limit = Entry {
+            origin: 3,
+            incarnation: disklayout::COUNTER_MAX,
+            request_id: disklayout::COUNTER_MAX,
+            body: Vec::new(),
+        };
+        assert_eq!(Entry::from_log(&at_limit.to_log(1)), Some(at_limit.clone()));
+        for (at, value) in [(0, disklayout::COUNTER_MAX + 1), (8, u64::MAX)] {
+            let mut update = at_limit.to_log(1);
+            update.payload[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            assert_eq!(Entry::from_log(&update), None, "byte {at} = {value}");
+        }
+    }
 }

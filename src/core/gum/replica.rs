@@ -268,5 +268,15 @@ mod tests {
         let copy = Replica::from_snapshot(&replica.snapshot_bytes()).expect("round trip");
         assert_eq!(copy.digest(), replica.digest());
         assert_eq!(copy.sequence, 2);
+        // An origin's request id (bytes 23..31: after the header, the origin's id and its
+        // incarnation) above the largest counter: the replica would add one to it.
+        let mut hostile = replica.snapshot_bytes();
+        hostile[23..31].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Replica::from_snapshot(&hostile).is_err());
+        hostile[23..31].copy_from_slice(&1u64.to_le_bytes());
+        assert!(
+            Replica::from_snapshot(&hostile).is_ok(),
+            "the offsets above are right"
+        );
     }
 }
