@@ -149,9 +149,8 @@ pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError>
 /// Decodes one copy of a record that fills `window` (the block, or one sector of a mirrored
 /// block). The order: empty or torn, magic, version (a newer layout may define the rest
 /// differently), body length, CRC, then the reserved bytes, the sequence's range and padding
-/// (a flipped bit there
-/// already fails the CRC; these catch a writer that set them), then the body's fields. Offsets
-/// in errors are offsets in the window.
+/// (a flipped bit there already fails the CRC; these catch a writer that set them), then the
+/// body's fields. Offsets in errors are offsets in the window.
 fn decode_copy<R: Record>(window: &[u8]) -> Result<Option<Sealed<R>>, DecodeError> {
     if is_zero(&window[..HEADER_SIZE]) {
         return match is_zero(window) {
