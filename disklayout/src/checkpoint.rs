@@ -1,7 +1,12 @@
 //! The checkpoint header (FORMAT.md §9); the payload after it is raw bytes checked by CRC.
 use crate::error::{DecodeError, EncodeError};
-use crate::fields::{Reader, Writer};
-use crate::Record;
+use crate::fields::{check_counter, Reader, Writer};
+use crate::geometry::CHECKPOINT_BLOCKS_MAX;
+use crate::{Record, BLOCK_SIZE};
+
+/// The most payload bytes any checkpoint slot can hold: the largest slot less its header block.
+/// The slot a header sits in may be smaller; its reader checks that too (FORMAT.md §9).
+pub const CHECKPOINT_PAYLOAD_BYTES_MAX: u64 = (CHECKPOINT_BLOCKS_MAX - 1) * BLOCK_SIZE as u64;
 
 /// Block 0 of a checkpoint slot; the header's sequence is the checkpoint generation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +31,17 @@ impl Record for CheckpointHeader {
     const BODY_BYTES: Option<usize> = Some(32);
 
     fn validate(&self) -> Result<(), EncodeError> {
+        check_counter("database_sequence", self.database_sequence)?;
+        check_counter("log_position", self.log_position)?;
+        if self.payload_bytes > CHECKPOINT_PAYLOAD_BYTES_MAX {
+            return Err(EncodeError::field(
+                "payload_length",
+                format!(
+                    "{} bytes do not fit a checkpoint slot ({CHECKPOINT_PAYLOAD_BYTES_MAX} at most)",
+                    self.payload_bytes
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -41,10 +57,21 @@ impl Record for CheckpointHeader {
 
     fn decode_body(body: &[u8]) -> Result<CheckpointHeader, DecodeError> {
         let mut reader = Reader::new(body);
+        let database_sequence = reader.counter("database_sequence")?;
+        let log_position = reader.counter("log_position")?;
+        let payload_at = reader.offset();
+        let payload_bytes = reader.u64("payload_length")?;
+        if payload_bytes > CHECKPOINT_PAYLOAD_BYTES_MAX {
+            return Err(DecodeError::InvalidField {
+                offset: payload_at,
+                field: "payload_length",
+                problem: "does not fit the largest checkpoint slot",
+            });
+        }
         let header = CheckpointHeader {
-            database_sequence: reader.u64("database_sequence")?,
-            log_position: reader.u64("log_position")?,
-            payload_bytes: reader.u64("payload_length")?,
+            database_sequence,
+            log_position,
+            payload_bytes,
             payload_crc32: reader.u32("payload_crc32")?,
         };
         reader.reserved(4)?;

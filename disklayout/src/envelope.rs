@@ -83,6 +83,7 @@ impl Header {
 /// Encodes `sealed` into `block`, zeroing every byte after the body. Nothing is written when the
 /// record is invalid.
 pub fn encode<R: Record>(sealed: &Sealed<R>, block: &mut Block) -> Result<(), EncodeError> {
+    crate::fields::check_counter("sequence", sealed.sequence)?;
     sealed.record.validate()?;
     let body_bytes = sealed.record.body_bytes();
     assert!(body_bytes <= BODY_BYTES_MAX, "validate bounds every body");
@@ -147,9 +148,9 @@ pub fn decode<R: Record>(block: &[u8]) -> Result<Option<Sealed<R>>, DecodeError>
 
 /// Decodes one copy of a record that fills `window` (the block, or one sector of a mirrored
 /// block). The order: empty or torn, magic, version (a newer layout may define the rest
-/// differently), body length, CRC, then the reserved bytes and padding (a flipped bit there
-/// already fails the CRC; these catch a writer that set them), then the body's fields. Offsets
-/// in errors are offsets in the window.
+/// differently), body length, CRC, then the reserved bytes, the sequence's range and padding
+/// (a flipped bit there already fails the CRC; these catch a writer that set them), then the
+/// body's fields. Offsets in errors are offsets in the window.
 fn decode_copy<R: Record>(window: &[u8]) -> Result<Option<Sealed<R>>, DecodeError> {
     if is_zero(&window[..HEADER_SIZE]) {
         return match is_zero(window) {
@@ -193,6 +194,14 @@ fn decode_copy<R: Record>(window: &[u8]) -> Result<Option<Sealed<R>>, DecodeErro
     {
         return Err(DecodeError::NonZeroReserved {
             offset: RESERVED_AT + index,
+        });
+    }
+    // Every record's sequence is a counter (FORMAT.md §3), however its type uses it.
+    if !crate::is_counter(header.sequence) {
+        return Err(DecodeError::InvalidField {
+            offset: SEQUENCE_AT,
+            field: "sequence",
+            problem: "is above the largest counter (2^62-1)",
         });
     }
     let padding_start = HEADER_SIZE + body_bytes;

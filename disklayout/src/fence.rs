@@ -7,7 +7,7 @@
 //! read can land last and make the mailbox's number go back, so a number acknowledged for one
 //! request could be written again by another requester long after the node resumed holding.
 use crate::error::{DecodeError, EncodeError};
-use crate::fields::{check_node_id, Reader, Writer};
+use crate::fields::{check_counter, check_node_id, Reader, Writer};
 use crate::Record;
 
 /// A survivor's request that `target` stop every resource. The header's sequence numbers the
@@ -62,7 +62,10 @@ impl Record for FenceRequest {
 
     fn validate(&self) -> Result<(), EncodeError> {
         check_node_id("target", self.target)?;
-        check_node_id("requester", self.requester)
+        check_node_id("requester", self.requester)?;
+        check_counter("target_incarnation", self.target_incarnation)?;
+        check_counter("requester_epoch", self.requester_epoch)?;
+        check_counter("requester_incarnation", self.requester_incarnation)
     }
 
     fn encode_body(&self, body: &mut [u8]) {
@@ -81,9 +84,9 @@ impl Record for FenceRequest {
         let target = reader.node_id("target")?;
         let requester = reader.node_id("requester")?;
         reader.reserved(6)?;
-        let target_incarnation = reader.u64("target_incarnation")?;
-        let requester_epoch = reader.u64("requester_epoch")?;
-        let requester_incarnation = reader.u64("requester_incarnation")?;
+        let target_incarnation = reader.counter("target_incarnation")?;
+        let requester_epoch = reader.counter("requester_epoch")?;
+        let requester_incarnation = reader.counter("requester_incarnation")?;
         reader.finish()?;
         Ok(FenceRequest {
             target,
@@ -101,9 +104,18 @@ impl Record for FenceAck {
 
     fn validate(&self) -> Result<(), EncodeError> {
         check_node_id("node_id", self.node_id)?;
+        check_counter("incarnation", self.incarnation)?;
         match self.acknowledged {
             Acknowledged::Every => Ok(()),
-            Acknowledged::Request { requester, .. } => check_node_id("requester", requester),
+            Acknowledged::Request {
+                requester,
+                requester_incarnation,
+                sequence,
+            } => {
+                check_node_id("requester", requester)?;
+                check_counter("requester_incarnation", requester_incarnation)?;
+                check_counter("acked_request", sequence)
+            }
         }
     }
 
@@ -144,12 +156,26 @@ impl Record for FenceAck {
         let requester_at = reader.offset();
         let requester = reader.u8("requester")?;
         reader.reserved(5)?;
-        let incarnation = reader.u64("incarnation")?;
+        let incarnation = reader.counter("incarnation")?;
+        let sequence_at = reader.offset();
         let sequence = reader.u64("acked_request")?;
+        let requester_incarnation_at = reader.offset();
         let requester_incarnation = reader.u64("requester_incarnation")?;
         reader.finish()?;
+        let above = |offset, field| DecodeError::InvalidField {
+            offset,
+            field,
+            problem: "is above the largest counter (2^62-1)",
+        };
+        // The sentinel of every request (0, 0, 2^64-1) is checked before the counter rule.
         let acknowledged = match (requester, requester_incarnation, sequence) {
             (0, 0, u64::MAX) => Acknowledged::Every,
+            (1..=crate::NODE_ID_MAX, _, _) if !crate::is_counter(sequence) => {
+                return Err(above(sequence_at, "acked_request"))
+            }
+            (1..=crate::NODE_ID_MAX, _, _) if !crate::is_counter(requester_incarnation) => {
+                return Err(above(requester_incarnation_at, "requester_incarnation"))
+            }
             (1..=crate::NODE_ID_MAX, _, _) => Acknowledged::Request {
                 requester,
                 requester_incarnation,

@@ -57,7 +57,6 @@ impl<'a> Reader<'a> {
 
     /// Reads a counter (an epoch, sequence, incarnation or position) and refuses one above
     /// `COUNTER_MAX`, so arithmetic on it cannot overflow.
-    #[allow(dead_code)] // the record decoders take it up one field at a time
     pub(crate) fn counter(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         let offset = self.offset();
         let value = self.u64(field)?;
@@ -221,6 +220,18 @@ pub(crate) fn check_string(
         return Err(EncodeError::field(field, "must not contain a zero byte"));
     }
     Ok(())
+}
+
+/// Checks a counter field (an epoch, sequence, incarnation, position or time) before it is
+/// encoded: what a decoder refuses is never written.
+pub(crate) fn check_counter(field: &'static str, value: u64) -> Result<(), EncodeError> {
+    match crate::is_counter(value) {
+        true => Ok(()),
+        false => Err(EncodeError::field(
+            field,
+            format!("{value} is above the largest counter (2^62-1)"),
+        )),
+    }
 }
 
 /// Checks a node id field (1..=64) before it is encoded.

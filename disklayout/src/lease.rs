@@ -1,6 +1,6 @@
 //! The quorum lease and the per-resource leases (FORMAT.md §6): one body, two record types.
 use crate::error::{DecodeError, EncodeError};
-use crate::fields::{check_string, Reader, Writer};
+use crate::fields::{check_counter, check_string, Reader, Writer};
 use crate::Record;
 
 /// The name field's size; the name itself is at most one byte less.
@@ -45,6 +45,9 @@ impl Lease {
                 ));
             }
         }
+        check_counter("owner_incarnation", self.owner_incarnation)?;
+        check_counter("owner_epoch", self.owner_epoch)?;
+        check_counter("challenger_incarnation", self.challenger_incarnation)?;
         check_string(&self.name, LEASE_NAME_BYTES_MAX, "name")
     }
 
@@ -74,9 +77,9 @@ impl Lease {
             }
         }
         reader.reserved(6)?;
-        let owner_incarnation = reader.u64("owner_incarnation")?;
-        let owner_epoch = reader.u64("owner_epoch")?;
-        let challenger_incarnation = reader.u64("challenger_incarnation")?;
+        let owner_incarnation = reader.counter("owner_incarnation")?;
+        let owner_epoch = reader.counter("owner_epoch")?;
+        let challenger_incarnation = reader.counter("challenger_incarnation")?;
         let name = reader.string(LEASE_NAME_BYTES_MAX, "name")?;
         reader.finish()?;
         Ok(Lease {

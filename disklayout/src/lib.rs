@@ -25,7 +25,7 @@ mod node_slot;
 mod superblock;
 pub mod timing;
 
-pub use checkpoint::{payload_crc32, CheckpointHeader};
+pub use checkpoint::{payload_crc32, CheckpointHeader, CHECKPOINT_PAYLOAD_BYTES_MAX};
 pub use envelope::{decode, encode, Header, Record, Sealed};
 pub use error::{DecodeError, EncodeError, GeometryError};
 pub use fence::{Acknowledged, FenceAck, FenceRequest};

@@ -3,7 +3,7 @@
 //! A log block is a batch of global updates (group commit). Replay walks the ring from a start
 //! position and applies the duplicate-sequence rule of the original system's quorum log.
 use crate::error::{DecodeError, EncodeError};
-use crate::fields::{Reader, Writer};
+use crate::fields::{check_counter, Reader, Writer};
 use crate::{Record, Sealed, BODY_BYTES_MAX};
 
 const BLOCK_FIXED_BYTES: usize = 16;
@@ -64,6 +64,10 @@ impl Record for LogBlock {
         {
             return Err(EncodeError::field("origin", "not in 1..=64"));
         }
+        check_counter("epoch", self.epoch)?;
+        for update in &self.updates {
+            check_counter("sequence", update.sequence)?;
+        }
         if self.body_bytes() > BODY_BYTES_MAX {
             return Err(EncodeError::field(
                 "updates",
@@ -93,7 +97,7 @@ impl Record for LogBlock {
 
     fn decode_body(body: &[u8]) -> Result<LogBlock, DecodeError> {
         let mut reader = Reader::new(body);
-        let epoch = reader.u64("epoch")?;
+        let epoch = reader.counter("epoch")?;
         let count_at = reader.offset();
         let count = reader.u16("count")?;
         if count == 0 {
@@ -106,7 +110,7 @@ impl Record for LogBlock {
         reader.reserved(6)?;
         let mut updates = Vec::with_capacity(count as usize);
         for _ in 0..count {
-            let sequence = reader.u64("sequence")?;
+            let sequence = reader.counter("sequence")?;
             let origin = reader.node_id("origin")?;
             reader.reserved(1)?;
             let length = reader.u16("length")? as usize;

@@ -1,6 +1,6 @@
 //! A node's lease/heartbeat slot (FORMAT.md §7), written only by that node.
 use crate::error::{DecodeError, EncodeError};
-use crate::fields::{check_node_id, Reader, Writer};
+use crate::fields::{check_counter, check_node_id, Reader, Writer};
 use crate::Record;
 
 /// What a node says of itself in its slot.
@@ -74,7 +74,9 @@ impl Record for NodeSlot {
 
     fn validate(&self) -> Result<(), EncodeError> {
         check_node_id("node_id", self.node_id)?;
-        Ok(())
+        check_counter("incarnation", self.incarnation)?;
+        check_counter("epoch", self.epoch)?;
+        check_counter("realtime_ms", self.realtime_ms)
     }
 
     fn encode_body(&self, body: &mut [u8]) {
@@ -104,10 +106,11 @@ impl Record for NodeSlot {
             node_id,
             state,
             lease_valid_ms,
-            incarnation: reader.u64("incarnation")?,
-            epoch: reader.u64("epoch")?,
+            incarnation: reader.counter("incarnation")?,
+            epoch: reader.counter("epoch")?,
             members: reader.u64("members")?,
-            realtime_ms: reader.u64("realtime_ms")?,
+            // A time in ms since 1970 below 2^62 lasts 146 million years.
+            realtime_ms: reader.counter("realtime_ms")?,
         };
         reader.finish()?;
         Ok(slot)

@@ -387,3 +387,240 @@ fn ipv6_flow_label_is_refused_not_silently_dropped() {
         "the flow label would be lost: decoding gives back flow label 0"
     );
 }
+
+/// Writes `value` at byte `at` of a record's copies and recomputes each copy's CRC, as a
+/// buggy or hostile writer would.
+fn patched<R: Record>(block: &Block, at: usize, value: u64) -> Box<Block> {
+    let mut block = Box::new(*block);
+    let window = if R::MIRRORED {
+        ATOMIC_SECTOR_SIZE
+    } else {
+        BLOCK_SIZE
+    };
+    let copies = if R::MIRRORED { 2 } else { 1 };
+    for copy in 0..copies {
+        let sector = &mut block[copy * window..(copy + 1) * window];
+        sector[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        let body_bytes = u32::from_le_bytes(sector[24..28].try_into().unwrap()) as usize;
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&sector[..28]);
+        hasher.update(&sector[HEADER_SIZE..HEADER_SIZE + body_bytes]);
+        let crc = hasher.finalize();
+        sector[28..32].copy_from_slice(&crc.to_le_bytes());
+    }
+    block
+}
+
+/// Every counter field at `COUNTER_MAX` decodes; above it, up to 2^64-1, the record is invalid
+/// and the error names the field (FORMAT.md §3).
+fn check_counters<R: Record + std::fmt::Debug>(sealed: Sealed<R>, fields: &[(usize, &str)]) {
+    let block = encoded(&sealed);
+    for &(at, field) in [(16, "sequence")].iter().chain(fields) {
+        assert!(
+            matches!(
+                decode::<R>(&patched::<R>(&block, at, COUNTER_MAX)[..]),
+                Ok(Some(_))
+            ),
+            "{field} at COUNTER_MAX decodes"
+        );
+        for value in [COUNTER_MAX + 1, u64::MAX - 1, u64::MAX] {
+            match decode::<R>(&patched::<R>(&block, at, value)[..]) {
+                Err(DecodeError::InvalidField {
+                    field: named,
+                    offset,
+                    ..
+                }) => assert_eq!((named, offset), (field, at), "{field} = {value}"),
+                other => panic!("{field} = {value} decoded as {other:?}"),
+            }
+        }
+    }
+}
+
+fn sealed_with<R>(record: R) -> Sealed<R> {
+    Sealed {
+        cluster_id: 9,
+        sequence: 5,
+        record,
+    }
+}
+
+#[test]
+fn counters_above_the_largest_are_invalid() {
+    let lease = Lease {
+        owner: 1,
+        owner_incarnation: 3,
+        owner_epoch: 4,
+        challenger: 2,
+        challenger_incarnation: 5,
+        name: QUORUM_LEASE_NAME.into(),
+    };
+    let lease_fields = [
+        (40, "owner_incarnation"),
+        (48, "owner_epoch"),
+        (56, "challenger_incarnation"),
+    ];
+    check_counters(sealed_with(QuorumLease(lease.clone())), &lease_fields);
+    check_counters(sealed_with(ResourceLease(lease)), &lease_fields);
+    let slot = NodeSlot {
+        node_id: 3,
+        state: NodeState::Member,
+        incarnation: 7,
+        epoch: 8,
+        members: u64::MAX,
+        realtime_ms: 1_700_000_000_000,
+        lease_valid_ms: u32::MAX,
+    };
+    check_counters(
+        sealed_with(slot),
+        &[(40, "incarnation"), (48, "epoch"), (64, "realtime_ms")],
+    );
+    let request = FenceRequest {
+        target: 2,
+        target_incarnation: 3,
+        requester: 1,
+        requester_epoch: 4,
+        requester_incarnation: 5,
+    };
+    check_counters(
+        sealed_with(request),
+        &[
+            (40, "target_incarnation"),
+            (48, "requester_epoch"),
+            (56, "requester_incarnation"),
+        ],
+    );
+    let ack = |acknowledged| FenceAck {
+        node_id: 2,
+        incarnation: 6,
+        acknowledged,
+        resources_stopped: true,
+    };
+    let one = Acknowledged::Request {
+        requester: 1,
+        requester_incarnation: 5,
+        sequence: 9,
+    };
+    check_counters(
+        sealed_with(ack(one)),
+        &[
+            (40, "incarnation"),
+            (48, "acked_request"),
+            (56, "requester_incarnation"),
+        ],
+    );
+    // The sentinel of every request carries 2^64-1 and still decodes.
+    let every = encoded(&sealed_with(ack(Acknowledged::Every)));
+    assert_eq!(
+        decode::<FenceAck>(&every[..]).unwrap().unwrap().record,
+        ack(Acknowledged::Every)
+    );
+    check_counters(
+        sealed_with(ack(Acknowledged::Every)),
+        &[(40, "incarnation")],
+    );
+    let checkpoint = CheckpointHeader {
+        database_sequence: 10,
+        log_position: 11,
+        payload_bytes: 12,
+        payload_crc32: 13,
+    };
+    check_counters(
+        sealed_with(checkpoint),
+        &[(32, "database_sequence"), (40, "log_position")],
+    );
+    let log = LogBlock {
+        epoch: 3,
+        updates: vec![
+            LogUpdate {
+                sequence: 4,
+                origin: 1,
+                payload: vec![1, 2],
+            },
+            LogUpdate {
+                sequence: 5,
+                origin: 2,
+                payload: vec![],
+            },
+        ],
+    };
+    check_counters(
+        sealed_with(log),
+        &[(32, "epoch"), (48, "sequence"), (48 + 14, "sequence")],
+    );
+}
+
+#[test]
+fn a_checkpoint_payload_larger_than_any_slot_is_invalid() {
+    let header = CheckpointHeader {
+        database_sequence: 1,
+        log_position: 2,
+        payload_bytes: 3,
+        payload_crc32: 4,
+    };
+    let block = encoded(&sealed_with(header.clone()));
+    let largest = patched::<CheckpointHeader>(&block, 48, CHECKPOINT_PAYLOAD_BYTES_MAX);
+    assert!(matches!(
+        decode::<CheckpointHeader>(&largest[..]),
+        Ok(Some(_))
+    ));
+    for value in [CHECKPOINT_PAYLOAD_BYTES_MAX + 1, u64::MAX] {
+        let bad = patched::<CheckpointHeader>(&block, 48, value);
+        assert!(matches!(
+            decode::<CheckpointHeader>(&bad[..]),
+            Err(DecodeError::InvalidField {
+                field: "payload_length",
+                ..
+            })
+        ));
+        let record = CheckpointHeader {
+            payload_bytes: value,
+            ..header.clone()
+        };
+        assert!(encode(&sealed_with(record), &mut Box::new([0; BLOCK_SIZE])).is_err());
+    }
+}
+
+#[test]
+fn counters_above_the_largest_are_refused_before_writing() {
+    let mut block = Box::new([7u8; BLOCK_SIZE]);
+    let slot = |incarnation, epoch, realtime_ms| NodeSlot {
+        node_id: 1,
+        state: NodeState::Joining,
+        incarnation,
+        epoch,
+        members: 1,
+        realtime_ms,
+        lease_valid_ms: 0,
+    };
+    for (sequence, record) in [
+        (COUNTER_MAX + 1, slot(1, 1, 1)),
+        (1, slot(COUNTER_MAX + 1, 1, 1)),
+        (1, slot(1, u64::MAX, 1)),
+        (1, slot(1, 1, u64::MAX)),
+    ] {
+        let sealed = Sealed {
+            cluster_id: 1,
+            sequence,
+            record,
+        };
+        assert!(encode(&sealed, &mut block).is_err(), "{sealed:?}");
+        assert!(block.iter().all(|&byte| byte == 7), "nothing written");
+    }
+    let at_max = Sealed {
+        cluster_id: 1,
+        sequence: COUNTER_MAX,
+        record: slot(COUNTER_MAX, COUNTER_MAX, COUNTER_MAX),
+    };
+    assert!(encode(&at_max, &mut block).is_ok());
+    let ack = FenceAck {
+        node_id: 1,
+        incarnation: 1,
+        acknowledged: Acknowledged::Request {
+            requester: 2,
+            requester_incarnation: 1,
+            sequence: u64::MAX,
+        },
+        resources_stopped: false,
+    };
+    assert!(encode(&sealed_with(ack), &mut block).is_err());
+}

@@ -194,6 +194,7 @@ impl Node {
             self.abort_forming();
             return;
         }
+        // Epochs from the disk are at most COUNTER_MAX (disklayout): + 1 cannot overflow.
         let epoch = reads
             .epoch_seen
             .max(self.quorum.owner_epoch_seen)

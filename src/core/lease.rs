@@ -160,6 +160,8 @@ impl Node {
         self.own_lease.slot_write_due = false;
         let me = self.me();
         let geometry = self.config.geometry;
+        // Read from the disk (at most COUNTER_MAX) and + 1 per renewal: 2^62 renewals away
+        // from overflowing; a write past COUNTER_MAX is refused (`disk_write`).
         self.own_lease.slot_sequence += 1;
         let hold_ms = self.timeouts.lease_hold_ticks * super::timeout::TICK_MS;
         let slot = Sealed {
@@ -441,6 +443,7 @@ impl Node {
             // next renewal reads the mailbox again.
             return;
         }
+        // As the slot's: from the disk, at most COUNTER_MAX, + 1 per acknowledgement.
         self.own_lease.ack_sequence += 1;
         let ack = Sealed {
             cluster_id: self.config.cluster_id,

@@ -131,6 +131,11 @@ pub struct Node {
     pub(crate) gum: Gum,
     op_next: u64,
     pending: BTreeMap<u64, Purpose>,
+    /// Writes refused before they were issued (a counter past `disklayout::COUNTER_MAX`),
+    /// answered as failed writes on the next tick.
+    refused_writes: Vec<u64>,
+    /// `GumTrouble` told that a counter reached its limit (once: every write after it fails).
+    counter_limit_reported: bool,
     pub(super) own_lease: OwnLease,
     /// Peers that may still hold groups, observed on disk (`observe.rs`).
     pub(super) observer: super::observe::Observer,
@@ -201,6 +206,8 @@ impl Node {
             gum: Gum::new(),
             op_next: 1,
             pending: BTreeMap::new(),
+            refused_writes: Vec::new(),
+            counter_limit_reported: false,
             own_lease: OwnLease {
                 start_reads_ok: true,
                 ..OwnLease::default()
@@ -473,10 +480,29 @@ impl Node {
         sealed: &Sealed<R>,
     ) {
         let mut block = Box::new([0u8; BLOCK_SIZE]);
-        disk_records::encode(sealed, &mut block).expect("core records always fit a block");
+        if disk_records::encode(sealed, &mut block).is_err() {
+            // Core records always fit a block; only a counter can be refused: one more than a
+            // record read at COUNTER_MAX (a hostile disk). Nothing is written, and the write
+            // fails like a disk error, which every writer handles (issue 16).
+            let op = self.op_next;
+            self.op_next += 1;
+            self.pending.insert(op, purpose);
+            self.refused_writes.push(op);
+            self.report_counter_limit("a disk record's counter would pass 2^62-1: not written");
+            return;
+        }
         // Pair assertion: what we write decodes to what we meant.
         assert!(matches!(disk_records::decode::<R>(&block[..]), Ok(Some(_))));
         self.disk_write_block(purpose, offset_bytes, block);
+    }
+
+    /// Tells the operator, once, that a counter from the disk reached `COUNTER_MAX` (a hostile
+    /// or corrupt disk: counting from 0 it takes millennia), so writes are refused.
+    pub(crate) fn report_counter_limit(&mut self, what: &'static str) {
+        if !self.counter_limit_reported {
+            self.counter_limit_reported = true;
+            self.emit(Event::GumTrouble { what });
+        }
     }
 
     fn on_tick(&mut self, now_ticks: u64) {
@@ -503,6 +529,9 @@ impl Node {
         }
         if self.start_tick.is_none() {
             self.start(now_ticks);
+        }
+        for op in std::mem::take(&mut self.refused_writes) {
+            self.on_disk_done(op, None);
         }
         self.enforce_own_lease();
         self.enforce_quorum_reliance();

@@ -540,6 +540,7 @@ impl Quorum {
         }
         // Never lower the epoch the record carries: it is a durable copy of the last
         // owner's epoch, and a later former starts above it.
+        // + 1: a decoded or encoded sequence is at most COUNTER_MAX (disklayout, issue 16).
         let claim = self.claim_record(written.sequence + 1, read.epoch);
         self.state = State::Claiming {
             written: claim.clone(),
@@ -611,6 +612,7 @@ impl Quorum {
             _ => (written.sequence, 0),
         };
         let mut renewal = written;
+        // A decoded or encoded sequence is at most COUNTER_MAX: + 1 cannot overflow.
         renewal.sequence = sequence + 1;
         // Never lower the epoch the record carries (the confirmation argument counts
         // on every writer keeping the highest it read).
@@ -667,6 +669,7 @@ impl Quorum {
         }
         // The owner's ownership is over (rule (b) of the observer, applied to the record):
         // claim straight away, above every epoch seen, carrying the epoch we would stabilize.
+        // A decoded sequence is at most COUNTER_MAX: + 1 cannot overflow.
         let claim = self.claim_record(
             sealed.sequence + 1,
             next_epoch.max(sealed.record.owner_epoch),
@@ -719,6 +722,7 @@ impl Quorum {
         lease.challenger_incarnation = me.incarnation;
         Sealed {
             cluster_id: me.cluster_id,
+            // A decoded or encoded sequence is at most COUNTER_MAX: + 1 cannot overflow.
             sequence: sequence + 1,
             record: lease,
         }

@@ -45,6 +45,7 @@ impl FenceAckTarget {
         };
         let sealed = Sealed {
             cluster_id: self.cluster_id,
+            // Decoded, so at most COUNTER_MAX: + 1 cannot overflow (past it, encode refuses).
             sequence: previous + 1,
             record,
         };

@@ -4,6 +4,11 @@ use disklayout::*;
 use proptest::prelude::*;
 use std::net::{IpAddr, SocketAddr};
 
+/// An epoch, sequence, incarnation, position or time: at most `COUNTER_MAX` (FORMAT.md §3).
+pub fn counter() -> impl Strategy<Value = u64> {
+    prop_oneof![0..=COUNTER_MAX, Just(COUNTER_MAX)]
+}
+
 pub fn node_id() -> impl Strategy<Value = u8> {
     1u8..=NODE_ID_MAX
 }
@@ -45,10 +50,10 @@ pub fn node_entry() -> impl Strategy<Value = NodeEntry> {
 pub fn lease(name: impl Strategy<Value = String>) -> impl Strategy<Value = Lease> {
     (
         optional_node_id(),
-        any::<u64>(),
-        any::<u64>(),
+        counter(),
+        counter(),
         optional_node_id(),
-        any::<u64>(),
+        counter(),
         name,
     )
         .prop_map(
@@ -69,10 +74,10 @@ pub fn node_slot() -> impl Strategy<Value = NodeSlot> {
     (
         node_id(),
         0u8..4,
+        counter(),
+        counter(),
         any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
+        counter(),
         any::<u32>(),
     )
         .prop_map(
@@ -89,30 +94,23 @@ pub fn node_slot() -> impl Strategy<Value = NodeSlot> {
 }
 
 pub fn fence_request() -> impl Strategy<Value = FenceRequest> {
-    (
-        node_id(),
-        any::<u64>(),
-        node_id(),
-        any::<u64>(),
-        any::<u64>(),
+    (node_id(), counter(), node_id(), counter(), counter()).prop_map(
+        |(target, target_incarnation, requester, requester_epoch, requester_incarnation)| {
+            FenceRequest {
+                target,
+                target_incarnation,
+                requester,
+                requester_epoch,
+                requester_incarnation,
+            }
+        },
     )
-        .prop_map(
-            |(target, target_incarnation, requester, requester_epoch, requester_incarnation)| {
-                FenceRequest {
-                    target,
-                    target_incarnation,
-                    requester,
-                    requester_epoch,
-                    requester_incarnation,
-                }
-            },
-        )
 }
 
 pub fn acknowledged() -> impl Strategy<Value = Acknowledged> {
     prop_oneof![
         Just(Acknowledged::Every),
-        (node_id(), any::<u64>(), any::<u64>()).prop_map(
+        (node_id(), counter(), counter()).prop_map(
             |(requester, requester_incarnation, sequence)| Acknowledged::Request {
                 requester,
                 requester_incarnation,
@@ -123,7 +121,7 @@ pub fn acknowledged() -> impl Strategy<Value = Acknowledged> {
 }
 
 pub fn fence_ack() -> impl Strategy<Value = FenceAck> {
-    (node_id(), any::<u64>(), acknowledged(), any::<bool>()).prop_map(
+    (node_id(), counter(), acknowledged(), any::<bool>()).prop_map(
         |(node_id, incarnation, acknowledged, resources_stopped)| FenceAck {
             node_id,
             incarnation,
@@ -134,19 +132,25 @@ pub fn fence_ack() -> impl Strategy<Value = FenceAck> {
 }
 
 pub fn checkpoint_header() -> impl Strategy<Value = CheckpointHeader> {
-    (any::<u64>(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
-        |(database_sequence, log_position, payload_bytes, payload_crc32)| CheckpointHeader {
-            database_sequence,
-            log_position,
-            payload_bytes,
-            payload_crc32,
-        },
+    (
+        counter(),
+        counter(),
+        0..=CHECKPOINT_PAYLOAD_BYTES_MAX,
+        any::<u32>(),
     )
+        .prop_map(
+            |(database_sequence, log_position, payload_bytes, payload_crc32)| CheckpointHeader {
+                database_sequence,
+                log_position,
+                payload_bytes,
+                payload_crc32,
+            },
+        )
 }
 
 pub fn log_update() -> impl Strategy<Value = LogUpdate> {
     (
-        any::<u64>(),
+        counter(),
         node_id(),
         proptest::collection::vec(any::<u8>(), 0..300),
     )
@@ -158,7 +162,7 @@ pub fn log_update() -> impl Strategy<Value = LogUpdate> {
 }
 
 pub fn log_block() -> impl Strategy<Value = LogBlock> {
-    (any::<u64>(), proptest::collection::vec(log_update(), 1..12))
+    (counter(), proptest::collection::vec(log_update(), 1..12))
         .prop_map(|(epoch, updates)| LogBlock { epoch, updates })
 }
 
@@ -204,7 +208,7 @@ pub fn superblock() -> impl Strategy<Value = Superblock> {
 pub fn sealed<R: std::fmt::Debug>(
     record: impl Strategy<Value = R>,
 ) -> impl Strategy<Value = Sealed<R>> {
-    (1u64.., any::<u64>(), record).prop_map(|(cluster_id, sequence, record)| Sealed {
+    (1u64.., counter(), record).prop_map(|(cluster_id, sequence, record)| Sealed {
         cluster_id,
         sequence,
         record,

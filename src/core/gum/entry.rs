@@ -64,6 +64,10 @@ impl Entry {
             request_id: LittleEndian::read_u64(&payload[8..16]),
             body: payload[HEADER_BYTES..].to_vec(),
         };
+        // Counters from the disk (FORMAT.md §3): the replica adds one to a request id.
+        if !disklayout::is_counter(entry.incarnation) || !disklayout::is_counter(entry.request_id) {
+            return None;
+        }
         // The other half of the pair: the header layout is the one `to_log` writes.
         debug_assert_eq!(entry.body.len() + HEADER_BYTES, payload.len());
         Some(entry)
@@ -116,5 +120,21 @@ mod tests {
         foreign.origin = 0;
         assert_eq!(Entry::from_log(&foreign), None);
         assert_ne!(entry.digest(), Entry::barrier(3, 7).digest());
+    }
+
+    #[test]
+    fn counters_above_the_largest_are_not_ours() {
+        let at_limit = Entry {
+            origin: 3,
+            incarnation: disklayout::COUNTER_MAX,
+            request_id: disklayout::COUNTER_MAX,
+            body: Vec::new(),
+        };
+        assert_eq!(Entry::from_log(&at_limit.to_log(1)), Some(at_limit.clone()));
+        for (at, value) in [(0, disklayout::COUNTER_MAX + 1), (8, u64::MAX)] {
+            let mut update = at_limit.to_log(1);
+            update.payload[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            assert_eq!(Entry::from_log(&update), None, "byte {at} = {value}");
+        }
     }
 }

@@ -246,10 +246,26 @@ impl Node {
                 || locker.queue.is_empty()
                 || locker.flights.len() >= LOG_WRITES_IN_FLIGHT_MAX
                 // Never overwrite a block a checkpoint does not cover yet (FORMAT.md §10).
+                // (A checkpoint's position is at most COUNTER_MAX: the sum cannot overflow.)
                 || locker.next_position >= covered_from + log_blocks
             {
                 break;
             }
+            // Positions, sequences and epochs come from the disk, at most COUNTER_MAX each;
+            // a log that reached the limit (a hostile disk) is not written, and every block's
+            // sequences (fewer than BLOCK_SIZE) stay within it.
+            let exhausted = !disklayout::is_counter(locker.next_position)
+                || !disklayout::is_counter(epoch)
+                || locker.next_sequence > disklayout::COUNTER_MAX - BLOCK_SIZE as u64;
+            if exhausted {
+                self.report_counter_limit(
+                    "the log's positions, sequences or epoch reached 2^62-1: not written",
+                );
+                break;
+            }
+            let Some(locker) = self.gum.locker.as_mut() else {
+                return;
+            };
             let position = locker.next_position;
             // A block is written only where a checkpoint already covers what the ring would
             // overwrite (checked above), and never before the newest checkpoint's position: a

@@ -185,6 +185,11 @@ impl Replica {
             return Err(fail("replica snapshot: unknown version"));
         }
         let sequence = LittleEndian::read_u64(&bytes[5..13]);
+        // Every number of a snapshot (from the disk or a peer) is a counter (FORMAT.md §3):
+        // the replica adds one to its sequence and to a request id.
+        if !disklayout::is_counter(sequence) {
+            return Err(fail("replica snapshot: sequence above 2^62-1"));
+        }
         let count = usize::from(bytes[13]);
         let mut at = fixed;
         let mut origins = BTreeMap::new();
@@ -206,6 +211,11 @@ impl Replica {
                     _ => return Err(fail("replica snapshot: bad rejected flag")),
                 },
             };
+            if !disklayout::is_counter(parsed.incarnation)
+                || !disklayout::is_counter(parsed.request_id)
+            {
+                return Err(fail("replica snapshot: origin counter above 2^62-1"));
+            }
             if parsed.sequence > sequence || origins.insert(origin, parsed).is_some() {
                 return Err(fail("replica snapshot: inconsistent origin table"));
             }
@@ -258,5 +268,15 @@ mod tests {
         let copy = Replica::from_snapshot(&replica.snapshot_bytes()).expect("round trip");
         assert_eq!(copy.digest(), replica.digest());
         assert_eq!(copy.sequence, 2);
+        // An origin's request id (bytes 23..31: after the header, the origin's id and its
+        // incarnation) above the largest counter: the replica would add one to it.
+        let mut hostile = replica.snapshot_bytes();
+        hostile[23..31].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Replica::from_snapshot(&hostile).is_err());
+        hostile[23..31].copy_from_slice(&1u64.to_le_bytes());
+        assert!(
+            Replica::from_snapshot(&hostile).is_ok(),
+            "the offsets above are right"
+        );
     }
 }

@@ -631,6 +631,7 @@ impl Node {
         let contiguous = beyond
             .iter()
             .enumerate()
+            // A base sequence is at most COUNTER_MAX, the index below a ring's updates.
             .all(|(index, committed)| committed.sequence == base_sequence + 1 + index as u64);
         if !contiguous {
             self.recovery_failed("sequence gap in the log");
@@ -693,6 +694,7 @@ impl Node {
             return;
         };
         locker.phase = Phase::Ready;
+        // Decoded sequences are at most COUNTER_MAX; `locker_write` stops at the limit.
         locker.next_sequence = applied + 1;
         locker.next_position = end;
         locker.progress.clear();

@@ -406,6 +406,7 @@ impl LeaseBlock {
         lease.challenger_incarnation = me.incarnation;
         Some(Sealed {
             cluster_id: me.cluster_id,
+            // A decoded or encoded sequence is at most COUNTER_MAX: + 1 cannot overflow.
             sequence: sequence + 1,
             record: lease,
         })
@@ -415,6 +416,7 @@ impl LeaseBlock {
         let me = self.params;
         Sealed {
             cluster_id: me.cluster_id,
+            // A decoded sequence is at most COUNTER_MAX: + 1 cannot overflow.
             sequence: challenge.sequence + 1,
             record: Lease {
                 owner: me.node_id,
@@ -439,6 +441,7 @@ impl LeaseBlock {
         if let Ok(Some(sealed)) = record {
             next.sequence = next.sequence.max(sealed.sequence);
         }
+        // Both sequences were decoded or encoded: at most COUNTER_MAX, + 1 cannot overflow.
         next.sequence += 1;
         next.record.owner_epoch = next.record.owner_epoch.max(epoch);
         next.record.challenger = 0;
