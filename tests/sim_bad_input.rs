@@ -343,3 +343,55 @@ fn numbers_at_the_top_of_their_range_stop_no_node_of_a_live_cluster() {
         assert!(cluster.nodes[0].host.is_some() && cluster.nodes[2].host.is_some());
     }
 }
+
+/// Issue 16, finding 10: two nodes whose disks were formatted apart each formed alone and each
+/// owned "the" quorum record of its own disk. A node told that a configured node is alive in
+/// another cluster (`Input::PeerConflict`, from the daemon's conflict watch) does not form
+/// while that lasts, and forms once a form wait passed without it.
+#[test]
+fn a_node_alive_in_another_cluster_holds_forming_back_while_it_lasts() {
+    use wolfpack::core::timeout::TICK_MS;
+    use wolfpack::sim::{cluster::Cluster, workload::FaultKind, Params};
+    let mut params = Params::from_seed(10, Some(2), Mutation::None);
+    params.networks = vec![1; 2];
+    params.network.loss_per_mille = 0;
+    params.disk.error_per_mille = 0;
+    params.garbage_per_mille = 0;
+    params.ticks_faulty = 0;
+    let mut cluster = Cluster::new(params, &mut Prng::new(10));
+    if cluster.nodes[0].host.is_none() {
+        cluster.boot(1);
+    }
+    if cluster.nodes[1].host.is_some() {
+        cluster.apply_fault(&FaultKind::Crash { node: 2 }, true);
+    }
+    let stabilized = |cluster: &Cluster| {
+        cluster.nodes[0]
+            .core()
+            .is_some_and(|core| core.status().stabilized)
+    };
+    // Ten seconds of a conflicting node 2: forming alone takes about two, and never happens.
+    for _ in 0..10_000 / TICK_MS {
+        cluster.step(1, Input::PeerConflict { node: 2 });
+        cluster.run_tick();
+        assert!(
+            !stabilized(&cluster),
+            "formed alone beside a node of another cluster"
+        );
+    }
+    // Node 2 is fixed or stopped: node 1 forms on its own.
+    let mut formed = false;
+    for _ in 0..10_000 / TICK_MS {
+        cluster.run_tick();
+        if stabilized(&cluster) {
+            formed = true;
+            break;
+        }
+    }
+    assert!(formed, "never formed once the conflict ended");
+    assert!(
+        cluster.checker.violations.is_empty(),
+        "{:?}",
+        cluster.checker.violations
+    );
+}

@@ -190,13 +190,22 @@ impl Node {
                     let everyone = self.configured() & !bit(self.me());
                     self.send_all(everyone, &Body::JoinRequest);
                 }
+                // A configured node alive in another cluster (`Input::PeerConflict`) holds
+                // forming back until one form wait passes without hearing it so.
+                let in_conflict = self.peers.in_conflict(now, self.timeouts.form_wait_ticks);
                 if self.regroup.is_none() && now >= since_tick + form_wait_ticks {
-                    self.begin_forming();
+                    if in_conflict == 0 {
+                        self.begin_forming();
+                    } else if self.peers.conflict_reported != in_conflict {
+                        self.peers.conflict_reported = in_conflict;
+                        self.emit(Event::FormHeldByConflict { nodes: in_conflict });
+                    }
                 }
             }
             Role::Forming => {
                 let lost = self.quorum.outcome.is_some_and(|outcome| !outcome.won);
-                if lost {
+                let in_conflict = self.peers.in_conflict(now, self.timeouts.form_wait_ticks);
+                if lost || in_conflict != 0 {
                     self.abort_forming();
                 } else {
                     self.complete_forming();

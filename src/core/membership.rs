@@ -19,6 +19,12 @@ pub(crate) struct Peers {
     window_start_ticks: Vec<u64>,
     /// The incarnation each peer left with (its later messages are stale; 0 = none).
     pub left_incarnation: Vec<u64>,
+    /// Tick each configured node was last heard alive but not as one of this cluster (another
+    /// cluster id, another key: `Input::PeerConflict`); `None` = never.
+    conflict_heard_ticks: Vec<Option<u64>>,
+    /// The nodes in conflict when forming was last reported held back (the event fires once
+    /// per set).
+    pub conflict_reported: u64,
 }
 
 impl Peers {
@@ -33,7 +39,27 @@ impl Peers {
             left_incarnation: vec![0; networks.len()],
             reported_silent: 0,
             window_start_ticks: vec![0; networks.len()],
+            conflict_heard_ticks: vec![None; networks.len()],
+            conflict_reported: 0,
         }
+    }
+
+    /// `peer` was heard alive as a node of another cluster (the driver saw its frames).
+    pub fn heard_in_conflict(&mut self, peer: u8, now_ticks: u64) {
+        if let Some(heard) = self.conflict_heard_ticks.get_mut(usize::from(peer) - 1) {
+            *heard = Some(now_ticks);
+        }
+    }
+
+    /// The nodes heard in conflict within the last `window_ticks`.
+    pub fn in_conflict(&self, now_ticks: u64, window_ticks: u64) -> u64 {
+        self.conflict_heard_ticks
+            .iter()
+            .enumerate()
+            .filter(|(_, heard)| {
+                heard.is_some_and(|at| now_ticks.saturating_sub(at) < window_ticks)
+            })
+            .fold(0, |set, (index, _)| set | (1u64 << index))
     }
 
     /// Records a message from `peer` on `network` (both already validated).

@@ -216,6 +216,12 @@ pub enum Input<'a> {
     /// and failover thresholds; the driver sends it now and then. The protocol never compares
     /// wall clocks between nodes: only the coordinator of a regroup reads its own.
     WallClock { unix_s: u64, local_hour: u8 },
+    /// The driver heard configured node `node` alive but not as one of this cluster: its
+    /// frames carry another cluster id under our key (a disk formatted apart, the classic
+    /// wrong `--disk`), or keep failing their tag from its table address (another key). Two
+    /// such nodes forming alone would each own "the" quorum record of its own disk: while
+    /// conflicts keep coming, and for one form wait after the last, this node does not form.
+    PeerConflict { node: u8 },
 }
 
 /// The disk operation failed; for a write, nothing may be assumed written.
@@ -291,6 +297,9 @@ pub enum Event {
     },
     /// A member went silent on every network.
     PeerSilent { peer: u8 },
+    /// This node would form a cluster alone but holds back: `nodes` were heard alive in
+    /// another cluster (`Input::PeerConflict`) within the last form wait. Fires once per set.
+    FormHeldByConflict { nodes: u64 },
     /// A silent peer still beats on disk: partitioned, not dead.
     PeerPartitioned { peer: u8 },
     /// A peer is confirmed stopped (lease expired on disk, fence acknowledged, restarted).

@@ -247,6 +247,14 @@ impl Node {
             Input::WallClock { unix_s, local_hour } => {
                 self.placement.set_wall_clock(unix_s, local_hour);
             }
+            Input::PeerConflict { node } => {
+                let peer = disklayout::is_node_id(node) && node != self.me();
+                if peer && self.configured() & bit(node) != 0 {
+                    self.peers.heard_in_conflict(node, self.now_ticks);
+                } else {
+                    self.dropped.unknown_node += 1;
+                }
+            }
             Input::Admin(AdminCommand::Submit { update }) => {
                 // The caller that needs the request id uses `submit`; a refusal is counted.
                 if self.submit(update).is_err() {

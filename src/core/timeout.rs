@@ -105,4 +105,60 @@ mod tests {
         };
         let _ = Timeouts::new(&timing);
     }
+
+    /// Issue 16, finding 3: `disk format` accepted timings every node then aborted on. Now
+    /// `Timing::validate` is the only judge: the issue's two timings are refused, and every
+    /// timing it accepts, the edges of each field included, builds timeouts the protocol can
+    /// run on.
+    #[test]
+    fn every_timing_validate_accepts_builds_working_timeouts() {
+        let base = Timing::default();
+        for refused in [
+            Timing {
+                heartbeat_interval_ms: 5,
+                ..base
+            },
+            Timing {
+                lease_renew_interval_ms: 450,
+                ..base
+            },
+        ] {
+            assert!(refused.validate().is_err(), "{refused:?}");
+        }
+        const MAX: u64 = u32::MAX as u64;
+        let mut prng = crate::prng::Prng::new(16);
+        let mut pick = |edges: &[u64]| -> u64 {
+            match prng.below(3) {
+                0 => edges[prng.below(edges.len() as u64) as usize],
+                _ => prng.below(edges[edges.len() - 1] + 1),
+            }
+        };
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            let timing = Timing {
+                heartbeat_interval_ms: pick(&[0, 1, 9, 10, 11, 50, 1000, 65_535, MAX]) as u32,
+                lease_renew_interval_ms: pick(&[0, 1, 9, 10, 11, 100, 450, 65_535, MAX]) as u32,
+                lease_expiry_ms: pick(&[0, 1, 300, 1000, 10_000, 65_535, MAX]) as u32,
+                fence_timeout_ms: pick(&[0, 1, 10, 500, 750, 65_535, MAX]) as u32,
+                clock_drift_ppm_max: pick(&[0, 1, 100, 99_999, 100_000, MAX]) as u32,
+            };
+            if timing.validate().is_err() {
+                continue;
+            }
+            accepted += 1;
+            let timeouts = Timeouts::new(&timing);
+            assert!(timeouts.heartbeat_interval_ticks >= 1, "{timing:?}");
+            assert!(timeouts.lease_renew_interval_ticks >= 1, "{timing:?}");
+            assert!(
+                timeouts.lease_hold_ticks > 2 * timeouts.lease_renew_interval_ticks,
+                "{timing:?}: {timeouts:?}"
+            );
+            assert!(timeouts.lease_hold_ticks < timeouts.lease_expiry_observed_ticks);
+            assert!(timeouts.fence_timeout_ticks >= 1, "{timing:?}");
+        }
+        assert!(
+            accepted > 1000,
+            "the search reached valid timings: {accepted}"
+        );
+    }
 }

@@ -8,6 +8,7 @@
 //! **Invariant:** this file decides nothing about groups, leases or the monitor's dead-man: the
 //! host does (`src/host`), and the simulator runs the same host. What is here is I/O: sockets,
 //! the disk thread, the monitor's socket, the clock, logs and metrics.
+use super::conflict_watch::{self, ConflictWatch};
 use super::disk_worker::{DiskCompletion, DiskRequest, DiskWorker};
 use super::event_exchange::{self, EventExchange};
 use super::event_record::{EventKind, Transition};
@@ -23,7 +24,7 @@ use crate::disk::storage::{self, Access, DiskIo};
 use crate::host::{Host, HostConfig, HostOutput};
 use crate::monitor::{self, MonitorClient, MonitorConfig};
 use crate::runner::RunnerMutation;
-use crate::wire::{ClusterKey, Opener, Sealer};
+use crate::wire::{ClusterKey, DropReason, Opener, Sealer};
 
 mod groups;
 use mio::{Events, Interest, Poll, Token};
@@ -165,6 +166,16 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     // Request ids from the incarnation up, so no reply to a previous incarnation's request
     // matches one of ours.
     let event_exchange = EventExchange::new(config.incarnation << 16);
+    let table_addresses = config
+        .nodes
+        .iter()
+        .filter(|node| node.node_id != options.node_id)
+        .flat_map(|node| {
+            node.addresses
+                .iter()
+                .map(|address| (*address, node.node_id))
+        })
+        .collect();
     let mut daemon = Daemon {
         event_exchange,
         events: EventRing::new(options.node_id),
@@ -187,6 +198,8 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         time: time_service::TimeService::default(),
         leaving_since_ms: None,
         wall_clock_told_ms: None,
+        conflicts: ConflictWatch::default(),
+        table_addresses,
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -222,6 +235,10 @@ struct Daemon {
     leaving_since_ms: Option<u64>,
     /// When the core was last told the wall clock (monotonic ms).
     wall_clock_told_ms: Option<u64>,
+    /// Nodes of our table heard alive in another cluster (another disk or key).
+    conflicts: ConflictWatch,
+    /// Every peer address of the node table, to name the sender of a frame whose tag failed.
+    table_addresses: std::collections::HashMap<std::net::SocketAddr, u8>,
 }
 
 impl Daemon {
@@ -317,10 +334,13 @@ impl Daemon {
             event_exchange,
             options,
             config,
+            conflicts,
+            table_addresses,
             ..
         } = self;
         let now_ms = monitor::event_log::monotonic_micros() / 1000;
-        transport.receive(network, |datagram, _from| {
+        let mut notices = Vec::new();
+        let more = transport.receive(network, |datagram, from| {
             match opener.open_on(network, datagram) {
                 Ok(frame) if frame.header.kind == FRAME_KIND_CORE => {
                     if let Some(gap) = links.heard(frame.header.sender, network, now_ms) {
@@ -362,10 +382,50 @@ impl Daemon {
                         now_ms,
                     );
                 }
+                // A peer of our own cluster thinks we conflict (a notice sent before its
+                // disk or key was fixed): nothing to learn.
+                Ok(frame) if frame.header.kind == conflict_watch::FRAME_KIND_CONFLICT => {}
                 Ok(_) => metrics.unknown_frame_kinds += 1,
-                Err(_) => {}
+                Err(reason) => {
+                    // (node, its verdict, whether to answer with a notice)
+                    let verdict = match reason {
+                        // Refused after its tag verified: the header is authentic.
+                        DropReason::OtherCluster => crate::wire::claimed_header(datagram)
+                            .filter(|header| {
+                                table_addresses.values().any(|&id| id == header.sender)
+                            })
+                            .map(|header| {
+                                let (node, cluster) = (header.sender, header.cluster_id);
+                                let answer = header.kind != conflict_watch::FRAME_KIND_CONFLICT;
+                                (node, conflicts.other_cluster(node, cluster, now_ms), answer)
+                            }),
+                        DropReason::BadMac => table_addresses
+                            .get(&from)
+                            .map(|&node| (node, conflicts.bad_mac(node, now_ms), true)),
+                        _ => None,
+                    };
+                    if let Some((node, verdict, answer)) = verdict {
+                        if answer && conflicts.notice_due(node, now_ms) {
+                            notices.push((node, network));
+                        }
+                        if let Some(line) = verdict.log {
+                            log::error!("node={} {line}", options.node_id);
+                            events.push(EventKind::Node, line);
+                        }
+                        if verdict.conflict {
+                            host.step(now_ms, Input::PeerConflict { node });
+                        }
+                    }
+                }
             }
-        })
+        });
+        for (node, network) in notices {
+            let kind = conflict_watch::FRAME_KIND_CONFLICT;
+            self.sealer
+                .seal(kind, node, network, &[], &mut self.outgoing);
+            self.transport.send(node, network, &self.outgoing);
+        }
+        more
     }
 
     /// Tells every peer our wall clock once a second (the time service).
@@ -691,6 +751,7 @@ impl Daemon {
                     &self.config,
                     &self.links,
                     &self.time,
+                    &self.conflicts.lines(now_ms),
                     now_ms,
                     self.host.online_groups(),
                     json,

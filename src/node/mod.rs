@@ -3,6 +3,7 @@
 //! thread and the resource monitor.
 pub mod catalog_commands;
 pub mod catalog_render;
+pub mod conflict_watch;
 pub mod daemon;
 pub mod disk_worker;
 pub mod event_codec;

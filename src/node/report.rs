@@ -92,6 +92,7 @@ pub fn event_kind(event: &core::Event) -> EventKind {
         core::Event::Stabilized { .. }
         | core::Event::Decided { .. }
         | core::Event::PeerSilent { .. }
+        | core::Event::FormHeldByConflict { .. }
         | core::Event::PeerPartitioned { .. }
         | core::Event::PeerStopped { .. }
         | core::Event::Left { .. }
@@ -129,6 +130,10 @@ pub fn describe_event(event: &core::Event) -> String {
             )
         }
         core::Event::PeerSilent { peer } => format!("node {peer} silent on every network"),
+        core::Event::FormHeldByConflict { nodes } => format!(
+            "not forming a cluster alone: node(s) {} alive in another cluster (another disk or key); forming waits until they are not heard so for a form wait",
+            members_text(*nodes)
+        ),
         core::Event::PeerPartitioned { peer } => {
             format!("node {peer} partitioned (still beating on disk)")
         }
@@ -199,6 +204,7 @@ pub fn status(
     config: &DiskConfig,
     links: &LinkTable,
     time: &super::time_service::TimeService,
+    conflicts: &[String],
     now_ms: u64,
     holding: u64,
     json: bool,
@@ -250,8 +256,9 @@ pub fn status(
                 )
             })
             .collect();
+        let conflicts_json: Vec<String> = conflicts.iter().map(|line| json_string(line)).collect();
         return format!(
-            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}],\"clock_skew\":[{}]}}\n",
+            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}],\"clock_skew\":[{}],\"conflicts\":[{}]}}\n",
             status.node_id,
             json_string(&config.own.name),
             config.incarnation,
@@ -262,6 +269,7 @@ pub fn status(
             status.database_version,
             links_json.join(","),
             skews_json.join(","),
+            conflicts_json.join(","),
         );
     }
     let mut out = String::new();
@@ -294,6 +302,9 @@ pub fn status(
             "not held".into()
         }
     );
+    for line in conflicts {
+        let _ = writeln!(out, "CONFLICT: {line}");
+    }
     let _ = writeln!(out, "groups online here: {}", members_text(holding));
     let _ = writeln!(
         out,

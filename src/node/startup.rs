@@ -128,6 +128,17 @@ pub fn read_disk_config(
         _ => 0,
     };
     let incarnation = previous.saturating_add(1).max(realtime_ms);
+    // A slot at the top of the counter range (a hostile or corrupt disk with a valid CRC)
+    // would give an incarnation no record may carry: every slot write would then be refused,
+    // and the node would run without ever forming. Refuse to start instead, naming the slot.
+    if !disklayout::is_counter(incarnation) {
+        return Err(StartupError::BadNodeEntry {
+            node_id,
+            problem: format!(
+                "its node slot's incarnation {previous} leaves no larger one (the largest is 2^62-1): wolfpack never writes such a slot; see 'wolfpack disk check'"
+            ),
+        });
+    }
     let mut peer_incarnations = Vec::new();
     for peer in nodes
         .iter()

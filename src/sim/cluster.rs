@@ -799,7 +799,10 @@ impl Cluster {
             Event::Left { reason } => {
                 *self.report.leaves_by_reason.entry(reason).or_insert(0) += 1;
             }
-            Event::CatalogChanged | Event::PeerSilent { .. } | Event::QuorumOwner { .. } => {}
+            Event::CatalogChanged
+            | Event::PeerSilent { .. }
+            | Event::QuorumOwner { .. }
+            | Event::FormHeldByConflict { .. } => {}
             Event::PlacementChanged { .. } => self.report.count_gum("placement regroup"),
             Event::GroupRefused { .. } => self.report.count_gum("group refused"),
             Event::ResourceLeaseUnavailable { .. } => self.report.count_lease("unavailable"),

@@ -179,6 +179,12 @@ pub(super) fn parse(datagram: &[u8]) -> Result<Parsed<'_>, DropReason> {
     })
 }
 
+/// The header a datagram claims, without checking its tag: for a frame `Opener` refused after
+/// its tag verified (`other_cluster`), this is authentic; otherwise only for a log line.
+pub fn claimed_header(datagram: &[u8]) -> Option<Header> {
+    parse(datagram).ok().map(|parsed| parsed.header)
+}
+
 /// The cluster id a datagram claims, without checking its tag: for a log line that helps tell
 /// a neighbouring cluster with another key from a forger. Never use it to decide anything.
 pub fn claimed_cluster_id(datagram: &[u8]) -> Option<u64> {

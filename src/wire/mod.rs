@@ -22,7 +22,8 @@ mod seal;
 
 pub use drop_reason::{DropCounters, DropReason};
 pub use frame::{
-    claimed_cluster_id, Frame, Header, EVERY_NODE, FRAME_BYTES_MAX, NETWORKS_MAX, PAYLOAD_BYTES_MAX,
+    claimed_cluster_id, claimed_header, Frame, Header, EVERY_NODE, FRAME_BYTES_MAX, NETWORKS_MAX,
+    PAYLOAD_BYTES_MAX,
 };
 pub use key::{ClusterKey, KeyError, KEY_BYTES, KEY_FILE_BYTES};
 pub use open::Opener;

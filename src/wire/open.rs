@@ -22,8 +22,10 @@
 //!
 //! Limit: a node that restarts forgets its windows, so it would accept, once each, frames that
 //! peers sent to its previous life within their current incarnations. The layers above reject
-//! their content by epoch; the daemon can narrow the gap with `set_incarnation_min` from the
-//! incarnations it reads in the disk slots.
+//! their content: the core by epoch, the time service by the receiver incarnation its frames
+//! name, the event exchange by request ids drawn from the asker's incarnation. The daemon sets
+//! `set_incarnation_min` from the incarnations it reads in the peers' disk slots at start, so
+//! frames of a peer's earlier lives are refused outright.
 use super::frame::{self, Frame, EVERY_NODE};
 use super::key::ClusterKey;
 use super::mac::MacKey;
