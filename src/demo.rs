@@ -44,17 +44,35 @@ pub fn run(options: &DemoOptions) -> Result<(), String> {
             test_group_command: None,
         })?,
     };
-    cluster.run_scenario(options)
+    match cluster.run_scenario(options) {
+        Err(error) if error == STDOUT_CLOSED => Ok(()),
+        outcome => outcome,
+    }
 }
 
 struct DemoCluster {
     cluster: Loopback,
 }
 
-fn say(json: bool, line: &str) {
-    if !json {
-        println!("{line}");
+/// The error that ends the demo when its reader went away (`wolfpack demo | head`): the demo
+/// stops its cluster and exits quietly, as a Unix tool ends when its pipe closes. The demo keeps
+/// SIGPIPE ignored because it looks after daemons, so it sees the closed pipe as this error.
+const STDOUT_CLOSED: &str = "standard output closed";
+
+/// Prints one line of the narrative (not in JSON mode).
+fn say(json: bool, line: &str) -> Result<(), String> {
+    if json {
+        return Ok(());
     }
+    print_line(line)
+}
+
+fn print_line(line: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|_| STDOUT_CLOSED.to_string())
 }
 
 impl DemoCluster {
@@ -101,7 +119,7 @@ impl DemoCluster {
                 "wolfpack demo: {count} nodes on 127.0.0.1 sharing {}",
                 self.path("disk.img")
             ),
-        );
+        )?;
         let started = micros();
         for id in 1..=count {
             self.start(id)?;
@@ -120,7 +138,7 @@ impl DemoCluster {
         say(
             options.json,
             &format!("formed: nodes {all:?} in {formed_ms} ms"),
-        );
+        )?;
         let preferred: Vec<String> = (1..=count).map(|id| id.to_string()).collect();
         let preferred = preferred.join(",");
         let catalog: [&[&str]; 3] = [
@@ -159,7 +177,7 @@ impl DemoCluster {
                     words.join(" "),
                     answer.as_deref().map_or("no answer", str::trim)
                 ),
-            );
+            )?;
         }
         let owner = self.wait_for("the demo group to come online", |cluster| {
             let log = std::fs::read_to_string(cluster.path("events.log")).ok()?;
@@ -175,7 +193,7 @@ impl DemoCluster {
             &format!(
                 "group {DEMO_GROUP} (db, then {DEMO_TOP} which needs it) is online on node {owner}"
             ),
-        );
+        )?;
         // The cluster database: an update through another node, committed on every member.
         let writer = (1..=count).find(|&id| id != owner).unwrap_or(owner);
         let committed = self.ask(
@@ -194,13 +212,13 @@ impl DemoCluster {
                     .as_deref()
                     .map_or("no answer".to_string(), |text| text.trim().to_string())
             ),
-        );
+        )?;
         let events_before = std::fs::read_to_string(self.path("events.log"))
             .unwrap_or_default()
             .len();
         let killed_at = micros();
         self.kill(owner);
-        say(options.json, &format!("killed node {owner} with SIGKILL"));
+        say(options.json, &format!("killed node {owner} with SIGKILL"))?;
         let (new_owner, online_at) =
             self.wait_for("the group to come online elsewhere", |cluster| {
                 let log = std::fs::read_to_string(cluster.path("events.log")).ok()?;
@@ -220,29 +238,31 @@ impl DemoCluster {
                 .iter()
                 .map(|(ms, what)| format!("{{\"ms\":{ms},\"what\":{what:?}}}"))
                 .collect();
-            println!(
+            print_line(&format!(
                 "{{\"nodes\":{count},\"killed\":{owner},\"new_owner\":{new_owner},\"failover_ms\":{failover_ms},\"timeline\":[{}]}}",
                 steps.join(",")
-            );
+            ))?;
         } else {
-            println!("timeline (ms after the kill):");
+            print_line("timeline (ms after the kill):")?;
             for (ms, what) in &timeline {
-                println!("  {ms:>6}  {what}");
+                print_line(&format!("  {ms:>6}  {what}"))?;
             }
             if let Some(read) = self.ask(new_owner, &["get", "properties/demo"]) {
-                println!("database read on node {new_owner} after the failover:");
+                print_line(&format!(
+                    "database read on node {new_owner} after the failover:"
+                ))?;
                 for line in read.lines() {
-                    println!("  {line}");
+                    print_line(&format!("  {line}"))?;
                 }
             }
             if let Some(status) = self.ask(new_owner, &["status"]) {
-                println!("final status of node {new_owner}:");
+                print_line(&format!("final status of node {new_owner}:"))?;
                 for line in status.lines() {
-                    println!("  {line}");
+                    print_line(&format!("  {line}"))?;
                 }
             }
         }
-        println!("failover_ms={failover_ms}");
+        print_line(&format!("failover_ms={failover_ms}"))?;
         Ok(())
     }
 

@@ -39,3 +39,51 @@ fn simulate_into_a_pipe_closed_after_one_line_ends_without_an_abort() {
         "ended by SIGPIPE as Unix tools are: {stderr}"
     );
 }
+
+/// Issue 16, finding 9: `wolfpack demo | head -1` aborted on the closed pipe and left its three
+/// daemons and monitors running with their folder. Now the demo stops its cluster, removes the
+/// folder and exits 0, as a tool whose reader went away.
+#[test]
+fn demo_into_a_pipe_closed_after_one_line_stops_its_cluster_and_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wolfpack"))
+        .args(["demo", "--nodes", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("one line");
+    // "wolfpack demo: 2 nodes on 127.0.0.1 sharing /tmp/wolfpack-demo-.../disk.img"
+    let folder = first
+        .split_whitespace()
+        .last()
+        .and_then(|disk| std::path::Path::new(disk).parent())
+        .map(std::path::Path::to_path_buf)
+        .expect("the first line names the disk");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!folder.exists(), "{} left behind", folder.display());
+    let needle = folder.to_string_lossy().to_string();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&needle))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes of the demo left running: {left:?}"
+    );
+}
