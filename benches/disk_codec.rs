@@ -74,6 +74,7 @@ fn main() {
         disk_size_bytes: size_bytes,
         geometry,
         timing: Timing::default(),
+        watchdog: Default::default(),
     };
     let nodes: Vec<NodeEntry> = (1..=16)
         .map(|node_id| NodeEntry {

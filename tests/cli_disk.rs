@@ -445,3 +445,46 @@ impl Drop for LoopDevice {
             .status();
     }
 }
+
+/// Issue 14, part 3: the cluster's watchdog policy lives on the disk. `--watchdog required`
+/// is shown by dump, a wrong word names the flag, and a node started without `--watchdog` on
+/// such a disk refuses to start, naming what to do.
+#[test]
+fn a_cluster_that_requires_a_watchdog_refuses_a_node_without_one() {
+    let dir = scratch("watchdog-policy");
+    let disk = dir.join("disk.img");
+    let wrong = format(&disk, &["--watchdog", "sometimes"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("--watchdog"), "{}", stderr(&wrong));
+    assert!(!disk.exists(), "a usage error creates nothing");
+    let formatted = format(&disk, &["--watchdog", "required"]);
+    assert!(formatted.status.success(), "{}", stderr(&formatted));
+    let dump = wolfpack(&["disk", "dump", disk.to_str().expect("utf-8")]);
+    assert!(
+        stdout(&dump).contains("watchdog: required"),
+        "{}",
+        stdout(&dump)
+    );
+    let key = dir.join("cluster.key");
+    let keygen = wolfpack(&["keygen", key.to_str().expect("utf-8")]);
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let node = wolfpack(&[
+        "node",
+        "--disk",
+        disk.to_str().expect("utf-8"),
+        "--node-id",
+        "1",
+        "--key",
+        key.to_str().expect("utf-8"),
+        "--admin-socket",
+        dir.join("n1.sock").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(node.status.code(), Some(1), "{}", stderr(&node));
+    assert!(
+        stderr(&node).contains("requires a hardware watchdog")
+            && stderr(&node).contains("--watchdog DEV"),
+        "{}",
+        stderr(&node)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

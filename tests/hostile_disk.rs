@@ -572,12 +572,13 @@ fn run_in_process(case: &Case) -> Result<String, String> {
         realtime_ms,
     ) {
         Ok(config) => config,
-        // Startup reads the superblock and the node table; a refusal names which.
+        // Startup reads the superblock, the node table and the own slot; a refusal names which.
         Err(refusal) => {
             let refusal = refusal.to_string();
             let named = [
                 ("superblock", "superblock"),
                 ("node entry", "node table entry"),
+                ("own node slot", "node slot"),
             ]
             .iter()
             .any(|(record, name)| case.label.starts_with(record) && refusal.contains(name));

@@ -24,6 +24,7 @@ fn formatted_disk(scratch: &Scratch) -> (std::path::PathBuf, u64) {
         disk_size_bytes: size_bytes,
         geometry,
         timing: Timing::default(),
+        watchdog: Default::default(),
     };
     let node = NodeEntry {
         node_id: NODE,

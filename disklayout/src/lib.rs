@@ -38,7 +38,7 @@ pub use log::{
 };
 pub use node_entry::{NodeEntry, ADDRESSES_MAX, NODE_NAME_BYTES_MAX};
 pub use node_slot::{NodeSlot, NodeState};
-pub use superblock::{Superblock, CLUSTER_NAME_BYTES_MAX};
+pub use superblock::{Superblock, WatchdogPolicy, CLUSTER_NAME_BYTES_MAX};
 pub use timing::Timing;
 
 /// Every read and write is a whole number of blocks of this size at an aligned offset.

@@ -8,6 +8,43 @@ use crate::Record;
 /// The cluster name field's size; the name itself is at most one byte less.
 pub const CLUSTER_NAME_BYTES_MAX: usize = 64;
 
+/// Whether the cluster's nodes must run with a hardware watchdog (FORMAT.md §4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WatchdogPolicy {
+    /// A node may run without one; `ctl status` says what that risks (a frozen node may run
+    /// its resources after its lease).
+    #[default]
+    Optional,
+    /// A node without a working watchdog refuses to start.
+    Required,
+}
+
+impl WatchdogPolicy {
+    fn code(self) -> u32 {
+        match self {
+            WatchdogPolicy::Optional => 0,
+            WatchdogPolicy::Required => 1,
+        }
+    }
+
+    /// The word `disk format --watchdog` takes and `disk dump` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            WatchdogPolicy::Optional => "optional",
+            WatchdogPolicy::Required => "required",
+        }
+    }
+
+    /// Parses `required` or `optional`.
+    pub fn from_name(name: &str) -> Option<WatchdogPolicy> {
+        match name {
+            "optional" => Some(WatchdogPolicy::Optional),
+            "required" => Some(WatchdogPolicy::Required),
+            _ => None,
+        }
+    }
+}
+
 /// Block 0 of the disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Superblock {
@@ -19,6 +56,8 @@ pub struct Superblock {
     pub geometry: Geometry,
     /// The shared timing parameters.
     pub timing: Timing,
+    /// Whether every node must run with a hardware watchdog.
+    pub watchdog: WatchdogPolicy,
 }
 
 impl Record for Superblock {
@@ -49,7 +88,8 @@ impl Record for Superblock {
         writer.u32(timing.lease_expiry_ms);
         writer.u32(timing.fence_timeout_ms);
         writer.u32(timing.clock_drift_ppm_max);
-        writer.reserved(12);
+        writer.u32(self.watchdog.code());
+        writer.reserved(8);
         writer.finish();
     }
 
@@ -98,13 +138,26 @@ impl Record for Superblock {
                 problem: "timing parameters break the relations FORMAT.md section 4 requires",
             });
         }
-        reader.reserved(12)?;
+        let policy_at = reader.offset();
+        let watchdog = match reader.u32("watchdog_policy")? {
+            0 => WatchdogPolicy::Optional,
+            1 => WatchdogPolicy::Required,
+            _ => {
+                return Err(DecodeError::InvalidField {
+                    offset: policy_at,
+                    field: "watchdog_policy",
+                    problem: "is neither 0 (optional) nor 1 (required)",
+                })
+            }
+        };
+        reader.reserved(8)?;
         reader.finish()?;
         Ok(Superblock {
             cluster_name,
             disk_size_bytes,
             geometry,
             timing,
+            watchdog,
         })
     }
 }

@@ -186,6 +186,7 @@ fn build_fresh() -> DiskImage {
         disk_size_bytes: DISK_BYTES,
         geometry,
         timing: Timing::default(),
+        watchdog: Default::default(),
     };
     let mut image = DiskImage {
         bytes: vec![0; DISK_BYTES as usize],

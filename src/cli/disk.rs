@@ -5,7 +5,7 @@
 use super::{dump, parse, parse_flags, CommandError, UsageError, EXIT_FAILURE, EXIT_OK};
 use crate::disk::storage::{self, Access, DiskIo, Storage};
 use disklayout::inspect::{inspect, Inspection};
-use disklayout::{decode, format_blocks, Geometry, Superblock, Timing, BLOCK_SIZE};
+use disklayout::{decode, format_blocks, Geometry, Superblock, Timing, WatchdogPolicy, BLOCK_SIZE};
 use std::path::Path;
 
 const DISK_HELP: &str = "\
@@ -14,6 +14,7 @@ Usage:
                        [--size BYTES] [--resource-leases N] [--force] [--disk-io mmap|direct]
                        [--heartbeat-interval-ms MS] [--lease-renew-interval-ms MS]
                        [--lease-expiry-ms MS] [--fence-timeout-ms MS] [--clock-drift-ppm-max PPM]
+                       [--watchdog required|optional]
   wolfpack disk dump PATH [--json] [--disk-io mmap|direct]
   wolfpack disk check PATH [--disk-io mmap|direct]
 
@@ -41,6 +42,11 @@ Flags:
   --fence-timeout-ms MS       default 500; at most that lease less one disk I/O (750 ms for
                               the defaults); a watchdog's timeout must not exceed it
   --clock-drift-ppm-max PPM   default 1000
+  --watchdog required|optional
+                              default optional. required: a node without a working hardware
+                              watchdog (wolfpack node --watchdog DEV) refuses to start. Choose
+                              it where every node has one (appliances): only a watchdog resets
+                              a node frozen past its lease before the survivors take over
   --json                      (dump) print JSON
 ";
 
@@ -102,6 +108,7 @@ fn format(words: &[&str]) -> Result<i32, CommandError> {
     options.optopt("", "lease-expiry-ms", "", "MS");
     options.optopt("", "fence-timeout-ms", "", "MS");
     options.optopt("", "clock-drift-ppm-max", "", "PPM");
+    options.optopt("", "watchdog", "", "required|optional");
     let matches = parse_flags(&options, words, "disk format")?;
     let path = the_path(&matches, "disk format")?;
     let io = disk_io_flag(&matches)?;
@@ -134,6 +141,14 @@ fn format(words: &[&str]) -> Result<i32, CommandError> {
         }
     }
     let timing = timing_flags(&matches)?;
+    let watchdog = match matches.opt_str("watchdog") {
+        None => WatchdogPolicy::Optional,
+        Some(word) => WatchdogPolicy::from_name(&word).ok_or_else(|| {
+            UsageError(format!(
+                "--watchdog must be 'required' or 'optional', not '{word}'"
+            ))
+        })?,
+    };
     let resource_leases = match matches.opt_str("resource-leases") {
         Some(text) => parse::number::<u32>("resource-leases", &text)?,
         None => DEFAULT_RESOURCE_LEASES,
@@ -167,6 +182,7 @@ fn format(words: &[&str]) -> Result<i32, CommandError> {
         disk_size_bytes,
         geometry,
         timing,
+        watchdog,
     };
     let blocks = format_blocks(cluster_id, &superblock, &nodes)
         .map_err(|error| UsageError(error.to_string()))?;

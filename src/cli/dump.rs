@@ -43,6 +43,7 @@ pub fn text(path: &str, io: DiskIo, inspection: &Inspection) -> String {
         timing.fence_timeout_ms,
         timing.clock_drift_ppm_max
     );
+    let _ = writeln!(out, "  watchdog: {}", superblock.watchdog.name());
     for (number, kind) in RegionKind::ALL.iter().enumerate() {
         let region = superblock.geometry.region(*kind);
         let _ = writeln!(
@@ -298,6 +299,7 @@ fn superblock_json(sealed: &Sealed<Superblock>) -> Json {
             "clock_drift_ppm_max",
             Json::Number(timing.clock_drift_ppm_max as u64),
         ),
+        ("watchdog", Json::text(superblock.watchdog.name())),
         ("regions", Json::Array(regions)),
     ])
 }

@@ -25,6 +25,7 @@ use crate::host::{Host, HostConfig, HostOutput};
 use crate::monitor::{self, MonitorClient, MonitorConfig};
 use crate::runner::RunnerMutation;
 use crate::wire::{ClusterKey, DropReason, Opener, Sealer};
+use disklayout::WatchdogPolicy;
 
 mod groups;
 use mio::{Events, Interest, Poll, Token};
@@ -82,9 +83,21 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     let now_ms = monitor::event_log::monotonic_micros() / 1000;
     let config = read_disk_config(&mut *disk, &disk_path, options.node_id, realtime_ms())
         .map_err(|error| error.to_string())?;
-    if let Some(device) = &options.watchdog {
-        check_watchdog(device, &config.superblock.timing)?;
-    }
+    let watchdog_timeout_ms = match &options.watchdog {
+        Some(device) => check_watchdog(device, &config.superblock.timing)?,
+        None if config.superblock.watchdog == WatchdogPolicy::Required => {
+            return Err(format!(
+                "this cluster requires a hardware watchdog ('disk format --watchdog required' on {disk_path}): start the node with --watchdog DEV, for example /dev/watchdog0"
+            ));
+        }
+        None => {
+            log::warn!(
+                "node={} runs without a hardware watchdog: {WITHOUT_WATCHDOG}",
+                options.node_id
+            );
+            None
+        }
+    };
     let mut poll = Poll::new().map_err(|error| format!("cannot create the event loop: {error}"))?;
     let transport = Transport::bind(
         &config.own,
@@ -200,6 +213,8 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         wall_clock_told_ms: None,
         conflicts: ConflictWatch::default(),
         table_addresses,
+        watchdog_timeout_ms,
+        last_pong_ms: None,
     };
     daemon.run(&mut poll)?;
     daemon.leave()
@@ -239,6 +254,11 @@ struct Daemon {
     conflicts: ConflictWatch,
     /// Every peer address of the node table, to name the sender of a frame whose tag failed.
     table_addresses: std::collections::HashMap<std::net::SocketAddr, u8>,
+    /// The watchdog device's timeout as set and read back (`None`: no device, or a file or
+    /// FIFO standing in for one).
+    watchdog_timeout_ms: Option<u64>,
+    /// When the monitor last answered a ping (monotonic ms): it feeds the watchdog on each.
+    last_pong_ms: Option<u64>,
 }
 
 impl Daemon {
@@ -538,6 +558,9 @@ impl Daemon {
         while let Ok(Some(event)) = self.monitor.try_recv() {
             self.log_test_group_event(&event);
             let now_ms = monitor::event_log::monotonic_micros() / 1000;
+            if matches!(event, monitor::Event::Pong { .. }) {
+                self.last_pong_ms = Some(now_ms);
+            }
             self.host.monitor_event(now_ms, &event);
             self.dispatch_outputs(now_ms);
         }
@@ -751,9 +774,21 @@ impl Daemon {
                     &self.config,
                     &self.links,
                     &self.time,
-                    &self.conflicts.lines(now_ms),
+                    &report::StatusExtras {
+                        holding: self.host.online_groups(),
+                        conflicts: self.conflicts.lines(now_ms),
+                        watchdog: report::WatchdogView {
+                            device: self
+                                .options
+                                .watchdog
+                                .as_ref()
+                                .map(|d| d.display().to_string()),
+                            timeout_ms: self.watchdog_timeout_ms,
+                            last_fed_ms_ago: self.last_pong_ms.map(|at| now_ms.saturating_sub(at)),
+                            policy: self.config.superblock.watchdog,
+                        },
+                    },
                     now_ms,
-                    self.host.online_groups(),
                     json,
                 ))),
                 None,
@@ -892,12 +927,15 @@ fn core_config(config: &DiskConfig, test_mode: bool) -> core::Config {
     }
 }
 
+/// What running without a watchdog risks, for the log and `ctl status`.
+pub const WITHOUT_WATCHDOG: &str = "a node frozen past its lease (a paused VM, a kernel stall, a hung storage stack) may run its resources after the survivors took them over, until its monitor notices; only a hardware watchdog resets it in time";
+
 /// A watchdog must reset a node that stops feeding it before any lease the node holds can
 /// expire (ARBITRATION.md rule 5): refused, with the timing that would fit, when it cannot.
 fn check_watchdog(
     device: &std::path::Path,
     timing: &core::disk_records::Timing,
-) -> Result<(), String> {
+) -> Result<Option<u64>, String> {
     use crate::monitor::watchdog::{self, WatchdogError};
     let max_ms = timing.watchdog_timeout_max_ms();
     match watchdog::check(device, max_ms) {
@@ -906,14 +944,14 @@ fn check_watchdog(
                 "watchdog {}: timeout {timeout_ms} ms (the disk's timing covers {max_ms} ms)",
                 device.display()
             );
-            Ok(())
+            Ok(Some(timeout_ms))
         }
         Ok(None) => {
             log::warn!(
                 "watchdog {}: not a watchdog device; its timeout is not checked against the lease",
                 device.display()
             );
-            Ok(())
+            Ok(None)
         }
         Err(error) => {
             let fit = match &error {

@@ -199,16 +199,70 @@ fn remaining_ms(until_ms: u64, now_ms: u64) -> u64 {
     until_ms.saturating_sub(now_ms)
 }
 
+/// What `ctl status` shows beside the core's status.
+pub struct StatusExtras {
+    /// The groups the host holds (online, or stopping and not confirmed).
+    pub holding: u64,
+    /// Nodes of our table heard alive in another cluster (`conflict_watch.rs`).
+    pub conflicts: Vec<String>,
+    pub watchdog: WatchdogView,
+}
+
+/// The node's watchdog as `ctl status` shows it.
+pub struct WatchdogView {
+    /// `--watchdog`, if given.
+    pub device: Option<String>,
+    /// The device's timeout as set and read back (`None`: no device, or a stand-in).
+    pub timeout_ms: Option<u64>,
+    /// Since the monitor last answered a ping, feeding the watchdog.
+    pub last_fed_ms_ago: Option<u64>,
+    pub policy: disklayout::WatchdogPolicy,
+}
+
+impl WatchdogView {
+    fn text(&self) -> String {
+        let policy = self.policy.name();
+        let Some(device) = &self.device else {
+            return format!(
+                "none (cluster policy: {policy}): {}",
+                super::daemon::WITHOUT_WATCHDOG
+            );
+        };
+        let timeout = match self.timeout_ms {
+            Some(ms) => format!("timeout {ms} ms"),
+            None => "not a device: its timeout is not checked against the lease".into(),
+        };
+        let fed = match self.last_fed_ms_ago {
+            Some(ms) => format!("last fed {ms} ms ago"),
+            None => "not fed yet".into(),
+        };
+        format!("{device}, {timeout}, {fed} (cluster policy: {policy})")
+    }
+
+    fn json(&self) -> String {
+        let number = |value: Option<u64>| value.map_or("null".to_string(), |v| v.to_string());
+        format!(
+            "{{\"device\":{},\"timeout_ms\":{},\"last_fed_ms_ago\":{},\"policy\":\"{}\"}}",
+            self.device
+                .as_deref()
+                .map_or("null".to_string(), json_string),
+            number(self.timeout_ms),
+            number(self.last_fed_ms_ago),
+            self.policy.name()
+        )
+    }
+}
+
 pub fn status(
     status: &Status,
     config: &DiskConfig,
     links: &LinkTable,
     time: &super::time_service::TimeService,
-    conflicts: &[String],
+    extras: &StatusExtras,
     now_ms: u64,
-    holding: u64,
     json: bool,
 ) -> String {
+    let holding = extras.holding;
     let state = match (status.stabilized, status.regrouping) {
         (_, true) => "regrouping",
         (true, false) => "stabilized",
@@ -256,9 +310,13 @@ pub fn status(
                 )
             })
             .collect();
-        let conflicts_json: Vec<String> = conflicts.iter().map(|line| json_string(line)).collect();
+        let conflicts_json: Vec<String> = extras
+            .conflicts
+            .iter()
+            .map(|line| json_string(line))
+            .collect();
         return format!(
-            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}],\"clock_skew\":[{}],\"conflicts\":[{}]}}\n",
+            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}],\"clock_skew\":[{}],\"conflicts\":[{}],\"watchdog\":{}}}\n",
             status.node_id,
             json_string(&config.own.name),
             config.incarnation,
@@ -270,6 +328,7 @@ pub fn status(
             links_json.join(","),
             skews_json.join(","),
             conflicts_json.join(","),
+            extras.watchdog.json(),
         );
     }
     let mut out = String::new();
@@ -302,9 +361,10 @@ pub fn status(
             "not held".into()
         }
     );
-    for line in conflicts {
+    for line in &extras.conflicts {
         let _ = writeln!(out, "CONFLICT: {line}");
     }
+    let _ = writeln!(out, "watchdog: {}", extras.watchdog.text());
     let _ = writeln!(out, "groups online here: {}", members_text(holding));
     let _ = writeln!(
         out,
@@ -567,4 +627,39 @@ pub fn metrics(
         gaps,
     );
     out
+}
+
+#[cfg(test)]
+mod watchdog_view_tests {
+    use super::WatchdogView;
+    use disklayout::WatchdogPolicy;
+
+    #[test]
+    fn status_says_plainly_what_running_without_a_watchdog_risks() {
+        let none = WatchdogView {
+            device: None,
+            timeout_ms: None,
+            last_fed_ms_ago: None,
+            policy: WatchdogPolicy::Optional,
+        };
+        let text = none.text();
+        assert!(
+            text.starts_with("none (cluster policy: optional)"),
+            "{text}"
+        );
+        assert!(text.contains("frozen past its lease"), "{text}");
+        let device = WatchdogView {
+            device: Some("/dev/watchdog0".into()),
+            timeout_ms: Some(3000),
+            last_fed_ms_ago: Some(40),
+            policy: WatchdogPolicy::Required,
+        };
+        assert_eq!(
+            device.text(),
+            "/dev/watchdog0, timeout 3000 ms, last fed 40 ms ago (cluster policy: required)"
+        );
+        let json: serde_json::Value = serde_json::from_str(&device.json()).expect("JSON");
+        assert_eq!(json["timeout_ms"], 3000);
+        assert_eq!(json["policy"], "required");
+    }
 }

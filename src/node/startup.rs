@@ -31,6 +31,7 @@ pub enum StartupError {
     BadSuperblock(String),
     UnknownNode { node_id: u8, configured: Vec<u8> },
     BadNodeEntry { node_id: u8, problem: String },
+    BadOwnSlot { node_id: u8, problem: String },
 }
 
 impl std::fmt::Display for StartupError {
@@ -53,6 +54,9 @@ impl std::fmt::Display for StartupError {
                     "node id {node_id} is not in the disk's node table (configured: {})",
                     ids.join(", ")
                 )
+            }
+            StartupError::BadOwnSlot { node_id, problem } => {
+                write!(f, "the node slot of node {node_id} is bad: {problem}")
             }
             StartupError::BadNodeEntry { node_id, problem } => {
                 write!(
@@ -132,10 +136,10 @@ pub fn read_disk_config(
     // would give an incarnation no record may carry: every slot write would then be refused,
     // and the node would run without ever forming. Refuse to start instead, naming the slot.
     if !disklayout::is_counter(incarnation) {
-        return Err(StartupError::BadNodeEntry {
+        return Err(StartupError::BadOwnSlot {
             node_id,
             problem: format!(
-                "its node slot's incarnation {previous} leaves no larger one (the largest is 2^62-1): wolfpack never writes such a slot; see 'wolfpack disk check'"
+                "its incarnation {previous} leaves no larger one (the largest is 2^62-1): wolfpack never writes such a slot; see 'wolfpack disk check'"
             ),
         });
     }
@@ -177,6 +181,7 @@ mod tests {
             disk_size_bytes: size_bytes,
             geometry,
             timing: Timing::default(),
+            watchdog: Default::default(),
         };
         let nodes = [1u8, 3].map(|node_id| NodeEntry {
             node_id,

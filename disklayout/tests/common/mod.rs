@@ -189,10 +189,11 @@ pub fn superblock() -> impl Strategy<Value = Superblock> {
         286u64..200_000,
         0u32..600,
         timing(),
+        proptest::bool::ANY,
     )
         .prop_filter_map(
             "disk large enough",
-            |(cluster_name, blocks, slots, timing)| {
+            |(cluster_name, blocks, slots, timing, required)| {
                 let disk_size_bytes = blocks * BLOCK_SIZE as u64;
                 let geometry = Geometry::for_disk(disk_size_bytes, slots).ok()?;
                 Some(Superblock {
@@ -200,6 +201,10 @@ pub fn superblock() -> impl Strategy<Value = Superblock> {
                     disk_size_bytes,
                     geometry,
                     timing,
+                    watchdog: match required {
+                        true => disklayout::WatchdogPolicy::Required,
+                        false => disklayout::WatchdogPolicy::Optional,
+                    },
                 })
             },
         )
