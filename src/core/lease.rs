@@ -282,6 +282,11 @@ impl Node {
         });
     }
 
+    /// `deadline_tick` in ms of this node's clock, for the simulator's check of rule 5.
+    pub fn resources_deadline_ms(&self) -> u64 {
+        self.deadline_tick() * super::timeout::TICK_MS
+    }
+
     /// The earliest end of the leases that cover running resources: the membership lease and
     /// every resource lease announced held (ARBITRATION.md rule 5's `D`).
     pub(super) fn deadline_tick(&self) -> u64 {

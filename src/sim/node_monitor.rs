@@ -195,7 +195,18 @@ impl Cluster {
                 timeout_ms,
             } => monitor.check(resource, *level, *timeout_ms, now_ms, faulty),
             // The dead-man is restarted above; the host ignores the `Pong`, so none is sent.
-            Command::Ping { .. } => {}
+            // ARBITRATION.md rule 5: a ping restarts the dead-man (and feeds a watchdog) for
+            // `fence_timeout`, so while the node holds a group, a ping is sent only while every
+            // lease covering its resources lasts that long.
+            Command::Ping { .. } => {
+                let fence_ms = monitor.fence_timeout_ms();
+                let host = sim_node.host.as_ref();
+                if let Some(description) =
+                    host.and_then(|host| ping_past_lease(id, host, fence_ms, now_ms))
+                {
+                    violations.push(description);
+                }
+            }
             // The host never sends these (the daemon does, on its way out).
             Command::StopAll | Command::Shutdown => {
                 violations.push(format!("node {id}: the host sent {command:?}"));
@@ -280,4 +291,29 @@ fn event_kind(event: &Event) -> &'static str {
         Event::ResourceFailed { .. } => "failed while online",
         Event::Pong { .. } | Event::AllStopped => "other events",
     }
+}
+
+/// A ping of a node holding groups when a lease covering its resources (the membership lease,
+/// every resource lease its core holds) ends less than `fence_timeout` from now, on the core's
+/// tick clock: the monitor's dead-man and a watchdog would then outlast that lease.
+fn ping_past_lease(
+    id: u8,
+    host: &crate::host::Host,
+    fence_timeout_ms: u64,
+    now_ms: u64,
+) -> Option<String> {
+    use crate::core::timeout::TICK_MS;
+    if host.holding_groups() == 0 {
+        return None;
+    }
+    let fence_ms = fence_timeout_ms / TICK_MS * TICK_MS;
+    let now_tick_ms = now_ms / TICK_MS * TICK_MS;
+    let deadline_ms = host.core().resources_deadline_ms();
+    (deadline_ms < now_tick_ms + fence_ms).then(|| {
+        format!(
+            "node {id} pinged its monitor holding groups {:#b} with its leases ending in {} ms, less than the fence timeout {fence_ms} ms (rule 5: the dead-man and a watchdog would outlast them)",
+            host.holding_groups(),
+            deadline_ms.saturating_sub(now_tick_ms)
+        )
+    })
 }
