@@ -165,6 +165,11 @@ impl SimMonitor {
         }
     }
 
+    /// When the dead-man fires unless pinged before (`None`: not armed yet).
+    pub fn fence_deadline_ms(&self) -> Option<u64> {
+        self.fence_deadline_ms
+    }
+
     /// Whether the dead-man ran out (no `Ping` for `fence_timeout_ms`).
     pub fn fence_due(&self, now_ms: u64) -> bool {
         self.fence_deadline_ms

@@ -176,6 +176,12 @@ impl Cluster {
                         .map_or(0, |group| group.slot)
                 });
                 violations = resource_checker::check_start(id, resource, depends, monitor);
+                let host = sim_node.host.as_ref();
+                if let Some(description) =
+                    host.and_then(|host| start_past_lease(id, resource, host, monitor))
+                {
+                    violations.push(description);
+                }
                 let start = Start {
                     name: resource,
                     kind,
@@ -314,6 +320,26 @@ fn ping_past_lease(
             "node {id} pinged its monitor holding groups {:#b} with its leases ending in {} ms, less than the fence timeout {fence_ms} ms (rule 5: the dead-man and a watchdog would outlast them)",
             host.holding_groups(),
             deadline_ms.saturating_sub(now_tick_ms)
+        )
+    })
+}
+
+/// A start on a node whose monitor's dead-man (armed by the last ping, maybe an idle one just
+/// before) runs past the end of the leases covering its resources: should the node hang or
+/// freeze right after, the resource and a watchdog fed by that ping would outlast the lease
+/// (ARBITRATION.md rule 5). The core counts in whole ticks, so one tick is allowed.
+fn start_past_lease(
+    id: u8,
+    resource: &str,
+    host: &crate::host::Host,
+    monitor: &super::monitor_sim::SimMonitor,
+) -> Option<String> {
+    use crate::core::timeout::TICK_MS;
+    let fence_deadline_ms = monitor.fence_deadline_ms()?;
+    let deadline_ms = host.core().resources_deadline_ms();
+    (fence_deadline_ms > deadline_ms + TICK_MS).then(|| {
+        format!(
+            "node {id} started {resource} with its dead-man armed until {fence_deadline_ms} ms, past its leases' end at {deadline_ms} ms (rule 5: a hang now would outlast them)"
         )
     })
 }
