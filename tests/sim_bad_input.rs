@@ -395,3 +395,38 @@ fn a_node_alive_in_another_cluster_holds_forming_back_while_it_lasts() {
         cluster.checker.violations
     );
 }
+
+/// Issue 16, finding 4: a `SyncReply` naming a last locker above 64 reached `bit()`'s assert in
+/// the takeover (an abort). Node ids are range-checked where they are decoded: 0 (none) and
+/// 1..=64 decode, 65 and above are refused, so no takeover ever sees one.
+#[test]
+fn a_sync_reply_naming_a_node_past_the_table_is_refused_at_decode() {
+    use wolfpack::core::gum::wire::{GumMessage, SyncReply};
+    use wolfpack::core::message::MessageError;
+    let reply = |last_locker| Message {
+        from: 2,
+        incarnation: 1,
+        body: Body::Gum(GumMessage::SyncReply {
+            epoch: 2,
+            reply: SyncReply {
+                applied: 1,
+                valid: true,
+                unresolved: 0,
+                last_locker,
+            },
+        }),
+    };
+    for last_locker in [0, 1, 64] {
+        assert!(
+            Message::decode(&reply(last_locker).encode()).is_ok(),
+            "{last_locker}"
+        );
+    }
+    for last_locker in [65, 128, 255] {
+        assert_eq!(
+            Message::decode(&reply(last_locker).encode()),
+            Err(MessageError::OutOfRange),
+            "{last_locker}"
+        );
+    }
+}
