@@ -139,11 +139,6 @@ pub struct SimMonitor {
 }
 
 impl SimMonitor {
-    /// How long after a ping the dead-man fires (the disk's fence timeout).
-    pub fn fence_timeout_ms(&self) -> u64 {
-        self.fence_timeout_ms
-    }
-
     pub fn new(seed: u64, fence_timeout_ms: u64) -> SimMonitor {
         SimMonitor {
             prng: Prng::new(seed),

@@ -205,10 +205,8 @@ impl Cluster {
             // `fence_timeout`, so while the node holds a group, a ping is sent only while every
             // lease covering its resources lasts that long.
             Command::Ping { .. } => {
-                let fence_ms = monitor.fence_timeout_ms();
                 let host = sim_node.host.as_ref();
-                if let Some(description) =
-                    host.and_then(|host| ping_past_lease(id, host, fence_ms, now_ms))
+                if let Some(description) = host.and_then(|host| ping_past_lease(id, host, monitor))
                 {
                     violations.push(description);
                 }
@@ -299,47 +297,52 @@ fn event_kind(event: &Event) -> &'static str {
     }
 }
 
-/// A ping of a node holding groups when a lease covering its resources (the membership lease,
-/// every resource lease its core holds) ends less than `fence_timeout` from now, on the core's
-/// tick clock: the monitor's dead-man and a watchdog would then outlast that lease.
+/// How far the core's clock may lag the node's when it decides: the simulator delivers a
+/// tick's packets and disk completions before that tick's `Tick`, so the core judges them on
+/// its previous tick, up to two ticks behind the local ms the monitor keeps. The holder's share
+/// of the lease, `H`, keeps three ticks in hand for this (ARBITRATION.md §1).
+const CORE_CLOCK_LAG_MS_MAX: u64 = 2 * crate::core::timeout::TICK_MS;
+
+/// The dead-man's end and the leases' end when the first lies past the second by more than the
+/// core's clock lag: should the node hang or freeze now, its resources and a watchdog fed by the
+/// last ping would outlast the leases covering them (ARBITRATION.md rule 5). The leases are the
+/// membership lease and every resource lease the core holds.
+fn deadman_past_lease(
+    host: &crate::host::Host,
+    monitor: &super::monitor_sim::SimMonitor,
+) -> Option<(u64, u64)> {
+    let fence_deadline_ms = monitor.fence_deadline_ms()?;
+    let deadline_ms = host.core().resources_deadline_ms();
+    (fence_deadline_ms > deadline_ms + CORE_CLOCK_LAG_MS_MAX)
+        .then_some((fence_deadline_ms, deadline_ms))
+}
+
+/// A ping of a node holding groups that restarts the dead-man past its leases' end.
 fn ping_past_lease(
     id: u8,
     host: &crate::host::Host,
-    fence_timeout_ms: u64,
-    now_ms: u64,
+    monitor: &super::monitor_sim::SimMonitor,
 ) -> Option<String> {
-    use crate::core::timeout::TICK_MS;
     if host.holding_groups() == 0 {
         return None;
     }
-    let fence_ms = fence_timeout_ms / TICK_MS * TICK_MS;
-    let now_tick_ms = now_ms / TICK_MS * TICK_MS;
-    let deadline_ms = host.core().resources_deadline_ms();
-    (deadline_ms < now_tick_ms + fence_ms).then(|| {
-        format!(
-            "node {id} pinged its monitor holding groups {:#b} with its leases ending in {} ms, less than the fence timeout {fence_ms} ms (rule 5: the dead-man and a watchdog would outlast them)",
-            host.holding_groups(),
-            deadline_ms.saturating_sub(now_tick_ms)
-        )
-    })
+    let (fence_deadline_ms, deadline_ms) = deadman_past_lease(host, monitor)?;
+    Some(format!(
+        "node {id} pinged its monitor holding groups {:#b}: its dead-man now runs until {fence_deadline_ms} ms, past its leases' end at {deadline_ms} ms (rule 5: the dead-man and a watchdog would outlast them)",
+        host.holding_groups()
+    ))
 }
 
-/// A start on a node whose monitor's dead-man (armed by the last ping, maybe an idle one just
-/// before) runs past the end of the leases covering its resources: should the node hang or
-/// freeze right after, the resource and a watchdog fed by that ping would outlast the lease
-/// (ARBITRATION.md rule 5). The core counts in whole ticks, so one tick is allowed.
+/// A start on a node whose dead-man, armed by the last ping (maybe an idle one just before),
+/// runs past its leases' end.
 fn start_past_lease(
     id: u8,
     resource: &str,
     host: &crate::host::Host,
     monitor: &super::monitor_sim::SimMonitor,
 ) -> Option<String> {
-    use crate::core::timeout::TICK_MS;
-    let fence_deadline_ms = monitor.fence_deadline_ms()?;
-    let deadline_ms = host.core().resources_deadline_ms();
-    (fence_deadline_ms > deadline_ms + TICK_MS).then(|| {
-        format!(
-            "node {id} started {resource} with its dead-man armed until {fence_deadline_ms} ms, past its leases' end at {deadline_ms} ms (rule 5: a hang now would outlast them)"
-        )
-    })
+    let (fence_deadline_ms, deadline_ms) = deadman_past_lease(host, monitor)?;
+    Some(format!(
+        "node {id} started {resource} with its dead-man armed until {fence_deadline_ms} ms, past its leases' end at {deadline_ms} ms (rule 5: a hang now would outlast them)"
+    ))
 }
