@@ -89,6 +89,8 @@ impl Bed {
         all.extend(
             self.watchdog_crashes()
                 .iter()
+                // A crash that failed (`crashed_us` 0) closes nothing.
+                .filter(|fired| fired.crashed_us > 0)
                 .map(|fired| (fired.node, fired.crashed_us)),
         );
         all.sort_by_key(|&(_, at)| at);
