@@ -96,6 +96,7 @@ fn measure(label: &'static str, nodes: u8, scenario: Scenario, runs: usize) -> R
         second_network: false,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
         verbose: false,
+        watchdog_ms: None,
     })?;
     bed.start_all()?;
     bed.converge(Duration::from_secs(60))?;
@@ -149,6 +150,7 @@ fn measure_vip(
         second_network: false,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
         verbose: false,
+        watchdog_ms: None,
     })?;
     let measurement = vip::measure(&mut bed, slot, fault, Victim::Holder, runs)?;
     let overlaps = measurement.overlaps + measurement.double_answers;

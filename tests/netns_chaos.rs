@@ -39,6 +39,7 @@ fn started_bed(nodes: u8, second_network: bool) -> Bed {
         second_network,
         binary: binary(),
         verbose: false,
+        watchdog_ms: None,
     })
     .expect("bed");
     bed.start_all().expect("start");
@@ -233,6 +234,7 @@ fn a_short_chaos_run_finds_no_split_brain_no_stuck_group_and_no_lost_update() {
         second_network: false,
         binary: binary(),
         verbose: false,
+        watchdog_ms: None,
     })
     .expect("the chaos run completes");
     println!("{}", outcome.final_line());

@@ -40,6 +40,7 @@ fn started_bed() -> (Bed, u8) {
         second_network: false,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
         verbose: false,
+        watchdog_ms: None,
     };
     vip::started_bed(options).expect("a catalog bed with web online and answering")
 }

@@ -8,6 +8,7 @@ use super::host;
 use super::names::{RunNames, NODES_MAX};
 use super::network;
 use super::status::{self, NodeStatus};
+use super::watchdog::{Fired, NodeWatchdog, Target};
 use super::{host_address, micros, CLUSTER_PORT};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
@@ -16,8 +17,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Set by SIGINT/SIGTERM/SIGHUP when the command line installed `install_interrupt_flag`.
@@ -77,6 +78,15 @@ pub struct BedOptions {
     pub binary: PathBuf,
     /// Print each action to stdout (they always go to `actions.log`).
     pub verbose: bool,
+    /// A watchdog of this timeout (ms) for every node, outside its cgroup (`watchdog.rs`);
+    /// at most the disk's `Timing::watchdog_timeout_max_ms()`.
+    pub watchdog_ms: Option<u64>,
+}
+
+/// The longest watchdog timeout the bed's disk covers: the default timing's bound (the bed
+/// formats its disk with the default timing).
+pub fn watchdog_timeout_max_ms() -> u64 {
+    disklayout::Timing::default().watchdog_timeout_max_ms()
 }
 
 /// A running testbed; see the module doc.
@@ -106,12 +116,26 @@ pub struct Bed {
     pub crashes: Vec<(u8, u64)>,
     /// Keep `dir` after teardown (set when a run failed, so its logs can be read).
     pub keep_files: bool,
+    /// Each running node's watchdog (with `watchdog_ms`), replaced at every start.
+    watchdogs: BTreeMap<u8, NodeWatchdog>,
+    /// Every watchdog that fired, in order (their threads append).
+    watchdog_fired: Arc<Mutex<Vec<Fired>>>,
     torn_down: bool,
 }
 
 impl Bed {
     /// Builds the network, the disk and the key; starts nothing.
     pub fn create(options: BedOptions) -> Result<Bed, String> {
+        if let Some(watchdog_ms) = options.watchdog_ms {
+            let max_ms = watchdog_timeout_max_ms();
+            if watchdog_ms == 0 || watchdog_ms > max_ms {
+                return Err(format!(
+                    "--watchdog-timeout-ms {watchdog_ms}: the disk's timing covers a watchdog of \
+                     1 to {max_ms} ms (the fence timeout less the clock drift bound); a longer \
+                     one could crash a node only after its lease ended"
+                ));
+            }
+        }
         if !host::is_root() {
             return Err("the netns testbed needs root (network namespaces, nftables)".into());
         }
@@ -151,9 +175,16 @@ impl Bed {
             filtered: BTreeSet::new(),
             leaving: BTreeSet::new(),
             keep_files: false,
+            watchdogs: BTreeMap::new(),
+            watchdog_fired: Arc::new(Mutex::new(Vec::new())),
             torn_down: false,
         };
         bed.build()?;
+        if bed.options.watchdog_ms.is_some() && !bed.can_freeze() {
+            return Err(
+                "--watchdog crashes a whole node, which needs the cgroup freezer: none here".into(),
+            );
+        }
         Ok(bed)
     }
 
@@ -284,6 +315,13 @@ impl Bed {
             ])
             // The disk-stall verb (`faults.rs`) is a fault command to the node itself.
             .arg("--allow-fault-injection");
+        // A new watchdog per start (a reboot): the old one, if it is crashing the node, finishes
+        // first.
+        self.stop_watchdog(node);
+        if let Some(watchdog) = self.arm_watchdog(node)? {
+            command.arg("--watchdog").arg(&watchdog.fifo);
+            self.watchdogs.insert(node, watchdog);
+        }
         if self.options.groups == GroupSource::TestGroups {
             for group in 1..=self.options.nodes {
                 command
@@ -310,6 +348,38 @@ impl Bed {
         self.note(&format!("start node {node} pid {}", child.id()));
         self.daemons.insert(node, child);
         Ok(())
+    }
+
+    /// Node `node`'s new watchdog, when the bed has them.
+    fn arm_watchdog(&self, node: u8) -> Result<Option<NodeWatchdog>, String> {
+        let (Some(timeout_ms), Some(cgroup)) = (self.options.watchdog_ms, self.cgroups.get(&node))
+        else {
+            return Ok(None);
+        };
+        let target = Target {
+            node,
+            cgroup: cgroup.clone(),
+            names: self.names.clone(),
+            networks: self.networks(),
+            actions_log: self.dir.join("actions.log"),
+            verbose: self.options.verbose,
+            fired: Arc::clone(&self.watchdog_fired),
+        };
+        let fifo = self.dir.join(format!("wd{node}.fifo"));
+        NodeWatchdog::start(&fifo, timeout_ms, target).map(Some)
+    }
+
+    /// Stops node `node`'s watchdog (waiting for a crash it is doing).
+    pub(super) fn stop_watchdog(&mut self, node: u8) {
+        drop(self.watchdogs.remove(&node));
+    }
+
+    /// Every watchdog that fired so far, in order.
+    pub fn watchdog_crashes(&self) -> Vec<Fired> {
+        self.watchdog_fired
+            .lock()
+            .map(|fired| fired.clone())
+            .unwrap_or_default()
     }
 
     pub fn start_all(&mut self) -> Result<(), String> {
@@ -436,6 +506,8 @@ impl Bed {
             return;
         }
         self.torn_down = true;
+        // First, so that stopping the nodes below is not taken for a hang.
+        self.watchdogs.clear();
         self.stop_prober();
         for cgroup in self.cgroups.values() {
             let _ = cgroup.set_frozen(false);

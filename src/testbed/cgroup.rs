@@ -14,8 +14,9 @@ enum Version {
     V2,
 }
 
-/// A cgroup this run created.
-#[derive(Debug)]
+/// A cgroup this run created (a clone is another handle on the same cgroup: the watchdog's
+/// thread crashes the node through one).
+#[derive(Clone, Debug)]
 pub struct NodeCgroup {
     path: PathBuf,
     version: Version,

@@ -5,7 +5,8 @@
 //! one fault, held for a random time, undone. The faults are the simulator's mix
 //! (`src/sim/workload.rs`) as far as real nodes allow: kill (the daemon alone), crash (the
 //! whole node at once), a graceful leave (SIGTERM, started again at the heal), a crash of
-//! every node at once (rarely), daemon pause, short whole-node freeze, symmetric or one-way
+//! every node at once (rarely), daemon pause, short whole-node freeze (with `--watchdog`, half
+//! of them beyond the lease: the node's watchdog must crash it first), symmetric or one-way
 //! partition, link down, disk stall, message loss and message duplication (nftables). A
 //! quarter of the cycles then wait for the cluster to converge, the others go on while it is
 //! still recovering. At the end everything is healed and the run checks the event log
@@ -28,10 +29,13 @@ use std::time::{Duration, Instant};
 
 /// Waits for convergence: generous, a loaded 2-core machine must not fail a correct run.
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(60);
-/// The longest whole-node freeze in the schedule: shorter than the lease expiry (1000 ms), so
-/// a frozen node never loses its groups; a longer freeze needs a hardware watchdog to be safe
-/// (see the report of `netns_chaos::a_frozen_node_beyond_its_lease`).
+/// The longest whole-node freeze in the schedule without a watchdog: shorter than the lease
+/// expiry (1000 ms), so a frozen node never loses its groups; a longer freeze needs a hardware
+/// watchdog to be safe (the `freeze-node` scenario shows it).
 const FREEZE_MS_MAX: u64 = 800;
+/// With `--watchdog`, half the freezes last this long instead: past the 1000 ms lease expiry,
+/// so the node's watchdog crashes it before the others take its groups over.
+const FREEZE_BEYOND_LEASE_MS: (u64, u64) = (1100, 2500);
 
 pub struct ChaosOptions {
     pub seed: u64,
@@ -40,6 +44,9 @@ pub struct ChaosOptions {
     pub second_network: bool,
     pub binary: PathBuf,
     pub verbose: bool,
+    /// A watchdog of this timeout (ms) on every node (`watchdog.rs`), and freezes beyond the
+    /// lease in the schedule.
+    pub watchdog_ms: Option<u64>,
 }
 
 /// What the checks found, summed over the clusters.
@@ -54,6 +61,8 @@ pub struct ChaosOutcome {
     /// Database updates acknowledged during the run.
     pub updates_acknowledged: u64,
     pub stuck_groups: u64,
+    /// Nodes crashed by their watchdog (with `--watchdog`).
+    pub watchdog_crashes: u64,
 }
 
 impl ChaosOutcome {
@@ -81,6 +90,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosOutcome, String> {
         total.stuck_groups += outcome.stuck_groups;
         total.lost_updates += outcome.lost_updates;
         total.updates_acknowledged += outcome.updates_acknowledged;
+        total.watchdog_crashes += outcome.watchdog_crashes;
     }
     Ok(total)
 }
@@ -170,12 +180,15 @@ fn some_nodes(bits: u64, nodes: u8) -> Vec<u8> {
 }
 
 /// How long a fault is held before the heal. A freeze stays shorter than the lease (see
-/// `FREEZE_MS_MAX`). Otherwise two thirds of the holds are short (100 to 700 ms: a partition or
+/// `FREEZE_MS_MAX`), except with a watchdog, where half the freezes outlast it. Otherwise two thirds of the holds are short (100 to 700 ms: a partition or
 /// loss healed around the 300 ms detection, a node back while the others still take it over)
 /// and a third long (700 ms to 2.5 s, as before: past the 1 s lease, so takeovers, fences and
 /// stalls beyond the lease complete while the fault lasts).
-fn hold_ms(prng: &mut Prng, fault: Fault) -> u64 {
+fn hold_ms(prng: &mut Prng, fault: Fault, watchdog: bool) -> u64 {
     match fault {
+        Fault::FreezeNode(_) if watchdog && prng.chance(1, 2) => {
+            prng.range_inclusive(FREEZE_BEYOND_LEASE_MS.0, FREEZE_BEYOND_LEASE_MS.1)
+        }
         Fault::FreezeNode(_) => prng.range_inclusive(200, FREEZE_MS_MAX),
         _ if prng.chance(2, 3) => prng.range_inclusive(100, 700),
         _ => prng.range_inclusive(700, 2500),
@@ -230,6 +243,7 @@ fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String
         second_network: options.second_network,
         binary: options.binary.clone(),
         verbose: options.verbose,
+        watchdog_ms: options.watchdog_ms,
     })?;
     println!(
         "chaos: {nodes} nodes, seed {}, {} s, run {} ({})",
@@ -251,7 +265,7 @@ fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     while Instant::now() < until {
         let fault = choose(&mut prng, &bed, nodes);
-        let hold_ms = hold_ms(&mut prng, fault);
+        let hold_ms = hold_ms(&mut prng, fault, options.watchdog_ms.is_some());
         bed.note(&format!(
             "cycle {}: {fault:?} for {hold_ms} ms",
             outcome.cycles
@@ -292,8 +306,21 @@ fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String
     let doubles = samples::double_answers(&samples);
     outcome.double_answers = doubles.len() as u64;
     outcome.overlaps = report.overlaps.len() as u64 + outcome.double_answers;
+    let watchdog_crashes = bed.watchdog_crashes();
+    outcome.watchdog_crashes = watchdog_crashes.len() as u64;
+    let watchdog_note = match options.watchdog_ms {
+        Some(timeout_ms) => format!(
+            ", {} watchdog crashes (W {timeout_ms} ms; nodes {:?})",
+            watchdog_crashes.len(),
+            watchdog_crashes
+                .iter()
+                .map(|fired| fired.node)
+                .collect::<Vec<u8>>()
+        ),
+        None => String::new(),
+    };
     println!(
-        "chaos: {nodes} nodes: {} cycles ({unconverged} did not converge within 30 s), faults {kinds:?}, {} online intervals, {} overlaps, {} samples, {} rounds with two answers, {} updates acknowledged, {} lost, holders {holders:?}",
+        "chaos: {nodes} nodes: {} cycles ({unconverged} did not converge within 30 s), faults {kinds:?}{watchdog_note}, {} online intervals, {} overlaps, {} samples, {} rounds with two answers, {} updates acknowledged, {} lost, holders {holders:?}",
         outcome.cycles,
         report.intervals.len(),
         report.overlaps.len(),

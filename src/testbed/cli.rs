@@ -3,7 +3,7 @@ use super::bed::{install_interrupt_flag, Bed, BedOptions, GroupSource};
 use super::chaos::{self, ChaosOptions};
 use super::probe::{self, ProbeOptions};
 use super::scenarios::{self, Scenario};
-use super::{overlap, samples, serve};
+use super::{samples, serve};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,12 +22,18 @@ Commands:
         monitor fences), heal in between; not-quorum-owner first moves web off the node
         holding the quorum lease; prints each client-observed outage, then
         'runs=R median_ms=M max_ms=X overlaps=O double_answers=D'; exit 1 on split brain
-  scenario NAME [--nodes N] [--second-network] [--group G]
+  scenario NAME [--nodes N] [--second-network] [--group G] [--watchdog [--watchdog-timeout-ms W]]
         one fault against group G's holder (kill, pause-daemon, freeze-node, partition,
         partition-one-way, disk-stall), heal, check; prints the client-observed outage
   chaos [--seed S] [--duration-s D] [--nodes 2,5] [--second-network] [--verbose]
+        [--watchdog [--watchdog-timeout-ms W]]
         a seeded random fault schedule per cluster size, then heal and check; the last line is
-        'cycles=N overlaps=O lost_updates=L stuck_groups=S', exit 1 unless all are 0
+        'cycles=N overlaps=O lost_updates=L stuck_groups=S', exit 1 unless all are 0; with
+        --watchdog half the whole-node freezes outlast the lease
+  --watchdog: every node gets a hardware watchdog the testbed runs outside the node's cgroup
+        (a FIFO given as 'wolfpack node --watchdog'); W ms without a keepalive byte crashes
+        the whole node (as 'crash'); W defaults to, and may not exceed, the disk timing's
+        bound (fence timeout less clock drift: 499 ms at the default timing)
   cleanup
         remove what runs whose testbed process is gone left behind (wp-* namespaces, cgroups)
 ";
@@ -82,6 +88,7 @@ fn flags(words: &[&str]) -> Result<getopts::Matches, String> {
         "runs",
         "fault",
         "victim",
+        "watchdog-timeout-ms",
     ] {
         options.optopt("", name, "", "VALUE");
     }
@@ -90,6 +97,7 @@ fn flags(words: &[&str]) -> Result<getopts::Matches, String> {
     options.optflag("", "catalog", "");
     options.optflag("", "keep-files", "");
     options.optflag("", "verbose", "");
+    options.optflag("", "watchdog", "");
     let matches = options.parse(words).map_err(|error| error.to_string())?;
     if let Some(extra) = matches.free.first() {
         return Err(format!("unexpected argument '{extra}'"));
@@ -114,6 +122,24 @@ fn binary() -> Result<PathBuf, String> {
     std::env::current_exe().map_err(|error| format!("cannot find the wolfpack binary: {error}"))
 }
 
+/// `--watchdog [--watchdog-timeout-ms W]`: the watchdog's timeout, if any (checked against the
+/// disk's bound by `Bed::create`).
+fn watchdog_ms(matches: &getopts::Matches) -> Result<Option<u64>, String> {
+    match (
+        matches.opt_present("watchdog"),
+        matches.opt_present("watchdog-timeout-ms"),
+    ) {
+        (false, false) => Ok(None),
+        (false, true) => Err("--watchdog-timeout-ms needs --watchdog".into()),
+        (true, _) => number(
+            matches,
+            "watchdog-timeout-ms",
+            super::bed::watchdog_timeout_max_ms(),
+        )
+        .map(Some),
+    }
+}
+
 fn bed_options(matches: &getopts::Matches, nodes: u8) -> Result<BedOptions, String> {
     Ok(BedOptions {
         nodes,
@@ -121,6 +147,7 @@ fn bed_options(matches: &getopts::Matches, nodes: u8) -> Result<BedOptions, Stri
         second_network: matches.opt_present("second-network"),
         binary: binary()?,
         verbose: true,
+        watchdog_ms: watchdog_ms(matches)?,
     })
 }
 
@@ -168,10 +195,13 @@ fn scenario(words: &[&str]) -> Result<(), String> {
     let text = std::fs::read_to_string(samples_path).unwrap_or_default();
     let (samples, _) = samples::parse(&text);
     let outage = samples::outage_us(&samples, group, trial.fault_us, trial.healed_us);
-    let events = std::fs::read_to_string(bed.event_log()).unwrap_or_default();
-    let report = overlap::check(&events);
+    // The event log with the intervals of a node the watchdog crashed closed at its crash.
+    let report = bed.overlap_report();
     let doubles = samples::double_answers(&samples);
     println!("{trial:?}");
+    if bed.options.watchdog_ms.is_some() {
+        println!("{}", scenarios::watchdog_summary(&bed, &trial));
+    }
     println!(
         "outage_ms={} overlaps={} double_answers={}",
         outage.map_or("never-recovered".to_string(), |us| format!(
@@ -253,6 +283,7 @@ fn run_chaos(words: &[&str]) -> i32 {
             second_network: matches.opt_present("second-network"),
             binary: binary()?,
             verbose: matches.opt_present("verbose"),
+            watchdog_ms: watchdog_ms(&matches)?,
         };
         chaos::run(&options)
     })();
@@ -266,6 +297,9 @@ fn run_chaos(words: &[&str]) -> i32 {
                 "database updates acknowledged during the faults: {} (every one checked on every node)",
                 outcome.updates_acknowledged
             );
+            if outcome.watchdog_crashes > 0 {
+                println!("watchdog crashes: {}", outcome.watchdog_crashes);
+            }
             println!("{}", outcome.final_line());
             if outcome.clean() {
                 0

@@ -18,6 +18,8 @@
 //! recorded, which is after every process of the node was gone and its added addresses
 //! deleted, so the overlap check stays exact.
 use super::bed::{stop_child, Bed};
+use super::cgroup::NodeCgroup;
+use super::names::RunNames;
 use super::overlap::{self, parse_line};
 use super::{host, host_address, micros};
 use std::collections::BTreeSet;
@@ -40,47 +42,20 @@ impl Bed {
     pub fn crash_all(&mut self, nodes: &[u8]) -> Result<u64, String> {
         let mut cgroups = Vec::new();
         for node in nodes {
-            cgroups.push(
+            cgroups.push((
                 self.cgroups
                     .get(node)
-                    .ok_or("no cgroup freezer on this host: cannot crash a whole node at once")?,
-            );
+                    .ok_or("no cgroup freezer on this host: cannot crash a whole node at once")?
+                    .clone(),
+                *node,
+            ));
         }
-        // Frozen first, so no process acts on another's death (the monitor would fence and
-        // delete the address, the daemon would notice its monitor, a survivor would take
-        // over) before all are killed.
-        for cgroup in &cgroups {
-            cgroup.set_frozen(true)?;
+        // A machine without power has no watchdog running either (and one that fires now
+        // would race with this crash); its restart arms a new one.
+        for &node in nodes {
+            self.stop_watchdog(node);
         }
-        let until = Instant::now() + SETTLE_DEADLINE;
-        for (cgroup, node) in cgroups.iter().zip(nodes) {
-            while !cgroup.is_frozen() {
-                if Instant::now() > until {
-                    for cgroup in &cgroups {
-                        let _ = cgroup.set_frozen(false);
-                    }
-                    return Err(format!("node {node}'s cgroup did not freeze"));
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        for cgroup in &cgroups {
-            for pid in cgroup.pids() {
-                host::signal(pid, libc::SIGKILL);
-            }
-        }
-        // Killed while frozen; they die as they thaw, before running any more of their code.
-        for cgroup in &cgroups {
-            cgroup.set_frozen(false)?;
-        }
-        for (cgroup, node) in cgroups.iter().zip(nodes) {
-            while !cgroup.pids().is_empty() {
-                if Instant::now() > until {
-                    return Err(format!("node {node}'s processes did not die"));
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
+        kill_cgroups(&cgroups)?;
         for &node in nodes {
             if let Some(daemon) = self.daemons.remove(&node) {
                 // Already dead: this only reaps it.
@@ -89,7 +64,7 @@ impl Bed {
             self.paused.remove(&node);
             self.frozen.remove(&node);
             self.leaving.remove(&node);
-            self.remove_added_addresses(node)?;
+            remove_added_addresses(&self.names, node, self.networks())?;
         }
         let at = micros();
         for &node in nodes {
@@ -101,29 +76,87 @@ impl Bed {
         Ok(at)
     }
 
-    /// Deletes every IPv4 address of the node's interfaces but the node's own.
-    fn remove_added_addresses(&self, node: u8) -> Result<(), String> {
-        let namespace = self.names.node_namespace(node);
-        for network in 0..self.networks() {
-            let interface = self.names.node_interface(node, network);
-            let own = format!("{}/24", host_address(network, node));
-            let listing =
-                host::ip_in(&namespace, &["-4", "-o", "addr", "show", "dev", &interface])?;
-            for added in configured_addresses(&listing) {
-                if added != own {
-                    host::ip_in(&namespace, &["addr", "del", &added, "dev", &interface])?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The overlap check of the monitors' event log, with each crashed node's open intervals
     /// closed at its crash.
     pub fn overlap_report(&self) -> overlap::OverlapReport {
         let text = std::fs::read_to_string(self.event_log()).unwrap_or_default();
-        overlap::check(&event_log_with_crashes(&text, &self.crashes))
+        overlap::check(&event_log_with_crashes(&text, &self.all_crashes()))
     }
+
+    /// Every crash so far: the `crash` verb's and the watchdog's (`watchdog.rs`).
+    pub fn all_crashes(&self) -> Vec<(u8, u64)> {
+        let mut all = self.crashes.clone();
+        all.extend(
+            self.watchdog_crashes()
+                .iter()
+                // A crash that failed (`crashed_us` 0) closes nothing.
+                .filter(|fired| fired.crashed_us > 0)
+                .map(|fired| (fired.node, fired.crashed_us)),
+        );
+        all.sort_by_key(|&(_, at)| at);
+        all
+    }
+}
+
+/// Kills every process of the given nodes' cgroups at once: all frozen first, so no process
+/// acts on another's death (the monitor would fence and delete the address, the daemon would
+/// notice its monitor, a survivor would take over) before all are killed; then SIGKILLed,
+/// thawed, and waited for until every cgroup is empty. Also the watchdog's crash
+/// (`watchdog.rs`), from its own thread.
+pub(super) fn kill_cgroups(cgroups: &[(NodeCgroup, u8)]) -> Result<(), String> {
+    for (cgroup, _) in cgroups {
+        cgroup.set_frozen(true)?;
+    }
+    let until = Instant::now() + SETTLE_DEADLINE;
+    for (cgroup, node) in cgroups {
+        while !cgroup.is_frozen() {
+            if Instant::now() > until {
+                for (cgroup, _) in cgroups {
+                    let _ = cgroup.set_frozen(false);
+                }
+                return Err(format!("node {node}'s cgroup did not freeze"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    for (cgroup, _) in cgroups {
+        for pid in cgroup.pids() {
+            host::signal(pid, libc::SIGKILL);
+        }
+    }
+    // Killed while frozen; they die as they thaw, before running any more of their code.
+    for (cgroup, _) in cgroups {
+        cgroup.set_frozen(false)?;
+    }
+    for (cgroup, node) in cgroups {
+        while !cgroup.pids().is_empty() {
+            if Instant::now() > until {
+                return Err(format!("node {node}'s processes did not die"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every IPv4 address of the node's interfaces but the node's own.
+pub(super) fn remove_added_addresses(
+    names: &RunNames,
+    node: u8,
+    networks: u8,
+) -> Result<(), String> {
+    let namespace = names.node_namespace(node);
+    for network in 0..networks {
+        let interface = names.node_interface(node, network);
+        let own = format!("{}/24", host_address(network, node));
+        let listing = host::ip_in(&namespace, &["-4", "-o", "addr", "show", "dev", &interface])?;
+        for added in configured_addresses(&listing) {
+            if added != own {
+                host::ip_in(&namespace, &["addr", "del", &added, "dev", &interface])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `ADDRESS/PREFIX` words after `inet` in `ip -o addr show` output.

@@ -36,6 +36,7 @@ pub mod serve;
 pub mod status;
 pub mod vip;
 pub mod watch;
+pub mod watchdog;
 pub mod writer;
 
 pub use bed::{Bed, BedOptions, GroupSource};

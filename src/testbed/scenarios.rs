@@ -140,3 +140,46 @@ pub fn trial(bed: &mut Bed, scenario: Scenario, group: u8) -> Result<Trial, Stri
         holder_at_heal,
     })
 }
+
+/// When another node than `victim` first brought a resource online after `after_us` (the
+/// monitors' event log): the first takeover of what the victim held.
+pub fn first_takeover_us(bed: &Bed, victim: u8, after_us: u64) -> Option<u64> {
+    let text = std::fs::read_to_string(bed.event_log()).unwrap_or_default();
+    text.lines()
+        .filter_map(super::overlap::parse_line)
+        .filter(|line| line.online && line.node != victim && line.at > after_us)
+        .map(|line| line.at)
+        .min()
+}
+
+/// One line on what the watchdogs did during `trial`, relative to the fault: when each fired
+/// and its node was gone, and when another node first took over (the crash must come first).
+pub fn watchdog_summary(bed: &Bed, trial: &Trial) -> String {
+    let relative = |at: u64| at as f64 / 1000.0 - trial.fault_us as f64 / 1000.0;
+    let fired = bed.watchdog_crashes();
+    let takeover = first_takeover_us(bed, trial.victim, trial.fault_us);
+    let mut line = format!("watchdog_crashes={}", fired.len());
+    for fired in &fired {
+        line.push_str(&format!(
+            " (node {} fired after {:.1} ms unfed at +{:.1} ms, crashed by +{:.1} ms)",
+            fired.node,
+            fired.unfed_us as f64 / 1000.0,
+            relative(fired.fired_us),
+            relative(fired.crashed_us)
+        ));
+    }
+    match takeover {
+        Some(at) => line.push_str(&format!(" first_takeover=+{:.1} ms", relative(at))),
+        None => line.push_str(" first_takeover=none"),
+    }
+    if let (Some(fired), Some(at)) = (
+        fired.iter().find(|fired| fired.node == trial.victim),
+        takeover,
+    ) {
+        line.push_str(&format!(
+            " crash_before_takeover_ms={:.1}",
+            (at as f64 - fired.crashed_us as f64) / 1000.0
+        ));
+    }
+    line
+}
