@@ -4,8 +4,8 @@
 //!
 //! Each target decodes what an outsider (or an authenticated peer) can send and then hands the
 //! decoded value to the code that consumes it, where that code is pure. A panic is a finding.
-//! Inputs skipped with a `KNOWN: issue 16 finding N` comment hit a bug already reported and
-//! fixed elsewhere; remove the skip once the fix is in.
+//! No input is skipped: the bugs the first campaign reached (issue 16's findings 1, 3 and 6, and
+//! a peer's node set naming an unconfigured node) are fixed, and their inputs are in the corpora.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
@@ -16,8 +16,7 @@ use disklayout::{
 };
 use wolfpack::core::db::{Database, Op, Path, Update, Value};
 use wolfpack::core::disk_records::{Geometry, Timing};
-use wolfpack::core::gum::wire::GumMessage;
-use wolfpack::core::message::{Body, Message};
+use wolfpack::core::message::Message;
 use wolfpack::core::{AdminCommand, Config, DiskError, Input, Mutation, Node, Output};
 use wolfpack::wire::{seal_crafted, ClusterKey, Header, Opener, PAYLOAD_BYTES_MAX};
 
@@ -81,18 +80,14 @@ impl<'a> Bytes<'a> {
     }
 }
 
-/// Whether inputs that hit a known bug are skipped: yes, unless `WOLFPACK_FUZZ_KNOWN=1` (to
-/// check that a target still reaches a known bug, or that its fix holds).
-fn skip_known() -> bool {
-    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SKIP.get_or_init(|| std::env::var_os("WOLFPACK_FUZZ_KNOWN").is_none_or(|value| value != "1"))
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Wire frames
 // ---------------------------------------------------------------------------------------------
 
 const CLUSTER: u64 = 0xC1u64 << 56 | 42;
+/// The incarnation of the node the targets play (time frames must name it).
+const OWN_INCARNATION: u64 = 7;
 const ME: u8 = 1;
 
 fn key() -> ClusterKey {
@@ -184,9 +179,7 @@ fn dispatch_frame(kind: u8, sender: u8, payload: &[u8]) {
         }
         2 => {
             let mut service = wolfpack::node::time_service::TimeService::default();
-            if !time_frame_is_known_bug(payload, 1_700_000_000_000) {
-                let _ = service.on_frame(sender, payload, 1_700_000_000_000, 5);
-            }
+            let _ = service.on_frame(sender, payload, OWN_INCARNATION, 1_700_000_000_000, 5);
         }
         3 => {
             let _ = wolfpack::node::event_codec::decode(payload, sender);
@@ -217,8 +210,9 @@ fn core_node() -> Node {
         cluster_id: CLUSTER,
         incarnation: 1,
         // As the daemon builds it (src/node/daemon.rs): one entry per possible node id, 0 for
-        // the unconfigured. A shorter vector makes `send_all` index past its end when a peer's
-        // bitmap names an unconfigured node (fuzz/artifacts-known/core_message/).
+        // the unconfigured. (With a shorter vector, a peer's bitmap naming an unconfigured node
+        // once made `send_all` index past its end; such a message is now refused at intake, and
+        // its input is `fuzz/corpus/core_message/regression-short-networks-*`.)
         networks: {
             let mut networks = vec![0u8; 64];
             networks[..4].copy_from_slice(&[2, 2, 1, 1]);
@@ -287,9 +281,6 @@ fn drive_core(data: &[u8], gum_only: bool) {
                 let decoded = Message::decode(&payload);
                 if let Ok(message) = &decoded {
                     check_message_round_trip(message);
-                    if core_message_is_known_bug(message) {
-                        continue;
-                    }
                 }
                 let sequence = &mut sequences[usize::from(sender)];
                 let header = Header {
@@ -332,9 +323,6 @@ fn drive_core(data: &[u8], gum_only: bool) {
             }
             6 => {
                 let block = record_block(&mut bytes);
-                if disk_block_is_known_bug(&block) {
-                    continue;
-                }
                 if let Some((op, offset, write)) = disk.pending.pop_front() {
                     match write {
                         Some(_) => complete(&mut node, &mut disk, op, offset, write),
@@ -414,90 +402,7 @@ fn drain(node: &mut Node, disk: &mut MemoryDisk) {
     }
 }
 
-/// Messages that reach a bug reported and being fixed elsewhere (issue 16).
-fn core_message_is_known_bug(message: &Message) -> bool {
-    skip_known()
-        && match &message.body {
-            // KNOWN: issue 16 finding 5: a RegroupStatus (or Install) with an epoch near u64::MAX
-            // overflows `next_epoch() + 1` in src/core/install.rs.
-            Body::RegroupStatus(status) => {
-                status.epoch >= u64::MAX - 2 || status.acked_epoch >= u64::MAX - 2
-            }
-            // KNOWN: issue 16 finding 2: a SyncReply whose last_locker is not a node id reaches
-            // `bit()`'s assert (src/core/gum/takeover.rs).
-            Body::Gum(GumMessage::SyncReply { reply, .. }) => reply.last_locker > 64,
-            _ => false,
-        }
-}
 
-/// Disk records the core reads that reach a bug reported and being fixed elsewhere.
-fn disk_block_is_known_bug(block: &[u8; BLOCK_SIZE]) -> bool {
-    // KNOWN: issue 16 finding 6: a record carrying a counter beyond `disklayout::COUNTER_MAX`
-    // (u64::MAX) overflows the core's arithmetic on it: the own slot's sequence + 1 in
-    // src/core/lease.rs (try_write_own_slot), an epoch seen on disk + 1 in src/core/forming.rs
-    // (finish_forming). The disklayout readers are to refuse such counters.
-    fn big(values: &[u64]) -> bool {
-        values.iter().any(|value| !disklayout::is_counter(*value))
-    }
-    if !skip_known() {
-        return false;
-    }
-    let block = &block[..];
-    if let Ok(Some(sealed)) = disklayout::decode::<NodeSlot>(block) {
-        let slot = &sealed.record;
-        return big(&[
-            sealed.sequence,
-            slot.incarnation,
-            slot.epoch,
-            slot.realtime_ms,
-        ]);
-    }
-    if let Ok(Some(sealed)) = disklayout::decode::<QuorumLease>(block) {
-        let lease = &sealed.record.0;
-        return big(&[
-            sealed.sequence,
-            lease.owner_incarnation,
-            lease.owner_epoch,
-            lease.challenger_incarnation,
-        ]);
-    }
-    if let Ok(Some(sealed)) = disklayout::decode::<ResourceLease>(block) {
-        let lease = &sealed.record.0;
-        return big(&[
-            sealed.sequence,
-            lease.owner_incarnation,
-            lease.owner_epoch,
-            lease.challenger_incarnation,
-        ]);
-    }
-    if let Ok(Some(sealed)) = disklayout::decode::<FenceRequest>(block) {
-        let request = &sealed.record;
-        return big(&[
-            sealed.sequence,
-            request.target_incarnation,
-            request.requester_epoch,
-            request.requester_incarnation,
-        ]);
-    }
-    if let Ok(Some(sealed)) = disklayout::decode::<FenceAck>(block) {
-        return big(&[sealed.sequence, sealed.record.incarnation]);
-    }
-    if let Ok(Some(sealed)) = disklayout::decode::<CheckpointHeader>(block) {
-        let header = &sealed.record;
-        return big(&[
-            sealed.sequence,
-            header.database_sequence,
-            header.log_position,
-            header.payload_bytes,
-        ]);
-    }
-    if let Ok(Some(sealed)) = disklayout::decode::<LogBlock>(block) {
-        let mut values = vec![sealed.sequence, sealed.record.epoch];
-        values.extend(sealed.record.updates.iter().map(|update| update.sequence));
-        return big(&values);
-    }
-    false
-}
 
 /// Core messages (any kind, or raw payloads) from authenticated peers into a node.
 pub fn core_message(data: &[u8]) {
@@ -660,6 +565,7 @@ fn small_image() -> &'static (u64, Vec<u8>) {
             disk_size_bytes: size,
             geometry,
             timing: disklayout::Timing::default(),
+            watchdog: Default::default(),
         };
         let nodes: Vec<NodeEntry> = (1..=2)
             .map(|id| NodeEntry {
@@ -810,22 +716,6 @@ pub fn admin_request(data: &[u8]) {
 // 5. Event exchange frames, merged and rendered; 8. time frames
 // ---------------------------------------------------------------------------------------------
 
-/// Time frames whose skew computation is a known bug.
-fn time_frame_is_known_bug(payload: &[u8], own_wall_ms: u64) -> bool {
-    // KNOWN: issue 16 finding 1: a peer wall clock of 2^63 or more (or a skew of i64::MIN)
-    // overflows the skew's subtraction or `.abs()` in src/node/time_service.rs.
-    let Ok(bytes) = <[u8; 8]>::try_from(payload) else {
-        return false;
-    };
-    if !skip_known() {
-        return false;
-    }
-    let peer = u64::from_le_bytes(bytes) as i64;
-    match peer.checked_sub(own_wall_ms as i64) {
-        None => true,
-        Some(skew) => skew == i64::MIN,
-    }
-}
 
 /// Time frames from peers into the time service; its skews as `ctl events` reads them.
 pub fn time_service(data: &[u8]) {
@@ -834,39 +724,21 @@ pub fn time_service(data: &[u8]) {
     let mut now_ms = 0u64;
     while !bytes.is_empty() {
         let from = bytes.u8();
-        let len = usize::from(bytes.u8() % 10);
-        let payload = bytes.take(len).to_vec();
+        let shape = bytes.u8();
+        let len = usize::from(shape % 20);
+        let mut payload = bytes.take(len).to_vec();
+        // Most frames name this node's incarnation, as a live peer's do; the rest are replays.
+        if payload.len() == 16 && shape & 0x80 == 0 {
+            payload[8..].copy_from_slice(&OWN_INCARNATION.to_le_bytes());
+        }
         let own_wall_ms = bytes.number();
         now_ms = now_ms.saturating_add(u64::from(bytes.u16()));
         let _ = service.due(now_ms);
-        if time_frame_is_known_bug(&payload, own_wall_ms) {
-            continue;
-        }
-        let _ = service.on_frame(from, &payload, own_wall_ms, now_ms);
+        let _ = service.on_frame(from, &payload, OWN_INCARNATION, own_wall_ms, now_ms);
         let _ = service.skew(from);
     }
 }
 
-/// Event exchange replies with a sequence a known bug overflows on.
-fn event_reply_is_known_bug(message: &wolfpack::node::event_codec::EventMessage) -> bool {
-    // KNOWN: issue 16 finding 3: a reply carrying sequence u64::MAX overflows
-    // `frontier + 1` in src/node/event_exchange.rs.
-    if !skip_known() {
-        return false;
-    }
-    match message {
-        wolfpack::node::event_codec::EventMessage::Reply(reply) => {
-            reply
-                .records
-                .iter()
-                .any(|record| record.sequence == u64::MAX)
-                || reply.header.oldest == u64::MAX
-                || reply.header.newest == u64::MAX
-                || reply.header.page_last == u64::MAX
-        }
-        wolfpack::node::event_codec::EventMessage::Request(_) => false,
-    }
-}
 
 /// `ctl events` on a node: a collection of its peers' events started, frames of kind 3 (event
 /// exchange) and 2 (time) from the peers, the collection finished and rendered merged by the
@@ -906,20 +778,18 @@ pub fn events(data: &[u8]) {
         now_ms += u64::from(bytes.u8());
         match kind % 4 {
             0 => {
-                let payload = bytes.take(8).to_vec();
+                let wall = bytes.take(8);
+                let mut payload = [0u8; 16];
+                payload[..wall.len()].copy_from_slice(wall);
+                payload[8..].copy_from_slice(&OWN_INCARNATION.to_le_bytes());
                 let own = 1_700_000_000_000 + bytes.number() % (1 << 40);
-                if !time_frame_is_known_bug(&payload, own) {
-                    let _ = time.on_frame(from, &payload, own, now_ms);
-                }
+                let _ = time.on_frame(from, &payload, OWN_INCARNATION, own, now_ms);
             }
             3 => finished.extend(exchange.finished(now_ms)),
             _ => {
                 let payload = bytes.chunk(PAYLOAD_BYTES_MAX);
                 let decoded = event_codec::decode(payload, from);
                 if let Ok(message) = &decoded {
-                    if event_reply_is_known_bug(message) {
-                        continue;
-                    }
                     if let event_codec::EventMessage::Reply(reply) = message {
                         // What decodes packs again into replies that decode to the same records.
                         let packed = event_codec::pack_reply(
@@ -950,13 +820,7 @@ pub fn events(data: &[u8]) {
     }
     finished.extend(exchange.finished(now_ms.saturating_add(10_000)));
     for collected in &finished {
-        // KNOWN: issue 16 finding 4: a skew of i64::MIN overflows the correction's negation in
-        // src/node/event_merge.rs.
-        let skew = |node: u8| {
-            time.skew(node)
-                .map(|skew| skew.skew_ms)
-                .filter(|s| *s != i64::MIN || !skip_known())
-        };
+        let skew = |node: u8| time.skew(node).map(|skew| skew.skew_ms);
         let _ = wolfpack::node::event_merge::render(ME, ring.records(), collected, skew);
     }
 }
