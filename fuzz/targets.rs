@@ -80,7 +80,6 @@ impl<'a> Bytes<'a> {
     }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // 1. Wire frames
 // ---------------------------------------------------------------------------------------------
@@ -402,8 +401,6 @@ fn drain(node: &mut Node, disk: &mut MemoryDisk) {
     }
 }
 
-
-
 /// Core messages (any kind, or raw payloads) from authenticated peers into a node.
 pub fn core_message(data: &[u8]) {
     drive_core(data, false);
@@ -716,7 +713,6 @@ pub fn admin_request(data: &[u8]) {
 // 5. Event exchange frames, merged and rendered; 8. time frames
 // ---------------------------------------------------------------------------------------------
 
-
 /// Time frames from peers into the time service; its skews as `ctl events` reads them.
 pub fn time_service(data: &[u8]) {
     let mut bytes = Bytes::new(data);
@@ -738,7 +734,6 @@ pub fn time_service(data: &[u8]) {
         let _ = service.skew(from);
     }
 }
-
 
 /// `ctl events` on a node: a collection of its peers' events started, frames of kind 3 (event
 /// exchange) and 2 (time) from the peers, the collection finished and rendered merged by the

@@ -588,22 +588,9 @@ fn run_in_process(case: &Case) -> Result<String, String> {
             };
         }
     };
-    let mut networks = vec![0u8; core::NODES_MAX];
-    for node in &config.nodes {
-        networks[usize::from(node.node_id - 1)] = node.addresses.len() as u8;
-    }
+    // The core configured exactly as the daemon configures it (node 1, no test groups).
     let mut host = Host::new(HostConfig {
-        core: core::Config {
-            node_id: 1,
-            cluster_id: config.cluster_id,
-            incarnation: config.incarnation,
-            networks,
-            timing: config.superblock.timing,
-            geometry: config.superblock.geometry,
-            mutation: core::Mutation::None,
-            digest_every_update: false,
-            builtin_groups: 0,
-        },
+        core: wolfpack::node::daemon::core_config(&config, false),
         seed: 16,
         test_groups: Vec::new(),
         refuse_ms_max: u64::MAX,

@@ -6,7 +6,9 @@
 //! for overlapping online intervals and the client's samples for two nodes answering one group
 //! in the same round. Without root these SKIP loudly, except under CI=true, where they must
 //! run. Timing is never asserted (benches/failover measures it).
-use std::path::PathBuf;
+mod netns_support;
+
+use netns_support::{binary, may_run};
 use std::sync::Mutex;
 use std::time::Duration;
 use wolfpack::testbed::chaos::{self, ChaosOptions};
@@ -15,22 +17,6 @@ use wolfpack::testbed::{overlap, samples, Bed, BedOptions, GroupSource};
 
 /// One bed at a time: the machine has 2 cores and failover depends on timely heartbeats.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_wolfpack"))
-}
-
-/// False (after a loud SKIPPED) when these tests cannot run here.
-fn may_run(test: &str) -> bool {
-    if wolfpack::testbed::host::is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: the netns testbed needs root, and CI=true requires it to run");
-    }
-    eprintln!("SKIPPED {test}: the netns testbed needs root (network namespaces, nftables)");
-    false
-}
 
 fn started_bed(nodes: u8, second_network: bool) -> Bed {
     let mut bed = Bed::create(BedOptions {

@@ -8,7 +8,9 @@
 //! Root only: without root these SKIP loudly, except under CI=true, where they must run.
 //! Timing is never asserted; the client-observed outage is printed as information
 //! (`wolfpack testbed vip-failover` measures it).
-use std::path::PathBuf;
+mod netns_support;
+
+use netns_support::{binary, may_run};
 use std::sync::Mutex;
 use std::time::Duration;
 use wolfpack::testbed::vip::{self, OwnerFault, GROUP, SERVICE_RESOURCE, VIP_RESOURCE};
@@ -20,25 +22,13 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Generous: a loaded 2-core machine must not fail a correct run.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// False (after a loud SKIPPED) when these tests cannot run here.
-fn may_run(test: &str) -> bool {
-    if wolfpack::testbed::host::is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: the netns testbed needs root, and CI=true requires it to run");
-    }
-    eprintln!("SKIPPED {test}: the netns testbed needs root (network namespaces, nftables)");
-    false
-}
-
 /// Two nodes, `web` online on node 1 (its first preferred node), the client answered by it.
 fn started_bed() -> (Bed, u8) {
     let options = BedOptions {
         nodes: 2,
         groups: GroupSource::Catalog,
         second_network: false,
-        binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
+        binary: binary(),
         verbose: false,
         watchdog_ms: None,
     };

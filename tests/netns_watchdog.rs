@@ -6,28 +6,14 @@
 //! CI=true, where it must run. The bed names everything `wp-<run>-` (a fresh run per bed) and
 //! tears down on every exit (`Drop`, also on a failed assertion). No wall-clock assertion: the
 //! timing is printed, not checked.
-use std::path::PathBuf;
+mod netns_support;
+
+use netns_support::{binary, may_run};
 use std::process::Command;
 use std::time::Duration;
 use wolfpack::testbed::bed::watchdog_timeout_max_ms;
 use wolfpack::testbed::scenarios::{self, Scenario};
 use wolfpack::testbed::{samples, Bed, BedOptions, GroupSource};
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_wolfpack"))
-}
-
-/// False (after a loud SKIPPED) when the test cannot run here.
-fn may_run(test: &str) -> bool {
-    if wolfpack::testbed::host::is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: the netns testbed needs root, and CI=true requires it to run");
-    }
-    eprintln!("SKIPPED {test}: the netns testbed needs root (network namespaces, nftables)");
-    false
-}
 
 #[test]
 fn a_node_frozen_beyond_its_lease_is_crashed_by_its_watchdog_before_a_takeover() {

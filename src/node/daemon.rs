@@ -905,7 +905,7 @@ impl Daemon {
 
 /// `test_mode`: `--test-group` given, so every configured node has a built-in home group (the
 /// slot of its id); every node of a cluster must agree on it.
-fn core_config(config: &DiskConfig, test_mode: bool) -> core::Config {
+pub fn core_config(config: &DiskConfig, test_mode: bool) -> core::Config {
     let mut networks = vec![0u8; core::NODES_MAX];
     let mut builtin_groups = 0;
     for node in &config.nodes {
