@@ -784,27 +784,25 @@ pub fn events(data: &[u8]) {
             _ => {
                 let payload = bytes.chunk(PAYLOAD_BYTES_MAX);
                 let decoded = event_codec::decode(payload, from);
-                if let Ok(message) = &decoded {
-                    if let event_codec::EventMessage::Reply(reply) = message {
-                        // What decodes packs again into replies that decode to the same records.
-                        let packed = event_codec::pack_reply(
-                            reply.header.request_id,
-                            reply.header.oldest,
-                            reply.header.newest,
-                            reply.records.iter(),
-                            8,
-                        );
-                        let mut again = Vec::new();
-                        for datagram in &packed {
-                            match event_codec::decode(datagram, from) {
-                                Ok(event_codec::EventMessage::Reply(reply)) => {
-                                    again.extend(reply.records)
-                                }
-                                other => panic!("a packed reply decodes: {other:?}"),
+                if let Ok(event_codec::EventMessage::Reply(reply)) = &decoded {
+                    // What decodes packs again into replies that decode to the same records.
+                    let packed = event_codec::pack_reply(
+                        reply.header.request_id,
+                        reply.header.oldest,
+                        reply.header.newest,
+                        reply.records.iter(),
+                        8,
+                    );
+                    let mut again = Vec::new();
+                    for datagram in &packed {
+                        match event_codec::decode(datagram, from) {
+                            Ok(event_codec::EventMessage::Reply(reply)) => {
+                                again.extend(reply.records)
                             }
+                            other => panic!("a packed reply decodes: {other:?}"),
                         }
-                        assert!(again.len() <= reply.records.len());
                     }
+                    assert!(again.len() <= reply.records.len());
                 }
                 exchange.on_frame(from, kind % 2, payload, &ring, &mut metrics, now_ms);
                 for frame in exchange.take_outgoing() {

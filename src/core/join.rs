@@ -190,10 +190,10 @@ impl Node {
                     let everyone = self.configured() & !bit(self.me());
                     self.send_all(everyone, &Body::JoinRequest);
                 }
-                // A configured node alive in another cluster (`Input::PeerConflict`) holds
-                // forming back until one form wait passes without hearing it so.
-                let in_conflict = self.peers.in_conflict(now, self.timeouts.form_wait_ticks);
                 if self.regroup.is_none() && now >= since_tick + form_wait_ticks {
+                    // A configured node alive in another cluster (`Input::PeerConflict`) holds
+                    // forming back until one form wait passes without hearing it so.
+                    let in_conflict = self.peers.in_conflict(now, self.timeouts.form_wait_ticks);
                     if in_conflict == 0 {
                         self.begin_forming();
                     } else if self.peers.conflict_reported != in_conflict {

@@ -26,7 +26,10 @@
 //! delay forming (not break a membership that exists); such a sender can also drop the
 //! cluster's datagrams, which does the same.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use crate::wire::DropReason;
 
 /// Frames with a bad tag from one node's table address, within `BAD_MAC_WINDOW_MS`, that make
 /// a conflict.
@@ -83,12 +86,80 @@ pub struct Verdict {
     pub log: Option<String>,
 }
 
+/// A dropped frame that shows a conflict with node `node`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub node: u8,
+    pub verdict: Verdict,
+    /// Answer `node` with a notice now (`FRAME_KIND_CONFLICT`).
+    pub notice: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct ConflictWatch {
     nodes: BTreeMap<u8, Watched>,
+    /// Every peer address of the node table, to name the sender of a frame whose tag failed.
+    table_addresses: HashMap<SocketAddr, u8>,
+    /// Bit `n - 1` is set for each peer of the node table.
+    peers: u64,
 }
 
 impl ConflictWatch {
+    /// Watches the peers of the node table `nodes` for node `own`.
+    pub fn for_table(nodes: &[disklayout::NodeEntry], own: u8) -> ConflictWatch {
+        let peers: Vec<&disklayout::NodeEntry> =
+            nodes.iter().filter(|node| node.node_id != own).collect();
+        ConflictWatch {
+            table_addresses: peers
+                .iter()
+                .flat_map(|node| {
+                    node.addresses
+                        .iter()
+                        .map(|address| (*address, node.node_id))
+                })
+                .collect(),
+            peers: peers
+                .iter()
+                .fold(0, |set, node| set | crate::core::bit(node.node_id)),
+            ..ConflictWatch::default()
+        }
+    }
+
+    /// A datagram `wire::Opener` dropped for `reason`, from `from`: whether it shows a node of
+    /// the table alive in another cluster, and what to do about it.
+    pub fn dropped(
+        &mut self,
+        reason: DropReason,
+        datagram: &[u8],
+        from: SocketAddr,
+        now_ms: u64,
+    ) -> Option<Dropped> {
+        let (node, verdict, answerable) = match reason {
+            // Refused after its tag verified: the header is authentic.
+            DropReason::OtherCluster => {
+                let header = crate::wire::claimed_header(datagram)?;
+                let node = header.sender;
+                if !disklayout::is_node_id(node) || self.peers & crate::core::bit(node) == 0 {
+                    return None;
+                }
+                let verdict = self.other_cluster(node, header.cluster_id, now_ms);
+                (node, verdict, header.kind != FRAME_KIND_CONFLICT)
+            }
+            // Its kind is unreadable, so even a notice is answered: the rate bound caps that.
+            DropReason::BadMac => {
+                let node = *self.table_addresses.get(&from)?;
+                (node, self.bad_mac(node, now_ms), true)
+            }
+            _ => return None,
+        };
+        let notice = answerable && self.notice_due(node, now_ms);
+        Some(Dropped {
+            node,
+            verdict,
+            notice,
+        })
+    }
+
     /// A frame sealed with our key from `node` of our table named `cluster_id`, not ours.
     pub fn other_cluster(&mut self, node: u8, cluster_id: u64, now_ms: u64) -> Verdict {
         self.conflict(node, Conflict::OtherCluster { cluster_id }, now_ms)
@@ -196,6 +267,40 @@ mod tests {
         assert!(
             watch.lines(1000 + LOG_EVERY_MS + SHOWN_MS).is_empty(),
             "over"
+        );
+    }
+
+    #[test]
+    fn only_frames_from_a_table_address_count_and_each_conflict_is_answered() {
+        let address = |last: u8| SocketAddr::from(([198, 18, 0, last], 7400));
+        let entry = |node_id: u8| disklayout::NodeEntry {
+            node_id,
+            name: format!("n{node_id}"),
+            addresses: vec![address(node_id)],
+        };
+        let mut watch = ConflictWatch::for_table(&[entry(1), entry(2)], 1);
+        let stranger = address(9);
+        assert_eq!(watch.dropped(DropReason::BadMac, &[], stranger, 0), None);
+        assert_eq!(
+            watch.dropped(DropReason::BadMac, &[], address(1), 0),
+            None,
+            "ourselves"
+        );
+        assert_eq!(
+            watch.dropped(DropReason::Replayed, &[], address(2), 0),
+            None
+        );
+        let first = watch
+            .dropped(DropReason::BadMac, &[], address(2), 0)
+            .expect("node 2");
+        assert!(first.node == 2 && !first.verdict.conflict && first.notice);
+        let _ = watch.dropped(DropReason::BadMac, &[], address(2), 10);
+        let third = watch
+            .dropped(DropReason::BadMac, &[], address(2), 20)
+            .expect("node 2");
+        assert!(
+            third.verdict.conflict && !third.notice,
+            "notices at most every 100 ms"
         );
     }
 

@@ -24,7 +24,7 @@ use crate::disk::storage::{self, Access, DiskIo};
 use crate::host::{Host, HostConfig, HostOutput};
 use crate::monitor::{self, MonitorClient, MonitorConfig};
 use crate::runner::RunnerMutation;
-use crate::wire::{ClusterKey, DropReason, Opener, Sealer};
+use crate::wire::{ClusterKey, Opener, Sealer};
 use disklayout::WatchdogPolicy;
 
 mod groups;
@@ -179,16 +179,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
     // Request ids from the incarnation up, so no reply to a previous incarnation's request
     // matches one of ours.
     let event_exchange = EventExchange::new(config.incarnation << 16);
-    let table_addresses = config
-        .nodes
-        .iter()
-        .filter(|node| node.node_id != options.node_id)
-        .flat_map(|node| {
-            node.addresses
-                .iter()
-                .map(|address| (*address, node.node_id))
-        })
-        .collect();
+    let conflicts = ConflictWatch::for_table(&config.nodes, options.node_id);
     let mut daemon = Daemon {
         event_exchange,
         events: EventRing::new(options.node_id),
@@ -211,8 +202,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         time: time_service::TimeService::default(),
         leaving_since_ms: None,
         wall_clock_told_ms: None,
-        conflicts: ConflictWatch::default(),
-        table_addresses,
+        conflicts,
         watchdog_timeout_ms,
         last_pong_ms: None,
     };
@@ -252,8 +242,6 @@ struct Daemon {
     wall_clock_told_ms: Option<u64>,
     /// Nodes of our table heard alive in another cluster (another disk or key).
     conflicts: ConflictWatch,
-    /// Every peer address of the node table, to name the sender of a frame whose tag failed.
-    table_addresses: std::collections::HashMap<std::net::SocketAddr, u8>,
     /// The watchdog device's timeout as set and read back (`None`: no device, or a file or
     /// FIFO standing in for one).
     watchdog_timeout_ms: Option<u64>,
@@ -355,7 +343,6 @@ impl Daemon {
             options,
             config,
             conflicts,
-            table_addresses,
             ..
         } = self;
         let now_ms = monitor::event_log::monotonic_micros() / 1000;
@@ -407,34 +394,18 @@ impl Daemon {
                 Ok(frame) if frame.header.kind == conflict_watch::FRAME_KIND_CONFLICT => {}
                 Ok(_) => metrics.unknown_frame_kinds += 1,
                 Err(reason) => {
-                    // (node, its verdict, whether to answer with a notice)
-                    let verdict = match reason {
-                        // Refused after its tag verified: the header is authentic.
-                        DropReason::OtherCluster => crate::wire::claimed_header(datagram)
-                            .filter(|header| {
-                                table_addresses.values().any(|&id| id == header.sender)
-                            })
-                            .map(|header| {
-                                let (node, cluster) = (header.sender, header.cluster_id);
-                                let answer = header.kind != conflict_watch::FRAME_KIND_CONFLICT;
-                                (node, conflicts.other_cluster(node, cluster, now_ms), answer)
-                            }),
-                        DropReason::BadMac => table_addresses
-                            .get(&from)
-                            .map(|&node| (node, conflicts.bad_mac(node, now_ms), true)),
-                        _ => None,
+                    let Some(dropped) = conflicts.dropped(reason, datagram, from, now_ms) else {
+                        return;
                     };
-                    if let Some((node, verdict, answer)) = verdict {
-                        if answer && conflicts.notice_due(node, now_ms) {
-                            notices.push((node, network));
-                        }
-                        if let Some(line) = verdict.log {
-                            log::error!("node={} {line}", options.node_id);
-                            events.push(EventKind::Node, line);
-                        }
-                        if verdict.conflict {
-                            host.step(now_ms, Input::PeerConflict { node });
-                        }
+                    if dropped.notice {
+                        notices.push((dropped.node, network));
+                    }
+                    if let Some(line) = dropped.verdict.log {
+                        log::error!("node={} {line}", options.node_id);
+                        events.push(EventKind::Node, line);
+                    }
+                    if dropped.verdict.conflict {
+                        host.step(now_ms, Input::PeerConflict { node: dropped.node });
                     }
                 }
             }
