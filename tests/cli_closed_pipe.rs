@@ -4,13 +4,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-#[test]
-fn simulate_into_a_pipe_closed_after_one_line_ends_without_an_abort() {
-    // The failover timeline prints every seed as it goes, about 110 KB for these 300: more
-    // than the pipe and the reader's buffer hold, so some write surely comes after the reader
-    // is gone. (Plain `simulate` prints only its summary, all of it before the reader can act.)
+/// Runs `wolfpack ARGS`, reads one line of its stdout and closes the pipe, then waits for it:
+/// (that line, its stderr, how it ended).
+fn run_reading_one_line(args: &[&str]) -> (String, String, std::process::ExitStatus) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wolfpack"))
-        .args(["simulate", "--seeds", "1..300", "--failover-timeline"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -20,7 +18,6 @@ fn simulate_into_a_pipe_closed_after_one_line_ends_without_an_abort() {
     BufReader::new(stdout)
         .read_line(&mut first)
         .expect("one line");
-    assert!(!first.is_empty(), "simulate printed a line");
     // The BufReader and with it the pipe's read end are gone: the next write finds no reader.
     let mut stderr = String::new();
     child
@@ -30,6 +27,17 @@ fn simulate_into_a_pipe_closed_after_one_line_ends_without_an_abort() {
         .read_to_string(&mut stderr)
         .expect("stderr");
     let status = child.wait().expect("wait");
+    (first, stderr, status)
+}
+
+#[test]
+fn simulate_into_a_pipe_closed_after_one_line_ends_without_an_abort() {
+    // The failover timeline prints every seed as it goes, about 110 KB for these 300: more
+    // than the pipe and the reader's buffer hold, so some write surely comes after the reader
+    // is gone. (Plain `simulate` prints only its summary, all of it before the reader can act.)
+    let (first, stderr, status) =
+        run_reading_one_line(&["simulate", "--seeds", "1..300", "--failover-timeline"]);
+    assert!(!first.is_empty(), "simulate printed a line");
     assert_ne!(status.signal(), Some(libc::SIGABRT), "aborted: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
@@ -45,17 +53,7 @@ fn simulate_into_a_pipe_closed_after_one_line_ends_without_an_abort() {
 /// folder and exits 0, as a tool whose reader went away.
 #[test]
 fn demo_into_a_pipe_closed_after_one_line_stops_its_cluster_and_ends_quietly() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wolfpack"))
-        .args(["demo", "--nodes", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut first = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first)
-        .expect("one line");
+    let (first, stderr, status) = run_reading_one_line(&["demo", "--nodes", "2"]);
     // "wolfpack demo: 2 nodes on 127.0.0.1 sharing /tmp/wolfpack-demo-.../disk.img"
     let folder = first
         .split_whitespace()
@@ -63,14 +61,6 @@ fn demo_into_a_pipe_closed_after_one_line_stops_its_cluster_and_ends_quietly() {
         .and_then(|disk| std::path::Path::new(disk).parent())
         .map(std::path::Path::to_path_buf)
         .expect("the first line names the disk");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("piped stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!folder.exists(), "{} left behind", folder.display());
