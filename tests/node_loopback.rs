@@ -112,7 +112,7 @@ fn a_node_that_leaves_on_sigterm_hands_its_groups_over_without_a_lease_wait() {
     // The survivors confirmed it stopped from its slot (it said goodbye), not by a lease expiry.
     let logs = cluster.logs();
     assert!(
-        logs.contains(&format!("node {owner} confirmed stopped (not a member)")),
+        logs.contains(&format!("node {owner} confirmed stopped (not a member;")),
         "{logs}"
     );
     cluster.assert_no_overlap();

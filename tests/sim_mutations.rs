@@ -284,3 +284,18 @@ fn a_group_handed_back_to_a_node_still_stopping_it_counted_as_held_alone_is_caug
         "{caught:?}"
     );
 }
+
+/// Found once partitions could be partial (`FaultKind::Bridge`): a bridge node answers both
+/// sides' coordinators, and under the mutation it acknowledges the second install, judged from
+/// a status it sent before it acknowledged the first. Default-mix seed 4656 (1..4655 do not
+/// catch it; before bridges, 1..15,000 did not).
+#[test]
+fn an_install_judged_without_the_membership_a_member_acknowledged_is_caught() {
+    let caught = caught_on_mix(Mutation::InstallIgnoresJudgedViews, 4656, None, true);
+    assert!(
+        caught
+            .as_ref()
+            .is_some_and(|text| text.contains("stabilized as")),
+        "{caught:?}"
+    );
+}

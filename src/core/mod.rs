@@ -302,8 +302,14 @@ pub enum Event {
     FormHeldByConflict { nodes: u64 },
     /// A silent peer still beats on disk: partitioned, not dead.
     PeerPartitioned { peer: u8 },
-    /// A peer is confirmed stopped (lease expired on disk, fence acknowledged, restarted).
-    PeerStopped { peer: u8, how: &'static str },
+    /// A peer is confirmed stopped (lease expired on disk, fence acknowledged, not a member):
+    /// every run of it up to `incarnation`, the newest this node knows of, holds nothing and
+    /// never will again; a newer run is observed afresh (ARBITRATION.md §2, observer).
+    PeerStopped {
+        peer: u8,
+        incarnation: u64,
+        how: &'static str,
+    },
     /// This node left the membership (partition lost, fenced, lease lost, excluded).
     Left { reason: &'static str },
     /// Quorum lease won or lost.

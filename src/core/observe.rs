@@ -148,11 +148,25 @@ impl Node {
             .is_some_and(|observation| observation.confirmed)
     }
 
+    /// Confirms the run we observe stopped.
     fn confirm(&mut self, peer: u8, how: &'static str) {
+        let Some(observation) = self.observer.observations.get(&peer) else {
+            return;
+        };
+        self.confirm_runs_up_to(peer, observation.target_incarnation, how);
+    }
+
+    /// Records that every run of `peer` up to `incarnation` stopped. The event names the newest
+    /// run the confirmation covers, so the simulator can check it is true.
+    fn confirm_runs_up_to(&mut self, peer: u8, incarnation: u64, how: &'static str) {
         if let Some(observation) = self.observer.observations.get_mut(&peer) {
             if !observation.confirmed {
                 observation.confirmed = true;
-                self.emit(Event::PeerStopped { peer, how });
+                self.emit(Event::PeerStopped {
+                    peer,
+                    incarnation,
+                    how,
+                });
             }
         }
     }
@@ -232,7 +246,8 @@ impl Node {
                     && observation.target_incarnation != 0
                     && incarnation > observation.target_incarnation
                 {
-                    self.confirm(peer, "newer incarnation");
+                    // The old rule took the newest run it had seen for stopped as well.
+                    self.confirm_runs_up_to(peer, incarnation, "newer incarnation");
                     return;
                 }
                 if incarnation > observation.target_incarnation {

@@ -137,7 +137,11 @@ pub fn describe_event(event: &core::Event) -> String {
         core::Event::PeerPartitioned { peer } => {
             format!("node {peer} partitioned (still beating on disk)")
         }
-        core::Event::PeerStopped { peer, how } => format!("node {peer} confirmed stopped ({how})"),
+        core::Event::PeerStopped {
+            peer,
+            incarnation,
+            how,
+        } => format!("node {peer} confirmed stopped ({how}; run {incarnation})"),
         core::Event::Left { reason } => format!("left the membership: {reason}"),
         core::Event::QuorumOwner { owned } => {
             format!("quorum lease {}", if *owned { "won" } else { "lost" })

@@ -65,6 +65,9 @@ pub struct Params {
     /// (`workload::cut_a_deciding_coordinator`). Off only to replay a seed in the mix it was
     /// found in, before this fault existed.
     pub cut_deciding_coordinators: bool,
+    /// Partitions are now and then partial: two sides that reach each other only through one
+    /// bridge node (`FaultKind::Bridge`). Drawn after the other knobs.
+    pub bridges: bool,
     /// The monitors' dead-man fires whether or not anything is held, as the real one does, so
     /// a node paused past `fence_timeout` restarts when it resumes. When false (half the
     /// seeds) a monitor fences only while its node holds something, and an idle node resumes
@@ -121,6 +124,7 @@ impl Params {
                 loss_per_mille: prng.range_inclusive(0, 150),
                 duplicate_per_mille: prng.range_inclusive(0, 50),
                 delay_ticks_max: prng.range_inclusive(1, 5),
+                late_per_mille: 0,
             },
             disk: DiskParams {
                 latency_ticks_max: prng.range_inclusive(1, DISK_IO_LATENCY_MAX_MS / TICK_MS),
@@ -149,11 +153,17 @@ impl Params {
             runner_mutation: RunnerMutation::None,
             workload_moves_resources: false,
             cut_deciding_coordinators: true,
+            bridges: false,
             idle_monitors_fence: prng.chance(1, 2),
             watchdog_ms: prng
                 .chance(1, 2)
                 .then(|| Timing::default().watchdog_timeout_max_ms()),
         };
+        // Drawn after every other knob, so they stay what earlier seeds had.
+        if prng.chance(1, 2) {
+            params.network.late_per_mille = prng.range_inclusive(1, 40);
+        }
+        params.bridges = prng.chance(1, 2);
         if mutation == Mutation::WatchdogTimeoutTooLong {
             params.watchdog_ms = Some(3 * u64::from(Timing::default().lease_expiry_ms));
         }
@@ -206,6 +216,7 @@ impl Report {
     pub fn count_fault(&mut self, kind: &FaultKind) {
         let name = match kind {
             FaultKind::Partition { .. } => "partition",
+            FaultKind::Bridge { .. } => "bridge",
             FaultKind::OneWay { .. } => "one-way",
             FaultKind::NetworkDown { .. } => "network-down",
             FaultKind::Crash { .. } => "crash",

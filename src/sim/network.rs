@@ -20,7 +20,14 @@ pub struct NetworkParams {
     pub loss_per_mille: u64,
     pub duplicate_per_mille: u64,
     pub delay_ticks_max: u64,
+    /// Chance (per mille) that a packet arrives late, up to `LATE_TICKS_MAX` after it was sent:
+    /// behind packets sent after it (a queue, a retransmission), so a node reads a status or an
+    /// install a round or two after its sender moved on.
+    pub late_per_mille: u64,
 }
+
+/// The latest a late packet arrives (ticks): a few regroup rounds.
+pub const LATE_TICKS_MAX: u64 = 80;
 
 #[derive(Debug)]
 pub struct Network {
@@ -75,7 +82,12 @@ impl Network {
             let delay = prng.range_inclusive(1, self.params.delay_ticks_max);
             self.enqueue(now_tick + delay, packet.clone());
         }
-        let delay = prng.range_inclusive(1, self.params.delay_ticks_max);
+        // Drawn only when late packets are on, so seeds without them keep their schedules.
+        let late = self.params.late_per_mille > 0 && prng.chance(self.params.late_per_mille, 1000);
+        let delay = match late {
+            true => prng.range_inclusive(self.params.delay_ticks_max, LATE_TICKS_MAX),
+            false => prng.range_inclusive(1, self.params.delay_ticks_max),
+        };
         self.enqueue(now_tick + delay, packet);
     }
 
@@ -119,6 +131,7 @@ impl Network {
         self.network_down.clear();
         self.params.loss_per_mille = 0;
         self.params.duplicate_per_mille = 0;
+        self.params.late_per_mille = 0;
     }
 }
 

@@ -8,6 +8,10 @@ use crate::core::{bit, ids, Node, QuorumReliance};
 pub enum FaultKind {
     /// Nodes in `side` cannot reach the others, both ways, on every network.
     Partition { side: u64 },
+    /// A partial partition: `side` and the rest cannot reach each other, both ways, except
+    /// through `bridge`, which reaches everyone (Jepsen's bridge). Each side may see a majority
+    /// with the bridge, and two coordinators decide at once from what the bridge told each.
+    Bridge { side: u64, bridge: u8 },
     /// `from` cannot reach `to` on any network (the reverse direction works).
     OneWay { from: u8, to: u8 },
     /// One network of one node is down; its other networks work.
@@ -270,7 +274,17 @@ fn draw(cluster: &mut Cluster) -> Option<Fault> {
             if side == 0 || side == all {
                 side = bit(node);
             }
-            FaultKind::Partition { side }
+            // Drawn only in runs with bridges, so runs without keep their schedules.
+            if cluster.params.bridges && count >= 3 && prng.chance(1, 2) {
+                let bridge = prng.range_inclusive(1, u64::from(count)) as u8;
+                let side = side & !bit(bridge);
+                if side == 0 || side | bit(bridge) == all {
+                    return None;
+                }
+                FaultKind::Bridge { side, bridge }
+            } else {
+                FaultKind::Partition { side }
+            }
         }
         1 if count >= 2 => {
             let other = prng.range_inclusive(1, u64::from(count)) as u8;
@@ -395,6 +409,15 @@ impl Cluster {
                 let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
                 for a in ids(side) {
                     for b in ids(all & !side) {
+                        self.set_cut(a, b, start);
+                        self.set_cut(b, a, start);
+                    }
+                }
+            }
+            FaultKind::Bridge { side, bridge } => {
+                let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
+                for a in ids(side) {
+                    for b in ids(all & !side & !bit(bridge)) {
                         self.set_cut(a, b, start);
                         self.set_cut(b, a, start);
                     }
