@@ -97,6 +97,7 @@ fn measure(label: &'static str, nodes: u8, scenario: Scenario, runs: usize) -> R
         binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
         verbose: false,
         watchdog_ms: None,
+        timing: disklayout::Timing::default(),
     })?;
     bed.start_all()?;
     bed.converge(Duration::from_secs(60))?;
@@ -151,6 +152,7 @@ fn measure_vip(
         binary: PathBuf::from(env!("CARGO_BIN_EXE_wolfpack")),
         verbose: false,
         watchdog_ms: None,
+        timing: disklayout::Timing::default(),
     })?;
     let measurement = vip::measure(&mut bed, slot, fault, Victim::Holder, runs)?;
     let overlaps = measurement.overlaps + measurement.double_answers;

@@ -26,6 +26,7 @@ fn started_bed(nodes: u8, second_network: bool) -> Bed {
         binary: binary(),
         verbose: false,
         watchdog_ms: None,
+        timing: disklayout::Timing::default(),
     })
     .expect("bed");
     bed.start_all().expect("start");

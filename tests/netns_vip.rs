@@ -31,6 +31,7 @@ fn started_bed() -> (Bed, u8) {
         binary: binary(),
         verbose: false,
         watchdog_ms: None,
+        timing: disklayout::Timing::default(),
     };
     vip::started_bed(options).expect("a catalog bed with web online and answering")
 }

@@ -28,6 +28,7 @@ fn a_node_frozen_beyond_its_lease_is_crashed_by_its_watchdog_before_a_takeover()
         binary: binary(),
         verbose: false,
         watchdog_ms: Some(watchdog_timeout_max_ms()),
+        timing: disklayout::Timing::default(),
     })
     .expect("bed");
     if !bed.can_freeze() {
@@ -94,6 +95,29 @@ fn a_watchdog_longer_than_the_disk_covers_is_refused() {
     assert!(
         stderr.contains(&format!("--watchdog-timeout-ms {}", max + 1))
             && stderr.contains(&format!("1 to {max} ms")),
+        "{stderr}"
+    );
+}
+
+/// `vip-failover` takes `disk format`'s timing flags: a whole-second watchdog the default timing
+/// does not cover is refused, before anything is built, naming the smallest timing that does.
+#[test]
+fn a_whole_second_watchdog_is_refused_with_the_timing_that_covers_it() {
+    let fit = disklayout::Timing::default()
+        .fitting_watchdog(1000)
+        .expect("a timing covers 1 s");
+    let output = Command::new(binary())
+        .args(["testbed", "vip-failover", "--watchdog"])
+        .args(["--watchdog-timeout-ms", "1000"])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "--fence-timeout-ms {} --lease-expiry-ms {}",
+            fit.fence_timeout_ms, fit.lease_expiry_ms
+        )),
         "{stderr}"
     );
 }

@@ -79,14 +79,38 @@ pub struct BedOptions {
     /// Print each action to stdout (they always go to `actions.log`).
     pub verbose: bool,
     /// A watchdog of this timeout (ms) for every node, outside its cgroup (`watchdog.rs`);
-    /// at most the disk's `Timing::watchdog_timeout_max_ms()`.
+    /// at most `timing.watchdog_timeout_max_ms()`.
     pub watchdog_ms: Option<u64>,
+    /// The timing the disk is formatted with (`disk format`'s flags).
+    pub timing: disklayout::Timing,
 }
 
-/// The longest watchdog timeout the bed's disk covers: the default timing's bound (the bed
-/// formats its disk with the default timing).
+/// The longest watchdog timeout a bed's disk covers at the default timing.
 pub fn watchdog_timeout_max_ms() -> u64 {
     disklayout::Timing::default().watchdog_timeout_max_ms()
+}
+
+/// Refuses a watchdog the timing does not cover: it could crash a node only after its lease
+/// ended (ARBITRATION.md rule 5). The error names the smallest timing that covers it, as the
+/// node does for a device.
+pub fn check_watchdog_fits(watchdog_ms: u64, timing: &disklayout::Timing) -> Result<(), String> {
+    let max_ms = timing.watchdog_timeout_max_ms();
+    if watchdog_ms != 0 && watchdog_ms <= max_ms {
+        return Ok(());
+    }
+    let fit = match (watchdog_ms, timing.fitting_watchdog(watchdog_ms)) {
+        (1.., Some(fit)) => format!(
+            "; --fence-timeout-ms {} --lease-expiry-ms {} (the smallest lease expiry that fits) \
+             cover it",
+            fit.fence_timeout_ms, fit.lease_expiry_ms
+        ),
+        _ => String::new(),
+    };
+    Err(format!(
+        "--watchdog-timeout-ms {watchdog_ms}: the disk's timing covers a watchdog of 1 to \
+         {max_ms} ms (the fence timeout less the clock drift bound); a longer one could crash a \
+         node only after its lease ended{fit}"
+    ))
 }
 
 /// A running testbed; see the module doc.
@@ -127,14 +151,7 @@ impl Bed {
     /// Builds the network, the disk and the key; starts nothing.
     pub fn create(options: BedOptions) -> Result<Bed, String> {
         if let Some(watchdog_ms) = options.watchdog_ms {
-            let max_ms = watchdog_timeout_max_ms();
-            if watchdog_ms == 0 || watchdog_ms > max_ms {
-                return Err(format!(
-                    "--watchdog-timeout-ms {watchdog_ms}: the disk's timing covers a watchdog of \
-                     1 to {max_ms} ms (the fence timeout less the clock drift bound); a longer \
-                     one could crash a node only after its lease ended"
-                ));
-            }
+            check_watchdog_fits(watchdog_ms, &options.timing)?;
         }
         if !host::is_root() {
             return Err("the netns testbed needs root (network namespaces, nftables)".into());
@@ -218,6 +235,17 @@ impl Bed {
             "--size".into(),
             "16M".into(),
         ];
+        let timing = self.options.timing;
+        for (flag, value) in [
+            ("--heartbeat-interval-ms", timing.heartbeat_interval_ms),
+            ("--lease-renew-interval-ms", timing.lease_renew_interval_ms),
+            ("--lease-expiry-ms", timing.lease_expiry_ms),
+            ("--fence-timeout-ms", timing.fence_timeout_ms),
+            ("--clock-drift-ppm-max", timing.clock_drift_ppm_max),
+        ] {
+            format.push(flag.into());
+            format.push(value.to_string());
+        }
         for node in 1..=self.options.nodes {
             let addresses: Vec<String> = (0..networks)
                 .map(|network| format!("{}:{CLUSTER_PORT}", host_address(network, node)))

@@ -244,6 +244,7 @@ fn run_cluster(options: &ChaosOptions, nodes: u8) -> Result<ChaosOutcome, String
         binary: options.binary.clone(),
         verbose: options.verbose,
         watchdog_ms: options.watchdog_ms,
+        timing: disklayout::Timing::default(),
     })?;
     println!(
         "chaos: {nodes} nodes, seed {}, {} s, run {} ({})",

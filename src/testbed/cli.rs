@@ -4,6 +4,7 @@ use super::chaos::{self, ChaosOptions};
 use super::probe::{self, ProbeOptions};
 use super::scenarios::{self, Scenario};
 use super::{samples, serve};
+use disklayout::Timing;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,12 +17,16 @@ Commands:
         tear down; --catalog: no test groups, the catalog group 'web' (a virtual IP
         198.18.0.100 and a service behind it) created through 'wolfpack ctl'
   vip-failover [--fault crash|kill] [--victim holder|not-quorum-owner] [--nodes N] [--runs R]
-               [--second-network] [--keep-files]
+               [--second-network] [--keep-files] [--watchdog [--watchdog-timeout-ms W]]
+               [--heartbeat-interval-ms MS] [--lease-renew-interval-ms MS]
+               [--lease-expiry-ms MS] [--fence-timeout-ms MS]
         catalog mode: take web's owner down R times (crash: daemon, monitor and resources
         SIGKILLed at once, its added addresses gone; kill: SIGKILL of the daemon alone, its
         monitor fences), heal in between; not-quorum-owner first moves web off the node
         holding the quorum lease; prints each client-observed outage, then
-        'runs=R median_ms=M max_ms=X overlaps=O double_answers=D'; exit 1 on split brain
+        'runs=R median_ms=M max_ms=X overlaps=O double_answers=D'; exit 1 on split brain;
+        the timing flags are 'disk format's (its defaults when left out): a watchdog of W ms
+        needs a timing that covers it (a refused W names the smallest one that does)
   scenario NAME [--nodes N] [--second-network] [--group G] [--watchdog [--watchdog-timeout-ms W]]
         one fault against group G's holder (kill, pause-daemon, freeze-node, partition,
         partition-one-way, disk-stall), heal, check; prints the client-observed outage
@@ -33,7 +38,8 @@ Commands:
   --watchdog: every node gets a hardware watchdog the testbed runs outside the node's cgroup
         (a FIFO given as 'wolfpack node --watchdog'); W ms without a keepalive byte crashes
         the whole node (as 'crash'); W defaults to, and may not exceed, the disk timing's
-        bound (fence timeout less clock drift: 499 ms at the default timing)
+        bound (fence timeout less clock drift: 499 ms at the default timing; up and
+        vip-failover take the timing flags, the scenarios and chaos the default timing only)
   cleanup
         remove what runs whose testbed process is gone left behind (wp-* namespaces, cgroups)
 ";
@@ -89,7 +95,10 @@ fn flags(words: &[&str]) -> Result<getopts::Matches, String> {
         "fault",
         "victim",
         "watchdog-timeout-ms",
-    ] {
+    ]
+    .into_iter()
+    .chain(TIMING_FLAGS)
+    {
         options.optopt("", name, "", "VALUE");
     }
     options.optmulti("", "service", "", "G=ADDRESS");
@@ -122,9 +131,56 @@ fn binary() -> Result<PathBuf, String> {
     std::env::current_exe().map_err(|error| format!("cannot find the wolfpack binary: {error}"))
 }
 
-/// `--watchdog [--watchdog-timeout-ms W]`: the watchdog's timeout, if any (checked against the
-/// disk's bound by `Bed::create`).
-fn watchdog_ms(matches: &getopts::Matches) -> Result<Option<u64>, String> {
+/// `disk format`'s timing flags, by the same names (the clock drift bound keeps its default).
+const TIMING_FLAGS: [&str; 4] = [
+    "heartbeat-interval-ms",
+    "lease-renew-interval-ms",
+    "lease-expiry-ms",
+    "fence-timeout-ms",
+];
+
+/// The disk's timing: the default with the timing flags given, refused as `disk format`
+/// would refuse it (before anything is built).
+fn timing(matches: &getopts::Matches) -> Result<Timing, String> {
+    let defaults = Timing::default();
+    let timing = Timing {
+        heartbeat_interval_ms: number(
+            matches,
+            "heartbeat-interval-ms",
+            defaults.heartbeat_interval_ms,
+        )?,
+        lease_renew_interval_ms: number(
+            matches,
+            "lease-renew-interval-ms",
+            defaults.lease_renew_interval_ms,
+        )?,
+        lease_expiry_ms: number(matches, "lease-expiry-ms", defaults.lease_expiry_ms)?,
+        fence_timeout_ms: number(matches, "fence-timeout-ms", defaults.fence_timeout_ms)?,
+        ..defaults
+    };
+    timing.validate().map_err(|error| match error {
+        disklayout::EncodeError::InvalidField { field, problem } => {
+            format!("--{} {problem}", field.replace('_', "-"))
+        }
+    })?;
+    Ok(timing)
+}
+
+/// The commands whose faults are timed for the default timing refuse the timing flags rather
+/// than ignore them.
+fn default_timing_only(matches: &getopts::Matches, command: &str) -> Result<(), String> {
+    match TIMING_FLAGS.iter().find(|flag| matches.opt_present(flag)) {
+        Some(flag) => Err(format!(
+            "--{flag}: {command} runs at the default timing only (its faults are timed for it); \
+             up and vip-failover take the timing flags"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `--watchdog [--watchdog-timeout-ms W]`: the watchdog's timeout, if any; by default the
+/// longest `timing` covers (checked against it by `Bed::create`).
+fn watchdog_ms(matches: &getopts::Matches, timing: &Timing) -> Result<Option<u64>, String> {
     match (
         matches.opt_present("watchdog"),
         matches.opt_present("watchdog-timeout-ms"),
@@ -134,20 +190,23 @@ fn watchdog_ms(matches: &getopts::Matches) -> Result<Option<u64>, String> {
         (true, _) => number(
             matches,
             "watchdog-timeout-ms",
-            super::bed::watchdog_timeout_max_ms(),
+            timing.watchdog_timeout_max_ms(),
         )
         .map(Some),
     }
 }
 
 fn bed_options(matches: &getopts::Matches, nodes: u8) -> Result<BedOptions, String> {
+    let timing = timing(matches)?;
+    let watchdog_ms = watchdog_ms(matches, &timing)?;
     Ok(BedOptions {
         nodes,
         groups: GroupSource::TestGroups,
         second_network: matches.opt_present("second-network"),
         binary: binary()?,
         verbose: true,
-        watchdog_ms: watchdog_ms(matches)?,
+        watchdog_ms,
+        timing,
     })
 }
 
@@ -183,6 +242,7 @@ fn scenario(words: &[&str]) -> Result<(), String> {
     let name = words.first().copied().unwrap_or_default();
     let scenario = Scenario::parse(name).ok_or(format!("unknown scenario '{name}'"))?;
     let matches = flags(&words[1..])?;
+    default_timing_only(&matches, "scenario")?;
     let nodes = number(&matches, "nodes", 3u8)?;
     let group = number(&matches, "group", 1u8)?;
     let mut bed = Bed::create(bed_options(&matches, nodes)?)?;
@@ -270,6 +330,7 @@ fn vip_failover(words: &[&str]) -> Result<(), String> {
 fn run_chaos(words: &[&str]) -> i32 {
     let result = (|| {
         let matches = flags(words)?;
+        default_timing_only(&matches, "chaos")?;
         let sizes = matches.opt_str("nodes").unwrap_or_else(|| "2,5".into());
         let cluster_sizes = sizes
             .split(',')
@@ -283,7 +344,7 @@ fn run_chaos(words: &[&str]) -> i32 {
             second_network: matches.opt_present("second-network"),
             binary: binary()?,
             verbose: matches.opt_present("verbose"),
-            watchdog_ms: watchdog_ms(&matches)?,
+            watchdog_ms: watchdog_ms(&matches, &Timing::default())?,
         };
         chaos::run(&options)
     })();
@@ -348,4 +409,70 @@ fn run_probe(words: &[&str]) -> Result<(), String> {
         interval_ms: number(&matches, "interval-ms", 10u64)?,
         timeout_ms: number(&matches, "timeout-ms", 50u64)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(words: &[&str]) -> getopts::Matches {
+        flags(words).expect("the flags parse")
+    }
+
+    #[test]
+    fn the_timing_flags_override_the_default_timing() {
+        assert_eq!(timing(&parsed(&[])), Ok(Timing::default()));
+        let fitted = parsed(&["--fence-timeout-ms", "1010", "--lease-expiry-ms", "1260"]);
+        let timing = timing(&fitted).expect("a valid timing");
+        assert_eq!(
+            (timing.fence_timeout_ms, timing.lease_expiry_ms),
+            (1010, 1260)
+        );
+        assert_eq!(
+            timing.heartbeat_interval_ms,
+            Timing::default().heartbeat_interval_ms
+        );
+        assert_eq!(
+            watchdog_ms(&parsed(&["--watchdog"]), &timing),
+            Ok(Some(timing.watchdog_timeout_max_ms())),
+            "the watchdog defaults to the longest the timing covers"
+        );
+    }
+
+    #[test]
+    fn a_timing_disk_format_would_refuse_is_refused_by_its_flag() {
+        let error = timing(&parsed(&["--lease-expiry-ms", "300"])).expect_err("too short");
+        assert!(error.starts_with("--lease-expiry-ms "), "{error}");
+        let error = timing(&parsed(&["--fence-timeout-ms", "ten"])).expect_err("not a number");
+        assert!(error.contains("--fence-timeout-ms 'ten'"), "{error}");
+    }
+
+    #[test]
+    fn commands_timed_for_the_default_timing_refuse_the_timing_flags() {
+        assert_eq!(default_timing_only(&parsed(&[]), "chaos"), Ok(()));
+        let error = default_timing_only(&parsed(&["--lease-expiry-ms", "2000"]), "chaos")
+            .expect_err("refused");
+        assert!(error.starts_with("--lease-expiry-ms: chaos"), "{error}");
+    }
+
+    #[test]
+    fn a_watchdog_the_timing_does_not_cover_is_refused_with_the_timing_that_does() {
+        let default = Timing::default();
+        assert_eq!(
+            super::super::bed::check_watchdog_fits(default.watchdog_timeout_max_ms(), &default),
+            Ok(())
+        );
+        let fit = default.fitting_watchdog(1000).expect("a fitting timing");
+        let error =
+            super::super::bed::check_watchdog_fits(1000, &default).expect_err("499 ms at most");
+        assert!(
+            error.contains(&format!(
+                "--fence-timeout-ms {} --lease-expiry-ms {}",
+                fit.fence_timeout_ms, fit.lease_expiry_ms
+            )),
+            "{error}"
+        );
+        assert_eq!(super::super::bed::check_watchdog_fits(1000, &fit), Ok(()));
+        assert!(super::super::bed::check_watchdog_fits(0, &fit).is_err());
+    }
 }

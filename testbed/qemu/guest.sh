@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs one wolfpack node inside a testbed VM (started by init; the host shipped it on the app
 # disk). Kernel arguments: tb.id=N (node id), tb.ip=198.18.0.N/24, tb.io=direct|mmap|default,
+# tb.watchdog=DRIVER (the node feeds /dev/watchdog0, which init's DRIVER module made),
 # tb.groups=test|catalog (test: built-in test groups 1 and 2; catalog: node 1 adds groups g1
 # (preferred node 1) and g2 (preferred node 2, failback immediate) to the replicated catalog
 # once both nodes are members, each with one process resource named group-1 and group-2, so
@@ -12,7 +13,8 @@
 #   ttyS1 (events):  the resource monitor's event log itself ("<µs> node=N resource=R
 #                    online|offline", --event-log /dev/ttyS1), and "pong <seq> <ns>" answers to
 #                    the host's "ping <seq>" lines, which bound the guest-to-host clock offset.
-#                    The host's "go" line on this port starts the node.
+#                    The host's "go" line on this port starts the node; "freeze" SIGSTOPs
+#                    every wolfpack process (daemon, monitor, ctl), as a hung node would stop.
 id=${TB_ID:?tb.id missing}
 say() { echo "wp-init: $*"; }
 
@@ -22,6 +24,19 @@ ip link set eth0 up
 
 # CLOCK_MONOTONIC in ns (the kernel's ktime_get, the clock of the event log's µs).
 monotonic_ns() { sed -n '/^now at /{s/^now at \([0-9]*\) nsecs.*/\1/p;q}' /proc/timer_list; }
+# SIGSTOP for every process running /app/wolfpack. The resources' own processes (busybox
+# sleep) keep running: they are what a node frozen past its lease could still be running.
+freeze_wolfpack() {
+    pids=""
+    for exe in /proc/[0-9]*/exe; do
+        [ "$(readlink "$exe" 2>/dev/null)" = /app/wolfpack ] || continue
+        pid=${exe#/proc/}
+        pids="$pids ${pid%/exe}"
+    done
+    # shellcheck disable=SC2086 # one word per pid
+    kill -STOP $pids
+    say "froze wolfpack pids:$pids"
+}
 stty -F /dev/ttyS1 -echo
 (
     exec 3</dev/ttyS1
@@ -30,6 +45,7 @@ stty -F /dev/ttyS1 -echo
         case "$word" in
         ping) echo "pong $seq $now" >/dev/ttyS1 ;;
         go) : >/run/go ;;
+        freeze) freeze_wolfpack ;;
         esac
     done
 ) &
@@ -37,6 +53,9 @@ stty -F /dev/ttyS1 -echo
 chmod 600 /app/cluster.key
 set -- node --disk /dev/disk-shared --node-id "$id" --key /app/cluster.key \
     --admin-socket /run/wolfpack.sock --event-log /dev/ttyS1 --resource-log-dir /var/log/wp
+if [ -n "${TB_WATCHDOG:-}" ]; then
+    set -- "$@" --watchdog /dev/watchdog0
+fi
 case "${TB_IO:-default}" in
 default) ;;
 *) set -- "$@" --disk-io "$TB_IO" ;;

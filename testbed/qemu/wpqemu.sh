@@ -7,7 +7,15 @@
 #                                         groups, no overlap; restore the link, re-form
 #   testbed/qemu/wpqemu.sh mmap-control   the partition with --disk-io mmap forced: expected to
 #                                         misbehave (stale page-cache reads across VMs)
-#   testbed/qemu/wpqemu.sh all            basic, partition, mmap-control
+#   testbed/qemu/wpqemu.sh watchdog       each guest has an emulated i6300esb watchdog (reset action)
+#                                         fed by its node; form, SIGSTOP every wolfpack process of
+#                                         group 1's owner: the watchdog resets that guest, the
+#                                         other takes over, no overlap (the generic kernel: the
+#                                         cloud one has no i6300esb driver)
+#   testbed/qemu/wpqemu.sh watchdog-control  the same without a watchdog: expected to misbehave
+#                                         (no reset; the frozen guest keeps group 1's process
+#                                         while the other runs it too)
+#   testbed/qemu/wpqemu.sh all            basic, partition, mmap-control, watchdog, watchdog-control
 #   testbed/qemu/wpqemu.sh ci             basic, with a timeout and one retry (tools/test.sh)
 #
 # Needs root (apt-get, and nothing else). Each run builds wolfpack (static glibc), an initramfs
@@ -21,7 +29,10 @@
 #   TB_KEEP=1       keep the work folder (logs) after the run; TB_LOGS=DIR copies the logs there
 #   TB_BOOT_TIMEOUT seconds for a VM to reach init (default 120)
 #   TB_TIMEOUT      seconds for each other condition (default 90)
-#   TB_TIMING       heartbeat,renew,expiry,fence in ms for 'disk format' (default 100,250,6000,3000)
+#   TB_TIMING       heartbeat,renew,expiry,fence in ms for 'disk format' (default 100,250,6000,3000;
+#                   its fence timeout covers a watchdog of 2 s, the whole seconds it may use)
+#   TB_KERNEL       cloud (linux-image-cloud-amd64, the default) or generic (linux-image-amd64,
+#                   the default of the watchdog scenarios: it has the i6300esb driver; slower boot)
 #   TB_BINARY       use this wolfpack binary instead of building one
 #   TB_MEM          MiB per VM (default 128)
 #   TB_FAULT        noinit (the kernel finds no init and panics) or stall (init never comes up):
@@ -41,6 +52,10 @@ CACHE=${TB_CACHE:-/var/cache/wolfpack-qemu}
 BOOT_TIMEOUT=${TB_BOOT_TIMEOUT:-120}
 TIMEOUT=${TB_TIMEOUT:-90}
 TIMING=${TB_TIMING:-100,250,6000,3000}
+KERNEL_FLAVOUR=${TB_KERNEL:-cloud}
+# Set by build_initramfs for the watchdog scenarios: i6300esb (QEMU's emulated PCI watchdog,
+# when the kernel has its driver) or softdog (the guest kernel's own timer, when it does not).
+WATCHDOG_DRIVER=""
 MEM=${TB_MEM:-128}
 PACKAGES=${TB_PACKAGES:-qemu-system-x86 busybox-static cpio}
 ROOM_MB=${TB_ROOM_MB:-200}
@@ -160,12 +175,18 @@ install_packages() {
     [ -z "$missing" ] || fail "still missing after apt-get install: $missing"
 }
 
+# The Debian meta package of the kernel flavour, and a glob for its versioned package (the
+# generic glob must not match the cloud package: its version ends in a digit before -amd64).
+kernel_meta() { case "$KERNEL_FLAVOUR" in generic) echo linux-image-amd64 ;; *) echo linux-image-cloud-amd64 ;; esac; }
+kernel_glob() { case "$KERNEL_FLAVOUR" in generic) echo 'linux-image-*[0-9]-amd64_*.deb' ;; *) echo 'linux-image-*-cloud-amd64_*.deb' ;; esac; }
+
 kernel_package() {
-    local name
-    name=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+    local name meta
+    meta=$(kernel_meta)
+    name=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
     if [ -z "$name" ]; then
         apt-get update -qq >/dev/null 2>&1 || true
-        name=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+        name=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
     fi
     echo "$name"
 }
@@ -174,13 +195,17 @@ fetch_kernel() {
     step "fetch the kernel package (apt-get download into $CACHE)"
     mkdir -p "$CACHE"
     local deb
-    deb=$(ls "$CACHE"/linux-image-*-cloud-amd64_*.deb 2>/dev/null | tail -n 1 || true)
+    local glob
+    glob=$(kernel_glob)
+    # shellcheck disable=SC2086 # the glob is meant to expand
+    deb=$(ls "$CACHE"/$glob 2>/dev/null | tail -n 1 || true)
     if [ -z "$deb" ]; then
         local name
         name=$(kernel_package)
-        [ -n "$name" ] || fail "apt-cache knows no linux-image-cloud-amd64 (no Debian package lists?)"
+        [ -n "$name" ] || fail "apt-cache knows no $(kernel_meta) (no Debian package lists?)"
         (cd "$CACHE" && apt-get download "$name" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-        deb=$(ls "$CACHE"/linux-image-*-cloud-amd64_*.deb 2>/dev/null | tail -n 1 || true)
+        # shellcheck disable=SC2086
+        deb=$(ls "$CACHE"/$glob 2>/dev/null | tail -n 1 || true)
         [ -n "$deb" ] || fail "apt-get download $name gave no .deb in $CACHE"
     fi
     KERNEL_DEB=$deb
@@ -234,6 +259,25 @@ build_initramfs() {
         [ -n "$path" ] || fail "module $module.ko not in $(basename "$KERNEL_DEB")"
         cp "$path" "$stage/lib/modules/"
     done
+    if [ "${WANT_WATCHDOG:-0}" = 1 ]; then
+        # watchdog.ko (the core) first; then QEMU's i6300esb if this kernel has its driver,
+        # else softdog, which resets the guest from its own kernel timer: it covers a guest
+        # whose processes are stopped, not one whose kernel hangs.
+        for module in watchdog i6300esb softdog; do
+            path=$(find "$modules" -name "$module.ko" | head -n 1)
+            [ -n "$path" ] && cp "$path" "$stage/lib/modules/"
+        done
+        [ -e "$stage/lib/modules/watchdog.ko" ] || fail "module watchdog.ko not in $(basename "$KERNEL_DEB")"
+        if [ -e "$stage/lib/modules/i6300esb.ko" ]; then
+            WATCHDOG_DRIVER=i6300esb
+        elif [ -e "$stage/lib/modules/softdog.ko" ]; then
+            WATCHDOG_DRIVER=softdog
+            log "$(basename "$KERNEL_DEB") has no i6300esb driver (CONFIG_I6300ESB_WDT is not set): the guests use softdog"
+        else
+            fail "$(basename "$KERNEL_DEB") has neither i6300esb.ko nor softdog.ko"
+        fi
+        log "guest watchdog: $WATCHDOG_DRIVER"
+    fi
     rm -rf "$WORK/kernel"
     cp "$HERE/init" "$stage/init"
     chmod 755 "$stage/init"
@@ -315,6 +359,17 @@ start_vm() {
     step "boot VM n$n"
     local base=$WORK/n$n
     for port in con ev mon; do mkfifo "$base.$port.in" "$base.$port.out"; done
+    # -no-reboot turns a guest reset into QEMU's exit. With a watchdog the reset must reboot the
+    # guest (as the machine's board would), and QMP's RESET event tells the host when it came.
+    local machine=(-no-reboot)
+    if [ -n "$WATCHDOG_DRIVER" ]; then
+        machine=(-chardev "pipe,id=qmp,path=$base.qmp" -mon chardev=qmp,mode=control)
+        [ "$WATCHDOG_DRIVER" = i6300esb ] && machine+=(-device i6300esb -action watchdog=reset)
+        [ "${VM_WATCHDOG:-0}" = 1 ] && extra+=" tb.watchdog=$WATCHDOG_DRIVER"
+        mkfifo "$base.qmp.in" "$base.qmp.out"
+        stamp <"$base.qmp.out" >"$base.qmp.log" &
+        HELPER_PIDS+=($!)
+    fi
     : >"$base.pings.txt"
     stamp <"$base.con.out" >"$base.con.log" &
     HELPER_PIDS+=($!)
@@ -328,7 +383,7 @@ start_vm() {
     esac
     local local_sock=$WORK/n$n.net remote_sock=$WORK/n$((3 - n)).net
     qemu-system-x86_64 -name "wp-$RUN-n$n" -machine pc -accel tcg,tb-size=32 -smp 1 -m "$MEM" \
-        -nodefaults -no-user-config -display none -no-reboot \
+        -nodefaults -no-user-config -display none "${machine[@]}" \
         -chardev "pipe,id=con,path=$base.con" -serial chardev:con \
         -chardev "pipe,id=ev,path=$base.ev" -serial chardev:ev \
         -chardev "pipe,id=mon,path=$base.mon" -mon chardev=mon,mode=readline \
@@ -342,7 +397,13 @@ start_vm() {
         -device "virtio-net-pci,netdev=n0,mac=52:54:00:12:00:0$n" \
         </dev/null >"$base.qemu.out" 2>"$base.qemu.err" &
     QEMU_PID[$n]=$!
-    log "VM n$n: QEMU pid ${QEMU_PID[$n]}, 198.18.0.$n, disk-io=$DISK_IO"
+    log "VM n$n: QEMU pid ${QEMU_PID[$n]}, 198.18.0.$n, disk-io=$DISK_IO${WATCHDOG_DRIVER:+, watchdog device $WATCHDOG_DRIVER (used: ${VM_WATCHDOG:-0})}"
+    if [ -n "$WATCHDOG_DRIVER" ]; then
+        # QMP sends events only once capabilities are negotiated. The FIFO stays open here
+        # (fds 8 and 9): a line in a FIFO that every end closed before QEMU read it is lost.
+        eval "exec $((7 + n))<>\"\$base.qmp.in\""
+        echo '{"execute": "qmp_capabilities"}' >&$((7 + n))
+    fi
     for pid in "${HELPER_PIDS[@]: -3}"; do renice -n -10 -p "$pid" >/dev/null 2>&1 || true; done
     eval "exec $((5 + n))<>\"\$base.ev.in\""
     pinger "$base.ev.in" "$base.pings.txt" &
@@ -451,14 +512,18 @@ online_after() { # node group after_us: a group-G online line of node n that arr
 # time in [g_e + c_lo, g_e + c_hi], with the bracket taken from the pongs within 2 s of it. An
 # "online" line is written before the resource's first process starts and an "offline" line
 # after its processes are gone, so the interval [g_on + c_lo, g_off + c_hi] contains every
-# instant the resource could run. A VM killed by SIGKILL ran nothing after its QEMU was reaped.
+# instant the resource could run. A VM killed by SIGKILL ran nothing after its QEMU was reaped; a
+# VM reset by its watchdog ran nothing of that boot after QMP's RESET event arrived, and the
+# lines that arrived later are the next boot's (its clock starts again): they are left out.
 # Prints the intervals, the bracket widths (the error bound), and PASS/FAIL of the overlap check.
 analyse() {
     local end_us
     end_us=$(now_us)
     awk -v base="${BASE_US:-0}" -v end="$end_us" -v dead1="${DEAD_AT[1]:-}" -v dead2="${DEAD_AT[2]:-}" '
+        BEGIN { dead[1] = dead1; dead[2] = dead2 }
         { n = FILENAME; sub(/.*\/n/, "", n); n = substr(n, 1, 1) }
         FILENAME ~ /pings/ { sent[n, $1] = $2; next }
+        dead[n] != "" && $1 >= dead[n] { next }
         {
             if ($2 == "pong" && $4 != "" && ((n, $3) in sent)) {
                 k = ++pongs[n]; g = int($4 / 1000)
@@ -479,7 +544,7 @@ analyse() {
             C_LO = lo; C_HI = hi; return 1
         }
         END {
-            dead[1] = dead1; dead[2] = dead2; worst = 0; bad = 0; count = 0
+            worst = 0; bad = 0; count = 0
             for (n = 1; n <= 2; n++) for (k = 1; k <= lines[n]; k++) {
                 g = lg[n, k]; r = lr[n, k]
                 if (bracket(n, g)) { lo = g + C_LO; hi = g + C_HI; width = C_HI - C_LO }
@@ -671,6 +736,97 @@ scenario_partition() {
     echo "partition: PASS (n$((3 - winner)) stopped the group it held, n$winner held both without overlap; the cluster re-formed)"
 }
 formed_and_placed() { formed_after 0 && both_groups_placed; }
+
+# Host arrival (µs) of VM n's first QMP event $3 (default RESET) after host time $2, or nothing.
+reset_after() {
+    awk -v after="$2" -v event="\"event\": \"${3:-RESET}\"" 'index($0, event) && $1 >= after { print $1; exit }' \
+        "$WORK/n$1.qmp.log" 2>/dev/null
+}
+qmp_line_at() { awk -v t="$2" '$1 == t' "$WORK/n$1.qmp.log" | cut -d' ' -f2- | tr -d '\r'; }
+was_reset_after() { [ -n "$(reset_after "$1" "$2")" ]; }
+# A console line of VM n after host time $2 that only a fresh boot prints.
+booted_after() {
+    awk -v after="$2" '$1 >= after && / wp-init: up / { found = 1 } END { exit !found }' "$WORK/n$1.con.log" 2>/dev/null
+}
+frozen() { grep -q ' wp-init: froze wolfpack' "$WORK/n$1.con.log" 2>/dev/null; }
+watchdog_line() { grep -m 1 -o 'watchdog /dev/watchdog0: timeout.*' "$WORK/n$1.con.log" 2>/dev/null; }
+has_watchdog_line() { grep -q 'watchdog /dev/watchdog0: timeout' "$WORK/n$1.con.log" 2>/dev/null; }
+
+# watchdog: each guest's node feeds /dev/watchdog0 (its monitor, on each ping); every wolfpack
+# process of group 1's owner is SIGSTOPped, so nothing feeds it: the watchdog must reset that
+# guest before its lease ends, and the other node takes group 1 over with no overlap.
+# control: the same without --watchdog: no reset, and the frozen guest still runs group 1's
+# process after the other started it (the overlap the watchdog prevents).
+scenario_watchdog() {
+    local mode=$1
+    KERNEL_FLAVOUR=${TB_KERNEL:-generic}
+    WANT_WATCHDOG=1
+    if [ "$mode" = watchdog ]; then VM_WATCHDOG=1; else VM_WATCHDOG=0; fi
+    prepare
+    format_image direct
+    local fence
+    fence=$(echo "$TIMING" | cut -d, -f4)
+    BASE_US=$(now_us)
+    : >"$WORK/host.txt"
+    host_event "launch both VMs (watchdog $WATCHDOG_DRIVER, fed by wolfpack: $VM_WATCHDOG)"
+    form_cluster
+    local owner survivor frozen_at reset_at
+    owner=$(owner_of 1)
+    survivor=$((3 - owner))
+    if [ "$VM_WATCHDOG" = 1 ]; then
+        step "check that n$owner's node opened its watchdog"
+        wait_for "n$owner's 'watchdog /dev/watchdog0: timeout' line" "$TIMEOUT" has_watchdog_line "$owner"
+        log "n$owner: $(watchdog_line "$owner")"
+    fi
+    step "SIGSTOP every wolfpack process of n$owner (owner of group 1)"
+    frozen_at=$(now_us)
+    echo freeze >&$((5 + owner))
+    host_event "freeze sent to n$owner"
+    wait_for "n$owner to say it froze wolfpack" "$TIMEOUT" frozen "$owner"
+    host_event "n$owner: $(grep -m 1 -o 'froze wolfpack.*' "$WORK/n$owner.con.log")"
+    step "wait for n$survivor to take group 1 over"
+    wait_for "group 1 online on n$survivor" "$TIMEOUT" online_after "$survivor" 1 "$frozen_at"
+    host_event "group 1 online line from n$survivor arrived"
+    local takeover_at
+    takeover_at=$(awk -v after="$frozen_at" '$4 == "resource=group-1" && $5 == "online" && $1 >= after { print $1; exit }' "$WORK/n$survivor.ev.log")
+    if [ "$mode" = watchdog ]; then
+        step "wait for the watchdog to reset n$owner (QMP RESET event)"
+        wait_for "a RESET event of n$owner" "$TIMEOUT" was_reset_after "$owner" "$frozen_at"
+        reset_at=$(reset_after "$owner" "$frozen_at")
+        DEAD_AT[$owner]=$reset_at
+        if [ "$WATCHDOG_DRIVER" = i6300esb ]; then
+            # QEMU's watchdog says it acted: the reset is the watchdog's, not the guest's own.
+            local fired_at
+            fired_at=$(reset_after "$owner" "$frozen_at" WATCHDOG)
+            [ -n "$fired_at" ] || fail "n$owner was reset, but QEMU reported no WATCHDOG event"
+            echo "$fired_at host: QMP event of n$owner: $(qmp_line_at "$owner" "$fired_at")" >>"$WORK/host.txt"
+        fi
+        echo "$reset_at host: QMP event of n$owner: $(qmp_line_at "$owner" "$reset_at")" >>"$WORK/host.txt"
+        step "wait for n$owner to boot again"
+        wait_for "n$owner's init to run again" "$BOOT_TIMEOUT" booted_after "$owner" "$reset_at"
+        host_event "n$owner booted again (init runs)"
+    else
+        step "check for $((fence / 1000 + 3)) s that n$owner is not reset"
+        sleep $((fence / 1000 + 3))
+        was_reset_after "$owner" "$frozen_at" && fail "n$owner was reset although no watchdog was fed"
+        host_event "n$owner not reset $((fence / 1000 + 3)) s after the takeover"
+    fi
+    sleep 1
+    echo "timeline (ms since launch):"
+    timeline
+    echo "intervals and overlap check:"
+    local overlap=0
+    analyse || overlap=1
+    if [ "$mode" = control ]; then
+        [ "$overlap" = 1 ] || fail "watchdog-control: the frozen guest did not overlap with the takeover (the hazard did not show)"
+        echo "watchdog-control: PASS (the hazard showed, as expected without a watchdog): n$owner, frozen, was not reset and still ran group 1 when n$survivor started it $(((takeover_at - frozen_at) / 1000)) ms after the freeze"
+        return 0
+    fi
+    [ "$overlap" = 0 ] || fail "two nodes held a group at once"
+    [ "$reset_at" -le "$takeover_at" ] || fail "n$survivor started group 1 before n$owner was reset"
+    echo "watchdog ($WATCHDOG_DRIVER, host clock): freeze sent -> RESET event arrived $(((reset_at - frozen_at) / 1000)) ms; freeze sent -> group 1 online line from n$survivor $(((takeover_at - frozen_at) / 1000)) ms"
+    echo "watchdog: PASS (the $WATCHDOG_DRIVER watchdog reset n$owner $(((reset_at - frozen_at) / 1000)) ms after the host sent the freeze; n$survivor took group 1 over $(((takeover_at - reset_at) / 1000)) ms after the reset; no overlap)"
+}
 each_holds_its_own() { [ "$(groups_of 1)" = 1 ] && [ "$(groups_of 2)" = 2 ]; }
 one_side_holds() {
     local a b
@@ -679,7 +835,7 @@ one_side_holds() {
     { [ "$a" = "1 2" ] && [ -z "$b" ]; } || { [ "$b" = "1 2" ] && [ -z "$a" ]; }
 }
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
 
 main() {
     local command=${1:-}
@@ -691,9 +847,11 @@ main() {
     basic) scenario_basic ;;
     partition) scenario_partition direct ;;
     mmap-control) scenario_partition mmap ;;
+    watchdog) scenario_watchdog watchdog ;;
+    watchdog-control) scenario_watchdog control ;;
     all)
         local status=0
-        for scenario in basic partition mmap-control; do
+        for scenario in basic partition mmap-control watchdog watchdog-control; do
             "$0" "$scenario" || status=1
         done
         exit "$status"
