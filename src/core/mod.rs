@@ -150,6 +150,9 @@ pub enum Mutation {
     /// A slot showing a newer incarnation confirms the observed peer stopped (the rule before
     /// seed 30124784).
     NewerIncarnationConfirms,
+    /// A joiner's status that arrives after the sender joined our membership starts a round as
+    /// if it were current (the rule before seed 13363 --nodes 2).
+    LateJoinerStatusCounts,
     /// A group starts whatever its dead-man deadline, even less than the fence timeout ahead
     /// (the rule before ARBITRATION.md rule 5).
     StartNearDeadline,
@@ -184,6 +187,7 @@ impl Mutation {
             "install-ignores-judged-views" => Some(Mutation::InstallIgnoresJudgedViews),
             "acknowledged-epoch-is-a-view" => Some(Mutation::AcknowledgedEpochIsAView),
             "newer-incarnation-confirms" => Some(Mutation::NewerIncarnationConfirms),
+            "late-joiner-status-counts" => Some(Mutation::LateJoinerStatusCounts),
             "start-near-deadline" => Some(Mutation::StartNearDeadline),
             "watchdog-feed-past-lease" => Some(Mutation::WatchdogFeedPastLease),
             "watchdog-timeout-too-long" => Some(Mutation::WatchdogTimeoutTooLong),

@@ -277,6 +277,20 @@ impl Node {
                 self.dropped.stale += 1;
                 return;
             }
+            // A joiner's status from a member of our membership was sent before it joined: a
+            // late datagram of a finished round. Counted as current, it would start a round
+            // that decides at once from it, blind to the groups the sender took since as a
+            // member (simulator seed 13363 --nodes 2: node 1 gave node 2's group back to itself
+            // while node 2 ran it). A member that really left and came back is heard as silent
+            // first, and joins the membership without it.
+            let late_joiner = current.is_none()
+                && !sender_is_member
+                && self.members & bit(from) != 0
+                && self.config.mutation != Mutation::LateJoinerStatusCounts;
+            if late_joiner && !stale_accepted {
+                self.dropped.stale += 1;
+                return;
+            }
             if current.is_none() || status.round > current.unwrap_or(0) {
                 let joiners = self.regroups.joiners_waiting | status.joiners;
                 // A fresh regroup in our epoch: join it, with a round number no one used yet.

@@ -85,7 +85,7 @@ pub fn run_simulate(args: &[String]) -> i32 {
                      recovery-keeps-applied-position, half-without-quorum-epoch, \
                      membership-outlives-quorum, hand-back-held-alone, \
                      install-ignores-judged-views, acknowledged-epoch-is-a-view, \
-                     newer-incarnation-confirms, \
+                     newer-incarnation-confirms, late-joiner-status-counts, \
                      runner-stop-unconfirmed or runner-start-before-dependencies",
                 ),
             },

@@ -808,8 +808,13 @@ impl Cluster {
                     self.decided_by_quorum.insert((epoch, members));
                 }
                 let round_started_tick = self.real_tick_of(id, round_started_ms);
-                let knowable =
-                    self.timeouts.peer_silence_ticks + self.params.network.delay_ticks_max + 2;
+                // A status that says whom its sender hears may itself arrive late: what it
+                // says stood when it was sent (simulator seed 24104 --nodes 2).
+                let delay_max = match self.params.network.late_per_mille {
+                    0 => self.params.network.delay_ticks_max,
+                    _ => super::network::LATE_TICKS_MAX,
+                };
+                let knowable = self.timeouts.peer_silence_ticks + delay_max + 2;
                 let links = self.link_down_since.clone();
                 let delay = self.params.network.delay_ticks_max;
                 let pauses = &self.pauses_ended;
