@@ -302,7 +302,7 @@ fn an_install_judged_without_the_membership_a_member_acknowledged_is_caught() {
 
 /// A joiner's status that arrives after its sender joined must not start a round that decides
 /// from it: found on two-node seed 13363 when late packets joined the mix, where the mutation
-/// (the rule before) puts one group on both nodes.
+/// (the rule before) puts one group on both nodes (1..13362 do not catch it).
 #[test]
 fn a_late_joiner_status_counted_as_current_is_caught() {
     let caught = caught_on_mix(Mutation::LateJoinerStatusCounts, 13363, Some(2), true);

@@ -281,8 +281,8 @@ impl Node {
             // late datagram of a finished round. Counted as current, it would start a round
             // that decides at once from it, blind to the groups the sender took since as a
             // member (simulator seed 13363 --nodes 2: node 1 gave node 2's group back to itself
-            // while node 2 ran it). A member that really left and came back is heard as silent
-            // first, and joins the membership without it.
+            // while node 2 ran it). A member that really left asks to join again, which starts
+            // a fresh round (`on_join_request`); a restarted one is judged lost first.
             let late_joiner = current.is_none()
                 && !sender_is_member
                 && self.members & bit(from) != 0

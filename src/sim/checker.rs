@@ -16,7 +16,7 @@
 //!   than "never mounted twice" (a lease taken back is unmounted at once), and it is what shows
 //!   a challenger that does not wait.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::{bit, ids};
 
@@ -30,6 +30,8 @@ pub struct Violation {
 #[derive(Debug, Default)]
 pub struct Checker {
     membership_by_epoch: BTreeMap<u64, u64>,
+    /// Memberships a regroup decided (epoch, members), as opposed to a form.
+    decided_by_regroup: BTreeSet<(u64, u64)>,
     /// Last stabilized epoch per (node, incarnation).
     last_epoch: BTreeMap<(u8, u64), u64>,
     pub violations: Vec<Violation>,
@@ -66,7 +68,9 @@ impl Checker {
                     ),
                 );
             }
-            _ => {
+            Some(_) => {}
+            None => {
+                self.check_succession(tick, epoch, members);
                 self.membership_by_epoch.insert(epoch, members);
             }
         }
@@ -78,6 +82,51 @@ impl Checker {
                     format!("node {node} went from epoch {previous} back to {epoch}"),
                 );
             }
+        }
+    }
+
+    /// A regroup decided `members` as `epoch` (its stabilization is checked for succession).
+    pub fn note_decided_by_regroup(&mut self, epoch: u64, members: u64) {
+        self.decided_by_regroup.insert((epoch, members));
+    }
+
+    /// The first stabilization of a membership a regroup decided descends from the newest
+    /// membership that stabilized before it (by epoch), `P`: through decided memberships of
+    /// growing epochs, each holding at least half of the one before, from `P` to it. Survival
+    /// is judged against every view a participant knows (its stabilized membership and the
+    /// newest it acknowledged), and a member of `P` knows `P` until it acknowledges a successor
+    /// judged against `P`; a membership with no such line would live beside `P`'s survivors
+    /// (ARBITRATION.md §3.4: a member bound to a second membership judged without the first; an
+    /// epoch a node only acknowledged taken for the one that stabilized). A form waits out every
+    /// lease instead, and is not checked.
+    fn check_succession(&mut self, tick: u64, epoch: u64, members: u64) {
+        if !self.decided_by_regroup.contains(&(epoch, members)) {
+            return;
+        }
+        let Some((&previous_epoch, &previous)) =
+            self.membership_by_epoch.range(..epoch).next_back()
+        else {
+            return;
+        };
+        let at_least_half =
+            |successor: u64, of: u64| 2 * (successor & of).count_ones() >= of.count_ones();
+        let mut line = vec![previous];
+        for &(decided_epoch, decided) in self
+            .decided_by_regroup
+            .range((previous_epoch + 1, 0)..(epoch, 0))
+        {
+            debug_assert!(decided_epoch > previous_epoch && decided_epoch < epoch);
+            if line.iter().any(|before| at_least_half(decided, *before)) {
+                line.push(decided);
+            }
+        }
+        if !line.iter().any(|before| at_least_half(members, *before)) {
+            self.violation(
+                tick,
+                format!(
+                    "epoch {epoch} stabilized as {members:#b}, which descends from no half of epoch {previous_epoch} ({previous:#b}), the newest before it, through decided memberships"
+                ),
+            );
         }
     }
 

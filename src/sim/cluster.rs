@@ -807,6 +807,7 @@ impl Cluster {
                 if basis != 0 && kept * 2 == basis.count_ones() {
                     self.decided_by_quorum.insert((epoch, members));
                 }
+                self.checker.note_decided_by_regroup(epoch, members);
                 let round_started_tick = self.real_tick_of(id, round_started_ms);
                 // A status that says whom its sender hears may itself arrive late: what it
                 // says stood when it was sent (simulator seed 24104 --nodes 2).
