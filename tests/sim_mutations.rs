@@ -2,7 +2,7 @@
 
 use wolfpack::core::Mutation;
 use wolfpack::runner::RunnerMutation;
-use wolfpack::sim::{run, Params};
+use wolfpack::sim::{run, Params, Violation, ViolationKind};
 
 /// Every mutation must be caught within this many seeds.
 const SEEDS_TO_CATCH_MAX: u64 = 60;
@@ -10,17 +10,21 @@ const SEEDS_TO_CATCH_MAX: u64 = 60;
 /// be caught within this many seeds.
 const RARE_SEEDS_TO_CATCH_MAX: u64 = 300;
 
-fn first_caught(mutation: Mutation) -> Option<(u64, String)> {
+fn first_caught(mutation: Mutation) -> Option<(u64, Violation)> {
     first_caught_within(mutation, SEEDS_TO_CATCH_MAX, None)
 }
 
-fn first_caught_within(mutation: Mutation, seeds: u64, nodes: Option<u8>) -> Option<(u64, String)> {
+fn first_caught_within(
+    mutation: Mutation,
+    seeds: u64,
+    nodes: Option<u8>,
+) -> Option<(u64, Violation)> {
     (1..=seeds).find_map(|seed| {
         let (report, _) = run(Params::from_seed(seed, nodes, mutation));
         report
             .violations
             .first()
-            .map(|violation| (seed, violation.description.clone()))
+            .map(|violation| (seed, violation.clone()))
     })
 }
 
@@ -34,7 +38,7 @@ fn a_fence_acknowledgement_of_another_requester_taken_for_ours_is_caught() {
     assert!(
         caught
             .as_ref()
-            .is_some_and(|(_, text)| text.contains("online on nodes")),
+            .is_some_and(|(_, violation)| violation.kind == ViolationKind::GroupOnlineTwice),
         "{caught:?}"
     );
 }
@@ -57,9 +61,9 @@ fn a_half_that_stabilizes_before_the_quorum_record_names_its_epoch_is_caught() {
         None,
     );
     assert!(
-        caught
-            .as_ref()
-            .is_some_and(|(_, text)| text.contains("survived by the quorum")),
+        caught.as_ref().is_some_and(
+            |(_, violation)| violation.kind == ViolationKind::QuorumRecordMissesHalfEpoch
+        ),
         "{caught:?}"
     );
 }
@@ -76,7 +80,7 @@ fn no_lease_wait_is_caught() {
     assert!(
         caught
             .as_ref()
-            .is_some_and(|(_, text)| text.contains("online on nodes")),
+            .is_some_and(|(_, violation)| violation.kind == ViolationKind::GroupOnlineTwice),
         "{caught:?}"
     );
 }
@@ -85,9 +89,9 @@ fn no_lease_wait_is_caught() {
 fn no_prune_is_caught() {
     let caught = first_caught(Mutation::NoPrune);
     assert!(
-        caught
-            .as_ref()
-            .is_some_and(|(_, text)| text.contains("decided with link")),
+        caught.as_ref().is_some_and(
+            |(_, violation)| violation.kind == ViolationKind::DecidedMembershipNotConnected
+        ),
         "{caught:?}"
     );
 }
@@ -135,7 +139,7 @@ fn replay_keeps_duplicate_is_caught() {
 
 /// The first seed within the bound whose run with the runner's `mutation` breaks an invariant.
 /// Only catalog seeds run the runner, so the others are skipped.
-fn first_caught_in_runner(mutation: RunnerMutation) -> Option<(u64, String)> {
+fn first_caught_in_runner(mutation: RunnerMutation) -> Option<(u64, Violation)> {
     (1..=SEEDS_TO_CATCH_MAX).find_map(|seed| {
         let mut params = Params::from_seed(seed, None, Mutation::None);
         if !params.catalog_groups {
@@ -146,7 +150,7 @@ fn first_caught_in_runner(mutation: RunnerMutation) -> Option<(u64, String)> {
         report
             .violations
             .first()
-            .map(|violation| (seed, violation.description.clone()))
+            .map(|violation| (seed, violation.clone()))
     })
 }
 
@@ -154,11 +158,12 @@ fn first_caught_in_runner(mutation: RunnerMutation) -> Option<(u64, String)> {
 fn a_runner_that_takes_a_stop_as_confirmed_when_sent_is_caught() {
     let caught = first_caught_in_runner(RunnerMutation::StopUnconfirmed);
     assert!(
-        caught.as_ref().is_some_and(|(_, text)| {
-            text.contains("whose core does not hold its group")
-                || text.contains("at once")
-                || text.contains("without its dependency")
-        }),
+        caught.as_ref().is_some_and(|(_, violation)| matches!(
+            violation.kind,
+            ViolationKind::ResourceRunsWithoutItsGroup
+                | ViolationKind::ResourceRunsOnTwoNodes
+                | ViolationKind::ResourceRunsWithoutItsDependency
+        )),
         "{caught:?}"
     );
 }
@@ -167,9 +172,11 @@ fn a_runner_that_takes_a_stop_as_confirmed_when_sent_is_caught() {
 fn a_runner_that_starts_before_the_dependencies_is_caught() {
     let caught = first_caught_in_runner(RunnerMutation::StartBeforeDependencies);
     assert!(
-        caught.as_ref().is_some_and(|(_, text)| {
-            text.contains("while its dependency") || text.contains("without its dependency")
-        }),
+        caught.as_ref().is_some_and(|(_, violation)| matches!(
+            violation.kind,
+            ViolationKind::ResourceStartedBeforeItsDependency
+                | ViolationKind::ResourceRunsWithoutItsDependency
+        )),
         "{caught:?}"
     );
 }
@@ -192,8 +199,8 @@ fn a_resource_moved_between_groups_on_two_nodes_runs_on_both_and_is_caught() {
         report
             .violations
             .iter()
-            .find(|violation| violation.description.contains("runs on nodes"))
-            .map(|violation| (seed, violation.description.clone()))
+            .find(|violation| violation.kind == ViolationKind::ResourceRunsOnTwoNodes)
+            .map(|violation| (seed, violation.clone()))
     });
     assert!(caught.is_some(), "no double run found");
 }
@@ -204,7 +211,7 @@ fn no_resource_lease_defence_is_caught() {
     assert!(
         caught
             .as_ref()
-            .is_some_and(|(_, text)| text.contains("resource lease")),
+            .is_some_and(|(_, violation)| violation.kind == ViolationKind::ResourceLeaseHeldTwice),
         "{caught:?}"
     );
 }
@@ -219,7 +226,7 @@ fn feeding_the_watchdog_past_the_lease_is_caught() {
     assert!(
         caught
             .as_ref()
-            .is_some_and(|(_, text)| text.contains("pinged its monitor holding groups")),
+            .is_some_and(|(_, violation)| violation.kind == ViolationKind::DeadmanPastLeaseAtPing),
         "{caught:?}"
     );
 }
@@ -233,7 +240,7 @@ fn starting_a_group_near_the_lease_deadline_is_caught() {
     assert!(
         caught
             .as_ref()
-            .is_some_and(|text| text.contains("with its dead-man armed until")),
+            .is_some_and(|violation| violation.kind == ViolationKind::DeadmanPastLeaseAtStart),
         "{caught:?}"
     );
 }
@@ -262,14 +269,11 @@ fn caught_on_mix(
     seed: u64,
     nodes: Option<u8>,
     cut_deciding_coordinators: bool,
-) -> Option<String> {
+) -> Option<Violation> {
     let mut params = Params::from_seed(seed, nodes, mutation);
     params.cut_deciding_coordinators = cut_deciding_coordinators;
     let (report, _) = run(params);
-    report
-        .violations
-        .first()
-        .map(|violation| violation.description.clone())
+    report.violations.first().cloned()
 }
 
 /// The first two-node seed that catches it since the simulator runs the daemon's host (issue
@@ -280,7 +284,7 @@ fn a_group_handed_back_to_a_node_still_stopping_it_counted_as_held_alone_is_caug
     assert!(
         caught
             .as_ref()
-            .is_some_and(|text| text.contains("online on nodes")),
+            .is_some_and(|violation| violation.kind == ViolationKind::GroupOnlineTwice),
         "{caught:?}"
     );
 }
@@ -295,7 +299,7 @@ fn an_install_judged_without_the_membership_a_member_acknowledged_is_caught() {
     assert!(
         caught
             .as_ref()
-            .is_some_and(|text| text.contains("stabilized as")),
+            .is_some_and(|violation| violation.kind == ViolationKind::TwoMembershipsInOneEpoch),
         "{caught:?}"
     );
 }

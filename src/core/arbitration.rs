@@ -10,16 +10,18 @@ impl Node {
     /// Whether this node should own, defend or challenge for the quorum now.
     fn wants_quorum(&self) -> bool {
         let now = self.now_ticks;
-        match self.role {
+        match self.membership.role() {
             Role::Forming => true,
             Role::Searching { .. } => false,
             Role::Member => {
                 let closing = self.regroup.is_some() && self.regroups.needs_quorum();
-                let leader = ids(self.members).next() == Some(self.me());
+                let leader = ids(self.membership.members()).next() == Some(self.me());
                 let owner_seen = self
                     .quorum_owner_seen_tick
                     .is_some_and(|tick| now < tick + 3 * self.timeouts.peer_silence_ticks);
-                self.quorum.owned(now) || closing || (self.stabilized && leader && !owner_seen)
+                self.quorum.owned(now)
+                    || closing
+                    || (self.membership.stabilized() && leader && !owner_seen)
             }
         }
     }
@@ -30,8 +32,8 @@ impl Node {
     fn quorum_want(&self) -> Want {
         if self.wants_quorum() {
             Want::Own
-        } else if self.role == Role::Member
-            && self.members.count_ones() == 2
+        } else if self.membership.role() == Role::Member
+            && self.membership.members().count_ones() == 2
             && !self.shutdown.begun()
         {
             Want::Watch
@@ -47,10 +49,14 @@ impl Node {
     /// side progressed (simulator seed 123741, a membership of one paused past its ownership).
     /// Leaving stops our groups, and our members regroup without us.
     pub(super) fn enforce_quorum_reliance(&mut self) {
-        let member = self.role == Role::Member && self.stabilized;
+        let member = self.membership.role() == Role::Member && self.membership.stabilized();
         let outlives = self.config.mutation == super::Mutation::MembershipOutlivesQuorum;
-        if member && !outlives && self.relies_on_quorum && !self.quorum.owned(self.now_ticks) {
-            self.relies_on_quorum = false;
+        if member
+            && !outlives
+            && self.membership.relies_on_quorum()
+            && !self.quorum.owned(self.now_ticks)
+        {
+            self.membership.stop_relying_on_quorum();
             self.leave("quorum ownership lost");
         }
     }
@@ -66,9 +72,9 @@ impl Node {
     /// at most one of them.
     pub(super) fn quorum_tick(&mut self) {
         let want = self.quorum_want();
-        let (io, lapsed) = self
-            .quorum
-            .on_interval(want, self.now_ticks, self.acked_epoch);
+        let (io, lapsed) =
+            self.quorum
+                .on_interval(want, self.now_ticks, self.membership.acked_epoch());
         if lapsed {
             self.emit(Event::QuorumOwner { owned: false });
         }
@@ -149,7 +155,7 @@ impl Node {
             record,
             issue_tick,
             self.now_ticks,
-            self.acked_epoch,
+            self.membership.acked_epoch(),
             next_epoch,
         );
         if lost {

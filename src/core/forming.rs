@@ -103,7 +103,7 @@ impl Forming {
 
 impl Node {
     pub(super) fn begin_forming(&mut self) {
-        self.role = Role::Forming;
+        self.membership.begin_forming();
         self.forming.begin();
         self.quorum.outcome = None;
         self.read_all_slots(false);
@@ -133,15 +133,12 @@ impl Node {
         let wait = self.timeouts.lease_expiry_observed_ticks
             + self.timeouts.form_wait_ticks
             + self.prng.below(2 * self.timeouts.form_wait_ticks.max(1));
-        self.role = Role::Searching {
-            since_tick: self.now_ticks,
-            form_wait_ticks: wait,
-        };
+        self.membership.search(self.now_ticks, wait);
     }
 
     /// Called when the quorum challenge of a forming node is won.
     pub(super) fn forming_won_quorum(&mut self) {
-        if self.role == Role::Forming
+        if self.membership.role() == Role::Forming
             && self.forming.start_second_pass(self.quorum.ownerships_won())
         {
             self.read_all_slots(true);
@@ -156,7 +153,7 @@ impl Node {
         block: Option<&[u8; disk_records::BLOCK_SIZE]>,
     ) {
         // Reads of an earlier (aborted) attempt or pass are not counted.
-        if self.role != Role::Forming || !self.forming.is_current(attempt, second) {
+        if self.membership.role() != Role::Forming || !self.forming.is_current(attempt, second) {
             return;
         }
         let seen = match block.map(|block| disk_records::decode::<NodeSlot>(&block[..])) {
@@ -198,11 +195,11 @@ impl Node {
         let epoch = reads
             .epoch_seen
             .max(self.quorum.owner_epoch_seen)
-            .max(self.acked_epoch)
-            .max(self.epoch)
+            .max(self.membership.acked_epoch())
+            .max(self.membership.epoch())
             + 1;
         // Make the epoch durable in our slot before stabilizing it (see `OwnLease`).
-        self.acked_epoch = epoch;
+        self.membership.acknowledge_forming_epoch(epoch);
         self.forming.pending_epoch = Some(epoch);
         self.own_lease.slot_write_due = true;
     }
@@ -226,13 +223,8 @@ impl Node {
         // Every other node is a possible holder of every group: confirm each anew.
         self.observer.forget_all();
         self.became_member();
-        self.role = Role::Member;
-        self.stabilized = true;
-        self.epoch = epoch;
-        self.acked_epoch = epoch;
-        self.members = bit(me);
-        self.basis_members = bit(me);
-        self.relies_on_quorum = self.configured() != bit(me);
+        let configured = self.configured();
+        self.membership.formed(epoch, me, configured);
         let table = groups::formed(
             self.placement.policies(),
             self.configured(),

@@ -130,8 +130,15 @@ impl Node {
     /// Local invariants, split (TigerBeetle style): positive and negative space.
     pub(super) fn assert_invariants(&self) {
         if self.placement.online() != 0 {
-            assert!(self.stabilized, "holds groups only while stabilized");
-            assert_eq!(self.role, Role::Member, "holds groups only as a member");
+            assert!(
+                self.membership.stabilized(),
+                "holds groups only while stabilized"
+            );
+            assert_eq!(
+                self.membership.role(),
+                Role::Member,
+                "holds groups only as a member"
+            );
             assert!(
                 self.own_lease.valid(self.now_ticks),
                 "holds groups only with a valid lease"
@@ -149,19 +156,23 @@ impl Node {
                 "holds only its own groups"
             );
         }
-        if self.stabilized {
+        if self.membership.stabilized() {
             assert!(
-                self.members & bit(self.me()) != 0,
+                self.membership.members() & bit(self.me()) != 0,
                 "a stabilized membership includes this node"
             );
-            assert!(self.epoch > 0);
-            assert!(self.epoch <= self.acked_epoch);
+            assert!(self.membership.epoch() > 0);
+            assert!(self.membership.epoch() <= self.membership.acked_epoch());
         } else {
             assert_eq!(self.placement.online(), 0);
         }
-        if self.role != Role::Member {
-            assert!(!self.stabilized, "only members are stabilized");
-            assert_eq!(self.basis_members, 0, "a non-member judges no survival");
+        if self.membership.role() != Role::Member {
+            assert!(!self.membership.stabilized(), "only members are stabilized");
+            assert_eq!(
+                self.membership.basis_members(),
+                0,
+                "a non-member judges no survival"
+            );
         }
     }
 }

@@ -23,8 +23,8 @@ impl Node {
         // The quorum record carries the owner's epoch: after a tie won by challenge, the lost
         // side's last epoch is there even if none of its members is heard.
         epoch_floor
-            .max(self.acked_epoch)
-            .max(self.epoch)
+            .max(self.membership.acked_epoch())
+            .max(self.membership.epoch())
             .max(self.quorum.owner_epoch_seen)
             .max(self.observer.epoch_seen_on_disk())
             + 1
@@ -73,8 +73,7 @@ impl Node {
             basis,
             round_started_ms,
         });
-        self.acked_epoch = epoch;
-        self.basis_members = survivors;
+        self.membership.acknowledge_own_install(epoch, survivors);
         self.send_all(survivors, &Body::Install(install.clone()));
         if let Some(round) = self.regroup.as_mut() {
             round.phase = Phase::AwaitAcks {
@@ -101,8 +100,8 @@ impl Node {
             self.dropped.stale += 1;
             return;
         }
-        let fresh =
-            install.epoch > self.acked_epoch || self.config.mutation == Mutation::StaleEpoch;
+        let fresh = install.epoch > self.membership.acked_epoch()
+            || self.config.mutation == Mutation::StaleEpoch;
         let duplicate = matches!(
             self.regroup.as_ref().map(|round| &round.phase),
             Some(Phase::Acked { install: acked, coordinator }) if *acked == install && *coordinator == from
@@ -120,9 +119,11 @@ impl Node {
         // decided from a status we sent before, and its members may now overlap another live
         // membership through us (simulator seed 775: node 4 acknowledged {2,3,4}, then node 1's
         // {1,4}, judged against {1,2,3,4} alone).
-        let decided_without_us = self.role == Role::Member
-            && self.acked_epoch > install.judged_epoch
-            && !install.judged_views.contains(&self.basis_members);
+        let decided_without_us = self.membership.role() == Role::Member
+            && self.membership.acked_epoch() > install.judged_epoch
+            && !install
+                .judged_views
+                .contains(&self.membership.basis_members());
         let rule_broken = matches!(
             self.config.mutation,
             Mutation::StaleEpoch | Mutation::InstallIgnoresJudgedViews
@@ -141,10 +142,9 @@ impl Node {
         for member in ids(install.members & !bit(self.me())) {
             self.observer.forget(member);
         }
-        self.acked_epoch = self.acked_epoch.max(install.epoch);
-        if self.role == Role::Member {
-            // Cleanup 1: from now on our survival is judged against the new membership.
-            self.basis_members = install.members;
+        self.membership.acknowledge_epoch(install.epoch);
+        if self.membership.role() == Role::Member {
+            self.membership.judge_survival_against(install.members);
         }
         self.regroups.round_seen(install.round);
         if let Some(round) = self.regroup.as_mut() {
@@ -319,10 +319,10 @@ impl Node {
             .regroup
             .as_ref()
             .is_some_and(|round| round.round == round_number);
-        let from_basis = self.basis_members & bit(from) != 0;
-        if matches_round && from_basis && self.role == Role::Member {
+        let from_basis = self.membership.basis_members() & bit(from) != 0;
+        if matches_round && from_basis && self.membership.role() == Role::Member {
             self.leave("partition does not survive (halt)");
-        } else if matches_round && self.role != Role::Member {
+        } else if matches_round && self.membership.role() != Role::Member {
             // A joiner: that round will not admit us.
             self.regroup = None;
         } else {
@@ -341,22 +341,18 @@ impl Node {
             self.regroup = None;
             return;
         }
-        let was_member = self.role == Role::Member;
+        let was_member = self.membership.role() == Role::Member;
         if self.config.mutation != Mutation::StaleEpoch && was_member {
-            assert!(install.epoch > self.epoch, "epochs only grow");
+            assert!(install.epoch > self.membership.epoch(), "epochs only grow");
         }
         if !was_member {
             // The joiner receives the cluster database from the locker (a GUM snapshot).
             self.became_member();
         }
-        self.role = Role::Member;
-        self.stabilized = true;
-        self.epoch = install.epoch;
-        self.acked_epoch = self.acked_epoch.max(install.epoch);
-        self.members = install.members;
-        self.basis_members = install.members;
-        self.relies_on_quorum = install.quorum_holder == self.me()
+        let relies_on_quorum = install.quorum_holder == self.me()
             || (install.members == bit(self.me()) && self.configured() != bit(self.me()));
+        self.membership
+            .stabilize(install.epoch, install.members, relies_on_quorum);
         self.placement.install_table(install.groups);
         self.regroup = None;
         self.regroups.joined(install.members);

@@ -12,7 +12,7 @@ use super::{bit, ids, Event};
 impl Node {
     /// Heartbeats to the membership on every network, and detection of silent members.
     pub(super) fn membership_tick(&mut self) {
-        if self.role != Role::Member {
+        if self.membership.role() != Role::Member {
             return;
         }
         let now = self.now_ticks;
@@ -21,7 +21,7 @@ impl Node {
         }
         let silence = self.timeouts.peer_silence_ticks;
         let mut any_silent = false;
-        for peer in ids(self.members & !bit(self.me())) {
+        for peer in ids(self.membership.members() & !bit(self.me())) {
             if self.peers.alive_or_fresh(peer, now, silence) {
                 continue;
             }
@@ -33,27 +33,30 @@ impl Node {
             }
         }
         // A stable membership with a silent member is not stable: regroup until it is gone.
-        if any_silent && self.stabilized && self.regroup.is_none() {
+        if any_silent && self.membership.stabilized() && self.regroup.is_none() {
             self.start_regroup();
         }
     }
 
     /// A heartbeat to the membership on every network, now.
     pub(super) fn send_heartbeat_now(&mut self) {
-        if self.role != Role::Member {
+        if self.membership.role() != Role::Member {
             return;
         }
         let now = self.now_ticks;
         self.last_heartbeat_tick = now;
         let body = Body::Heartbeat {
-            epoch: self.epoch,
-            members: self.members,
-            stabilized: self.stabilized,
+            epoch: self.membership.epoch(),
+            members: self.membership.members(),
+            stabilized: self.membership.stabilized(),
             quorum_owner: self.quorum.owned(now),
             holding: self.holding(),
             refusing: self.refusing(),
         };
-        self.send_all(self.members | self.basis_members, &body);
+        self.send_all(
+            self.membership.members() | self.membership.basis_members(),
+            &body,
+        );
     }
 
     pub(super) fn on_heartbeat(
@@ -67,7 +70,7 @@ impl Node {
         if quorum_owner && stabilized {
             self.quorum_owner_seen_tick = Some(self.now_ticks);
         }
-        if self.role != Role::Member {
+        if self.membership.role() != Role::Member {
             if stabilized {
                 self.member_heard();
             }
@@ -85,20 +88,20 @@ impl Node {
             }
             return;
         }
-        if (self.members | self.basis_members) & bit(from) == 0 {
+        if (self.membership.members() | self.membership.basis_members()) & bit(from) == 0 {
             self.dropped.unexpected += 1;
             return;
         }
         let stale_accepted = self.config.mutation == super::Mutation::StaleEpoch;
-        if epoch < self.epoch && !stale_accepted {
+        if epoch < self.membership.epoch() && !stale_accepted {
             self.dropped.stale += 1;
             return;
         }
-        if epoch == self.epoch || !stabilized {
+        if epoch == self.membership.epoch() || !stabilized {
             return;
         }
         if members & bit(self.me()) == 0 {
-            if epoch > self.epoch || stale_accepted {
+            if epoch > self.membership.epoch() || stale_accepted {
                 self.leave("excluded from the membership");
             }
             return;
@@ -112,19 +115,22 @@ impl Node {
         };
         match acked {
             Some(install) => self.stabilize(install),
-            None if self.regroup.is_none() && self.stabilized => self.start_regroup(),
+            None if self.regroup.is_none() && self.membership.stabilized() => self.start_regroup(),
             None => {}
         }
     }
 
     pub(super) fn on_join_request(&mut self, from: u8) {
-        if matches!(self.role, Role::Searching { .. }) && from < self.me() {
+        if matches!(self.membership.role(), Role::Searching { .. }) && from < self.me() {
             // Bully-style deferral: the lowest searching node forms, the others join it, so
             // that concurrent quorum challenges (which all but one lose) stay rare.
             self.member_heard();
             return;
         }
-        if self.role == Role::Member && self.stabilized && self.members & bit(from) != 0 {
+        if self.membership.role() == Role::Member
+            && self.membership.stabilized()
+            && self.membership.members() & bit(from) != 0
+        {
             // A member asking to join has left (fenced, lease lost, restarted): regroup, so
             // it is judged lost and re-added as a joiner.
             self.regroups.joiner_waits(from);
@@ -133,8 +139,11 @@ impl Node {
             }
             return;
         }
-        let leader = ids(self.members).next();
-        if self.role != Role::Member || !self.stabilized || leader != Some(self.me()) {
+        let leader = ids(self.membership.members()).next();
+        if self.membership.role() != Role::Member
+            || !self.membership.stabilized()
+            || leader != Some(self.me())
+        {
             return;
         }
         self.regroups.joiner_waits(from);
@@ -152,9 +161,9 @@ impl Node {
     pub(super) fn on_peer_restarted(&mut self, peer: u8) {
         // What we confirmed about its previous run says nothing about this one.
         self.observer.forget(peer);
-        if self.role == Role::Member
-            && self.members & bit(peer) != 0
-            && self.stabilized
+        if self.membership.role() == Role::Member
+            && self.membership.members() & bit(peer) != 0
+            && self.membership.stabilized()
             && self.regroup.is_none()
         {
             self.start_regroup();
@@ -165,12 +174,9 @@ impl Node {
     pub(super) fn member_heard(&mut self) {
         if let Role::Searching {
             form_wait_ticks, ..
-        } = self.role
+        } = self.membership.role()
         {
-            self.role = Role::Searching {
-                since_tick: self.now_ticks,
-                form_wait_ticks,
-            };
+            self.membership.search(self.now_ticks, form_wait_ticks);
         }
     }
 
@@ -180,7 +186,7 @@ impl Node {
             return;
         }
         let now = self.now_ticks;
-        match self.role {
+        match self.membership.role() {
             Role::Searching {
                 since_tick,
                 form_wait_ticks,
@@ -217,14 +223,14 @@ impl Node {
 
     /// Entering a membership: write a member slot at once (the lease starts with it).
     pub(super) fn became_member(&mut self) {
-        self.member_since_tick = self.now_ticks;
+        self.membership.became_member(self.now_ticks);
         self.own_lease.start_pending = None;
         self.last_renew_tick = None;
     }
 
     /// A member says it leaves: forget it now, so the next tick regroups without it.
     pub(super) fn on_leaving(&mut self, from: u8) {
-        if self.members & bit(from) == 0 {
+        if self.membership.members() & bit(from) == 0 {
             self.dropped.unexpected += 1;
             return;
         }
@@ -240,13 +246,7 @@ impl Node {
         self.own_lease.start_pending = None;
         let wait =
             self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
-        self.role = Role::Searching {
-            since_tick: self.now_ticks,
-            form_wait_ticks: wait,
-        };
-        self.stabilized = false;
-        self.members = 0;
-        self.basis_members = 0;
+        self.membership.leave(self.now_ticks, wait);
         self.regroup = None;
         self.regroups.forget_joiners();
         self.emit(Event::Left { reason });

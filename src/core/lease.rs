@@ -95,10 +95,12 @@ impl Node {
         self.stop_all_groups();
         // A new member gets its lease with its first member write; it leaves only once a lease
         // it held lapsed, or when no member write succeeded for a whole hold period.
-        let member_ticks = self.now_ticks.saturating_sub(self.member_since_tick);
-        let lapsed = self.own_lease.valid_until_tick > self.member_since_tick
+        let member_ticks = self
+            .now_ticks
+            .saturating_sub(self.membership.member_since_tick());
+        let lapsed = self.own_lease.valid_until_tick > self.membership.member_since_tick()
             || member_ticks >= self.timeouts.lease_hold_ticks;
-        if self.role == Role::Member && self.stabilized && lapsed {
+        if self.membership.role() == Role::Member && self.membership.stabilized() && lapsed {
             self.leave("membership lease expired");
         }
     }
@@ -151,7 +153,7 @@ impl Node {
         if !(self.own_lease.slot_loaded && self.own_lease.slot_write_due && idle) {
             return;
         }
-        let member = self.role == Role::Member;
+        let member = self.membership.role() == Role::Member;
         if !member && self.holding() != 0 {
             // A slot that is not `Member` tells survivors we hold nothing (ARBITRATION.md rule
             // (c)): it waits until every stop is confirmed.
@@ -175,14 +177,14 @@ impl Node {
                     NodeState::Joining
                 },
                 incarnation: self.config.incarnation,
-                epoch: self.acked_epoch,
-                members: self.members,
+                epoch: self.membership.acked_epoch(),
+                members: self.membership.members(),
                 realtime_ms: self.now_ticks * super::timeout::TICK_MS,
                 lease_valid_ms: if member { hold_ms as u32 } else { 0 },
             },
         };
         self.own_lease.slot_write_in_flight = true;
-        let epoch = self.acked_epoch;
+        let epoch = self.membership.acked_epoch();
         let purpose = Purpose::OwnSlotWrite {
             issue_tick: self.now_ticks,
             member,
@@ -199,7 +201,7 @@ impl Node {
         epoch: u64,
     ) {
         self.own_lease.slot_write_in_flight = false;
-        if ok && !member && self.role != Role::Member {
+        if ok && !member && self.membership.role() != Role::Member {
             self.non_member_slot_written();
         }
         if ok {
@@ -208,7 +210,7 @@ impl Node {
         }
         // Only a member write that is still wanted counts: a node that left while the write
         // was in flight must not be revived by it.
-        if !(ok && member && self.role == Role::Member) {
+        if !(ok && member && self.membership.role() == Role::Member) {
             return;
         }
         if issue_tick < self.own_lease.valid_until_tick {
@@ -319,7 +321,8 @@ impl Node {
             {
                 // Whoever wrote it, an epoch in the record was used: start above it.
                 if sealed.cluster_id == self.config.cluster_id {
-                    self.acked_epoch = self.acked_epoch.max(sealed.record.0.owner_epoch);
+                    self.membership
+                        .acknowledge_epoch(sealed.record.0.owner_epoch);
                 }
             }
         }
@@ -333,7 +336,7 @@ impl Node {
                     if sealed.cluster_id == self.config.cluster_id
                         && sealed.record.node_id == peer =>
                 {
-                    self.acked_epoch = self.acked_epoch.max(sealed.record.epoch);
+                    self.membership.acknowledge_epoch(sealed.record.epoch);
                 }
                 Ok(_) => {}
                 Err(_) => self.dropped.disk_records_invalid += 1,
@@ -361,7 +364,7 @@ impl Node {
         match disk_records::decode::<NodeSlot>(&block[..]) {
             Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
                 self.own_lease.slot_sequence = self.own_lease.slot_sequence.max(sealed.sequence);
-                self.acked_epoch = self.acked_epoch.max(sealed.record.epoch);
+                self.membership.acknowledge_epoch(sealed.record.epoch);
                 self.own_lease.durable_epoch =
                     self.own_lease.durable_epoch.max(sealed.record.epoch);
             }
@@ -421,7 +424,8 @@ impl Node {
         }
         // A survivor fences only nodes outside its membership, so a request from an epoch not
         // newer than the one we are a member of is stale (written before we rejoined): ignore.
-        if self.stabilized && request.record.requester_epoch <= self.epoch {
+        if self.membership.stabilized() && request.record.requester_epoch <= self.membership.epoch()
+        {
             self.start_pending_lease(issue_tick);
             return;
         }
@@ -437,7 +441,7 @@ impl Node {
             .own_lease
             .fenced_by_epoch
             .max(request.record.requester_epoch);
-        match self.role {
+        match self.membership.role() {
             Role::Member => self.leave("fenced by a survivor"),
             Role::Forming => self.abort_forming(),
             Role::Searching { .. } => {}
@@ -481,7 +485,7 @@ impl Node {
         else {
             return;
         };
-        if self.role != Role::Member {
+        if self.membership.role() != Role::Member {
             return;
         }
         if read_issue_tick < write_done_tick {

@@ -58,6 +58,7 @@ mod install;
 mod join;
 mod lease;
 mod membership;
+mod membership_state;
 pub mod message;
 mod node;
 mod observe;

@@ -1,8 +1,7 @@
 //! `Node`: the one state machine the driver steps. Only `step` branches on the input kind.
-//! `Node` holds the context every part reads (configuration, clock, outputs, role and
-//! membership, the quorum machine, the own lease, GUM) and one owned part per concern
-//! (`Forming`, `Regroups`, `Placement`, `Observer`, `Shutdown`, `ResourceLeases`,
-//! `Deadman`), whose fields
+//! `Node` holds the context every part reads (configuration, clock, outputs, the quorum
+//! machine, the own lease, GUM) and one owned part per concern (`Membership`, `Forming`,
+//! `Regroups`, `Placement`, `Observer`, `Shutdown`, `ResourceLeases`, `Deadman`), whose fields
 //! are private to their files: only the methods there change them.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -116,14 +115,8 @@ pub struct Node {
     pub(super) outputs: VecDeque<Output>,
     pub(super) dropped: DropCounters,
     pub(super) peers: Peers,
-    pub(super) role: Role,
-    pub(super) stabilized: bool,
-    pub(super) epoch: u64,
-    pub(super) members: u64,
-    /// Highest epoch this node acknowledged an install for, and that install's members: the
-    /// membership its survival is judged against until a later one.
-    pub(super) acked_epoch: u64,
-    pub(super) basis_members: u64,
+    /// Where this node stands and the membership it belongs to (`membership_state.rs`).
+    pub(super) membership: super::membership_state::Membership,
     pub(super) regroup: Option<Round>,
     /// What lasts across the rounds of a regroup (`regroup.rs`).
     pub(super) regroups: super::regroup::Regroups,
@@ -141,17 +134,12 @@ pub struct Node {
     pub(super) observer: super::observe::Observer,
     /// Form attempts: their slot reads and pending epoch (`forming.rs`).
     pub(super) forming: super::forming::Forming,
-    /// Our membership lives by our quorum ownership: we are a membership of one, or the member
-    /// whose ownership let exactly half survive. Losing the ownership ends the membership.
-    pub(super) relies_on_quorum: bool,
     pub(super) quorum: Quorum,
     /// The groups: this epoch's table, what is held here, the catalog (`placement.rs`).
     pub(super) placement: super::placement::Placement,
     pub(super) last_heartbeat_tick: u64,
     pub(super) last_renew_tick: Option<u64>,
     last_quorum_tick: Option<u64>,
-    /// When this node last became a member (formed or stabilized from outside).
-    pub(super) member_since_tick: u64,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
     stalled_at_tick: Option<u64>,
     /// Leaving for good (`shutdown.rs`).
@@ -191,15 +179,7 @@ impl Node {
             start_tick: None,
             outputs: VecDeque::new(),
             dropped: DropCounters::default(),
-            role: Role::Searching {
-                since_tick: 0,
-                form_wait_ticks: 0,
-            },
-            stabilized: false,
-            epoch: 0,
-            members: 0,
-            acked_epoch: 0,
-            basis_members: 0,
+            membership: super::membership_state::Membership::new(),
             regroup: None,
             regroups: Default::default(),
             quorum_owner_seen_tick: None,
@@ -214,13 +194,11 @@ impl Node {
             },
             observer: Default::default(),
             forming: Default::default(),
-            relies_on_quorum: false,
             quorum,
             placement: super::placement::Placement::new(config.builtin_groups),
             last_heartbeat_tick: 0,
             last_renew_tick: None,
             last_quorum_tick: None,
-            member_since_tick: 0,
             stalled_at_tick: None,
             shutdown: Default::default(),
             resource_leases: Default::default(),
@@ -274,7 +252,7 @@ impl Node {
     /// The epoch of the last stabilized membership (what `status().epoch` says, without
     /// building the whole view: the driver asks on every wakeup).
     pub fn epoch(&self) -> u64 {
-        self.epoch
+        self.membership.epoch()
     }
 
     /// True while this node's side lives by its quorum ownership: it forms a cluster, or its
@@ -285,9 +263,9 @@ impl Node {
         if !self.quorum.owned(self.now_ticks) {
             return None;
         }
-        match self.role {
+        match self.membership.role() {
             Role::Forming => Some(QuorumReliance::Forming),
-            Role::Member if self.stabilized && self.relies_on_quorum => {
+            Role::Member if self.membership.stabilized() && self.membership.relies_on_quorum() => {
                 Some(QuorumReliance::Membership)
             }
             _ => None,
@@ -334,9 +312,9 @@ impl Node {
     pub fn status(&self) -> Status {
         Status {
             node_id: self.config.node_id,
-            stabilized: self.stabilized,
-            epoch: self.epoch,
-            members: self.members,
+            stabilized: self.membership.stabilized(),
+            epoch: self.membership.epoch(),
+            members: self.membership.members(),
             quorum_owner: self.quorum.owned(self.now_ticks),
             quorum_valid_until_ms: self.quorum_valid_until_ms(),
             lease_valid_until_ms: self.own_lease.valid_until_tick * TICK_MS,
@@ -529,7 +507,7 @@ impl Node {
         if jumped && self.regroup.is_some() {
             // We were stopped (paused, starved) longer than peers wait for us: whatever the
             // round decided went on without us; its late messages must not be acted upon.
-            if self.role == Role::Member {
+            if self.membership.role() == Role::Member {
                 self.leave("stalled during a regroup");
             } else {
                 self.regroup = None;
@@ -579,10 +557,8 @@ impl Node {
     fn start(&mut self, now_ticks: u64) {
         self.start_tick = Some(now_ticks);
         let jitter = self.prng.below(self.timeouts.form_wait_ticks.max(1));
-        self.role = Role::Searching {
-            since_tick: now_ticks,
-            form_wait_ticks: self.timeouts.form_wait_ticks + jitter,
-        };
+        self.membership
+            .search(now_ticks, self.timeouts.form_wait_ticks + jitter);
         let offset = self.config.geometry.fence_ack_offset(self.me());
         self.disk_read(Purpose::OwnAckRead, offset);
     }

@@ -174,8 +174,9 @@ impl Node {
     /// Every renew interval, for each observed peer: read its slot, fence it, read its ack.
     pub(super) fn renew_observation(&mut self, peer: u8) {
         let geometry = self.config.geometry;
-        let may_fence =
-            self.role == Role::Member && self.stabilized && self.members & bit(peer) == 0;
+        let may_fence = self.membership.role() == Role::Member
+            && self.membership.stabilized()
+            && self.membership.members() & bit(peer) == 0;
         let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
@@ -335,7 +336,7 @@ impl Node {
                 target: peer,
                 target_incarnation,
                 requester: self.me(),
-                requester_epoch: self.epoch,
+                requester_epoch: self.membership.epoch(),
                 requester_incarnation: self.config.incarnation,
             },
         };

@@ -242,7 +242,9 @@ impl Node {
     /// the next epoch: its word is a confirmation that lasts the epoch.
     fn member_released(&self, peer: u8, group: u8) -> bool {
         let said = self.placement.peer_groups[usize::from(peer - 1)];
-        self.members & bit(peer) != 0 && said.epoch == self.epoch && said.holding & bit(group) == 0
+        self.membership.members() & bit(peer) != 0
+            && said.epoch == self.membership.epoch()
+            && said.holding & bit(group) == 0
     }
 
     /// Brings this node's groups online or offline to match the rules.
@@ -251,8 +253,8 @@ impl Node {
         let started = self.start_tick.unwrap_or(now);
         // A restarted node waits out its previous run's lease before holding anything.
         let old_run_expired = now >= started + self.timeouts.lease_expiry_observed_ticks;
-        let eligible = self.role == Role::Member
-            && self.stabilized
+        let eligible = self.membership.role() == Role::Member
+            && self.membership.stabilized()
             && self.own_lease.valid(now)
             && self.deadman.armed_at(now)
             && old_run_expired;
@@ -276,7 +278,7 @@ impl Node {
                 // confirmed stopped on disk. Never observe a member: that path may fence it.
                 let (members_waiting, lost_waiting): (Vec<u8>, Vec<u8>) = waiting
                     .into_iter()
-                    .partition(|peer| self.members & bit(*peer) != 0);
+                    .partition(|peer| self.membership.members() & bit(*peer) != 0);
                 for peer in &lost_waiting {
                     self.observe(*peer);
                 }
@@ -337,14 +339,14 @@ impl Node {
         assert_eq!(entry.owner, self.me(), "a group starts only on its owner");
         assert!(self.regroup.is_none(), "no group starts during a regroup");
         assert!(
-            self.role == Role::Member && self.stabilized,
+            self.membership.role() == Role::Member && self.membership.stabilized(),
             "a group starts only in a stabilized membership"
         );
         if self.config.mutation == super::Mutation::NoLeaseWait {
             return;
         }
         for peer in ids(entry.unconfirmed & !bit(self.me())) {
-            if self.members & bit(peer) != 0 {
+            if self.membership.members() & bit(peer) != 0 {
                 assert!(
                     self.member_released(peer, group),
                     "group {group} starts while member {peer} may still hold it"
@@ -369,12 +371,12 @@ impl Node {
     /// than this epoch's table does (a move, a failback, a refusal, a new or removed group).
     pub(super) fn placement_check(&mut self) {
         let now = self.now_ticks;
-        if self.role != Role::Member
-            || !self.stabilized
+        if self.membership.role() != Role::Member
+            || !self.membership.stabilized()
             || self.regroup.is_some()
             || self.shutdown.begun()
             || !self.gum.valid
-            || ids(self.members).next() != Some(self.me())
+            || ids(self.membership.members()).next() != Some(self.me())
             || !now.is_multiple_of(PLACEMENT_CHECK_TICKS)
         {
             return;
@@ -388,7 +390,7 @@ impl Node {
         }
         let mut holding = vec![0u64; NODES_MAX];
         let mut refusing = vec![0u64; NODES_MAX];
-        for member in ids(self.members) {
+        for member in ids(self.membership.members()) {
             let index = usize::from(member - 1);
             if member == self.me() {
                 holding[index] = self.holding();
@@ -396,7 +398,7 @@ impl Node {
                 continue;
             }
             let said = self.placement.peer_groups[index];
-            if said.epoch != self.epoch {
+            if said.epoch != self.membership.epoch() {
                 // Not heard in this epoch yet: judge nothing on stale words.
                 return;
             }
@@ -404,7 +406,7 @@ impl Node {
             refusing[index] = said.refusing;
         }
         let facts = Facts {
-            members: self.members,
+            members: self.membership.members(),
             holding_by_node: &holding,
             refusing_by_node: &refusing,
             outsiders: 0,

@@ -111,13 +111,17 @@ impl Node {
     }
 
     fn own_status(&self, round: u64, joiners: u64) -> RegroupStatus {
-        let member = self.role == Role::Member;
+        let member = self.membership.role() == Role::Member;
         RegroupStatus {
             round,
-            epoch: if member { self.epoch } else { 0 },
-            members: if member { self.members } else { 0 },
-            acked_epoch: self.acked_epoch,
-            acked_members: if member { self.basis_members } else { 0 },
+            epoch: if member { self.membership.epoch() } else { 0 },
+            members: if member { self.membership.members() } else { 0 },
+            acked_epoch: self.membership.acked_epoch(),
+            acked_members: if member {
+                self.membership.basis_members()
+            } else {
+                0
+            },
             heard: self.heard(),
             joiners,
             online_groups: self.holding(),
@@ -128,12 +132,12 @@ impl Node {
 
     /// Enters round `round` (activate): resets the round state and broadcasts our status.
     pub(super) fn begin_round(&mut self, round: u64, joiners: u64, participants: u64) {
-        if self.regroup.is_none() && self.role == Role::Member {
+        if self.regroup.is_none() && self.membership.role() == Role::Member {
             self.regroups.started_tick = self.now_ticks;
             self.regroups.needs_quorum = false;
         }
         self.regroups.round_seen(round);
-        let joiners = if self.role == Role::Member {
+        let joiners = if self.membership.role() == Role::Member {
             joiners
         } else {
             joiners | bit(self.me())
@@ -156,9 +160,13 @@ impl Node {
 
     /// Starts a regroup from a stabilized membership (a peer lost, a joiner, a newer view).
     pub(super) fn start_regroup(&mut self) {
-        assert_eq!(self.role, Role::Member);
+        assert_eq!(self.membership.role(), Role::Member);
         let round = self.regroups.round_max_seen + 1;
-        self.begin_round(round, self.regroups.joiners_waiting, self.basis_members);
+        self.begin_round(
+            round,
+            self.regroups.joiners_waiting,
+            self.membership.basis_members(),
+        );
     }
 
     /// The views the round must satisfy: the newest stabilized membership among the
@@ -237,7 +245,7 @@ impl Node {
             }
         }
         let sender_is_member = status.members != 0;
-        if self.role != Role::Member {
+        if self.membership.role() != Role::Member {
             // Searching or forming: only an invitation (a member's round listing us) matters.
             if !(sender_is_member && status.joiners & bit(self.me()) != 0) {
                 if sender_is_member {
@@ -247,7 +255,7 @@ impl Node {
                 return;
             }
             self.member_heard();
-            if self.role == Role::Forming {
+            if self.membership.role() == Role::Forming {
                 self.abort_forming();
             }
             if current != Some(status.round) {
@@ -258,8 +266,8 @@ impl Node {
                 );
             }
         } else {
-            let known = self.basis_members
-                | self.members
+            let known = self.membership.basis_members()
+                | self.membership.members()
                 | self.regroup.as_ref().map_or(0, |round| round.joiners);
             let acceptable = if sender_is_member {
                 known & bit(from) != 0
@@ -270,7 +278,10 @@ impl Node {
                 self.dropped.unexpected += 1;
                 return;
             }
-            if current.is_none() && sender_is_member && status.epoch < self.epoch && !stale_accepted
+            if current.is_none()
+                && sender_is_member
+                && status.epoch < self.membership.epoch()
+                && !stale_accepted
             {
                 // Sent before our last stabilization (a late duplicate of a finished round),
                 // or by a member behind us, which our heartbeats will bring forward.
@@ -302,7 +313,10 @@ impl Node {
                 self.begin_round(
                     round,
                     joiners,
-                    self.basis_members | self.members | status.members | status.acked_members,
+                    self.membership.basis_members()
+                        | self.membership.members()
+                        | status.members
+                        | status.acked_members,
                 );
             }
         }
@@ -323,7 +337,7 @@ impl Node {
             return;
         };
         let now = self.now_ticks;
-        if self.role == Role::Member
+        if self.membership.role() == Role::Member
             && now >= self.regroups.started_tick + self.timeouts.regroup_give_up_ticks
         {
             self.leave("regroup did not stabilize");
@@ -331,7 +345,8 @@ impl Node {
         }
         // A joiner that acknowledged an install waits longer: the Stabilize may come late
         // (or a heartbeat of the new epoch stands in for it).
-        let acked_joiner = self.role != Role::Member && matches!(round.phase, Phase::Acked { .. });
+        let acked_joiner =
+            self.membership.role() != Role::Member && matches!(round.phase, Phase::Acked { .. });
         let round_ticks = self.timeouts.regroup_round_ticks * if acked_joiner { 3 } else { 1 };
         // A coordinator whose install every member acknowledged waits only for its epoch to be
         // durable (a membership of one: confirmed in the quorum record it owns, ~C). A new round
@@ -345,7 +360,7 @@ impl Node {
             _ => false,
         };
         if now >= round.started_tick + round_ticks && !only_durability_left {
-            if self.role == Role::Member {
+            if self.membership.role() == Role::Member {
                 self.start_regroup();
             } else {
                 self.regroup = None;
@@ -494,7 +509,7 @@ impl Node {
     /// The newest membership epoch this node knows: its stabilized one or a newer one it
     /// acknowledged.
     fn newest_known_epoch(&self) -> u64 {
-        self.epoch.max(self.acked_epoch)
+        self.membership.epoch().max(self.membership.acked_epoch())
     }
 
     /// Whether the quorum record names an epoch newer than every view we know: a membership
@@ -510,13 +525,13 @@ impl Node {
     /// holding the record that named epoch 5, node 3 let {3,6} live as half of {1,3,6,8}).
     fn quorum_record_is_newer_than_our_views(&self) -> bool {
         let seen = self.quorum.owner_epoch_seen;
-        let unstabilized_acknowledged = self.acked_epoch > self.epoch;
+        let unstabilized_acknowledged = self.membership.acked_epoch() > self.membership.epoch();
         let rule_broken = matches!(
             self.config.mutation,
             Mutation::StaleEpoch | Mutation::AcknowledgedEpochIsAView
         );
         if unstabilized_acknowledged && !rule_broken {
-            seen > self.epoch && seen >= self.acked_epoch
+            seen > self.membership.epoch() && seen >= self.membership.acked_epoch()
         } else {
             seen > self.newest_known_epoch()
         }

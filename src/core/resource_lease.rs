@@ -308,7 +308,7 @@ impl Node {
 
     fn on_resource_lease_batch(&mut self, name: &str, batch: Batch) {
         let now = self.now_ticks;
-        let epoch = self.epoch;
+        let epoch = self.membership.epoch();
         let params = self.resource_lease_params();
         let acquisition = self
             .resource_leases

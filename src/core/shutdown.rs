@@ -37,20 +37,17 @@ impl Node {
         if self.shutdown.begun {
             return;
         }
-        let former = self.members;
+        let former = self.membership.members();
         self.shutdown.begun = true;
         self.shutdown.leaving_to = former;
-        if self.role == Role::Member {
+        if self.membership.role() == Role::Member {
             self.leave("leaving on request (shutdown)");
         } else {
             self.quorum.release();
             self.regroup = None;
-            self.role = Role::Searching {
-                since_tick: self.now_ticks,
-                form_wait_ticks: u64::MAX / 2,
-            };
+            self.membership.search(self.now_ticks, u64::MAX / 2);
         }
-        let epoch = self.epoch;
+        let epoch = self.membership.epoch();
         self.send_all(former, &Body::Leaving { epoch });
         // The non-member slot: written at once (not at the next renewal).
         self.own_lease.slot_write_due = true;
@@ -65,20 +62,20 @@ impl Node {
             self.now_ticks >= self.last_heartbeat_tick + self.timeouts.heartbeat_interval_ticks;
         if due && !self.shutdown.slot_written {
             self.last_heartbeat_tick = self.now_ticks;
-            let (targets, epoch) = (self.shutdown.leaving_to, self.epoch);
+            let (targets, epoch) = (self.shutdown.leaving_to, self.membership.epoch());
             self.send_all(targets, &Body::Leaving { epoch });
         }
     }
 
     /// A non-member slot of ours is durable (written by a non-member).
     pub(super) fn non_member_slot_written(&mut self) {
-        assert_ne!(self.role, Role::Member);
+        assert_ne!(self.membership.role(), Role::Member);
         if !self.shutdown.begun {
             return;
         }
         self.shutdown.slot_written = true;
         // The last goodbye: our slot now confirms us stopped to whoever reads it.
-        let (targets, epoch) = (self.shutdown.leaving_to, self.epoch);
+        let (targets, epoch) = (self.shutdown.leaving_to, self.membership.epoch());
         self.send_all(targets, &Body::Leaving { epoch });
     }
 }

@@ -20,11 +20,81 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::{bit, ids};
 
+/// Which invariant a violation broke: tests and sweeps ask this, not the description's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViolationKind {
+    // Membership (`Checker`).
+    StabilizedWithoutItself,
+    TwoMembershipsInOneEpoch,
+    EpochWentBack,
+    DecidedMembershipNotConnected,
+    TwoQuorumOwners,
+    GroupOnlineTwice,
+    ResourceLeaseHeldTwice,
+    /// The cluster did not converge within the bound after the faults healed.
+    NoConvergence,
+    // The cluster's own checks (`cluster.rs`).
+    /// A ready locker's log blocks before its next write are neither applied nor discarded.
+    LogBlocksUnaccounted,
+    /// A half that survived by the quorum stabilized before the quorum record named its epoch.
+    QuorumRecordMissesHalfEpoch,
+    /// A member confirmed that a peer stopped while the run it covers still runs resources.
+    FalseConfirmationPeerStopped,
+    // GUM (`gum_checker.rs`).
+    GumAppliedAfterSuperseded,
+    GumSequenceSkipped,
+    GumAcknowledgedSequenceReplaced,
+    GumStateDiverged,
+    GumSequenceAppliedTwiceByOneNode,
+    GumStateUnlikeSnapshot,
+    GumSnapshotAfterSuperseded,
+    GumSnapshotUnlikeLiveState,
+    GumAcknowledgedUnsentRequest,
+    GumAcknowledgedUnappliedUpdate,
+    GumAcknowledgedBelowItsSequence,
+    GumSequenceAcknowledgedForTwoUpdates,
+    // Resources (`resource_checker.rs`).
+    ResourceRunsOnTwoNodes,
+    ResourceRunsWithoutItsGroup,
+    ResourceRunsWithoutItsDependency,
+    ResourceStartedBeforeItsDependency,
+    // The simulated monitors (`node_monitor.rs`).
+    /// ARBITRATION.md rule 5: a ping restarted the dead-man past the node's leases' end.
+    DeadmanPastLeaseAtPing,
+    /// ARBITRATION.md rule 5: a start while the dead-man ran past the node's leases' end.
+    DeadmanPastLeaseAtStart,
+    /// The host sent a command only the daemon sends on its way out.
+    HostSentDaemonCommand,
+}
+
 /// What went wrong, first occurrence only per kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     pub tick: u64,
+    pub kind: ViolationKind,
+    /// What the CLI prints; its words are part of each seed's output.
     pub description: String,
+}
+
+/// A violation found where the tick is not known; the caller stamps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: ViolationKind,
+    pub description: String,
+}
+
+impl Finding {
+    pub fn new(kind: ViolationKind, description: String) -> Self {
+        Self { kind, description }
+    }
+
+    pub fn at(self, tick: u64) -> Violation {
+        Violation {
+            tick,
+            kind: self.kind,
+            description: self.description,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -38,9 +108,13 @@ pub struct Checker {
 }
 
 impl Checker {
-    fn violation(&mut self, tick: u64, description: String) {
+    fn violation(&mut self, tick: u64, kind: ViolationKind, description: String) {
         if self.violations.len() < 16 {
-            self.violations.push(Violation { tick, description });
+            self.violations.push(Violation {
+                tick,
+                kind,
+                description,
+            });
         }
     }
 
@@ -55,6 +129,7 @@ impl Checker {
         if members & bit(node) == 0 {
             self.violation(
                 tick,
+                ViolationKind::StabilizedWithoutItself,
                 format!("node {node} stabilized epoch {epoch} without itself"),
             );
         }
@@ -63,6 +138,7 @@ impl Checker {
                 let known = *known;
                 self.violation(
                     tick,
+                    ViolationKind::TwoMembershipsInOneEpoch,
                     format!(
                         "epoch {epoch} stabilized as {known:#b} and as {members:#b} (node {node})"
                     ),
@@ -79,6 +155,7 @@ impl Checker {
             if epoch <= previous {
                 self.violation(
                     tick,
+                    ViolationKind::EpochWentBack,
                     format!("node {node} went from epoch {previous} back to {epoch}"),
                 );
             }
@@ -148,6 +225,7 @@ impl Checker {
                     if since + knowable_ticks <= round_started_tick {
                         self.violation(
                             tick,
+ ViolationKind::DecidedMembershipNotConnected,
                             format!(
                                 "membership {members:#b} decided with link {a}->{b} down since tick {since} (round began {round_started_tick})"
                             ),
@@ -163,6 +241,7 @@ impl Checker {
         if quorum_owners.len() > 1 {
             self.violation(
                 tick,
+                ViolationKind::TwoQuorumOwners,
                 format!("two quorum owners at once: {quorum_owners:?}"),
             );
         }
@@ -177,6 +256,7 @@ impl Checker {
                     .collect();
                 self.violation(
                     tick,
+                    ViolationKind::GroupOnlineTwice,
                     format!(
                         "group(s) {twice:#b} online on nodes {holders:?} at once (node {node})"
                     ),
@@ -192,6 +272,7 @@ impl Checker {
             if nodes.len() > 1 {
                 self.violation(
                     tick,
+                    ViolationKind::ResourceLeaseHeldTwice,
                     format!("resource lease {resource} held by nodes {nodes:?} at once"),
                 );
             }
@@ -217,10 +298,24 @@ mod tests {
         checker.on_decided(8, 100, 0b11, 40, |_, _| Some(10));
         let one = BTreeMap::from([("fs-a", vec![1]), ("fs-b", vec![2])]);
         checker.check_resource_leases(9, &one);
-        assert_eq!(checker.violations.len(), 6, "{:?}", checker.violations);
         let two = BTreeMap::from([("fs-a", vec![1, 3])]);
         checker.check_resource_leases(10, &two);
-        let count = checker.violations.len();
-        assert_eq!(count, 7, "{:?}", checker.violations);
+        checker.on_stabilized(11, 2, 2, 6, 0b1);
+        let kinds: Vec<ViolationKind> = checker.violations.iter().map(|v| v.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ViolationKind::TwoMembershipsInOneEpoch,
+                ViolationKind::EpochWentBack,
+                ViolationKind::TwoQuorumOwners,
+                ViolationKind::GroupOnlineTwice,
+                ViolationKind::DecidedMembershipNotConnected,
+                ViolationKind::DecidedMembershipNotConnected,
+                ViolationKind::ResourceLeaseHeldTwice,
+                ViolationKind::StabilizedWithoutItself,
+            ],
+            "{:?}",
+            checker.violations
+        );
     }
 }

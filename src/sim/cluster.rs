@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::checker::{Checker, Violation};
+use super::checker::{Checker, Finding, Violation, ViolationKind};
 use super::disk::{Completion, DiskOp, SimDisk};
 use super::gum_checker::GumChecker;
 use super::monitor_sim::SimMonitor;
@@ -508,6 +508,7 @@ impl Cluster {
             );
             self.checker.violations.push(Violation {
                 tick: self.tick,
+                kind: ViolationKind::LogBlocksUnaccounted,
                 description,
             });
         }
@@ -715,6 +716,7 @@ impl Cluster {
         if named < epoch {
             self.checker.violations.push(Violation {
                 tick: self.tick,
+                kind: ViolationKind::QuorumRecordMissesHalfEpoch,
                 description: format!(
                     "epoch {epoch} survived by the quorum and stabilized while the quorum record \
                      names epoch {named}"
@@ -771,6 +773,7 @@ impl Cluster {
         );
         self.checker.violations.push(Violation {
             tick: self.tick,
+            kind: ViolationKind::FalseConfirmationPeerStopped,
             description,
         });
     }
@@ -881,8 +884,9 @@ impl Cluster {
                 self.report.count_gum("acknowledged");
                 let result = match self.submitted.get(&(id, incarnation, request_id)) {
                     Some(&digest) => self.gum_checker.on_acknowledged(id, sequence, digest),
-                    None => Err(format!(
-                        "node {id} acknowledged request {request_id} it never sent"
+                    None => Err(Finding::new(
+                        ViolationKind::GumAcknowledgedUnsentRequest,
+                        format!("node {id} acknowledged request {request_id} it never sent"),
                     )),
                 };
                 self.gum_result(result);
@@ -924,12 +928,9 @@ impl Cluster {
         }
     }
 
-    fn gum_result(&mut self, result: Result<(), String>) {
-        if let Err(description) = result {
-            self.checker.violations.push(Violation {
-                tick: self.tick,
-                description,
-            });
+    fn gum_result(&mut self, result: Result<(), Finding>) {
+        if let Err(finding) = result {
+            self.checker.violations.push(finding.at(self.tick));
         }
     }
 

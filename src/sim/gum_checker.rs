@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::checker::{Finding, ViolationKind};
+
 /// One life of a node's replica: (node, life number); a life ends at a crash or a reset.
 type Run = (u8, u64);
 
@@ -49,28 +51,31 @@ impl GumChecker {
         sequence: u64,
         digest: u64,
         state_digest: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Finding> {
         self.applied_events += 1;
         if self.superseded.contains(&run) {
-            return Err(format!(
+            return Err(Finding::new(ViolationKind::GumAppliedAfterSuperseded, format!(
                 "node {} applied sequence {sequence} after an update it applied was superseded, without leaving",
                 run.0
-            ));
+            )));
         }
         if let Some(last) = self.last_applied.get(&run) {
             if sequence != last + 1 {
-                return Err(format!(
-                    "node {} applied sequence {sequence} after {last}",
-                    run.0
+                return Err(Finding::new(
+                    ViolationKind::GumSequenceSkipped,
+                    format!("node {} applied sequence {sequence} after {last}", run.0),
                 ));
             }
         }
         self.last_applied.insert(run, sequence);
         if let Some(&acked) = self.acked.get(&sequence) {
             if acked != digest {
-                return Err(format!(
-                    "node {} applied another update at acknowledged sequence {sequence}",
-                    run.0
+                return Err(Finding::new(
+                    ViolationKind::GumAcknowledgedSequenceReplaced,
+                    format!(
+                        "node {} applied another update at acknowledged sequence {sequence}",
+                        run.0
+                    ),
                 ));
             }
         }
@@ -89,9 +94,12 @@ impl GumChecker {
                     known.appliers.clear();
                 }
                 if known.state_digest != state_digest {
-                    return Err(format!(
-                        "node {} holds another database after sequence {sequence}",
-                        run.0
+                    return Err(Finding::new(
+                        ViolationKind::GumStateDiverged,
+                        format!(
+                            "node {} holds another database after sequence {sequence}",
+                            run.0
+                        ),
                     ));
                 }
                 known.appliers.insert(run);
@@ -104,9 +112,9 @@ impl GumChecker {
                     .copied()
                     .collect();
                 if live.contains(&run) {
-                    return Err(format!(
-                        "sequence {sequence}: node {} applied two updates",
-                        run.0
+                    return Err(Finding::new(
+                        ViolationKind::GumSequenceAppliedTwiceByOneNode,
+                        format!("sequence {sequence}: node {} applied two updates", run.0),
                     ));
                 }
                 self.superseded.extend(live);
@@ -136,10 +144,10 @@ impl GumChecker {
             None => {
                 if let Some(&state) = self.snapshot_states.get(&sequence) {
                     if state != state_digest {
-                        return Err(format!(
+                        return Err(Finding::new(ViolationKind::GumStateUnlikeSnapshot, format!(
                             "node {} holds another database after sequence {sequence} than a snapshot",
                             run.0
-                        ));
+                        )));
                     }
                 }
                 self.sequence_of.entry(digest).or_default().insert(sequence);
@@ -161,12 +169,12 @@ impl GumChecker {
         run: Run,
         sequence: u64,
         state_digest: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Finding> {
         if self.superseded.contains(&run) {
-            return Err(format!(
+            return Err(Finding::new(ViolationKind::GumSnapshotAfterSuperseded, format!(
                 "node {} installed a snapshot after an update it applied was superseded, without leaving",
                 run.0
-            ));
+            )));
         }
         self.last_applied.insert(run, sequence);
         if sequence == 0 {
@@ -178,10 +186,10 @@ impl GumChecker {
                 .iter()
                 .any(|applier| !self.forgotten.contains(applier));
             if live && known.state_digest != state_digest {
-                return Err(format!(
+                return Err(Finding::new(ViolationKind::GumSnapshotUnlikeLiveState, format!(
                     "node {} installed a snapshot at sequence {sequence} unlike the live nodes' state",
                     run.0
-                ));
+                )));
             }
         }
         self.snapshot_states.insert(sequence, state_digest);
@@ -202,11 +210,14 @@ impl GumChecker {
         node: u8,
         acknowledged: u64,
         digest: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Finding> {
         let standing = self.sequence_of.get(&digest);
         let Some(&first) = standing.and_then(|sequences| sequences.iter().next()) else {
-            return Err(format!(
+            return Err(Finding::new(
+                ViolationKind::GumAcknowledgedUnappliedUpdate,
+                format!(
                 "node {node} was acknowledged (sequence {acknowledged}) an update no node applied"
+            ),
             ));
         };
         // Standing at several numbers, all but one will be superseded, and which is not known
@@ -216,13 +227,16 @@ impl GumChecker {
         let Some(&sequence) =
             standing.and_then(|sequences| sequences.range(..=acknowledged).next_back())
         else {
-            return Err(format!(
+            return Err(Finding::new(ViolationKind::GumAcknowledgedBelowItsSequence, format!(
                 "node {node} was acknowledged sequence {acknowledged} for an update applied at {first}"
-            ));
+            )));
         };
         if let Some(previous) = self.acked.insert(sequence, digest) {
             if previous != digest {
-                return Err(format!("sequence {sequence} acknowledged for two updates"));
+                return Err(Finding::new(
+                    ViolationKind::GumSequenceAcknowledgedForTwoUpdates,
+                    format!("sequence {sequence} acknowledged for two updates"),
+                ));
             }
         }
         Ok(())
@@ -238,6 +252,10 @@ impl GumChecker {
 mod tests {
     use super::*;
 
+    fn kind_of(result: Result<(), Finding>) -> Option<ViolationKind> {
+        result.err().map(|finding| finding.kind)
+    }
+
     /// Seed 47591889: one proposal sequenced by two lockers at two numbers; the one applied
     /// later is superseded, and the acknowledgement names the bound of the one that stands.
     #[test]
@@ -252,11 +270,16 @@ mod tests {
         assert!(checker.on_applied((4, 1), 4, 44, 401).is_ok(), "4 reused");
         assert!(checker.on_acknowledged(8, 6, 32).is_ok(), "it stands at 5");
         assert_eq!(checker.acked.get(&5), Some(&32));
-        assert!(
-            checker.on_acknowledged(8, 3, 32).is_err(),
+        assert_eq!(
+            kind_of(checker.on_acknowledged(8, 3, 32)),
+            Some(ViolationKind::GumAcknowledgedBelowItsSequence),
             "not at or below 3"
         );
-        assert!(checker.on_acknowledged(8, 9, 77).is_err(), "never applied");
+        assert_eq!(
+            kind_of(checker.on_acknowledged(8, 9, 77)),
+            Some(ViolationKind::GumAcknowledgedUnappliedUpdate),
+            "never applied"
+        );
     }
 
     #[test]
@@ -269,27 +292,38 @@ mod tests {
             checker.on_applied((4, 1), 2, 21, 201).is_ok(),
             "reuse by a new locker"
         );
-        assert!(
-            checker.on_applied((2, 1), 3, 30, 300).is_err(),
+        assert_eq!(
+            kind_of(checker.on_applied((2, 1), 3, 30, 300)),
+            Some(ViolationKind::GumAppliedAfterSuperseded),
             "superseded goes on"
         );
         checker.forget((2, 1));
         assert!(checker.on_acknowledged(4, 2, 21).is_ok());
         checker.forget((1, 1));
         checker.forget((4, 1));
-        assert!(
-            checker.on_applied((3, 1), 2, 22, 202).is_err(),
+        assert_eq!(
+            kind_of(checker.on_applied((3, 1), 2, 22, 202)),
+            Some(ViolationKind::GumAcknowledgedSequenceReplaced),
             "acked number reused"
         );
         assert!(checker.on_applied((3, 2), 5, 50, 500).is_ok());
-        assert!(checker.on_applied((3, 2), 7, 70, 700).is_err(), "gap");
-        assert!(checker.on_acknowledged(3, 9, 90).is_err(), "never applied");
+        assert_eq!(
+            kind_of(checker.on_applied((3, 2), 7, 70, 700)),
+            Some(ViolationKind::GumSequenceSkipped),
+            "gap"
+        );
+        assert_eq!(
+            kind_of(checker.on_acknowledged(3, 9, 90)),
+            Some(ViolationKind::GumAcknowledgedUnappliedUpdate),
+            "never applied"
+        );
         assert!(
             checker.on_acknowledged(3, 9, 50).is_ok(),
             "a bound above its number"
         );
-        assert!(
-            checker.on_acknowledged(3, 4, 50).is_err(),
+        assert_eq!(
+            kind_of(checker.on_acknowledged(3, 4, 50)),
+            Some(ViolationKind::GumAcknowledgedBelowItsSequence),
             "a bound below its number"
         );
     }

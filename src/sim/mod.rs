@@ -26,7 +26,7 @@ use crate::core::timeout::{DISK_IO_LATENCY_MAX_MS, TICK_MS};
 use crate::core::Mutation;
 use crate::prng::Prng;
 use crate::runner::RunnerMutation;
-use checker::Violation;
+pub use checker::{Violation, ViolationKind};
 use cluster::Cluster;
 use disk::DiskParams;
 use network::NetworkParams;
@@ -273,6 +273,7 @@ pub fn run(params: Params) -> (Report, Cluster) {
         if cluster.tick > healed_at + cluster.params.converge_ticks_max {
             let violation = Violation {
                 tick: cluster.tick,
+                kind: ViolationKind::NoConvergence,
                 description: format!(
                     "no convergence within {} ticks after faults healed",
                     cluster.params.converge_ticks_max

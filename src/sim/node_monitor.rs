@@ -13,6 +13,7 @@
 //! Test groups' resources (`group-N`, seeds without a catalog) never fail by themselves: no
 //! runner would restart them, and those seeds test the protocol, not resource failures.
 
+use super::checker::{Finding, ViolationKind};
 use super::cluster::Cluster;
 use super::monitor_sim::Start;
 use super::resource_checker::{self, NodeTruth};
@@ -177,10 +178,10 @@ impl Cluster {
                 });
                 violations = resource_checker::check_start(id, resource, depends, monitor);
                 let host = sim_node.host.as_ref();
-                if let Some(description) =
+                if let Some(finding) =
                     host.and_then(|host| start_past_lease(id, resource, host, monitor))
                 {
-                    violations.push(description);
+                    violations.push(finding);
                 }
                 let start = Start {
                     name: resource,
@@ -206,20 +207,22 @@ impl Cluster {
             // lease covering its resources lasts that long.
             Command::Ping { .. } => {
                 let host = sim_node.host.as_ref();
-                if let Some(description) = host.and_then(|host| ping_past_lease(id, host, monitor))
-                {
-                    violations.push(description);
+                if let Some(finding) = host.and_then(|host| ping_past_lease(id, host, monitor)) {
+                    violations.push(finding);
                 }
             }
             // The host never sends these (the daemon does, on its way out).
             Command::StopAll | Command::Shutdown => {
-                violations.push(format!("node {id}: the host sent {command:?}"));
+                violations.push(Finding::new(
+                    ViolationKind::HostSentDaemonCommand,
+                    format!("node {id}: the host sent {command:?}"),
+                ));
             }
         }
         let made_to_fail = monitor.take_made_to_fail();
         self.resource_checker.made_to_fail.extend(made_to_fail);
-        for description in violations {
-            self.resource_violation(description);
+        for finding in violations {
+            self.resource_violation(finding);
         }
     }
 
@@ -251,17 +254,14 @@ impl Cluster {
             })
             .collect();
         let violations = resource_checker::check_instant(&truths);
-        for description in violations {
-            self.resource_violation(description);
+        for finding in violations {
+            self.resource_violation(finding);
         }
     }
 
-    pub(super) fn resource_violation(&mut self, description: String) {
+    pub(super) fn resource_violation(&mut self, finding: Finding) {
         if self.checker.violations.len() < 16 {
-            self.checker.violations.push(super::checker::Violation {
-                tick: self.tick,
-                description,
-            });
+            self.checker.violations.push(finding.at(self.tick));
         }
     }
 }
@@ -322,15 +322,15 @@ fn ping_past_lease(
     id: u8,
     host: &crate::host::Host,
     monitor: &super::monitor_sim::SimMonitor,
-) -> Option<String> {
+) -> Option<Finding> {
     if host.holding_groups() == 0 {
         return None;
     }
     let (fence_deadline_ms, deadline_ms) = deadman_past_lease(host, monitor)?;
-    Some(format!(
+    Some(Finding::new(ViolationKind::DeadmanPastLeaseAtPing, format!(
         "node {id} pinged its monitor holding groups {:#b}: its dead-man now runs until {fence_deadline_ms} ms, past its leases' end at {deadline_ms} ms (rule 5: the dead-man and a watchdog would outlast them)",
         host.holding_groups()
-    ))
+    )))
 }
 
 /// A start on a node whose dead-man, armed by the last ping (maybe an idle one just before),
@@ -340,9 +340,9 @@ fn start_past_lease(
     resource: &str,
     host: &crate::host::Host,
     monitor: &super::monitor_sim::SimMonitor,
-) -> Option<String> {
+) -> Option<Finding> {
     let (fence_deadline_ms, deadline_ms) = deadman_past_lease(host, monitor)?;
-    Some(format!(
+    Some(Finding::new(ViolationKind::DeadmanPastLeaseAtStart, format!(
         "node {id} started {resource} with its dead-man armed until {fence_deadline_ms} ms, past its leases' end at {deadline_ms} ms (rule 5: a hang now would outlast them)"
-    ))
+    )))
 }

@@ -22,6 +22,7 @@
 //! catches that (`tests/sim_mutations.rs` shows it); the catalog's rules must forbid such a
 //! move, or the core must order it, before the workload may draw one.
 
+use super::checker::{Finding, ViolationKind};
 use super::cluster::Cluster;
 use super::monitor_sim::SimMonitor;
 use crate::core::bit;
@@ -46,29 +47,38 @@ pub struct NodeTruth<'a> {
     pub core_holding: u64,
 }
 
-/// The instant invariants; one description per violation.
-pub fn check_instant(nodes: &[NodeTruth<'_>]) -> Vec<String> {
+/// The instant invariants; one finding per violation.
+pub fn check_instant(nodes: &[NodeTruth<'_>]) -> Vec<Finding> {
     let mut violations = Vec::new();
     let mut running_on: BTreeMap<&str, u8> = BTreeMap::new();
     for truth in nodes {
         for (name, held) in truth.monitor.held() {
             if let Some(other) = running_on.insert(name, truth.node) {
-                violations.push(format!(
-                    "resource {name} runs on nodes {other} and {} at once",
-                    truth.node
+                violations.push(Finding::new(
+                    ViolationKind::ResourceRunsOnTwoNodes,
+                    format!(
+                        "resource {name} runs on nodes {other} and {} at once",
+                        truth.node
+                    ),
                 ));
             }
             if truth.core_holding & bit_of(held.slot) == 0 {
-                violations.push(format!(
-                    "resource {name} runs on node {} whose core does not hold its group (slot {})",
-                    truth.node, held.slot
+                violations.push(Finding::new(
+                    ViolationKind::ResourceRunsWithoutItsGroup,
+                    format!(
+                        "resource {name} runs on node {} whose core does not hold its group (slot {})",
+                        truth.node, held.slot
+                    ),
                 ));
             }
             for needed in &held.required {
                 if !truth.monitor.held().contains_key(needed) {
-                    violations.push(format!(
-                        "resource {name} runs on node {} without its dependency {needed}",
-                        truth.node
+                    violations.push(Finding::new(
+                        ViolationKind::ResourceRunsWithoutItsDependency,
+                        format!(
+                            "resource {name} runs on node {} without its dependency {needed}",
+                            truth.node
+                        ),
                     ));
                 }
             }
@@ -93,14 +103,17 @@ pub fn check_start(
     resource: &str,
     depends: &[String],
     monitor: &SimMonitor,
-) -> Vec<String> {
+) -> Vec<Finding> {
     depends
         .iter()
         .filter(|needed| !monitor.held().get(*needed).is_some_and(|held| held.is_up()))
         .filter(|needed| !monitor.failure_unread(needed))
         .map(|needed| {
-            format!(
-                "node {node} started {resource} while its dependency {needed} was not online there"
+            Finding::new(
+                ViolationKind::ResourceStartedBeforeItsDependency,
+                format!(
+                    "node {node} started {resource} while its dependency {needed} was not online there"
+                ),
             )
         })
         .collect()
@@ -254,7 +267,7 @@ mod tests {
             monitor: &one,
             core_holding: bit(1),
         }];
-        assert_eq!(check_instant(&good), Vec::<String>::new());
+        assert_eq!(check_instant(&good), Vec::<Finding>::new());
 
         let other = monitor_running(&[("db", 1, &[])]);
         let twice = [
@@ -273,7 +286,7 @@ mod tests {
         assert!(
             found
                 .iter()
-                .any(|text| text.contains("runs on nodes 1 and 2")),
+                .any(|finding| finding.kind == ViolationKind::ResourceRunsOnTwoNodes),
             "{found:?}"
         );
 
@@ -286,7 +299,7 @@ mod tests {
         assert!(
             found
                 .iter()
-                .any(|text| text.contains("does not hold its group")),
+                .any(|finding| finding.kind == ViolationKind::ResourceRunsWithoutItsGroup),
             "{found:?}"
         );
 
@@ -302,7 +315,7 @@ mod tests {
         assert!(
             found
                 .iter()
-                .any(|text| text.contains("without its dependency db")),
+                .any(|finding| finding.kind == ViolationKind::ResourceRunsWithoutItsDependency),
             "{found:?}"
         );
     }
@@ -313,7 +326,12 @@ mod tests {
         let needs_db = ["db".to_string()];
         assert!(check_start(1, "web", &needs_db, &monitor).is_empty());
         let needs_cache = ["cache".to_string()];
-        assert_eq!(check_start(1, "web", &needs_cache, &monitor).len(), 1);
+        let found = check_start(1, "web", &needs_cache, &monitor);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].kind,
+            ViolationKind::ResourceStartedBeforeItsDependency
+        );
 
         let web = Start {
             name: "web",
@@ -333,6 +351,6 @@ mod tests {
             monitor: &monitor,
             core_holding: bit(1),
         }];
-        assert_eq!(check_instant(&truth), Vec::<String>::new());
+        assert_eq!(check_instant(&truth), Vec::<Finding>::new());
     }
 }

@@ -112,7 +112,7 @@ impl Node {
             "only this epoch's locker begins"
         );
         debug_assert!(
-            self.members & crate::core::bit(self.me()) != 0,
+            self.membership.members() & crate::core::bit(self.me()) != 0,
             "the locker is a member of its epoch"
         );
         let continuing = was_locker_before
@@ -237,7 +237,7 @@ impl Node {
         let log_blocks = self.config.geometry.log_blocks();
         let covered_from = self.gum.checkpoint.log_position;
         let cluster_id = self.config.cluster_id;
-        let epoch = self.epoch;
+        let epoch = self.membership.epoch();
         loop {
             let Some(locker) = self.gum.locker.as_mut() else {
                 return;
@@ -472,10 +472,10 @@ impl Node {
                 }
             }
             let message = Body::Gum(GumMessage::Commit {
-                epoch: self.epoch,
+                epoch: self.membership.epoch(),
                 committed,
             });
-            self.send_all(self.members, &message);
+            self.send_all(self.membership.members(), &message);
         }
         let applied = self.gum.replica.sequence;
         // Blocks are delivered in position order, so the block's updates are exactly the next
@@ -501,7 +501,9 @@ impl Node {
 
     /// A member reports how far it applied.
     pub(crate) fn locker_on_applied(&mut self, from: u8, epoch: u64, applied: u64, valid: bool) {
-        if epoch != self.epoch || self.members & crate::core::bit(from) == 0 {
+        if epoch != self.membership.epoch()
+            || self.membership.members() & crate::core::bit(from) == 0
+        {
             self.dropped.stale += 1;
             return;
         }
@@ -524,7 +526,7 @@ impl Node {
 
     /// Acknowledges every delivered update every member has applied.
     pub(crate) fn locker_acknowledge(&mut self) {
-        let members = self.members;
+        let members = self.membership.members();
         let Some(locker) = self.gum.locker.as_mut() else {
             return;
         };
@@ -557,7 +559,7 @@ impl Node {
                 }
             } else {
                 let ack = GumMessage::Ack {
-                    epoch: self.epoch,
+                    epoch: self.membership.epoch(),
                     incarnation,
                     request_id,
                     sequence,
@@ -604,7 +606,7 @@ impl Node {
                 sequence <= self.gum.replica.sequence,
                 "sequence {sequence} acknowledged before the locker applied it"
             );
-            for member in ids(self.members) {
+            for member in ids(self.membership.members()) {
                 let applied = locker
                     .progress
                     .get(&member)
@@ -642,7 +644,7 @@ impl Node {
         let applied = self.gum.replica.sequence;
         let me = self.me();
         let lagging: Vec<(u8, Progress)> = match self.gum.locker.as_ref() {
-            Some(locker) => ids(self.members)
+            Some(locker) => ids(self.membership.members())
                 .filter(|id| *id != me)
                 .map(|id| (id, locker.progress.get(&id).copied().unwrap_or_default()))
                 .filter(|(_, progress)| !progress.valid || progress.applied < applied)
@@ -676,7 +678,7 @@ impl Node {
                     );
                     for committed in batch {
                         let message = Body::Gum(GumMessage::Commit {
-                            epoch: self.epoch,
+                            epoch: self.membership.epoch(),
                             committed,
                         });
                         self.send(member, &message);
@@ -726,7 +728,7 @@ impl Node {
         };
         for (index, chunk) in bytes.chunks(SNAPSHOT_CHUNK_BYTES).enumerate() {
             let message = Body::Gum(GumMessage::SnapshotChunk {
-                epoch: self.epoch,
+                epoch: self.membership.epoch(),
                 sequence: self.gum.replica.sequence,
                 position: self.gum.applied_position,
                 total,

@@ -41,11 +41,14 @@ impl Node {
 
     /// True while this node is a stabilized member that GUM may serve.
     pub(crate) fn gum_member(&self) -> bool {
-        let member = self.role == Role::Member && self.stabilized && self.regroup.is_none();
+        let member = self.membership.role() == Role::Member
+            && self.membership.stabilized()
+            && self.regroup.is_none();
         // GUM serves a stabilized epoch that includes this node (its locker is its lowest
         // member, chosen from `members`).
         debug_assert!(
-            !member || (self.epoch > 0 && self.members & bit(self.me()) != 0),
+            !member
+                || (self.membership.epoch() > 0 && self.membership.members() & bit(self.me()) != 0),
             "a GUM member belongs to a stabilized epoch"
         );
         member
@@ -86,7 +89,7 @@ impl Node {
                 self.locker_accept(me, incarnation, request_id, body);
             } else {
                 let message = GumMessage::Propose {
-                    epoch: self.epoch,
+                    epoch: self.membership.epoch(),
                     request_id,
                     body,
                 };
@@ -104,7 +107,7 @@ impl Node {
             GumMessage::Propose {
                 request_id, body, ..
             } => {
-                if self.gum.locker.is_some() && self.members & bit(from) != 0 {
+                if self.gum.locker.is_some() && self.membership.members() & bit(from) != 0 {
                     self.locker_accept(from, incarnation, request_id, body);
                 } else {
                     self.dropped.unexpected += 1;
@@ -130,7 +133,10 @@ impl Node {
                 }
             }
             GumMessage::Sync { epoch } => {
-                if self.gum_member() && epoch == self.epoch && from == self.gum.locker_id {
+                if self.gum_member()
+                    && epoch == self.membership.epoch()
+                    && from == self.gum.locker_id
+                {
                     self.gum.sync_asked = Some((from, epoch));
                     self.answer_sync();
                 } else {
@@ -153,14 +159,15 @@ impl Node {
 
     /// Whether `from` speaks as the locker of our current stabilized epoch.
     fn is_from_current_locker(&mut self, from: u8, epoch: u64) -> bool {
-        let current = self.gum_member() && epoch == self.epoch && from == self.gum.locker_id;
+        let current =
+            self.gum_member() && epoch == self.membership.epoch() && from == self.gum.locker_id;
         if !current {
             self.dropped.stale += 1;
         }
         // The locker we listen to is a member of our epoch, and not us (we would not send).
         debug_assert!(
             !current
-                || (self.members & bit(from) != 0 && from != self.me())
+                || (self.membership.members() & bit(from) != 0 && from != self.me())
                 || !self.gum_rules_intact(),
             "listening to a locker {from} outside the epoch"
         );
@@ -247,11 +254,11 @@ impl Node {
         debug_assert!(valid || applied == 0, "an invalid replica at {applied}");
         if self.gum.locker_id == self.me() {
             let me = self.me();
-            let epoch = self.epoch;
+            let epoch = self.membership.epoch();
             self.locker_on_applied(me, epoch, applied, valid);
         } else {
             let message = GumMessage::Applied {
-                epoch: self.epoch,
+                epoch: self.membership.epoch(),
                 applied,
                 valid,
             };
@@ -292,7 +299,10 @@ impl Node {
         let Some((locker, epoch)) = self.gum.sync_asked else {
             return;
         };
-        if self.gum.log_writes_in_flight > 0 || epoch != self.epoch || !self.gum_member() {
+        if self.gum.log_writes_in_flight > 0
+            || epoch != self.membership.epoch()
+            || !self.gum_member()
+        {
             return;
         }
         // Only this epoch's locker asks (`on_gum_message`), and a new epoch forgets the ask.
@@ -313,7 +323,7 @@ impl Node {
         // We never wait for ourselves to be confirmed stopped; nor do we name a member.
         debug_assert!(
             self.gum.unresolved & bit(self.me()) == 0
-                && (!self.gum_member() || self.gum.unresolved & self.members == 0),
+                && (!self.gum_member() || self.gum.unresolved & self.membership.members() == 0),
             "unresolved lockers {:#x} include a member",
             self.gum.unresolved
         );
@@ -420,12 +430,14 @@ impl Node {
 
     /// A new stabilized epoch: who is the locker, and whether we must take over.
     pub(crate) fn gum_on_stabilized(&mut self, formed: bool) {
-        let locker = crate::core::ids(self.members).next().unwrap_or(0);
+        let locker = crate::core::ids(self.membership.members())
+            .next()
+            .unwrap_or(0);
         let was_locker_before = self.gum.locker_id == self.me() && self.gum.locker.is_some();
         if self.gum.locker_id != 0 && self.gum.locker_id != locker {
             // The previous locker is not this epoch's: until a takeover confirms it stopped,
             // it may still write the log.
-            if self.members & bit(self.gum.locker_id) == 0 {
+            if self.membership.members() & bit(self.gum.locker_id) == 0 {
                 self.gum.unresolved |= bit(self.gum.locker_id);
             }
         }
@@ -435,7 +447,7 @@ impl Node {
         // Commits buffered from an earlier epoch's locker may be superseded by a takeover.
         self.gum.pending.clear();
         self.gum.snapshot_in = None;
-        self.gum.unresolved &= !self.members;
+        self.gum.unresolved &= !self.membership.members();
         if formed {
             // Forming read every slot twice around a lease expiry: no other node holds a
             // valid lease, so no earlier locker can still write.
@@ -471,7 +483,7 @@ impl Node {
     pub(crate) fn gum_on_left(&mut self) {
         // Forgotten only once out of the membership: no locker may count on us any longer.
         debug_assert!(
-            !self.gum_member() && self.members == 0,
+            !self.gum_member() && self.membership.members() == 0,
             "forgetting as a member"
         );
         self.gum.locker = None;

@@ -101,7 +101,7 @@ impl Node {
         };
         self.gum.locker = Some(Locker::new(Phase::TakingOver(Box::new(takeover))));
         self.emit(Event::GumLocker {
-            epoch: self.epoch,
+            epoch: self.membership.epoch(),
             ready: false,
         });
         self.takeover_progress();
@@ -121,11 +121,11 @@ impl Node {
     }
 
     pub(crate) fn takeover_on_sync_reply(&mut self, from: u8, epoch: u64, reply: SyncReply) {
-        if epoch != self.epoch || self.members & bit(from) == 0 {
+        if epoch != self.membership.epoch() || self.membership.members() & bit(from) == 0 {
             self.dropped.stale += 1;
             return;
         }
-        let members = self.members;
+        let members = self.membership.members();
         if let Some(Step::Sync { replies, .. }) = self.takeover().map(|takeover| &mut takeover.step)
         {
             replies.insert(from, reply);
@@ -164,11 +164,11 @@ impl Node {
     fn takeover_step(&mut self) {
         let now = self.now_ticks;
         let me = self.me();
-        let members = self.members;
+        let members = self.membership.members();
         let own = self.own_sync_reply();
         let writes_in_flight = self.gum.log_writes_in_flight;
         let mutation = self.config.mutation;
-        let epoch = self.epoch;
+        let epoch = self.membership.epoch();
         let Some(takeover) = self.takeover() else {
             return;
         };
@@ -704,7 +704,7 @@ impl Node {
             locker.queue.push_front(Entry::barrier(me, incarnation));
         }
         self.emit(Event::GumLocker {
-            epoch: self.epoch,
+            epoch: self.membership.epoch(),
             ready: true,
         });
         self.report_applied();

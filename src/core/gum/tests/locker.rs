@@ -328,5 +328,5 @@ fn a_non_member_proposal_is_not_accepted() {
     bench.propose(4, 1, body("a", "1"));
     assert!(bench.log_writes().is_empty());
     assert_eq!(bench.node.dropped.unexpected, unexpected + 1);
-    assert_eq!(bench.node.members & bit(4), 0);
+    assert_eq!(bench.node.membership.members() & bit(4), 0);
 }

@@ -17,7 +17,7 @@ use super::{Committed, Entry};
 use crate::core::db::{encode_log_block, Path, Update, Value};
 use crate::core::disk_records::{self, Geometry, LogBlock, Timing, BLOCK_SIZE};
 use crate::core::message::{Body, Message};
-use crate::core::node::{Node, Purpose, Role};
+use crate::core::node::{Node, Purpose};
 use crate::core::{bit, Config, DiskError, Event, Input, Mutation, Output};
 
 pub const CLUSTER: u64 = 0x6075;
@@ -82,11 +82,7 @@ impl Bench {
         let mut node = Node::new(config, 1);
         node.start_tick = Some(0);
         node.now_ticks = 100;
-        node.role = Role::Member;
-        node.stabilized = true;
-        node.epoch = EPOCH;
-        node.acked_epoch = EPOCH;
-        node.members = members;
+        node.membership.stabilize(EPOCH, members, false);
         node.own_lease.valid_until_tick = 1_000_000;
         node.gum.valid = true;
         Bench {
