@@ -34,7 +34,7 @@ fn run_share(seeds: &[u64]) -> (Vec<String>, BTreeMap<&'static str, u64>) {
 
 #[test]
 fn catalog_seeds_run_resources_through_every_path_without_violations() {
-    let seeds = catalog_seeds(150);
+    let seeds = catalog_seeds(200);
     assert!(seeds.len() >= 30, "{} catalog seeds", seeds.len());
     // Each seed is independent and deterministic: one share per core.
     let threads = std::thread::available_parallelism().map_or(2, |count| count.get());

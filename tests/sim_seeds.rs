@@ -76,7 +76,7 @@ fn faults_of_every_kind_are_injected_and_bad_input_is_dropped() {
         partitioned += report.partitions_detected;
         stopped_by.extend(report.peers_stopped_by.keys().copied());
     }
-    assert_eq!(kinds.len(), 7, "{kinds:?}");
+    assert_eq!(kinds.len(), 8, "{kinds:?}");
     assert!(dropped > 0, "garbage datagrams were dropped and counted");
     // A torn control record reads as its other copy (FORMAT.md §3): the decoding of torn
     // blocks is tested in disklayout's codecs; here, that crashes did tear writes.

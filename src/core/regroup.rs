@@ -296,7 +296,7 @@ impl Node {
             // a fresh round (`on_join_request`); a restarted one is judged lost first.
             let late_joiner = current.is_none()
                 && !sender_is_member
-                && self.members & bit(from) != 0
+                && self.membership.members() & bit(from) != 0
                 && self.config.mutation != Mutation::LateJoinerStatusCounts;
             if late_joiner && !stale_accepted {
                 self.dropped.stale += 1;

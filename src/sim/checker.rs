@@ -1,6 +1,8 @@
 //! Invariants checked after every step of the simulation.
 //!
 //! - every node that stabilizes epoch `e` stabilizes the same membership;
+//! - a membership a regroup decided descends from the newest one stabilized before it, each
+//!   decided step holding at least half of the one before (`check_succession`);
 //! - a node's stabilized epochs only grow (within one incarnation);
 //! - a decided membership is fully connected as the network stood during its regroup: no pair
 //!   in it had a link down since long enough before the round began for the protocol to know
@@ -26,6 +28,9 @@ pub enum ViolationKind {
     // Membership (`Checker`).
     StabilizedWithoutItself,
     TwoMembershipsInOneEpoch,
+    /// A membership a regroup decided stabilized without descending from the newest one
+    /// stabilized before it (`Checker::check_succession`).
+    MembershipWithoutSuccession,
     EpochWentBack,
     DecidedMembershipNotConnected,
     TwoQuorumOwners,
@@ -200,6 +205,7 @@ impl Checker {
         if !line.iter().any(|before| at_least_half(members, *before)) {
             self.violation(
                 tick,
+                ViolationKind::MembershipWithoutSuccession,
                 format!(
                     "epoch {epoch} stabilized as {members:#b}, which descends from no half of epoch {previous_epoch} ({previous:#b}), the newest before it, through decided memberships"
                 ),
