@@ -105,7 +105,7 @@ impl Node {
     pub(super) fn begin_forming(&mut self) {
         self.membership.begin_forming();
         self.forming.begin();
-        self.quorum.outcome = None;
+        self.quorum.begin_forming();
         self.read_all_slots(false);
     }
 
@@ -194,7 +194,7 @@ impl Node {
         // Epochs from the disk are at most COUNTER_MAX (disklayout): + 1 cannot overflow.
         let epoch = reads
             .epoch_seen
-            .max(self.quorum.owner_epoch_seen)
+            .max(self.quorum.owner_epoch_seen())
             .max(self.membership.acked_epoch())
             .max(self.membership.epoch())
             + 1;

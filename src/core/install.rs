@@ -25,7 +25,7 @@ impl Node {
         epoch_floor
             .max(self.membership.acked_epoch())
             .max(self.membership.epoch())
-            .max(self.quorum.owner_epoch_seen)
+            .max(self.quorum.owner_epoch_seen())
             .max(self.observer.epoch_seen_on_disk())
             + 1
     }

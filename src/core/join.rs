@@ -209,7 +209,7 @@ impl Node {
                 }
             }
             Role::Forming => {
-                let lost = self.quorum.outcome.is_some_and(|outcome| !outcome.won);
+                let lost = self.quorum.lost_last_challenge();
                 let in_conflict = self.peers.in_conflict(now, self.timeouts.form_wait_ticks);
                 if lost || in_conflict != 0 {
                     self.abort_forming();

@@ -244,7 +244,7 @@ impl Node {
 
     /// True while we own the quorum and the record confirms `epoch` under our ownership.
     pub(super) fn quorum_record_confirms(&self, epoch: u64) -> bool {
-        self.quorum.owned(self.now_ticks) && self.quorum.confirmed_owner_epoch >= epoch
+        self.quorum.confirms_owned_epoch(epoch, self.now_ticks)
     }
 
     /// Called on every tick while `epoch` of `members` is not yet durable (`epoch_durable`).

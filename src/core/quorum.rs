@@ -100,9 +100,9 @@ struct ReadDone {
 
 /// How the last challenge ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Outcome {
-    pub won: bool,
-    pub tick: u64,
+struct Outcome {
+    won: bool,
+    tick: u64,
 }
 
 /// Identity and parameters the machine needs.
@@ -170,15 +170,15 @@ pub(crate) struct Quorum {
     identity: Identity,
     state: State,
     io_in_flight: bool,
-    pub outcome: Option<Outcome>,
+    outcome: Option<Outcome>,
     /// Highest owner epoch seen in the record (a forming node starts above it).
-    pub owner_epoch_seen: u64,
+    owner_epoch_seen: u64,
     /// Ownership was given up while a write was in flight: that write must not revive it.
     released_during_io: bool,
     /// Highest `owner_epoch` confirmed in the record: this node wrote it as owner, and no
     /// write that could lower it can still land (a second durable copy of its epoch beside
     /// its slot, so a torn slot alone cannot make a later former reuse it).
-    pub confirmed_owner_epoch: u64,
+    confirmed_owner_epoch: u64,
     /// See `confirm_ticks`.
     confirm_ticks: u64,
     /// What the node last said it wants (`on_interval`, `challenge_io_due`).
@@ -217,6 +217,35 @@ impl Quorum {
     /// How many ownerships this node won (see the field).
     pub fn ownerships_won(&self) -> u64 {
         self.ownerships_won
+    }
+
+    /// Highest owner epoch seen in the record: an epoch this node decides must exceed it.
+    pub fn owner_epoch_seen(&self) -> u64 {
+        self.owner_epoch_seen
+    }
+
+    /// True while this node owns the quorum and the record confirms `epoch` under that
+    /// ownership (see `confirmed_owner_epoch`).
+    pub fn confirms_owned_epoch(&self, epoch: u64, now_ticks: u64) -> bool {
+        self.owned(now_ticks) && self.confirmed_owner_epoch >= epoch
+    }
+
+    /// True if the last challenge was lost.
+    pub fn lost_last_challenge(&self) -> bool {
+        self.outcome.is_some_and(|outcome| !outcome.won)
+    }
+
+    /// True if the last challenge was lost and ended at or after `since_tick`: an earlier loss
+    /// says nothing of the side that is challenging now.
+    pub fn lost_challenge_since(&self, since_tick: u64) -> bool {
+        self.outcome
+            .is_some_and(|outcome| !outcome.won && outcome.tick >= since_tick)
+    }
+
+    /// A forming attempt is judged only by the challenges it runs: how an earlier one ended
+    /// must not abort it.
+    pub fn begin_forming(&mut self) {
+        self.outcome = None;
     }
 
     /// True while a read or write of the quorum record is in flight.

@@ -487,10 +487,7 @@ impl Node {
         match verdict {
             Survival::Survives => self.propose(survivors, basis, quorum_holder),
             Survival::NeedsQuorum => {
-                let lost = self
-                    .quorum
-                    .outcome
-                    .is_some_and(|outcome| !outcome.won && outcome.tick >= regroup_started_tick);
+                let lost = self.quorum.lost_challenge_since(regroup_started_tick);
                 if lost || self.quorum_record_is_newer_than_our_views() {
                     self.halt(survivors);
                 } else if let Some(round) = self.regroup.as_mut() {
@@ -524,7 +521,7 @@ impl Node {
     /// node 3 proposed {3,6,8} as epoch 5 while {1,8} stabilized epoch 5 by the quorum; later,
     /// holding the record that named epoch 5, node 3 let {3,6} live as half of {1,3,6,8}).
     fn quorum_record_is_newer_than_our_views(&self) -> bool {
-        let seen = self.quorum.owner_epoch_seen;
+        let seen = self.quorum.owner_epoch_seen();
         let unstabilized_acknowledged = self.membership.acked_epoch() > self.membership.epoch();
         let rule_broken = matches!(
             self.config.mutation,
