@@ -84,7 +84,7 @@ impl Node {
     /// Between renew intervals: a challenge step that is due now (see
     /// `Quorum::challenge_io_due`), never while our slot write is in flight.
     pub(super) fn challenge_now_if_due(&mut self) {
-        if self.own_lease.slot_write_in_flight {
+        if self.own_lease.slot_write_in_flight() {
             return;
         }
         if self
@@ -99,7 +99,7 @@ impl Node {
     /// record with it, and read it when the confirmation window ends, without waiting for the
     /// renew interval.
     pub(super) fn confirm_quorum_epoch(&mut self, epoch: u64) {
-        if self.own_lease.slot_write_in_flight {
+        if self.own_lease.slot_write_in_flight() {
             return;
         }
         let io = self.quorum.epoch_read(self.now_ticks, epoch);

@@ -201,7 +201,7 @@ impl Node {
         // Make the epoch durable in our slot before stabilizing it (see `OwnLease`).
         self.membership.acknowledge_forming_epoch(epoch);
         self.forming.pending_epoch = Some(epoch);
-        self.own_lease.slot_write_due = true;
+        self.own_lease.schedule_slot_write();
     }
 
     /// Completes a form once its epoch is durable (still owning the quorum).

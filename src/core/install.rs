@@ -95,7 +95,7 @@ impl Node {
     }
 
     pub(super) fn on_install(&mut self, from: u8, install: Install) {
-        if install.epoch <= self.own_lease.fenced_by_epoch {
+        if self.own_lease.fenced_at_or_after(install.epoch) {
             // A membership no newer than one that fenced us (`OwnLease::fenced_by_epoch`).
             self.dropped.stale += 1;
             return;
@@ -170,8 +170,8 @@ impl Node {
         };
         let (round, epoch, coordinator) = (install.round, install.epoch, *coordinator);
         let holder = install.quorum_holder == self.me();
-        if self.own_lease.durable_epoch < epoch {
-            self.own_lease.slot_write_due = true;
+        if !self.own_lease.slot_holds_epoch(epoch) {
+            self.own_lease.schedule_slot_write();
             return;
         }
         if holder && !self.quorum_confirms(epoch) {
@@ -333,7 +333,7 @@ impl Node {
 
     /// Cleanup 2 done: the membership of `install` is this node's stable view.
     pub(super) fn stabilize(&mut self, install: Install) {
-        if install.epoch <= self.own_lease.fenced_by_epoch {
+        if self.own_lease.fenced_at_or_after(install.epoch) {
             // Every path here (a Stabilize, a member's heartbeat or status showing the epoch
             // stabilized, our own round as coordinator) ends in this one check: a membership
             // no newer than one that fenced us is never joined (`OwnLease::fenced_by_epoch`).

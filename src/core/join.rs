@@ -224,7 +224,7 @@ impl Node {
     /// Entering a membership: write a member slot at once (the lease starts with it).
     pub(super) fn became_member(&mut self) {
         self.membership.became_member(self.now_ticks);
-        self.own_lease.start_pending = None;
+        self.own_lease.drop_pending_start();
         self.last_renew_tick = None;
     }
 
@@ -241,9 +241,7 @@ impl Node {
     pub(super) fn leave(&mut self, reason: &'static str) {
         self.stop_all_groups();
         self.quorum.release();
-        // Every membership starts a new lease, through the mailbox check.
-        self.own_lease.valid_until_tick = 0;
-        self.own_lease.start_pending = None;
+        self.own_lease.end();
         let wait =
             self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
         self.membership.leave(self.now_ticks, wait);

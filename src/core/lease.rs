@@ -29,36 +29,36 @@ pub(crate) struct LeaseStart {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct OwnLease {
     /// Lease valid while `now < valid_until_tick` (0 = never valid).
-    pub valid_until_tick: u64,
-    pub slot_sequence: u64,
-    pub slot_write_in_flight: bool,
-    pub mailbox_read_in_flight: bool,
-    pub ack_read_in_flight: bool,
-    pub ack_write_in_flight: bool,
+    valid_until_tick: u64,
+    slot_sequence: u64,
+    slot_write_in_flight: bool,
+    mailbox_read_in_flight: bool,
+    ack_read_in_flight: bool,
+    ack_write_in_flight: bool,
     /// A new lease's first member write, waiting for the mailbox.
-    pub start_pending: Option<LeaseStart>,
+    start_pending: Option<LeaseStart>,
     /// Highest epoch written in our slot: an epoch is stabilized (by its coordinator, or by a
     /// forming node) only once durable, so a later former reading the slots never reuses it.
-    pub durable_epoch: u64,
+    durable_epoch: u64,
     /// Our slot as the previous run left it has been read (epoch and sequence carried on, so
     /// a restart never writes a lower epoch or an old sequence).
-    pub slot_loaded: bool,
-    pub slot_read_in_flight: bool,
+    slot_loaded: bool,
+    slot_read_in_flight: bool,
     /// A slot write is due (every renew interval), waiting for the disk to be ours.
-    pub slot_write_due: bool,
-    pub start_reads_left: u32,
+    slot_write_due: bool,
+    start_reads_left: u32,
     /// All start reads so far succeeded (starts true; reset after each attempt).
-    pub start_reads_ok: bool,
+    start_reads_ok: bool,
     /// Our acknowledgement block has been read at start (its sequence carried on).
-    pub ack_loaded: bool,
+    ack_loaded: bool,
     /// The sequence of the acknowledgement block's record (each write takes the next).
-    pub ack_sequence: u64,
+    ack_sequence: u64,
     /// The request this incarnation acknowledged last (an identity, FORMAT.md §8).
-    pub last_acked: Option<Acknowledged>,
+    last_acked: Option<Acknowledged>,
     /// The newest requester epoch of a fence request this incarnation obeyed: the membership
     /// that fenced us stands on our word that we hold nothing, so we never join a membership
     /// of that epoch or an older one again (`install.rs`).
-    pub fenced_by_epoch: u64,
+    fenced_by_epoch: u64,
 }
 
 /// The dead-man switch as last armed (`Output::ArmDeadman`); its field is private to this file.
@@ -81,8 +81,59 @@ impl Deadman {
 }
 
 impl OwnLease {
+    pub fn new() -> OwnLease {
+        OwnLease {
+            start_reads_ok: true,
+            ..OwnLease::default()
+        }
+    }
+
     pub fn valid(&self, now_ticks: u64) -> bool {
         now_ticks < self.valid_until_tick
+    }
+
+    /// The tick the lease is valid until (0 = never valid).
+    pub fn valid_until_tick(&self) -> u64 {
+        self.valid_until_tick
+    }
+
+    /// True while a write of our slot is in flight: other disk steps wait for it.
+    pub fn slot_write_in_flight(&self) -> bool {
+        self.slot_write_in_flight
+    }
+
+    /// Our slot is to be written at the next chance, not at the next renewal.
+    pub fn schedule_slot_write(&mut self) {
+        self.slot_write_due = true;
+    }
+
+    /// True once `epoch` (or a newer one) is durable in our slot.
+    pub fn slot_holds_epoch(&self, epoch: u64) -> bool {
+        self.durable_epoch >= epoch
+    }
+
+    /// True if a membership of `epoch` must not have us: one of that epoch or a newer one
+    /// fenced us (see `fenced_by_epoch`).
+    pub fn fenced_at_or_after(&self, epoch: u64) -> bool {
+        epoch <= self.fenced_by_epoch
+    }
+
+    /// Entering a membership: a lease start pending from before belongs to another
+    /// membership; this one's first member write starts its own.
+    pub fn drop_pending_start(&mut self) {
+        self.start_pending = None;
+    }
+
+    /// Leaving a membership ends the lease: every membership starts a new one, through the
+    /// mailbox check.
+    pub fn end(&mut self) {
+        self.valid_until_tick = 0;
+        self.start_pending = None;
+    }
+
+    #[cfg(test)]
+    pub(super) fn hold_until(&mut self, valid_until_tick: u64) {
+        self.valid_until_tick = valid_until_tick;
     }
 }
 

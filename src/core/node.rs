@@ -188,10 +188,7 @@ impl Node {
             pending: BTreeMap::new(),
             refused_writes: Vec::new(),
             counter_limit_reported: false,
-            own_lease: OwnLease {
-                start_reads_ok: true,
-                ..OwnLease::default()
-            },
+            own_lease: OwnLease::new(),
             observer: Default::default(),
             forming: Default::default(),
             quorum,
@@ -317,7 +314,7 @@ impl Node {
             members: self.membership.members(),
             quorum_owner: self.quorum.owned(self.now_ticks),
             quorum_valid_until_ms: self.quorum_valid_until_ms(),
-            lease_valid_until_ms: self.own_lease.valid_until_tick * TICK_MS,
+            lease_valid_until_ms: self.own_lease.valid_until_tick() * TICK_MS,
             regrouping: self.regroup.is_some(),
             online_groups: self.placement.online(),
             stopping_groups: self.placement.stopping(),
@@ -540,7 +537,7 @@ impl Node {
             (None, Some(renewed)) => now_ticks >= renewed + half_interval,
             (None, None) => false,
         };
-        if quorum_due && !self.own_lease.slot_write_in_flight {
+        if quorum_due && !self.own_lease.slot_write_in_flight() {
             self.last_quorum_tick = Some(now_ticks);
             self.quorum_tick();
         } else {

@@ -50,7 +50,7 @@ impl Node {
         let epoch = self.membership.epoch();
         self.send_all(former, &Body::Leaving { epoch });
         // The non-member slot: written at once (not at the next renewal).
-        self.own_lease.slot_write_due = true;
+        self.own_lease.schedule_slot_write();
         self.try_write_own_slot();
     }
 

@@ -83,7 +83,7 @@ impl Bench {
         node.start_tick = Some(0);
         node.now_ticks = 100;
         node.membership.stabilize(EPOCH, members, false);
-        node.own_lease.valid_until_tick = 1_000_000;
+        node.own_lease.hold_until(1_000_000);
         node.gum.valid = true;
         Bench {
             node,
