@@ -224,8 +224,7 @@ impl Node {
     /// Entering a membership: write a member slot at once (the lease starts with it).
     pub(super) fn became_member(&mut self) {
         self.membership.became_member(self.now_ticks);
-        self.own_lease.drop_pending_start();
-        self.last_renew_tick = None;
+        self.own_lease.enter_membership();
     }
 
     /// A member says it leaves: forget it now, so the next tick regroups without it.

@@ -59,6 +59,8 @@ pub(crate) struct OwnLease {
     /// that fenced us stands on our word that we hold nothing, so we never join a membership
     /// of that epoch or an older one again (`install.rs`).
     fenced_by_epoch: u64,
+    /// When the last renew interval began (`None`: the next tick begins one).
+    last_renew_tick: Option<u64>,
 }
 
 /// The dead-man switch as last armed (`Output::ArmDeadman`); its field is private to this file.
@@ -118,10 +120,28 @@ impl OwnLease {
         epoch <= self.fenced_by_epoch
     }
 
-    /// Entering a membership: a lease start pending from before belongs to another
-    /// membership; this one's first member write starts its own.
-    pub fn drop_pending_start(&mut self) {
+    /// Entering a membership: its lease starts with a member write at once, not at the next
+    /// renew interval; a lease start pending from before belongs to another membership.
+    pub fn enter_membership(&mut self) {
         self.start_pending = None;
+        self.last_renew_tick = None;
+    }
+
+    /// True if a renew interval begins at `now_ticks`.
+    pub fn renewal_due(&self, now_ticks: u64, renew_interval_ticks: u64) -> bool {
+        match self.last_renew_tick {
+            None => true,
+            Some(last) => now_ticks >= last + renew_interval_ticks,
+        }
+    }
+
+    pub fn renewal_began(&mut self, now_ticks: u64) {
+        self.last_renew_tick = Some(now_ticks);
+    }
+
+    /// When the last renew interval began (`None` before the first).
+    pub fn last_renew_tick(&self) -> Option<u64> {
+        self.last_renew_tick
     }
 
     /// Leaving a membership ends the lease: every membership starts a new one, through the

@@ -138,7 +138,6 @@ pub struct Node {
     /// The groups: this epoch's table, what is held here, the catalog (`placement.rs`).
     pub(super) placement: super::placement::Placement,
     pub(super) last_heartbeat_tick: u64,
-    pub(super) last_renew_tick: Option<u64>,
     last_quorum_tick: Option<u64>,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
     stalled_at_tick: Option<u64>,
@@ -194,7 +193,6 @@ impl Node {
             quorum,
             placement: super::placement::Placement::new(config.builtin_groups),
             last_heartbeat_tick: 0,
-            last_renew_tick: None,
             last_quorum_tick: None,
             stalled_at_tick: None,
             shutdown: Default::default(),
@@ -523,16 +521,15 @@ impl Node {
         self.membership_tick();
         self.regroup_tick();
         self.search_tick();
-        let renew_due = match self.last_renew_tick {
-            None => true,
-            Some(last) => now_ticks >= last + self.timeouts.lease_renew_interval_ticks,
-        };
-        if renew_due {
-            self.last_renew_tick = Some(now_ticks);
+        if self
+            .own_lease
+            .renewal_due(now_ticks, self.timeouts.lease_renew_interval_ticks)
+        {
+            self.own_lease.renewal_began(now_ticks);
             self.renew_tick();
         }
         let half_interval = self.timeouts.lease_renew_interval_ticks / 2;
-        let quorum_due = match (self.last_quorum_tick, self.last_renew_tick) {
+        let quorum_due = match (self.last_quorum_tick, self.own_lease.last_renew_tick()) {
             (Some(last), _) => now_ticks >= last + self.timeouts.lease_renew_interval_ticks,
             (None, Some(renewed)) => now_ticks >= renewed + half_interval,
             (None, None) => false,
