@@ -17,8 +17,8 @@ impl Node {
                 let closing = self.regroup.is_some() && self.regroups.needs_quorum();
                 let leader = ids(self.membership.members()).next() == Some(self.me());
                 let owner_seen = self
-                    .quorum_owner_seen_tick
-                    .is_some_and(|tick| now < tick + 3 * self.timeouts.peer_silence_ticks);
+                    .membership
+                    .quorum_owner_heard_within(now, 3 * self.timeouts.peer_silence_ticks);
                 self.quorum.owned(now)
                     || closing
                     || (self.membership.stabilized() && leader && !owner_seen)

@@ -68,7 +68,7 @@ impl Node {
         quorum_owner: bool,
     ) {
         if quorum_owner && stabilized {
-            self.quorum_owner_seen_tick = Some(self.now_ticks);
+            self.membership.quorum_owner_heard(self.now_ticks);
         }
         if self.membership.role() != Role::Member {
             if stabilized {

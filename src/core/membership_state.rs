@@ -21,6 +21,9 @@ pub(crate) struct Membership {
     relies_on_quorum: bool,
     /// When this node last became a member (formed or stabilized from outside).
     member_since_tick: u64,
+    /// When a member of a stable membership last said it owns the quorum: while one does,
+    /// the leader need not contend for it.
+    quorum_owner_heard_tick: Option<u64>,
 }
 
 impl Membership {
@@ -37,7 +40,18 @@ impl Membership {
             basis_members: 0,
             relies_on_quorum: false,
             member_since_tick: 0,
+            quorum_owner_heard_tick: None,
         }
+    }
+
+    pub fn quorum_owner_heard(&mut self, now_ticks: u64) {
+        self.quorum_owner_heard_tick = Some(now_ticks);
+    }
+
+    /// True if a quorum owner was heard less than `window_ticks` ago.
+    pub fn quorum_owner_heard_within(&self, now_ticks: u64, window_ticks: u64) -> bool {
+        self.quorum_owner_heard_tick
+            .is_some_and(|tick| now_ticks < tick + window_ticks)
     }
 
     pub fn role(&self) -> Role {

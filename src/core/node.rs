@@ -120,7 +120,6 @@ pub struct Node {
     pub(super) regroup: Option<Round>,
     /// What lasts across the rounds of a regroup (`regroup.rs`).
     pub(super) regroups: super::regroup::Regroups,
-    pub(super) quorum_owner_seen_tick: Option<u64>,
     pub(crate) gum: Gum,
     op_next: u64,
     pending: BTreeMap<u64, Purpose>,
@@ -181,7 +180,6 @@ impl Node {
             membership: super::membership_state::Membership::new(),
             regroup: None,
             regroups: Default::default(),
-            quorum_owner_seen_tick: None,
             gum: Gum::new(),
             op_next: 1,
             pending: BTreeMap::new(),
