@@ -16,7 +16,10 @@ impl Node {
             return;
         }
         let now = self.now_ticks;
-        if now >= self.last_heartbeat_tick + self.timeouts.heartbeat_interval_ticks {
+        if self
+            .membership
+            .heartbeat_due(now, self.timeouts.heartbeat_interval_ticks)
+        {
             self.send_heartbeat_now();
         }
         let silence = self.timeouts.peer_silence_ticks;
@@ -44,7 +47,7 @@ impl Node {
             return;
         }
         let now = self.now_ticks;
-        self.last_heartbeat_tick = now;
+        self.membership.heartbeat_sent(now);
         let body = Body::Heartbeat {
             epoch: self.membership.epoch(),
             members: self.membership.members(),

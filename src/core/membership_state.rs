@@ -24,6 +24,8 @@ pub(crate) struct Membership {
     /// When a member of a stable membership last said it owns the quorum: while one does,
     /// the leader need not contend for it.
     quorum_owner_heard_tick: Option<u64>,
+    /// When this node last sent a heartbeat, or the goodbye that stands in for one.
+    last_heartbeat_tick: u64,
 }
 
 impl Membership {
@@ -41,7 +43,17 @@ impl Membership {
             relies_on_quorum: false,
             member_since_tick: 0,
             quorum_owner_heard_tick: None,
+            last_heartbeat_tick: 0,
         }
+    }
+
+    /// True once a heartbeat interval has passed since the last heartbeat (or goodbye).
+    pub fn heartbeat_due(&self, now_ticks: u64, heartbeat_interval_ticks: u64) -> bool {
+        now_ticks >= self.last_heartbeat_tick + heartbeat_interval_ticks
+    }
+
+    pub fn heartbeat_sent(&mut self, now_ticks: u64) {
+        self.last_heartbeat_tick = now_ticks;
     }
 
     pub fn quorum_owner_heard(&mut self, now_ticks: u64) {

@@ -136,7 +136,6 @@ pub struct Node {
     pub(super) quorum: Quorum,
     /// The groups: this epoch's table, what is held here, the catalog (`placement.rs`).
     pub(super) placement: super::placement::Placement,
-    pub(super) last_heartbeat_tick: u64,
     last_quorum_tick: Option<u64>,
     /// The tick at which we noticed we had been stopped (clock jump); its backlog is stale.
     stalled_at_tick: Option<u64>,
@@ -190,7 +189,6 @@ impl Node {
             forming: Default::default(),
             quorum,
             placement: super::placement::Placement::new(config.builtin_groups),
-            last_heartbeat_tick: 0,
             last_quorum_tick: None,
             stalled_at_tick: None,
             shutdown: Default::default(),

@@ -58,10 +58,11 @@ impl Node {
     /// may hold our sends while our stops are unconfirmed.
     pub(super) fn repeat_goodbye(&mut self) {
         assert!(self.shutdown.begun);
-        let due =
-            self.now_ticks >= self.last_heartbeat_tick + self.timeouts.heartbeat_interval_ticks;
+        let due = self
+            .membership
+            .heartbeat_due(self.now_ticks, self.timeouts.heartbeat_interval_ticks);
         if due && !self.shutdown.slot_written {
-            self.last_heartbeat_tick = self.now_ticks;
+            self.membership.heartbeat_sent(self.now_ticks);
             let (targets, epoch) = (self.shutdown.leaving_to, self.membership.epoch());
             self.send_all(targets, &Body::Leaving { epoch });
         }
