@@ -194,7 +194,7 @@ impl Node {
                 since_tick,
                 form_wait_ticks,
             } => {
-                let started = self.start_tick.unwrap_or(0);
+                let started = self.start_tick().unwrap_or(0);
                 if (now - started).is_multiple_of(self.timeouts.join_retry_ticks) {
                     let everyone = self.configured() & !bit(self.me());
                     self.send_all(everyone, &Body::JoinRequest);

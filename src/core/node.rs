@@ -111,7 +111,8 @@ pub struct Node {
     pub(super) timeouts: Timeouts,
     pub(super) prng: Prng,
     pub(super) now_ticks: u64,
-    pub(super) start_tick: Option<u64>,
+    /// The tick this run began (`None` before its first tick).
+    start_tick: Option<u64>,
     pub(super) outputs: VecDeque<Output>,
     pub(super) dropped: DropCounters,
     pub(super) peers: Peers,
@@ -358,6 +359,16 @@ impl Node {
     /// The replicated cluster database (reads are local).
     pub fn database(&self) -> &super::db::Database {
         &self.gum.replica.database
+    }
+
+    /// The tick this run began (`None` before its first tick).
+    pub(super) fn start_tick(&self) -> Option<u64> {
+        self.start_tick
+    }
+
+    #[cfg(test)]
+    pub(super) fn started_at(&mut self, start_tick: u64) {
+        self.start_tick = Some(start_tick);
     }
 
     /// The configured nodes, as a bitmap.

@@ -250,7 +250,7 @@ impl Node {
     /// Brings this node's groups online or offline to match the rules.
     pub(super) fn evaluate_groups(&mut self) {
         let now = self.now_ticks;
-        let started = self.start_tick.unwrap_or(now);
+        let started = self.start_tick().unwrap_or(now);
         // A restarted node waits out its previous run's lease before holding anything.
         let old_run_expired = now >= started + self.timeouts.lease_expiry_observed_ticks;
         let eligible = self.membership.role() == Role::Member

@@ -80,7 +80,7 @@ impl Bench {
             builtin_groups: 0,
         };
         let mut node = Node::new(config, 1);
-        node.start_tick = Some(0);
+        node.started_at(0);
         node.now_ticks = 100;
         node.membership.stabilize(EPOCH, members, false);
         node.own_lease.hold_until(1_000_000);
