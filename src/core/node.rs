@@ -1,8 +1,9 @@
 //! `Node`: the one state machine the driver steps. Only `step` branches on the input kind.
-//! `Node` holds the context every part reads (configuration, clock, outputs, the quorum
-//! machine, the own lease, GUM) and one owned part per concern (`Membership`, `Forming`,
-//! `Regroups`, `Placement`, `Observer`, `Shutdown`, `ResourceLeases`, `Deadman`), whose fields
-//! are private to their files: only the methods there change them.
+//! `Node` holds the context every part reads (configuration, clock, outputs, GUM) and one
+//! owned part per concern (`Membership`, `Forming`, `Regroups`, `Placement`, `Observer`,
+//! `Shutdown`, `ResourceLeases`, `Deadman`, the quorum machine `Quorum`, the own lease
+//! `OwnLease`), whose fields are private to their files: only the methods there change them.
+//! The regroup round in progress (`regroup`) is not yet such a part.
 
 use std::collections::{BTreeMap, VecDeque};
 
