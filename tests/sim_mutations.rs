@@ -273,6 +273,10 @@ fn caught_on_mix(
 ) -> Option<Violation> {
     let mut params = Params::from_seed(seed, nodes, mutation);
     params.cut_deciding_coordinators = cut_deciding_coordinators;
+    first_violation(params)
+}
+
+fn first_violation(params: Params) -> Option<Violation> {
     let (report, _) = run(params);
     report.violations.first().cloned()
 }
@@ -287,8 +291,7 @@ fn caught_on_mix_before_late_packets(
     let mut params = Params::from_seed(seed, nodes, mutation);
     params.network.late_per_mille = 0;
     params.bridges = false;
-    let (report, _) = run(params);
-    report.violations.first().cloned()
+    first_violation(params)
 }
 
 /// The first two-node seed that catches it since the simulator runs the daemon's host (issue

@@ -405,24 +405,8 @@ impl Cluster {
 
     pub fn apply_fault(&mut self, kind: &FaultKind, start: bool) {
         match *kind {
-            FaultKind::Partition { side } => {
-                let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
-                for a in ids(side) {
-                    for b in ids(all & !side) {
-                        self.set_cut(a, b, start);
-                        self.set_cut(b, a, start);
-                    }
-                }
-            }
-            FaultKind::Bridge { side, bridge } => {
-                let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
-                for a in ids(side) {
-                    for b in ids(all & !side & !bit(bridge)) {
-                        self.set_cut(a, b, start);
-                        self.set_cut(b, a, start);
-                    }
-                }
-            }
+            FaultKind::Partition { side } => self.set_cut_between(side, 0, start),
+            FaultKind::Bridge { side, bridge } => self.set_cut_between(side, bit(bridge), start),
             FaultKind::OneWay { from, to } => self.set_cut(from, to, start),
             FaultKind::NetworkDown { node, network } => {
                 if start {
@@ -481,6 +465,18 @@ impl Cluster {
             }
         }
         self.refresh_links();
+    }
+
+    /// Cuts (or restores) every link, both ways, between `side` and the other nodes except
+    /// `spared`, which keep reaching both sides.
+    fn set_cut_between(&mut self, side: u64, spared: u64, cut: bool) {
+        let all = (1..=self.params.node_count).fold(0u64, |set, id| set | bit(id));
+        for a in ids(side) {
+            for b in ids(all & !side & !spared) {
+                self.set_cut(a, b, cut);
+                self.set_cut(b, a, cut);
+            }
+        }
     }
 
     fn set_cut(&mut self, from: u8, to: u8, cut: bool) {
