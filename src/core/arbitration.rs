@@ -5,11 +5,12 @@ use super::disk_records::{self, QuorumLease, Sealed, Unreadable, BLOCK_SIZE};
 use super::node::{Node, Purpose, Role};
 use super::quorum::{QuorumIo, Want};
 use super::{ids, Event};
+use crate::core::Dropped;
 
 impl Node {
     /// Whether this node should own, defend or challenge for the quorum now.
     fn wants_quorum(&self) -> bool {
-        let now = self.now_ticks;
+        let now = self.now();
         match self.membership.role() {
             Role::Forming => true,
             Role::Searching { .. } => false,
@@ -18,7 +19,7 @@ impl Node {
                 let leader = ids(self.membership.members()).next() == Some(self.me());
                 let owner_seen = self
                     .membership
-                    .quorum_owner_heard_within(now, 3 * self.timeouts.peer_silence_ticks);
+                    .quorum_owner_heard_within(now, 3 * self.timeouts().peer_silence_ticks);
                 self.quorum.owned(now)
                     || closing
                     || (self.membership.stabilized() && leader && !owner_seen)
@@ -50,11 +51,11 @@ impl Node {
     /// Leaving stops our groups, and our members regroup without us.
     pub(super) fn enforce_quorum_reliance(&mut self) {
         let member = self.membership.role() == Role::Member && self.membership.stabilized();
-        let outlives = self.config.mutation == super::Mutation::MembershipOutlivesQuorum;
+        let outlives = self.config().mutation == super::Mutation::MembershipOutlivesQuorum;
         if member
             && !outlives
             && self.membership.relies_on_quorum()
-            && !self.quorum.owned(self.now_ticks)
+            && !self.quorum.owned(self.now())
         {
             self.membership.stop_relying_on_quorum();
             self.leave("quorum ownership lost");
@@ -72,9 +73,9 @@ impl Node {
     /// at most one of them.
     pub(super) fn quorum_tick(&mut self) {
         let want = self.quorum_want();
-        let (io, lapsed) =
-            self.quorum
-                .on_interval(want, self.now_ticks, self.membership.acked_epoch());
+        let (io, lapsed) = self
+            .quorum
+            .on_interval(want, self.now(), self.membership.acked_epoch());
         if lapsed {
             self.emit(Event::QuorumOwner { owned: false });
         }
@@ -87,10 +88,7 @@ impl Node {
         if self.own_lease.slot_write_in_flight() {
             return;
         }
-        if self
-            .quorum
-            .challenge_io_due(self.quorum_want(), self.now_ticks)
-        {
+        if self.quorum.challenge_io_due(self.quorum_want(), self.now()) {
             self.quorum_tick();
         }
     }
@@ -102,17 +100,17 @@ impl Node {
         if self.own_lease.slot_write_in_flight() {
             return;
         }
-        let io = self.quorum.epoch_read(self.now_ticks, epoch);
+        let io = self.quorum.epoch_read(self.now(), epoch);
         self.issue_quorum_io(io);
     }
 
     fn issue_quorum_io(&mut self, io: Option<QuorumIo>) {
-        let offset = self.config.geometry.quorum_offset();
+        let offset = self.config().geometry.quorum_offset();
         match io {
             None => {}
             Some(QuorumIo::Read) => self.disk_read(
                 Purpose::QuorumRead {
-                    issue_tick: self.now_ticks,
+                    issue_tick: self.now(),
                 },
                 offset,
             ),
@@ -124,7 +122,7 @@ impl Node {
                 };
                 self.disk_write(
                     Purpose::QuorumWrite {
-                        issue_tick: self.now_ticks,
+                        issue_tick: self.now(),
                     },
                     offset,
                     &sealed,
@@ -145,16 +143,16 @@ impl Node {
                 record: sealed.record.0,
             })),
             Err(_) => {
-                self.dropped.disk_records_invalid += 1;
+                self.count_drop(Dropped::DiskRecordInvalid);
                 Err(Unreadable)
             }
         };
-        let owned_before = self.quorum.owned(self.now_ticks);
+        let owned_before = self.quorum.owned(self.now());
         let next_epoch = self.next_epoch();
         let (io, lost) = self.quorum.on_read(
             record,
             issue_tick,
-            self.now_ticks,
+            self.now(),
             self.membership.acked_epoch(),
             next_epoch,
         );
@@ -162,7 +160,7 @@ impl Node {
             self.emit(Event::QuorumOwner { owned: false });
         }
         // A watcher's claim becomes ours on the read that confirms it.
-        if !owned_before && self.quorum.owned(self.now_ticks) {
+        if !owned_before && self.quorum.owned(self.now()) {
             self.emit(Event::QuorumOwner { owned: true });
             self.forming_won_quorum();
         }
@@ -171,7 +169,7 @@ impl Node {
     }
 
     pub(super) fn on_quorum_written(&mut self, ok: bool, issue_tick: u64) {
-        let won = self.quorum.on_write(ok, issue_tick, self.now_ticks);
+        let won = self.quorum.on_write(ok, issue_tick, self.now());
         if won {
             self.emit(Event::QuorumOwner { owned: true });
             self.forming_won_quorum();

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::disk_records::{self, NodeSlot, NodeState};
 use super::node::{Node, Purpose, Role};
 use super::{bit, groups, ids, Event};
+use crate::core::Dropped;
 
 /// One node's slot as one read of a form showed it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,7 +115,7 @@ impl Node {
         self.forming.reads_left = configured.count_ones();
         let attempt = self.forming.attempt;
         for peer in ids(configured) {
-            let offset = self.config.geometry.node_slot_offset(peer);
+            let offset = self.config().geometry.node_slot_offset(peer);
             self.disk_read(
                 Purpose::FormSlotRead {
                     peer,
@@ -130,10 +131,10 @@ impl Node {
         self.quorum.release();
         self.forming.pending_epoch = None;
         // Back off longer than a challenge lasts, so the winner's challenge can complete.
-        let wait = self.timeouts.lease_expiry_observed_ticks
-            + self.timeouts.form_wait_ticks
-            + self.prng.below(2 * self.timeouts.form_wait_ticks.max(1));
-        self.membership.search(self.now_ticks, wait);
+        let wait = self.timeouts().lease_expiry_observed_ticks
+            + self.timeouts().form_wait_ticks
+            + self.random_below(2 * self.timeouts().form_wait_ticks.max(1));
+        self.membership.search(self.now(), wait);
     }
 
     /// Called when the quorum challenge of a forming node is won.
@@ -157,14 +158,14 @@ impl Node {
             return;
         }
         let seen = match block.map(|block| disk_records::decode::<NodeSlot>(&block[..])) {
-            Some(Ok(Some(sealed))) if sealed.cluster_id == self.config.cluster_id => SlotSeen {
+            Some(Ok(Some(sealed))) if sealed.cluster_id == self.config().cluster_id => SlotSeen {
                 incarnation: sealed.record.incarnation,
                 sequence: sealed.sequence,
                 member: sealed.record.state == NodeState::Member,
                 epoch: sealed.record.epoch,
             },
             Some(Err(_)) => {
-                self.dropped.disk_records_invalid += 1;
+                self.count_drop(Dropped::DiskRecordInvalid);
                 SlotSeen::default()
             }
             _ => SlotSeen::default(),
@@ -180,8 +181,8 @@ impl Node {
     /// (simulator seed 221631 --nodes 2: a node paused mid-form won the record back and
     /// stabilized epoch 1 after another had stabilized epoch 2 alone).
     fn form_ownership_unbroken(&self) -> bool {
-        let across = self.config.mutation == super::Mutation::FormAcrossOwnerships;
-        self.quorum.owned(self.now_ticks)
+        let across = self.config().mutation == super::Mutation::FormAcrossOwnerships;
+        self.quorum.owned(self.now())
             && (across || self.quorum.ownerships_won() == self.forming.ownership)
     }
 
@@ -209,7 +210,7 @@ impl Node {
         let Some(epoch) = self.forming.pending_epoch else {
             return;
         };
-        let across = self.config.mutation == super::Mutation::FormAcrossOwnerships;
+        let across = self.config().mutation == super::Mutation::FormAcrossOwnerships;
         if !across && !self.form_ownership_unbroken() {
             self.abort_forming();
             return;

@@ -6,48 +6,46 @@
 //! protocol handler runs.
 
 use super::disk_records::BLOCK_SIZE;
+use super::membership::RunHeard;
 use super::message::{Body, Message};
 use super::node::{Node, Purpose, Role};
 use super::{bit, ids};
+use crate::core::Dropped;
 
 impl Node {
     pub(super) fn on_message(&mut self, network: u8, payload: &[u8]) {
         let message = match Message::decode(payload) {
             Ok(message) => message,
             Err(_) => {
-                self.dropped.undecodable += 1;
+                self.count_drop(Dropped::Undecodable);
                 return;
             }
         };
         let from = message.from;
         let configured_networks = self
-            .config
+            .config()
             .networks
             .get(usize::from(from) - 1)
             .copied()
             .unwrap_or(0);
-        let my_networks = self.config.networks[usize::from(self.me() - 1)];
+        let my_networks = self.config().networks[usize::from(self.me() - 1)];
         if from == self.me()
             || configured_networks == 0
             || network >= configured_networks.min(my_networks)
             || message.nodes_named() & !self.configured() != 0
         {
-            self.dropped.unknown_node += 1;
+            self.count_drop(Dropped::UnknownNode);
             return;
         }
-        let known = self.peers.incarnations[usize::from(from - 1)];
-        let left = self.peers.left_incarnation[usize::from(from - 1)];
-        if message.incarnation < known || message.incarnation == left {
-            self.dropped.stale += 1;
-            return;
-        }
-        if message.incarnation > known {
-            self.peers.incarnations[usize::from(from - 1)] = message.incarnation;
-            if known != 0 {
-                self.on_peer_restarted(from);
+        match self.peers.heard_run(from, message.incarnation) {
+            RunHeard::Stale => {
+                self.count_drop(Dropped::Stale);
+                return;
             }
+            RunHeard::Restarted => self.on_peer_restarted(from),
+            RunHeard::Known | RunHeard::First => {}
         }
-        self.peers.heard(from, network, self.now_ticks);
+        self.peers.heard(from, network, self.now());
         match message.body {
             Body::Heartbeat {
                 epoch,
@@ -76,7 +74,7 @@ impl Node {
     pub(super) fn on_disk_done(&mut self, op: u64, block: Option<&[u8; BLOCK_SIZE]>) {
         let Some(purpose) = self.take_purpose(op) else {
             // Not ours (e.g. a completion from before a restart of the driver): ignore.
-            self.dropped.unexpected += 1;
+            self.count_drop(Dropped::Unexpected);
             return;
         };
         match purpose {
@@ -140,11 +138,11 @@ impl Node {
                 "holds groups only as a member"
             );
             assert!(
-                self.own_lease.valid(self.now_ticks),
+                self.own_lease.valid(self.now()),
                 "holds groups only with a valid lease"
             );
             assert!(
-                self.deadman.armed_at(self.now_ticks),
+                self.deadman.armed_at(self.now()),
                 "holds groups only while the dead-man is armed"
             );
         }

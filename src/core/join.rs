@@ -8,6 +8,7 @@
 use super::message::Body;
 use super::node::{Node, Role};
 use super::{bit, ids, Event};
+use crate::core::Dropped;
 
 impl Node {
     /// Heartbeats to the membership on every network, and detection of silent members.
@@ -15,22 +16,21 @@ impl Node {
         if self.membership.role() != Role::Member {
             return;
         }
-        let now = self.now_ticks;
+        let now = self.now();
         if self
             .membership
-            .heartbeat_due(now, self.timeouts.heartbeat_interval_ticks)
+            .heartbeat_due(now, self.timeouts().heartbeat_interval_ticks)
         {
             self.send_heartbeat_now();
         }
-        let silence = self.timeouts.peer_silence_ticks;
+        let silence = self.timeouts().peer_silence_ticks;
         let mut any_silent = false;
         for peer in ids(self.membership.members() & !bit(self.me())) {
             if self.peers.alive_or_fresh(peer, now, silence) {
                 continue;
             }
             any_silent = true;
-            if self.peers.reported_silent & bit(peer) == 0 {
-                self.peers.reported_silent |= bit(peer);
+            if self.peers.report_silent_once(peer) {
                 self.emit(Event::PeerSilent { peer });
                 self.observe(peer);
             }
@@ -46,7 +46,7 @@ impl Node {
         if self.membership.role() != Role::Member {
             return;
         }
-        let now = self.now_ticks;
+        let now = self.now();
         self.membership.heartbeat_sent(now);
         let body = Body::Heartbeat {
             epoch: self.membership.epoch(),
@@ -71,33 +71,33 @@ impl Node {
         quorum_owner: bool,
     ) {
         if quorum_owner && stabilized {
-            self.membership.quorum_owner_heard(self.now_ticks);
+            self.membership.quorum_owner_heard(self.now());
         }
         if self.membership.role() != Role::Member {
             if stabilized {
                 self.member_heard();
             }
             // A joiner that acknowledged this epoch's install but missed its Stabilize.
-            let acked = match self.regroup.as_ref().map(|round| &round.phase) {
-                Some(super::regroup::Phase::Acked { install, .. })
-                    if install.epoch == epoch && members & bit(self.me()) != 0 && stabilized =>
-                {
-                    Some(install.clone())
-                }
-                _ => None,
-            };
+            let acked = self
+                .regroup
+                .as_ref()
+                .and_then(|round| round.acked_install())
+                .filter(|install| {
+                    install.epoch == epoch && members & bit(self.me()) != 0 && stabilized
+                })
+                .cloned();
             if let Some(install) = acked {
                 self.stabilize(install);
             }
             return;
         }
         if (self.membership.members() | self.membership.basis_members()) & bit(from) == 0 {
-            self.dropped.unexpected += 1;
+            self.count_drop(Dropped::Unexpected);
             return;
         }
-        let stale_accepted = self.config.mutation == super::Mutation::StaleEpoch;
+        let stale_accepted = self.config().mutation == super::Mutation::StaleEpoch;
         if epoch < self.membership.epoch() && !stale_accepted {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         }
         if epoch == self.membership.epoch() || !stabilized {
@@ -110,12 +110,12 @@ impl Node {
             return;
         }
         // A newer view that includes us: we missed its Stabilize, or we are behind.
-        let acked = match self.regroup.as_ref().map(|round| &round.phase) {
-            Some(super::regroup::Phase::Acked { install, .. }) if install.epoch == epoch => {
-                Some(install.clone())
-            }
-            _ => None,
-        };
+        let acked = self
+            .regroup
+            .as_ref()
+            .and_then(|round| round.acked_install())
+            .filter(|install| install.epoch == epoch)
+            .cloned();
         match acked {
             Some(install) => self.stabilize(install),
             None if self.regroup.is_none() && self.membership.stabilized() => self.start_regroup(),
@@ -152,11 +152,7 @@ impl Node {
         self.regroups.joiner_waits(from);
         match self.regroup.as_mut() {
             None => self.start_regroup(),
-            Some(round) if round.phase == super::regroup::Phase::Activate => {
-                round.joiners |= bit(from);
-                round.participants |= bit(from);
-            }
-            Some(_) => {}
+            Some(round) => round.admit_joiner(from),
         }
     }
 
@@ -179,7 +175,7 @@ impl Node {
             form_wait_ticks, ..
         } = self.membership.role()
         {
-            self.membership.search(self.now_ticks, form_wait_ticks);
+            self.membership.search(self.now(), form_wait_ticks);
         }
     }
 
@@ -188,32 +184,31 @@ impl Node {
             self.repeat_goodbye();
             return;
         }
-        let now = self.now_ticks;
+        let now = self.now();
         match self.membership.role() {
             Role::Searching {
                 since_tick,
                 form_wait_ticks,
             } => {
                 let started = self.start_tick().unwrap_or(0);
-                if (now - started).is_multiple_of(self.timeouts.join_retry_ticks) {
+                if (now - started).is_multiple_of(self.timeouts().join_retry_ticks) {
                     let everyone = self.configured() & !bit(self.me());
                     self.send_all(everyone, &Body::JoinRequest);
                 }
                 if self.regroup.is_none() && now >= since_tick + form_wait_ticks {
                     // A configured node alive in another cluster (`Input::PeerConflict`) holds
                     // forming back until one form wait passes without hearing it so.
-                    let in_conflict = self.peers.in_conflict(now, self.timeouts.form_wait_ticks);
+                    let in_conflict = self.peers.in_conflict(now, self.timeouts().form_wait_ticks);
                     if in_conflict == 0 {
                         self.begin_forming();
-                    } else if self.peers.conflict_reported != in_conflict {
-                        self.peers.conflict_reported = in_conflict;
+                    } else if self.peers.report_conflict_once(in_conflict) {
                         self.emit(Event::FormHeldByConflict { nodes: in_conflict });
                     }
                 }
             }
             Role::Forming => {
                 let lost = self.quorum.lost_last_challenge();
-                let in_conflict = self.peers.in_conflict(now, self.timeouts.form_wait_ticks);
+                let in_conflict = self.peers.in_conflict(now, self.timeouts().form_wait_ticks);
                 if lost || in_conflict != 0 {
                     self.abort_forming();
                 } else {
@@ -226,14 +221,14 @@ impl Node {
 
     /// Entering a membership: write a member slot at once (the lease starts with it).
     pub(super) fn became_member(&mut self) {
-        self.membership.became_member(self.now_ticks);
+        self.membership.became_member(self.now());
         self.own_lease.enter_membership();
     }
 
     /// A member says it leaves: forget it now, so the next tick regroups without it.
     pub(super) fn on_leaving(&mut self, from: u8) {
         if self.membership.members() & bit(from) == 0 {
-            self.dropped.unexpected += 1;
+            self.count_drop(Dropped::Unexpected);
             return;
         }
         self.peers.forget(from);
@@ -244,9 +239,9 @@ impl Node {
         self.stop_all_groups();
         self.quorum.release();
         self.own_lease.end();
-        let wait =
-            self.timeouts.form_wait_ticks + self.prng.below(self.timeouts.form_wait_ticks.max(1));
-        self.membership.leave(self.now_ticks, wait);
+        let wait = self.timeouts().form_wait_ticks
+            + self.random_below(self.timeouts().form_wait_ticks.max(1));
+        self.membership.leave(self.now(), wait);
         self.regroup = None;
         self.regroups.forget_joiners();
         self.emit(Event::Left { reason });

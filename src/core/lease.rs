@@ -16,6 +16,7 @@ use super::disk_records::{
     self, Acknowledged, FenceAck, FenceRequest, NodeSlot, NodeState, Sealed, BLOCK_SIZE,
 };
 use super::node::{Node, Purpose, Role};
+use crate::core::Dropped;
 
 /// A new lease's first member write: the lease starts from its issue once a mailbox read
 /// issued after its completion shows no fence request to obey.
@@ -57,7 +58,7 @@ pub(crate) struct OwnLease {
     last_acked: Option<Acknowledged>,
     /// The newest requester epoch of a fence request this incarnation obeyed: the membership
     /// that fenced us stands on our word that we hold nothing, so we never join a membership
-    /// of that epoch or an older one again (`install.rs`).
+    /// of that epoch or an older one again (`regroup/install.rs`).
     fenced_by_epoch: u64,
     /// When the last renew interval began (`None`: the next tick begins one).
     last_renew_tick: Option<u64>,
@@ -160,17 +161,17 @@ impl OwnLease {
 impl Node {
     /// First thing on every tick: an expired lease stops every group, and ends membership.
     pub(super) fn enforce_own_lease(&mut self) {
-        if self.own_lease.valid(self.now_ticks) {
+        if self.own_lease.valid(self.now()) {
             return;
         }
         self.stop_all_groups();
         // A new member gets its lease with its first member write; it leaves only once a lease
         // it held lapsed, or when no member write succeeded for a whole hold period.
         let member_ticks = self
-            .now_ticks
+            .now()
             .saturating_sub(self.membership.member_since_tick());
         let lapsed = self.own_lease.valid_until_tick > self.membership.member_since_tick()
-            || member_ticks >= self.timeouts.lease_hold_ticks;
+            || member_ticks >= self.timeouts().lease_hold_ticks;
         if self.membership.role() == Role::Member && self.membership.stabilized() && lapsed {
             self.leave("membership lease expired");
         }
@@ -179,7 +180,7 @@ impl Node {
     /// Every renew interval: own slot, own mailbox, observed peers.
     pub(super) fn renew_leases(&mut self) {
         let me = self.me();
-        let geometry = self.config.geometry;
+        let geometry = self.config().geometry;
         if !self.own_lease.slot_loaded && !self.own_lease.slot_read_in_flight {
             // Before our first write: the epochs the previous run left in our slot and in the
             // quorum record (either may be torn by its crash; one crash tears at most one), and
@@ -207,7 +208,7 @@ impl Node {
         if self.own_lease.ack_loaded && !self.own_lease.mailbox_read_in_flight {
             self.own_lease.mailbox_read_in_flight = true;
             let purpose = Purpose::OwnMailboxRead {
-                issue_tick: self.now_ticks,
+                issue_tick: self.now(),
             };
             self.disk_read(purpose, geometry.fence_request_offset(me));
         }
@@ -232,13 +233,13 @@ impl Node {
         }
         self.own_lease.slot_write_due = false;
         let me = self.me();
-        let geometry = self.config.geometry;
+        let geometry = self.config().geometry;
         // Read from the disk (at most COUNTER_MAX) and + 1 per renewal: 2^62 renewals away
         // from overflowing; a write past COUNTER_MAX is refused (`disk_write`).
         self.own_lease.slot_sequence += 1;
-        let hold_ms = self.timeouts.lease_hold_ticks * super::timeout::TICK_MS;
+        let hold_ms = self.timeouts().lease_hold_ticks * super::timeout::TICK_MS;
         let slot = Sealed {
-            cluster_id: self.config.cluster_id,
+            cluster_id: self.config().cluster_id,
             sequence: self.own_lease.slot_sequence,
             record: NodeSlot {
                 node_id: me,
@@ -247,17 +248,17 @@ impl Node {
                 } else {
                     NodeState::Joining
                 },
-                incarnation: self.config.incarnation,
+                incarnation: self.config().incarnation,
                 epoch: self.membership.acked_epoch(),
                 members: self.membership.members(),
-                realtime_ms: self.now_ticks * super::timeout::TICK_MS,
+                realtime_ms: self.now() * super::timeout::TICK_MS,
                 lease_valid_ms: if member { hold_ms as u32 } else { 0 },
             },
         };
         self.own_lease.slot_write_in_flight = true;
         let epoch = self.membership.acked_epoch();
         let purpose = Purpose::OwnSlotWrite {
-            issue_tick: self.now_ticks,
+            issue_tick: self.now(),
             member,
             epoch,
         };
@@ -293,7 +294,7 @@ impl Node {
             if self.own_lease.start_pending.is_none() {
                 self.own_lease.start_pending = Some(LeaseStart {
                     write_issue_tick: issue_tick,
-                    write_done_tick: self.now_ticks,
+                    write_done_tick: self.now(),
                 });
             }
             self.read_own_mailbox_now();
@@ -315,7 +316,7 @@ impl Node {
 
     /// True while we own the quorum and the record confirms `epoch` under our ownership.
     pub(super) fn quorum_record_confirms(&self, epoch: u64) -> bool {
-        self.quorum.confirms_owned_epoch(epoch, self.now_ticks)
+        self.quorum.confirms_owned_epoch(epoch, self.now())
     }
 
     /// Called on every tick while `epoch` of `members` is not yet durable (`epoch_durable`).
@@ -331,7 +332,7 @@ impl Node {
     }
 
     fn extend_lease(&mut self, write_issue_tick: u64) {
-        let until = write_issue_tick + self.timeouts.lease_hold_ticks;
+        let until = write_issue_tick + self.timeouts().lease_hold_ticks;
         if until > self.own_lease.valid_until_tick {
             self.own_lease.valid_until_tick = until;
             self.rearm_deadman();
@@ -345,12 +346,12 @@ impl Node {
     /// stands, and `enforce_deadman` holds no group past it.
     pub(super) fn rearm_deadman(&mut self) {
         let deadline = self.deadline_tick();
-        let reach = self.now_ticks + self.timeouts.fence_timeout_ticks;
+        let reach = self.now() + self.timeouts().fence_timeout_ticks;
         if deadline == self.deadman.armed_tick || deadline < reach {
             return;
         }
         self.deadman.armed_tick = deadline;
-        self.outputs.push_back(super::Output::ArmDeadman {
+        self.push_output(super::Output::ArmDeadman {
             stop_resources_at_ms: deadline * super::timeout::TICK_MS,
         });
     }
@@ -374,14 +375,14 @@ impl Node {
     /// monitor's dead-man and a watchdog then run `fence_timeout` from it, which must end
     /// before the leases do, should the node hang or freeze right after the start.
     pub(super) fn may_start_groups(&self) -> bool {
-        self.config.mutation == super::Mutation::StartNearDeadline
-            || self.deadline_tick() >= self.now_ticks + self.timeouts.fence_timeout_ticks
+        self.config().mutation == super::Mutation::StartNearDeadline
+            || self.deadline_tick() >= self.now() + self.timeouts().fence_timeout_ticks
     }
 
     /// At the armed deadline the monitor stops everything (if the daemon hangs): the core
     /// holds nothing from then on either, so both agree on what runs.
     pub(super) fn enforce_deadman(&mut self) {
-        if !self.deadman.armed_at(self.now_ticks) {
+        if !self.deadman.armed_at(self.now()) {
             self.stop_all_groups();
         }
     }
@@ -391,7 +392,7 @@ impl Node {
             if let Ok(Some(sealed)) = disk_records::decode::<disk_records::QuorumLease>(&block[..])
             {
                 // Whoever wrote it, an epoch in the record was used: start above it.
-                if sealed.cluster_id == self.config.cluster_id {
+                if sealed.cluster_id == self.config().cluster_id {
                     self.membership
                         .acknowledge_epoch(sealed.record.0.owner_epoch);
                 }
@@ -404,13 +405,13 @@ impl Node {
         if let Some(block) = block {
             match disk_records::decode::<NodeSlot>(&block[..]) {
                 Ok(Some(sealed))
-                    if sealed.cluster_id == self.config.cluster_id
+                    if sealed.cluster_id == self.config().cluster_id
                         && sealed.record.node_id == peer =>
                 {
                     self.membership.acknowledge_epoch(sealed.record.epoch);
                 }
                 Ok(_) => {}
-                Err(_) => self.dropped.disk_records_invalid += 1,
+                Err(_) => self.count_drop(Dropped::DiskRecordInvalid),
             }
         }
         self.start_read_done(block.is_some());
@@ -433,7 +434,7 @@ impl Node {
             return;
         };
         match disk_records::decode::<NodeSlot>(&block[..]) {
-            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
+            Ok(Some(sealed)) if sealed.cluster_id == self.config().cluster_id => {
                 self.own_lease.slot_sequence = self.own_lease.slot_sequence.max(sealed.sequence);
                 self.membership.acknowledge_epoch(sealed.record.epoch);
                 self.own_lease.durable_epoch =
@@ -442,7 +443,7 @@ impl Node {
             Ok(_) => {}
             // Torn by a crash mid-write: the previous run's epoch is lost from our slot, but
             // it was also in every member's slot or in the quorum record (read at start too).
-            Err(_) => self.dropped.disk_records_invalid += 1,
+            Err(_) => self.count_drop(Dropped::DiskRecordInvalid),
         }
         self.start_read_done(true);
     }
@@ -451,15 +452,15 @@ impl Node {
         self.own_lease.ack_read_in_flight = false;
         let Some(block) = block else { return };
         match disk_records::decode::<FenceAck>(&block[..]) {
-            Ok(Some(sealed)) if sealed.cluster_id == self.config.cluster_id => {
+            Ok(Some(sealed)) if sealed.cluster_id == self.config().cluster_id => {
                 self.own_lease.ack_sequence = sealed.sequence;
                 // Another incarnation's acknowledgements answer requests that are not ours.
-                if sealed.record.incarnation == self.config.incarnation {
+                if sealed.record.incarnation == self.config().incarnation {
                     self.own_lease.last_acked = Some(sealed.record.acknowledged);
                 }
             }
             Ok(_) => {}
-            Err(_) => self.dropped.disk_records_invalid += 1,
+            Err(_) => self.count_drop(Dropped::DiskRecordInvalid),
         }
         self.own_lease.ack_loaded = true;
     }
@@ -476,14 +477,14 @@ impl Node {
             Err(_) => {
                 // Torn by a requester that crashed mid-write: no request stands (the next
                 // requester rewrites the block).
-                self.dropped.disk_records_invalid += 1;
+                self.count_drop(Dropped::DiskRecordInvalid);
                 self.start_pending_lease(issue_tick);
                 return;
             }
         };
-        let for_me = request.cluster_id == self.config.cluster_id
+        let for_me = request.cluster_id == self.config().cluster_id
             && request.record.target == self.me()
-            && request.record.target_incarnation == self.config.incarnation;
+            && request.record.target_incarnation == self.config().incarnation;
         let identity = Acknowledged::Request {
             requester: request.record.requester,
             requester_incarnation: request.record.requester_incarnation,
@@ -504,7 +505,7 @@ impl Node {
             return;
         }
         // Fenced: stop everything first, then say so. From now on no install of the
-        // requester's epoch or an older one is joined (`install.rs`): simulator seed 35871725,
+        // requester's epoch or an older one is joined (`regroup/install.rs`): simulator seed 35871725,
         // node 2 obeyed epoch 8's fence while its acknowledged install of epoch 7 was pending,
         // then stabilized epoch 7 and took the groups epoch 8's members held. A round towards
         // a newer epoch goes on: that is how a fenced node rejoins.
@@ -526,17 +527,17 @@ impl Node {
         // As the slot's: from the disk, at most COUNTER_MAX, + 1 per acknowledgement.
         self.own_lease.ack_sequence += 1;
         let ack = Sealed {
-            cluster_id: self.config.cluster_id,
+            cluster_id: self.config().cluster_id,
             sequence: self.own_lease.ack_sequence,
             record: FenceAck {
                 node_id: self.me(),
-                incarnation: self.config.incarnation,
+                incarnation: self.config().incarnation,
                 acknowledged: identity,
                 resources_stopped: true,
             },
         };
         self.own_lease.ack_write_in_flight = true;
-        let offset = self.config.geometry.fence_ack_offset(self.me());
+        let offset = self.config().geometry.fence_ack_offset(self.me());
         self.disk_write(
             Purpose::OwnAckWrite {
                 acknowledged: identity,
@@ -574,9 +575,9 @@ impl Node {
         }
         self.own_lease.mailbox_read_in_flight = true;
         let purpose = Purpose::OwnMailboxRead {
-            issue_tick: self.now_ticks,
+            issue_tick: self.now(),
         };
-        let offset = self.config.geometry.fence_request_offset(self.me());
+        let offset = self.config().geometry.fence_request_offset(self.me());
         self.disk_read(purpose, offset);
     }
 

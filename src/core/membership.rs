@@ -6,25 +6,38 @@
 
 use super::{bit, NODES_MAX};
 
+/// What a message's incarnation says about its sender's run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RunHeard {
+    /// An older run, or the run that said it leaves: drop the message.
+    Stale,
+    /// The run already heard.
+    Known,
+    /// The first run heard from this peer.
+    First,
+    /// A newer run than the one heard: the previous one is gone.
+    Restarted,
+}
+
 /// Per-peer liveness as seen by this node.
 #[derive(Clone, Debug)]
 pub(crate) struct Peers {
     /// Tick each peer was last heard on each network; `None` = never.
     last_heard_ticks: Vec<Vec<Option<u64>>>,
     /// Highest incarnation heard from each peer (0 = never heard).
-    pub incarnations: Vec<u64>,
+    incarnations: Vec<u64>,
     /// Peers already reported silent (so the event fires once per silence).
-    pub reported_silent: u64,
+    reported_silent: u64,
     /// When each peer last became a member (start of its silence window).
     window_start_ticks: Vec<u64>,
     /// The incarnation each peer left with (its later messages are stale; 0 = none).
-    pub left_incarnation: Vec<u64>,
+    left_incarnation: Vec<u64>,
     /// Tick each configured node was last heard alive but not as one of this cluster (another
     /// cluster id, another key: `Input::PeerConflict`); `None` = never.
     conflict_heard_ticks: Vec<Option<u64>>,
     /// The nodes in conflict when forming was last reported held back (the event fires once
     /// per set).
-    pub conflict_reported: u64,
+    conflict_reported: u64,
 }
 
 impl Peers {
@@ -42,6 +55,45 @@ impl Peers {
             conflict_heard_ticks: vec![None; networks.len()],
             conflict_reported: 0,
         }
+    }
+
+    /// The highest incarnation heard from `peer` (0 = never heard).
+    pub fn incarnation(&self, peer: u8) -> u64 {
+        self.incarnations[usize::from(peer - 1)]
+    }
+
+    /// Classifies a message's incarnation from `peer` and remembers a newer one.
+    pub fn heard_run(&mut self, peer: u8, incarnation: u64) -> RunHeard {
+        let index = usize::from(peer - 1);
+        let known = self.incarnations[index];
+        if incarnation < known || incarnation == self.left_incarnation[index] {
+            return RunHeard::Stale;
+        }
+        if incarnation == known {
+            return RunHeard::Known;
+        }
+        self.incarnations[index] = incarnation;
+        if known == 0 {
+            RunHeard::First
+        } else {
+            RunHeard::Restarted
+        }
+    }
+
+    /// True the first time `peer` is found silent since it was last heard (so the event fires
+    /// once per silence).
+    pub fn report_silent_once(&mut self, peer: u8) -> bool {
+        let first = self.reported_silent & bit(peer) == 0;
+        self.reported_silent |= bit(peer);
+        first
+    }
+
+    /// True if `nodes` differs from the set last reported in conflict (so the event fires once
+    /// per set).
+    pub fn report_conflict_once(&mut self, nodes: u64) -> bool {
+        let changed = self.conflict_reported != nodes;
+        self.conflict_reported = nodes;
+        changed
     }
 
     /// `peer` was heard alive as a node of another cluster (the driver saw its frames).

@@ -21,7 +21,8 @@
 //!   searching, join requests, leaving. `forming.rs` (`Forming`): forming with quorum.
 //!   `shutdown.rs` (`Shutdown`): leaving for good.
 //! - `regroup.rs` (activate, closing; `Regroups`), `survival.rs` (survival rule, pruning to a
-//!   fully connected set), `install.rs` (pruning result, cleanup 1, cleanup 2, stabilize).
+//!   fully connected set), `regroup/install.rs` (pruning result, cleanup 1, cleanup 2,
+//!   stabilize).
 //! - `quorum.rs` (challenge/defense state machine, pure; tests in `quorum/tests.rs`) +
 //!   `arbitration.rs` (its disk I/O); `lease.rs` (own membership lease, mailbox, fencing
 //!   answered, the dead-man); `observe.rs` (`Observer`: peers' leases and fence requests, when
@@ -54,7 +55,6 @@ mod forming;
 mod groups;
 pub mod gum;
 mod input;
-mod install;
 mod join;
 mod lease;
 mod membership;
@@ -373,6 +373,29 @@ pub struct DropCounters {
     pub stale: u64,
     pub unexpected: u64,
     pub disk_records_invalid: u64,
+}
+
+/// Why a message or disk record was dropped: one counter of `DropCounters` each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    Undecodable,
+    UnknownNode,
+    Stale,
+    Unexpected,
+    DiskRecordInvalid,
+}
+
+impl DropCounters {
+    pub(crate) fn count(&mut self, why: Dropped) {
+        let counter = match why {
+            Dropped::Undecodable => &mut self.undecodable,
+            Dropped::UnknownNode => &mut self.unknown_node,
+            Dropped::Stale => &mut self.stale,
+            Dropped::Unexpected => &mut self.unexpected,
+            Dropped::DiskRecordInvalid => &mut self.disk_records_invalid,
+        };
+        *counter += 1;
+    }
 }
 
 /// A read-only view for the CLI and the simulator's checker.

@@ -1,9 +1,10 @@
 //! `Node`: the one state machine the driver steps. Only `step` branches on the input kind.
-//! `Node` holds the context every part reads (configuration, clock, outputs, GUM) and one
-//! owned part per concern (`Membership`, `Forming`, `Regroups`, `Placement`, `Observer`,
+//! `Node` holds the context every part reads (configuration, timeouts, clock, outputs, drop
+//! counters: private here, reached through narrow methods) and one owned part per concern
+//! (`Peers`, `Membership`, `Forming`, `Round` and `Regroups`, `Placement`, `Observer`,
 //! `Shutdown`, `ResourceLeases`, `Deadman`, the quorum machine `Quorum`, the own lease
-//! `OwnLease`), whose fields are private to their files: only the methods there change them.
-//! The regroup round in progress (`regroup`) is not yet such a part.
+//! `OwnLease`, `Gum`), whose fields are private to their files: only the methods there change
+//! them.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -108,21 +109,21 @@ pub(crate) enum Purpose {
 
 /// One node of the cluster. See the module docs of `core`.
 pub struct Node {
-    pub(super) config: Config,
-    pub(super) timeouts: Timeouts,
-    pub(super) prng: Prng,
-    pub(super) now_ticks: u64,
+    config: Config,
+    timeouts: Timeouts,
+    prng: Prng,
+    now_ticks: u64,
     /// The tick this run began (`None` before its first tick).
     start_tick: Option<u64>,
-    pub(super) outputs: VecDeque<Output>,
-    pub(super) dropped: DropCounters,
+    outputs: VecDeque<Output>,
+    dropped: DropCounters,
     pub(super) peers: Peers,
     /// Where this node stands and the membership it belongs to (`membership_state.rs`).
     pub(super) membership: super::membership_state::Membership,
     pub(super) regroup: Option<Round>,
     /// What lasts across the rounds of a regroup (`regroup.rs`).
     pub(super) regroups: super::regroup::Regroups,
-    pub(crate) gum: Gum,
+    pub(super) gum: Gum,
     op_next: u64,
     pending: BTreeMap<u64, Purpose>,
     /// Writes refused before they were issued (a counter past `disklayout::COUNTER_MAX`),
@@ -271,16 +272,13 @@ impl Node {
     pub fn awaiting_install_acks(&self) -> bool {
         self.regroup
             .as_ref()
-            .is_some_and(|round| matches!(round.phase, super::regroup::Phase::AwaitAcks { .. }))
+            .is_some_and(|round| round.awaiting_acks())
     }
 
     /// True while this node is the GUM locker and the log ring holds no free block: nothing is
     /// written until a checkpoint frees some (the simulator aims crashes at it).
     pub fn log_ring_full(&self) -> bool {
-        self.gum.locker.as_ref().is_some_and(|locker| {
-            locker.next_position
-                >= self.gum.checkpoint.log_position + self.config.geometry.log_blocks()
-        })
+        self.gum.log_ring_full(self.config.geometry.log_blocks())
     }
 
     /// For a ready GUM locker with no log write in flight: how many log blocks before its next
@@ -288,12 +286,7 @@ impl Node {
     /// sound: a checkpoint starts only when none is left (`checkpoint_maybe`), so one left for
     /// good means the ring fills and the log stops (simulator seed 216565 --nodes 2).
     pub fn log_blocks_unaccounted(&self) -> u64 {
-        match self.gum.locker.as_ref() {
-            Some(locker) if locker.ready() && locker.flights.is_empty() => locker
-                .next_position
-                .saturating_sub(self.gum.applied_position + 1),
-            _ => 0,
-        }
+        self.gum.log_blocks_unaccounted()
     }
 
     /// Groups asked offline whose stop is not yet confirmed (`status().stopping_groups`).
@@ -321,7 +314,7 @@ impl Node {
                 .iter()
                 .map(|entry| entry.owner)
                 .collect(),
-            database_version: self.gum.replica.sequence,
+            database_version: self.gum.replica().sequence,
             gum: self.gum_status(),
             left_cleanly: self.shutdown.begun()
                 && self.shutdown.slot_written()
@@ -339,27 +332,17 @@ impl Node {
 
     /// GUM's part of the status.
     pub fn gum_status(&self) -> super::gum::GumStatus {
-        super::gum::GumStatus {
-            applied: self.gum.replica.sequence,
-            valid: self.gum.valid,
-            locker: self.gum.locker_id,
-            locker_ready: self
-                .gum
-                .locker
-                .as_ref()
-                .is_some_and(|locker| locker.ready()),
-            outbox: self.gum.outbox.len(),
-        }
+        self.gum.status()
     }
 
     /// Digest of the replicated state (one pass over the database: for checks, not hot paths).
     pub fn replica_digest(&self) -> u64 {
-        self.gum.replica.digest()
+        self.gum.replica().digest()
     }
 
     /// The replicated cluster database (reads are local).
     pub fn database(&self) -> &super::db::Database {
-        &self.gum.replica.database
+        &self.gum.replica().database
     }
 
     /// The tick this run began (`None` before its first tick).
@@ -385,6 +368,38 @@ impl Node {
 
     pub(crate) fn me(&self) -> u8 {
         self.config.node_id
+    }
+
+    /// The clock, in ticks, as of the input being stepped.
+    pub(super) fn now(&self) -> u64 {
+        self.now_ticks
+    }
+
+    /// Scripted unit tests step one part without `step`'s tick.
+    #[cfg(test)]
+    pub(super) fn set_clock(&mut self, now_ticks: u64) {
+        self.now_ticks = now_ticks;
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// A pseudo-random number below `bound` (> 0), from this node's seeded generator.
+    pub(super) fn random_below(&mut self, bound: u64) -> u64 {
+        self.prng.below(bound)
+    }
+
+    pub(super) fn push_output(&mut self, output: Output) {
+        self.outputs.push_back(output);
+    }
+
+    pub(super) fn count_drop(&mut self, why: super::Dropped) {
+        self.dropped.count(why);
     }
 
     pub(crate) fn emit(&mut self, event: Event) {

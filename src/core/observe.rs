@@ -33,6 +33,7 @@ use super::disk_records::{
 };
 use super::node::{Node, Purpose, Role};
 use super::{bit, Event};
+use crate::core::Dropped;
 
 /// What a slot read showed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +124,7 @@ impl Node {
         if self.observer.observations.contains_key(&peer) {
             return;
         }
-        let target_incarnation = self.peers.incarnations[usize::from(peer - 1)];
+        let target_incarnation = self.peers.incarnation(peer);
         self.observer.observations.insert(
             peer,
             Observation {
@@ -173,7 +174,7 @@ impl Node {
 
     /// Every renew interval, for each observed peer: read its slot, fence it, read its ack.
     pub(super) fn renew_observation(&mut self, peer: u8) {
-        let geometry = self.config.geometry;
+        let geometry = self.config().geometry;
         let may_fence = self.membership.role() == Role::Member
             && self.membership.stabilized()
             && self.membership.members() & bit(peer) == 0;
@@ -198,7 +199,7 @@ impl Node {
         if read_slot {
             let purpose = Purpose::PeerSlotRead {
                 peer,
-                issue_tick: self.now_ticks,
+                issue_tick: self.now(),
             };
             self.disk_read(purpose, geometry.node_slot_offset(peer));
         }
@@ -220,12 +221,13 @@ impl Node {
         block: Option<&[u8; BLOCK_SIZE]>,
         issue_tick: u64,
     ) {
-        let now = self.now_ticks;
-        let expiry = self.timeouts.lease_expiry_observed_ticks;
-        let cluster_id = self.config.cluster_id;
+        let now = self.now();
+        let expiry = self.timeouts().lease_expiry_observed_ticks;
+        let cluster_id = self.config().cluster_id;
         let silent = !self
             .peers
-            .alive(peer, now, self.timeouts.peer_silence_ticks);
+            .alive(peer, now, self.timeouts().peer_silence_ticks);
+        let old_rule = self.config().mutation == super::Mutation::NewerIncarnationConfirms;
         let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
@@ -242,7 +244,6 @@ impl Node {
                 self.observer.epoch_seen_on_disk =
                     self.observer.epoch_seen_on_disk.max(sealed.record.epoch);
                 let (incarnation, sequence) = (sealed.record.incarnation, sealed.sequence);
-                let old_rule = self.config.mutation == super::Mutation::NewerIncarnationConfirms;
                 if old_rule
                     && observation.target_incarnation != 0
                     && incarnation > observation.target_incarnation
@@ -274,7 +275,7 @@ impl Node {
             Err(_) => SlotSeen::Unreadable,
         };
         if seen == SlotSeen::Unreadable {
-            self.dropped.disk_records_invalid += 1;
+            self.count_drop(Dropped::DiskRecordInvalid);
         }
         let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
@@ -330,17 +331,17 @@ impl Node {
         self.observer.fence_sequence += 1;
         let sequence = self.observer.fence_sequence;
         let request = Sealed {
-            cluster_id: self.config.cluster_id,
+            cluster_id: self.config().cluster_id,
             sequence,
             record: FenceRequest {
                 target: peer,
                 target_incarnation,
                 requester: self.me(),
                 requester_epoch: self.membership.epoch(),
-                requester_incarnation: self.config.incarnation,
+                requester_incarnation: self.config().incarnation,
             },
         };
-        let offset = self.config.geometry.fence_request_offset(peer);
+        let offset = self.config().geometry.fence_request_offset(peer);
         self.disk_write(
             Purpose::FenceRequestWrite {
                 peer,
@@ -353,7 +354,7 @@ impl Node {
     }
 
     pub(super) fn on_fence_written(&mut self, peer: u8, request: u64, ok: bool) {
-        let now = self.now_ticks;
+        let now = self.now();
         let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
@@ -374,14 +375,15 @@ impl Node {
         // later. Only an acknowledgement of this request or a later one counts (`on_peer_ack`).
         if ok && !observation.confirmed && !observation.ack_read_in_flight {
             observation.ack_read_in_flight = true;
-            let offset = self.config.geometry.fence_ack_offset(peer);
+            let offset = self.config().geometry.fence_ack_offset(peer);
             self.disk_read(Purpose::PeerAckRead { peer }, offset);
         }
     }
 
     pub(super) fn on_peer_ack(&mut self, peer: u8, block: Option<&[u8; BLOCK_SIZE]>) {
-        let cluster_id = self.config.cluster_id;
-        let (me, my_incarnation) = (self.me(), self.config.incarnation);
+        let cluster_id = self.config().cluster_id;
+        let (me, my_incarnation) = (self.me(), self.config().incarnation);
+        let any_requester = self.config().mutation == super::Mutation::FenceAckAnyRequester;
         let Some(observation) = self.observer.observations.get_mut(&peer) else {
             return;
         };
@@ -391,7 +393,6 @@ impl Node {
         };
         // Only an echo of our own request counts (or the blanket acknowledgement of a node
         // whose monitor fenced it): a sequence alone may have been another requester's.
-        let any_requester = self.config.mutation == super::Mutation::FenceAckAnyRequester;
         let mine = |acknowledged: Acknowledged| match acknowledged {
             Acknowledged::Every => true,
             Acknowledged::Request { sequence, .. } if any_requester => sequence >= request,

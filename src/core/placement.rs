@@ -14,6 +14,7 @@ use super::groups::{self, Facts, Policy};
 use super::message::GroupAssignment;
 use super::node::{Node, Role};
 use super::{bit, catalog, ids, Event, Output, NODES_MAX};
+use crate::core::Dropped;
 
 /// Least time between two regroups asked for by `placement_check` (ticks): a rule that keeps
 /// changing its mind (a node refusing, then not) costs at most this many regroups.
@@ -184,13 +185,13 @@ impl Node {
         }
         self.placement.catalog = catalog;
         self.placement.policies =
-            groups::policies(self.config.builtin_groups, &self.placement.catalog);
+            groups::policies(self.config().builtin_groups, &self.placement.catalog);
         self.emit(Event::CatalogChanged);
     }
 
     /// Groups refused here now.
     pub(super) fn refusing(&self) -> u64 {
-        self.placement.refusing(self.now_ticks)
+        self.placement.refusing(self.now())
     }
 
     /// Groups held here: online, or stopping and not yet confirmed stopped.
@@ -205,7 +206,7 @@ impl Node {
 
     pub(super) fn on_group_stopped(&mut self, group: u8) {
         if !(1..=NODES_MAX as u8).contains(&group) || self.placement.stopping & bit(group) == 0 {
-            self.dropped.unexpected += 1;
+            self.count_drop(Dropped::Unexpected);
             return;
         }
         self.placement.stopping &= !bit(group);
@@ -218,10 +219,10 @@ impl Node {
 
     pub(super) fn on_group_failed(&mut self, group: u8, refuse_ms: u64) {
         if !(1..=NODES_MAX as u8).contains(&group) {
-            self.dropped.unexpected += 1;
+            self.count_drop(Dropped::Unexpected);
             return;
         }
-        let until = self.now_ticks + refuse_ms.div_ceil(super::timeout::TICK_MS).max(1);
+        let until = self.now() + refuse_ms.div_ceil(super::timeout::TICK_MS).max(1);
         self.placement.refusing_until.insert(group, until);
         self.emit(Event::GroupRefused { group });
         self.evaluate_groups();
@@ -249,10 +250,10 @@ impl Node {
 
     /// Brings this node's groups online or offline to match the rules.
     pub(super) fn evaluate_groups(&mut self) {
-        let now = self.now_ticks;
+        let now = self.now();
         let started = self.start_tick().unwrap_or(now);
         // A restarted node waits out its previous run's lease before holding anything.
-        let old_run_expired = now >= started + self.timeouts.lease_expiry_observed_ticks;
+        let old_run_expired = now >= started + self.timeouts().lease_expiry_observed_ticks;
         let eligible = self.membership.role() == Role::Member
             && self.membership.stabilized()
             && self.own_lease.valid(now)
@@ -282,7 +283,7 @@ impl Node {
                 for peer in &lost_waiting {
                     self.observe(*peer);
                 }
-                let skip_wait = self.config.mutation == super::Mutation::NoLeaseWait;
+                let skip_wait = self.config().mutation == super::Mutation::NoLeaseWait;
                 let released = members_waiting
                     .iter()
                     .all(|peer| self.member_released(*peer, group));
@@ -314,7 +315,7 @@ impl Node {
     fn start_group(&mut self, group: u8) {
         self.assert_previous_holders_stopped(group);
         self.placement.start(group);
-        self.outputs.push_back(Output::Resource {
+        self.push_output(Output::Resource {
             group,
             online: true,
         });
@@ -322,7 +323,7 @@ impl Node {
 
     fn stop_group(&mut self, group: u8) {
         self.placement.stop(group);
-        self.outputs.push_back(Output::Resource {
+        self.push_output(Output::Resource {
             group,
             online: false,
         });
@@ -342,7 +343,7 @@ impl Node {
             self.membership.role() == Role::Member && self.membership.stabilized(),
             "a group starts only in a stabilized membership"
         );
-        if self.config.mutation == super::Mutation::NoLeaseWait {
+        if self.config().mutation == super::Mutation::NoLeaseWait {
             return;
         }
         for peer in ids(entry.unconfirmed & !bit(self.me())) {
@@ -370,12 +371,12 @@ impl Node {
     /// The lowest member asks for a regroup when the rule would now place a group elsewhere
     /// than this epoch's table does (a move, a failback, a refusal, a new or removed group).
     pub(super) fn placement_check(&mut self) {
-        let now = self.now_ticks;
+        let now = self.now();
         if self.membership.role() != Role::Member
             || !self.membership.stabilized()
             || self.regroup.is_some()
             || self.shutdown.begun()
-            || !self.gum.valid
+            || !self.gum.valid()
             || ids(self.membership.members()).next() != Some(self.me())
             || !now.is_multiple_of(PLACEMENT_CHECK_TICKS)
         {
@@ -413,7 +414,7 @@ impl Node {
             local_hour: self.placement.local_hour,
             wall_s: self.placement.wall_s,
             catalog_known: true,
-            hand_back_held_alone: self.config.mutation == super::Mutation::HandBackHeldAlone,
+            hand_back_held_alone: self.config().mutation == super::Mutation::HandBackHeldAlone,
         };
         let table = &self.placement.table;
         let next = groups::reassign(table, &self.placement.policies, &facts);

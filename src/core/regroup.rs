@@ -9,7 +9,7 @@
 //!    newer acknowledged one; exactly half only with the quorum (owned, or won by a challenge
 //!    that may span several rounds); otherwise `Halt` and everyone leaves.
 //! 3. **Pruning**: it keeps a fully connected set (both directions heard), greedily from itself.
-//! 4. **Cleanup 1** (`install.rs`): it sends `Install` (epoch, members, group table, database for
+//! 4. **Cleanup 1** (`regroup/install.rs`): it sends `Install` (epoch, members, group table, database for
 //!    joiners); each member adopts it as the basis of its next survival judgement, makes the
 //!    epoch durable in its slot, and acknowledges.
 //! 5. **Cleanup 2**: with every acknowledgement in and the epoch durable, `Stabilize`.
@@ -26,6 +26,10 @@ use super::message::{Body, Install, RegroupStatus};
 use super::node::{Node, Role};
 use super::survival::{judge_all, prune, Survival};
 use super::{bit, ids, Mutation};
+use crate::core::Dropped;
+
+// Cleanup 1 and 2 (the install phase of a round) live in their own file but see `Round` whole.
+mod install;
 
 /// Where a round stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,13 +52,37 @@ pub(crate) enum Phase {
 /// One regroup round as this node sees it.
 #[derive(Clone, Debug)]
 pub(crate) struct Round {
-    pub round: u64,
-    pub started_tick: u64,
-    pub participants: u64,
-    pub joiners: u64,
-    pub statuses: BTreeMap<u8, RegroupStatus>,
-    pub last_status_sent_tick: u64,
-    pub phase: Phase,
+    round: u64,
+    started_tick: u64,
+    participants: u64,
+    joiners: u64,
+    statuses: BTreeMap<u8, RegroupStatus>,
+    last_status_sent_tick: u64,
+    phase: Phase,
+}
+
+impl Round {
+    /// The install this member acknowledged, waiting for its `Stabilize` (`None` in any other
+    /// phase).
+    pub(super) fn acked_install(&self) -> Option<&Install> {
+        match &self.phase {
+            Phase::Acked { install, .. } => Some(install),
+            _ => None,
+        }
+    }
+
+    /// True while this coordinator waits for its install's acknowledgements.
+    pub(super) fn awaiting_acks(&self) -> bool {
+        matches!(self.phase, Phase::AwaitAcks { .. })
+    }
+
+    /// A joiner asking during Activate joins this round; later it waits for the next one.
+    pub(super) fn admit_joiner(&mut self, joiner: u8) {
+        if self.phase == Phase::Activate {
+            self.joiners |= bit(joiner);
+            self.participants |= bit(joiner);
+        }
+    }
 }
 
 /// What lasts across the rounds of this node's regroups (the current round is `Node::regroup`).
@@ -100,10 +128,10 @@ impl Regroups {
 impl Node {
     /// Nodes heard recently on any network, this node included.
     pub(super) fn heard(&self) -> u64 {
-        let silence = self.timeouts.peer_silence_ticks;
+        let silence = self.timeouts().peer_silence_ticks;
         let mut heard = bit(self.me());
         for peer in ids(self.configured() & !bit(self.me())) {
-            if self.peers.alive(peer, self.now_ticks, silence) {
+            if self.peers.alive(peer, self.now(), silence) {
                 heard |= bit(peer);
             }
         }
@@ -133,7 +161,7 @@ impl Node {
     /// Enters round `round` (activate): resets the round state and broadcasts our status.
     pub(super) fn begin_round(&mut self, round: u64, joiners: u64, participants: u64) {
         if self.regroup.is_none() && self.membership.role() == Role::Member {
-            self.regroups.started_tick = self.now_ticks;
+            self.regroups.started_tick = self.now();
             self.regroups.needs_quorum = false;
         }
         self.regroups.round_seen(round);
@@ -148,11 +176,11 @@ impl Node {
         statuses.insert(self.me(), status.clone());
         self.regroup = Some(Round {
             round,
-            started_tick: self.now_ticks,
+            started_tick: self.now(),
             participants,
             joiners,
             statuses,
-            last_status_sent_tick: self.now_ticks,
+            last_status_sent_tick: self.now(),
             phase: Phase::Activate,
         });
         self.send_all(participants, &Body::RegroupStatus(status));
@@ -236,11 +264,11 @@ impl Node {
         if let Some(install) = acked {
             self.stabilize(install);
         }
-        let stale_accepted = self.config.mutation == Mutation::StaleEpoch;
+        let stale_accepted = self.config().mutation == Mutation::StaleEpoch;
         let current = self.regroup.as_ref().map(|round| round.round);
         if let Some(current) = current {
             if status.round < current && !stale_accepted {
-                self.dropped.stale += 1;
+                self.count_drop(Dropped::Stale);
                 return;
             }
         }
@@ -251,7 +279,7 @@ impl Node {
                 if sender_is_member {
                     self.member_heard();
                 }
-                self.dropped.unexpected += 1;
+                self.count_drop(Dropped::Unexpected);
                 return;
             }
             self.member_heard();
@@ -275,7 +303,7 @@ impl Node {
                 status.joiners & bit(from) != 0
             };
             if !acceptable {
-                self.dropped.unexpected += 1;
+                self.count_drop(Dropped::Unexpected);
                 return;
             }
             if current.is_none()
@@ -285,7 +313,7 @@ impl Node {
             {
                 // Sent before our last stabilization (a late duplicate of a finished round),
                 // or by a member behind us, which our heartbeats will bring forward.
-                self.dropped.stale += 1;
+                self.count_drop(Dropped::Stale);
                 return;
             }
             // A joiner's status from a member of our membership was sent before it joined: a
@@ -297,9 +325,9 @@ impl Node {
             let late_joiner = current.is_none()
                 && !sender_is_member
                 && self.membership.members() & bit(from) != 0
-                && self.config.mutation != Mutation::LateJoinerStatusCounts;
+                && self.config().mutation != Mutation::LateJoinerStatusCounts;
             if late_joiner && !stale_accepted {
-                self.dropped.stale += 1;
+                self.count_drop(Dropped::Stale);
                 return;
             }
             if current.is_none() || status.round > current.unwrap_or(0) {
@@ -336,9 +364,9 @@ impl Node {
         let Some(round) = self.regroup.as_ref() else {
             return;
         };
-        let now = self.now_ticks;
+        let now = self.now();
         if self.membership.role() == Role::Member
-            && now >= self.regroups.started_tick + self.timeouts.regroup_give_up_ticks
+            && now >= self.regroups.started_tick + self.timeouts().regroup_give_up_ticks
         {
             self.leave("regroup did not stabilize");
             return;
@@ -347,7 +375,7 @@ impl Node {
         // (or a heartbeat of the new epoch stands in for it).
         let acked_joiner =
             self.membership.role() != Role::Member && matches!(round.phase, Phase::Acked { .. });
-        let round_ticks = self.timeouts.regroup_round_ticks * if acked_joiner { 3 } else { 1 };
+        let round_ticks = self.timeouts().regroup_round_ticks * if acked_joiner { 3 } else { 1 };
         // A coordinator whose install every member acknowledged waits only for its epoch to be
         // durable (a membership of one: confirmed in the quorum record it owns, ~C). A new round
         // would decide again and restart that wait: the survivor of two, whose challenge takes
@@ -376,14 +404,15 @@ impl Node {
             // round for a whole interval. At most one extra send per peer per round.
             let heard_changed = round
                 .statuses
-                .get(&self.config.node_id)
+                .get(&self.config().node_id)
                 .is_none_or(|last| last.heard != status.heard);
             let interval_over =
-                now >= round.last_status_sent_tick + self.timeouts.heartbeat_interval_ticks;
+                now >= round.last_status_sent_tick + self.timeouts().heartbeat_interval_ticks;
             if heard_changed || interval_over {
+                let me = self.me();
                 if let Some(round) = self.regroup.as_mut() {
                     round.last_status_sent_tick = now;
-                    round.statuses.insert(self.config.node_id, status.clone());
+                    round.statuses.insert(me, status.clone());
                 }
                 self.send_all(participants, &Body::RegroupStatus(status));
             }
@@ -404,13 +433,13 @@ impl Node {
         let Some(round) = self.regroup.as_ref() else {
             return;
         };
-        let now = self.now_ticks;
+        let now = self.now();
         // Close early only once the status of every participant we can still hear is in and
         // every status reports hearing every other sender (a joiner's first status predates
         // hearing the members). A participant silent to us on every network is not waited for:
         // it cannot be fully connected with us, so its status could not change the decision,
         // and waiting for it cost a fixed half silence window in every failure regroup.
-        let silence_ticks = self.timeouts.peer_silence_ticks;
+        let silence_ticks = self.timeouts().peer_silence_ticks;
         let me = self.me();
         let awaited = ids(round.participants)
             .filter(|&id| id == me || self.peers.alive_or_fresh(id, now, silence_ticks));
@@ -422,7 +451,7 @@ impl Node {
                 .statuses
                 .values()
                 .all(|status| status.heard & senders == senders);
-        let activate_over = now >= round.started_tick + self.timeouts.regroup_activate_ticks;
+        let activate_over = now >= round.started_tick + self.timeouts().regroup_activate_ticks;
         match round.phase {
             Phase::Activate if all_in || activate_over => {}
             Phase::Closing => {}
@@ -452,7 +481,7 @@ impl Node {
             .filter(|(id, _)| (continuing | joiners) & bit(**id) != 0)
             .map(|(id, status)| (*id, status.heard))
             .collect();
-        let survivors = if self.config.mutation == Mutation::NoPrune {
+        let survivors = if self.config().mutation == Mutation::NoPrune {
             continuing | joiners
         } else {
             prune(self.me(), &heard, continuing)
@@ -463,7 +492,7 @@ impl Node {
                 .iter()
                 .any(|(id, status)| survivors & bit(*id) != 0 && status.quorum_owner);
         let regroup_started_tick = self.regroups.started_tick;
-        let verdict = if self.config.mutation == Mutation::NoMajorityRule {
+        let verdict = if self.config().mutation == Mutation::NoMajorityRule {
             Survival::Survives
         } else {
             judge_all(&views, survivors & continuing, quorum_held)
@@ -472,8 +501,8 @@ impl Node {
         // record before anyone stabilizes it, or a later owner from the other half would not
         // know its half is stale (§3.3; simulator seed 116273).
         let relied_on_quorum = verdict == Survival::Survives
-            && self.config.mutation != Mutation::NoMajorityRule
-            && self.config.mutation != Mutation::HalfWithoutQuorumEpoch
+            && self.config().mutation != Mutation::NoMajorityRule
+            && self.config().mutation != Mutation::HalfWithoutQuorumEpoch
             && judge_all(&views, survivors & continuing, false) != Survival::Survives;
         let quorum_holder = match relied_on_quorum {
             false => 0,
@@ -524,7 +553,7 @@ impl Node {
         let seen = self.quorum.owner_epoch_seen();
         let unstabilized_acknowledged = self.membership.acked_epoch() > self.membership.epoch();
         let rule_broken = matches!(
-            self.config.mutation,
+            self.config().mutation,
             Mutation::StaleEpoch | Mutation::AcknowledgedEpochIsAView
         );
         if unstabilized_acknowledged && !rule_broken {
@@ -536,6 +565,6 @@ impl Node {
 
     /// Holding the quorum counts toward survival only if no newer membership held it.
     fn quorum_supports_survival(&self) -> bool {
-        self.quorum.owned(self.now_ticks) && !self.quorum_record_is_newer_than_our_views()
+        self.quorum.owned(self.now()) && !self.quorum_record_is_newer_than_our_views()
     }
 }

@@ -26,6 +26,7 @@ use super::disk_records::{ResourceLease, Sealed, BLOCK_SIZE, LEASE_NAME_BYTES_MA
 use super::node::{Node, Purpose};
 use super::timeout::TICK_MS;
 use super::{bit, Event, Mutation, Output};
+use crate::core::Dropped;
 
 /// The resource type whose lease is kept on the shared disk.
 pub const LEASED_RESOURCE_KIND: &str = "filesystem";
@@ -150,7 +151,7 @@ impl Node {
             let acquisition = &self.resource_leases.by_name[&name];
             let group_held = holding & bit(acquisition.group) != 0;
             let still_wanted = wanted.contains(&(name.clone(), acquisition.group));
-            if acquisition.owned(self.now_ticks) {
+            if acquisition.owned(self.now()) {
                 if !group_held {
                     self.release_resource_lease(&name);
                 }
@@ -170,7 +171,7 @@ impl Node {
         self.resource_leases.next_id += 1;
         let unavailable = if name.len() >= LEASE_NAME_BYTES_MAX {
             Some("its name is longer than a lease record holds (47 bytes)")
-        } else if self.config.geometry.resource_lease_slots() == 0 {
+        } else if self.config().geometry.resource_lease_slots() == 0 {
             Some("the disk has no resource lease blocks (disk format --resource-leases)")
         } else {
             None
@@ -202,7 +203,7 @@ impl Node {
     /// First thing on every tick (after the membership lease): a lease past its validity is
     /// lost, at once.
     pub(super) fn expire_resource_leases(&mut self) {
-        let now = self.now_ticks;
+        let now = self.now();
         let mut expired = Vec::new();
         for (name, acquisition) in &mut self.resource_leases.by_name {
             if let Phase::Contending { machine, .. } = &mut acquisition.phase {
@@ -226,8 +227,8 @@ impl Node {
 
     /// Issues the reads `name` wants now (`interval`: its renew interval is due).
     fn resource_lease_io(&mut self, name: &str, interval: bool) {
-        let now = self.now_ticks;
-        let blocks = self.config.geometry.resource_lease_slots();
+        let now = self.now();
+        let blocks = self.config().geometry.resource_lease_slots();
         let Some(acquisition) = self.resource_leases.by_name.get_mut(name) else {
             return;
         };
@@ -258,7 +259,7 @@ impl Node {
         });
         let id = acquisition.id;
         for block in wanted {
-            let offset = self.config.geometry.resource_lease_offset(block);
+            let offset = self.config().geometry.resource_lease_offset(block);
             self.disk_read(
                 Purpose::ResourceLeaseRead {
                     acquisition: id,
@@ -275,21 +276,21 @@ impl Node {
         block: u32,
         result: Option<&[u8; BLOCK_SIZE]>,
     ) {
-        let now = self.now_ticks;
-        let cluster_id = self.config.cluster_id;
+        let now = self.now();
+        let cluster_id = self.config().cluster_id;
         let Some(name) = self.resource_lease_name(id) else {
             return;
         };
+        let view = result.map(|block| BlockView::of(block, cluster_id));
+        if matches!(view, Some(BlockView::Unreadable { .. })) {
+            self.count_drop(Dropped::DiskRecordInvalid);
+        }
         let acquisition = self
             .resource_leases
             .by_name
             .get_mut(&name)
             .expect("found by id just now");
-        let view = result.map(|block| BlockView::of(block, cluster_id));
         if let Some(view) = &view {
-            if matches!(view, BlockView::Unreadable { .. }) {
-                self.dropped.disk_records_invalid += 1;
-            }
             acquisition.unreadable.note(block, view, now);
         }
         let batch = acquisition
@@ -307,7 +308,7 @@ impl Node {
     }
 
     fn on_resource_lease_batch(&mut self, name: &str, batch: Batch) {
-        let now = self.now_ticks;
+        let now = self.now();
         let epoch = self.membership.epoch();
         let params = self.resource_lease_params();
         let acquisition = self
@@ -369,7 +370,7 @@ impl Node {
     }
 
     pub(super) fn on_resource_lease_written(&mut self, id: u64, ok: bool, issue_tick: u64) {
-        let now = self.now_ticks;
+        let now = self.now();
         let Some(name) = self.resource_lease_name(id) else {
             return;
         };
@@ -400,7 +401,7 @@ impl Node {
                     unreachable!("only a contending acquisition writes")
                 };
                 let id = acquisition.id;
-                let offset = self.config.geometry.resource_lease_offset(block);
+                let offset = self.config().geometry.resource_lease_offset(block);
                 let sealed = Sealed {
                     cluster_id: sealed.cluster_id,
                     sequence: sealed.sequence,
@@ -408,7 +409,7 @@ impl Node {
                 };
                 let purpose = Purpose::ResourceLeaseWrite {
                     acquisition: id,
-                    issue_tick: self.now_ticks,
+                    issue_tick: self.now(),
                 };
                 self.disk_write(purpose, offset, &sealed);
             }
@@ -424,7 +425,7 @@ impl Node {
                 self.rearm_deadman();
                 if self.placement.online() & bit(group) != 0 {
                     // Like a failure of the group here: placement moves it.
-                    let refuse_ms = 2 * u64::from(self.config.timing.lease_expiry_ms);
+                    let refuse_ms = 2 * u64::from(self.config().timing.lease_expiry_ms);
                     self.on_group_failed(group, refuse_ms);
                 }
             }
@@ -438,8 +439,8 @@ impl Node {
     /// stopped starts nothing), and the dead-man can cover it (its validity lies at least the
     /// driver's re-arm timeout ahead, see `rearm_deadman`); a later renewal may say it then.
     fn announce_resource_lease(&mut self, name: &str) {
-        let now = self.now_ticks;
-        let reach = now + self.timeouts.fence_timeout_ticks;
+        let now = self.now();
+        let reach = now + self.timeouts().fence_timeout_ticks;
         let online = self.placement.online();
         let acquisition = self
             .resource_leases
@@ -457,7 +458,7 @@ impl Node {
         }
         acquisition.announced = true;
         self.rearm_deadman();
-        self.outputs.push_back(Output::ResourceLease {
+        self.push_output(Output::ResourceLease {
             resource: name.to_string(),
             held: true,
         });
@@ -466,7 +467,7 @@ impl Node {
     /// Says `held: false` for a lease that was announced (`lost`: it ran out or was taken).
     fn take_back_resource_lease(&mut self, name: &str, announced: bool) {
         if announced {
-            self.outputs.push_back(Output::ResourceLease {
+            self.push_output(Output::ResourceLease {
                 resource: name.to_string(),
                 held: false,
             });
@@ -498,16 +499,16 @@ impl Node {
     }
 
     fn resource_lease_params(&self) -> Params {
-        let skip_defence = self.config.mutation == Mutation::NoResourceLeaseDefence;
+        let skip_defence = self.config().mutation == Mutation::NoResourceLeaseDefence;
         Params {
             node_id: self.me(),
-            incarnation: self.config.incarnation,
-            cluster_id: self.config.cluster_id,
-            hold_ticks: self.timeouts.lease_hold_ticks,
+            incarnation: self.config().incarnation,
+            cluster_id: self.config().cluster_id,
+            hold_ticks: self.timeouts().lease_hold_ticks,
             defence_wait_ticks: if skip_defence {
                 0
             } else {
-                self.timeouts.lease_expiry_observed_ticks
+                self.timeouts().lease_expiry_observed_ticks
             },
             read_age_ticks_max: super::timeout::DISK_IO_LATENCY_MAX_MS / TICK_MS + 1,
         }
@@ -527,7 +528,7 @@ impl Node {
             );
             let valid_until = acquisition.valid_until_tick();
             assert!(
-                self.now_ticks < valid_until,
+                self.now() < valid_until,
                 "{name}: announced past its validity"
             );
             assert!(

@@ -45,7 +45,7 @@ impl Node {
         } else {
             self.quorum.release();
             self.regroup = None;
-            self.membership.search(self.now_ticks, u64::MAX / 2);
+            self.membership.search(self.now(), u64::MAX / 2);
         }
         let epoch = self.membership.epoch();
         self.send_all(former, &Body::Leaving { epoch });
@@ -60,9 +60,9 @@ impl Node {
         assert!(self.shutdown.begun);
         let due = self
             .membership
-            .heartbeat_due(self.now_ticks, self.timeouts.heartbeat_interval_ticks);
+            .heartbeat_due(self.now(), self.timeouts().heartbeat_interval_ticks);
         if due && !self.shutdown.slot_written {
-            self.membership.heartbeat_sent(self.now_ticks);
+            self.membership.heartbeat_sent(self.now());
             let (targets, epoch) = (self.shutdown.leaving_to, self.membership.epoch());
             self.send_all(targets, &Body::Leaving { epoch });
         }

@@ -30,7 +30,7 @@ impl Node {
     /// Starts a checkpoint when half the ring is used (only right after a delivered block, when
     /// the replica matches the log exactly up to `applied_position`).
     pub(crate) fn checkpoint_maybe(&mut self) {
-        let ring = self.config.geometry.log_blocks();
+        let ring = self.config().geometry.log_blocks();
         let known = self.gum.checkpoint;
         let Some(locker) = self.gum.locker.as_ref() else {
             return;
@@ -51,7 +51,7 @@ impl Node {
         } else {
             1 - known.slot
         };
-        let region = self.config.geometry.checkpoint_region(slot);
+        let region = self.config().geometry.checkpoint_region(slot);
         let blocks = (payload.len() as u64).div_ceil(BLOCK_SIZE as u64);
         if blocks > region.blocks - 1 {
             self.emit(Event::GumTrouble {
@@ -156,8 +156,8 @@ impl Node {
     }
 
     fn checkpoint_header_when_ready(&mut self) {
-        let cluster_id = self.config.cluster_id;
-        let geometry = self.config.geometry;
+        let cluster_id = self.config().cluster_id;
+        let geometry = self.config().geometry;
         let Some(job) = self.checkpoint_job() else {
             return;
         };

@@ -23,6 +23,7 @@ const SNAPSHOT_RETRY_TICKS: u64 = 30;
 // Bytes of a GUM entry's header inside a log payload (incarnation, request id): the one
 // `Entry::to_log` writes.
 use super::entry::HEADER_BYTES as ENTRY_HEADER_BYTES;
+use crate::core::Dropped;
 
 #[derive(Debug)]
 pub(crate) enum Phase {
@@ -130,7 +131,7 @@ impl Node {
 
     /// Whether the locker may write the log now.
     fn locker_may_write(&self) -> bool {
-        let may = self.gum_member() && self.own_lease.valid(self.now_ticks);
+        let may = self.gum_member() && self.own_lease.valid(self.now());
         // Only the locker of the current epoch writes the log (ARCHITECTURE.md): a locker state
         // left behind on a node that is no longer the locker must never pass this gate.
         debug_assert!(
@@ -159,7 +160,7 @@ impl Node {
         let replica = &self.gum.replica;
         if let Some(record) = replica.origins.get(&origin) {
             if record.incarnation > incarnation {
-                self.dropped.stale += 1;
+                self.count_drop(Dropped::Stale);
                 return;
             }
         }
@@ -234,9 +235,9 @@ impl Node {
         if !self.locker_may_write() {
             return;
         }
-        let log_blocks = self.config.geometry.log_blocks();
+        let log_blocks = self.config().geometry.log_blocks();
         let covered_from = self.gum.checkpoint.log_position;
-        let cluster_id = self.config.cluster_id;
+        let cluster_id = self.config().cluster_id;
         let epoch = self.membership.epoch();
         loop {
             let Some(locker) = self.gum.locker.as_mut() else {
@@ -327,9 +328,9 @@ impl Node {
             debug_assert!(replaced.is_none(), "log position {position} written twice");
             debug_assert!(locker.flights.len() <= LOG_WRITES_IN_FLIGHT_MAX);
             self.gum.log_writes_in_flight += 1;
-            let offset = self.config.geometry.log_block_offset(position);
+            let offset = self.config().geometry.log_block_offset(position);
             self.disk_write_block(Purpose::GumLogWrite { position }, offset, block);
-            if self.config.mutation == Mutation::AckBeforeLog {
+            if self.config().mutation == Mutation::AckBeforeLog {
                 self.deliver_flight(position);
             }
         }
@@ -382,7 +383,7 @@ impl Node {
         };
         for (position, block) in retries {
             self.gum.log_writes_in_flight += 1;
-            let offset = self.config.geometry.log_block_offset(position);
+            let offset = self.config().geometry.log_block_offset(position);
             self.disk_write_block(Purpose::GumLogWrite { position }, offset, block);
         }
         // No block is left behind: each is durable or being written, so delivery cannot stall
@@ -430,6 +431,7 @@ impl Node {
 
     /// Applies a block's updates here and broadcasts them.
     fn deliver_flight(&mut self, position: u64) {
+        let ack_before_log = self.config().mutation == Mutation::AckBeforeLog;
         let Some(flight) = self
             .gum
             .locker
@@ -441,7 +443,7 @@ impl Node {
         // An update is applied and broadcast only once durable (the `ack-before-log` mutation
         // breaks exactly this), and only once: a second delivery would broadcast it again.
         debug_assert!(
-            flight.durable || self.config.mutation == Mutation::AckBeforeLog,
+            flight.durable || ack_before_log,
             "block {position} delivered before it was durable"
         );
         debug_assert!(!flight.delivered, "block {position} delivered twice");
@@ -494,7 +496,7 @@ impl Node {
             progress.applied = applied;
             progress.valid = true;
         }
-        if self.config.mutation == Mutation::AckBeforeLog {
+        if self.config().mutation == Mutation::AckBeforeLog {
             self.locker_acknowledge();
         }
     }
@@ -504,7 +506,7 @@ impl Node {
         if epoch != self.membership.epoch()
             || self.membership.members() & crate::core::bit(from) == 0
         {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         }
         // Our own report is our replica as it is: the locker counts itself like any member.
@@ -527,6 +529,7 @@ impl Node {
     /// Acknowledges every delivered update every member has applied.
     pub(crate) fn locker_acknowledge(&mut self) {
         let members = self.membership.members();
+        let ack_before_log = self.config().mutation == Mutation::AckBeforeLog;
         let Some(locker) = self.gum.locker.as_mut() else {
             return;
         };
@@ -540,11 +543,7 @@ impl Node {
             })
             .min()
             .unwrap_or(0);
-        let floor = if self.config.mutation == Mutation::AckBeforeLog {
-            u64::MAX
-        } else {
-            everyone
-        };
+        let floor = if ack_before_log { u64::MAX } else { everyone };
         let later = locker
             .awaiting_ack
             .split_off(&(floor.saturating_add(1), 0, 0, 0));
@@ -554,7 +553,7 @@ impl Node {
         }
         for ((sequence, origin, incarnation, request_id), rejected) in due {
             if origin == self.me() {
-                if incarnation == self.config.incarnation {
+                if incarnation == self.config().incarnation {
                     self.acknowledge_local(request_id, sequence, rejected);
                 }
             } else {
@@ -640,7 +639,7 @@ impl Node {
     }
 
     fn locker_retransmit(&mut self) {
-        let now = self.now_ticks;
+        let now = self.now();
         let applied = self.gum.replica.sequence;
         let me = self.me();
         let lagging: Vec<(u8, Progress)> = match self.gum.locker.as_ref() {
@@ -690,7 +689,7 @@ impl Node {
     }
 
     fn send_snapshot(&mut self, member: u8, progress: Progress) {
-        let now = self.now_ticks;
+        let now = self.now();
         if progress
             .last_snapshot_tick
             .is_some_and(|sent| now < sent + SNAPSHOT_RETRY_TICKS)

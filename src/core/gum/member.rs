@@ -8,6 +8,7 @@ use super::PROPOSAL_BYTES_MAX;
 use super::{Committed, IncomingSnapshot, Outgoing, SubmitError, OUTBOX_MAX, PENDING_MAX};
 use crate::core::message::Body;
 use crate::core::node::{Node, Role};
+use crate::core::Dropped;
 use crate::core::{bit, Event};
 
 /// Ticks between retransmissions of an unacknowledged proposal.
@@ -59,7 +60,7 @@ impl Node {
         if !self.gum_member() || self.gum.locker_id == 0 {
             return;
         }
-        let now = self.now_ticks;
+        let now = self.now();
         let due: Vec<u64> = self
             .gum
             .outbox
@@ -81,11 +82,11 @@ impl Node {
             };
             outgoing.last_sent_tick = Some(now);
             let body = outgoing.body.clone();
-            let broken_second_locker = self.config.mutation
+            let broken_second_locker = self.config().mutation
                 == crate::core::Mutation::NoLockerSuccession
                 && self.gum.locker.is_some();
             if self.gum.locker_id == self.me() || broken_second_locker {
-                let (me, incarnation) = (self.me(), self.config.incarnation);
+                let (me, incarnation) = (self.me(), self.config().incarnation);
                 self.locker_accept(me, incarnation, request_id, body);
             } else {
                 let message = GumMessage::Propose {
@@ -110,7 +111,7 @@ impl Node {
                 if self.gum.locker.is_some() && self.membership.members() & bit(from) != 0 {
                     self.locker_accept(from, incarnation, request_id, body);
                 } else {
-                    self.dropped.unexpected += 1;
+                    self.count_drop(Dropped::Unexpected);
                 }
             }
             GumMessage::Commit { epoch, committed } => self.on_commit(from, epoch, committed),
@@ -126,10 +127,10 @@ impl Node {
                 sequence,
                 rejected,
             } => {
-                if incarnation == self.config.incarnation {
+                if incarnation == self.config().incarnation {
                     self.on_ack(from, epoch, request_id, sequence, rejected);
                 } else {
-                    self.dropped.stale += 1;
+                    self.count_drop(Dropped::Stale);
                 }
             }
             GumMessage::Sync { epoch } => {
@@ -140,7 +141,7 @@ impl Node {
                     self.gum.sync_asked = Some((from, epoch));
                     self.answer_sync();
                 } else {
-                    self.dropped.stale += 1;
+                    self.count_drop(Dropped::Stale);
                 }
             }
             GumMessage::SyncReply { epoch, reply } => {
@@ -162,7 +163,7 @@ impl Node {
         let current =
             self.gum_member() && epoch == self.membership.epoch() && from == self.gum.locker_id;
         if !current {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
         }
         // The locker we listen to is a member of our epoch, and not us (we would not send).
         debug_assert!(
@@ -226,7 +227,7 @@ impl Node {
         );
         let outcome = self.gum.replica.apply(committed.sequence, &committed.entry);
         self.gum.applied_position = committed.position;
-        let state_digest = if self.config.digest_every_update {
+        let state_digest = if self.config().digest_every_update {
             self.gum.replica.digest()
         } else {
             0
@@ -245,7 +246,7 @@ impl Node {
         if !self.gum_member() || self.gum.locker_id == 0 {
             return;
         }
-        self.gum.last_applied_report_tick = self.now_ticks;
+        self.gum.last_applied_report_tick = self.now();
         let applied = self.gum.replica.sequence;
         let valid = self.gum.valid;
         // A replica that is not authoritative is the empty one: forgotten on leaving, before
@@ -379,7 +380,7 @@ impl Node {
         let mut assembled = Vec::with_capacity(total as usize);
         for (offset, chunk) in incoming.chunks {
             if offset as usize != assembled.len() {
-                self.dropped.unexpected += 1;
+                self.count_drop(Dropped::Unexpected);
                 return;
             }
             assembled.extend_from_slice(&chunk);
@@ -401,7 +402,7 @@ impl Node {
                 self.apply_pending();
                 self.report_applied();
             }
-            _ => self.dropped.unexpected += 1,
+            _ => self.count_drop(Dropped::Unexpected),
         }
     }
 
@@ -419,8 +420,8 @@ impl Node {
         );
         if self.gum_member() {
             self.send_proposals();
-            if self.now_ticks
-                >= self.gum.last_applied_report_tick + self.timeouts.heartbeat_interval_ticks
+            if self.now()
+                >= self.gum.last_applied_report_tick + self.timeouts().heartbeat_interval_ticks
             {
                 self.report_applied();
             }
@@ -453,7 +454,7 @@ impl Node {
             // valid lease, so no earlier locker can still write.
             self.gum.unresolved = 0;
         }
-        let keeps_sequencing = self.config.mutation == crate::core::Mutation::NoLockerSuccession
+        let keeps_sequencing = self.config().mutation == crate::core::Mutation::NoLockerSuccession
             && self
                 .gum
                 .locker

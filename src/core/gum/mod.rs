@@ -157,33 +157,33 @@ pub(crate) struct CheckpointKnown {
 /// GUM state of one node.
 #[derive(Debug)]
 pub(crate) struct Gum {
-    pub replica: Replica,
+    replica: Replica,
     /// Log position of the block holding our last applied update (a recovery starts there).
-    pub applied_position: u64,
+    applied_position: u64,
     /// Our replica is authoritative (formed, received a snapshot, or in sync since); a node
     /// that left the membership forgets its replica, since a new locker may have discarded
     /// updates it applied (never acknowledged) and reused their numbers.
-    pub valid: bool,
-    pub pending: BTreeMap<u64, Committed>,
-    pub retained: VecDeque<Committed>,
-    pub outbox: BTreeMap<u64, Outgoing>,
-    pub next_request_id: u64,
-    pub last_applied_report_tick: u64,
-    pub snapshot_in: Option<IncomingSnapshot>,
+    valid: bool,
+    pending: BTreeMap<u64, Committed>,
+    retained: VecDeque<Committed>,
+    outbox: BTreeMap<u64, Outgoing>,
+    next_request_id: u64,
+    last_applied_report_tick: u64,
+    snapshot_in: Option<IncomingSnapshot>,
     /// The locker of the current stabilized epoch.
-    pub locker_id: u8,
-    pub locker: Option<Locker>,
+    locker_id: u8,
+    locker: Option<Locker>,
     /// Lockers of earlier epochs not known to be stopped (they may still write the log).
-    pub unresolved: u64,
+    unresolved: u64,
     /// The locker of our previous stabilized epoch (0 = none).
-    pub last_locker: u8,
+    last_locker: u8,
     /// Log and checkpoint writes of ours in flight, whatever our role now (a new locker waits
     /// until none is, or until we are confirmed stopped).
-    pub log_writes_in_flight: usize,
-    pub takeover_attempts: u64,
+    log_writes_in_flight: usize,
+    takeover_attempts: u64,
     /// A locker asked us to `Sync` in this epoch; answered once no log write is in flight.
-    pub sync_asked: Option<(u8, u64)>,
-    pub checkpoint: CheckpointKnown,
+    sync_asked: Option<(u8, u64)>,
+    checkpoint: CheckpointKnown,
 }
 
 impl Gum {
@@ -206,6 +206,42 @@ impl Gum {
             takeover_attempts: 0,
             sync_asked: None,
             checkpoint: CheckpointKnown::default(),
+        }
+    }
+
+    /// Our replica is authoritative (see the field).
+    pub fn valid(&self) -> bool {
+        self.valid
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// True while this node is the locker and the log ring of `log_blocks` holds no free block.
+    pub fn log_ring_full(&self, log_blocks: u64) -> bool {
+        self.locker
+            .as_ref()
+            .is_some_and(|locker| locker.next_position >= self.checkpoint.log_position + log_blocks)
+    }
+
+    /// See `Node::log_blocks_unaccounted`.
+    pub fn log_blocks_unaccounted(&self) -> u64 {
+        match self.locker.as_ref() {
+            Some(locker) if locker.ready() && locker.flights.is_empty() => locker
+                .next_position
+                .saturating_sub(self.applied_position + 1),
+            _ => 0,
+        }
+    }
+
+    pub fn status(&self) -> GumStatus {
+        GumStatus {
+            applied: self.replica.sequence,
+            valid: self.valid,
+            locker: self.locker_id,
+            locker_ready: self.locker.as_ref().is_some_and(|locker| locker.ready()),
+            outbox: self.outbox.len(),
         }
     }
 
@@ -242,7 +278,7 @@ impl crate::core::node::Node {
     /// succession rules hold only then: a mutation breaks one on purpose, for the simulator's
     /// checker (not a local assertion) to catch.
     pub(crate) fn gum_rules_intact(&self) -> bool {
-        self.config.mutation == crate::core::Mutation::None
+        self.config().mutation == crate::core::Mutation::None
     }
 }
 

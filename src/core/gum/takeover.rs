@@ -21,6 +21,7 @@ use crate::core::disk_records::{
 };
 use crate::core::message::Body;
 use crate::core::node::{Node, Purpose};
+use crate::core::Dropped;
 use crate::core::{bit, ids, Event, Mutation};
 
 /// Ticks between two `Sync` requests to members that did not answer.
@@ -122,7 +123,7 @@ impl Node {
 
     pub(crate) fn takeover_on_sync_reply(&mut self, from: u8, epoch: u64, reply: SyncReply) {
         if epoch != self.membership.epoch() || self.membership.members() & bit(from) == 0 {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         }
         let members = self.membership.members();
@@ -162,12 +163,12 @@ impl Node {
     }
 
     fn takeover_step(&mut self) {
-        let now = self.now_ticks;
+        let now = self.now();
         let me = self.me();
         let members = self.membership.members();
         let own = self.own_sync_reply();
         let writes_in_flight = self.gum.log_writes_in_flight;
-        let mutation = self.config.mutation;
+        let mutation = self.config().mutation;
         let epoch = self.membership.epoch();
         let Some(takeover) = self.takeover() else {
             return;
@@ -276,7 +277,7 @@ impl Node {
         let Some(attempt) = self.takeover().map(|takeover| takeover.attempt) else {
             return;
         };
-        let geometry = self.config.geometry;
+        let geometry = self.config().geometry;
         let offset = match what {
             RecoveryRead::Header { slot } => geometry.checkpoint_offset(slot),
             RecoveryRead::Payload { index } => {
@@ -314,7 +315,7 @@ impl Node {
         what: RecoveryRead,
         block: Option<&[u8; BLOCK_SIZE]>,
     ) {
-        let cluster_id = self.config.cluster_id;
+        let cluster_id = self.config().cluster_id;
         let current = self
             .takeover()
             .is_some_and(|takeover| takeover.attempt == attempt);
@@ -417,7 +418,7 @@ impl Node {
         // The fallback is the other slot, tried at most once: recovery cannot loop on one slot.
         debug_assert!(slot < 2 && fallback.as_ref().is_none_or(|(other, _)| *other != slot));
         let blocks_needed = header.record.payload_bytes.div_ceil(BLOCK_SIZE as u64);
-        let capacity = self.config.geometry.checkpoint_region(slot).blocks - 1;
+        let capacity = self.config().geometry.checkpoint_region(slot).blocks - 1;
         if blocks_needed > capacity {
             self.checkpoint_unusable(slot, fallback, "payload larger than its slot");
             return;
@@ -508,7 +509,7 @@ impl Node {
             detail: why,
             value: 0,
         });
-        let now = self.now_ticks;
+        let now = self.now();
         if let Some(takeover) = self.takeover() {
             takeover.step = Step::Failed { since_tick: now };
         }
@@ -524,13 +525,13 @@ impl Node {
             base.sequence,
             self.gum.checkpoint
         );
-        let ring = self.config.geometry.log_blocks();
-        let rule = if self.config.mutation == Mutation::ReplayKeepsDuplicate {
+        let ring = self.config().geometry.log_blocks();
+        let rule = if self.config().mutation == Mutation::ReplayKeepsDuplicate {
             DuplicateRule::EarlierWins
         } else {
             DuplicateRule::LaterWins
         };
-        let replayer = LogReplayer::new(start, ring, self.config.cluster_id, rule);
+        let replayer = LogReplayer::new(start, ring, self.config().cluster_id, rule);
         let Some(takeover) = self.takeover() else {
             return;
         };
@@ -549,7 +550,7 @@ impl Node {
     /// Feeds log blocks to the replayer in position order (FORMAT.md §10: it ends the log and
     /// applies the duplicate rule); keeps the read window full.
     fn process_log(&mut self) {
-        let ring = self.config.geometry.log_blocks();
+        let ring = self.config().geometry.log_blocks();
         let Some(takeover) = self.takeover() else {
             return;
         };
@@ -669,7 +670,7 @@ impl Node {
         // the ring's end kept `applied_position + 1` below `end` and so no checkpoint could
         // start, while the full ring let no barrier be written: the log never moved again
         // (simulator seed 216565 --nodes 2, a small disk).
-        let keeps = self.config.mutation == crate::core::Mutation::RecoveryKeepsAppliedPosition;
+        let keeps = self.config().mutation == crate::core::Mutation::RecoveryKeepsAppliedPosition;
         if end > 0 && !keeps {
             self.gum.applied_position = self.gum.applied_position.max(end - 1);
         }
@@ -679,7 +680,7 @@ impl Node {
             value: discarded + duplicates,
         });
         let me = self.me();
-        let incarnation = self.config.incarnation;
+        let incarnation = self.config().incarnation;
         let applied = self.gum.replica.sequence;
         // The new locker starts from an authoritative replica holding everything a member
         // applied (checked above), and what it retains for lagging members ends where its

@@ -141,14 +141,14 @@ fn a_proposal_of_an_older_incarnation_is_dropped_as_stale() {
     let mut bench = Bench::ready_locker(3, THREE);
     bench.propose(2, 1, body("a", "1"));
     bench.complete_log_write(0, true);
-    let stale_before = bench.node.dropped.stale;
+    let stale_before = bench.node.status().dropped.stale;
 
     bench.propose_as(2, PEER_INCARNATION - 1, 2, body("a", "old"));
     assert!(
         bench.log_writes().is_empty(),
         "nothing logged for a dead incarnation"
     );
-    assert_eq!(bench.node.dropped.stale, stale_before + 1);
+    assert_eq!(bench.node.status().dropped.stale, stale_before + 1);
 
     // A restarted sender (newer incarnation) numbers from 1 again and is accepted.
     bench.propose_as(2, PEER_INCARNATION + 1, 1, body("a", "new"));
@@ -163,7 +163,7 @@ fn a_stale_applied_report_is_dropped() {
     bench.complete_log_write(0, true);
     bench.take_sent();
     bench.applied(2, 1);
-    let stale_before = bench.node.dropped.stale;
+    let stale_before = bench.node.status().dropped.stale;
     // Member 3 reports for an older epoch: it does not count.
     bench.receive(
         3,
@@ -173,7 +173,7 @@ fn a_stale_applied_report_is_dropped() {
             valid: true,
         },
     );
-    assert_eq!(bench.node.dropped.stale, stale_before + 1);
+    assert_eq!(bench.node.status().dropped.stale, stale_before + 1);
     assert!(Bench::acks(&bench.take_sent()).is_empty());
 }
 
@@ -324,9 +324,9 @@ fn a_lagging_member_gets_the_commits_again() {
 #[test]
 fn a_non_member_proposal_is_not_accepted() {
     let mut bench = Bench::ready_locker(4, THREE);
-    let unexpected = bench.node.dropped.unexpected;
+    let unexpected = bench.node.status().dropped.unexpected;
     bench.propose(4, 1, body("a", "1"));
     assert!(bench.log_writes().is_empty());
-    assert_eq!(bench.node.dropped.unexpected, unexpected + 1);
+    assert_eq!(bench.node.status().dropped.unexpected, unexpected + 1);
     assert_eq!(bench.node.membership.members() & bit(4), 0);
 }

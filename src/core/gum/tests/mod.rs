@@ -81,7 +81,7 @@ impl Bench {
         };
         let mut node = Node::new(config, 1);
         node.started_at(0);
-        node.now_ticks = 100;
+        node.set_clock(100);
         node.membership.stabilize(EPOCH, members, false);
         node.own_lease.hold_until(1_000_000);
         node.gum.valid = true;
@@ -303,7 +303,7 @@ impl Bench {
 
     /// Lets `ticks` pass and runs GUM's tick work (not the membership's).
     pub fn tick(&mut self, ticks: u64) {
-        self.node.now_ticks += ticks;
+        self.node.set_clock(self.node.now() + ticks);
         self.node.gum_tick();
         self.drain();
     }

@@ -161,7 +161,7 @@ fn without_a_partial_broadcast_nothing_is_discarded_and_no_barrier_is_written() 
 #[test]
 fn a_stale_sync_reply_does_not_count() {
     let mut bench = after_a_locker_crash();
-    let stale = bench.node.dropped.stale;
+    let stale = bench.node.status().dropped.stale;
     bench.receive(
         3,
         GumMessage::SyncReply {
@@ -174,7 +174,7 @@ fn a_stale_sync_reply_does_not_count() {
             },
         },
     );
-    assert_eq!(bench.node.dropped.stale, stale + 1);
+    assert_eq!(bench.node.status().dropped.stale, stale + 1);
     assert_eq!(
         step_name(&mut bench),
         "sync",

@@ -3,16 +3,17 @@
 //! and `Stabilize` (cleanup 2). The coordinator stabilizes only once the new epoch is durable
 //! on disk (its slot, and the quorum record if it owns it), so a later former never reuses it.
 
-use super::message::{Body, Install};
-use super::node::{Node, Role};
-use super::regroup::Phase;
-use super::{bit, groups, ids, Event, Mutation};
+use super::Phase;
+use crate::core::message::{Body, Install};
+use crate::core::node::{Node, Role};
+use crate::core::Dropped;
+use crate::core::{bit, groups, ids, Event, Mutation};
 
 impl Node {
     /// The epoch a proposal now would carry: above every epoch this node has seen in the
     /// round's statuses, its own, the quorum record and the slots. A watcher's claim of the
     /// quorum carries it too, so the read that confirms the claim confirms the epoch.
-    pub(super) fn next_epoch(&self) -> u64 {
+    pub(in crate::core) fn next_epoch(&self) -> u64 {
         let epoch_floor = self
             .regroup
             .iter()
@@ -30,7 +31,7 @@ impl Node {
             + 1
     }
 
-    pub(super) fn propose(&mut self, survivors: u64, basis: u64, quorum_holder: u8) {
+    pub(in crate::core) fn propose(&mut self, survivors: u64, basis: u64, quorum_holder: u8) {
         let epoch = self.next_epoch();
         let Some(round) = self.regroup.as_ref() else {
             return;
@@ -51,8 +52,8 @@ impl Node {
             outsiders,
             local_hour: self.placement.local_hour(),
             wall_s: self.placement.wall_s(),
-            catalog_known: self.gum.valid,
-            hand_back_held_alone: self.config.mutation == Mutation::HandBackHeldAlone,
+            catalog_known: self.gum.valid(),
+            hand_back_held_alone: self.config().mutation == Mutation::HandBackHeldAlone,
         };
         let table = groups::reassign(self.placement.table(), self.placement.policies(), &facts);
         let install = Install {
@@ -65,7 +66,7 @@ impl Node {
             judged_views: views,
             groups: table,
         };
-        let round_started_ms = round.started_tick * super::timeout::TICK_MS;
+        let round_started_ms = round.started_tick * crate::core::timeout::TICK_MS;
         self.emit(Event::Decided {
             round: install.round,
             epoch,
@@ -75,16 +76,17 @@ impl Node {
         });
         self.membership.acknowledge_own_install(epoch, survivors);
         self.send_all(survivors, &Body::Install(install.clone()));
+        let me = self.me();
         if let Some(round) = self.regroup.as_mut() {
             round.phase = Phase::AwaitAcks {
                 install,
-                acks: bit(self.config.node_id),
+                acks: bit(me),
             };
         }
         self.finish_install();
     }
 
-    pub(super) fn halt(&mut self, survivors: u64) {
+    pub(in crate::core) fn halt(&mut self, survivors: u64) {
         let Some(round) = self.regroup.as_ref() else {
             return;
         };
@@ -94,25 +96,25 @@ impl Node {
         self.leave("partition does not survive");
     }
 
-    pub(super) fn on_install(&mut self, from: u8, install: Install) {
+    pub(in crate::core) fn on_install(&mut self, from: u8, install: Install) {
         if self.own_lease.fenced_at_or_after(install.epoch) {
             // A membership no newer than one that fenced us (`OwnLease::fenced_by_epoch`).
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         }
         let fresh = install.epoch > self.membership.acked_epoch()
-            || self.config.mutation == Mutation::StaleEpoch;
+            || self.config().mutation == Mutation::StaleEpoch;
         let duplicate = matches!(
             self.regroup.as_ref().map(|round| &round.phase),
             Some(Phase::Acked { install: acked, coordinator }) if *acked == install && *coordinator == from
         );
         let addressed = install.members & bit(self.me()) != 0 && install.members & bit(from) != 0;
         if !addressed || install.groups.len() != 64 {
-            self.dropped.unexpected += 1;
+            self.count_drop(Dropped::Unexpected);
             return;
         }
         if !fresh && !duplicate {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         }
         // We adopted a membership newer than any the coordinator judged survival against: it
@@ -125,16 +127,16 @@ impl Node {
                 .judged_views
                 .contains(&self.membership.basis_members());
         let rule_broken = matches!(
-            self.config.mutation,
+            self.config().mutation,
             Mutation::StaleEpoch | Mutation::InstallIgnoresJudgedViews
         );
         if decided_without_us && !duplicate && !rule_broken {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         }
         if self.regroup.is_none() {
             // An install for a round we never joined (we are not a participant): ignore.
-            self.dropped.unexpected += 1;
+            self.count_drop(Dropped::Unexpected);
             return;
         }
         // Members of the acknowledged membership may hold groups again: confirmations of
@@ -160,7 +162,7 @@ impl Node {
     /// Cleanup 1, member side: acknowledge once the new epoch is in our slot, so that when the
     /// coordinator stabilizes, every member's slot holds the epoch (one torn slot cannot make
     /// a later former reuse it). A retransmitted install is acknowledged again.
-    pub(super) fn acknowledge_when_durable(&mut self) {
+    pub(in crate::core) fn acknowledge_when_durable(&mut self) {
         let Some(Phase::Acked {
             install,
             coordinator,
@@ -183,7 +185,7 @@ impl Node {
     /// True once `epoch` is confirmed in the quorum record under our ownership; until then,
     /// drives the confirmation (a renewal carrying it, then the confirming read). A holder that
     /// no longer owns never confirms: the round stalls and a new one judges again.
-    pub(super) fn quorum_confirms(&mut self, epoch: u64) -> bool {
+    pub(in crate::core) fn quorum_confirms(&mut self, epoch: u64) -> bool {
         if self.quorum_record_confirms(epoch) {
             return true;
         }
@@ -203,7 +205,7 @@ impl Node {
 
     /// Every tick of a round: the quorum holder of an install it adopted drives the record's
     /// confirmation of its epoch until it holds.
-    pub(super) fn quorum_holder_tick(&mut self) {
+    pub(in crate::core) fn quorum_holder_tick(&mut self) {
         if self
             .held_install_epoch()
             .is_some_and(|epoch| !self.quorum_record_confirms(epoch))
@@ -214,26 +216,26 @@ impl Node {
 
     /// A quorum read completed: if it confirmed the epoch of the install we hold the quorum
     /// for, acknowledge now.
-    pub(super) fn quorum_holder_read_done(&mut self) {
+    pub(in crate::core) fn quorum_holder_read_done(&mut self) {
         if self.held_install_epoch().is_some() {
             self.acknowledge_when_durable();
         }
     }
 
-    pub(super) fn on_install_ack(&mut self, from: u8, round_number: u64, epoch: u64) {
+    pub(in crate::core) fn on_install_ack(&mut self, from: u8, round_number: u64, epoch: u64) {
         let Some(round) = self.regroup.as_mut() else {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         };
         let Phase::AwaitAcks { install, acks } = &mut round.phase else {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         };
         if install.round != round_number
             || install.epoch != epoch
             || install.members & bit(from) == 0
         {
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             return;
         }
         *acks |= bit(from);
@@ -241,7 +243,7 @@ impl Node {
     }
 
     /// Cleanup 2, coordinator: every acknowledgement in and the epoch durable in our slot.
-    pub(super) fn finish_install(&mut self) {
+    pub(in crate::core) fn finish_install(&mut self) {
         let Some(round) = self.regroup.as_ref() else {
             return;
         };
@@ -278,9 +280,9 @@ impl Node {
 
     /// Cleanup 1 under loss: the coordinator resends its install to members yet to acknowledge
     /// (a member acknowledges a duplicate again).
-    pub(super) fn retransmit_install(&mut self) {
-        let now = self.now_ticks;
-        let interval = self.timeouts.heartbeat_interval_ticks;
+    pub(in crate::core) fn retransmit_install(&mut self) {
+        let now = self.now();
+        let interval = self.timeouts().heartbeat_interval_ticks;
         let Some(round) = self.regroup.as_mut() else {
             return;
         };
@@ -295,7 +297,7 @@ impl Node {
         self.send_all(missing, &Body::Install(install));
     }
 
-    pub(super) fn on_stabilize(&mut self, from: u8, round_number: u64, epoch: u64) {
+    pub(in crate::core) fn on_stabilize(&mut self, from: u8, round_number: u64, epoch: u64) {
         let acked = match self.regroup.as_ref().map(|round| &round.phase) {
             Some(Phase::Acked {
                 install,
@@ -310,11 +312,11 @@ impl Node {
         };
         match acked {
             Some(install) => self.stabilize(install),
-            None => self.dropped.stale += 1,
+            None => self.count_drop(Dropped::Stale),
         }
     }
 
-    pub(super) fn on_halt(&mut self, from: u8, round_number: u64) {
+    pub(in crate::core) fn on_halt(&mut self, from: u8, round_number: u64) {
         let matches_round = self
             .regroup
             .as_ref()
@@ -327,22 +329,22 @@ impl Node {
             self.regroup = None;
         } else {
             // A member's round ends only by its own coordinator's word or by its timers.
-            self.dropped.unexpected += 1;
+            self.count_drop(Dropped::Unexpected);
         }
     }
 
     /// Cleanup 2 done: the membership of `install` is this node's stable view.
-    pub(super) fn stabilize(&mut self, install: Install) {
+    pub(in crate::core) fn stabilize(&mut self, install: Install) {
         if self.own_lease.fenced_at_or_after(install.epoch) {
             // Every path here (a Stabilize, a member's heartbeat or status showing the epoch
             // stabilized, our own round as coordinator) ends in this one check: a membership
             // no newer than one that fenced us is never joined (`OwnLease::fenced_by_epoch`).
-            self.dropped.stale += 1;
+            self.count_drop(Dropped::Stale);
             self.regroup = None;
             return;
         }
         let was_member = self.membership.role() == Role::Member;
-        if self.config.mutation != Mutation::StaleEpoch && was_member {
+        if self.config().mutation != Mutation::StaleEpoch && was_member {
             assert!(install.epoch > self.membership.epoch(), "epochs only grow");
         }
         if !was_member {
@@ -357,7 +359,7 @@ impl Node {
         self.regroup = None;
         self.regroups.joined(install.members);
         for member in ids(install.members & !bit(self.me())) {
-            self.peers.grant_window(member, self.now_ticks);
+            self.peers.grant_window(member, self.now());
         }
         // Every possible holder in the new table must be confirmed stopped anew: a lost node may
         // have been a member again meanwhile, in views this node never saw.
