@@ -495,3 +495,100 @@ fn a_shared_filesystem_is_mounted_only_under_its_disk_lease_and_follows_its_grou
     );
     cluster.assert_no_overlap();
 }
+
+/// Issue 17, finding 1: a group that failed on every node used to stay refused for the whole
+/// restart period (900 s) whatever the administrator did, and a new group that reused a failed
+/// group's slot was refused everywhere without ever failing. Now each refusal is recorded by
+/// name with its reason and end, shown by `ctl groups`, and a cleanup clears it everywhere.
+#[test]
+fn a_cleanup_clears_refusals_everywhere_and_a_reused_slot_is_not_refused() {
+    let mut cluster = Cluster::new("grpclean", 2);
+    cluster.catalog_mode();
+    let root = cluster.dir.join("ocf");
+    // Starts only while the file named by `extra` exists.
+    fake_agent(
+        &root,
+        "flaky",
+        r#"[ -e "$OCF_RESKEY_extra" ] || exit 1; touch "$OCF_RESKEY_state"; exit 0"#,
+    );
+    let root_param = format!("wolfpack_ocf_root={}", root.display());
+    for id in 1..=2 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2]);
+    let allowed = cluster.dir.join("allowed");
+    let add_flaky = |group: &str, resource: &str| {
+        cluster.ctl_ok(1, &["group", "add", group, "--preferred", "1,2"]);
+        cluster.ctl_ok(
+            1,
+            &[
+                "resource",
+                "add",
+                resource,
+                "--group",
+                group,
+                "--type",
+                "ocf:wolfpack-test:flaky",
+                "--param",
+                &root_param,
+                "--param",
+                &format!("state={}", cluster.dir.join(resource).display()),
+                "--param",
+                &format!("extra={}", allowed.display()),
+                "--restart-threshold",
+                "0",
+            ],
+        );
+    };
+    let refused_everywhere = |group: &str| {
+        cluster.groups(2).get(group).is_some_and(|(owner, state)| {
+            owner.is_none()
+                && state.contains("refused on node 1 until")
+                && state.contains("refused on node 2 until")
+        })
+    };
+    let failures_on_1 =
+        |resource: &str| local_events(&cluster, 1, &format!("resource {resource} failed")).len();
+    add_flaky("web", "d");
+    add_flaky("old", "o");
+    cluster.wait_for("web and old refused on both nodes, with reasons", || {
+        refused_everywhere("web") && refused_everywhere("old")
+    });
+    let (_, shown) = cluster.groups(1).remove("web").expect("web is listed");
+    assert!(shown.contains("resource d failed"), "{shown}");
+    // The cause is fixed; a resource cleanup places the group again at once (the refusals
+    // would otherwise last the 900 s restart period).
+    std::fs::write(&allowed, "").expect("write the flag file");
+    cluster.ctl_ok(2, &["resource", "cleanup", "d"]);
+    wait_owner(&cluster, 2, "web", 1);
+    // A group cleanup: the group is tried again (and, still failing, refused again).
+    let before = failures_on_1("o");
+    std::fs::remove_file(&allowed).expect("remove the flag file");
+    cluster.ctl_ok(1, &["group", "cleanup", "old"]);
+    cluster.wait_for("old tried again on node 1 after its cleanup", || {
+        failures_on_1("o") > before
+    });
+    cluster.wait_for("old refused on both nodes again", || {
+        refused_everywhere("old")
+    });
+    // Removing the failed group frees its slot; a new group there owes nothing to it.
+    cluster.ctl_ok(1, &["resource", "remove", "o"]);
+    cluster.ctl_ok(1, &["group", "remove", "old"]);
+    cluster.ctl_ok(1, &["group", "add", "fresh", "--preferred", "1,2"]);
+    cluster.ctl_ok(
+        1,
+        &[
+            "resource",
+            "add",
+            "sleeper",
+            "--group",
+            "fresh",
+            "--type",
+            "process",
+            "--param",
+            "command=sleep 100000",
+        ],
+    );
+    wait_owner(&cluster, 2, "fresh", 1);
+    cluster.assert_no_overlap();
+}

@@ -9,6 +9,7 @@
 //!                [--failover-threshold N] [--failover-period S]
 //! group move NAME [--to N] | group move NAME --clear
 //! group remove NAME
+//! group cleanup NAME
 //! resource add NAME --group G --type TYPE [--param KEY=VALUE]... [--depends R[,R]]...
 //!                [--restart-threshold N] [--restart-period S] [--looksalive S] [--isalive S]
 //!                [--timeout S] [--no-affect-group]
@@ -37,6 +38,7 @@ pub enum CatalogCommand {
     SetResourceRole { name: String, online: bool },
     RemoveResource { name: String },
     CleanupResource { name: String },
+    CleanupGroup { name: String },
     ShowGroups { json: bool },
     ShowResources { json: bool },
 }
@@ -69,13 +71,16 @@ pub fn parse(words: &[&str]) -> Result<CatalogCommand, String> {
         ["resource", "cleanup", rest @ ..] => Ok(CatalogCommand::CleanupResource {
             name: only_name("resource cleanup", rest)?,
         }),
+        ["group", "cleanup", rest @ ..] => Ok(CatalogCommand::CleanupGroup {
+            name: only_name("group cleanup", rest)?,
+        }),
         ["group", other, ..] => Err(format!(
-            "group: unknown subcommand '{other}' (add, move, remove)"
+            "group: unknown subcommand '{other}' (add, move, remove, cleanup)"
         )),
         ["resource", other, ..] => Err(format!(
             "resource: unknown subcommand '{other}' (add, online, offline, remove, cleanup)"
         )),
-        ["group"] => Err("group: missing subcommand (add, move, remove)".to_string()),
+        ["group"] => Err("group: missing subcommand (add, move, remove, cleanup)".to_string()),
         ["resource"] => {
             Err("resource: missing subcommand (add, online, offline, remove, cleanup)".to_string())
         }
@@ -340,6 +345,10 @@ mod tests {
         assert_eq!(
             parsed("resource cleanup app"),
             Ok(CatalogCommand::CleanupResource { name: "app".into() })
+        );
+        assert_eq!(
+            parsed("group cleanup web"),
+            Ok(CatalogCommand::CleanupGroup { name: "web".into() })
         );
         assert_eq!(
             parsed("groups"),

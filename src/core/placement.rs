@@ -33,6 +33,17 @@ struct PeerGroups {
     refusing: u64,
 }
 
+/// A group this node gave up after it failed here. It belongs to the group that held the slot
+/// then, under that group's cleanup generation: a group that later reuses the slot, or a
+/// cleanup (`group cleanup`, `resource cleanup`), ends it on every node at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct LocalRefusal {
+    /// The catalog group of the slot when it failed (`None`: a built-in test group).
+    group: Option<String>,
+    cleanup: u64,
+    until_tick: u64,
+}
+
 /// What `refresh_catalog` last saw of the replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct CatalogSeen {
@@ -51,8 +62,8 @@ pub(super) struct Placement {
     online: u64,
     /// Groups asked offline and not yet confirmed stopped by the driver.
     stopping: u64,
-    /// Groups that failed here: slot → the tick until which this node refuses them.
-    refusing_until: BTreeMap<u8, u64>,
+    /// Groups that failed here, by slot.
+    refusals: BTreeMap<u8, LocalRefusal>,
     /// The placement policies, from the built-in groups and the replica's catalog.
     policies: Vec<Policy>,
     catalog: catalog::Catalog,
@@ -72,7 +83,7 @@ impl Placement {
             table: groups::empty_table(),
             online: 0,
             stopping: 0,
-            refusing_until: BTreeMap::new(),
+            refusals: BTreeMap::new(),
             policies: groups::policies(builtin_groups, &Default::default()),
             catalog: Default::default(),
             catalog_seen: CatalogSeen {
@@ -137,12 +148,38 @@ impl Placement {
             .fold(0, |slots, policy| slots | bit(policy.slot))
     }
 
-    /// Groups refused here at `now_ticks`.
-    fn refusing(&self, now_ticks: u64) -> u64 {
-        self.refusing_until
+    /// The identity a refusal of `slot` made now carries (see `LocalRefusal`).
+    fn refusal_of(&self, slot: u8, until_tick: u64) -> LocalRefusal {
+        let group = self.catalog.group_by_slot(slot);
+        LocalRefusal {
+            group: group.map(|group| group.name.clone()),
+            cleanup: group.map_or(0, |group| group.cleanup),
+            until_tick,
+        }
+    }
+
+    /// Groups refused by node `me` at `now_ticks`: its own refusals still in force for the
+    /// group they were made for, and its records in the catalog still in force by the wall
+    /// clock (so a restarted node keeps refusing what its previous run gave up).
+    fn refusing(&self, me: u8, now_ticks: u64) -> u64 {
+        let local = self
+            .refusals
             .iter()
-            .filter(|(_, until)| **until > now_ticks)
-            .fold(0, |set, (slot, _)| set | bit(*slot))
+            .filter(|(slot, refusal)| {
+                refusal.until_tick > now_ticks
+                    && self.refusal_of(**slot, refusal.until_tick) == **refusal
+            })
+            .fold(0, |set, (slot, _)| set | bit(*slot));
+        let recorded = match self.wall_s {
+            Some(now_s) => self
+                .catalog
+                .groups
+                .iter()
+                .filter(|group| group.refused_at(now_s) & bit(me) != 0)
+                .fold(0, |set, group| set | bit(group.slot)),
+            None => 0,
+        };
+        local | recorded
     }
 
     fn start(&mut self, group: u8) {
@@ -191,7 +228,7 @@ impl Node {
 
     /// Groups refused here now.
     pub(super) fn refusing(&self) -> u64 {
-        self.placement.refusing(self.now())
+        self.placement.refusing(self.me(), self.now())
     }
 
     /// Groups held here: online, or stopping and not yet confirmed stopped.
@@ -223,7 +260,8 @@ impl Node {
             return;
         }
         let until = self.now() + refuse_ms.div_ceil(super::timeout::TICK_MS).max(1);
-        self.placement.refusing_until.insert(group, until);
+        let refusal = self.placement.refusal_of(group, until);
+        self.placement.refusals.insert(group, refusal);
         self.emit(Event::GroupRefused { group });
         self.evaluate_groups();
         self.send_heartbeat_now();

@@ -6,7 +6,7 @@
 //! group up).
 
 use super::{Host, HostOutput};
-use crate::core::catalog::FAILURES_KEPT_MAX;
+use crate::core::catalog::{Refusal, FAILURES_KEPT_MAX, REFUSAL_REASON_MAX};
 use crate::core::db::{Op, Path, Update, Value};
 use crate::core::{self, Input};
 use crate::monitor::{self, Command, Operation, Outcome};
@@ -61,14 +61,14 @@ impl Host {
                 let refuse_ms = self.refuse_ms(slot);
                 self.outputs.push_back(HostOutput::GroupFailed {
                     slot,
-                    reason,
+                    reason: reason.clone(),
                     refuse_ms,
                 });
                 self.core.step(Input::GroupFailed {
                     group: slot,
                     refuse_ms,
                 });
-                self.record_group_failure(slot, now_ms);
+                self.record_group_failure(slot, &reason, refuse_ms, now_ms);
             }
         }
     }
@@ -101,10 +101,13 @@ impl Host {
     }
 
     /// Appends this failure's wall-clock time to `groups/G/failures`, so every coordinator
-    /// counts it against the group's failover threshold. A concurrent change makes the update
-    /// fail its precondition: the failure is then not counted, which errs toward moving the
-    /// group once more, never toward stranding it.
-    fn record_group_failure(&mut self, slot: u8, now_ms: u64) {
+    /// counts it against the group's failover threshold, and records this node's refusal
+    /// (`groups/G/refused/N`: until when, and why), so every node shows it, every coordinator
+    /// and this node after a restart honour it, and a cleanup clears it everywhere. A
+    /// concurrent change makes the update fail its precondition: the failure is then not
+    /// counted, which errs toward moving the group once more, never toward stranding it; the
+    /// refusal still holds in this run's memory (`core::placement`).
+    fn record_group_failure(&mut self, slot: u8, reason: &str, refuse_ms: u64, now_ms: u64) {
         let Some(group) = self.core.catalog().group_by_slot(slot).cloned() else {
             return;
         };
@@ -128,9 +131,21 @@ impl Host {
         failures.push(now_s);
         let keep_from = failures.len().saturating_sub(FAILURES_KEPT_MAX);
         let text: Vec<String> = failures[keep_from..].iter().map(u64::to_string).collect();
-        let path = match Path::parse(&format!("groups/{}/failures", group.name)) {
-            Ok(path) => path,
+        let me = self.config.core.node_id;
+        let paths = Path::parse(&format!("groups/{}/failures", group.name)).and_then(|failures| {
+            Ok((
+                failures,
+                Path::parse(&format!("groups/{}/refused/{me}", group.name))?,
+            ))
+        });
+        let (path, refused) = match paths {
+            Ok(paths) => paths,
             Err(error) => return self.outputs.push_back(not_recorded(error.to_string())),
+        };
+        let refusal = Refusal {
+            node: me,
+            until_s: now_s + refuse_ms.div_ceil(1000),
+            reason: cut_at_char_boundary(reason, REFUSAL_REASON_MAX).to_string(),
         };
         let version = self.core.database().version(&path);
         let update = Update {
@@ -142,6 +157,10 @@ impl Host {
                 Op::Put {
                     path,
                     value: Value::Text(text.join(",")),
+                },
+                Op::Put {
+                    path: refused,
+                    value: Value::Text(refusal.render()),
                 },
             ],
         };
@@ -217,6 +236,15 @@ impl Host {
             }
         }
     }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a char boundary.
+fn cut_at_char_boundary(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The monitor resource of test group `group`.

@@ -117,6 +117,7 @@ fn update_for(
         }
         CatalogCommand::RemoveResource { name } => catalog::remove_resource(database, name),
         CatalogCommand::CleanupResource { name } => catalog::cleanup_resource(database, name),
+        CatalogCommand::CleanupGroup { name } => catalog::cleanup_group(database, name),
         CatalogCommand::ShowGroups { .. } | CatalogCommand::ShowResources { .. } => {
             Err(EditError::Rule("a listing changes nothing".to_string()))
         }

@@ -389,16 +389,61 @@ pub fn remove_resource(database: &Database, name: &str) -> Result<Update, EditEr
     finish(ops)
 }
 
-/// `resource cleanup NAME`: bumps `resources/R/cleanup`, so its runner forgets its failures.
+/// `resource cleanup NAME`: bumps `resources/R/cleanup`, so its runner forgets its failures,
+/// and clears its group's failure history and refusals (`group_cleared`), so the group is
+/// placed again at once.
 pub fn cleanup_resource(database: &Database, name: &str) -> Result<Update, EditError> {
     let catalog = read(database);
     let resource = existing_resource(database, &catalog, name)?;
     let key = resource_key(name, "cleanup")?;
-    finish(vec![
+    let mut ops = vec![
         require_resource(database, name)?,
         require(key.clone(), database.version(&key)),
         put(key, Value::U64(resource.cleanup.saturating_add(1))),
-    ])
+    ];
+    if let Some(group) = catalog.group(&resource.group) {
+        ops.extend(group_cleared(database, group)?);
+    }
+    finish(ops)
+}
+
+/// `group cleanup NAME`: every resource of the group forgets its failures (as `resource
+/// cleanup` of each), and the group's failure history and refusals are cleared.
+pub fn cleanup_group(database: &Database, name: &str) -> Result<Update, EditError> {
+    let catalog = read(database);
+    let group = existing_group(database, &catalog, name)?;
+    let mut ops = vec![require_group(database, name)?];
+    for resource in catalog
+        .resources
+        .iter()
+        .filter(|resource| resource.group == name)
+    {
+        let key = resource_key(&resource.name, "cleanup")?;
+        ops.push(require(key.clone(), database.version(&key)));
+        ops.push(put(key, Value::U64(resource.cleanup.saturating_add(1))));
+    }
+    ops.extend(group_cleared(database, group)?);
+    finish(ops)
+}
+
+/// A cleanup's part on the group: a new cleanup generation (every node drops the refusals it
+/// made before it), and no refusal records or failure history left (every coordinator places
+/// the group again and counts its failovers from zero).
+fn group_cleared(database: &Database, group: &GroupSpec) -> Result<Vec<Op>, EditError> {
+    let generation = group_key(&group.name, "cleanup")?;
+    let mut ops = vec![
+        require(generation.clone(), database.version(&generation)),
+        put(generation, Value::U64(group.cleanup.saturating_add(1))),
+    ];
+    let refused = group_key(&group.name, "refused")?;
+    if database.list(&refused).next().is_some() {
+        ops.push(Op::Delete { path: refused });
+    }
+    let failures = group_key(&group.name, "failures")?;
+    if database.get(&failures).is_some() {
+        ops.push(Op::Delete { path: failures });
+    }
+    Ok(ops)
 }
 
 fn check_node_list(flag: &'static str, ids: &[u8], configured_nodes: u64) -> Result<(), EditError> {

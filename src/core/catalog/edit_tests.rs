@@ -1,7 +1,7 @@
 //! The administrator's edits against a real database: what each writes, every refusal, and
 //! that two concurrent contradicting edits cannot both land.
 use super::*;
-use crate::core::db::{Database, Outcome, Path, Update, Value};
+use crate::core::db::{Database, Op, Outcome, Path, Update, Value};
 
 /// Nodes 1, 2 and 3 are configured.
 const CONFIGURED: u64 = 0b111;
@@ -639,4 +639,95 @@ fn refusals_are_typed() {
             node: 1
         })
     );
+}
+
+/// Records node `node`'s refusal of `group` and a failure, the way a node's host does when the
+/// group fails there.
+fn record_refusal(database: &mut Database, group: &str, node: u8, until_s: u64) {
+    let refusal = Refusal {
+        node,
+        until_s,
+        reason: "resource app cannot start: exit 1".to_string(),
+    };
+    let path = |key: &str| Path::parse(&format!("groups/{group}/{key}")).expect("a valid path");
+    let update = Update::new(vec![
+        Op::Put {
+            path: path("failures"),
+            value: Value::Text(until_s.to_string()),
+        },
+        Op::Put {
+            path: path(&format!("refused/{node}")),
+            value: Value::Text(refusal.render()),
+        },
+    ]);
+    assert_eq!(apply(database, &update), Outcome::Applied);
+}
+
+#[test]
+fn refusals_are_read_by_node_and_a_bad_one_leaves_its_group_in() {
+    let mut database = sample();
+    record_refusal(&mut database, "web", 2, 5_000);
+    record_refusal(&mut database, "web", 3, 4_000);
+    let bad = Update::put(
+        Path::parse("groups/web/refused/9x").expect("a valid path"),
+        Value::Text("soon".to_string()),
+    );
+    assert_eq!(apply(&mut database, &bad), Outcome::Applied);
+    let catalog = read(&database);
+    let web = catalog.group("web").expect("web is still read");
+    assert_eq!(web.refusals.len(), 2);
+    assert_eq!(web.refusals[0].node, 2);
+    assert_eq!(web.refusals[0].reason, "resource app cannot start: exit 1");
+    assert_eq!(web.refused_at(3_999), 0b110);
+    assert_eq!(web.refused_at(4_000), 0b010);
+    assert_eq!(web.refused_at(5_000), 0);
+}
+
+#[test]
+fn group_cleanup_and_resource_cleanup_clear_refusals_and_failures_everywhere() {
+    let mut database = sample();
+    record_refusal(&mut database, "web", 2, 5_000);
+    record_refusal(&mut database, "data", 1, 5_000);
+    commit(&mut database, |database| cleanup_group(database, "web"));
+    let catalog = read(&database);
+    let web = catalog.group("web").expect("web");
+    assert!(
+        web.refusals.is_empty() && web.failures.is_empty(),
+        "{web:?}"
+    );
+    assert_eq!(web.cleanup, 1);
+    // Every resource of the group forgets its failures too; the other group is untouched.
+    assert_eq!(catalog.resource("ip").map(|r| r.cleanup), Some(1));
+    assert_eq!(catalog.resource("app").map(|r| r.cleanup), Some(1));
+    assert_eq!(catalog.group("data").map(|g| g.refusals.len()), Some(1));
+    // A resource's cleanup clears its group's refusals as well.
+    record_refusal(&mut database, "web", 3, 6_000);
+    commit(&mut database, |database| cleanup_resource(database, "app"));
+    let catalog = read(&database);
+    let web = catalog.group("web").expect("web");
+    assert!(
+        web.refusals.is_empty() && web.failures.is_empty(),
+        "{web:?}"
+    );
+    assert_eq!(web.cleanup, 2);
+    assert_eq!(catalog.resource("app").map(|r| r.cleanup), Some(2));
+    assert_eq!(catalog.resource("ip").map(|r| r.cleanup), Some(1));
+    assert!(refused(cleanup_group(&database, "nope")).contains("nope"));
+}
+
+#[test]
+fn a_removed_group_takes_its_refusals_along_so_a_group_reusing_the_slot_starts_clean() {
+    let mut database = Database::default();
+    commit(&mut database, |database| {
+        add_group(database, &group("old"), CONFIGURED)
+    });
+    record_refusal(&mut database, "old", 1, 5_000);
+    commit(&mut database, |database| remove_group(database, "old"));
+    commit(&mut database, |database| {
+        add_group(database, &group("new"), CONFIGURED)
+    });
+    let catalog = read(&database);
+    let new = catalog.group("new").expect("new");
+    assert_eq!(new.slot, 1, "the freed slot is reused");
+    assert!(new.refusals.is_empty() && new.failures.is_empty());
 }

@@ -15,6 +15,8 @@
 //! | `groups/G/failover-period`            | U64      | seconds                                   |
 //! | `groups/G/target`                     | U64      | `group move --to`: pinned node; absent = none |
 //! | `groups/G/failures`                   | Text     | unix seconds of failures that moved it, "t1,t2" |
+//! | `groups/G/refused/N`                  | Text     | node N refuses it until unix second U: "U reason" |
+//! | `groups/G/cleanup`                    | U64      | bumped by `group cleanup` and `resource cleanup` |
 //! | `resources/R/group`                   | Text     | the group it belongs to                    |
 //! | `resources/R/type`                    | Text     | `process`, `ip`, `ocf:P:A`, ...            |
 //! | `resources/R/params/K`                | Text     | a parameter, passed verbatim (no shell)   |
@@ -49,7 +51,8 @@ pub mod validate;
 mod edit_tests;
 
 pub use edit::SLOT_CLAIMS;
-pub use edit::{add_group, add_resource, cleanup_resource, clear_group_target, move_group};
+pub use edit::{add_group, add_resource, cleanup_group, cleanup_resource};
+pub use edit::{clear_group_target, move_group};
 pub use edit::{remove_group, remove_resource, set_resource_role, NewGroup, NewResource};
 pub use edit_error::EditError;
 pub use read::{node_ids, read};
@@ -95,6 +98,42 @@ pub struct GroupSpec {
     /// Wall-clock seconds of the failures that moved it (oldest first): more than
     /// `failover_threshold` of them within `failover_period_s` leave it Failed.
     pub failures: Vec<u64>,
+    /// Nodes that gave it up after it failed there, by node id (the node's own record).
+    pub refusals: Vec<Refusal>,
+    /// Bumped by every cleanup of the group or of one of its resources: a node forgets a
+    /// refusal it made under an older generation.
+    pub cleanup: u64,
+}
+
+/// A node's refusal of a group after the group failed there, as it recorded it in the
+/// database: every node reads the same, so any coordinator, and the node itself after a
+/// restart, honours it; a cleanup deletes it everywhere at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub node: u8,
+    /// Unix seconds, by the refusing node's wall clock, when the refusal ends.
+    pub until_s: u64,
+    pub reason: String,
+}
+
+/// Longest reason kept in a refusal record (bytes; longer ones are cut at a char boundary).
+pub const REFUSAL_REASON_MAX: usize = 240;
+
+impl Refusal {
+    /// `groups/G/refused/N`'s value.
+    pub fn render(&self) -> String {
+        format!("{} {}", self.until_s, self.reason)
+    }
+
+    /// Reads `groups/G/refused/N` (node N, text "U reason").
+    pub fn parse(node: u8, text: &str) -> Option<Refusal> {
+        let (until, reason) = text.split_once(' ').unwrap_or((text, ""));
+        Some(Refusal {
+            node,
+            until_s: until.parse().ok()?,
+            reason: reason.to_string(),
+        })
+    }
 }
 
 /// Most failure times kept per group.
@@ -102,6 +141,14 @@ pub const FAILURES_KEPT_MAX: usize = 32;
 
 impl GroupSpec {
     /// Failures within the period ending at `now_s`.
+    /// The nodes whose refusal is still in force at wall-clock `now_s`.
+    pub fn refused_at(&self, now_s: u64) -> u64 {
+        self.refusals
+            .iter()
+            .filter(|refusal| refusal.until_s > now_s)
+            .fold(0, |nodes, refusal| nodes | crate::core::bit(refusal.node))
+    }
+
     pub fn failures_within_period(&self, now_s: u64) -> usize {
         let since = now_s.saturating_sub(u64::from(self.failover_period_s));
         self.failures.iter().filter(|at| **at > since).count()

@@ -1,7 +1,7 @@
 //! The typed catalog from a database replica. Tolerant: what does not make sense is left out
 //! and named, never a panic (a replica is trusted to be the cluster's, not to be sensible).
 
-use super::{Catalog, Failback, GroupSpec, ResourceSpec};
+use super::{Catalog, Failback, GroupSpec, Refusal, ResourceSpec};
 use super::{FAILOVER_PERIOD_S_DEFAULT, FAILOVER_THRESHOLD_DEFAULT};
 use super::{IS_ALIVE_S_DEFAULT, LOOKS_ALIVE_S_DEFAULT};
 use super::{RESTART_PERIOD_S_DEFAULT, RESTART_THRESHOLD_DEFAULT};
@@ -110,8 +110,29 @@ fn group(name: &str, keys: &Keys<'_>) -> Result<GroupSpec, String> {
         Some(_) => return Err("failures is not text".into()),
         None => Vec::new(),
     };
+    let mut refusals = Vec::new();
+    for (key, value) in keys {
+        // A refusal that does not parse is left out, not the group: it only keeps a node away.
+        let Some(node) = key.strip_prefix("refused/") else {
+            continue;
+        };
+        let node = node
+            .parse::<u8>()
+            .ok()
+            .filter(|id| (1..=NODES_MAX as u8).contains(id));
+        if let (Some(node), Value::Text(text)) = (node, value) {
+            refusals.extend(Refusal::parse(node, text));
+        }
+    }
+    let cleanup = match keys.get("cleanup") {
+        Some(Value::U64(generation)) => *generation,
+        Some(_) => return Err("cleanup is not a number".into()),
+        None => 0,
+    };
     Ok(GroupSpec {
         failures,
+        refusals,
+        cleanup,
         name: name.to_string(),
         slot,
         preferred,

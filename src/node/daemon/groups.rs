@@ -4,6 +4,7 @@
 use super::Daemon;
 use crate::core;
 use crate::node::catalog_commands::{GroupRuntime, ResourceRuntime, Runtime};
+use crate::node::event_record::iso8601_utc_ms;
 
 impl Daemon {
     /// What `ctl groups|resources` show beside the catalog: each group's owner in this epoch's
@@ -17,6 +18,10 @@ impl Daemon {
         let member = status.stabilized && status.members & core::bit(me) != 0;
         let groups = self.host.runner().group_states();
         let resources = self.host.runner().resource_states();
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let refusing_here = status.refusing_groups;
         Runtime {
             configured_nodes: configured,
             group: Box::new(move |group| {
@@ -25,6 +30,8 @@ impl Daemon {
                     .copied()
                     .filter(|owner| *owner != 0 && member);
                 let here = groups.iter().find(|state| state.slot == group.slot);
+                let refused =
+                    refusals(group, now_s, me, refusing_here & core::bit(group.slot) != 0);
                 let state = if let Some(reason) = self.host.core().group_blocked(group.slot) {
                     Some(format!("failed: {reason}"))
                 } else if !member {
@@ -36,7 +43,14 @@ impl Daemon {
                         }
                         (Some(owner), _) if owner == me => Some("online-pending".to_string()),
                         (Some(owner), _) => Some(format!("on node {owner}")),
-                        (None, _) => Some("offline: no node may host it now".to_string()),
+                        (None, _) if refused.is_empty() => {
+                            Some("offline: no node may host it now".to_string())
+                        }
+                        (None, _) => Some(format!(
+                            "offline: no node may host it now ({refused}; `ctl group cleanup \
+                             {}` clears)",
+                            group.name
+                        )),
                     }
                 };
                 GroupRuntime { owner, state }
@@ -56,6 +70,34 @@ impl Daemon {
             }),
         }
     }
+}
+
+/// The refusals of `group` in force at wall-clock `now_s`, each with its node, when it ends and
+/// why: the records every node reads from the catalog, and this node's own refusal when it is
+/// not recorded (the wall clock was unknown, or the update did not land).
+fn refusals(group: &core::catalog::GroupSpec, now_s: u64, me: u8, refused_here: bool) -> String {
+    let mut said: Vec<String> = group
+        .refusals
+        .iter()
+        .filter(|refusal| refusal.until_s > now_s)
+        .map(|refusal| {
+            let until_ms = i64::try_from(refusal.until_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+            format!(
+                "refused on node {} until {} (in {} s): {}",
+                refusal.node,
+                iso8601_utc_ms(until_ms),
+                refusal.until_s - now_s,
+                refusal.reason
+            )
+        })
+        .collect();
+    let recorded_here = group.refused_at(now_s) & core::bit(me) != 0;
+    if refused_here && !recorded_here {
+        said.push(format!(
+            "refused on node {me} (not recorded; see `ctl events`)"
+        ));
+    }
+    said.join("; ")
 }
 
 fn describe(state: &str, reason: &str) -> String {

@@ -378,6 +378,8 @@ pub fn group(name: &str, slot: u8) -> GroupSpec {
         failover_period_s: catalog::FAILOVER_PERIOD_S_DEFAULT,
         target: 0,
         failures: Vec::new(),
+        refusals: Vec::new(),
+        cleanup: 0,
     }
 }
 
