@@ -111,15 +111,6 @@ impl Policy {
         self.possible == 0 || self.possible & bit(node) != 0
     }
 
-    /// The nodes whose refusal recorded in the catalog is in force at the coordinator's wall
-    /// clock `wall_s` (none when it is not known: the nodes' heartbeats still say).
-    fn refused_by(&self, wall_s: Option<u64>) -> u64 {
-        match (&self.spec, wall_s) {
-            (Some(spec), Some(now_s)) => spec.refused_at(now_s),
-            _ => 0,
-        }
-    }
-
     /// Why the group must stay Failed (offline everywhere), if it must.
     pub fn blocked(&self, wall_s: Option<u64>) -> Option<String> {
         let (spec, now_s) = (self.spec.as_ref()?, wall_s?);
@@ -216,11 +207,9 @@ pub(crate) fn reassign(
         let slot = policy.slot;
         let entry = table[usize::from(slot - 1)];
         let mut unconfirmed = entry.unconfirmed | facts.outsiders;
-        let refused_by = policy.refused_by(facts.wall_s);
         let candidates = ids(members)
             .filter(|node| policy.allows(*node))
             .filter(|node| facts.refusing_by_node[usize::from(node - 1)] & bit(slot) == 0)
-            .filter(|node| refused_by & bit(*node) == 0)
             .fold(0, |set, node| set | bit(node));
         let holder = ids(members).find(|member| holds(*member, slot));
         let owner = if policy.blocked(facts.wall_s).is_some() {

@@ -102,8 +102,8 @@ impl Host {
 
     /// Appends this failure's wall-clock time to `groups/G/failures`, so every coordinator
     /// counts it against the group's failover threshold, and records this node's refusal
-    /// (`groups/G/refused/N`: until when, and why), so every node shows it, every coordinator
-    /// and this node after a restart honour it, and a cleanup clears it everywhere. A
+    /// (`groups/G/refused/N`: until when, and why), so every node shows it, this node honours
+    /// it after a restart, and a cleanup clears it everywhere. A
     /// concurrent change makes the update fail its precondition: the failure is then not
     /// counted, which errs toward moving the group once more, never toward stranding it; the
     /// refusal still holds in this run's memory (`core::placement`).

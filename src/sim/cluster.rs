@@ -33,6 +33,11 @@ pub const SIM_RESOURCE_LEASE_BLOCKS: u32 = 16;
 /// of 10: the log wraps and checkpoints within one run.
 const SIM_SMALL_DISK_SIZE_BYTES: u64 = (258 + SIM_RESOURCE_LEASE_BLOCKS as u64 + 80) * 4096;
 
+/// The wall clock's reading at local time 0 (unix seconds, in 2027).
+const SIM_WALL_CLOCK_START_S: u64 = 1_800_000_000;
+/// How often a running node's driver reports the wall clock (the daemon: every 10 s).
+const WALL_CLOCK_EVERY_TICKS: u64 = 100;
+
 /// Longest a node refuses a group its runner gave up (ms): the restart periods of the
 /// workload's resources reach 900 s, which would outlast a run; the core's refusal logic is the
 /// same whatever the length.
@@ -266,14 +271,19 @@ impl Cluster {
         sim_node.online = 0;
         sim_node.quorum_valid_until_ms = 0;
         sim_node.leases.clear();
-        // Noon everywhere: failback policies apply (windows are `groups.rs`'s unit tests).
-        self.step(
-            id,
-            Input::WallClock {
-                unix_s: 1_800_000_000,
-                local_hour: 12,
-            },
-        );
+        let wall_clock = self.wall_clock(id);
+        self.step(id, wall_clock);
+    }
+
+    /// Node `id`'s wall clock as its driver reports it: its local clock (offset and drift
+    /// included) from a fixed epoch, so refusals and failure records recorded by one node's
+    /// clock end by another's, as between real hosts. Noon all day: failback policies apply
+    /// (windows are `groups.rs`'s unit tests).
+    fn wall_clock(&self, id: u8) -> Input<'static> {
+        Input::WallClock {
+            unix_s: SIM_WALL_CLOCK_START_S + self.local_ms(id) / 1000,
+            local_hour: 12,
+        }
     }
 
     pub fn crash(&mut self, id: u8) {
@@ -338,6 +348,10 @@ impl Cluster {
             if sim_node.host.is_some() && !sim_node.paused {
                 let now_ms = self.local_ms(id);
                 self.step(id, Input::Tick { now_ms });
+                if self.tick.is_multiple_of(WALL_CLOCK_EVERY_TICKS) {
+                    let wall_clock = self.wall_clock(id);
+                    self.step(id, wall_clock);
+                }
             }
         }
         self.advance_monitors();

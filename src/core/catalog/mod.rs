@@ -106,8 +106,10 @@ pub struct GroupSpec {
 }
 
 /// A node's refusal of a group after the group failed there, as it recorded it in the
-/// database: every node reads the same, so any coordinator, and the node itself after a
-/// restart, honours it; a cleanup deletes it everywhere at once.
+/// database: every node shows it (`ctl groups`: who, until when, why), the node itself honours
+/// it after a restart, and a cleanup deletes it everywhere at once. Only the refusing node
+/// compares `until_s` with its own wall clock (wall clocks are never compared between nodes);
+/// the others learn what it refuses from its heartbeats and regroup statuses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub node: u8,

@@ -224,39 +224,3 @@ fn a_group_that_failed_over_too_often_in_its_period_stays_offline_with_the_reaso
     // Without a wall clock nothing is blocked (an unknown time must not strand a group).
     assert!(guarded.blocked(None).is_none());
 }
-
-#[test]
-fn a_refusal_recorded_in_the_catalog_keeps_its_node_out_until_it_ends_by_the_wall_clock() {
-    let refused_by_1 = crate::core::catalog::Refusal {
-        node: 1,
-        until_s: 1_000_000 + 60,
-        reason: "start failed".into(),
-    };
-    let spec = crate::core::catalog::GroupSpec {
-        name: "web".into(),
-        slot: 2,
-        preferred: vec![1, 2],
-        possible: 0,
-        failback: Failback::Off,
-        failover_threshold: 10,
-        failover_period_s: 600,
-        target: 0,
-        failures: Vec::new(),
-        refusals: vec![refused_by_1],
-        cleanup: 0,
-    };
-    let mut web = policy(2, &[1, 2], Failback::Off);
-    web.spec = Some(spec);
-    let nothing = vec![0u64; 64];
-    let table = empty_table();
-    // No heartbeat says node 1 refuses (it restarted, or this coordinator is new): the record
-    // alone keeps it out.
-    let next = reassign(&table, &[web.clone()], &facts(0b11, &nothing, &nothing));
-    assert_eq!(next[1].owner, 2);
-    let mut later = facts(0b11, &nothing, &nothing);
-    later.wall_s = Some(1_000_000 + 60);
-    assert_eq!(reassign(&table, &[web.clone()], &later)[1].owner, 1);
-    // An unknown wall clock leaves the record aside (the heartbeats still carry refusals).
-    later.wall_s = None;
-    assert_eq!(reassign(&table, &[web], &later)[1].owner, 1);
-}
