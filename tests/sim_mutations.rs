@@ -28,13 +28,11 @@ fn first_caught_within(
     })
 }
 
+/// Rare: since each node's wall clock advances (issue 17) the first default seed that catches it
+/// is 344 (then 874, 1960 of 3000).
 #[test]
 fn a_fence_acknowledgement_of_another_requester_taken_for_ours_is_caught() {
-    let caught = first_caught_within(
-        Mutation::FenceAckAnyRequester,
-        RARE_SEEDS_TO_CATCH_MAX,
-        None,
-    );
+    let caught = first_caught_within(Mutation::FenceAckAnyRequester, 1000, None);
     assert!(
         caught.as_ref().is_some_and(|(_, violation)| matches!(
             violation.kind,

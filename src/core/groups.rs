@@ -83,8 +83,9 @@ pub(crate) fn policies(builtin: u64, catalog: &Catalog) -> Vec<Policy> {
 
 impl Policy {
     /// The node the rule prefers among `candidates`: the move target, then the preferred
-    /// nodes in order, then the lowest candidate; 0 when there is none.
-    fn best(&self, candidates: u64) -> u8 {
+    /// nodes in order, then the candidate with the fewest groups in `load` (per node id - 1;
+    /// the lowest id among equals); 0 when there is none.
+    fn best(&self, candidates: u64, load: &[u32]) -> u8 {
         if self.target != 0 && candidates & bit(self.target) != 0 {
             return self.target;
         }
@@ -92,7 +93,7 @@ impl Policy {
             .iter()
             .copied()
             .find(|node| candidates & bit(*node) != 0)
-            .or_else(|| ids(candidates).next())
+            .or_else(|| ids(candidates).min_by_key(|node| (load[usize::from(node - 1)], *node)))
             .unwrap_or(0)
     }
 
@@ -117,19 +118,30 @@ impl Policy {
         spec.failover_blocked(now_s)
     }
 
-    /// Where the group goes, given its current holder (a member holding it) or owner.
-    fn choose(&self, entry_owner: u8, holder: Option<u8>, candidates: u64, hour: Option<u8>) -> u8 {
-        let best = self.best(candidates);
-        let current = holder.or_else(|| {
-            (entry_owner != 0 && candidates & bit(entry_owner) != 0).then_some(entry_owner)
-        });
-        let Some(current) = current else {
+    /// The node that holds the group now and may keep it: a member holding it, else its owner,
+    /// if a candidate.
+    fn keeper(entry_owner: u8, holder: Option<u8>, candidates: u64) -> Option<u8> {
+        let current = holder.or_else(|| (entry_owner != 0).then_some(entry_owner))?;
+        (candidates & bit(current) != 0).then_some(current)
+    }
+
+    /// Where the group goes, given its current holder (a member holding it) or owner. A group
+    /// that may stay stays unless a move target, or a failback to a node it prefers, takes it:
+    /// never merely to even out the load.
+    fn choose(
+        &self,
+        entry_owner: u8,
+        holder: Option<u8>,
+        candidates: u64,
+        hour: Option<u8>,
+        load: &[u32],
+    ) -> u8 {
+        let best = self.best(candidates, load);
+        let Some(current) = Policy::keeper(entry_owner, holder, candidates) else {
+            // No holder, or one that may not keep it (it refuses it, or it is no longer a
+            // possible owner).
             return best;
         };
-        if candidates & bit(current) == 0 {
-            // The holder may not keep it (it refuses it, or it is no longer a possible owner).
-            return best;
-        }
         if best == current || best == 0 {
             return current;
         }
@@ -170,7 +182,7 @@ pub(crate) fn formed(
             0
         };
         table[usize::from(policy.slot - 1)] = GroupAssignment {
-            owner: policy.best(candidates),
+            owner: policy.best(candidates, &[0; 64]),
             unconfirmed: configured & !bit(former),
         };
     }
@@ -202,21 +214,38 @@ pub(crate) fn reassign(
     assert!(members != 0);
     assert_eq!(table.len(), 64);
     let holds = |node: u8, slot: u8| facts.holding_by_node[usize::from(node - 1)] & bit(slot) != 0;
+    let candidates_of = |policy: &Policy| {
+        ids(members)
+            .filter(|node| policy.allows(*node))
+            .filter(|node| facts.refusing_by_node[usize::from(node - 1)] & bit(policy.slot) == 0)
+            .fold(0, |set, node| set | bit(node))
+    };
+    let holder_of = |slot: u8| ids(members).find(|member| holds(*member, slot));
+    // Groups that may stay where they are are placed first, so that those that must go
+    // somewhere (a lost owner's, a refused one, a new one) go to the nodes with the fewest
+    // groups: a dead node's groups spread over the survivors.
+    let mut order: Vec<&Policy> = policies.iter().collect();
+    order.sort_by_key(|policy| {
+        let entry = table[usize::from(policy.slot - 1)];
+        let keeper = Policy::keeper(entry.owner, holder_of(policy.slot), candidates_of(policy));
+        (keeper.is_none(), policy.slot)
+    });
+    let mut load = [0u32; 64];
     let mut next = table.to_vec();
-    for policy in policies {
+    for policy in order {
         let slot = policy.slot;
         let entry = table[usize::from(slot - 1)];
         let mut unconfirmed = entry.unconfirmed | facts.outsiders;
-        let candidates = ids(members)
-            .filter(|node| policy.allows(*node))
-            .filter(|node| facts.refusing_by_node[usize::from(node - 1)] & bit(slot) == 0)
-            .fold(0, |set, node| set | bit(node));
-        let holder = ids(members).find(|member| holds(*member, slot));
+        let candidates = candidates_of(policy);
+        let holder = holder_of(slot);
         let owner = if policy.blocked(facts.wall_s).is_some() {
             0
         } else {
-            policy.choose(entry.owner, holder, candidates, facts.local_hour)
+            policy.choose(entry.owner, holder, candidates, facts.local_hour, &load)
         };
+        if owner != 0 {
+            load[usize::from(owner - 1)] += 1;
+        }
         if entry.owner != 0 && members & bit(entry.owner) == 0 {
             unconfirmed |= bit(entry.owner);
         }

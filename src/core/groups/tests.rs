@@ -224,3 +224,54 @@ fn a_group_that_failed_over_too_often_in_its_period_stays_offline_with_the_reaso
     // Without a wall clock nothing is blocked (an unknown time must not strand a group).
     assert!(guarded.blocked(None).is_none());
 }
+
+/// Issue 17, finding 8: groups without a preference used to all land on the lowest node, and
+/// all move to the next lowest when it died.
+#[test]
+fn groups_without_a_preference_spread_evenly_and_a_dead_nodes_groups_spread_over_the_rest() {
+    let policies: Vec<Policy> = (1..=50).map(|slot| policy(slot, &[], Failback::Off)).collect();
+    let per_node = |table: &[GroupAssignment]| {
+        let mut count = [0usize; 4];
+        for entry in table {
+            count[usize::from(entry.owner)] += 1;
+        }
+        count
+    };
+    let nothing = vec![0u64; 64];
+    let first = reassign(&empty_table(), &policies, &facts(0b111, &nothing, &nothing));
+    assert_eq!(per_node(&first), [14, 17, 17, 16]);
+    // Each member holds what it was given; node 1 dies.
+    let mut holding = vec![0u64; 64];
+    for (index, entry) in first.iter().enumerate() {
+        if entry.owner != 0 {
+            holding[usize::from(entry.owner - 1)] |= bit(index as u8 + 1);
+        }
+    }
+    holding[0] = 0;
+    let mut survivors = facts(0b110, &holding, &nothing);
+    survivors.outsiders = 0b001;
+    let second = reassign(&first, &policies, &survivors);
+    assert_eq!(per_node(&second)[2..], [25, 25]);
+    // Nothing the survivors held moved to even out the load.
+    for slot in 1..=50usize {
+        if first[slot - 1].owner != 1 {
+            assert_eq!(second[slot - 1].owner, first[slot - 1].owner, "slot {slot}");
+        }
+    }
+    // Node 1 comes back: nothing moves to it merely to rebalance...
+    let mut back = facts(0b111, &holding, &nothing);
+    back.holding_by_node = &holding;
+    let mut holding_after = vec![0u64; 64];
+    for (index, entry) in second.iter().enumerate() {
+        if entry.owner != 0 {
+            holding_after[usize::from(entry.owner - 1)] |= bit(index as u8 + 1);
+        }
+    }
+    back.holding_by_node = &holding_after;
+    let third = reassign(&second, &policies, &back);
+    assert_eq!(per_node(&third)[1..], [0, 25, 25]);
+    // ...but a new group goes to it, the node with the fewest.
+    let mut more = policies.clone();
+    more.push(policy(51, &[], Failback::Off));
+    assert_eq!(reassign(&second, &more, &back)[50].owner, 1);
+}
