@@ -208,3 +208,131 @@ fn checks_without_pings_do_not_keep_the_dead_man_switch_armed() {
     assert_eq!(fenced, Some(1), "checks alone kept the monitor armed");
     assert_fenced(&scratch, &pids, 1);
 }
+
+/// `start_process` of a resource that needs `depends`.
+fn start_needing(name: &str, command: &str, depends: &[&str]) -> wolfpack::monitor::Command {
+    let mut start = start_process(name, command, &[], None);
+    if let wolfpack::monitor::Command::Start { depends: slot, .. } = &mut start {
+        *slot = depends.iter().map(|needed| needed.to_string()).collect();
+    }
+    start
+}
+
+fn start_all(client: &mut MonitorClient, starts: &[(&str, String, &[&str])]) {
+    for (name, command, depends) in starts {
+        client
+            .send(&start_needing(name, command, depends))
+            .expect("send");
+        let (done, _) = wait_for(
+            client,
+            |event| matches!(event, Event::Done { resource, operation: Operation::Start, .. } if resource == name),
+        );
+        assert!(
+            matches!(
+                done,
+                Event::Done {
+                    outcome: Outcome::Success,
+                    ..
+                }
+            ),
+            "{done:?}"
+        );
+    }
+}
+
+/// Ends the daemon's side of the socket (the daemon died) and waits until the monitor fenced.
+fn close_and_wait_for_the_fence(client: MonitorClient) {
+    let monitor = client.child_pid() as i32;
+    drop(client);
+    wait_until("the monitor fenced and exited", || {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child's pid with a valid status pointer.
+        let reaped = unsafe { libc::waitpid(monitor, &mut status, libc::WNOHANG) };
+        reaped == monitor && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 1
+    });
+}
+
+/// The position of `resource`'s `offline` line in the event log.
+fn offline_position(scratch: &Scratch, resource: &str) -> usize {
+    event_log(scratch)
+        .iter()
+        .filter(|transition| transition.word == "offline")
+        .position(|transition| transition.resource == resource)
+        .unwrap_or_else(|| panic!("no offline line for {resource}: {:?}", event_log(scratch)))
+}
+
+/// b needs a; c needs nothing. When the daemon dies, the fence stops b (and c, in parallel)
+/// and only once b is gone a: as a normal stop would, never a dependency under a running
+/// dependent. Each resource's SIGTERM trap writes a line: a's must come after b's, and b's
+/// trap waits (up to 100 ms) for c's, which comes only if c stops alongside b.
+#[test]
+fn the_fence_stops_dependents_before_what_they_need() {
+    let scratch = Scratch::new("monitor-fence-order");
+    let order = scratch.file("order");
+    let c_stopping = scratch.file("c-stopping");
+    let (order, c_stopping) = (order.display(), c_stopping.display());
+    let a = format!("trap 'echo a-stopping >> {order}; exit 0' TERM; sleep 1000 & wait");
+    let b = format!(
+        "trap 'i=0; while [ $i -lt 10 ] && [ ! -e {c_stopping} ]; do sleep 0.01; i=$((i+1)); \
+         done; echo b-stopped >> {order}; exit 0' TERM; sleep 1000 & wait"
+    );
+    let c = format!(
+        "trap ': > {c_stopping}; echo c-stopping >> {order}; exit 0' TERM; sleep 1000 & wait"
+    );
+    let mut client = spawn_monitor(&scratch, 600_000, None);
+    start_all(
+        &mut client,
+        &[("a", a, &[]), ("b", b, &["a"]), ("c", c, &[])],
+    );
+    close_and_wait_for_the_fence(client);
+    let lines = std::fs::read_to_string(scratch.file("order")).unwrap_or_default();
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        ["c-stopping", "b-stopped", "a-stopping"],
+        "each stopped gracefully, c alongside b, a only after b"
+    );
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            transitions_of(&scratch, name),
+            ["online", "offline"],
+            "{name}"
+        );
+    }
+    assert!(offline_position(&scratch, "b") < offline_position(&scratch, "a"));
+}
+
+/// b needs a and ignores SIGTERM: the fence waits for it only as long as its budget lasts, then
+/// kills both; a never gets the graceful stop that b held back, and nothing survives.
+#[test]
+fn a_fence_whose_budget_is_spent_kills_what_still_runs() {
+    let scratch = Scratch::new("monitor-fence-budget");
+    let order = scratch.file("order");
+    let a = format!(
+        "echo $$ > {}; trap 'echo a-stopping >> {}; exit 0' TERM; sleep 1000 & wait",
+        scratch.file("a.pid").display(),
+        order.display()
+    );
+    let b = recording_pid(&scratch.file("b.pid"), "trap '' TERM; sleep 1000 & wait");
+    let mut client = spawn_monitor(&scratch, 600_000, None);
+    start_all(&mut client, &[("a", a, &[]), ("b", b, &["a"])]);
+    let pids = [
+        read_pid(&scratch.file("a.pid")),
+        read_pid(&scratch.file("b.pid")),
+    ];
+    close_and_wait_for_the_fence(client);
+    assert_eq!(
+        std::fs::read_to_string(&order).unwrap_or_default(),
+        "",
+        "a was killed, not stopped, while b still ran"
+    );
+    for pid in pids {
+        assert!(!group_exists(pid), "group {pid} survived the fence");
+    }
+    for name in ["a", "b"] {
+        assert_eq!(
+            transitions_of(&scratch, name),
+            ["online", "offline"],
+            "{name}"
+        );
+    }
+}

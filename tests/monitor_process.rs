@@ -244,12 +244,14 @@ fn bad_starts_are_rejected_and_change_nothing() {
         resource: "x".into(),
         kind: "teleport".into(),
         params: vec![],
+        depends: vec![],
         timeout_ms: None,
     };
     let missing_command = Command::Start {
         resource: "y".into(),
         kind: "process".into(),
         params: vec![],
+        depends: vec![],
         timeout_ms: None,
     };
     for (command, resource) in [(unknown_type, "x"), (missing_command, "y")] {

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use wolfpack::monitor::codec::{
     decode_command, decode_event, encode_command, encode_event, FrameReader,
 };
-use wolfpack::monitor::constants::{FRAME_BYTES_MAX, PARAMS_MAX, REASON_BYTES_MAX};
+use wolfpack::monitor::constants::{DEPENDS_MAX, FRAME_BYTES_MAX, PARAMS_MAX, REASON_BYTES_MAX};
 use wolfpack::monitor::{CheckLevel, CodecError, Command, Event, Operation, Outcome};
 
 fn name() -> impl Strategy<Value = String> {
@@ -19,16 +19,28 @@ fn level() -> impl Strategy<Value = CheckLevel> {
 fn command() -> impl Strategy<Value = Command> {
     let params = proptest::collection::btree_map("[a-z0-9_]{1,64}", ".{0,200}", 0..8)
         .prop_map(|params| params.into_iter().collect::<Vec<_>>());
+    // Distinct names in any order (the order is kept, though it means nothing).
+    let depends = proptest::collection::btree_set(name(), 0..8)
+        .prop_map(|names| names.into_iter().collect::<Vec<_>>())
+        .prop_shuffle();
     prop_oneof![
         any::<u64>().prop_map(|sequence| Command::Ping { sequence }),
-        (name(), "[a-z:A-Z0-9]{1,64}", params, any::<Option<u32>>()).prop_map(
-            |(resource, kind, params, timeout_ms)| Command::Start {
-                resource,
-                kind,
-                params,
-                timeout_ms
-            }
-        ),
+        (
+            name(),
+            "[a-z:A-Z0-9]{1,64}",
+            params,
+            depends,
+            any::<Option<u32>>()
+        )
+            .prop_map(
+                |(resource, kind, params, depends, timeout_ms)| Command::Start {
+                    resource,
+                    kind,
+                    params,
+                    depends,
+                    timeout_ms
+                }
+            ),
         (name(), any::<Option<u32>>()).prop_map(|(resource, timeout_ms)| Command::Stop {
             resource,
             timeout_ms
@@ -177,6 +189,7 @@ fn names_and_limits_are_enforced_when_encoding() {
         resource: "web".into(),
         kind: "process".into(),
         params,
+        depends: vec![],
         timeout_ms: None,
     };
     assert!(encode_command(&start, &mut out).is_err());
@@ -185,6 +198,7 @@ fn names_and_limits_are_enforced_when_encoding() {
         resource: "web".into(),
         kind: "process".into(),
         params: bad_key,
+        depends: vec![],
         timeout_ms: None,
     };
     assert_eq!(
@@ -283,4 +297,100 @@ fn a_flag_byte_other_than_0_or_1_is_a_protocol_error() {
         decode_event(&body[..body.len() - 1]),
         Err(CodecError::Truncated)
     );
+}
+
+/// A `Start` of `web` needing `depends`.
+fn start_needing(depends: &[&str]) -> Command {
+    Command::Start {
+        resource: "web".into(),
+        kind: "process".into(),
+        params: vec![],
+        depends: depends.iter().map(|needed| needed.to_string()).collect(),
+        timeout_ms: Some(1),
+    }
+}
+
+/// The body of a `Start` of `web` (no parameters, no timeout) whose dependencies go on the
+/// wire as `count`, then `names`, whatever they say.
+fn start_body_with(count: u16, names: &[&[u8]]) -> Vec<u8> {
+    let mut body = vec![2, 0, 3];
+    body.extend_from_slice(b"web");
+    body.extend_from_slice(&[0, 7]);
+    body.extend_from_slice(b"process");
+    body.extend_from_slice(&[0, 0]);
+    body.extend_from_slice(&count.to_be_bytes());
+    for name in names {
+        body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        body.extend_from_slice(name);
+    }
+    body.push(0);
+    body
+}
+
+#[test]
+fn dependencies_are_at_most_depends_max_distinct_resource_names_on_both_sides() {
+    let many: Vec<String> = (0..=DEPENDS_MAX).map(|index| format!("r{index}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    let refusals = [
+        (
+            start_needing(&many),
+            CodecError::LimitExceeded("dependencies"),
+        ),
+        (
+            start_needing(&["db", "db"]),
+            CodecError::DuplicateDependency,
+        ),
+        (start_needing(&["db", "a/b"]), CodecError::InvalidName),
+        (start_needing(&[".hidden"]), CodecError::InvalidName),
+    ];
+    for (start, error) in refusals {
+        assert_eq!(encode_command(&start, &mut out), Err(error), "{start:?}");
+    }
+    assert!(out.is_empty(), "a refused command writes nothing");
+    let most = start_needing(&many[..DEPENDS_MAX]);
+    encode_command(&most, &mut out).expect("DEPENDS_MAX dependencies encode");
+    assert_eq!(decode_command(&out[4..]), Ok(most));
+
+    // The decoder, on bodies no encoder writes.
+    let fine = start_body_with(2, &[b"db", b"ip"]);
+    assert_eq!(
+        decode_command(&fine),
+        Ok(Command::Start {
+            resource: "web".into(),
+            kind: "process".into(),
+            params: vec![],
+            depends: vec!["db".into(), "ip".into()],
+            timeout_ms: None,
+        })
+    );
+    let over = DEPENDS_MAX as u16 + 1;
+    let cases: [(Vec<u8>, CodecError); 6] = [
+        (
+            start_body_with(over, &[]),
+            CodecError::LimitExceeded("dependencies"),
+        ),
+        // A count the frame cannot hold is refused for the limit, before anything is read.
+        (
+            start_body_with(u16::MAX, &[]),
+            CodecError::LimitExceeded("dependencies"),
+        ),
+        (start_body_with(3, &[b"db", b"ip"]), CodecError::Truncated),
+        (
+            start_body_with(2, &[b"db", b"db"]),
+            CodecError::DuplicateDependency,
+        ),
+        (start_body_with(1, &[b"a/b"]), CodecError::InvalidName),
+        (start_body_with(1, &[b""]), CodecError::InvalidName),
+    ];
+    for (body, error) in cases {
+        assert_eq!(decode_command(&body), Err(error), "{body:?}");
+    }
+    let not_utf8 = start_body_with(1, &[&[0xff]]);
+    assert_eq!(decode_command(&not_utf8), Err(CodecError::NotUtf8));
+    // A `Start` of the layout before dependencies: its timeout byte is read as half a count.
+    let mut older = start_body_with(0, &[]);
+    older.truncate(older.len() - 3);
+    older.push(0);
+    assert_eq!(decode_command(&older), Err(CodecError::Truncated));
 }

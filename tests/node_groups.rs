@@ -590,5 +590,56 @@ fn a_cleanup_clears_refusals_everywhere_and_a_reused_slot_is_not_refused() {
         ],
     );
     wait_owner(&cluster, 2, "fresh", 1);
+
+/// The owner's daemon is SIGKILLed: its monitor fences and stops the group top-down, as a normal
+/// stop would (issue 17): `app`, which needs `db`, is gone before `db` gets its SIGTERM. Each
+/// process's SIGTERM trap appends a line; `app`'s takes 50 ms first, so `db` stopped alongside
+/// it would write first. Needs only `process` resources.
+#[test]
+fn a_killed_owners_fence_stops_its_group_top_down() {
+    let mut cluster = Cluster::new("fenceord", 3);
+    cluster.catalog_mode();
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2, 3]);
+    let order = cluster.path("stop-order");
+    let shown = order.display();
+    let trapping = |word: &str, before: &str| {
+        format!(
+            "command=trap '{before}echo {word} node=$WOLFPACK_NODE_ID >> {shown}; exit 0' TERM; \
+             sleep 1000 & wait"
+        )
+    };
+    let (db, app) = (
+        trapping("db-stopping", ""),
+        trapping("app-stopped", "sleep 0.05; "),
+    );
+    cluster.ctl_ok(1, &["group", "add", "web", "--preferred", "1,2"]);
+    for (name, command, depends) in [("db", &db, None), ("app", &app, Some("db"))] {
+        let mut words = vec![
+            "resource", "add", name, "--group", "web", "--type", "process",
+        ];
+        words.extend(["--param", command.as_str()]);
+        if let Some(depends) = depends {
+            words.extend(["--depends", depends]);
+        }
+        cluster.ctl_ok(1, &words);
+    }
+    wait_owner(&cluster, 3, "web", 1);
+    cluster.kill(1);
+    let node_1_lines = || {
+        std::fs::read_to_string(&order)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.ends_with(" node=1"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    cluster.wait_for("node 1's monitor stopped both", || {
+        node_1_lines().len() == 2
+    });
+    assert_eq!(node_1_lines(), ["app-stopped node=1", "db-stopping node=1"]);
+    wait_owner(&cluster, 3, "web", 2);
     cluster.assert_no_overlap();
 }

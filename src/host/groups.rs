@@ -192,6 +192,7 @@ impl Host {
                 resource,
                 kind: "process".into(),
                 params: vec![("command".into(), command)],
+                depends: Vec::new(),
                 timeout_ms: None,
             })),
             (true, None) => {}

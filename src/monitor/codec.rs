@@ -8,7 +8,8 @@
 //! | tag | command                                                                  |
 //! |-----|--------------------------------------------------------------------------|
 //! | 1   | Ping: sequence u64                                                       |
-//! | 2   | Start: resource, kind, count u16, count × (key, value), timeout          |
+//! | 2   | Start: resource, kind, count u16, count × (key, value),                  |
+//! |     | depends u16, depends × resource, timeout                                 |
 //! | 3   | Stop: resource, timeout                                                  |
 //! | 4   | Check: resource, level u8 (1 LooksAlive, 2 IsAlive), timeout             |
 //! | 5   | StopAll                                                                  |
@@ -24,14 +25,18 @@
 //! | 4   | AllStopped                                                               |
 //!
 //! There is no version number: the daemon runs the monitor from its own executable
-//! (`current_exe`), so both ends always share this table. The layout changed once, when outcome
+//! (`current_exe`), so both ends always share this table. The layout changed twice: when outcome
 //! 5 and the `ResourceFailed` flag replaced the reason's "offline not confirmed" ending as the
-//! carrier of that fact; a `ResourceFailed` of the older layout decodes as `Truncated`.
+//! carrier of that fact (a `ResourceFailed` of the older layout decodes as `Truncated`), and
+//! when `Start` gained its dependencies (a `Start` of the older layout is refused: its timeout
+//! byte starts the dependency count).
 //!
 //! Invariants: decoding never panics and never allocates more than the frame it was given; it
-//! accepts a body only when every field is in range (names, keys, limits, flags) and no byte is
-//! left over. Anything `decode_*` returns, `encode_*` writes back byte for byte.
-use super::constants::{FRAME_BYTES_MAX, KIND_BYTES_MAX, PARAMS_MAX, PARAM_VALUE_BYTES_MAX};
+//! accepts a body only when every field is in range (names, keys, limits, flags, a parameter
+//! key or a dependency at most once) and no byte is left over. Anything `decode_*` returns,
+//! `encode_*` writes back byte for byte.
+use super::constants::PARAM_VALUE_BYTES_MAX;
+use super::constants::{DEPENDS_MAX, FRAME_BYTES_MAX, KIND_BYTES_MAX, PARAMS_MAX};
 use super::constants::{PARAM_KEY_BYTES_MAX, REASON_BYTES_MAX, RESOURCE_NAME_BYTES_MAX};
 use super::error::CodecError;
 use super::protocol::{is_param_key, is_resource_name, OFFLINE_NOT_CONFIRMED};
@@ -52,6 +57,7 @@ pub fn encode_command(command: &Command, out: &mut Vec<u8>) -> Result<(), CodecE
             resource,
             kind,
             params,
+            depends,
             timeout_ms,
         } => {
             body.push(2);
@@ -67,6 +73,16 @@ pub fn encode_command(command: &Command, out: &mut Vec<u8>) -> Result<(), CodecE
                 }
                 put_string(&mut body, key, PARAM_KEY_BYTES_MAX)?;
                 put_string(&mut body, value, PARAM_VALUE_BYTES_MAX)?;
+            }
+            if depends.len() > DEPENDS_MAX {
+                return Err(CodecError::LimitExceeded("dependencies"));
+            }
+            body.extend_from_slice(&(depends.len() as u16).to_be_bytes());
+            for (index, needed) in depends.iter().enumerate() {
+                if depends[..index].contains(needed) {
+                    return Err(CodecError::DuplicateDependency);
+                }
+                put_name(&mut body, needed)?;
             }
             put_timeout(&mut body, *timeout_ms);
         }
@@ -182,11 +198,13 @@ pub fn decode_command(body: &[u8]) -> Result<Command, CodecError> {
                 let value = reader.string(PARAM_VALUE_BYTES_MAX)?;
                 params.push((key, value));
             }
+            let depends = reader.depends()?;
             let timeout_ms = reader.timeout()?;
             Command::Start {
                 resource,
                 kind,
                 params,
+                depends,
                 timeout_ms,
             }
         }
@@ -388,6 +406,25 @@ impl Reader<'_> {
             true => Ok(name),
             false => Err(CodecError::InvalidName),
         }
+    }
+
+    /// A `Start`'s dependencies: a count up to DEPENDS_MAX, then that many distinct names.
+    fn depends(&mut self) -> Result<Vec<String>, CodecError> {
+        let count = usize::from(self.u16()?);
+        if count > DEPENDS_MAX {
+            return Err(CodecError::LimitExceeded("dependencies"));
+        }
+        // A name takes at least 3 bytes (length and one byte): a count the rest of the frame
+        // cannot hold reserves no more than the frame could fill.
+        let mut depends: Vec<String> = Vec::with_capacity(count.min(self.rest.len() / 3));
+        for _ in 0..count {
+            let needed = self.name()?;
+            if depends.contains(&needed) {
+                return Err(CodecError::DuplicateDependency);
+            }
+            depends.push(needed);
+        }
+        Ok(depends)
     }
 
     fn timeout(&mut self) -> Result<Option<u32>, CodecError> {

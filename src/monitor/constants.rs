@@ -11,6 +11,8 @@ pub const RESOURCE_NAME_BYTES_MAX: usize = 64;
 pub const KIND_BYTES_MAX: usize = 64;
 /// Most parameters one `Start` may carry.
 pub const PARAMS_MAX: usize = 64;
+/// Most dependencies one `Start` may name (the catalog refuses a resource with more).
+pub const DEPENDS_MAX: usize = 64;
 /// Longest parameter key (`[a-z0-9_]`).
 pub const PARAM_KEY_BYTES_MAX: usize = 64;
 /// Longest parameter value.
@@ -33,9 +35,11 @@ pub const LOOKS_ALIVE_TIMEOUT_MS_DEFAULT: u32 = 5_000;
 /// Default timeout of an `IsAlive` check.
 pub const IS_ALIVE_TIMEOUT_MS_DEFAULT: u32 = 30_000;
 
-/// When fencing, how long the resources get between SIGTERM and SIGKILL. Short on purpose: the
-/// fence must finish before the node's lease expires on the other nodes, so the deadline beats a
-/// graceful stop.
+/// When fencing, how long the graceful part of the fence may take in all: the resources stop
+/// top-down along their dependencies within it (each stop is told what is left of it), and
+/// whatever still runs when it is spent is SIGKILLed at once, out of order. Short on purpose:
+/// the fence must finish before the node's lease expires on the other nodes, so the deadline
+/// beats a graceful stop; ordering the stops never makes the fence longer than this.
 pub const FENCE_GRACE_MS: u64 = 200;
 /// How long the monitor waits for SIGKILLed process groups to disappear before it reports that
 /// they survived (a process in uninterruptible sleep); the watchdog is the backstop then.

@@ -21,6 +21,8 @@ pub enum CodecError {
     InvalidParamKey,
     /// The same parameter key twice in one `Start`.
     DuplicateParam,
+    /// The same dependency twice in one `Start`.
+    DuplicateDependency,
     /// A count or length above its `_MAX`; the text names which.
     LimitExceeded(&'static str),
     /// Bytes after the last field.
@@ -37,6 +39,7 @@ impl fmt::Display for CodecError {
             CodecError::InvalidName => f.write_str("invalid resource name"),
             CodecError::InvalidParamKey => f.write_str("invalid parameter key"),
             CodecError::DuplicateParam => f.write_str("duplicate parameter key"),
+            CodecError::DuplicateDependency => f.write_str("duplicate dependency"),
             CodecError::LimitExceeded(what) => write!(f, "too many or too long: {what}"),
             CodecError::TrailingBytes => f.write_str("trailing bytes after the message"),
         }

@@ -6,9 +6,10 @@
 //!
 //! - `client.rs`: the daemon's side, `MonitorClient` (spawn, send, receive, shut down).
 //! - `protocol.rs`, `codec.rs`: the messages and their frames.
-//! - `server.rs`: the monitor's event loop and the dead-man switch; `holder.rs`: the resources
-//!   it holds and their operations; `resource/`: the resource types; `children.rs`: process
-//!   groups; `event_log.rs`: the online/offline evidence; `watchdog.rs`: /dev/watchdog.
+//! - `server.rs`: the monitor's event loop and the dead-man switch; `holder/`: the resources
+//!   it holds, their operations, the order everything stops in and the fence itself;
+//!   `resource/`: the resource types; `children.rs`: process groups; `event_log.rs`: the
+//!   online/offline evidence; `watchdog.rs`: /dev/watchdog.
 pub mod children;
 pub mod client;
 pub mod codec;

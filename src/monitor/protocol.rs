@@ -30,6 +30,13 @@
 //!   outcome.
 //! - A `Check` that fails or times out leaves the resource held and online: the daemon decides
 //!   (restart, fail over) and sends `Stop`. A `Start` of a resource already online succeeds.
+//! - When the monitor stops everything on its own account (`StopAll`, `Shutdown`, the dead-man
+//!   fence), it stops top-down along the dependencies each `Start` named: a resource begins to
+//!   stop only once no other held resource that named it is held any more; independent
+//!   resources stop in parallel. The fence does so within FENCE_GRACE_MS and then kills
+//!   whatever still runs, out of order. A dependency cycle (the catalog refuses one) is stopped
+//!   all at once when nothing else is on its way down. A `Stop` is never held back: the daemon
+//!   orders its own stops.
 use super::constants::START_TIMEOUT_MS_DEFAULT;
 use super::constants::{IS_ALIVE_TIMEOUT_MS_DEFAULT, LOOKS_ALIVE_TIMEOUT_MS_DEFAULT};
 use super::constants::{RESOURCE_NAME_BYTES_MAX, STOP_TIMEOUT_MS_DEFAULT};
@@ -39,11 +46,14 @@ use super::constants::{RESOURCE_NAME_BYTES_MAX, STOP_TIMEOUT_MS_DEFAULT};
 pub enum Command {
     /// "I am alive": resets the fence deadline, feeds the watchdog, answered by `Pong`.
     Ping { sequence: u64 },
-    /// Bring `resource` online as a `kind` (e.g. `process`) with `params`.
+    /// Bring `resource` online as a `kind` (e.g. `process`) with `params`. `depends` names the
+    /// resources it needs (each at most once; names not held, or its own, are ignored): when
+    /// the monitor stops everything, it stops `resource` before any of them.
     Start {
         resource: String,
         kind: String,
         params: Vec<(String, String)>,
+        depends: Vec<String>,
         timeout_ms: Option<u32>,
     },
     /// Take `resource` offline gracefully; unknown resources are already offline (`Success`).

@@ -4,9 +4,10 @@
 //! The dead-man switch: the fence deadline is `fence_timeout_ms` after the last `Ping`. It is
 //! checked right after every wakeup, before any newly arrived command is read, so commands that
 //! queued up while this process (or the whole node) was stopped cannot excuse a missed deadline.
-//! It fences (stops every resource with SIGKILL after FENCE_GRACE_MS) and exits 1 when the
-//! deadline passes, the connection closes or breaks, a frame breaks the protocol, the daemon
-//! stops reading, or SIGTERM/SIGINT/SIGHUP arrives.
+//! It fences (stops every resource top-down along their dependencies within FENCE_GRACE_MS,
+//! then SIGKILLs what still runs: `holder/fence.rs`) and exits 1 when the deadline passes, the
+//! connection closes or breaks, a frame breaks the protocol, the daemon stops reading, or
+//! SIGTERM/SIGINT/SIGHUP arrives.
 //!
 //! Exit codes: 0 after `Shutdown`; 1 fenced or failed to set up; 2 bad arguments.
 use super::children;
@@ -243,8 +244,9 @@ impl Monitor {
                 resource,
                 kind,
                 params,
+                depends,
                 timeout_ms,
-            } => holder.start(&resource, &kind, &params, timeout_ms, now),
+            } => holder.start(&resource, &kind, &params, &depends, timeout_ms, now),
             Command::Stop {
                 resource,
                 timeout_ms,

@@ -29,6 +29,7 @@ impl Runner {
             resource: name.to_string(),
             kind: resource.spec.kind.clone(),
             params: resource.spec.params.clone(),
+            depends: resource.spec.depends.clone(),
             timeout_ms: resource.timeout_ms(),
         };
         self.outputs.push_back(RunnerOutput::Monitor(command));

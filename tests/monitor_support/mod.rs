@@ -66,6 +66,7 @@ pub fn start_process(
         resource: resource.to_string(),
         kind: "process".to_string(),
         params,
+        depends: Vec::new(),
         timeout_ms,
     }
 }
@@ -208,6 +209,7 @@ pub fn start_kind(
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect(),
+        depends: Vec::new(),
         timeout_ms,
     }
 }

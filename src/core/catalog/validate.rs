@@ -10,7 +10,7 @@
 use super::Catalog;
 use crate::core::db::{Path, VALUE_BYTES_MAX};
 use crate::core::NODES_MAX;
-use crate::monitor::constants::{KIND_BYTES_MAX, PARAMS_MAX};
+use crate::monitor::constants::{DEPENDS_MAX, KIND_BYTES_MAX, PARAMS_MAX};
 use crate::monitor::protocol::{is_param_key, is_resource_name};
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -145,14 +145,21 @@ pub fn check_type_and_params(
         .map_err(|why| format!("resource {resource:?}: {why}"))
 }
 
-/// The dependencies of a new resource `name` of `group`: each a resource of the catalog, in
-/// the same group (a group starts and moves as one), named once, and no cycle.
+/// The dependencies of a new resource `name` of `group`: at most DEPENDS_MAX (the monitor's
+/// `Start` carries them), each a resource of the catalog, in the same group (a group starts
+/// and moves as one), named once, and no cycle.
 pub fn check_dependencies(
     catalog: &Catalog,
     name: &str,
     group: &str,
     depends: &[String],
 ) -> Result<(), String> {
+    if depends.len() > DEPENDS_MAX {
+        return Err(format!(
+            "resource {name:?}: {} dependencies; at most {DEPENDS_MAX} allowed",
+            depends.len()
+        ));
+    }
     for (index, needed) in depends.iter().enumerate() {
         if needed == name {
             return Err(format!("resource {name:?} cannot depend on itself"));
@@ -466,6 +473,9 @@ mod tests {
             check_dependencies(&catalog, "proxy", "web", &depends(&["app", "ip"])),
             Ok(())
         );
+        let many: Vec<String> = (0..=DEPENDS_MAX).map(|index| format!("r{index}")).collect();
+        let error = refusal(check_dependencies(&catalog, "proxy", "web", &many));
+        assert!(error.contains("at most 64 allowed"), "{error}");
         let error = refusal(check_dependencies(
             &catalog,
             "proxy",

@@ -6,6 +6,12 @@
 //! Cleaning → absent. Cleaning waits until `is_gone`, then writes the `offline` line, then sends
 //! the reports; so every `Done`/`ResourceFailed` that ends a resource's life follows its
 //! `offline` line, and an `online` line precedes its first process.
+//!
+//! Stopping everything (`StopAll`, and the dead-man fence in `fence.rs`) goes top-down along
+//! the dependencies each `Start` named (`order.rs`): a resource begins to stop only once no
+//! other held resource needs it.
+mod fence;
+mod order;
 mod progress;
 #[cfg(test)]
 mod tests;
@@ -14,7 +20,7 @@ use super::constants::RESOURCES_MAX;
 use super::event_log::{EventLog, Transition};
 use super::protocol::{CheckLevel, Event, Operation, Outcome};
 use super::resource::{self, Resource, Settings};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -57,10 +63,13 @@ enum State {
     },
 }
 
-/// One held resource: its type's instance and its state.
+/// One held resource: its type's instance, its state, and what it needs.
 struct Held {
     resource: Box<dyn Resource>,
     state: State,
+    /// The resources its `Start` named as needed, itself left out: when everything stops, it
+    /// stops before any of them that is held.
+    depends: BTreeSet<String>,
 }
 
 /// Every resource this monitor holds. Iteration is in name order, so runs are reproducible.
@@ -75,6 +84,8 @@ pub struct Holder {
     out: Vec<Event>,
     /// Set by `StopAll` until every resource is gone; `Start` is refused meanwhile.
     stopping_all: bool,
+    /// The dead-man fence under way, once it has begun (nothing else runs then).
+    fencing: Option<fence::Fencing>,
 }
 
 fn deadline_after(now: Instant, operation: Operation, timeout_ms: Option<u32>) -> Instant {
@@ -102,6 +113,7 @@ impl Holder {
             log,
             out: Vec::new(),
             stopping_all: false,
+            fencing: None,
         }
     }
 
@@ -120,12 +132,14 @@ impl Holder {
         std::mem::take(&mut self.out)
     }
 
-    /// `Start`: writes the `online` line, then begins the start.
+    /// `Start`: writes the `online` line, then begins the start. `depends` is kept for when
+    /// everything stops (see `order.rs`).
     pub fn start(
         &mut self,
         name: &str,
         kind: &str,
         params: &[(String, String)],
+        depends: &[String],
         timeout_ms: Option<u32>,
         now: Instant,
     ) {
@@ -152,7 +166,7 @@ impl Holder {
             ocf_state_dir: self.ocf_state_dir.clone(),
         };
         match resource::create(kind, params, settings) {
-            Ok(resource) => self.admit_created(name, resource, timeout_ms, now),
+            Ok(resource) => self.admit_created(name, resource, depends, timeout_ms, now),
             Err(reason) => self.out.push(reject(reason)),
         }
     }
@@ -163,6 +177,7 @@ impl Holder {
         &mut self,
         name: &str,
         mut resource: Box<dyn Resource>,
+        depends: &[String],
         timeout_ms: Option<u32>,
         now: Instant,
     ) {
@@ -172,7 +187,17 @@ impl Holder {
             since: now,
             deadline,
         };
-        self.held.insert(name.to_string(), Held { resource, state });
+        let depends = depends
+            .iter()
+            .filter(|needed| *needed != name)
+            .cloned()
+            .collect();
+        let held = Held {
+            resource,
+            state,
+            depends,
+        };
+        self.held.insert(name.to_string(), held);
         self.settle(name, progress, now);
     }
 
@@ -288,19 +313,22 @@ impl Holder {
         self.settle(name, progress, now);
     }
 
-    /// `StopAll`: a `Stop` with the default timeout for every resource not already stopping;
-    /// `AllStopped` follows once none is left.
+    /// `StopAll`: a `Stop` with the default timeout for every resource not already stopping,
+    /// top-down: each once no other held resource needs it (`advance` stops the rest as their
+    /// dependents go). `AllStopped` follows once none is left.
     pub fn stop_all(&mut self, now: Instant) {
         self.stopping_all = true;
-        let names: Vec<String> = self.held.keys().cloned().collect();
-        for name in names {
-            let stopping = matches!(
-                self.held.get(&name).map(|held| &held.state),
-                Some(State::Stopping { .. } | State::Cleaning { .. })
-            );
-            if !stopping {
-                self.stop(&name, None, now);
-            }
+        self.stop_ready(now);
+    }
+
+    /// While `StopAll` is under way: stops every resource not stopping yet that no other held
+    /// resource needs any more.
+    fn stop_ready(&mut self, now: Instant) {
+        let is_going = |_: &str, held: &Held| {
+            matches!(held.state, State::Stopping { .. } | State::Cleaning { .. })
+        };
+        for name in self.ready_to_stop(is_going) {
+            self.stop(&name, None, now);
         }
     }
 

@@ -1,9 +1,8 @@
 //! How the held resources move on between commands: polling pending operations, deadlines,
-//! failures noticed without being asked, cleanups that end in the `offline` line, and the
-//! dead-man fence. See `mod.rs` for the life of a resource.
+//! failures noticed without being asked, and cleanups that end in the `offline` line. See
+//! `mod.rs` for the life of a resource; the dead-man fence is `fence.rs`.
 use super::{done, Holder, Report, State};
-use crate::monitor::children;
-use crate::monitor::constants::{FENCE_GRACE_MS, KILL_WAIT_MS_MAX};
+use crate::monitor::constants::KILL_WAIT_MS_MAX;
 use crate::monitor::event_log::Transition;
 use crate::monitor::protocol::{Event, Operation, Outcome, OFFLINE_NOT_CONFIRMED};
 use crate::monitor::resource::Progress;
@@ -45,6 +44,9 @@ impl Holder {
                 self.time_out(&name, now);
             }
             self.settle(&name, progress, now);
+        }
+        if self.stopping_all {
+            self.stop_ready(now);
         }
         if self.stopping_all && self.held.is_empty() {
             self.out.push(Event::AllStopped);
@@ -198,57 +200,6 @@ impl Holder {
         if matches!(held.state, State::Cleaning { .. }) {
             self.settle(name, Progress::Pending, now);
         }
-    }
-
-    /// The dead-man stop: SIGTERM everything, SIGKILL what is left after FENCE_GRACE_MS, wait
-    /// up to KILL_WAIT_MS_MAX, and write `offline` for every resource confirmed gone. Returns
-    /// the names that survived.
-    ///
-    /// Why SIGKILL so soon, whatever the stop timeouts say: once the daemon has been silent for
-    /// the fence timeout, the other nodes are counting down this node's lease and will start
-    /// these resources when it expires. The lease expiry leaves room for the fence timeout plus
-    /// FENCE_GRACE_MS, not for a graceful stop; a resource still running then would run on two
-    /// nodes. A killed service recovers like after a crash, which failover must survive anyway.
-    /// It blocks: with the daemon gone there is nobody to answer.
-    pub fn fence(&mut self) -> Vec<String> {
-        let start = Instant::now();
-        // A resource still being admitted has not run anything: dropped without a line.
-        self.held.retain(|_, held| match held.state {
-            State::Admitting { .. } => {
-                held.resource.terminate();
-                false
-            }
-            _ => true,
-        });
-        let grace = Duration::from_millis(FENCE_GRACE_MS);
-        for held in self.held.values_mut() {
-            held.resource.stop(start, grace);
-        }
-        let grace_end = start + Duration::from_millis(FENCE_GRACE_MS);
-        let kill_end = grace_end + Duration::from_millis(KILL_WAIT_MS_MAX);
-        let mut killed = false;
-        while !self.held.is_empty() && Instant::now() < kill_end {
-            for (pid, status) in children::reap_exited() {
-                self.observe_exit(pid, status);
-            }
-            if !killed && Instant::now() >= grace_end {
-                self.held
-                    .values_mut()
-                    .for_each(|held| held.resource.terminate());
-                killed = true;
-            }
-            self.held.retain(|name, held| {
-                let gone = held.resource.is_gone();
-                if gone {
-                    if let Err(error) = self.log.record(name, Transition::Offline) {
-                        log::error!("resource={name}: cannot write the offline line: {error}");
-                    }
-                }
-                !gone
-            });
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        self.held.keys().cloned().collect()
     }
 }
 

@@ -3,9 +3,13 @@
 //! report sent before the resource is gone must say in its type that it may still run
 //! (`OfflineNotConfirmed`, `offline_confirmed: false`), whatever its operation's outcome was,
 //! and the `offline` line must wait until it is gone.
+//!
+//! The same resource type, with a journal of the stops and kills, shows the order in which
+//! everything stops (`StopAll`, the dead-man fence) and what the fence does when its budget is
+//! spent.
 
 use super::Holder;
-use crate::monitor::constants::KILL_WAIT_MS_MAX;
+use crate::monitor::constants::{FENCE_GRACE_MS, KILL_WAIT_MS_MAX};
 use crate::monitor::event_log::EventLog;
 use crate::monitor::protocol::{CheckLevel, Event, Operation, Outcome, OFFLINE_NOT_CONFIRMED};
 use crate::monitor::resource::{Progress, Resource};
@@ -44,10 +48,16 @@ enum Pending {
     Stop,
 }
 
+/// What the resources of one bench were asked, in order: "stop NAME MS" (MS: the timeout it
+/// was given) and "kill NAME".
+type Journal = Rc<RefCell<Vec<String>>>;
+
 /// A resource whose processes survive `terminate` until its script says they are gone.
 struct Stubborn {
+    name: String,
     script: Rc<Script>,
     pending: Option<Pending>,
+    journal: Journal,
 }
 
 impl Resource for Stubborn {
@@ -55,7 +65,9 @@ impl Resource for Stubborn {
         self.pending = Some(Pending::Start);
         self.script.start.borrow().clone()
     }
-    fn stop(&mut self, _now: Instant, _timeout: Duration) -> Progress {
+    fn stop(&mut self, _now: Instant, timeout: Duration) -> Progress {
+        let entry = format!("stop {} {}", self.name, timeout.as_millis());
+        self.journal.borrow_mut().push(entry);
         self.pending = Some(Pending::Stop);
         self.script.stop.borrow().clone()
     }
@@ -78,6 +90,9 @@ impl Resource for Stubborn {
     fn cancel_check(&mut self) {}
     fn terminate(&mut self) {
         // SIGKILL is sent; the processes are in uninterruptible sleep and stay.
+        self.journal
+            .borrow_mut()
+            .push(format!("kill {}", self.name));
         self.pending = None;
     }
     fn is_gone(&mut self) -> bool {
@@ -90,6 +105,7 @@ struct Bench {
     holder: Holder,
     log_path: PathBuf,
     now: Instant,
+    journal: Journal,
 }
 
 impl Bench {
@@ -105,16 +121,53 @@ impl Bench {
             holder: Holder::new(1, std::env::temp_dir(), log),
             log_path,
             now: Instant::now(),
+            journal: Journal::default(),
         }
     }
 
     fn start(&mut self, script: &Rc<Script>, timeout_ms: Option<u32>) {
+        self.start_named("web", &[], script, timeout_ms);
+    }
+
+    /// Starts `name`, which needs `depends`.
+    fn start_named(
+        &mut self,
+        name: &str,
+        depends: &[&str],
+        script: &Rc<Script>,
+        timeout_ms: Option<u32>,
+    ) {
         let resource = Box::new(Stubborn {
+            name: name.to_string(),
             script: Rc::clone(script),
             pending: None,
+            journal: Rc::clone(&self.journal),
         });
+        let depends: Vec<String> = depends.iter().map(|needed| needed.to_string()).collect();
         self.holder
-            .admit_created("web", resource, timeout_ms, self.now);
+            .admit_created(name, resource, &depends, timeout_ms, self.now);
+    }
+
+    /// What the resources were asked since the last call.
+    fn asked(&mut self) -> Vec<String> {
+        std::mem::take(&mut *self.journal.borrow_mut())
+    }
+
+    /// The resources of the `offline` lines, in order.
+    fn offline_order(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.strip_suffix(" offline"))
+            .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("resource=")))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A step of the fence `milliseconds` later; true when it is over.
+    fn fence_after(&mut self, milliseconds: u64) -> bool {
+        self.now += Duration::from_millis(milliseconds);
+        self.holder.step_fence(self.now)
     }
 
     fn advance(&mut self, milliseconds: u64) {
@@ -302,4 +355,208 @@ fn a_failure_while_online_whose_processes_survive_is_not_reported_offline() {
         bench.advance(10);
     };
     survivors_are_never_reported_offline("failed while online", script, None, failing, 1);
+}
+
+/// A resource that starts at once and whose stop runs until the test says it is over.
+fn online_until_stopped() -> Rc<Script> {
+    Script::new(Progress::Finished(Ok(())), Progress::Pending)
+}
+
+/// Lets a resource's stop finish: it succeeds and nothing of it runs any more.
+fn let_go(script: &Script) {
+    *script.stop.borrow_mut() = Progress::Finished(Ok(()));
+    script.gone.set(true);
+}
+
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|word| word.to_string()).collect()
+}
+
+/// web needs app, app needs db; log needs nothing. The fence stops web and log at once, app
+/// only once web is gone, db only once app is gone, each told what is left of the budget; and
+/// nothing is killed when every stop ends within it.
+#[test]
+fn the_fence_stops_top_down_along_the_dependencies_within_its_budget() {
+    let mut bench = Bench::new();
+    let scripts: Vec<Rc<Script>> = (0..4).map(|_| online_until_stopped()).collect();
+    let [db, app, web, log] = [0, 1, 2, 3].map(|index| Rc::clone(&scripts[index]));
+    bench.start_named("db", &[], &db, None);
+    bench.start_named("app", &["db"], &app, None);
+    bench.start_named("web", &["app"], &web, None);
+    bench.start_named("log", &[], &log, None);
+    bench.asked();
+
+    let grace = FENCE_GRACE_MS;
+    bench.holder.begin_fence(bench.now);
+    assert_eq!(
+        bench.asked(),
+        words(&[&format!("stop log {grace}"), &format!("stop web {grace}")]),
+        "what nothing needs stops at once, in parallel"
+    );
+    assert!(!bench.fence_after(10));
+    assert_eq!(bench.asked(), Vec::<String>::new(), "app waits for web");
+    let_go(&log);
+    assert!(!bench.fence_after(10));
+    assert_eq!(
+        bench.asked(),
+        Vec::<String>::new(),
+        "an independent resource going holds nothing back"
+    );
+    let_go(&web);
+    assert!(!bench.fence_after(10));
+    assert_eq!(bench.asked(), words(&[&format!("stop app {}", grace - 30)]));
+    assert!(!bench.fence_after(50));
+    assert_eq!(bench.asked(), Vec::<String>::new(), "db waits for app");
+    let_go(&app);
+    assert!(!bench.fence_after(10));
+    assert_eq!(bench.asked(), words(&[&format!("stop db {}", grace - 90)]));
+    let_go(&db);
+    assert!(bench.fence_after(10), "over once nothing is left");
+    assert_eq!(bench.offline_order(), words(&["log", "web", "app", "db"]));
+    assert!(bench.holder.held.is_empty());
+}
+
+/// app needs db, and app's stop outlasts the budget: at its end both are killed, app first,
+/// although db never began to stop; the fence then waits until they are gone, or reports the
+/// survivors once KILL_WAIT_MS_MAX has passed.
+#[test]
+fn a_spent_fence_budget_kills_what_still_runs_dependents_first() {
+    let mut bench = Bench::new();
+    let (db, app) = (online_until_stopped(), online_until_stopped());
+    bench.start_named("db", &[], &db, None);
+    bench.start_named("app", &["db"], &app, None);
+    bench.asked();
+
+    bench.holder.begin_fence(bench.now);
+    assert_eq!(
+        bench.asked(),
+        words(&[&format!("stop app {FENCE_GRACE_MS}")])
+    );
+    assert!(!bench.fence_after(FENCE_GRACE_MS - 1));
+    assert_eq!(
+        bench.asked(),
+        Vec::<String>::new(),
+        "db still waits for app"
+    );
+    assert!(!bench.fence_after(1));
+    assert_eq!(
+        bench.asked(),
+        words(&["kill app", "kill db"]),
+        "the budget is spent: everything left is killed, dependents first"
+    );
+    app.gone.set(true);
+    assert!(!bench.fence_after(10));
+    assert_eq!(
+        bench.asked(),
+        Vec::<String>::new(),
+        "a kill is never followed by a stop"
+    );
+    assert_eq!(bench.offline_order(), words(&["app"]));
+    // db outlives SIGKILL: the fence gives up waiting and reports it.
+    assert!(!bench.fence_after(KILL_WAIT_MS_MAX - 20));
+    assert!(bench.fence_after(10));
+    assert_eq!(bench.holder.held.keys().collect::<Vec<_>>(), ["db"]);
+    assert_eq!(
+        bench.offline_order(),
+        words(&["app"]),
+        "no offline line while it runs"
+    );
+}
+
+/// What the daemon was stopping already when the fence began goes on at once, whatever needs
+/// it (the daemon orders its own stops); a resource needing one that is not held, or itself,
+/// is not held back.
+#[test]
+fn the_fence_holds_back_only_what_a_held_dependent_needs() {
+    let mut bench = Bench::new();
+    let (db, app, lone) = (
+        online_until_stopped(),
+        online_until_stopped(),
+        online_until_stopped(),
+    );
+    bench.start_named("db", &[], &db, None);
+    bench.start_named("app", &["db"], &app, None);
+    bench.start_named("lone", &["gone-already", "lone"], &lone, None);
+    bench.holder.stop("db", Some(60_000), bench.now);
+    assert_eq!(bench.asked(), words(&["stop db 60000"]));
+    bench.holder.begin_fence(bench.now);
+    let mut asked = bench.asked();
+    asked.sort();
+    let grace = FENCE_GRACE_MS;
+    assert_eq!(
+        asked,
+        words(&[
+            &format!("stop app {grace}"),
+            &format!("stop db {grace}"),
+            &format!("stop lone {grace}")
+        ])
+    );
+}
+
+/// `StopAll` goes top-down too, each stop with its default timeout, and `AllStopped` follows
+/// the last one.
+#[test]
+fn stop_all_stops_dependents_before_what_they_need() {
+    let mut bench = Bench::new();
+    let (db, app) = (online_until_stopped(), online_until_stopped());
+    bench.start_named("db", &[], &db, None);
+    bench.start_named("app", &["db"], &app, None);
+    bench.asked();
+    bench.events();
+
+    bench.holder.stop_all(bench.now);
+    assert_eq!(bench.asked(), words(&["stop app 20000"]));
+    bench.advance(1_000);
+    assert_eq!(bench.asked(), Vec::<String>::new(), "db waits for app");
+    let_go(&app);
+    bench.advance(10);
+    assert_eq!(bench.asked(), words(&["stop db 20000"]));
+    let_go(&db);
+    bench.advance(10);
+    let stopped: Vec<String> = bench
+        .events()
+        .iter()
+        .map(|event| match event {
+            Event::Done {
+                resource,
+                operation: Operation::Stop,
+                outcome: Outcome::Success,
+                ..
+            } => format!("stopped {resource}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(stopped, words(&["stopped app", "stopped db", "AllStopped"]));
+    assert_eq!(bench.offline_order(), words(&["app", "db"]));
+}
+
+/// A cycle (the catalog refuses one) must not hold its members back for ever: when nothing is
+/// on its way down and nothing may begin, everything left begins.
+#[test]
+fn a_dependency_cycle_stops_at_once() {
+    let mut bench = Bench::new();
+    let (left, right) = (online_until_stopped(), online_until_stopped());
+    bench.start_named("left", &["right"], &left, None);
+    bench.start_named("right", &["left"], &right, None);
+    bench.asked();
+    bench.holder.stop_all(bench.now);
+    assert_eq!(
+        bench.asked(),
+        words(&["stop left 20000", "stop right 20000"])
+    );
+
+    let mut bench = Bench::new();
+    let (left, right) = (online_until_stopped(), online_until_stopped());
+    bench.start_named("left", &["right"], &left, None);
+    bench.start_named("right", &["left"], &right, None);
+    bench.asked();
+    bench.holder.begin_fence(bench.now);
+    let grace = FENCE_GRACE_MS;
+    assert_eq!(
+        bench.asked(),
+        words(&[
+            &format!("stop left {grace}"),
+            &format!("stop right {grace}")
+        ])
+    );
 }

@@ -221,8 +221,44 @@ fn start_carries_type_parameters_and_timeout() {
             resource: "a".to_string(),
             kind: "process".to_string(),
             params: vec![("command".to_string(), "serve a".to_string())],
+            depends: vec![],
             timeout_ms: Some(90_000),
         }]
+    );
+}
+
+/// The monitor stops everything on its own (the dead-man fence, `StopAll`) top-down only if
+/// each `Start` tells it what the resource needs.
+#[test]
+fn start_carries_the_dependencies() {
+    let mut bench = diamond();
+    bench.hold(1, true);
+    for name in ["base", "left", "right", "top"] {
+        bench.answer(name, Outcome::Success);
+    }
+    let depends: Vec<(String, Vec<String>)> = bench
+        .monitor
+        .commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::Start {
+                resource, depends, ..
+            } => Some((resource.clone(), depends.clone())),
+            _ => None,
+        })
+        .collect();
+    let named = |name: &str, needs: &[&str]| {
+        let needs = needs.iter().map(|needed| needed.to_string()).collect();
+        (name.to_string(), needs)
+    };
+    assert_eq!(
+        depends,
+        [
+            named("base", &[]),
+            named("left", &["base"]),
+            named("right", &["base"]),
+            named("top", &["left", "right"]),
+        ]
     );
 }
 
