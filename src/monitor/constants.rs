@@ -11,7 +11,7 @@ pub const RESOURCE_NAME_BYTES_MAX: usize = 64;
 pub const KIND_BYTES_MAX: usize = 64;
 /// Most parameters one `Start` may carry.
 pub const PARAMS_MAX: usize = 64;
-/// Longest parameter key (`[a-z0-9_]`).
+/// Longest parameter key (`[A-Za-z0-9_]`).
 pub const PARAM_KEY_BYTES_MAX: usize = 64;
 /// Longest parameter value.
 pub const PARAM_VALUE_BYTES_MAX: usize = 4096;

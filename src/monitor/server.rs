@@ -16,6 +16,7 @@ use super::constants::{LOOP_SLEEP_MS_MAX, OUTGOING_BYTES_MAX, READY_RETRY_MS};
 use super::event_log::EventLog;
 use super::holder::Holder;
 use super::protocol::Command;
+use super::resource::ocf;
 use super::watchdog::Watchdog;
 use super::{EXIT_FENCED, EXIT_SHUTDOWN};
 use mio::net::UnixStream;
@@ -32,6 +33,8 @@ const SIGNALS: Token = Token(1);
 /// The running monitor.
 struct Monitor {
     node: u8,
+    /// `MonitorConfig::node_name`, given to OCF agents.
+    node_name: Option<String>,
     poll: Poll,
     socket: UnixStream,
     signal_reader: UnixStream,
@@ -110,6 +113,7 @@ impl Monitor {
         );
         Ok(Monitor {
             node: config.node_id,
+            node_name: config.node_name.clone(),
             poll,
             socket,
             signal_reader,
@@ -242,9 +246,14 @@ impl Monitor {
             Command::Start {
                 resource,
                 kind,
-                params,
+                mut params,
                 timeout_ms,
-            } => holder.start(&resource, &kind, &params, timeout_ms, now),
+            } => {
+                if let (true, Some(name)) = (kind.starts_with("ocf:"), &self.node_name) {
+                    ocf::set_node_name(&mut params, name);
+                }
+                holder.start(&resource, &kind, &params, timeout_ms, now)
+            }
             Command::Stop {
                 resource,
                 timeout_ms,
