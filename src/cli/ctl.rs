@@ -77,7 +77,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     if words.iter().any(|word| word.is_empty()) {
         return Err(UsageError("ctl: an argument is empty".to_string()).into());
     }
-    if let AdminRequest::Catalog(CatalogCommand::AddResource(resource)) = &request {
+    if let AdminRequest::Catalog(CatalogCommand::AddResource { resource, .. }) = &request {
         if resource.kind.starts_with("ocf:") {
             check_ocf_agent(resource).map_err(CommandError::Failed)?;
         }
