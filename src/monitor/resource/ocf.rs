@@ -141,10 +141,10 @@ pub fn parse_meta_data(xml: &str) -> Result<Vec<ParameterInfo>, String> {
 /// The keys of `given` that `declared` (an agent's meta-data) does not declare, each with the
 /// declared name it differs from only in case, if one does (`instancename` → `InstanceName`).
 /// The monitor's own `wolfpack_` parameters are never the agent's to declare.
-pub fn undeclared<'a>(
-    declared: &'a [ParameterInfo],
-    given: impl IntoIterator<Item = &'a str>,
-) -> Vec<(&'a str, Option<&'a str>)> {
+pub fn undeclared<'declared, 'given>(
+    declared: &'declared [ParameterInfo],
+    given: impl IntoIterator<Item = &'given str>,
+) -> Vec<(&'given str, Option<&'declared str>)> {
     given
         .into_iter()
         .filter(|key| !key.starts_with("wolfpack_"))
