@@ -255,12 +255,12 @@ fn check_ocf_agent<'a>(
     }
 }
 
+/// A resource's type and parameters.
+type KindAndParams = (String, Vec<(String, String)>);
+
 /// A resource's type and parameters as the node's catalog holds them (`ctl get
 /// resources/NAME`), or `None` if it has no such resource.
-fn current_resource(
-    socket: &std::path::Path,
-    name: &str,
-) -> Result<Option<(String, Vec<(String, String)>)>, String> {
+fn current_resource(socket: &std::path::Path, name: &str) -> Result<Option<KindAndParams>, String> {
     let prefix = format!("resources/{name}/");
     let mut kind = None;
     let mut params = Vec::new();
