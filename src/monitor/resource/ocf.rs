@@ -549,6 +549,28 @@ mod tests {
     }
 
     #[test]
+    fn undeclared_parameters_are_named_with_the_spelling_meant() {
+        let declared: Vec<ParameterInfo> = ["InstanceName", "status10url"]
+            .iter()
+            .map(|name| ParameterInfo {
+                name: name.to_string(),
+                required: false,
+            })
+            .collect();
+        let given = [
+            "status10url",
+            "statusurl",
+            "instancename",
+            "wolfpack_ocf_root",
+        ];
+        assert_eq!(
+            undeclared(&declared, given),
+            [("statusurl", None), ("instancename", Some("InstanceName"))]
+        );
+        assert!(undeclared(&declared, ["InstanceName"]).is_empty());
+    }
+
+    #[test]
     fn garbage_is_not_meta_data() {
         assert!(parse_meta_data("\u{1}\u{2} garbage <parameter").is_err());
         assert!(parse_meta_data("<resource-agent><parameter required=\"1\"/>").is_err());
