@@ -605,3 +605,101 @@ fn the_dead_man_fence_stops_an_ocf_resource_through_its_agent() {
     );
     assert_eq!(transitions_of(&scratch, "fenced"), ["online", "offline"]);
 }
+
+#[test]
+fn every_action_gets_pacemakers_operation_variables_and_runs_in_root() {
+    let scratch = Scratch::new("ocf-meta-env");
+    let fake = FakeRoot::new(&scratch);
+    let record = scratch.file("actions");
+    // Every action appends "ACTION|cwd|name|interval|on_node|timeout|level|InstanceName".
+    let line = format!(
+        "echo \"$1|$(pwd)|$OCF_RESKEY_CRM_meta_name|$OCF_RESKEY_CRM_meta_interval|\
+         $OCF_RESKEY_CRM_meta_on_node|$OCF_RESKEY_CRM_meta_timeout|$OCF_CHECK_LEVEL|\
+         $OCF_RESKEY_InstanceName\" >> {}",
+        record.display()
+    );
+    let with_line = |body: &str| format!("{line}; {body}");
+    let overrides: Vec<(&str, String)> = DEFAULT_ACTIONS
+        .iter()
+        .map(|(action, body)| (*action, with_line(body)))
+        .collect();
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(action, body)| (*action, body.as_str()))
+        .collect();
+    fake.agent("Meta", &overrides);
+    let mut config = wolfpack::monitor::MonitorConfig::new(2, 5_000, scratch.file("events.log"));
+    config.node_name = Some("alpha".to_string());
+    let mut client =
+        wolfpack::monitor::MonitorClient::spawn(Path::new(env!("CARGO_BIN_EXE_wolfpack")), config)
+            .expect("spawn monitor");
+    let (_, mut owned) = fake.state_params(&scratch, "meta.state");
+    // What the group runner sends for a resource checked every 4 s and 40 s.
+    owned.push(("wolfpack_looks_alive_interval_ms".into(), "4000".into()));
+    owned.push(("wolfpack_is_alive_interval_ms".into(), "40000".into()));
+    owned.push(("InstanceName".into(), "HA1_ASCS00".into()));
+    let params = pairs(&owned);
+    let kind = "ocf:wolfpack-test:Meta";
+    assert_eq!(
+        start_op(&mut client, "meta", kind, &params, Some(7_000)),
+        Outcome::Success
+    );
+    for (level, timeout_ms) in [
+        (CheckLevel::LooksAlive, 3_000),
+        (CheckLevel::IsAlive, 6_000),
+    ] {
+        assert_eq!(
+            check_op(&mut client, "meta", level, Some(timeout_ms)),
+            Outcome::Success
+        );
+    }
+    assert_eq!(stop_op(&mut client, "meta", Some(5_000)), Outcome::Success);
+    shut_down(client);
+
+    let text = std::fs::read_to_string(&record).expect("the agent recorded its actions");
+    let rows: Vec<Vec<&str>> = text.lines().map(|row| row.split('|').collect()).collect();
+    let actions: Vec<&str> = rows.iter().map(|row| row[0]).collect();
+    assert_eq!(
+        actions,
+        [
+            "meta-data",
+            "validate-all",
+            "start",
+            "monitor",
+            "monitor",
+            "monitor",
+            "stop",
+            "monitor"
+        ],
+        "{text}"
+    );
+    // (interval, timeout range, level) of each action, in order.
+    let expected: [(&str, std::ops::RangeInclusive<u64>, &str); 8] = [
+        ("0", 1..=7_000, ""),
+        ("0", 1..=7_000, ""),
+        ("0", 1..=7_000, ""),
+        ("0", 1..=7_000, "0"),
+        ("4000", 3_000..=3_000, "0"),
+        ("40000", 6_000..=6_000, "10"),
+        ("0", 1..=5_000, ""),
+        ("0", 1..=5_000, "0"),
+    ];
+    for (row, (interval, timeout, level)) in rows.iter().zip(expected) {
+        let [action, directory, name, given_interval, node, given_timeout, given_level, instance] =
+            row[..]
+        else {
+            panic!("a malformed row: {row:?}");
+        };
+        assert_eq!(directory, "/", "{action} runs in /");
+        assert_eq!(name, action, "CRM_meta_name");
+        assert_eq!(given_interval, interval, "{action}: CRM_meta_interval");
+        assert_eq!(node, "alpha", "{action}: CRM_meta_on_node");
+        let given_timeout: u64 = given_timeout.parse().expect("a timeout in ms");
+        assert!(
+            timeout.contains(&given_timeout),
+            "{action}: {given_timeout}"
+        );
+        assert_eq!(given_level, level, "{action}: OCF_CHECK_LEVEL");
+        assert_eq!(instance, "HA1_ASCS00", "{action}: an upper-case parameter");
+    }
+}

@@ -193,19 +193,31 @@ fn names_and_limits_are_enforced_when_encoding() {
         timeout_ms: None,
     };
     assert!(encode_command(&start, &mut out).is_err());
-    let bad_key = vec![("Command".to_string(), String::new())];
+    // A key becomes part of an environment variable name: A-Z, a-z, 0-9 and '_' only.
+    for bad in ["com-mand", "a b", "", "é", &"k".repeat(65)] {
+        let start = Command::Start {
+            resource: "web".into(),
+            kind: "process".into(),
+            params: vec![(bad.to_string(), String::new())],
+            depends: vec![],
+            timeout_ms: None,
+        };
+        assert_eq!(
+            encode_command(&start, &mut out),
+            Err(CodecError::InvalidParamKey),
+            "{bad:?}"
+        );
+        assert!(out.is_empty(), "a refused command writes nothing");
+    }
+    // As an agent's meta-data spells it: SAPInstance's InstanceName.
     let start = Command::Start {
-        resource: "web".into(),
-        kind: "process".into(),
-        params: bad_key,
+        resource: "sap".into(),
+        kind: "ocf:heartbeat:SAPInstance".into(),
+        params: vec![("InstanceName".to_string(), "HA1_ASCS00".to_string())],
         depends: vec![],
         timeout_ms: None,
     };
-    assert_eq!(
-        encode_command(&start, &mut out),
-        Err(CodecError::InvalidParamKey)
-    );
-    assert!(out.is_empty(), "a refused command writes nothing");
+    assert_eq!(encode_command(&start, &mut out), Ok(()));
 }
 
 #[test]

@@ -408,10 +408,10 @@ fn the_catalog_is_edited_on_one_node_and_read_on_another() {
                 "--param",
                 "command=y",
                 "--param",
-                "Bad=1",
+                "Bad-key=1",
             ],
             1,
-            "bad parameter key \"Bad\"",
+            "bad parameter key \"Bad-key\"",
         ),
         (
             &[

@@ -590,6 +590,8 @@ fn a_cleanup_clears_refusals_everywhere_and_a_reused_slot_is_not_refused() {
         ],
     );
     wait_owner(&cluster, 2, "fresh", 1);
+    cluster.assert_no_overlap();
+}
 
 /// The owner's daemon is SIGKILLed: its monitor fences and stops the group top-down, as a normal
 /// stop would (issue 17): `app`, which needs `db`, is gone before `db` gets its SIGTERM. Each
@@ -641,5 +643,267 @@ fn a_killed_owners_fence_stops_its_group_top_down() {
     });
     assert_eq!(node_1_lines(), ["app-stopped node=1", "db-stopping node=1"]);
     wait_owner(&cluster, 3, "web", 2);
+    cluster.assert_no_overlap();
+}
+
+/// An agent that appends, for every action it runs with a `state` parameter, a block to
+/// `$OCF_RESKEY_state.env`: "== ACTION", its working directory, then its OCF_ variables.
+/// Its meta-data declares `state` (required), `InstanceName` and `extra`.
+fn recording_agent(root: &Path) {
+    let text = r#"#!/bin/sh
+if [ -n "$OCF_RESKEY_state" ]; then
+    { echo "== $1"; pwd; env | grep '^OCF_' | sort; } >> "$OCF_RESKEY_state.env"
+fi
+case "$1" in
+meta-data) cat <<'XML'
+<?xml version="1.0"?>
+<resource-agent name="recorder" version="1.0">
+<parameters>
+<parameter name="state" unique="1" required="1"><content type="string"/></parameter>
+<parameter name="InstanceName"><content type="string"/></parameter>
+<parameter name="extra"><content type="string" default=""/></parameter>
+</parameters>
+</resource-agent>
+XML
+exit 0;;
+validate-all) exit 0;;
+start) touch "$OCF_RESKEY_state"; exit 0;;
+stop) rm -f "$OCF_RESKEY_state"; exit 0;;
+monitor) [ -e "$OCF_RESKEY_state" ] && exit 0; exit 7;;
+*) exit 3;;
+esac
+"#;
+    write_executable(&root.join("resource.d/wolfpack-test/recorder"), text);
+}
+
+/// One recorded action: its name, working directory and OCF_ variables.
+struct Recorded {
+    action: String,
+    directory: String,
+    variables: std::collections::BTreeMap<String, String>,
+}
+
+fn recorded(state: &Path) -> Vec<Recorded> {
+    let text = std::fs::read_to_string(format!("{}.env", state.display())).unwrap_or_default();
+    text.split("== ")
+        .filter(|block| !block.is_empty())
+        .map(|block| {
+            let mut lines = block.lines();
+            let action = lines.next().unwrap_or_default().to_string();
+            let directory = lines.next().unwrap_or_default().to_string();
+            let variables = lines
+                .filter_map(|line| line.split_once('='))
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect();
+            Recorded {
+                action,
+                directory,
+                variables,
+            }
+        })
+        .collect()
+}
+
+fn starts(state: &Path) -> usize {
+    recorded(state)
+        .iter()
+        .filter(|record| record.action == "start")
+        .count()
+}
+
+#[test]
+fn an_ocf_agent_gets_pacemakers_environment_and_an_update_restarts_only_what_it_must() {
+    let mut cluster = Cluster::new("grpenv", 2);
+    cluster.catalog_mode();
+    let root = cluster.dir.join("ocf");
+    recording_agent(&root);
+    let root_param = format!("wolfpack_ocf_root={}", root.display());
+    for id in 1..=2 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2]);
+    cluster.ctl_ok(1, &["group", "add", "rec", "--preferred", "1,2"]);
+    let state = |name: &str| cluster.dir.join(format!("{name}.state"));
+    let add = |name: &str, extra: &[&str]| -> (Option<i32>, String) {
+        let state_param = format!("state={}", state(name).display());
+        let mut words = vec![
+            "resource",
+            "add",
+            name,
+            "--group",
+            "rec",
+            "--type",
+            "ocf:wolfpack-test:recorder",
+            "--param",
+            &root_param,
+            "--param",
+            &state_param,
+        ];
+        words.extend_from_slice(extra);
+        cluster.ctl(1, &words)
+    };
+
+    // Parameters the meta-data does not declare are refused, naming them and the declared
+    // ones; a wrong case is pointed out; --force goes ahead.
+    let (code, text) = add("typo", &["--param", "statusurl=http://x/"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(
+            "ocf:wolfpack-test:recorder does not declare parameter statusurl (it declares \
+             state, InstanceName, extra)"
+        ) && text.contains("--force"),
+        "{text}"
+    );
+    let (code, text) = add("typo", &["--param", "instancename=HA1"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("instancename (did you mean InstanceName?)"),
+        "{text}"
+    );
+    assert!(cluster.ctl_ok(1, &["resources"]).lines().count() <= 1);
+
+    // base (upper-case parameter, its own intervals and timeout), top needs base, side alone.
+    let (code, text) = add(
+        "base",
+        &[
+            "--param",
+            "InstanceName=HA1_ASCS00",
+            "--looksalive",
+            "2",
+            "--isalive",
+            "3",
+            "--timeout",
+            "9",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = add("top", &["--depends", "base"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = add("side", &["--param", "colour=blue", "--force"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("warning: ocf:wolfpack-test:recorder does not declare parameter colour"),
+        "{text}"
+    );
+    wait_owner(&cluster, 2, "rec", 1);
+    cluster.wait_for("base's LooksAlive and IsAlive ran", || {
+        let monitors: Vec<(String, String)> = recorded(&state("base"))
+            .iter()
+            .filter(|record| record.action == "monitor")
+            .map(|record| {
+                let variable = |name: &str| record.variables.get(name).cloned().unwrap_or_default();
+                (
+                    variable("OCF_CHECK_LEVEL"),
+                    variable("OCF_RESKEY_CRM_meta_interval"),
+                )
+            })
+            .collect();
+        let has = |level: &str, interval: &str| {
+            monitors.contains(&(level.to_string(), interval.to_string()))
+        };
+        has("0", "2000") && has("10", "3000")
+    });
+    let records = recorded(&state("base"));
+    for record in &records {
+        let variable = |name: &str| record.variables.get(name).map(String::as_str);
+        let action = record.action.as_str();
+        assert_eq!(record.directory, "/", "{action} runs in /");
+        assert_eq!(
+            variable("OCF_RESKEY_CRM_meta_name"),
+            Some(action),
+            "{action}"
+        );
+        assert_eq!(
+            variable("OCF_RESKEY_CRM_meta_on_node"),
+            Some("n1"),
+            "{action}"
+        );
+        assert_eq!(
+            variable("OCF_RESKEY_InstanceName"),
+            Some("HA1_ASCS00"),
+            "{action}"
+        );
+        assert_eq!(variable("OCF_RESOURCE_INSTANCE"), Some("base"), "{action}");
+        let timeout: u64 = variable("OCF_RESKEY_CRM_meta_timeout")
+            .and_then(|text| text.parse().ok())
+            .unwrap_or_else(|| panic!("{action}: a timeout in ms"));
+        assert!((1..=9_000).contains(&timeout), "{action}: {timeout}");
+        let interval = variable("OCF_RESKEY_CRM_meta_interval");
+        match (action, variable("OCF_CHECK_LEVEL")) {
+            ("monitor", Some("0")) => assert!(
+                matches!(interval, Some("0" | "2000")),
+                "a probe or LooksAlive: {interval:?}"
+            ),
+            ("monitor", Some("10")) => assert_eq!(interval, Some("3000")),
+            ("monitor", level) => panic!("monitor at level {level:?}"),
+            _ => assert_eq!(interval, Some("0"), "{action}"),
+        }
+        for leaked in [
+            "OCF_RESKEY_wolfpack_ocf_root",
+            "OCF_RESKEY_wolfpack_node_name",
+        ] {
+            assert_eq!(variable(leaked), None, "{action}");
+        }
+    }
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|record| record.action.as_str())
+        .collect();
+    assert_eq!(
+        actions[..4],
+        ["meta-data", "validate-all", "start", "monitor"],
+        "{actions:?}"
+    );
+    cluster.wait_for("top and side started", || {
+        starts(&state("top")) == 1 && starts(&state("side")) == 1
+    });
+
+    // An update of base's parameters is checked like an add, then restarts base and top
+    // (which needs it), not side; the new value reaches the agent.
+    let (code, text) = cluster.ctl(1, &["resource", "update", "base", "--param", "extr=1"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("does not declare parameter extr"), "{text}");
+    cluster.ctl_ok(
+        2,
+        &[
+            "resource",
+            "update",
+            "base",
+            "--param",
+            "extra=v2",
+            "--timeout",
+            "8",
+        ],
+    );
+    cluster.wait_for("base and top restarted", || {
+        starts(&state("base")) == 2 && starts(&state("top")) == 2
+    });
+    wait_owner(&cluster, 2, "rec", 1);
+    let records = recorded(&state("base"));
+    let last_start = records
+        .iter()
+        .rev()
+        .find(|record| record.action == "start")
+        .expect("a start");
+    assert_eq!(
+        last_start
+            .variables
+            .get("OCF_RESKEY_extra")
+            .map(String::as_str),
+        Some("v2")
+    );
+    assert!(records.iter().any(|record| record.action == "stop"
+        && record
+            .variables
+            .get("OCF_RESKEY_CRM_meta_interval")
+            .map(String::as_str)
+            == Some("0")));
+    assert_eq!(starts(&state("side")), 1, "side kept running");
+    let resources = cluster.ctl_ok(1, &["resources"]);
+    assert!(resources.contains("InstanceName=HA1_ASCS00"), "{resources}");
+    // A timeout alone restarts nothing.
+    cluster.ctl_ok(1, &["resource", "update", "base", "--timeout", "7"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(starts(&state("base")), 2);
     cluster.assert_no_overlap();
 }

@@ -12,7 +12,10 @@
 //! group cleanup NAME
 //! resource add NAME --group G --type TYPE [--param KEY=VALUE]... [--depends R[,R]]...
 //!                [--restart-threshold N] [--restart-period S] [--looksalive S] [--isalive S]
-//!                [--timeout S] [--no-affect-group]
+//!                [--timeout S] [--no-affect-group] [--force]
+//! resource update NAME [--param KEY=VALUE]... [--remove-param KEY]...
+//!                [--restart-threshold N] [--restart-period S] [--looksalive S] [--isalive S]
+//!                [--timeout S] [--affect-group | --no-affect-group] [--force]
 //! resource online|offline|remove|cleanup NAME
 //! groups [--json]
 //! resources [--json]
@@ -20,9 +23,10 @@
 //!
 //! `parse` is `ctl`'s and the daemon's (through `request::AdminRequest::parse`): ctl refuses a
 //! malformed command line before it contacts the node; the daemon parses again (it trusts no
-//! client) and validates against its replica.
+//! client) and validates against its replica. `--force` is for ctl, which checks OCF
+//! parameters against the agent's meta-data (`cli/ctl.rs`); the daemon ignores it.
 
-use crate::core::catalog::{self, Failback, NewGroup, NewResource};
+use crate::core::catalog::{self, Failback, NewGroup, NewResource, ResourceChange};
 
 /// The first words of every catalog command.
 pub const COMMAND_WORDS: [&str; 4] = ["group", "resource", "groups", "resources"];
@@ -31,16 +35,45 @@ pub const COMMAND_WORDS: [&str; 4] = ["group", "resource", "groups", "resources"
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CatalogCommand {
     AddGroup(NewGroup),
-    MoveGroup { name: String, to: Option<u8> },
-    ClearGroupTarget { name: String },
-    RemoveGroup { name: String },
-    AddResource(NewResource),
-    SetResourceRole { name: String, online: bool },
-    RemoveResource { name: String },
-    CleanupResource { name: String },
-    CleanupGroup { name: String },
-    ShowGroups { json: bool },
-    ShowResources { json: bool },
+    MoveGroup {
+        name: String,
+        to: Option<u8>,
+    },
+    ClearGroupTarget {
+        name: String,
+    },
+    RemoveGroup {
+        name: String,
+    },
+    /// `force`: ctl adds it even if the agent's meta-data does not declare its parameters.
+    AddResource {
+        resource: NewResource,
+        force: bool,
+    },
+    /// `resource update`; `force` as for `AddResource`.
+    UpdateResource {
+        change: ResourceChange,
+        force: bool,
+    },
+    SetResourceRole {
+        name: String,
+        online: bool,
+    },
+    RemoveResource {
+        name: String,
+    },
+    CleanupResource {
+        name: String,
+    },
+    CleanupGroup {
+        name: String,
+    },
+    ShowGroups {
+        json: bool,
+    },
+    ShowResources {
+        json: bool,
+    },
 }
 
 /// The command the words say (decoded words, the command word first), or what is wrong with
@@ -59,6 +92,7 @@ pub fn parse(words: &[&str]) -> Result<CatalogCommand, String> {
             name: only_name("group remove", rest)?,
         }),
         ["resource", "add", rest @ ..] => parse_resource_add(rest),
+        ["resource", "update", rest @ ..] => parse_resource_update(rest),
         ["resource", verb @ ("online" | "offline"), rest @ ..] => {
             Ok(CatalogCommand::SetResourceRole {
                 name: only_name(&format!("resource {verb}"), rest)?,
@@ -78,12 +112,14 @@ pub fn parse(words: &[&str]) -> Result<CatalogCommand, String> {
             "group: unknown subcommand '{other}' (add, move, remove, cleanup)"
         )),
         ["resource", other, ..] => Err(format!(
-            "resource: unknown subcommand '{other}' (add, online, offline, remove, cleanup)"
+            "resource: unknown subcommand '{other}' (add, update, online, offline, remove, \
+             cleanup)"
         )),
         ["group"] => Err("group: missing subcommand (add, move, remove, cleanup)".to_string()),
-        ["resource"] => {
-            Err("resource: missing subcommand (add, online, offline, remove, cleanup)".to_string())
-        }
+        ["resource"] => Err(
+            "resource: missing subcommand (add, update, online, offline, remove, cleanup)"
+                .to_string(),
+        ),
         _ => Err(format!(
             "not a catalog command: {}",
             words.first().copied().unwrap_or("(empty)")
@@ -182,6 +218,7 @@ fn parse_resource_add(rest: &[&str]) -> Result<CatalogCommand, String> {
     options.optmulti("", "param", "", "KEY=VALUE");
     options.optmulti("", "depends", "", "R[,R]");
     options.optflag("", "no-affect-group", "");
+    options.optflag("", "force", "");
     let matches = flags(&options, COMMAND, rest)?;
     let name = name_operand(COMMAND, &matches)?;
     let required = |flag: &str| {
@@ -192,12 +229,7 @@ fn parse_resource_add(rest: &[&str]) -> Result<CatalogCommand, String> {
     let group = required("group")?;
     let kind = required("type")?;
     let mut resource = NewResource::new(&name, &group, &kind);
-    for pair in matches.opt_strs("param") {
-        let Some((key, value)) = pair.split_once('=') else {
-            return Err(format!("{COMMAND}: --param: '{pair}' is not KEY=VALUE"));
-        };
-        resource.params.push((key.to_string(), value.to_string()));
-    }
+    resource.params = params(COMMAND, &matches)?;
     resource.depends = matches
         .opt_strs("depends")
         .iter()
@@ -211,7 +243,78 @@ fn parse_resource_add(rest: &[&str]) -> Result<CatalogCommand, String> {
     resource.is_alive_s = number(COMMAND, &matches, "isalive")?;
     resource.timeout_s = number(COMMAND, &matches, "timeout")?;
     resource.affects_group = !matches.opt_present("no-affect-group");
-    Ok(CatalogCommand::AddResource(resource))
+    Ok(CatalogCommand::AddResource {
+        resource,
+        force: matches.opt_present("force"),
+    })
+}
+
+fn parse_resource_update(rest: &[&str]) -> Result<CatalogCommand, String> {
+    const COMMAND: &str = "resource update";
+    let mut options = getopts::Options::new();
+    for flag in [
+        "restart-threshold",
+        "restart-period",
+        "looksalive",
+        "isalive",
+        "timeout",
+    ] {
+        options.optopt("", flag, "", "");
+    }
+    options.optmulti("", "param", "", "KEY=VALUE");
+    options.optmulti("", "remove-param", "", "KEY");
+    options.optflag("", "affect-group", "");
+    options.optflag("", "no-affect-group", "");
+    options.optflag("", "force", "");
+    let matches = flags(&options, COMMAND, rest)?;
+    let name = name_operand(COMMAND, &matches)?;
+    let affects_group = match (
+        matches.opt_present("affect-group"),
+        matches.opt_present("no-affect-group"),
+    ) {
+        (true, true) => {
+            return Err(format!(
+                "{COMMAND}: --affect-group and --no-affect-group conflict"
+            ))
+        }
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        (false, false) => None,
+    };
+    let change = ResourceChange {
+        name,
+        set_params: params(COMMAND, &matches)?,
+        remove_params: matches.opt_strs("remove-param"),
+        restart_threshold: number(COMMAND, &matches, "restart-threshold")?,
+        restart_period_s: number(COMMAND, &matches, "restart-period")?,
+        looks_alive_s: number(COMMAND, &matches, "looksalive")?,
+        is_alive_s: number(COMMAND, &matches, "isalive")?,
+        timeout_s: number(COMMAND, &matches, "timeout")?,
+        affects_group,
+    };
+    if change.is_empty() {
+        return Err(format!(
+            "{COMMAND}: nothing to change (--param, --remove-param, --timeout, --looksalive, \
+             --isalive, --restart-threshold, --restart-period, --affect-group, \
+             --no-affect-group)"
+        ));
+    }
+    Ok(CatalogCommand::UpdateResource {
+        change,
+        force: matches.opt_present("force"),
+    })
+}
+
+/// Every `--param KEY=VALUE`, in the order given (the value may hold '=').
+fn params(command: &str, matches: &getopts::Matches) -> Result<Vec<(String, String)>, String> {
+    matches
+        .opt_strs("param")
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) => Ok((key.to_string(), value.to_string())),
+            None => Err(format!("{command}: --param: '{pair}' is not KEY=VALUE")),
+        })
+        .collect()
 }
 
 /// getopts' errors as one line naming the command and the flag.
@@ -327,7 +430,42 @@ mod tests {
         expected.affects_group = false;
         assert_eq!(
             parsed("resource add app --group web --type process --param command=a=b --param check= --depends ip,disk --depends fs --restart-threshold 2 --restart-period 60 --looksalive 3 --isalive 30 --timeout 20 --no-affect-group"),
-            Ok(CatalogCommand::AddResource(expected))
+            Ok(CatalogCommand::AddResource { resource: expected.clone(), force: false })
+        );
+        assert_eq!(
+            parsed("resource add app --force --group web --type process --param command=a=b --param check= --depends ip,disk --depends fs --restart-threshold 2 --restart-period 60 --looksalive 3 --isalive 30 --timeout 20 --no-affect-group"),
+            Ok(CatalogCommand::AddResource { resource: expected, force: true })
+        );
+        assert_eq!(
+            parsed("resource update sap --param InstanceName=HA1_ASCS00_sap --param x=a=b --remove-param old --timeout 90 --looksalive 4 --isalive 40 --restart-threshold 1 --restart-period 30 --affect-group --force"),
+            Ok(CatalogCommand::UpdateResource {
+                change: ResourceChange {
+                    name: "sap".into(),
+                    set_params: vec![
+                        ("InstanceName".into(), "HA1_ASCS00_sap".into()),
+                        ("x".into(), "a=b".into()),
+                    ],
+                    remove_params: vec!["old".into()],
+                    restart_threshold: Some(1),
+                    restart_period_s: Some(30),
+                    looks_alive_s: Some(4),
+                    is_alive_s: Some(40),
+                    timeout_s: Some(90),
+                    affects_group: Some(true),
+                },
+                force: true,
+            })
+        );
+        assert_eq!(
+            parsed("resource update app --no-affect-group"),
+            Ok(CatalogCommand::UpdateResource {
+                change: ResourceChange {
+                    name: "app".into(),
+                    affects_group: Some(false),
+                    ..ResourceChange::default()
+                },
+                force: false,
+            })
         );
         for (verb, online) in [("online", true), ("offline", false)] {
             assert_eq!(
@@ -432,6 +570,28 @@ mod tests {
                 "resource remove: unknown flag '--json'",
             ),
             ("resource stop app", "resource: unknown subcommand 'stop'"),
+            ("resource update app", "resource update: nothing to change"),
+            (
+                "resource update app --force",
+                "resource update: nothing to change",
+            ),
+            (
+                "resource update app --param x",
+                "resource update: --param: 'x' is not KEY=VALUE",
+            ),
+            (
+                "resource update app --affect-group --no-affect-group",
+                "--affect-group and --no-affect-group conflict",
+            ),
+            (
+                "resource update app --group other",
+                "resource update: unknown flag '--group'",
+            ),
+            (
+                "resource update --timeout 5",
+                "resource update: takes one operand (NAME), got 0",
+            ),
+            ("resource online app --force", "unknown flag '--force'"),
             ("groups web", "groups: takes no operands, got 1 (web)"),
             ("status", "not a catalog command: status"),
         ];

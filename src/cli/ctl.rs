@@ -8,7 +8,7 @@ use super::{CommandError, UsageError, EXIT_OK};
 use crate::admin::words::encode_word;
 use crate::admin::{client, AdminRequest, CatalogCommand, RequestError};
 use crate::admin::{DEFAULT_SOCKET_PATH, SOCKET_ENVIRONMENT_VARIABLE};
-use crate::core::catalog::NewResource;
+use crate::core::catalog::{self, ResourceChange};
 use crate::monitor::constants::{META_DATA_BYTES_MAX, OCF_ROOT_DEFAULT, PROGRAM_PATH};
 use crate::monitor::resource::{find_program, ocf};
 use std::path::PathBuf;
@@ -39,11 +39,18 @@ Commands:
   group remove NAME          (refused while it has resources)
   resource add NAME --group G --type TYPE [--param KEY=VALUE]... [--depends R]...
                  [--restart-threshold N] [--restart-period S] [--looksalive S] [--isalive S]
-                 [--timeout S] [--no-affect-group]
+                 [--timeout S] [--no-affect-group] [--force]
                       TYPE: process, script, ip, filesystem or ocf:PROVIDER:AGENT (the agent
-                      and the parameters its meta-data requires are checked here, under
-                      $OCF_ROOT, default /usr/lib/ocf); values are stored verbatim, no
-                      shell sees them on the way
+                      is checked here, under $OCF_ROOT, default /usr/lib/ocf: every parameter
+                      its meta-data requires must be given, and only those it declares, spelled
+                      as it spells them, e.g. InstanceName; --force turns these refusals into
+                      warnings); values are stored verbatim, no shell sees them on the way
+  resource update NAME [--param KEY=VALUE]... [--remove-param KEY]... [--timeout S]
+                 [--looksalive S] [--isalive S] [--restart-threshold N] [--restart-period S]
+                 [--affect-group | --no-affect-group] [--force]
+                      change a resource in place (an OCF agent's parameters are checked as
+                      for add); a change of its parameters restarts it, and what depends on
+                      it, wherever it runs; other settings take effect without a restart
   resource online|offline|remove|cleanup NAME
                       edits are committed cluster-wide; a concurrent conflicting edit makes
                       one of them fail with nothing changed (retry it)
@@ -77,10 +84,26 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     if words.iter().any(|word| word.is_empty()) {
         return Err(UsageError("ctl: an argument is empty".to_string()).into());
     }
-    if let AdminRequest::Catalog(CatalogCommand::AddResource(resource)) = &request {
-        if resource.kind.starts_with("ocf:") {
-            check_ocf_agent(resource).map_err(CommandError::Failed)?;
+    let socket = PathBuf::from(socket_path(socket));
+    match &request {
+        AdminRequest::Catalog(CatalogCommand::AddResource { resource, force })
+            if resource.kind.starts_with("ocf:") =>
+        {
+            let given = resource.params.iter().map(|(key, _)| key.as_str());
+            let checked = check_ocf_agent(&resource.kind, &resource.params, given);
+            refuse_or_warn(checked, *force)?;
         }
+        AdminRequest::Catalog(CatalogCommand::UpdateResource { change, force }) => {
+            // The node's catalog says what the resource is; an unknown one is the node's to
+            // refuse.
+            let current = current_resource(&socket, &change.name).map_err(CommandError::Failed)?;
+            if let Some((kind, params)) = current.filter(|(kind, _)| kind.starts_with("ocf:")) {
+                let params = changed_params(params, change);
+                let given = change.set_params.iter().map(|(key, _)| key.as_str());
+                refuse_or_warn(check_ocf_agent(&kind, &params, given), *force)?;
+            }
+        }
+        _ => {}
     }
     let timeout = match request {
         AdminRequest::Events { follow: true, .. } => None,
@@ -88,15 +111,10 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     };
     let encoded: Vec<String> = words.iter().map(|word| encode_word(word)).collect();
     let encoded: Vec<&str> = encoded.iter().map(String::as_str).collect();
-    client::request(
-        &PathBuf::from(socket_path(socket)),
-        &encoded,
-        timeout,
-        |line| {
-            println!("{line}");
-            true
-        },
-    )
+    client::request(&socket, &encoded, timeout, |line| {
+        println!("{line}");
+        true
+    })
     .map_err(|error| CommandError::Failed(error.to_string()))?;
     Ok(EXIT_OK)
 }
@@ -141,19 +159,36 @@ fn split_socket<'a>(words: &[&'a str]) -> Result<(Option<String>, Vec<&'a str>),
 /// How long an agent's `meta-data` may take before `resource add` gives up on it.
 const META_DATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An `ocf:PROVIDER:AGENT` resource: the agent is installed here and every parameter its
-/// meta-data marks required is given. Runs in the ctl process, never in the daemon, whose
-/// event loop must not wait for an agent.
-fn check_ocf_agent(resource: &NewResource) -> Result<(), String> {
-    let kind = resource.kind.as_str();
-    let checked = ocf::check_params(kind, &resource.params)?;
+/// A refusal of `check_ocf_agent`, or with `--force` a warning on stderr.
+fn refuse_or_warn(checked: Result<(), String>, force: bool) -> Result<(), CommandError> {
+    match (checked, force) {
+        (Ok(()), _) => Ok(()),
+        (Err(why), true) => {
+            eprintln!("ctl: warning: {why} (--force: going ahead)");
+            Ok(())
+        }
+        (Err(why), false) => Err(CommandError::Failed(format!(
+            "{why}; nothing changed (--force goes ahead anyway)"
+        ))),
+    }
+}
+
+/// An `ocf:PROVIDER:AGENT` resource with `params`: the agent is installed here, every
+/// parameter its meta-data marks required is in `params`, and every key of `given` (the ones
+/// the administrator gives now) is one it declares, spelled as it spells it. Runs in the ctl
+/// process, never in the daemon, whose event loop must not wait for an agent: ctl runs on a
+/// node of the cluster (the admin socket is local), so the agent read is one the cluster runs.
+/// What the monitor must refuse (names, lengths, reserved prefixes, required parameters at
+/// start) it refuses itself, whatever the client.
+fn check_ocf_agent<'a>(
+    kind: &str,
+    params: &[(String, String)],
+    given: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    let checked = ocf::check_params(kind, params)?;
     // The root the monitor will use when the resource names one; else this process's OCF_ROOT
     // (what the administrator's shell says), else the standard one.
-    let root = match resource
-        .params
-        .iter()
-        .any(|(key, _)| key == "wolfpack_ocf_root")
-    {
+    let root = match params.iter().any(|(key, _)| key == "wolfpack_ocf_root") {
         true => checked.root.clone(),
         false => std::env::var_os("OCF_ROOT")
             .filter(|root| !root.is_empty())
@@ -173,6 +208,30 @@ fn check_ocf_agent(resource: &NewResource) -> Result<(), String> {
     let xml = run_meta_data(kind, &path, &root, &checked)?;
     let declared = ocf::parse_meta_data(&xml)
         .map_err(|why| format!("agent {kind}: its meta-data is not OCF meta-data: {why}"))?;
+    let unknown = ocf::undeclared(&declared, given);
+    if !unknown.is_empty() {
+        let named: Vec<String> = unknown
+            .iter()
+            .map(|(key, spelled)| match spelled {
+                Some(spelled) => format!("{key} (did you mean {spelled}?)"),
+                None => key.to_string(),
+            })
+            .collect();
+        let names: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
+        let declares = match names.is_empty() {
+            true => "it declares none".to_string(),
+            false => format!("it declares {}", names.join(", ")),
+        };
+        let noun = if named.len() == 1 {
+            "parameter"
+        } else {
+            "parameters"
+        };
+        return Err(format!(
+            "{kind} does not declare {noun} {} ({declares})",
+            named.join(", ")
+        ));
+    }
     let missing: Vec<&str> = declared
         .iter()
         .filter(|parameter| parameter.required)
@@ -196,6 +255,93 @@ fn check_ocf_agent(resource: &NewResource) -> Result<(), String> {
     }
 }
 
+/// A resource's type and parameters.
+type KindAndParams = (String, Vec<(String, String)>);
+
+/// A resource's type and parameters as the node's catalog holds them (`ctl get
+/// resources/NAME`), or `None` if it has no such resource.
+fn current_resource(socket: &std::path::Path, name: &str) -> Result<Option<KindAndParams>, String> {
+    let prefix = format!("resources/{name}/");
+    let mut kind = None;
+    let mut params = Vec::new();
+    let words = [
+        encode_word("get"),
+        encode_word(&format!("resources/{name}")),
+    ];
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let answer = client::request(socket, &words, Some(client::ANSWER_TIMEOUT), |line| {
+        // PATH TYPE VERSION VALUE, the value of a text as `{:?}` prints it.
+        let mut fields = line.splitn(4, ' ');
+        let (Some(path), Some("text"), Some(_version), Some(value)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return true;
+        };
+        let (Some(key), Some(value)) = (path.strip_prefix(&prefix), unquote(value)) else {
+            return true;
+        };
+        if key == "type" {
+            kind = Some(value);
+        } else if let Some(param) = key.strip_prefix("params/").and_then(catalog::param_key) {
+            params.push((param, value));
+        }
+        true
+    });
+    match answer {
+        Ok(()) => Ok(kind.map(|kind| (kind, params))),
+        // A name that is no path: the node refuses the update itself, naming it.
+        Err(client::ClientError::Refused(_)) => Ok(None),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// `params` after `change` (as the daemon will apply it: removals, then sets).
+fn changed_params(
+    mut params: Vec<(String, String)>,
+    change: &ResourceChange,
+) -> Vec<(String, String)> {
+    params.retain(|(key, _)| !change.remove_params.contains(key));
+    for (key, value) in &change.set_params {
+        match params.iter_mut().find(|(existing, _)| existing == key) {
+            Some(existing) => existing.1 = value.clone(),
+            None => params.push((key.clone(), value.clone())),
+        }
+    }
+    params
+}
+
+/// Text as Rust's `{:?}` prints it (how `ctl get` shows a text value), back to the text;
+/// `None` if it is not such a rendering.
+fn unquote(printed: &str) -> Option<String> {
+    let inner = printed.strip_prefix('"')?.strip_suffix('"')?;
+    let mut text = String::with_capacity(inner.len());
+    let mut characters = inner.chars();
+    while let Some(character) = characters.next() {
+        if character != '\\' {
+            text.push(character);
+            continue;
+        }
+        text.push(match characters.next()? {
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            '0' => '\0',
+            '\\' => '\\',
+            '"' => '"',
+            '\'' => '\'',
+            'u' => {
+                let rest = characters.as_str().strip_prefix('{')?;
+                let end = rest.find('}')?;
+                let code = u32::from_str_radix(&rest[..end], 16).ok()?;
+                characters = rest[end + 1..].chars();
+                char::from_u32(code)?
+            }
+            _ => return None,
+        });
+    }
+    Some(text)
+}
+
 /// The agent's `meta-data` output, with the environment the monitor gives agents, its own
 /// process group and a deadline (a hung agent is killed with everything it started).
 fn run_meta_data(
@@ -208,6 +354,7 @@ fn run_meta_data(
     use std::os::unix::process::CommandExt;
     let mut child = std::process::Command::new(path)
         .arg("meta-data")
+        .current_dir("/")
         .env_clear()
         .env("PATH", PROGRAM_PATH)
         .env("LC_ALL", "C")
@@ -268,6 +415,21 @@ fn run_meta_data(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_value_as_get_prints_it_reads_back() {
+        for text in [
+            "ocf:heartbeat:nginx",
+            "",
+            "a \"b\" \\ c\td\ne\r\0 é \u{301}x \u{7f}",
+        ] {
+            let printed = crate::core::db::Value::Text(text.to_string()).to_string();
+            assert_eq!(unquote(&printed).as_deref(), Some(text), "{printed}");
+        }
+        for bad in ["x", "\"x", "\"\\q\"", "\"\\u{110000}\""] {
+            assert_eq!(unquote(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn the_socket_flag_is_taken_out_and_the_command_word_put_first() {

@@ -10,6 +10,9 @@
 //!   included, which makes "gone" mean that nothing of it can run any more.
 //! - Children get SIGKILL when the monitor dies (PR_SET_PDEATHSIG): a net for `kill -9` of the
 //!   whole node's daemon and monitor. It reaches only the group leader.
+//! - Children start in `/`, never in the daemon's working directory (wherever it was started
+//!   from, which may be unmounted, or a filesystem a resource mounts over), as Pacemaker and
+//!   systemd start their resources.
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
@@ -70,6 +73,7 @@ fn spawn_in_group(mut command: Command, output: File) -> io::Result<i32> {
     let output_for_stderr = output.try_clone()?;
     let parent_pid = std::process::id();
     command
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(output)
         .stderr(output_for_stderr)

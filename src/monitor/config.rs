@@ -15,6 +15,9 @@ pub const MONITOR_SOCKET_FD: RawFd = 3;
 pub struct MonitorConfig {
     /// The node this monitor serves; written on every event-log line. 1 to 64.
     pub node_id: u8,
+    /// The node's name in the node table, for OCF agents (OCF_RESKEY_CRM_meta_on_node); `None`:
+    /// the node id stands for it.
+    pub node_name: Option<String>,
     /// The dead-man switch: with no `Ping` from the daemon for this long, the monitor stops
     /// every resource and exits. Must be shorter than the lease expiry minus FENCE_GRACE_MS and
     /// KILL_WAIT_MS_MAX (see `disklayout/ARBITRATION.md`).
@@ -43,6 +46,7 @@ impl MonitorConfig {
         };
         MonitorConfig {
             node_id,
+            node_name: None,
             fence_timeout_ms,
             event_log,
             resource_log_dir,
@@ -73,6 +77,10 @@ impl MonitorConfig {
             args.push(device.clone().into_os_string());
             args.push("--watchdog-timeout-max-ms".into());
             args.push(self.watchdog_timeout_max_ms.to_string().into());
+        }
+        if let Some(name) = &self.node_name {
+            args.push("--node-name".into());
+            args.push(name.into());
         }
         if let Some(directory) = &self.ocf_state_dir {
             args.push("--ocf-state-dir".into());
@@ -108,6 +116,7 @@ impl MonitorConfig {
         options.reqopt("", "log-dir", "", "DIR");
         options.optopt("", "watchdog", "", "DEV");
         options.optopt("", "watchdog-timeout-max-ms", "", "MS");
+        options.optopt("", "node-name", "", "NAME");
         options.optopt("", "ocf-state-dir", "", "DIR");
         options.optopt("", "ack-disk", "", "PATH");
         options.optopt("", "ack-disk-io", "", "mmap|direct");
@@ -158,6 +167,7 @@ impl MonitorConfig {
         };
         let config = MonitorConfig {
             node_id,
+            node_name: matches.opt_str("node-name"),
             fence_timeout_ms,
             event_log: path("event-log"),
             resource_log_dir: path("log-dir"),

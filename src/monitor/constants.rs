@@ -13,7 +13,7 @@ pub const KIND_BYTES_MAX: usize = 64;
 pub const PARAMS_MAX: usize = 64;
 /// Most dependencies one `Start` may name (the catalog refuses a resource with more).
 pub const DEPENDS_MAX: usize = 64;
-/// Longest parameter key (`[a-z0-9_]`).
+/// Longest parameter key (`[A-Za-z0-9_]`).
 pub const PARAM_KEY_BYTES_MAX: usize = 64;
 /// Longest parameter value.
 pub const PARAM_VALUE_BYTES_MAX: usize = 4096;

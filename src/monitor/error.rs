@@ -17,7 +17,7 @@ pub enum CodecError {
     NotUtf8,
     /// A resource name outside `[A-Za-z0-9_.-]{1,64}` or starting with '.'.
     InvalidName,
-    /// A parameter key outside `[a-z0-9_]{1,64}`.
+    /// A parameter key outside `[A-Za-z0-9_]{1,64}`.
     InvalidParamKey,
     /// The same parameter key twice in one `Start`.
     DuplicateParam,

@@ -171,12 +171,13 @@ pub fn is_resource_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
 }
 
-/// Whether `key` may be a parameter key: 1 to 64 bytes of `[a-z0-9_]` (it becomes an
-/// environment variable name for OCF agents).
+/// Whether `key` may be a parameter key: 1 to 64 bytes of `[A-Za-z0-9_]` (it becomes part of
+/// an environment variable name for OCF agents, `OCF_RESKEY_key`, so it is spelled as the
+/// agent's meta-data spells it: SAPInstance's `InstanceName`).
 pub fn is_param_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= super::constants::PARAM_KEY_BYTES_MAX
         && key
             .bytes()
-            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
 }

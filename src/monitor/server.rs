@@ -17,6 +17,7 @@ use super::constants::{LOOP_SLEEP_MS_MAX, OUTGOING_BYTES_MAX, READY_RETRY_MS};
 use super::event_log::EventLog;
 use super::holder::Holder;
 use super::protocol::Command;
+use super::resource::ocf;
 use super::watchdog::Watchdog;
 use super::{EXIT_FENCED, EXIT_SHUTDOWN};
 use mio::net::UnixStream;
@@ -33,6 +34,8 @@ const SIGNALS: Token = Token(1);
 /// The running monitor.
 struct Monitor {
     node: u8,
+    /// `MonitorConfig::node_name`, given to OCF agents.
+    node_name: Option<String>,
     poll: Poll,
     socket: UnixStream,
     signal_reader: UnixStream,
@@ -111,6 +114,7 @@ impl Monitor {
         );
         Ok(Monitor {
             node: config.node_id,
+            node_name: config.node_name.clone(),
             poll,
             socket,
             signal_reader,
@@ -243,10 +247,15 @@ impl Monitor {
             Command::Start {
                 resource,
                 kind,
-                params,
+                mut params,
                 depends,
                 timeout_ms,
-            } => holder.start(&resource, &kind, &params, &depends, timeout_ms, now),
+            } => {
+                if let (true, Some(name)) = (kind.starts_with("ocf:"), &self.node_name) {
+                    ocf::set_node_name(&mut params, name);
+                }
+                holder.start(&resource, &kind, &params, &depends, timeout_ms, now)
+            }
             Command::Stop {
                 resource,
                 timeout_ms,

@@ -111,7 +111,9 @@ fn update_for(
         }
         CatalogCommand::ClearGroupTarget { name } => catalog::clear_group_target(database, name),
         CatalogCommand::RemoveGroup { name } => catalog::remove_group(database, name),
-        CatalogCommand::AddResource(resource) => catalog::add_resource(database, resource),
+        // `force` is ctl's: the meta-data check it overrides runs there.
+        CatalogCommand::AddResource { resource, .. } => catalog::add_resource(database, resource),
+        CatalogCommand::UpdateResource { change, .. } => catalog::update_resource(database, change),
         CatalogCommand::SetResourceRole { name, online } => {
             catalog::set_resource_role(database, name, *online)
         }

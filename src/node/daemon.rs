@@ -120,6 +120,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         config.superblock.timing.fence_timeout_ms,
         options.event_log.clone(),
     );
+    monitor_config.node_name = Some(config.own.name.clone());
     monitor_config.resource_log_dir = options.resource_log_dir.clone();
     monitor_config.watchdog = options.watchdog.clone();
     monitor_config.watchdog_timeout_max_ms = config.superblock.timing.watchdog_timeout_max_ms();

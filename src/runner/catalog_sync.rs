@@ -66,6 +66,10 @@ impl Runner {
         resource.in_group = true;
         resource.moving_to = None;
         resource.cleanup_seen = spec.cleanup;
+        if reconfigured && !resource.is_down() {
+            // What runs was started with the old type or parameters.
+            resource.restart_owed = true;
+        }
         if reconfigured && resource.gave_up == Some(GiveUp::Configuration) {
             // The configuration that was rejected changed: worth a new try.
             resource.gave_up = None;

@@ -4,7 +4,9 @@
 
 use super::resource::ResourceRun;
 use super::{Runner, RunnerMutation, RunnerOutput, State};
+use crate::core::catalog::ResourceSpec;
 use crate::monitor::protocol::{CheckLevel, Command, Operation};
+use crate::monitor::resource::ocf;
 
 impl Runner {
     pub(super) fn send_start(&mut self, name: &str, reason: String) {
@@ -28,7 +30,7 @@ impl Runner {
         let command = Command::Start {
             resource: name.to_string(),
             kind: resource.spec.kind.clone(),
-            params: resource.spec.params.clone(),
+            params: start_params(&resource.spec),
             depends: resource.spec.depends.clone(),
             timeout_ms: resource.timeout_ms(),
         };
@@ -126,6 +128,26 @@ impl Runner {
             });
         }
     }
+}
+
+/// What a start of `spec` sends: its parameters, and for an OCF agent the intervals it is
+/// checked at, which the agent is told as OCF_RESKEY_CRM_meta_interval (the monitor's own
+/// parameters, `monitor::resource::ocf`; a parameter of that name in the catalog, which only a
+/// hand edit can put there, is replaced).
+pub(super) fn start_params(spec: &ResourceSpec) -> Vec<(String, String)> {
+    let mut params = spec.params.clone();
+    if spec.kind.starts_with("ocf:") {
+        let intervals = [
+            (ocf::PARAM_LOOKS_ALIVE_INTERVAL, spec.looks_alive_s),
+            (ocf::PARAM_IS_ALIVE_INTERVAL, spec.is_alive_s),
+        ];
+        params.retain(|(key, _)| !intervals.iter().any(|(own, _)| key == own));
+        for (key, seconds) in intervals {
+            let milliseconds = u64::from(seconds).saturating_mul(1000);
+            params.push((key.to_string(), milliseconds.to_string()));
+        }
+    }
+    params
 }
 
 /// The check due first for an Online resource at `now_ms`, if any. IsAlive is the more

@@ -39,10 +39,15 @@
 //! group is confirmed offline.
 //!
 //! **Catalog changes** take effect at once for what runs (roles, dependencies, new, removed
-//! or moved resources, removed groups); a resource's type, parameters and timeout take effect
-//! at its next start (a running resource is not restarted for them), and check intervals at
-//! its next check. A dependency that names no resource of the group is never satisfied.
-//! A timeout of 0 s means the monitor's default, as an absent one does.
+//! or moved resources, removed groups). A resource whose type or parameters change while the
+//! monitor may hold it is restarted in place by the same rules (`restart_owed`: it may not
+//! run until it is down, so its dependents stop first, then it, then all start again); the
+//! rest of its group keeps running. Its timeout, restart policy and whether it affects its
+//! group take effect at its next operation or failure, and check intervals at its next check
+//! (an OCF agent learns a changed interval, OCF_RESKEY_CRM_meta_interval, at its next start:
+//! the monitor is told intervals with the start). A dependency that names no resource of the
+//! group is never satisfied. A timeout of 0 s means the monitor's default, as an absent one
+//! does.
 //!
 //! **Driving it.** The daemon calls `set_catalog` after each applied update that changed
 //! groups or resources, `group` for each of the core's `Resource` outputs, `monitor_event`

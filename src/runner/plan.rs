@@ -10,8 +10,8 @@ pub(super) struct Plan {
     /// Whether it may run as far as configuration and decisions go (group held and not given
     /// up, in the catalog, role online, not given up, every dependency so too); why not.
     pub allowed: Result<(), String>,
-    /// Allowed, not a failed resource still held, and every dependency is Online and may
-    /// stay so: it may be started now, or stay running.
+    /// Allowed, not a failed resource still held, not owed a restart, and every dependency
+    /// is Online and may stay so: it may be started now, or stay running.
     pub may_run: bool,
     /// May run and is Online: its dependents may start or keep running.
     pub keeps_up: bool,
@@ -129,7 +129,10 @@ fn plan_one(
         .iter()
         .find(|needed| !planned.get(*needed).is_some_and(|plan| plan.keeps_up))
         .cloned();
-    let may_run = allowed.is_ok() && !member.is_failed_and_held() && waiting_for.is_none();
+    let may_run = allowed.is_ok()
+        && !member.is_failed_and_held()
+        && !member.restart_owed
+        && waiting_for.is_none();
     Plan {
         allowed,
         may_run,

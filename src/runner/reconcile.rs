@@ -11,6 +11,7 @@ impl Runner {
     pub(super) fn reconcile(&mut self, now_ms: u64) {
         self.last_now_ms = self.last_now_ms.max(now_ms);
         self.settle_departures();
+        self.settle_restarts();
         self.expire_give_ups(now_ms);
         let slots: BTreeSet<u8> = self
             .groups
@@ -50,6 +51,16 @@ impl Runner {
                 None => {
                     self.resources.remove(&name);
                 }
+            }
+        }
+    }
+
+    /// Resources owed a restart that are down now: they may start again, with their new
+    /// type and parameters.
+    fn settle_restarts(&mut self) {
+        for resource in self.resources.values_mut() {
+            if resource.restart_owed && resource.is_down() {
+                resource.restart_owed = false;
             }
         }
     }
@@ -97,7 +108,8 @@ impl Runner {
             }
             if !is_down && !keeps_holding {
                 if !retry_pending && self.dependents_down(slot, name) {
-                    self.send_stop(name, stop_reason(plan));
+                    let reason = self.stop_reason(name, plan);
+                    self.send_stop(name, reason);
                 }
             } else if is_down && !plan.may_run {
                 self.settle_down_state(name, plan);
@@ -201,11 +213,22 @@ impl Runner {
     }
 }
 
-/// Why a held resource is being stopped.
-fn stop_reason(plan: &Plan) -> String {
-    match (&plan.allowed, &plan.waiting_for) {
-        (Err(why), _) => why.clone(),
-        (Ok(()), Some(needed)) => format!("{needed} is not online"),
-        (Ok(()), None) => "failed".to_string(),
+impl Runner {
+    /// Why held resource `name` is being stopped.
+    fn stop_reason(&self, name: &str, plan: &Plan) -> String {
+        let restarting = |name: &str| {
+            self.resources
+                .get(name)
+                .is_some_and(|resource| resource.restart_owed)
+        };
+        match (&plan.allowed, &plan.waiting_for) {
+            (Err(why), _) => why.clone(),
+            (Ok(()), Some(needed)) if restarting(needed) => format!("{needed} is restarting"),
+            (Ok(()), Some(needed)) => format!("{needed} is not online"),
+            (Ok(()), None) if restarting(name) => {
+                "restarting: its type or parameters changed".to_string()
+            }
+            (Ok(()), None) => "failed".to_string(),
+        }
     }
 }

@@ -45,6 +45,9 @@ pub(super) struct ResourceRun {
     pub gave_up: Option<GiveUp>,
     /// The catalog's cleanup generation last acted on.
     pub cleanup_seen: u64,
+    /// Its type or parameters changed while the monitor may hold it under the old ones: it is
+    /// stopped (its dependents first) and, once down, started with the new ones.
+    pub restart_owed: bool,
 }
 
 impl ResourceRun {
@@ -66,6 +69,7 @@ impl ResourceRun {
             failures: FailureHistory::default(),
             last_failure: None,
             gave_up: None,
+            restart_owed: false,
         }
     }
 

@@ -27,6 +27,7 @@ use super::{read, Catalog, Failback, GroupSpec, ResourceSpec};
 use super::{IS_ALIVE_S_DEFAULT, LOOKS_ALIVE_S_DEFAULT};
 use crate::core::db::{Database, Op, Path, Update, Value};
 use crate::core::NODES_MAX;
+use std::ops::RangeInclusive;
 
 /// Where slot S's claim lives: `cluster/group-slots/S`, the name of the group holding it.
 pub const SLOT_CLAIMS: &str = "cluster/group-slots";
@@ -78,6 +79,34 @@ impl NewResource {
             timeout_s: None,
             affects_group: true,
         }
+    }
+}
+
+/// `resource update`: what changes of an existing resource; `None` and empty lists change
+/// nothing. Its name, group, type and dependencies stay (remove and add it to change those).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResourceChange {
+    pub name: String,
+    /// Parameters set: added, or replacing the value of the key.
+    pub set_params: Vec<(String, String)>,
+    /// Parameters removed (each must be one it has).
+    pub remove_params: Vec<String>,
+    pub restart_threshold: Option<u32>,
+    pub restart_period_s: Option<u32>,
+    pub looks_alive_s: Option<u32>,
+    pub is_alive_s: Option<u32>,
+    pub timeout_s: Option<u32>,
+    pub affects_group: Option<bool>,
+}
+
+impl ResourceChange {
+    /// Whether it changes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        *self
+            == ResourceChange {
+                name: self.name.clone(),
+                ..ResourceChange::default()
+            }
     }
 }
 
@@ -253,48 +282,14 @@ pub fn add_resource(database: &Database, resource: &NewResource) -> Result<Updat
         check_name("resource", needed)?;
     }
     check_type_and_params(name, &resource.kind, &resource.params)?;
-    let numbers = [
-        (
-            "--restart-threshold",
-            "restart-threshold",
-            resource.restart_threshold,
-            &THRESHOLD_RANGE,
-        ),
-        (
-            "--restart-period",
-            "restart-period",
-            resource.restart_period_s,
-            &PERIOD_S_RANGE,
-        ),
-        (
-            "--looksalive",
-            "looksalive",
-            resource.looks_alive_s,
-            &CHECK_INTERVAL_S_RANGE,
-        ),
-        (
-            "--isalive",
-            "isalive",
-            resource.is_alive_s,
-            &CHECK_INTERVAL_S_RANGE,
-        ),
-        ("--timeout", "timeout", resource.timeout_s, &TIMEOUT_S_RANGE),
-    ];
-    for (flag, _, number, range) in &numbers {
-        if let Some(number) = number {
-            check_range(flag, *number, range)?;
-        }
-    }
-    // IsAlive is the thorough check and LooksAlive the cheap one (MSCS): a thorough check
-    // more often than the cheap one means the two were swapped.
-    let looks_alive_s = resource.looks_alive_s.unwrap_or(LOOKS_ALIVE_S_DEFAULT);
-    let is_alive_s = resource.is_alive_s.unwrap_or(IS_ALIVE_S_DEFAULT);
-    if is_alive_s < looks_alive_s {
-        return Err(EditError::ChecksSwapped {
-            is_alive_s,
-            looks_alive_s,
-        });
-    }
+    let numbers = Numbers {
+        restart_threshold: resource.restart_threshold,
+        restart_period_s: resource.restart_period_s,
+        looks_alive_s: resource.looks_alive_s,
+        is_alive_s: resource.is_alive_s,
+        timeout_s: resource.timeout_s,
+    };
+    numbers.check(LOOKS_ALIVE_S_DEFAULT, IS_ALIVE_S_DEFAULT)?;
     let catalog = read(database);
     let group = existing_group(database, &catalog, group_name)?;
     if let Some(existing) = catalog.resource(name) {
@@ -321,10 +316,7 @@ pub fn add_resource(database: &Database, resource: &NewResource) -> Result<Updat
         Value::Text(resource.kind.clone()),
     ));
     for (key, value) in &resource.params {
-        ops.push(put(
-            resource_key(name, &format!("params/{key}"))?,
-            Value::Text(value.clone()),
-        ));
+        ops.push(put(param_path(name, key)?, Value::Text(value.clone())));
     }
     if !resource.depends.is_empty() {
         ops.push(put(
@@ -332,15 +324,189 @@ pub fn add_resource(database: &Database, resource: &NewResource) -> Result<Updat
             Value::Text(resource.depends.join(",")),
         ));
     }
-    for (_, key, number, _) in numbers {
-        if let Some(number) = number {
-            ops.push(put(resource_key(name, key)?, Value::U64(u64::from(number))));
-        }
-    }
+    ops.extend(numbers.puts(name)?);
     if !resource.affects_group {
         ops.push(put(
             resource_key(name, "affects-group")?,
             Value::Bool(false),
+        ));
+    }
+    finish(ops).map_err(|error| EditError::InResource {
+        resource: name.to_string(),
+        error: Box::new(error),
+    })
+}
+
+/// A resource's numbers as `resource add` or `resource update` gives them (`None`: not given).
+struct Numbers {
+    restart_threshold: Option<u32>,
+    restart_period_s: Option<u32>,
+    looks_alive_s: Option<u32>,
+    is_alive_s: Option<u32>,
+    timeout_s: Option<u32>,
+}
+
+impl Numbers {
+    /// (flag, key, value, range) of each.
+    fn fields(
+        &self,
+    ) -> [(
+        &'static str,
+        &'static str,
+        Option<u32>,
+        &RangeInclusive<u32>,
+    ); 5] {
+        [
+            (
+                "--restart-threshold",
+                "restart-threshold",
+                self.restart_threshold,
+                &THRESHOLD_RANGE,
+            ),
+            (
+                "--restart-period",
+                "restart-period",
+                self.restart_period_s,
+                &PERIOD_S_RANGE,
+            ),
+            (
+                "--looksalive",
+                "looksalive",
+                self.looks_alive_s,
+                &CHECK_INTERVAL_S_RANGE,
+            ),
+            (
+                "--isalive",
+                "isalive",
+                self.is_alive_s,
+                &CHECK_INTERVAL_S_RANGE,
+            ),
+            ("--timeout", "timeout", self.timeout_s, &TIMEOUT_S_RANGE),
+        ]
+    }
+
+    /// Each given number within its range, and the check intervals (those not given being
+    /// `looks_alive_s` and `is_alive_s`) in their order.
+    fn check(&self, looks_alive_s: u32, is_alive_s: u32) -> Result<(), EditError> {
+        for (flag, _, number, range) in self.fields() {
+            if let Some(number) = number {
+                check_range(flag, number, range)?;
+            }
+        }
+        // IsAlive is the thorough check and LooksAlive the cheap one (MSCS): a thorough check
+        // more often than the cheap one means the two were swapped.
+        let looks_alive_s = self.looks_alive_s.unwrap_or(looks_alive_s);
+        let is_alive_s = self.is_alive_s.unwrap_or(is_alive_s);
+        if is_alive_s < looks_alive_s {
+            return Err(EditError::ChecksSwapped {
+                is_alive_s,
+                looks_alive_s,
+            });
+        }
+        Ok(())
+    }
+
+    /// A put of each given number.
+    fn puts(&self, name: &str) -> Result<Vec<Op>, EditError> {
+        let mut ops = Vec::new();
+        for (_, key, number, _) in self.fields() {
+            if let Some(number) = number {
+                ops.push(put(resource_key(name, key)?, Value::U64(u64::from(number))));
+            }
+        }
+        Ok(ops)
+    }
+}
+
+/// `resource update NAME ...`: the resource's parameters and settings edited in place. The
+/// whole parameter set that results is checked as `resource add` checks one, and the update
+/// requires every parameter key it read at the version read (absent for a new one), so a
+/// concurrent edit of its parameters makes one of the two fail. The group runner restarts the
+/// resource (and its dependents) only if its parameters changed (`crate::runner`).
+pub fn update_resource(database: &Database, change: &ResourceChange) -> Result<Update, EditError> {
+    let name = change.name.as_str();
+    check_name("resource", name)?;
+    let catalog = read(database);
+    let resource = existing_resource(database, &catalog, name)?;
+    let mut params = resource.params.clone();
+    for (index, key) in change.remove_params.iter().enumerate() {
+        let given_twice = change.remove_params[..index].contains(key)
+            || change.set_params.iter().any(|(set, _)| set == key);
+        if given_twice {
+            return Err(EditError::ParameterGivenTwice {
+                resource: name.to_string(),
+                key: key.clone(),
+            });
+        }
+        let Some(at) = params.iter().position(|(existing, _)| existing == key) else {
+            return Err(EditError::UnknownParameter {
+                resource: name.to_string(),
+                key: key.clone(),
+                known: params
+                    .iter()
+                    .map(|(existing, _)| existing.clone())
+                    .collect(),
+            });
+        };
+        params.remove(at);
+    }
+    for (index, (key, value)) in change.set_params.iter().enumerate() {
+        if change.set_params[..index].iter().any(|(set, _)| set == key) {
+            return Err(EditError::ParameterGivenTwice {
+                resource: name.to_string(),
+                key: key.clone(),
+            });
+        }
+        match params.iter_mut().find(|(existing, _)| existing == key) {
+            Some(existing) => existing.1 = value.clone(),
+            None => params.push((key.clone(), value.clone())),
+        }
+    }
+    check_type_and_params(name, &resource.kind, &params)?;
+    let numbers = Numbers {
+        restart_threshold: change.restart_threshold,
+        restart_period_s: change.restart_period_s,
+        looks_alive_s: change.looks_alive_s,
+        is_alive_s: change.is_alive_s,
+        timeout_s: change.timeout_s,
+    };
+    numbers.check(resource.looks_alive_s, resource.is_alive_s)?;
+
+    // The parameter set checked is the one read: every key of it at its version, a new one
+    // absent (version 0).
+    let mut ops = vec![require_resource(database, name)?];
+    let read_or_new = resource
+        .params
+        .iter()
+        .chain(&change.set_params)
+        .map(|(key, _)| key);
+    for key in read_or_new {
+        let path = param_path(name, key)?;
+        let required = require(path.clone(), database.version(&path));
+        if !ops.contains(&required) {
+            ops.push(required);
+        }
+    }
+    // The intervals' order was checked against the ones read.
+    if change.looks_alive_s.is_some() != change.is_alive_s.is_some() {
+        for key in ["looksalive", "isalive"] {
+            let path = resource_key(name, key)?;
+            ops.push(require(path.clone(), database.version(&path)));
+        }
+    }
+    for key in &change.remove_params {
+        ops.push(Op::Delete {
+            path: param_path(name, key)?,
+        });
+    }
+    for (key, value) in &change.set_params {
+        ops.push(put(param_path(name, key)?, Value::Text(value.clone())));
+    }
+    ops.extend(numbers.puts(name)?);
+    if let Some(affects) = change.affects_group {
+        ops.push(put(
+            resource_key(name, "affects-group")?,
+            Value::Bool(affects),
         ));
     }
     finish(ops).map_err(|error| EditError::InResource {
@@ -558,6 +724,10 @@ fn group_key(name: &str, key: &str) -> Result<Path, EditError> {
 
 fn resource_key(name: &str, key: &str) -> Result<Path, EditError> {
     path(&format!("resources/{name}/{key}"))
+}
+
+fn param_path(name: &str, key: &str) -> Result<Path, EditError> {
+    resource_key(name, &format!("params/{}", super::param_segment(key)))
 }
 
 fn slot_claim(slot: u8) -> Result<Path, EditError> {

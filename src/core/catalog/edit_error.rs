@@ -69,6 +69,18 @@ pub enum EditError {
         resource: String,
         dependents: Vec<String>,
     },
+    /// `resource update --remove-param` of a parameter the resource does not have; `known`
+    /// lists the ones it has.
+    UnknownParameter {
+        resource: String,
+        key: String,
+        known: Vec<String>,
+    },
+    /// `resource update` names one parameter twice (set twice, removed twice, or both).
+    ParameterGivenTwice {
+        resource: String,
+        key: String,
+    },
     /// `--isalive` more often than `--looksalive` (the intervals, defaults applied).
     ChecksSwapped {
         is_alive_s: u32,
@@ -167,6 +179,25 @@ impl fmt::Display for EditError {
                 f,
                 "resource {resource:?} is needed by {} (remove or change them first)",
                 quoted(dependents)
+            ),
+            EditError::UnknownParameter {
+                resource,
+                key,
+                known,
+            } => match known.is_empty() {
+                true => write!(
+                    f,
+                    "resource {resource:?} has no parameter {key:?} (it has no parameters)"
+                ),
+                false => write!(
+                    f,
+                    "resource {resource:?} has no parameter {key:?} (its parameters: {})",
+                    quoted(known)
+                ),
+            },
+            EditError::ParameterGivenTwice { resource, key } => write!(
+                f,
+                "resource {resource:?}: parameter {key:?} is given twice (set or removed once)"
             ),
             EditError::ChecksSwapped {
                 is_alive_s,

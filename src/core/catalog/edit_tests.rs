@@ -731,3 +731,198 @@ fn a_removed_group_takes_its_refusals_along_so_a_group_reusing_the_slot_starts_c
     assert_eq!(new.slot, 1, "the freed slot is reused");
     assert!(new.refusals.is_empty() && new.failures.is_empty());
 }
+
+#[test]
+fn parameter_keys_keep_their_case_through_the_database() {
+    assert_eq!(param_segment("InstanceName"), "-instance-name");
+    assert_eq!(param_segment("START_PROFILE"), "-s-t-a-r-t_-p-r-o-f-i-l-e");
+    assert_eq!(param_segment("status10url"), "status10url");
+    for key in ["InstanceName", "START_PROFILE", "status10url", "a", "Z9_x"] {
+        assert_eq!(param_key(&param_segment(key)).as_deref(), Some(key));
+    }
+    for segment in ["-", "a-", "-1", "a--b", "a.b", "a-B"] {
+        assert_eq!(param_key(segment), None, "{segment}");
+    }
+
+    let mut database = sample();
+    let mut sap = NewResource::new("sap", "web", "ocf:heartbeat:SAPInstance");
+    sap.params = vec![
+        ("InstanceName".into(), "HA1_ASCS00_sap".into()),
+        ("monitor_services".into(), "x".into()),
+    ];
+    commit(&mut database, |database| add_resource(database, &sap));
+    assert_eq!(
+        value(&database, "resources/sap/params/-instance-name"),
+        Some(Value::Text("HA1_ASCS00_sap".into()))
+    );
+    let catalog = read(&database);
+    let spec = catalog.resource("sap").expect("read back");
+    assert_eq!(
+        spec.params,
+        [
+            ("InstanceName".to_string(), "HA1_ASCS00_sap".to_string()),
+            ("monitor_services".to_string(), "x".to_string()),
+        ]
+    );
+
+    // A segment no key is stored under (a hand edit) leaves the resource out, named.
+    let path = Path::parse("resources/sap/params/a--b").expect("path");
+    apply(&mut database, &Update::put(path, Value::Text("x".into())));
+    let catalog = read(&database);
+    assert!(catalog.resource("sap").is_none());
+    assert!(
+        catalog
+            .problems
+            .iter()
+            .any(|problem| problem.contains("params/a--b does not name a parameter key")),
+        "{:?}",
+        catalog.problems
+    );
+}
+
+fn change(name: &str) -> ResourceChange {
+    ResourceChange {
+        name: name.to_string(),
+        ..ResourceChange::default()
+    }
+}
+
+#[test]
+fn resource_update_edits_parameters_and_settings_in_place() {
+    let mut database = sample();
+    let mut extra = process("extra", "web");
+    extra.params.push(("check".into(), "true".into()));
+    commit(&mut database, |database| add_resource(database, &extra));
+    let slot_version = database.version(&Path::parse("groups/web/slot").expect("path"));
+
+    let mut edit = change("extra");
+    edit.set_params = vec![
+        ("command".into(), "sleep 2000".into()),
+        ("ready".into(), "true".into()),
+    ];
+    edit.remove_params = vec!["check".into()];
+    edit.timeout_s = Some(45);
+    edit.looks_alive_s = Some(2);
+    edit.affects_group = Some(false);
+    commit(&mut database, |database| update_resource(database, &edit));
+    let spec = read(&database).resource("extra").cloned().expect("extra");
+    assert_eq!(
+        spec.params,
+        [
+            ("command".to_string(), "sleep 2000".to_string()),
+            ("ready".to_string(), "true".to_string()),
+        ]
+    );
+    assert_eq!(spec.timeout_s, Some(45));
+    assert_eq!(spec.looks_alive_s, 2);
+    assert_eq!(spec.is_alive_s, IS_ALIVE_S_DEFAULT);
+    assert!(!spec.affects_group);
+    assert_eq!(spec.group, "web");
+    assert_eq!(
+        database.version(&Path::parse("groups/web/slot").expect("path")),
+        slot_version,
+        "the group's structure did not change"
+    );
+    let mut back = change("extra");
+    back.affects_group = Some(true);
+    commit(&mut database, |database| update_resource(database, &back));
+    assert!(
+        read(&database)
+            .resource("extra")
+            .expect("extra")
+            .affects_group
+    );
+}
+
+#[test]
+fn resource_update_refuses_with_the_reason() {
+    let database = sample();
+    let cases: Vec<(ResourceChange, &str)> = vec![
+        (
+            ResourceChange {
+                timeout_s: Some(1),
+                ..change("nope")
+            },
+            "unknown resource \"nope\"",
+        ),
+        (
+            ResourceChange {
+                remove_params: vec!["colour".into()],
+                ..change("app")
+            },
+            "resource \"app\" has no parameter \"colour\" (its parameters: \"command\")",
+        ),
+        (
+            ResourceChange {
+                remove_params: vec!["command".into()],
+                ..change("app")
+            },
+            "'command' is required",
+        ),
+        (
+            ResourceChange {
+                set_params: vec![("colour".into(), "red".into())],
+                ..change("app")
+            },
+            "unknown parameter 'colour'",
+        ),
+        (
+            ResourceChange {
+                set_params: vec![("command".into(), "a".into())],
+                remove_params: vec!["command".into()],
+                ..change("app")
+            },
+            "parameter \"command\" is given twice",
+        ),
+        (
+            ResourceChange {
+                set_params: vec![
+                    ("command".into(), "a".into()),
+                    ("command".into(), "b".into()),
+                ],
+                ..change("app")
+            },
+            "parameter \"command\" is given twice",
+        ),
+        (
+            ResourceChange {
+                timeout_s: Some(0),
+                ..change("app")
+            },
+            "--timeout: 0 is out of range",
+        ),
+        (
+            ResourceChange {
+                is_alive_s: Some(2),
+                ..change("app")
+            },
+            "--isalive 2 is more often than --looksalive 5",
+        ),
+    ];
+    for (edit, why) in cases {
+        let error = refused(update_resource(&database, &edit));
+        assert!(error.contains(why), "{edit:?}: {error}");
+    }
+}
+
+#[test]
+fn two_concurrent_parameter_updates_cannot_both_land() {
+    let mut database = sample();
+    let mut first = change("app");
+    first.set_params = vec![("command".into(), "one".into())];
+    let mut second = change("app");
+    second.set_params = vec![("ready".into(), "true".into())];
+    let first = update_resource(&database, &first).expect("accepted");
+    let second = update_resource(&database, &second).expect("accepted");
+    assert_eq!(apply(&mut database, &first), Outcome::Applied);
+    assert!(matches!(
+        apply(&mut database, &second),
+        Outcome::PreconditionFailed { .. }
+    ));
+    // Decided again on the new catalog, it lands.
+    let mut again = change("app");
+    again.set_params = vec![("ready".into(), "true".into())];
+    commit(&mut database, |database| update_resource(database, &again));
+    let spec = read(&database).resource("app").cloned().expect("app");
+    assert_eq!(spec.params.len(), 2, "{:?}", spec.params);
+}

@@ -19,7 +19,7 @@
 //! | `groups/G/cleanup`                    | U64      | bumped by `group cleanup` and `resource cleanup` |
 //! | `resources/R/group`                   | Text     | the group it belongs to                    |
 //! | `resources/R/type`                    | Text     | `process`, `ip`, `ocf:P:A`, ...            |
-//! | `resources/R/params/K`                | Text     | a parameter, passed verbatim (no shell)   |
+//! | `resources/R/params/K`                | Text     | a parameter, passed verbatim (no shell); K: `param_segment` |
 //! | `resources/R/depends`                 | Text     | resources of its group it needs, "a,b"    |
 //! | `resources/R/restart-threshold`       | U64      | restarts in place allowed per period      |
 //! | `resources/R/restart-period`          | U64      | seconds                                   |
@@ -54,8 +54,44 @@ pub use edit::SLOT_CLAIMS;
 pub use edit::{add_group, add_resource, cleanup_group, cleanup_resource};
 pub use edit::{clear_group_target, move_group};
 pub use edit::{remove_group, remove_resource, set_resource_role, NewGroup, NewResource};
+pub use edit::{update_resource, ResourceChange};
 pub use edit_error::EditError;
 pub use read::{node_ids, read};
+
+/// A parameter key (`[A-Za-z0-9_]`, as an agent's meta-data spells it) as the database path
+/// segment it is stored under (`[a-z0-9._-]`): each upper-case letter is written as '-' and
+/// its lower case, `InstanceName` → `-instance-name`. Keys without upper case are stored as
+/// they are ('-' is no key character, so the two never meet).
+pub fn param_segment(key: &str) -> String {
+    let mut segment = String::with_capacity(key.len() + 4);
+    for character in key.chars() {
+        if character.is_ascii_uppercase() {
+            segment.push('-');
+        }
+        segment.push(character.to_ascii_lowercase());
+    }
+    segment
+}
+
+/// The parameter key stored under `segment` (`param_segment`'s inverse), or `None` if the
+/// segment is not one `param_segment` writes (a hand edit).
+pub fn param_key(segment: &str) -> Option<String> {
+    let mut key = String::with_capacity(segment.len());
+    let mut bytes = segment.bytes();
+    while let Some(byte) = bytes.next() {
+        match byte {
+            b'-' => match bytes.next() {
+                Some(letter) if letter.is_ascii_lowercase() => {
+                    key.push(char::from(letter.to_ascii_uppercase()))
+                }
+                _ => return None,
+            },
+            b'a'..=b'z' | b'0'..=b'9' | b'_' => key.push(char::from(byte)),
+            _ => return None,
+        }
+    }
+    crate::monitor::protocol::is_param_key(&key).then_some(key)
+}
 
 /// Restarts in place allowed per period before the group fails over (MSCS: 3).
 pub const RESTART_THRESHOLD_DEFAULT: u32 = 3;

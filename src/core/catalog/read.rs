@@ -154,13 +154,17 @@ fn resource(name: &str, keys: &Keys<'_>) -> Result<ResourceSpec, String> {
     let kind = text("type")?.ok_or("no type")?;
     let mut params = Vec::new();
     for (key, value) in keys {
-        if let Some(param) = key.strip_prefix("params/") {
+        if let Some(segment) = key.strip_prefix("params/") {
+            let param = super::param_key(segment)
+                .ok_or_else(|| format!("params/{segment} does not name a parameter key"))?;
             match value {
-                Value::Text(text) => params.push((param.to_string(), text.clone())),
+                Value::Text(text) => params.push((param, text.clone())),
                 _ => return Err(format!("parameter {param} is not text")),
             }
         }
     }
+    // In key order (the database's order is the segments').
+    params.sort();
     let depends = text("depends")?
         .map(|list| {
             list.split(',')

@@ -8,7 +8,7 @@
 //! (a program on its PATH, a directory, an installed OCF agent) is checked where it runs.
 
 use super::Catalog;
-use crate::core::db::{Path, VALUE_BYTES_MAX};
+use crate::core::db::{Path, SEGMENT_BYTES_MAX, VALUE_BYTES_MAX};
 use crate::core::NODES_MAX;
 use crate::monitor::constants::{DEPENDS_MAX, KIND_BYTES_MAX, PARAMS_MAX};
 use crate::monitor::protocol::{is_param_key, is_resource_name};
@@ -118,7 +118,16 @@ pub fn check_type_and_params(
     for (index, (key, value)) in params.iter().enumerate() {
         if !is_param_key(key) {
             return Err(format!(
-                "resource {resource:?}: bad parameter key {key:?}: keys use a-z, 0-9 and '_', 1 to 64 bytes"
+                "resource {resource:?}: bad parameter key {key:?}: keys use A-Z, a-z, 0-9 and \
+                 '_', 1 to 64 bytes"
+            ));
+        }
+        let stored = super::param_segment(key);
+        if stored.len() > SEGMENT_BYTES_MAX {
+            return Err(format!(
+                "resource {resource:?}: parameter key {key:?} takes {} bytes in the database (an \
+                 upper-case letter takes two); at most {SEGMENT_BYTES_MAX} allowed",
+                stored.len()
             ));
         }
         // The monitor's own parameters: the runner derives the check intervals from
@@ -406,8 +415,36 @@ mod tests {
     #[test]
     fn parameter_keys_and_values_are_checked_before_the_type() {
         let check = |pairs: &[(&str, &str)]| check_type_and_params("r", "process", &params(pairs));
+        // Upper case is a key's own spelling (SAPInstance's InstanceName); `process` has no
+        // such parameter.
         let error = refusal(check(&[("Command", "x")]));
-        assert!(error.contains("bad parameter key \"Command\""), "{error}");
+        assert!(error.contains("unknown parameter 'Command'"), "{error}");
+        assert_eq!(
+            check_type_and_params(
+                "r",
+                "ocf:heartbeat:SAPInstance",
+                &params(&[("InstanceName", "HA1_ASCS00_sap"), ("START_PROFILE", "/p")])
+            ),
+            Ok(())
+        );
+        let error = refusal(check_type_and_params(
+            "r",
+            "ocf:x:y",
+            &params(&[(&"AB".repeat(20), "v")]),
+        ));
+        assert!(
+            error.contains("takes 80 bytes in the database (an upper-case letter takes two)"),
+            "{error}"
+        );
+        let error = refusal(check_type_and_params(
+            "r",
+            "ocf:x:y",
+            &params(&[("CRM_meta_interval", "1")]),
+        ));
+        assert!(
+            error.contains("OCF_RESKEY_CRM_meta_* are the cluster's"),
+            "{error}"
+        );
         let error = refusal(check(&[("a-b", "x")]));
         assert!(error.contains("bad parameter key"), "{error}");
         let error = refusal(check_type_and_params(

@@ -229,7 +229,9 @@ fn a_group_that_failed_over_too_often_in_its_period_stays_offline_with_the_reaso
 /// all move to the next lowest when it died.
 #[test]
 fn groups_without_a_preference_spread_evenly_and_a_dead_nodes_groups_spread_over_the_rest() {
-    let policies: Vec<Policy> = (1..=50).map(|slot| policy(slot, &[], Failback::Off)).collect();
+    let policies: Vec<Policy> = (1..=50)
+        .map(|slot| policy(slot, &[], Failback::Off))
+        .collect();
     let per_node = |table: &[GroupAssignment]| {
         let mut count = [0usize; 4];
         for entry in table {

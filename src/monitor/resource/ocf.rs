@@ -2,19 +2,28 @@
 //! Framework's resource agent API, as Pacemaker runs them; Debian's `resource-agents` package
 //! ships about a hundred) from `$OCF_ROOT/resource.d/PROVIDER/AGENT`.
 //!
-//! Parameters: every parameter `key` becomes `OCF_RESKEY_key` for the agent, except these,
+//! Parameters: every parameter `key` (`[A-Za-z0-9_]`, spelled as the agent's meta-data spells
+//! it: SAPInstance's `InstanceName`) becomes `OCF_RESKEY_key` for the agent, except these,
 //! which are the monitor's own (the prefix `wolfpack_` is reserved):
 //! - `wolfpack_ocf_root`: the OCF root (default /usr/lib/ocf; tests point it at a temporary one);
 //! - `wolfpack_looks_alive_interval_ms`, `wolfpack_is_alive_interval_ms`: the intervals the
-//!   daemon polls at, passed to `monitor` as OCF_RESKEY_CRM_meta_interval (default 10000 and
+//!   daemon checks at (the group runner sets them from the resource's `looksalive` and
+//!   `isalive`), passed to `monitor` as OCF_RESKEY_CRM_meta_interval (default 10000 and
 //!   60000; 0 means a probe to agents, so it is used only for the monitors that verify a start
-//!   or a stop).
+//!   or a stop);
+//! - `wolfpack_node_name`: this node's name in the node table (the monitor's server sets it
+//!   from `--node-name`), passed as OCF_RESKEY_CRM_meta_on_node.
+//!
+//! The prefix `CRM_meta_` is refused too: those variables are the cluster's to set.
 //!
 //! Environment of every action: exactly PATH, OCF_ROOT, OCF_RA_VERSION_MAJOR/MINOR (1.0),
 //! OCF_RESOURCE_INSTANCE (the resource name), OCF_RESOURCE_TYPE, OCF_RESOURCE_PROVIDER,
-//! OCF_RESKEY_CRM_meta_timeout (the operation's timeout in ms), OCF_RESKEY_CRM_meta_interval,
-//! OCF_CHECK_LEVEL (monitor only) and the OCF_RESKEY_* parameters. Values are passed verbatim
-//! in the environment; no shell ever sees them.
+//! OCF_RESKEY_CRM_meta_name (the action: meta-data, validate-all, start, stop, monitor),
+//! OCF_RESKEY_CRM_meta_timeout (the operation's timeout in ms), OCF_RESKEY_CRM_meta_interval
+//! (the check's interval in ms for LooksAlive and IsAlive, else 0),
+//! OCF_RESKEY_CRM_meta_on_node, OCF_CHECK_LEVEL (monitor only) and the OCF_RESKEY_*
+//! parameters; the working directory is `/` (`children.rs`). Values are passed verbatim in
+//! the environment; no shell ever sees them.
 //!
 //! Operations (each action a step of `engine.rs`, with its exit code read per the OCF standard:
 //! 0 success, 1 generic error, 2 invalid argument, 3 unimplemented, 4 insufficient privileges,
@@ -30,8 +39,8 @@
 //! - LooksAlive: `monitor` with OCF_CHECK_LEVEL=0; IsAlive: OCF_CHECK_LEVEL=10. 0 or 8 passes.
 //!
 //! A missing agent file rejects the `Start` at once ("agent not installed: ocf:P:A").
-//! Limitation: parameter keys are `[a-z0-9_]` (the protocol's rule), so agents with upper-case
-//! parameter names (SAPInstance's `InstanceName`) cannot be given those parameters.
+//! Parameters the meta-data does not declare are not refused here: `ctl resource add|update`
+//! refuses them (unless forced) where the administrator can correct them (`undeclared`).
 use super::engine::{Driver, Engine, Keep, Next, Op, Step, StepResult};
 use super::{find_program, Settings};
 use crate::monitor::constants::{META_DATA_BYTES_MAX, OCF_ROOT_DEFAULT, PROGRAM_PATH};
@@ -46,8 +55,14 @@ pub const OCF_NOT_RUNNING: i32 = 7;
 pub const OCF_RUNNING_MASTER: i32 = 8;
 
 const PARAM_ROOT: &str = "wolfpack_ocf_root";
-const PARAM_LOOKS_ALIVE_INTERVAL: &str = "wolfpack_looks_alive_interval_ms";
-const PARAM_IS_ALIVE_INTERVAL: &str = "wolfpack_is_alive_interval_ms";
+/// The parameter the group runner gives LooksAlive's interval in (ms).
+pub const PARAM_LOOKS_ALIVE_INTERVAL: &str = "wolfpack_looks_alive_interval_ms";
+/// The parameter the group runner gives IsAlive's interval in (ms).
+pub const PARAM_IS_ALIVE_INTERVAL: &str = "wolfpack_is_alive_interval_ms";
+/// The parameter the monitor's server gives this node's name in.
+pub const PARAM_NODE_NAME: &str = "wolfpack_node_name";
+/// Parameters with this prefix would collide with the variables the cluster sets.
+const CLUSTER_PREFIX: &str = "CRM_meta_";
 const LOOKS_ALIVE_INTERVAL_MS_DEFAULT: u64 = 10_000;
 const IS_ALIVE_INTERVAL_MS_DEFAULT: u64 = 60_000;
 
@@ -121,6 +136,27 @@ pub fn parse_meta_data(xml: &str) -> Result<Vec<ParameterInfo>, String> {
         parameters.push(ParameterInfo { name, required });
     }
     Ok(parameters)
+}
+
+/// The keys of `given` that `declared` (an agent's meta-data) does not declare, each with the
+/// declared name it differs from only in case, if one does (`instancename` → `InstanceName`).
+/// The monitor's own `wolfpack_` parameters are never the agent's to declare.
+pub fn undeclared<'declared, 'given>(
+    declared: &'declared [ParameterInfo],
+    given: impl IntoIterator<Item = &'given str>,
+) -> Vec<(&'given str, Option<&'declared str>)> {
+    given
+        .into_iter()
+        .filter(|key| !key.starts_with("wolfpack_"))
+        .filter(|key| !declared.iter().any(|parameter| parameter.name == *key))
+        .map(|key| {
+            let spelled = declared
+                .iter()
+                .find(|parameter| parameter.name.eq_ignore_ascii_case(key))
+                .map(|parameter| parameter.name.as_str());
+            (key, spelled)
+        })
+        .collect()
 }
 
 fn strip_comments(xml: &str) -> String {
@@ -198,6 +234,8 @@ pub struct OcfDriver {
     params: Vec<(String, String)>,
     looks_alive_interval_ms: u64,
     is_alive_interval_ms: u64,
+    /// OCF_RESKEY_CRM_meta_on_node.
+    node_name: String,
     state_dir: Option<PathBuf>,
     action: Action,
     timeout_ms: u128,
@@ -214,6 +252,8 @@ pub struct OcfParams<'a> {
     pub root: PathBuf,
     pub looks_alive_interval_ms: u64,
     pub is_alive_interval_ms: u64,
+    /// `wolfpack_node_name`, if given.
+    pub node_name: Option<String>,
     /// The agent's own parameters (the `wolfpack_` ones taken out).
     pub agent_params: Vec<(String, String)>,
 }
@@ -236,6 +276,7 @@ pub fn check_params<'a>(
         root: PathBuf::from(OCF_ROOT_DEFAULT),
         looks_alive_interval_ms: LOOKS_ALIVE_INTERVAL_MS_DEFAULT,
         is_alive_interval_ms: IS_ALIVE_INTERVAL_MS_DEFAULT,
+        node_name: None,
         agent_params: Vec::new(),
     };
     for (key, value) in params {
@@ -253,13 +294,28 @@ pub fn check_params<'a>(
             }
             PARAM_LOOKS_ALIVE_INTERVAL => checked.looks_alive_interval_ms = milliseconds()?,
             PARAM_IS_ALIVE_INTERVAL => checked.is_alive_interval_ms = milliseconds()?,
+            PARAM_NODE_NAME => checked.node_name = Some(value.clone()),
             other if other.starts_with("wolfpack_") => {
                 return Err(format!("{kind}: unknown parameter '{other}'"))
+            }
+            other if other.starts_with(CLUSTER_PREFIX) => {
+                return Err(format!(
+                    "{kind}: parameter '{other}' is not allowed: OCF_RESKEY_{CLUSTER_PREFIX}* \
+                     are the cluster's (interval, name, on_node and timeout are set for every \
+                     action)"
+                ))
             }
             _ => checked.agent_params.push((key.clone(), value.clone())),
         }
     }
     Ok(checked)
+}
+
+/// Gives an OCF resource's parameters this node's name (OCF_RESKEY_CRM_meta_on_node),
+/// replacing one given.
+pub fn set_node_name(params: &mut Vec<(String, String)>, name: &str) {
+    params.retain(|(key, _)| key != PARAM_NODE_NAME);
+    params.push((PARAM_NODE_NAME.to_string(), name.to_string()));
 }
 
 /// Makes an `ocf:PROVIDER:AGENT` resource; rejects a malformed kind, a missing agent, bad
@@ -275,6 +331,7 @@ pub fn new(
         root,
         looks_alive_interval_ms,
         is_alive_interval_ms,
+        node_name,
         agent_params,
     } = check_params(kind, params)?;
     let path = agent_path(&root, provider, agent);
@@ -298,6 +355,8 @@ pub fn new(
         params: agent_params,
         looks_alive_interval_ms,
         is_alive_interval_ms,
+        // Without a name (a monitor started without --node-name), the node id stands for it.
+        node_name: node_name.unwrap_or_else(|| settings.node_id.to_string()),
         action: Action::MetaData,
         timeout_ms: 0,
     };
@@ -332,6 +391,11 @@ impl OcfDriver {
             (
                 "OCF_RESKEY_CRM_meta_interval".to_string(),
                 interval_ms.to_string(),
+            ),
+            ("OCF_RESKEY_CRM_meta_name".to_string(), word.to_string()),
+            (
+                "OCF_RESKEY_CRM_meta_on_node".to_string(),
+                self.node_name.clone(),
             ),
         ];
         if let Some(level) = check_level {
@@ -482,6 +546,28 @@ mod tests {
             .map(|parameter| (parameter.name.as_str(), parameter.required))
             .collect();
         assert_eq!(names, [("binfile", true), ("opt", false), ("also", true)]);
+    }
+
+    #[test]
+    fn undeclared_parameters_are_named_with_the_spelling_meant() {
+        let declared: Vec<ParameterInfo> = ["InstanceName", "status10url"]
+            .iter()
+            .map(|name| ParameterInfo {
+                name: name.to_string(),
+                required: false,
+            })
+            .collect();
+        let given = [
+            "status10url",
+            "statusurl",
+            "instancename",
+            "wolfpack_ocf_root",
+        ];
+        assert_eq!(
+            undeclared(&declared, given),
+            [("statusurl", None), ("instancename", Some("InstanceName"))]
+        );
+        assert!(undeclared(&declared, ["InstanceName"]).is_empty());
     }
 
     #[test]
