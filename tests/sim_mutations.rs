@@ -323,10 +323,12 @@ fn an_install_judged_without_the_membership_a_member_acknowledged_is_caught() {
 
 /// A joiner's status that arrives after its sender joined must not start a round that decides
 /// from it: found on two-node seed 13363 when late packets joined the mix, where the mutation
-/// (the rule before) puts one group on both nodes (1..13362 do not catch it).
+/// (the rule before) puts one group on both nodes (1..13362 do not catch it). Balanced
+/// placement and the wall clock's reports (issue 17) changed that seed's schedule; a sweep of
+/// the mutation found 11408150 (ten minutes of two-node seeds from 1 found none).
 #[test]
 fn a_late_joiner_status_counted_as_current_is_caught() {
-    let caught = caught_on_mix(Mutation::LateJoinerStatusCounts, 13363, Some(2), true);
+    let caught = caught_on_mix(Mutation::LateJoinerStatusCounts, 11408150, Some(2), true);
     assert!(
         caught
             .as_ref()
