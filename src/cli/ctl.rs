@@ -37,6 +37,8 @@ Commands:
   group move NAME [--to N]   pin the group to node N (default: the next preferred node)
   group move NAME --clear    unpin it
   group remove NAME          (refused while it has resources)
+  group cleanup NAME         forget the group's failures and every node's refusal of it, and
+                             its resources' failures: it is placed again at once
   resource add NAME --group G --type TYPE [--param KEY=VALUE]... [--depends R]...
                  [--restart-threshold N] [--restart-period S] [--looksalive S] [--isalive S]
                  [--timeout S] [--no-affect-group] [--force]
