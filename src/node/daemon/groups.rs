@@ -4,6 +4,7 @@
 use super::Daemon;
 use crate::core;
 use crate::node::catalog_commands::{GroupRuntime, ResourceRuntime, Runtime};
+use crate::runner::State;
 
 impl Daemon {
     /// What `ctl groups|resources` show beside the catalog: each group's owner in this epoch's
@@ -25,7 +26,11 @@ impl Daemon {
                     .copied()
                     .filter(|owner| *owner != 0 && member);
                 let here = groups.iter().find(|state| state.slot == group.slot);
-                let state = if let Some(reason) = self.host.core().group_blocked(group.slot) {
+                let blocked = here.filter(|run| run.state == State::Blocked);
+                // A failed stop first: whoever owns the group in the table, it is held here.
+                let state = if let Some(run) = blocked {
+                    Some(describe(run.state.name(), &run.reason))
+                } else if let Some(reason) = self.host.core().group_blocked(group.slot) {
                     Some(format!("failed: {reason}"))
                 } else if !member {
                     Some("unknown: this node is not a member".to_string())
@@ -55,6 +60,19 @@ impl Daemon {
                 ResourceRuntime { state }
             }),
         }
+    }
+}
+
+impl Daemon {
+    /// Groups blocked here by a failed stop, and why (`ctl status`).
+    pub(super) fn blocked_groups(&self) -> Vec<(String, String)> {
+        self.host
+            .runner()
+            .group_states()
+            .into_iter()
+            .filter(|group| group.state == State::Blocked)
+            .map(|group| (group.group, group.reason))
+            .collect()
     }
 }
 
