@@ -299,6 +299,16 @@ impl Daemon {
                 self.host.leave(now_ms);
                 self.dispatch_outputs(now_ms);
             }
+            if self.leaving_since_ms.is_none() && self.host.left() {
+                // Left on a failed stop (`HostOutput::Leaving`), and the stop was confirmed
+                // after all: nothing runs here and this run never rejoins, so it ends as a
+                // graceful leave does (a supervisor starts the node afresh).
+                log::warn!(
+                    "node={} left the cluster after a failed stop; every resource is stopped now, exiting",
+                    self.options.node_id
+                );
+                return Ok(());
+            }
             if let Some(since_ms) = self.leaving_since_ms {
                 let now_ms = monitor::event_log::monotonic_micros() / 1000;
                 if self.host.left() || now_ms >= since_ms + LEAVE_GRACE_MS {
