@@ -84,7 +84,8 @@ pub struct Params {
     /// While the faults last, the simulated monitors now and then fail to stop a killed
     /// resource at all (`monitor_sim::STUCK_ONE_IN`): a hung agent, an address that cannot be
     /// removed. It runs on until its node reboots (a watchdog reset, a crash), or, under
-    /// `StopFailure::Block`, until the faults heal (an administrator fixes it). Half the
+    /// `StopFailure::Block`, until an administrator fixes it, `STUCK_FIX_TICKS` after the
+    /// faults heal. Half the
     /// catalog seeds with a watchdog: without one, a node that loses its lease leaves such a
     /// resource running (ARBITRATION.md §6; `tests/sim_mutations.rs` shows the checker sees it).
     pub stuck_stops: bool,
