@@ -66,6 +66,8 @@ pub struct Loopback {
     pub size: u8,
     /// CLOCK_MONOTONIC µs just before each node's latest start.
     pub started_us: BTreeMap<u8, u64>,
+    /// Flags added to a node's command line (e.g. `--watchdog FILE`), by node id.
+    pub extra_args: BTreeMap<u8, Vec<String>>,
     binary: PathBuf,
     node_prefix: String,
     test_group_command: Option<String>,
@@ -87,6 +89,7 @@ impl Loopback {
             dir,
             size: spec.nodes,
             started_us: BTreeMap::new(),
+            extra_args: BTreeMap::new(),
             binary: spec.binary,
             node_prefix: spec.node_prefix,
             test_group_command: spec.test_group_command,
@@ -187,6 +190,7 @@ impl Loopback {
                 args.push(format!("{group}={command}"));
             }
         }
+        args.extend(self.extra_args.get(&id).into_iter().flatten().cloned());
         args
     }
 

@@ -595,6 +595,7 @@ fn run_in_process(case: &Case) -> Result<String, String> {
         test_groups: Vec::new(),
         refuse_ms_max: u64::MAX,
         runner_mutation: RunnerMutation::None,
+        stop_failure: Default::default(),
     });
     let mut events = BTreeMap::new();
     let mut now_ms = 0;

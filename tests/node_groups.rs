@@ -907,3 +907,191 @@ fn an_ocf_agent_gets_pacemakers_environment_and_an_update_restarts_only_what_it_
     assert_eq!(starts(&state("base")), 2);
     cluster.assert_no_overlap();
 }
+
+/// A `script` resource whose start hangs and whose stop fails on the node written in
+/// `DIR/stuck-node` until `DIR/fixed` exists, and works elsewhere (each node keeps its own
+/// state file). Its group `app` prefers node 1 (then 2); its start times out after 2 s.
+fn add_stuck_group(cluster: &Cluster, stuck_node: u8) -> std::path::PathBuf {
+    let dir = cluster.dir.join("stuck");
+    std::fs::create_dir_all(&dir).expect("the script's directory");
+    std::fs::write(dir.join("stuck-node"), stuck_node.to_string()).expect("stuck-node");
+    let script = cluster.dir.join("stuck.sh");
+    write_executable(
+        &script,
+        r#"#!/bin/sh
+state="$2/running.$WOLFPACK_NODE_ID"
+stuck=no
+if [ "$(cat "$2/stuck-node")" = "$WOLFPACK_NODE_ID" ] && [ ! -e "$2/fixed" ]; then stuck=yes; fi
+case "$1" in
+start) [ $stuck = yes ] && exec sleep 1000; touch "$state";;
+stop) [ $stuck = yes ] && exit 1; rm -f "$state";;
+status) [ -e "$state" ];;
+*) exit 2;;
+esac
+"#,
+    );
+    let command =
+        |action: &str| format!("{action}={} {action} {}", script.display(), dir.display());
+    cluster.ctl_ok(1, &["group", "add", "app", "--preferred", "1,2"]);
+    cluster.ctl_ok(
+        1,
+        &[
+            "resource",
+            "add",
+            "stuck",
+            "--group",
+            "app",
+            "--type",
+            "script",
+            "--param",
+            &command("start"),
+            "--param",
+            &command("stop"),
+            "--param",
+            &command("status"),
+            "--timeout",
+            "2",
+        ],
+    );
+    dir
+}
+
+/// Issue 17 (2): a start that times out, then a cleanup stop that fails again and again (the
+/// monitor never confirms the resource offline), used to leave the group "online-pending:
+/// waiting for stuck" for good, silently. Now, after its retries, the resource and its group
+/// are blocked with the reason, in `ctl groups`, `ctl resources`, `ctl status` and the events;
+/// the group stays on node 1 (the default policy without a watchdog: block), node 2 never
+/// starts it, and once the stop succeeds the group recovers in place.
+#[test]
+fn a_stop_that_keeps_failing_blocks_its_group_here_with_the_reason_shown() {
+    let mut cluster = Cluster::new("grpblock", 2);
+    cluster.catalog_mode();
+    for id in 1..=2 {
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2]);
+    let dir = add_stuck_group(&cluster, 1);
+    let blocked = |cluster: &Cluster| {
+        cluster
+            .groups(1)
+            .get("app")
+            .map(|(_, state)| state.clone())
+            .filter(|state| state.starts_with("blocked: stop failed (stuck: "))
+    };
+    cluster.wait_for("group app blocked on node 1", || {
+        blocked(&cluster).is_some()
+    });
+    let shown = blocked(&cluster).expect("blocked");
+    assert!(shown.contains("offline not confirmed"), "{shown}");
+    let (_, table) = cluster.ctl(1, &["groups"]);
+    assert!(table.contains("blocked: stop failed (stuck: "), "{table}");
+    let (_, resources) = cluster.ctl(1, &["resources"]);
+    assert!(resources.contains("blocked: stop failed ("), "{resources}");
+    let status = cluster.ctl_ok(1, &["status"]);
+    assert!(
+        status.contains("BLOCKED: group app: stop failed (stuck: ")
+            && status.contains("on a failed stop: block"),
+        "{status}"
+    );
+    let json = cluster.status(1).expect("status --json");
+    assert_eq!(json["stop_failure"], "block", "{json}");
+    assert_eq!(json["blocked"][0]["group"], "app", "{json}");
+    let events = local_events(&cluster, 1, "app");
+    assert!(
+        events
+            .iter()
+            .any(|line| line.contains("stuck") && line.contains("-> blocked: stop failed (")),
+        "{events:#?}"
+    );
+    // Held here: node 2 sees it on node 1 and never starts it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(blocked(&cluster).is_some());
+    assert_eq!(cluster.groups(2).get("app").and_then(|(o, _)| *o), Some(1));
+    assert!(local_events(&cluster, 2, "stuck").is_empty());
+    assert!(!dir.join("running.2").exists());
+    // What kept the stop failing is fixed: the next retry confirms it, and it restarts here.
+    std::fs::write(dir.join("fixed"), "").expect("fixed");
+    wait_owner(&cluster, 2, "app", 1);
+    assert!(dir.join("running.1").exists());
+    let events = local_events(&cluster, 1, "stuck");
+    assert!(
+        events
+            .iter()
+            .any(|line| line.contains("blocked -> failed: stopped after its stop failed")),
+        "{events:#?}"
+    );
+    cluster.assert_no_overlap();
+}
+
+/// CLOCK_MONOTONIC µs of a file's last modification (the loopback's event log clock).
+fn modified_monotonic_us(path: &Path) -> u64 {
+    let modified = std::fs::metadata(path)
+        .and_then(|metadata| metadata.modified())
+        .expect("the file's mtime");
+    let age = std::time::SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default();
+    wolfpack::loopback::micros().saturating_sub(age.as_micros() as u64)
+}
+
+/// The resource's `online` lines in the loopback's event log: (µs, node).
+fn online_lines(cluster: &Cluster, resource: &str) -> Vec<(u64, u8)> {
+    let text = std::fs::read_to_string(&cluster.event_log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let at: u64 = fields.first()?.parse().ok()?;
+            let node: u8 = fields.get(1)?.strip_prefix("node=")?.parse().ok()?;
+            let named = fields.get(2)?.strip_prefix("resource=")? == resource;
+            (named && fields.get(3) == Some(&"online")).then_some((at, node))
+        })
+        .collect()
+}
+
+/// Issue 17 (2), with a watchdog (here a file standing in for one): the default policy is to
+/// leave. Node 1 blocks, leaves the cluster, stops pinging its monitor, whose dead-man fires
+/// and leaves the watchdog armed (no magic close: the hardware would reset the node), and its
+/// daemon exits; node 2 takes the group over only after node 1's last feed plus the watchdog's
+/// timeout, that is after the reset would have stopped the resource node 1 could not.
+#[test]
+fn with_a_watchdog_a_failed_stop_makes_its_node_leave_and_the_group_moves_after_the_reset() {
+    let mut cluster = Cluster::new("grpleave", 2);
+    cluster.catalog_mode();
+    let folder = cluster.dir.clone();
+    let watchdog = |id: u8| folder.join(format!("watchdog-{id}"));
+    for id in 1..=2 {
+        std::fs::write(watchdog(id), "").expect("a watchdog stand-in");
+        let args = vec!["--watchdog".into(), watchdog(id).display().to_string()];
+        cluster.extra_args.insert(id, args);
+        cluster.start(id);
+    }
+    cluster.wait_membership(&[1, 2]);
+    let dir = add_stuck_group(&cluster, 1);
+    let code = cluster.wait_exit(1);
+    assert_ne!(code, Some(0), "node 1 must not exit gracefully");
+    let log = std::fs::read_to_string(cluster.log(1)).unwrap_or_default();
+    assert!(
+        log.contains("blocked: stop failed (")
+            && log.contains("leaving the cluster: the stop of resource stuck failed 5 times")
+            && log.contains("the resource monitor exited"),
+        "{log}"
+    );
+    let fed = std::fs::read(watchdog(1)).expect("the watchdog stand-in");
+    assert!(!fed.is_empty(), "the monitor fed it");
+    assert!(!fed.contains(&b'V'), "the watchdog was disarmed: {fed:?}");
+    let last_feed_us = modified_monotonic_us(&watchdog(1));
+    cluster.wait_membership(&[2]);
+    wait_owner(&cluster, 2, "app", 2);
+    assert!(dir.join("running.2").exists());
+    let taken_over_us = online_lines(&cluster, "stuck")
+        .into_iter()
+        .find(|(_, node)| *node == 2)
+        .map(|(at, _)| at)
+        .expect("node 2's online line");
+    let watchdog_ms = wolfpack::core::disk_records::Timing::default().watchdog_timeout_max_ms();
+    assert!(
+        taken_over_us > last_feed_us + watchdog_ms * 1000,
+        "node 2 started it {} µs after node 1's last watchdog feed",
+        taken_over_us as i64 - last_feed_us as i64
+    );
+}

@@ -1,8 +1,9 @@
 //! Checkers with teeth: each deliberately broken rule is caught within a bounded number of seeds.
 
+use wolfpack::core::disk_records::Timing;
 use wolfpack::core::Mutation;
-use wolfpack::runner::RunnerMutation;
-use wolfpack::sim::{run, Params, Violation, ViolationKind};
+use wolfpack::runner::{RunnerMutation, StopFailure};
+use wolfpack::sim::{run, Params, Violation, ViolationKind, STUCK_SETTLE_TICKS_MAX};
 
 /// Every mutation must be caught within this many seeds.
 const SEEDS_TO_CATCH_MAX: u64 = 60;
@@ -175,6 +176,84 @@ fn a_runner_that_starts_before_the_dependencies_is_caught() {
             violation.kind,
             ViolationKind::ResourceStartedBeforeItsDependency
                 | ViolationKind::ResourceRunsWithoutItsDependency
+        )),
+        "{caught:?}"
+    );
+}
+
+/// Catalog seeds in which every node has a watchdog and the simulated monitors now and then
+/// fail to stop a resource at all (`Params::stuck_stops`), under `stop_failure`.
+fn stuck_stop_params(seed: u64, stop_failure: StopFailure) -> Option<Params> {
+    let mut params = Params::from_seed(seed, None, Mutation::None);
+    if !params.catalog_groups {
+        return None;
+    }
+    if !params.stuck_stops {
+        params.stuck_stops = true;
+        params.converge_ticks_max += STUCK_SETTLE_TICKS_MAX;
+    }
+    params.stop_failure = stop_failure;
+    params.watchdog_ms = Some(Timing::default().watchdog_timeout_max_ms());
+    Some(params)
+}
+
+/// The block keeps the group held: a runner that takes a failed stop as confirmed once its
+/// retries are spent (the obvious fix of issue 17 that is wrong) lets the group start elsewhere
+/// while the resource may still run.
+#[test]
+fn a_runner_that_takes_a_failed_stop_as_confirmed_is_caught() {
+    let caught = (1..=SEEDS_TO_CATCH_MAX).find_map(|seed| {
+        let mut params = stuck_stop_params(seed, StopFailure::Block)?;
+        params.runner_mutation = RunnerMutation::FailedStopReleases;
+        first_violation(params).map(|violation| (seed, violation))
+    });
+    assert!(
+        caught.as_ref().is_some_and(|(_, violation)| matches!(
+            violation.kind,
+            ViolationKind::ResourceRunsWithoutItsGroup
+                | ViolationKind::ResourceRunsOnTwoNodes
+                | ViolationKind::ResourceRunsWithoutItsDependency
+        )),
+        "{caught:?}"
+    );
+}
+
+/// `StopFailure::Leave` is safe only with a watchdog (ARBITRATION.md §6): on the same seeds
+/// with the watchdog, nothing is found; without it, a node that leaves on a failed stop lets
+/// its monitor fence, which cannot stop the resource, and its daemon exit, so the resource runs
+/// on without its group (and then beside the survivors' start of it).
+#[test]
+fn leaving_on_a_failed_stop_is_safe_with_a_watchdog_and_caught_without_one() {
+    let mut left = 0;
+    for seed in 1..=SEEDS_TO_CATCH_MAX {
+        let Some(params) = stuck_stop_params(seed, StopFailure::Leave) else {
+            continue;
+        };
+        let (report, _) = run(params);
+        assert!(
+            report.violations.is_empty(),
+            "seed {seed}: {:?}",
+            report.violations
+        );
+        left += report
+            .resources
+            .get("nodes left on a failed stop")
+            .copied()
+            .unwrap_or(0);
+    }
+    assert!(
+        left > 0,
+        "no node left on a failed stop: the seeds test nothing"
+    );
+    let caught = (1..=SEEDS_TO_CATCH_MAX).find_map(|seed| {
+        let mut params = stuck_stop_params(seed, StopFailure::Leave)?;
+        params.watchdog_ms = None;
+        first_violation(params).map(|violation| (seed, violation))
+    });
+    assert!(
+        caught.as_ref().is_some_and(|(_, violation)| matches!(
+            violation.kind,
+            ViolationKind::ResourceRunsWithoutItsGroup | ViolationKind::ResourceRunsOnTwoNodes
         )),
         "{caught:?}"
     );

@@ -4,13 +4,14 @@ use crate::admin::DEFAULT_SOCKET_PATH;
 use crate::disk::storage::DiskIo;
 use crate::node::daemon::{self, NodeOptions};
 use crate::node::log_file::LogFile;
+use crate::runner::StopFailure;
 use std::path::PathBuf;
 
 pub const NODE_HELP: &str = "\
 Usage: wolfpack node --disk PATH --node-id N --key FILE [--disk-io mmap|direct]
                      [--admin-socket PATH] [--event-log PATH] [--resource-log-dir DIR]
-                     [--ocf-state-dir DIR] [--watchdog DEV] [--log-file PATH]
-                     [--test-group G=COMMAND ...] [--allow-fault-injection]
+                     [--ocf-state-dir DIR] [--watchdog DEV] [--stop-failure block|leave]
+                     [--log-file PATH] [--test-group G=COMMAND ...] [--allow-fault-injection]
 
 Runs node N of the cluster whose shared disk is PATH (the node table, addresses and timing are
 read from the disk; see 'wolfpack disk format'). Logs go to stderr or --log-file (RUST_LOG=debug
@@ -28,6 +29,12 @@ Flags:
   --ocf-state-dir DIR     HA_RSCTMP and HA_VARRUN for OCF agents (their state and pid files);
                           for testbeds whose nodes share one filesystem (default: the agents')
   --watchdog DEV          also feed this Linux watchdog device while the node is healthy
+  --stop-failure block|leave
+                          when a resource's stop fails (it may still run): 'block' keeps its
+                          group here, blocked, until the stop is confirmed; 'leave' also leaves
+                          the cluster so the watchdog resets this node and the others take the
+                          group over. Default: leave with --watchdog, block without ('leave'
+                          needs --watchdog)
   --log-file PATH         log here instead of stderr; SIGHUP reopens it (for log rotation)
   --test-group G=COMMAND  test mode: every configured node N has a built-in group N (home node
                           N) and G runs COMMAND, kept running on whichever node holds it; give
@@ -51,6 +58,7 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
     options.optopt("", "resource-log-dir", "", "DIR");
     options.optopt("", "ocf-state-dir", "", "DIR");
     options.optopt("", "watchdog", "", "DEV");
+    options.optopt("", "stop-failure", "", "block|leave");
     options.optmulti("", "test-group", "", "G=COMMAND");
     options.optopt("", "log-file", "", "PATH");
     options.optflag("", "allow-fault-injection", "");
@@ -84,6 +92,24 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
         }
         test_groups.push((group, command.to_string()));
     }
+    let watchdog = matches.opt_str("watchdog").map(PathBuf::from);
+    let stop_failure = match matches.opt_str("stop-failure") {
+        None if watchdog.is_some() => StopFailure::Leave,
+        None => StopFailure::Block,
+        Some(name) => StopFailure::from_name(&name).ok_or_else(|| {
+            UsageError(format!(
+                "--stop-failure '{name}' is neither block nor leave"
+            ))
+        })?,
+    };
+    if stop_failure == StopFailure::Leave && watchdog.is_none() {
+        return Err(UsageError(
+            "--stop-failure leave needs --watchdog DEV: without a watchdog, a resource whose \
+             stop failed may still run when the other nodes take its group over"
+                .to_string(),
+        )
+        .into());
+    }
     let path = |flag: &str, default: &str| {
         PathBuf::from(matches.opt_str(flag).unwrap_or_else(|| default.to_string()))
     };
@@ -93,13 +119,14 @@ pub fn run(words: &[&str]) -> Result<i32, CommandError> {
         node_id,
         key: PathBuf::from(text("key")),
         admin_socket: path("admin-socket", DEFAULT_SOCKET_PATH),
-        watchdog: matches.opt_str("watchdog").map(PathBuf::from),
+        watchdog,
         event_log: path("event-log", "/var/log/wolfpack/events.log"),
         resource_log_dir: path("resource-log-dir", "/var/log/wolfpack/resources"),
         ocf_state_dir: matches.opt_str("ocf-state-dir").map(PathBuf::from),
         test_groups,
         log_file: None,
         allow_fault_injection: matches.opt_present("allow-fault-injection"),
+        stop_failure,
     };
     let directories = [
         options.admin_socket.parent(),

@@ -2,8 +2,8 @@
 //! (`Output::Resource`), and this file makes it so. Catalog groups go through the group runner
 //! (`crate::runner`: dependencies, checks, restarts, failures); built-in test groups
 //! (`--test-group`) start their one `process` resource directly. The runner's answers go back
-//! to the core: `GroupStopped` (every resource confirmed offline) and `GroupFailed` (give the
-//! group up).
+//! to the core: `GroupStopped` (every resource confirmed offline), `GroupFailed` (give the
+//! group up) and `Leave` (a stop failed: leave the cluster, `StopFailure::Leave`).
 
 use super::{Host, HostOutput};
 use crate::core::catalog::{Refusal, FAILURES_KEPT_MAX, REFUSAL_REASON_MAX};
@@ -69,6 +69,15 @@ impl Host {
                     refuse_ms,
                 });
                 self.record_group_failure(slot, &reason, refuse_ms, now_ms);
+            }
+            // A stop failed under `StopFailure::Leave`: the shutdown path, for good in this
+            // run. The blocked group stays stopping and unconfirmed, so the core writes no
+            // non-member slot and no fence acknowledgement, renews no lease, and the host pings
+            // the monitor no more (`keep_monitor_armed`): its dead-man fires, the watchdog
+            // resets the node, and the survivors confirm it stopped by its lease's expiry.
+            RunnerOutput::Leave { reason } => {
+                self.outputs.push_back(HostOutput::Leaving { reason });
+                self.core.step(Input::Admin(core::AdminCommand::Leave));
             }
         }
     }

@@ -9,7 +9,9 @@
 //! - the stop bookkeeping: the core hears `GroupStopped` only for a stop it asked for, and
 //!   only once every resource of the group is confirmed offline;
 //! - a group given up here (`GroupFailed`) is refused for its resources' longest restart
-//!   period and its failure is recorded in the database for the failover threshold.
+//!   period and its failure is recorded in the database for the failover threshold;
+//! - a failed stop under `StopFailure::Leave` makes the node leave (`Leave`), keeping the
+//!   blocked group, so the dead-man rule above lets its watchdog reset it.
 //!
 //! **Invariant:** one place turns the core's `Output`s into actions (`drive`); the drivers only
 //! carry `HostOutput`s to the outside world and bring the answers back.
@@ -23,7 +25,7 @@ pub use output::HostOutput;
 use crate::core::catalog::Catalog;
 use crate::core::{self, Input};
 use crate::monitor::{self, Command};
-use crate::runner::{Runner, RunnerMutation};
+use crate::runner::{Runner, RunnerMutation, StopFailure};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -41,6 +43,8 @@ pub struct HostConfig {
     pub refuse_ms_max: u64,
     /// A rule of the runner broken on purpose (the simulator's mutation tests).
     pub runner_mutation: RunnerMutation,
+    /// What a failed stop does besides blocking (`Leave` only with a watchdog).
+    pub stop_failure: StopFailure,
 }
 
 /// One node: core, runner and glue. See the module docs.
@@ -74,6 +78,7 @@ impl Host {
         let core = core::Node::new(config.core.clone(), config.seed);
         let mut runner = Runner::new(config.core.node_id);
         runner.set_mutation(config.runner_mutation);
+        runner.set_stop_failure(config.stop_failure);
         Host {
             core,
             runner,

@@ -52,6 +52,10 @@ pub enum HostOutput {
     /// The host proposed an update itself (a group's failure record): `request_id` and its
     /// encoded body, for whoever tracks proposals.
     Proposed { request_id: u64, body: Vec<u8> },
+    /// A stop failed under `StopFailure::Leave`: the node leaves the cluster now and keeps the
+    /// blocked group until its watchdog resets it (the driver must not exit gracefully: a
+    /// graceful shutdown disarms the watchdog).
+    Leaving { reason: String },
     /// A group's failure could not be recorded (why, for the log): its failover threshold
     /// then counts one failure fewer, which errs toward moving it once more.
     FailureNotRecorded { group: String, why: String },

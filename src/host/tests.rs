@@ -27,6 +27,7 @@ fn host(test_groups: Vec<(u8, String)>) -> Host {
         test_groups,
         refuse_ms_max: u64::MAX,
         runner_mutation: RunnerMutation::None,
+        stop_failure: Default::default(),
     })
 }
 

@@ -23,7 +23,7 @@ use crate::core::{self, Input};
 use crate::disk::storage::{self, Access, DiskIo};
 use crate::host::{Host, HostConfig, HostOutput};
 use crate::monitor::{self, MonitorClient, MonitorConfig};
-use crate::runner::RunnerMutation;
+use crate::runner::{RunnerMutation, StopFailure};
 use crate::wire::{ClusterKey, Opener, Sealer};
 use disklayout::WatchdogPolicy;
 
@@ -70,6 +70,8 @@ pub struct NodeOptions {
     pub log_file: Option<super::log_file::LogFile>,
     /// Obey `ctl fault ...` (tests only; see `fault_injection.rs`).
     pub allow_fault_injection: bool,
+    /// What a failed stop does besides blocking (`--stop-failure`; `Leave` needs `watchdog`).
+    pub stop_failure: StopFailure,
 }
 
 /// Runs the node until SIGTERM/SIGINT. `Err` is one line for the user; nothing was written to
@@ -156,6 +158,7 @@ pub fn run(options: NodeOptions) -> Result<(), String> {
         test_groups: options.test_groups.clone(),
         refuse_ms_max: u64::MAX,
         runner_mutation: RunnerMutation::None,
+        stop_failure: options.stop_failure,
     });
     let peers: Vec<u8> = config
         .nodes
@@ -296,6 +299,16 @@ impl Daemon {
                 log::info!("node={} leaving the cluster", self.options.node_id);
                 self.host.leave(now_ms);
                 self.dispatch_outputs(now_ms);
+            }
+            if self.leaving_since_ms.is_none() && self.host.left() {
+                // Left on a failed stop (`HostOutput::Leaving`), and the stop was confirmed
+                // after all: nothing runs here and this run never rejoins, so it ends as a
+                // graceful leave does (a supervisor starts the node afresh).
+                log::warn!(
+                    "node={} left the cluster after a failed stop; every resource is stopped now, exiting",
+                    self.options.node_id
+                );
+                return Ok(());
             }
             if let Some(since_ms) = self.leaving_since_ms {
                 let now_ms = monitor::event_log::monotonic_micros() / 1000;
@@ -662,6 +675,16 @@ impl Daemon {
                 } => log::warn!(
                     "node={node} group slot {slot} failed here: {reason}; refused here for {refuse_ms} ms"
                 ),
+                HostOutput::Leaving { reason } => {
+                    // No graceful exit (it would disarm the watchdog): the monitor's dead-man
+                    // fires with no ping to restart it, and this daemon exits with it.
+                    let text = format!(
+                        "leaving the cluster: {reason}; the watchdog resets this node before \
+                         the survivors take its groups over"
+                    );
+                    log::error!("node={node} {text}");
+                    self.events.push(EventKind::Node, text);
+                }
                 HostOutput::FailureNotRecorded { group, why } => {
                     log::warn!("node={node} cannot record the failure of group {group}: {why}");
                 }
@@ -759,6 +782,8 @@ impl Daemon {
                             last_fed_ms_ago: self.last_pong_ms.map(|at| now_ms.saturating_sub(at)),
                             policy: self.config.superblock.watchdog,
                         },
+                        stop_failure: self.options.stop_failure,
+                        blocked: self.blocked_groups(),
                     },
                     now_ms,
                     json,

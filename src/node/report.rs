@@ -6,6 +6,7 @@ pub use super::event_ring::EventRing;
 use super::startup::DiskConfig;
 use super::transport::Transport;
 use crate::core::{self, Status};
+use crate::runner::StopFailure;
 use crate::wire::Opener;
 use disklayout::NodeEntry;
 use std::fmt::Write;
@@ -210,6 +211,10 @@ pub struct StatusExtras {
     /// Nodes of our table heard alive in another cluster (`conflict_watch.rs`).
     pub conflicts: Vec<String>,
     pub watchdog: WatchdogView,
+    /// What a failed stop does here (`wolfpack node --stop-failure`).
+    pub stop_failure: StopFailure,
+    /// Groups blocked here by a failed stop: (group, why).
+    pub blocked: Vec<(String, String)>,
 }
 
 /// The node's watchdog as `ctl status` shows it.
@@ -319,8 +324,19 @@ pub fn status(
             .iter()
             .map(|line| json_string(line))
             .collect();
+        let blocked_json: Vec<String> = extras
+            .blocked
+            .iter()
+            .map(|(group, why)| {
+                format!(
+                    "{{\"group\":{},\"reason\":{}}}",
+                    json_string(group),
+                    json_string(why)
+                )
+            })
+            .collect();
         return format!(
-            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}],\"clock_skew\":[{}],\"conflicts\":[{}],\"watchdog\":{}}}\n",
+            "{{\"node_id\":{},\"name\":{},\"incarnation\":{},\"state\":\"{state}\",\"epoch\":{},\"members\":[{}],\"quorum_owner\":{},\"quorum_valid_ms\":{quorum_ms},\"lease_valid_ms\":{lease_ms},\"groups_online_here\":[{}],\"database_version\":{},\"links\":[{}],\"clock_skew\":[{}],\"conflicts\":[{}],\"watchdog\":{},\"stop_failure\":\"{}\",\"blocked\":[{}]}}\n",
             status.node_id,
             json_string(&config.own.name),
             config.incarnation,
@@ -333,6 +349,8 @@ pub fn status(
             skews_json.join(","),
             conflicts_json.join(","),
             extras.watchdog.json(),
+            extras.stop_failure.name(),
+            blocked_json.join(","),
         );
     }
     let mut out = String::new();
@@ -370,6 +388,17 @@ pub fn status(
     }
     let _ = writeln!(out, "watchdog: {}", extras.watchdog.text());
     let _ = writeln!(out, "groups online here: {}", members_text(holding));
+    let _ = writeln!(
+        out,
+        "on a failed stop: {}",
+        match extras.stop_failure {
+            StopFailure::Block => "block (the group stays here until its stop is confirmed)",
+            StopFailure::Leave => "leave the cluster (the watchdog resets this node)",
+        }
+    );
+    for (group, why) in &extras.blocked {
+        let _ = writeln!(out, "BLOCKED: group {group}: {why}");
+    }
     let _ = writeln!(
         out,
         "database: sequence {}, locker node {}{}",

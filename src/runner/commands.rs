@@ -74,18 +74,17 @@ impl Runner {
                 resource.held = false;
             }
         }
-        // A failed resource stays Failed while it is being stopped, so `ctl` keeps showing
-        // why.
-        let keeps_failed = self
-            .resources
-            .get(name)
-            .is_some_and(|resource| resource.state == State::Failed);
-        if keeps_failed {
-            if let Some(resource) = self.resources.get_mut(name) {
-                resource.reason = reason;
+        match self.resources.get(name).map(|resource| resource.state) {
+            // A blocked resource keeps why its stop failed while it is asked again.
+            Some(State::Blocked) => {}
+            // A failed resource stays Failed while it is being stopped, so `ctl` keeps showing
+            // why.
+            Some(State::Failed) => {
+                if let Some(resource) = self.resources.get_mut(name) {
+                    resource.reason = reason;
+                }
             }
-        } else {
-            self.set_resource_state(name, State::OfflinePending, reason);
+            _ => self.set_resource_state(name, State::OfflinePending, reason),
         }
     }
 

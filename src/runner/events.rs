@@ -78,6 +78,11 @@ impl Runner {
                 // Still held: the monitor keeps cleaning up; ask again later to learn when it
                 // is done.
                 resource.stop_retry_at_ms = Some(now_ms.saturating_add(STOP_RETRY_MS));
+                resource.stops_unconfirmed = resource.stops_unconfirmed.saturating_add(1);
+                resource.stop_failure = Some(reason.clone());
+                if resource.stop_failed() {
+                    return self.stop_failed(name);
+                }
                 resource.reason = format!("stop: {reason}");
                 return;
             }
@@ -86,12 +91,15 @@ impl Runner {
             Outcome::TimedOut => "stopped (killed after the stop timed out)".to_string(),
             Outcome::Rejected(reason) => format!("stop rejected, taken as stopped: {reason}"),
         };
-        resource.held = false;
-        resource.stop_retry_at_ms = None;
-        if resource.state == State::Failed {
-            return;
+        resource.confirmed_offline();
+        match resource.state {
+            State::Blocked => {
+                let why = format!("stopped after its stop failed: {reason}");
+                self.set_resource_state(name, State::Failed, why);
+            }
+            State::Failed => {}
+            _ => self.set_resource_state(name, State::Offline, reason),
         }
-        self.set_resource_state(name, State::Offline, reason);
     }
 
     fn on_check_done(&mut self, name: &str, level: CheckLevel, outcome: &Outcome, now_ms: u64) {
@@ -142,8 +150,10 @@ impl Runner {
                 self.resource_failed(name, reason.to_string(), !offline, now_ms);
             }
             // Failed and waiting for its dependents to stop before its own stop: the stop is
-            // no longer needed, and the failure was counted already.
-            (None, State::Failed) if resource.held => resource.held = !offline,
+            // no longer needed, and the failure was counted already. (A Blocked one waits for
+            // its next stop, whose answer says the same.)
+            (None, State::Failed) if resource.held && offline => resource.confirmed_offline(),
+            (None, State::Failed) if resource.held => {}
             // A start's failure is reported by the start's answer; anything else is stale.
             _ => self.ignored_events += 1,
         }
@@ -156,12 +166,19 @@ impl Runner {
             let Some(resource) = self.resources.get_mut(&name) else {
                 continue;
             };
-            resource.held = false;
+            resource.confirmed_offline();
             resource.outstanding = None;
-            resource.stop_retry_at_ms = None;
             resource.clear_checks();
-            if resource.state != State::Failed {
-                self.set_resource_state(&name, State::Offline, "stopped by stop-all".to_string());
+            match resource.state {
+                State::Failed => {}
+                State::Blocked => {
+                    let why = "stopped by stop-all after its stop failed".to_string();
+                    self.set_resource_state(&name, State::Failed, why);
+                }
+                _ => {
+                    let why = "stopped by stop-all".to_string();
+                    self.set_resource_state(&name, State::Offline, why);
+                }
             }
         }
     }

@@ -1,10 +1,10 @@
 //! What a failure does: restart in place while the threshold allows, otherwise give the
 //! resource up, and its group with it if it affects the group. The restart itself is no
 //! script: a Failed resource that may run again is stopped and started by the rules of
-//! `reconcile.rs` like any other.
+//! `reconcile.rs` like any other. A failed stop blocks instead (`stop_failed`).
 
 use super::resource::GiveUp;
-use super::{Runner, State};
+use super::{Runner, RunnerMutation, RunnerOutput, State, StopFailure, STOP_ATTEMPTS_MAX};
 
 impl Runner {
     /// `name` failed with `reason`; `still_held` says whether the monitor may still hold it
@@ -78,6 +78,35 @@ impl Runner {
         self.set_resource_state(name, State::Failed, why.clone());
         if affects_group {
             self.fail_group(slot, why);
+        }
+    }
+
+    /// The stop of `name` failed (`STOP_ATTEMPTS_MAX` answers in a row, the last one's reason
+    /// in `stop_failure`): it may still run, so it is Blocked, and stays held until the monitor
+    /// confirms it offline; under `StopFailure::Leave` the node leaves the cluster too.
+    pub(super) fn stop_failed(&mut self, name: &str) {
+        let Some(resource) = self.resources.get_mut(name) else {
+            return;
+        };
+        assert!(
+            resource.held,
+            "{name} blocked while the monitor holds nothing of it"
+        );
+        assert!(resource.stop_failed());
+        let reason = resource.stop_failure.clone().unwrap_or_default();
+        if self.mutation == RunnerMutation::FailedStopReleases {
+            // Broken on purpose: given up as stopped, though it may still run.
+            resource.confirmed_offline();
+            let why = format!("taken as stopped after its stop failed ({reason})");
+            return self.set_resource_state(name, State::Failed, why);
+        }
+        resource.last_failure = Some(format!("stop failed: {reason}"));
+        self.set_resource_state(name, State::Blocked, format!("stop failed ({reason})"));
+        if self.stop_failure == StopFailure::Leave && !self.leave_asked {
+            self.leave_asked = true;
+            let reason =
+                format!("the stop of resource {name} failed {STOP_ATTEMPTS_MAX} times ({reason})");
+            self.outputs.push_back(RunnerOutput::Leave { reason });
         }
     }
 }

@@ -35,8 +35,18 @@
 //!
 //! **Offline is what the monitor confirms**: a `Done` for `Stop`, a failed start, or
 //! `ResourceFailed`, except an `Outcome::OfflineNotConfirmed` or a `ResourceFailed` with
-//! `offline_confirmed: false`, after which the runner asks again every `STOP_RETRY_MS`. `GroupStopped` is emitted only once every resource of the
-//! group is confirmed offline.
+//! `offline_confirmed: false`, after which the runner asks again every `STOP_RETRY_MS`.
+//! `GroupStopped` is emitted only once every resource of the group is confirmed offline.
+//!
+//! **A failed stop blocks** (Pacemaker's `on-fail=block`, or `fence` with fencing): once
+//! `STOP_ATTEMPTS_MAX` stops in a row were answered `OfflineNotConfirmed`, the resource is
+//! Blocked ("stop failed (why)") and so is its group. Nothing changes in what runs: the
+//! resource is still held, so its dependencies stay up, no `GroupStopped` comes, and the core
+//! keeps counting the group as held here, so no other node starts it. The runner keeps asking
+//! every `STOP_RETRY_MS`; a stop the monitor finally confirms ends the block (the resource is
+//! then Failed, and the rules above go on). With `StopFailure::Leave` the runner also asks
+//! the daemon to leave the cluster (`RunnerOutput::Leave`): its watchdog then resets the node
+//! before its lease runs out on the survivors (disklayout/ARBITRATION.md §6).
 //!
 //! **Catalog changes** take effect at once for what runs (roles, dependencies, new, removed
 //! or moved resources, removed groups). A resource whose type or parameters change while the
@@ -87,6 +97,46 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// the runner learns that it finished, so once a second is plenty.
 pub const STOP_RETRY_MS: u64 = 1_000;
 
+/// Stops in a row answered `OfflineNotConfirmed` after which the stop counts as failed and the
+/// resource is Blocked. The monitor answers so only `KILL_WAIT_MS_MAX` (5 s) after it killed
+/// the resource, retrying the cleanup stop meanwhile, and then once per `STOP_RETRY_MS`: so a
+/// resource blocks about 10 s after its stop or start was killed. Longer than processes in
+/// uninterruptible sleep usually linger, short enough that the group is not silently stuck.
+pub const STOP_ATTEMPTS_MAX: u32 = 5;
+
+/// What a node does when a stop failed (`STOP_ATTEMPTS_MAX`): the resource may still run here,
+/// so the group must not start anywhere else until this node is confirmed stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StopFailure {
+    /// Keep the group here, Blocked, with the reason shown, until the monitor confirms the
+    /// stop or an administrator intervenes. No other node starts it meanwhile.
+    #[default]
+    Block,
+    /// Block, and leave the cluster at once (`RunnerOutput::Leave`): the node stops renewing
+    /// its lease and pinging its monitor, so its watchdog resets it, and the survivors take the
+    /// group over once its lease expired on disk. Only with a watchdog: without one the
+    /// resource could still run when they do.
+    Leave,
+}
+
+impl StopFailure {
+    /// The name `wolfpack node --stop-failure` takes and `ctl status` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopFailure::Block => "block",
+            StopFailure::Leave => "leave",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<StopFailure> {
+        match name {
+            "block" => Some(StopFailure::Block),
+            "leave" => Some(StopFailure::Leave),
+            _ => None,
+        }
+    }
+}
+
 /// The state of a resource or of a group, as `ctl` shows it and transitions log it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum State {
@@ -95,6 +145,8 @@ pub enum State {
     Online,
     OfflinePending,
     Failed,
+    /// Its stop failed: it may still run, and stays held here (see `StopFailure`).
+    Blocked,
 }
 
 impl State {
@@ -106,6 +158,7 @@ impl State {
             State::Online => "online",
             State::OfflinePending => "offline-pending",
             State::Failed => "failed",
+            State::Blocked => "blocked",
         }
     }
 }
@@ -137,6 +190,11 @@ pub enum RunnerOutput {
     /// group top-down; `GroupStopped` follows. The daemon tells the core, which moves the group
     /// elsewhere.
     GroupFailed { slot: u8, reason: String },
+    /// A stop failed under `StopFailure::Leave`: leave the cluster now, for good in this run.
+    /// Asked once; the resource stays Blocked and its group held here (never `GroupStopped`
+    /// while it may run), so the node holds a group without a lease and pings its monitor no
+    /// more: the monitor's dead-man fires and the watchdog resets the node.
+    Leave { reason: String },
 }
 
 /// One resource as `ctl resources` shows it.
@@ -184,6 +242,10 @@ pub struct Runner {
     /// `filesystem` resources whose shared-disk lease this node holds (the core's
     /// `Output::ResourceLease`): only these may be started, and one whose lease goes is stopped.
     leases_held: BTreeSet<String>,
+    /// What a failed stop does besides blocking.
+    stop_failure: StopFailure,
+    /// `RunnerOutput::Leave` was asked (once per run of the node).
+    leave_asked: bool,
     /// A rule broken on purpose (the simulator's mutation tests); `None` everywhere else.
     mutation: RunnerMutation,
 }
@@ -199,8 +261,15 @@ impl Runner {
             outputs: VecDeque::new(),
             ignored_events: 0,
             last_now_ms: 0,
+            stop_failure: StopFailure::Block,
+            leave_asked: false,
             mutation: RunnerMutation::None,
         }
+    }
+
+    /// What a failed stop does besides blocking (`StopFailure::Block` unless set).
+    pub fn set_stop_failure(&mut self, stop_failure: StopFailure) {
+        self.stop_failure = stop_failure;
     }
 
     /// Breaks one rule on purpose, for the simulator's mutation tests.

@@ -12,6 +12,9 @@ pub enum RunnerMutation {
     StopUnconfirmed,
     /// A resource starts without waiting for its dependencies to be online.
     StartBeforeDependencies,
+    /// A failed stop counts as confirmed once its retries are spent (instead of blocking):
+    /// the group is reported stopped while the resource may still run.
+    FailedStopReleases,
 }
 
 impl RunnerMutation {
@@ -20,6 +23,7 @@ impl RunnerMutation {
         match name {
             "runner-stop-unconfirmed" => Some(RunnerMutation::StopUnconfirmed),
             "runner-start-before-dependencies" => Some(RunnerMutation::StartBeforeDependencies),
+            "runner-failed-stop-releases" => Some(RunnerMutation::FailedStopReleases),
             _ => None,
         }
     }

@@ -73,7 +73,9 @@ impl Runner {
                 .is_some_and(|at_ms| at_ms <= now_ms)
             {
                 resource.gave_up = None;
-                resource.reason = "its failures expired; it may run again".to_string();
+                if resource.state != State::Blocked {
+                    resource.reason = "its failures expired; it may run again".to_string();
+                }
             }
         }
     }
@@ -181,6 +183,17 @@ impl Runner {
     }
 
     fn group_state(&self, slot: u8, all_down: bool) -> (State, String) {
+        // First: it is what keeps the group here, whatever else holds.
+        if let Some(blocked) = self.members(slot).find(|member| member.stop_failed()) {
+            let why = blocked
+                .stop_failure
+                .as_deref()
+                .unwrap_or("not confirmed offline");
+            return (
+                State::Blocked,
+                format!("stop failed ({}: {why})", blocked.name),
+            );
+        }
         if let Some(reason) = self
             .groups
             .get(&slot)

@@ -38,6 +38,10 @@ pub(super) struct ResourceRun {
     pub held: bool,
     /// After `OfflineNotConfirmed`: when to ask the monitor again.
     pub stop_retry_at_ms: Option<u64>,
+    /// Stops in a row answered `OfflineNotConfirmed` since the monitor last confirmed it
+    /// offline, and the last answer's reason: Blocked from `STOP_ATTEMPTS_MAX` on.
+    pub stops_unconfirmed: u32,
+    pub stop_failure: Option<String>,
     pub looks_alive_due_ms: Option<u64>,
     pub is_alive_due_ms: Option<u64>,
     pub failures: FailureHistory,
@@ -64,6 +68,8 @@ impl ResourceRun {
             outstanding: None,
             held: false,
             stop_retry_at_ms: None,
+            stops_unconfirmed: 0,
+            stop_failure: None,
             looks_alive_due_ms: None,
             is_alive_due_ms: None,
             failures: FailureHistory::default(),
@@ -78,9 +84,24 @@ impl ResourceRun {
         !self.held && self.outstanding.is_none()
     }
 
-    /// A failed resource the monitor may still hold: it must be stopped before it may run.
+    /// A failed resource the monitor may still hold (a Blocked one is): it must be stopped
+    /// before it may run.
     pub fn is_failed_and_held(&self) -> bool {
-        self.state == State::Failed && !self.is_down()
+        matches!(self.state, State::Failed | State::Blocked) && !self.is_down()
+    }
+
+    /// Its stop failed (`STOP_ATTEMPTS_MAX` answers in a row did not confirm it offline).
+    pub fn stop_failed(&self) -> bool {
+        self.stops_unconfirmed >= super::STOP_ATTEMPTS_MAX
+    }
+
+    /// The monitor confirmed it offline: nothing of it is held any more, and a failed stop is
+    /// over.
+    pub fn confirmed_offline(&mut self) {
+        self.held = false;
+        self.stop_retry_at_ms = None;
+        self.stops_unconfirmed = 0;
+        self.stop_failure = None;
     }
 
     /// The per-operation timeout for the monitor; 0 s, like none, means the monitor's default

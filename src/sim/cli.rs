@@ -86,7 +86,8 @@ pub fn run_simulate(args: &[String]) -> i32 {
                      membership-outlives-quorum, hand-back-held-alone, \
                      install-ignores-judged-views, acknowledged-epoch-is-a-view, \
                      newer-incarnation-confirms, late-joiner-status-counts, \
-                     runner-stop-unconfirmed or runner-start-before-dependencies",
+                     runner-stop-unconfirmed, runner-start-before-dependencies or \
+                     runner-failed-stop-releases",
                 ),
             },
         };

@@ -259,9 +259,11 @@ impl Cluster {
             test_groups,
             refuse_ms_max: REFUSE_MS_MAX,
             runner_mutation: self.params.runner_mutation,
+            stop_failure: self.params.stop_failure,
         });
         let sim_node = &mut self.nodes[index];
-        sim_node.monitor = Some(SimMonitor::new(monitor_seed, fence_timeout_ms));
+        let stuck_stops = self.params.stuck_stops;
+        sim_node.monitor = Some(SimMonitor::new(monitor_seed, fence_timeout_ms, stuck_stops));
         sim_node.catalog = Arc::new(Catalog::default());
         sim_node.incarnation = incarnation;
         sim_node.host = Some(host);
@@ -359,16 +361,23 @@ impl Cluster {
         self.check_instant();
     }
 
+    /// Whether node `id`'s watchdog went unfed for its timeout by now.
+    pub(super) fn watchdog_due(&self, id: u8) -> bool {
+        let fed_ms = self.nodes[usize::from(id - 1)].watchdog_fed_ms;
+        self.params
+            .watchdog_ms
+            .is_some_and(|watchdog_ms| self.tick * TICK_MS >= fed_ms + watchdog_ms)
+    }
+
     /// A node whose watchdog went unfed for its timeout is reset by the hardware, frozen or
-    /// not: everything on it stops at once, and it boots again.
+    /// not, its daemon gone or not: everything on it stops at once, and it boots again.
     fn fire_watchdogs(&mut self) {
-        let Some(watchdog_ms) = self.params.watchdog_ms else {
+        if self.params.watchdog_ms.is_none() {
             return;
-        };
-        let now_ms = self.tick * TICK_MS;
+        }
         for id in 1..=self.params.node_count {
-            let sim_node = &self.nodes[usize::from(id - 1)];
-            if sim_node.host.is_none() || now_ms < sim_node.watchdog_fed_ms + watchdog_ms {
+            // A monitor, even a fenced one, means the machine runs (a crash drops it).
+            if self.nodes[usize::from(id - 1)].monitor.is_none() || !self.watchdog_due(id) {
                 continue;
             }
             *self.report.resources.entry("watchdog resets").or_insert(0) += 1;
@@ -638,6 +647,13 @@ impl Cluster {
                 reason,
                 ..
             } => {
+                if to == crate::runner::State::Blocked && resource.is_some() {
+                    *self
+                        .report
+                        .resources
+                        .entry("resources blocked by a failed stop")
+                        .or_insert(0) += 1;
+                }
                 self.fold_digest(format_args!("{id} {group}/{resource:?} {to}: {reason}"));
                 if self.trace {
                     println!(
@@ -669,6 +685,17 @@ impl Cluster {
             }
             HostOutput::FailureNotRecorded { .. } => {
                 self.report.count_gum("failures not recorded");
+            }
+            HostOutput::Leaving { reason } => {
+                *self
+                    .report
+                    .resources
+                    .entry("nodes left on a failed stop")
+                    .or_insert(0) += 1;
+                self.fold_digest(format_args!("{id} leaves: {reason}"));
+                if self.trace {
+                    println!("tick={} node={id} leaves: {reason}", self.tick);
+                }
             }
             HostOutput::ResourceLease { resource, held } => {
                 self.fold_digest(format_args!("{id} lease {resource} held={held}"));

@@ -25,7 +25,7 @@ use crate::core::disk_records::Timing;
 use crate::core::timeout::{DISK_IO_LATENCY_MAX_MS, TICK_MS};
 use crate::core::Mutation;
 use crate::prng::Prng;
-use crate::runner::RunnerMutation;
+use crate::runner::{RunnerMutation, StopFailure};
 pub use checker::{Violation, ViolationKind};
 use cluster::Cluster;
 use disk::DiskParams;
@@ -78,6 +78,17 @@ pub struct Params {
     /// the seeds). With one, freezes of a whole node (daemon, monitor and resources) may last
     /// several lease expiries; without, they stay shorter than the resources' stop budget.
     pub watchdog_ms: Option<u64>,
+    /// What a failed stop does on every node (`wolfpack node --stop-failure`): `Leave` only
+    /// with a watchdog, as the daemon enforces (half the catalog seeds that have one).
+    pub stop_failure: StopFailure,
+    /// While the faults last, the simulated monitors now and then fail to stop a killed
+    /// resource at all (`monitor_sim::STUCK_ONE_IN`): a hung agent, an address that cannot be
+    /// removed. It runs on until its node reboots (a watchdog reset, a crash), or, under
+    /// `StopFailure::Block`, until an administrator fixes it, `STUCK_FIX_TICKS` after the
+    /// faults heal. Half the
+    /// catalog seeds with a watchdog: without one, a node that loses its lease leaves such a
+    /// resource running (ARBITRATION.md §6; `tests/sim_mutations.rs` shows the checker sees it).
+    pub stuck_stops: bool,
 }
 
 /// Convergence bound after the last fault heals, in ticks (12 s). Worst case, summed from the
@@ -91,6 +102,19 @@ pub struct Params {
 /// final read with the claim check, the claim (161): 1276 ticks. The sweeps observe at most
 /// ~730 (~620 before resource leases).
 pub const CONVERGE_TICKS_MAX: u64 = 1300;
+
+/// Under `StopFailure::Block`, how long after the faults heal the stuck stops are fixed
+/// (`Params::stuck_stops`): long enough for a resource stuck just before the heal to block.
+pub const STUCK_FIX_TICKS: u64 = 1500;
+
+/// What seeds with stuck stops add to the bound. Under `StopFailure::Leave` a resource stuck
+/// just before the heal blocks `KILL_WAIT_MS_MAX` plus `STOP_ATTEMPTS_MAX` retries later (after
+/// at most 3 s of timeout: 3 + 5 + 5 × 1.25 = 14.3 s), then its node leaves and its watchdog
+/// resets it within the fence timeout, and only then does the cluster converge as above (19 s):
+/// the bound holds about 14 s more. Under `StopFailure::Block` the stop is fixed
+/// `STUCK_FIX_TICKS` after the heal, confirmed at the next retry (1.25 s), and the group comes
+/// online where it is or moves (as after any stop, within the resource bound): 16.3 s more.
+pub const STUCK_SETTLE_TICKS_MAX: u64 = 1700;
 
 /// What catalog seeds add to the bound (6 s), for their resources. Worst case after the heal,
 /// from the simulated monitor's limits (`monitor_sim.rs`) and the workload's timeouts (3 s at
@@ -158,17 +182,28 @@ impl Params {
             watchdog_ms: prng
                 .chance(1, 2)
                 .then(|| Timing::default().watchdog_timeout_max_ms()),
+            stop_failure: StopFailure::Block,
+            stuck_stops: false,
         };
         // Drawn after every other knob, so they stay what earlier seeds had.
         if prng.chance(1, 2) {
             params.network.late_per_mille = prng.range_inclusive(1, 40);
         }
         params.bridges = prng.chance(1, 2);
+        if params.catalog_groups && params.watchdog_ms.is_some() {
+            params.stuck_stops = prng.chance(1, 2);
+            if prng.chance(1, 2) {
+                params.stop_failure = StopFailure::Leave;
+            }
+        }
         if mutation == Mutation::WatchdogTimeoutTooLong {
             params.watchdog_ms = Some(3 * u64::from(Timing::default().lease_expiry_ms));
         }
         if params.catalog_groups {
             params.converge_ticks_max += RESOURCE_SETTLE_TICKS_MAX;
+        }
+        if params.stuck_stops {
+            params.converge_ticks_max += STUCK_SETTLE_TICKS_MAX;
         }
         params
     }
@@ -259,6 +294,13 @@ pub fn run(params: Params) -> (Report, Cluster) {
                 cluster.boot(id);
             }
         }
+        if cluster.tick == cluster.params.ticks_faulty + STUCK_FIX_TICKS
+            && cluster.params.stop_failure == StopFailure::Block
+        {
+            // A blocked group stays where it is until its stop succeeds: some time after the
+            // faults, an administrator fixes what made it fail and the next cleanups succeed.
+            cluster.unstick_stops();
+        }
         workload::inject(&mut cluster);
         if cluster.tick < cluster.params.ticks_faulty {
             gum_workload::submit(&mut cluster);
@@ -325,6 +367,7 @@ fn heal(cluster: &mut Cluster) {
     }
     cluster.network.heal();
     cluster.disk.params.error_per_mille = 0;
+
     for id in 1..=cluster.params.node_count {
         if cluster.nodes[usize::from(id - 1)].host.is_none() {
             cluster.boot(id);

@@ -17,6 +17,11 @@
 //! The dead-man switch is the real monitor's (`monitor/server.rs`): the first command of any
 //! kind arms it, and only a `Ping` restarts it, for `fence_timeout_ms`. When it runs out the
 //! monitor kills everything and exits, whether it held anything or not.
+//!
+//! With `stuck_stops` (`Params::stuck_stops`), one killed resource in `STUCK_ONE_IN` is never
+//! gone while the faults last: every stop is answered "offline not confirmed", and the dead-man
+//! cannot kill it either. It stays `held` (running) until `unstick`, or until the node reboots
+//! (the cluster drops the monitor).
 
 use crate::monitor::constants::KILL_WAIT_MS_MAX;
 use crate::monitor::protocol::{CheckLevel, Event, Operation, Outcome, OFFLINE_NOT_CONFIRMED};
@@ -36,6 +41,10 @@ const LINGER_MS_MAX: u64 = 7_000;
 /// How late the real monitor's loop may notice that a report is due (its loop sleeps at most
 /// LOOP_SLEEP_MS_MAX); a stop of a resource still cleaning up is answered this late at most.
 const LOOP_MS_MAX: u64 = 250;
+/// With `stuck_stops`, one cleanup in so many never ends by itself.
+pub const STUCK_ONE_IN: u64 = 3;
+/// The cleanup time of a stuck resource: never, within any run (and far from overflowing).
+const STUCK_MS: u64 = u64::MAX / 4;
 
 /// How an operation under way ends.
 #[derive(Clone, Debug)]
@@ -114,6 +123,11 @@ impl HeldResource {
     pub fn is_up(&self) -> bool {
         matches!(self.phase, Phase::Online { .. } | Phase::Checking { .. })
     }
+
+    /// Killed, and never going by itself: nothing but a reboot ends it.
+    pub fn is_stuck(&self) -> bool {
+        matches!(self.phase, Phase::Cleaning { gone_ms, .. } if gone_ms >= STUCK_MS)
+    }
 }
 
 /// The monitor of one simulated node.
@@ -136,10 +150,12 @@ pub struct SimMonitor {
     fence_timeout_ms: u64,
     /// When the dead-man fences if no `Ping` comes first (None: no command yet).
     fence_deadline_ms: Option<u64>,
+    /// Killed resources may be stuck (see the module docs).
+    stuck_stops: bool,
 }
 
 impl SimMonitor {
-    pub fn new(seed: u64, fence_timeout_ms: u64) -> SimMonitor {
+    pub fn new(seed: u64, fence_timeout_ms: u64, stuck_stops: bool) -> SimMonitor {
         SimMonitor {
             prng: Prng::new(seed),
             held: BTreeMap::new(),
@@ -150,6 +166,7 @@ impl SimMonitor {
             changed: false,
             fence_timeout_ms,
             fence_deadline_ms: None,
+            stuck_stops,
         }
     }
 
@@ -513,13 +530,34 @@ impl SimMonitor {
     }
 
     /// The dead-man switch: everything is killed at once and the monitor exits (the daemon,
-    /// whose monitor is gone, exits too).
+    /// whose monitor is gone, exits too). A stuck resource survives it: it stays `held`.
     pub fn fence(&mut self) {
-        self.held.clear();
+        self.held.retain(|_, held| held.is_stuck());
         self.changed = true;
         self.ready.clear();
         self.unread_failures.clear();
         self.fenced = true;
+    }
+
+    /// Stuck resources are gone from `now_ms` on (what kept them was fixed); a later `Stop`
+    /// confirms it.
+    pub fn unstick(&mut self, now_ms: u64) {
+        for held in self.held.values_mut() {
+            match &mut held.phase {
+                Phase::Cleaning { gone_ms, .. } if *gone_ms >= STUCK_MS => *gone_ms = now_ms,
+                // A start or stop under way that was drawn to get stuck.
+                Phase::Starting {
+                    ending: Ending::Killed { cleanup_ms, .. },
+                    ..
+                }
+                | Phase::Stopping {
+                    ending: Ending::Killed { cleanup_ms, .. },
+                    ..
+                } if *cleanup_ms >= STUCK_MS => *cleanup_ms = 0,
+                _ => continue,
+            }
+            self.changed = true;
+        }
     }
 
     /// A catalog change: each resource keeps requiring only the dependencies `depends_of`
@@ -601,8 +639,12 @@ impl SimMonitor {
     }
 
     /// How long killed processes take to go: mostly at once, sometimes a while, sometimes
-    /// past KILL_WAIT_MS_MAX (then "offline not confirmed").
+    /// past KILL_WAIT_MS_MAX (then "offline not confirmed"); with `stuck_stops`, now and then
+    /// never.
     fn draw_cleanup_ms(&mut self) -> u64 {
+        if self.stuck_stops && self.prng.chance(1, STUCK_ONE_IN) {
+            return STUCK_MS;
+        }
         match self.prng.below(100) {
             0..=69 => 0,
             70..=89 => self.prng.range_inclusive(1, KILL_WAIT_MS_MAX - 1),
@@ -713,7 +755,7 @@ mod tests {
         let names = ["a", "b", "c"];
         let mut seen_not_confirmed = false;
         for seed in 1..=200 {
-            let mut monitor = SimMonitor::new(seed, 500);
+            let mut monitor = SimMonitor::new(seed, 500, false);
             let mut script = Prng::new(seed ^ 0xC0FFEE);
             let mut outstanding: BTreeMap<&str, usize> = BTreeMap::new();
             let mut now_ms = 0;

@@ -15,7 +15,7 @@
 
 use super::checker::{Finding, ViolationKind};
 use super::cluster::Cluster;
-use super::monitor_sim::Start;
+use super::monitor_sim::{SimMonitor, Start};
 use super::resource_checker::{self, NodeTruth};
 use crate::monitor::protocol::{Command, Event, Operation, Outcome};
 
@@ -82,16 +82,54 @@ impl Cluster {
         if self.trace {
             println!("tick={} node={id} monitor fenced (dead-man)", self.tick);
         }
-        if !paused {
+        // A paused daemon exits when it resumes; a watchdog due resets the machine now.
+        let survivors = self.nodes[usize::from(id - 1)]
+            .monitor
+            .as_ref()
+            .is_some_and(SimMonitor::holds_anything);
+        if !paused || (survivors && self.watchdog_due(id)) {
             self.restart_after_fence(id);
         }
         false
     }
 
-    /// A node whose monitor fenced: its daemon exits, and is started again.
+    /// A node whose monitor fenced: its daemon exits, and is started again. What the fence
+    /// could not kill (a stuck resource) runs on, unless the watchdog resets the machine now
+    /// (it does, ARBITRATION.md rule 5: `W ≤ F/(1 + ρ)`): then the node stays down, its fenced
+    /// monitor still holding those resources, until it reboots (the watchdog, if late, or a
+    /// crash; heal boots it).
     pub(super) fn restart_after_fence(&mut self, id: u8) {
+        let index = usize::from(id - 1);
+        let survivors = self.nodes[index]
+            .monitor
+            .as_ref()
+            .is_some_and(SimMonitor::holds_anything);
+        if survivors && !self.watchdog_due(id) {
+            *self
+                .report
+                .resources
+                .entry("resources outliving their daemon")
+                .or_insert(0) += 1;
+            let monitor = self.nodes[index].monitor.take();
+            self.crash(id);
+            self.nodes[index].monitor = monitor;
+            return;
+        }
+        if survivors {
+            *self.report.resources.entry("watchdog resets").or_insert(0) += 1;
+        }
         self.crash(id);
         self.boot(id);
+    }
+
+    /// Every stuck resource is gone from now on (`Params::stuck_stops`).
+    pub(super) fn unstick_stops(&mut self) {
+        for id in 1..=self.params.node_count {
+            let now_ms = self.local_ms(id);
+            if let Some(monitor) = self.nodes[usize::from(id - 1)].monitor.as_mut() {
+                monitor.unstick(now_ms);
+            }
+        }
     }
 
     /// Whether node `id`'s monitor fenced (its daemon must exit when it next runs).

@@ -241,7 +241,7 @@ mod tests {
     /// A monitor of node `node` running `started` (name, slot, depends), each started in turn
     /// once what it needs is up.
     fn monitor_running(started: &[(&str, u8, &[&str])]) -> SimMonitor {
-        let mut monitor = SimMonitor::new(7, 500);
+        let mut monitor = SimMonitor::new(7, 500, false);
         let mut now_ms = 0;
         for (name, slot, depends) in started {
             let depends: Vec<String> = depends.iter().map(|name| name.to_string()).collect();

@@ -5,6 +5,7 @@ use super::Daemon;
 use crate::core;
 use crate::node::catalog_commands::{GroupRuntime, ResourceRuntime, Runtime};
 use crate::node::event_record::iso8601_utc_ms;
+use crate::runner::State;
 
 impl Daemon {
     /// What `ctl groups|resources` show beside the catalog: each group's owner in this epoch's
@@ -32,7 +33,11 @@ impl Daemon {
                 let here = groups.iter().find(|state| state.slot == group.slot);
                 let refused =
                     refusals(group, now_s, me, refusing_here & core::bit(group.slot) != 0);
-                let state = if let Some(reason) = self.host.core().group_blocked(group.slot) {
+                let blocked = here.filter(|run| run.state == State::Blocked);
+                // A failed stop first: whoever owns the group in the table, it is held here.
+                let state = if let Some(run) = blocked {
+                    Some(describe(run.state.name(), &run.reason))
+                } else if let Some(reason) = self.host.core().group_blocked(group.slot) {
                     Some(format!("failed: {reason}"))
                 } else if !member {
                     Some("unknown: this node is not a member".to_string())
@@ -98,6 +103,19 @@ fn refusals(group: &core::catalog::GroupSpec, now_s: u64, me: u8, refused_here: 
         ));
     }
     said.join("; ")
+}
+
+impl Daemon {
+    /// Groups blocked here by a failed stop, and why (`ctl status`).
+    pub(super) fn blocked_groups(&self) -> Vec<(String, String)> {
+        self.host
+            .runner()
+            .group_states()
+            .into_iter()
+            .filter(|group| group.state == State::Blocked)
+            .map(|group| (group.group, group.reason))
+            .collect()
+    }
 }
 
 fn describe(state: &str, reason: &str) -> String {
