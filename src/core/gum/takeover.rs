@@ -17,12 +17,16 @@ use super::replica::Replica;
 use super::wire::{GumMessage, SyncReply};
 use super::{CheckpointKnown, Committed, Entry, RECOVERY_READS_IN_FLIGHT_MAX};
 use crate::core::disk_records::{
-    self, CheckpointHeader, DuplicateRule, LogBlock, LogReplayer, ReplayStep, Sealed, BLOCK_SIZE,
+    self, CheckpointHeader, DuplicateRule, LogBlock, LogReplayer, ReplayStep, Sealed, Unreadable,
+    BLOCK_SIZE,
 };
 use crate::core::message::Body;
 use crate::core::node::{Node, Purpose};
 use crate::core::Dropped;
 use crate::core::{bit, ids, Event, Mutation};
+
+/// A checkpoint header as a read found it: `Ok(None)` for an empty block or another cluster's.
+type HeaderRead = Result<Option<Sealed<CheckpointHeader>>, Unreadable>;
 
 /// Ticks between two `Sync` requests to members that did not answer.
 const SYNC_RETRY_TICKS: u64 = 10;
@@ -39,7 +43,7 @@ pub(crate) enum Step {
         required: u64,
     },
     Headers {
-        headers: [Option<Result<Option<Sealed<CheckpointHeader>>, ()>>; 2],
+        headers: [Option<HeaderRead>; 2],
     },
     Payload {
         slot: usize,
@@ -334,7 +338,7 @@ impl Node {
                 let decoded = match disk_records::decode::<CheckpointHeader>(&block[..]) {
                     Ok(Some(sealed)) if sealed.cluster_id == cluster_id => Ok(Some(sealed)),
                     Ok(_) => Ok(None),
-                    Err(_) => Err(()),
+                    Err(_) => Err(Unreadable),
                 };
                 headers[slot] = Some(decoded);
             }
@@ -361,11 +365,7 @@ impl Node {
     }
 
     /// Picks the newest valid checkpoint; loads it if our replica is behind it.
-    fn choose_checkpoint(
-        &mut self,
-        a: Result<Option<Sealed<CheckpointHeader>>, ()>,
-        b: Result<Option<Sealed<CheckpointHeader>>, ()>,
-    ) {
+    fn choose_checkpoint(&mut self, a: HeaderRead, b: HeaderRead) {
         // Called once both headers are read, and before the replay has a base.
         debug_assert!(matches!(
             self.takeover()
