@@ -201,18 +201,19 @@ fn parse_group_move(rest: &[&str]) -> Result<CatalogCommand, String> {
     }
 }
 
+/// The numeric settings `resource add` and `resource update` both take (`--FLAG N`).
+const RESOURCE_SETTING_FLAGS: [&str; 5] = [
+    "restart-threshold",
+    "restart-period",
+    "looksalive",
+    "isalive",
+    "timeout",
+];
+
 fn parse_resource_add(rest: &[&str]) -> Result<CatalogCommand, String> {
     const COMMAND: &str = "resource add";
     let mut options = getopts::Options::new();
-    for flag in [
-        "group",
-        "type",
-        "restart-threshold",
-        "restart-period",
-        "looksalive",
-        "isalive",
-        "timeout",
-    ] {
+    for flag in ["group", "type"].into_iter().chain(RESOURCE_SETTING_FLAGS) {
         options.optopt("", flag, "", "");
     }
     options.optmulti("", "param", "", "KEY=VALUE");
@@ -252,13 +253,7 @@ fn parse_resource_add(rest: &[&str]) -> Result<CatalogCommand, String> {
 fn parse_resource_update(rest: &[&str]) -> Result<CatalogCommand, String> {
     const COMMAND: &str = "resource update";
     let mut options = getopts::Options::new();
-    for flag in [
-        "restart-threshold",
-        "restart-period",
-        "looksalive",
-        "isalive",
-        "timeout",
-    ] {
+    for flag in RESOURCE_SETTING_FLAGS {
         options.optopt("", flag, "", "");
     }
     options.optmulti("", "param", "", "KEY=VALUE");

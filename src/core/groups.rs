@@ -225,7 +225,7 @@ pub(crate) fn reassign(
     // somewhere (a lost owner's, a refused one, a new one) go to the nodes with the fewest
     // groups: a dead node's groups spread over the survivors.
     let mut order: Vec<&Policy> = policies.iter().collect();
-    order.sort_by_key(|policy| {
+    order.sort_by_cached_key(|policy| {
         let entry = table[usize::from(policy.slot - 1)];
         let keeper = Policy::keeper(entry.owner, holder_of(policy.slot), candidates_of(policy));
         (keeper.is_none(), policy.slot)

@@ -158,6 +158,14 @@ impl Placement {
         }
     }
 
+    /// Whether `refusal` of `slot` was made for the group the catalog has there now, under its
+    /// current cleanup generation (compared in place: every heartbeat asks).
+    fn made_for_current_group(&self, slot: u8, refusal: &LocalRefusal) -> bool {
+        let group = self.catalog.group_by_slot(slot);
+        group.map(|group| group.name.as_str()) == refusal.group.as_deref()
+            && group.map_or(0, |group| group.cleanup) == refusal.cleanup
+    }
+
     /// Groups refused by node `me` at `now_ticks`: its own refusals still in force for the
     /// group they were made for, and its records in the catalog still in force by the wall
     /// clock (so a restarted node keeps refusing what its previous run gave up).
@@ -166,8 +174,7 @@ impl Placement {
             .refusals
             .iter()
             .filter(|(slot, refusal)| {
-                refusal.until_tick > now_ticks
-                    && self.refusal_of(**slot, refusal.until_tick) == **refusal
+                refusal.until_tick > now_ticks && self.made_for_current_group(**slot, refusal)
             })
             .fold(0, |set, (slot, _)| set | bit(*slot));
         let recorded = match self.wall_s {
